@@ -1,0 +1,190 @@
+"""Every ``recstore`` command. Thin on purpose: parse, call into the package, print, exit.
+
+Exit statuses: 0 success, 1 the command ran and something failed, 2 bad usage or a bad
+configuration (one line per problem on stderr, naming the key).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+import yaml
+
+from recstore import __version__, events
+from recstore.config import Settings, load_settings, masked_dump
+from recstore.errors import ConfigError
+
+CONFIG_OPTION = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="RECSTORE_CONFIG",
+    help="YAML configuration file (env: RECSTORE_CONFIG). Without it: defaults + environment.",
+)
+STATE_OPTION = click.option(
+    "--state-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path(".devstack/state.json"),
+    show_default=True,
+    help="JSON file with the dev stack's endpoints and credentials.",
+)
+
+
+def _config_failed(error: ConfigError) -> NoReturn:
+    for key, message in error.problems:
+        click.echo(f"recstore: configuration error: {key}: {message}", err=True)
+    sys.exit(2)
+
+
+def _load(config_path: Path | None) -> Settings:
+    try:
+        settings = load_settings(config_path)
+    except ConfigError as error:
+        _config_failed(error)
+    for secret in _secrets_of(settings):
+        events.register_secret(secret)
+    return settings
+
+
+def _secrets_of(settings: Settings) -> list[str]:
+    from pydantic import SecretStr
+
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, SecretStr):
+            found.append(value.get_secret_value())
+        elif hasattr(value, "model_fields"):
+            for name in type(value).model_fields:
+                walk(getattr(value, name))
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item)
+
+    walk(settings)
+    return found
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="recstore")
+def main() -> None:
+    """recstore: keeps meeting recordings moving between S3, DRACOON, Kaltura and VidyoReplay."""
+
+
+@main.command()
+@CONFIG_OPTION
+def run(config_path: Path | None) -> None:
+    """Run the daemon until SIGTERM/SIGINT (exit 0 after a clean drain)."""
+    from recstore import daemon
+
+    settings = _load(config_path)
+    events.setup_logging(settings.logger.level, settings.logger.format)
+    sys.exit(daemon.run(settings))
+
+
+@main.group()
+def config() -> None:
+    """Check or show the configuration."""
+
+
+@config.command("check")
+@CONFIG_OPTION
+def config_check(config_path: Path | None) -> None:
+    """Validate the configuration; exit 2 with one line per problem."""
+    _load(config_path)
+    click.echo("configuration is valid")
+
+
+@config.command("show")
+@CONFIG_OPTION
+def config_show(config_path: Path | None) -> None:
+    """Print the effective configuration (file + environment + defaults), secrets masked."""
+    settings = _load(config_path)
+    click.echo(yaml.safe_dump(masked_dump(settings), sort_keys=False), nl=False)
+
+
+@main.group()
+def devstack() -> None:
+    """The local stand-ins for S3/SQS, DRACOON, Kaltura, VidyoReplay and the configurator."""
+
+
+@devstack.command("up")
+@STATE_OPTION
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where stand-ins keep uploaded bytes (default: a temporary folder, removed on exit).",
+)
+def devstack_up(state_file: Path, data_dir: Path | None) -> None:
+    """Start the dev stack in the foreground; write STATE_FILE once it answers."""
+    from recstore.devstack.stack import DevStack, StackOptions, serve_until_signalled
+
+    events.setup_logging("info")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    stack = DevStack(StackOptions(data_dir=data_dir))
+    asyncio.run(serve_until_signalled(stack, state_file))
+
+
+@devstack.command("config")
+@STATE_OPTION
+@click.option("--http-port", type=int, default=8080, show_default=True)
+def devstack_config(state_file: Path, http_port: int) -> None:
+    """Print an app.yaml that points the daemon at the running dev stack."""
+    from recstore.devstack.appconfig import render
+    from recstore.devstack.stack import read_state
+
+    click.echo(render(read_state(state_file), http_port=http_port), nl=False)
+
+
+@devstack.command("seed")
+@click.argument("system", type=click.Choice(["s3", "dracoon", "kaltura", "vidyo", "configurator"]))
+@STATE_OPTION
+@click.option(
+    "--file",
+    "data_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="JSON document in the system's seed schema (see the README).",
+)
+def devstack_seed(system: str, state_file: Path, data_file: Path) -> None:
+    """Load test data into a running stand-in; prints what was created as JSON."""
+    from recstore.devstack import seed
+    from recstore.devstack.stack import read_state
+
+    state = read_state(state_file)
+    try:
+        data = json.loads(data_file.read_text(encoding="utf-8"))
+        if system == "s3":
+            result: Any = asyncio.run(seed.seed_s3(state, data))
+        else:
+            result = asyncio.run(seed.seed_stand_in(state, system, data))
+    except (ValueError, KeyError) as exc:
+        raise click.ClickException(f"seed {system}: {exc}") from None
+    click.echo(json.dumps(result, indent=2))
+
+
+@main.command()
+def demo() -> None:
+    """Start the dev stack, run the daemon against it and show each job's result."""
+    from recstore.devstack.demo import run_demo
+
+    events.setup_logging("warning")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    sys.exit(asyncio.run(run_demo()))
+
+
+@config.command("defaults")
+def config_defaults() -> None:
+    """Print every key with its default and description (this is conf/app.yaml)."""
+    from recstore.config_doc import render_defaults
+
+    click.echo(render_defaults(), nl=False)

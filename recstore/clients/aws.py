@@ -1,0 +1,55 @@
+"""aiobotocore clients for S3 and SQS, built from ``aws.*`` in one place.
+
+Endpoints for S3-compatible services (moto, MinIO, rclone) force path-style addressing, since
+their host names carry no bucket. botocore's own "standard" retry mode handles throttling and
+5xx for AWS calls; its attempts are bounded here so a dead endpoint fails in seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Literal
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+
+from recstore.config import AwsSettings
+
+Service = Literal["s3", "sqs"]
+
+
+def endpoint_for(settings: AwsSettings, service: Service) -> str | None:
+    specific = settings.s3_endpoint_url if service == "s3" else settings.sqs_endpoint_url
+    return specific or settings.endpoint_url
+
+
+@asynccontextmanager
+async def aws_client(
+    settings: AwsSettings,
+    service: Service,
+    *,
+    max_pool_connections: int = 10,
+    read_timeout: float = 60.0,
+) -> AsyncIterator[Any]:
+    """An open client for ``service``; closed (connections released) on exit."""
+    endpoint = endpoint_for(settings, service)
+    config = AioConfig(
+        region_name=settings.region,
+        retries={"mode": "standard", "max_attempts": 4},
+        connect_timeout=10,
+        read_timeout=read_timeout,
+        max_pool_connections=max_pool_connections,
+        s3={"addressing_style": "path"} if endpoint else None,
+    )
+    secret = settings.secret_access_key.get_secret_value() if settings.secret_access_key else None
+    session = get_session()
+    async with session.create_client(
+        service,
+        region_name=settings.region,
+        endpoint_url=endpoint,
+        aws_access_key_id=settings.access_key_id,
+        aws_secret_access_key=secret,
+        config=config,
+    ) as client:
+        yield client

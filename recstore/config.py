@@ -1,0 +1,474 @@
+"""Typed settings: YAML, then environment overrides, then ``*_FILE`` secrets, validated once.
+
+Why this shape:
+
+* The YAML keys are seed 004's (``workers.FileTransferer.count``, ``s3.chunkSize``,
+  ``dracoon.encryptionPassword`` ...) so an operator's existing files and habits carry over.
+* Any key can be overridden from the environment as ``RECSTORE_<PATH>``, path segments joined
+  by ``__`` and matched without regard to case: ``RECSTORE_WORKERS__FILETRANSFERER__COUNT=8``,
+  ``RECSTORE_DRACOON__PASSWORD=...``. A ``RECSTORE_`` variable that names no key is an error,
+  not silently ignored (except the few in :data:`RESERVED_ENV`).
+* Any value can come from a file, for container secrets: ``password_FILE: /run/secrets/pw`` in
+  the YAML, or ``RECSTORE_DRACOON__PASSWORD_FILE=/run/secrets/pw`` in the environment. One
+  trailing newline is stripped.
+* Unknown keys are errors (``extra="forbid"``): a misspelled key must not fall back to a default.
+* Every problem is reported at once as ``(key, message)`` pairs in a :class:`ConfigError`; the
+  CLI prints one line per problem and exits 2.
+* Secrets are :class:`pydantic.SecretStr`: they print as ``**********`` in logs, errors,
+  reprs and ``recstore config show``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+)
+
+from recstore.errors import ConfigError
+from recstore.units import parse_duration, parse_size
+
+ENV_PREFIX = "RECSTORE_"
+FILE_SUFFIX = "_FILE"
+#: Environment variables with the prefix that are not configuration overrides.
+RESERVED_ENV = frozenset({"RECSTORE_CONFIG", "RECSTORE_CONFIG_S3_URI", "RECSTORE_CONFIG_DIR"})
+
+Size = Annotated[int, BeforeValidator(parse_size)]
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+
+class _Section(BaseModel):
+    """Strict, immutable base: unknown keys are errors, YAML keys are the aliases."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class LoggerSettings(_Section):
+    """``logger.*``: how log lines look. Every line carries its event code either way."""
+
+    level: LogLevel = Field("info", description="Lowest level written.")
+    format: Literal["text", "json"] = Field(
+        "text", description="`text` for a terminal or journald, `json` for log shippers."
+    )
+
+
+class ConfiguratorSettings(_Section):
+    """``configurator.*``: where per-instance configuration comes from when not in YAML."""
+
+    url: str | None = Field(
+        None, description="Base URL of the configurator service; unset: use `instances:`."
+    )
+    cache_ttl: Duration = Field(
+        300.0, alias="cacheTtl", description="How long an instance's answer is reused."
+    )
+    timeout: Duration = Field(10.0, description="Timeout of one configurator request.")
+
+
+class AwsSettings(_Section):
+    """``aws.*``: region, endpoints (for S3/SQS-compatible services) and optional keys.
+
+    Without keys the standard AWS chain applies (environment, profile, instance or task role).
+    """
+
+    region: str = Field("eu-central-1", description="AWS region of the bucket(s) and queues.")
+    endpoint_url: str | None = Field(
+        None, alias="endpointUrl", description="One endpoint for S3 and SQS (dev stack, MinIO)."
+    )
+    s3_endpoint_url: str | None = Field(
+        None, alias="s3EndpointUrl", description="S3 endpoint; overrides `endpointUrl`."
+    )
+    sqs_endpoint_url: str | None = Field(
+        None, alias="sqsEndpointUrl", description="SQS endpoint; overrides `endpointUrl`."
+    )
+    access_key_id: str | None = Field(None, alias="accessKeyId", description="Access key id.")
+    secret_access_key: SecretStr | None = Field(
+        None, alias="secretAccessKey", description="Secret access key (secret)."
+    )
+
+
+class SourceSettings(_Section):
+    type: Literal["s3"] = Field("s3", description="Source storage; only `s3` exists.")
+
+
+class DestinationSettings(_Section):
+    type: Literal["dracoon"] = Field("dracoon", description="Destination; only `dracoon` exists.")
+
+
+class FileTransfererSettings(_Section):
+    """``workers.FileTransferer.*``: the pool that turns SQS job messages into DRACOON files."""
+
+    enabled: bool = Field(True, description="Run the transfer pool in this daemon.")
+    count: int = Field(4, description="Transfers run at once (at least 1 when enabled).")
+    report_level: LogLevel = Field(
+        "info", alias="reportLevel", description="Lowest level of the per-job status events."
+    )
+    queue: str = Field("recordings", description="Work queue: a key of `queues` or a queue URL.")
+    dead_letter_queue: str = Field(
+        "recordings-dlq",
+        alias="deadLetterQueue",
+        description="Dead-letter queue: a key of `queues` or a queue URL.",
+    )
+    visibility_timeout: int = Field(
+        120,
+        alias="visibilityTimeout",
+        ge=30,
+        le=43200,
+        description="Seconds a received message stays hidden; renewed every third of it.",
+    )
+    source: SourceSettings = SourceSettings()
+    destination: DestinationSettings = DestinationSettings()
+
+
+class DracoonGlobalSharerSettings(_Section):
+    """``workers.DracoonGlobalSharer.*``: the periodic hand-out of missing file keys."""
+
+    count: int = Field(1, ge=0, le=1, description="0 turns the sharer off; at most 1.")
+    job_delay_minutes: int = Field(
+        60, alias="jobDelayMinutes", ge=1, description="Minutes between two runs."
+    )
+
+
+class PeriodicWorkerSettings(_Section):
+    """Common keys of the periodic Kaltura/VidyoReplay workers."""
+
+    enabled: bool = Field(False, description="Run this worker in this daemon.")
+    interval_minutes: int = Field(
+        60, alias="intervalMinutes", ge=1, description="Minutes between two runs."
+    )
+
+
+class ArchiveWorkerSettings(PeriodicWorkerSettings):
+    """Archiver and Restorer: dry run unless ``apply`` says otherwise."""
+
+    interval_minutes: int = Field(
+        1440, alias="intervalMinutes", ge=1, description="Minutes between two runs."
+    )
+    apply: bool = Field(False, description="Change things; false logs what would be done.")
+
+
+class WorkersSettings(_Section):
+    file_transferer: FileTransfererSettings = Field(
+        FileTransfererSettings(), alias="FileTransferer"
+    )
+    dracoon_global_sharer: DracoonGlobalSharerSettings = Field(
+        DracoonGlobalSharerSettings(), alias="DracoonGlobalSharer"
+    )
+    vidyo_sync: PeriodicWorkerSettings = Field(
+        PeriodicWorkerSettings(interval_minutes=15), alias="VidyoSync"
+    )
+    archiver: ArchiveWorkerSettings = Field(ArchiveWorkerSettings(), alias="Archiver")
+    restorer: ArchiveWorkerSettings = Field(
+        ArchiveWorkerSettings(interval_minutes=60), alias="Restorer"
+    )
+
+
+class S3Settings(_Section):
+    """``s3.*``: how recordings are read from S3."""
+
+    chunk_size: Size = Field(
+        20_000_000,
+        alias="chunkSize",
+        ge=1024 * 1024,
+        le=5 * 1024**3,
+        description="Bytes per ranged GET (`20MB`, `32MiB`, or bytes); memory scales with it.",
+    )
+    remove_after_transferring: bool = Field(
+        True,
+        alias="removeAfterTransferring",
+        description="Delete the S3 source once every target holds its copy.",
+    )
+
+
+class DracoonSettings(_Section):
+    """``dracoon.*``: the default account (seed 004: for tests; production uses instances)."""
+
+    base_url: str | None = Field(
+        None, alias="baseUrl", description="Server URL, e.g. https://dracoon.team (API at /api)."
+    )
+    client_id: str = Field(
+        "dracoon_legacy_scripting", alias="clientId", description="OAuth client id."
+    )
+    client_secret: SecretStr = Field(
+        SecretStr(""), alias="clientSecret", description="OAuth client secret (secret)."
+    )
+    login: str | None = Field(None, description="Account login.")
+    password: SecretStr | None = Field(None, description="Account password (secret).")
+    encryption_password: SecretStr | None = Field(
+        None, alias="encryptionPassword", description="Unlocks the account's key pair (secret)."
+    )
+    parent_room_id: int | None = Field(
+        None, alias="parentRoomId", description="Room under which target paths are made."
+    )
+    timeout: Duration = Field(60.0, description="Timeout of one API request.")
+
+
+class TargetCopy(_Section):
+    path: str
+    expiration: str | None = None
+
+
+class InstanceTarget(_Section):
+    meeting_type_id: int | Literal["*any*"] = Field(alias="meetingTypeId")
+    copy_to: tuple[TargetCopy, ...] = Field(alias="copyTo")
+
+
+class InstanceDracoon(_Section):
+    parent_room_id: int = Field(alias="parent-room-id")
+    login: str
+    password: SecretStr
+    encryption_password: SecretStr = Field(alias="encryption-password")
+    base_url: str | None = Field(None, alias="base-url")
+    targets: tuple[InstanceTarget, ...] = ()
+
+
+class InstanceRecordings(_Section):
+    storage: Literal["dracoon"] = "dracoon"
+    dracoon: InstanceDracoon
+
+
+class InstanceSettings(_Section):
+    """One ``instances.<domain>`` entry, in the configurator's own key names."""
+
+    recordings: InstanceRecordings
+
+
+class HttpSettings(_Section):
+    """``http.*``: the server for /healthcheck and /metrics."""
+
+    host: str = Field("0.0.0.0", description="Listen address.")
+    port: int = Field(8080, ge=0, le=65535, description="Listen port (0: any free port).")
+
+
+class DaemonSettings(_Section):
+    """``daemon.*``: supervision and shutdown."""
+
+    grace_period: Duration = Field(
+        30.0,
+        alias="gracePeriod",
+        description="On SIGTERM, how long running jobs may finish before they are handed back.",
+    )
+    restart_backoff_initial: Duration = Field(
+        1.0, alias="restartBackoffInitial", description="First delay before restarting a worker."
+    )
+    restart_backoff_max: Duration = Field(
+        60.0, alias="restartBackoffMax", description="Longest delay between restarts."
+    )
+    unhealthy_after_restarts: int = Field(
+        3,
+        alias="unhealthyAfterRestarts",
+        ge=1,
+        description="Crashes in a row after which the worker reports unhealthy.",
+    )
+    stable_after: Duration = Field(
+        60.0,
+        alias="stableAfter",
+        description="A worker that ran this long without crashing counts as recovered.",
+    )
+
+
+class Settings(_Section):
+    """The whole configuration: one object, validated once at start."""
+
+    logger: LoggerSettings = LoggerSettings()
+    configurator: ConfiguratorSettings = ConfiguratorSettings()
+    aws: AwsSettings = AwsSettings()
+    queues: dict[str, str] = Field(
+        default_factory=dict, description="Queue name → SQS queue URL (the seed's topics.yml)."
+    )
+    workers: WorkersSettings = WorkersSettings()
+    s3: S3Settings = S3Settings()
+    dracoon: DracoonSettings = DracoonSettings()
+    http: HttpSettings = HttpSettings()
+    daemon: DaemonSettings = DaemonSettings()
+    instances: dict[str, InstanceSettings] = Field(
+        default_factory=dict, description="Per-instance configuration keyed by domain."
+    )
+
+    def queue_url(self, name_or_url: str) -> str:
+        """The URL of a queue named in ``queues``, or the value itself when it is a URL."""
+        if name_or_url.startswith(("http://", "https://")):
+            return name_or_url
+        return self.queues[name_or_url]
+
+
+def load_settings(path: Path | str | None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read, override, resolve and validate; raise :class:`ConfigError` listing every problem."""
+    environ = os.environ if environ is None else environ
+    raw = _read_yaml(Path(path)) if path is not None else {}
+    problems: list[tuple[str, str]] = []
+    _apply_env(raw, environ, problems)
+    _resolve_files(raw, "", problems)
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(problems + _problems_from(exc)) from None
+    problems += _cross_checks(settings)
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([("config", f"cannot read {path}: {exc.strerror}")]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        raise ConfigError([("config", f"{path} is not valid YAML{line}")]) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError([("config", f"{path} must hold a mapping of sections")])
+    return data
+
+
+def _apply_env(raw: dict[str, Any], environ: Mapping[str, str], problems: list[Any]) -> None:
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX) or name in RESERVED_ENV:
+            continue
+        value = environ[name]
+        segments = name[len(ENV_PREFIX) :].split("__")
+        from_file = segments[-1].upper().endswith(FILE_SUFFIX)
+        if from_file:
+            segments[-1] = segments[-1][: -len(FILE_SUFFIX)]
+        keys = _resolve_env_path(segments)
+        if keys is None:
+            problems.append((name, "names no configuration key"))
+            continue
+        target = raw
+        for key in keys[:-1]:
+            existing = _match_key(target, key)
+            child = target.get(existing)
+            if not isinstance(child, dict):
+                child = target[existing] = {}
+            target = child
+        last = _match_key(target, keys[-1])
+        if from_file:
+            target.pop(last, None)
+            target[last + FILE_SUFFIX] = value
+        else:
+            target[last] = value
+
+
+def _resolve_env_path(segments: list[str]) -> list[str] | None:
+    """Map case-insensitive env segments to YAML keys by walking the settings model."""
+    model: type[BaseModel] | None = Settings
+    keys: list[str] = []
+    for segment in segments:
+        if not segment:
+            return None
+        if model is None:  # inside a free mapping (queues, instances): keep as written
+            keys.append(segment.lower())
+            continue
+        field_key, next_model = _find_field(model, segment)
+        if field_key is None:
+            return None
+        keys.append(field_key)
+        model = next_model
+    return keys
+
+
+def _find_field(model: type[BaseModel], segment: str) -> tuple[str | None, type[BaseModel] | None]:
+    wanted = segment.lower()
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        if wanted in (key.lower(), name.lower(), key.lower().replace("-", "_")):
+            annotation = info.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                return key, annotation
+            return key, None
+    return None, None
+
+
+def _match_key(mapping: dict[str, Any], key: str) -> str:
+    for existing in mapping:
+        if existing.lower() == key.lower():
+            return existing
+    return key
+
+
+def _resolve_files(node: dict[str, Any], prefix: str, problems: list[Any]) -> None:
+    for key in list(node):
+        value = node[key]
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            _resolve_files(value, path + ".", problems)
+        elif key.endswith(FILE_SUFFIX) and isinstance(value, str):
+            target = key[: -len(FILE_SUFFIX)]
+            try:
+                content = Path(value).read_text(encoding="utf-8")
+            except OSError as exc:
+                problems.append((path, f"cannot read {value}: {exc.strerror}"))
+                del node[key]  # reported once, not again as an unknown key
+                continue
+            del node[key]
+            node[target] = content[:-1] if content.endswith("\n") else content
+
+
+def _problems_from(exc: ValidationError) -> list[tuple[str, str]]:
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        key = ".".join(str(part) for part in error["loc"]) or "config"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (misspelled?)"
+        problems.append((key, message))
+    return problems
+
+
+def _cross_checks(settings: Settings) -> list[tuple[str, str]]:
+    """Rules that span sections, which field validators cannot see."""
+    problems: list[tuple[str, str]] = []
+    transferer = settings.workers.file_transferer
+    if transferer.enabled and "FileTransferer" in AVAILABLE_WORKERS:
+        if transferer.count < 1:
+            problems.append(("workers.FileTransferer.count", "must be at least 1 when enabled"))
+        for key, value in (
+            ("queue", transferer.queue),
+            ("deadLetterQueue", transferer.dead_letter_queue),
+        ):
+            if not value.startswith(("http://", "https://")) and value not in settings.queues:
+                problems.append(
+                    (f"workers.FileTransferer.{key}", f"{value!r} is not a key of `queues`")
+                )
+    for alias, key in enabled_workers(settings):
+        if alias not in AVAILABLE_WORKERS:
+            problems.append((f"workers.{alias}.{key}", "this worker is not in this version yet"))
+    return problems
+
+
+#: Workers this build can run; the others are refused at start rather than silently idle.
+AVAILABLE_WORKERS: frozenset[str] = frozenset()
+
+
+def enabled_workers(settings: Settings) -> list[tuple[str, str]]:
+    """``(name, switching key)`` of every worker the configuration turns on."""
+    workers = settings.workers
+    switched = [
+        ("FileTransferer", "enabled", workers.file_transferer.enabled),
+        ("DracoonGlobalSharer", "count", workers.dracoon_global_sharer.count > 0),
+        ("VidyoSync", "enabled", workers.vidyo_sync.enabled),
+        ("Archiver", "enabled", workers.archiver.enabled),
+        ("Restorer", "enabled", workers.restorer.enabled),
+    ]
+    return [(name, key) for name, key, on in switched if on]
+
+
+def masked_dump(settings: Settings) -> dict[str, Any]:
+    """The settings as YAML keys with every secret masked, for ``recstore config show``."""
+    return settings.model_dump(mode="json", by_alias=True)

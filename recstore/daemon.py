@@ -1,0 +1,55 @@
+"""The daemon: settings → workers → supervisor + web server on one event loop.
+
+``run()`` is the blocking entry point for ``recstore run``; ``async_run()`` is the same thing
+for callers that own a loop (tests), and takes the workers as an argument so a test can run the
+real supervisor, signal handling and web server with workers of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Sequence
+
+from recstore import __version__, events
+from recstore.config import Settings
+from recstore.supervisor import Supervisor
+from recstore.web import WebServer
+from recstore.workers import Worker, build_workers
+
+log = logging.getLogger(__name__)
+
+
+async def async_run(settings: Settings, workers: Sequence[Worker] | None = None) -> int:
+    """Serve until SIGTERM/SIGINT; 0 after a clean drain, 1 when work had to be cancelled."""
+    workers = list(build_workers(settings) if workers is None else workers)
+    supervisor = Supervisor(workers, settings.daemon)
+    web = WebServer(supervisor, settings.http)
+    await web.start()
+    supervisor.install_signal_handlers()
+    events.emit(
+        log,
+        events.START_APPLICATION,
+        "recstore %s started",
+        __version__,
+        pid=os.getpid(),
+        http_port=web.port,
+        workers=",".join(w.name for w in workers) or "none",
+    )
+    try:
+        clean = await supervisor.run()
+    finally:
+        supervisor.remove_signal_handlers()
+        await web.close()
+    return 0 if clean else 1
+
+
+def run(settings: Settings, workers: Sequence[Worker] | None = None) -> int:
+    """Run the daemon on uvloop when it is installed, else on the standard loop."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on every supported OS
+        return asyncio.run(async_run(settings, workers))
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(async_run(settings, workers))

@@ -1,0 +1,159 @@
+"""Fault injection shared by every stand-in of the dev stack.
+
+Reliability tests need a remote that is slow, answers 5xx/429 or drops the connection, switched
+on and off per test without restarting the process. Each stand-in mounts the same middleware and
+the same admin route (``POST /_devstack/faults``), so a test drives every remote the same way.
+
+Faults are chosen with a seeded random generator so a failing test can be replayed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+ADMIN_PREFIX = "/_devstack/"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class FaultPlan:
+    """What to do to the requests whose path matches ``path_pattern``.
+
+    ``error_rate`` and ``drop_rate`` are probabilities in [0, 1]; ``count`` limits how many
+    faults are injected in all (``None``: no limit), which lets a test say "the next two uploads
+    fail" deterministically with a rate of 1.
+    """
+
+    latency_ms: int = 0
+    error_rate: float = 0.0
+    error_status: int = 503
+    retry_after: int | None = None
+    drop_rate: float = 0.0
+    path_pattern: str = ""
+    methods: frozenset[str] = frozenset()
+    count: int | None = None
+    seed: int = 0
+    injected: int = 0
+    _rng: random.Random = field(default_factory=random.Random, repr=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FaultPlan:
+        allowed = {
+            "latency_ms",
+            "error_rate",
+            "error_status",
+            "retry_after",
+            "drop_rate",
+            "path_pattern",
+            "methods",
+            "count",
+            "seed",
+        }
+        unknown = set(data) - allowed
+        if unknown:
+            raise ValueError(f"unknown fault option(s): {', '.join(sorted(unknown))}")
+        plan = cls(
+            latency_ms=int(data.get("latency_ms", 0)),
+            error_rate=float(data.get("error_rate", 0.0)),
+            error_status=int(data.get("error_status", 503)),
+            retry_after=None if data.get("retry_after") is None else int(data["retry_after"]),
+            drop_rate=float(data.get("drop_rate", 0.0)),
+            path_pattern=str(data.get("path_pattern", "")),
+            methods=frozenset(m.upper() for m in data.get("methods", [])),
+            count=None if data.get("count") is None else int(data["count"]),
+            seed=int(data.get("seed", 0)),
+        )
+        re.compile(plan.path_pattern)
+        for name in ("error_rate", "drop_rate"):
+            if not 0.0 <= getattr(plan, name) <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1")
+        plan._rng.seed(plan.seed)
+        return plan
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "latency_ms": self.latency_ms,
+            "error_rate": self.error_rate,
+            "error_status": self.error_status,
+            "retry_after": self.retry_after,
+            "drop_rate": self.drop_rate,
+            "path_pattern": self.path_pattern,
+            "methods": sorted(self.methods),
+            "count": self.count,
+            "seed": self.seed,
+            "injected": self.injected,
+        }
+
+    def applies_to(self, request: web.Request) -> bool:
+        if request.path.startswith(ADMIN_PREFIX):
+            return False
+        if self.methods and request.method not in self.methods:
+            return False
+        if self.count is not None and self.injected >= self.count:
+            return False
+        return not self.path_pattern or re.search(self.path_pattern, request.path) is not None
+
+    def draw(self, rate: float) -> bool:
+        return rate > 0 and self._rng.random() < rate
+
+
+class FaultInjector:
+    """Holds the current plan and applies it to every non-admin request."""
+
+    def __init__(self, error_body: Callable[[int], web.Response] | None = None) -> None:
+        self.plan = FaultPlan()
+        self._error_body = error_body or _default_error
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        plan = self.plan
+        if not plan.applies_to(request):
+            return await handler(request)
+        if plan.latency_ms:
+            await asyncio.sleep(plan.latency_ms / 1000)
+        if plan.draw(plan.drop_rate):
+            plan.injected += 1
+            _drop(request)
+            raise asyncio.CancelledError  # the transport is gone; stop the handler here
+        if plan.draw(plan.error_rate):
+            plan.injected += 1
+            response = self._error_body(plan.error_status)
+            if plan.retry_after is not None:
+                response.headers["Retry-After"] = str(plan.retry_after)
+            return response
+        return await handler(request)
+
+    async def handle_set(self, request: web.Request) -> web.Response:
+        try:
+            self.plan = FaultPlan.from_json(await request.json())
+        except (ValueError, TypeError, re.error) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response(self.plan.to_json())
+
+    async def handle_get(self, request: web.Request) -> web.Response:
+        return web.json_response(self.plan.to_json())
+
+    def install(self, app: web.Application) -> None:
+        """Mount the middleware and ``GET/POST /_devstack/faults`` on ``app``."""
+        app.middlewares.append(self.middleware)
+        app.router.add_get(ADMIN_PREFIX + "faults", self.handle_get)
+        app.router.add_post(ADMIN_PREFIX + "faults", self.handle_set)
+
+
+def _drop(request: web.Request) -> None:
+    """Close the socket without an answer, as a crashed proxy or a reset would."""
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+
+
+def _default_error(status: int) -> web.Response:
+    return web.json_response({"code": status, "message": "injected fault"}, status=status)

@@ -1,0 +1,216 @@
+"""The dev stack: every remote recstore talks to, on free loopback ports, in one process.
+
+``recstore devstack up`` builds a :class:`DevStack`: moto's server (S3 + SQS, a real HTTP
+endpoint) in a thread, and each stand-in (DRACOON, Kaltura, ...) as an aiohttp application on
+the same event loop. Once everything answers it writes the state file (endpoints and
+credentials as JSON), then serves until SIGTERM/SIGINT and removes the file on the way out.
+Everything lives in this one process, so stopping it leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+import signal
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from aiohttp import web
+from pydantic import SecretStr
+
+from recstore.clients.aws import aws_client
+from recstore.config import AwsSettings
+
+log = logging.getLogger(__name__)
+
+#: Credentials moto accepts; they are not secrets.
+AWS_KEY = "testing"
+REGION = "eu-central-1"
+
+
+class StandIn(Protocol):
+    """What the stack needs of a stand-in module's server object."""
+
+    name: str
+
+    def make_app(self) -> web.Application: ...
+
+    def set_base_url(self, base_url: str) -> None: ...
+
+    def state_entries(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class StackOptions:
+    """What to create in moto: buckets and a work queue with its dead-letter queue."""
+
+    buckets: Sequence[str] = ("recordings",)
+    queue: str = "recordings"
+    dead_letter_queue: str = "recordings-dlq"
+    max_receive_count: int = 5
+    extra_queues: Sequence[str] = ()
+    data_dir: Path | None = None
+    stand_ins: Sequence[str] = field(default_factory=lambda: ("dracoon", "kaltura"))
+
+
+def available_stand_ins(data_dir: Path) -> dict[str, StandIn]:
+    """Every stand-in this build ships, by name; imported here so nothing else depends on them."""
+    found: dict[str, StandIn] = {}
+    try:
+        from recstore.devstack.dracoon import DracoonStandIn
+    except ImportError:  # pragma: no cover - during development of a stand-in
+        pass
+    else:
+        found["dracoon"] = DracoonStandIn(data_dir / "dracoon")
+    try:
+        from recstore.devstack.kaltura import KalturaStandIn
+    except ImportError:  # pragma: no cover
+        pass
+    else:
+        found["kaltura"] = KalturaStandIn(data_dir / "kaltura")
+    return found
+
+
+class DevStack:
+    """Starts and stops the whole stack; :attr:`state` is what the state file holds."""
+
+    def __init__(self, options: StackOptions | None = None) -> None:
+        self.options = options or StackOptions()
+        self.state: dict[str, Any] = {}
+        self._moto: Any = None
+        self._runners: list[web.AppRunner] = []
+        self._own_data_dir: Path | None = None
+
+    async def start(self) -> dict[str, Any]:
+        data_dir = self.options.data_dir
+        if data_dir is None:
+            data_dir = self._own_data_dir = Path(tempfile.mkdtemp(prefix="recstore-devstack-"))
+        data_dir.mkdir(parents=True, exist_ok=True)
+        moto_url = await asyncio.to_thread(self._start_moto)
+        self.state = {
+            "pid": os.getpid(),
+            "region": REGION,
+            "aws_access_key_id": AWS_KEY,
+            "aws_secret_access_key": AWS_KEY,
+            "s3_endpoint": moto_url,
+            "sqs_endpoint": moto_url,
+            "data_dir": str(data_dir),
+        }
+        await self._create_aws_resources()
+        stand_ins = available_stand_ins(data_dir)
+        for name in self.options.stand_ins:
+            stand_in = stand_ins.get(name)
+            if stand_in is None:
+                log.warning("stand-in %s is not in this build; skipped", name)
+                continue
+            self.state.update(await self._serve(stand_in))
+        return self.state
+
+    def _start_moto(self) -> str:
+        from moto.server import ThreadedMotoServer
+
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._moto.start()
+        host, port = self._moto.get_host_and_port()
+        return f"http://{host}:{port}"
+
+    def aws_settings(self) -> AwsSettings:
+        return AwsSettings(
+            region=REGION,
+            endpoint_url=self.state["s3_endpoint"],
+            access_key_id=AWS_KEY,
+            secret_access_key=SecretStr(AWS_KEY),
+        )
+
+    async def _create_aws_resources(self) -> None:
+        opts = self.options
+        settings = self.aws_settings()
+        async with aws_client(settings, "s3") as s3:
+            for bucket in opts.buckets:
+                await s3.create_bucket(
+                    Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
+                )
+        self.state["bucket"] = opts.buckets[0] if opts.buckets else None
+        self.state["buckets"] = list(opts.buckets)
+        async with aws_client(settings, "sqs") as sqs:
+            dlq_url = (await sqs.create_queue(QueueName=opts.dead_letter_queue))["QueueUrl"]
+            attrs = await sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])
+            redrive = {
+                "deadLetterTargetArn": attrs["Attributes"]["QueueArn"],
+                "maxReceiveCount": str(opts.max_receive_count),
+            }
+            queue_url = (
+                await sqs.create_queue(
+                    QueueName=opts.queue,
+                    Attributes={"RedrivePolicy": json.dumps(redrive)},
+                )
+            )["QueueUrl"]
+            queues = {opts.queue: queue_url, opts.dead_letter_queue: dlq_url}
+            for name in opts.extra_queues:
+                queues[name] = (await sqs.create_queue(QueueName=name))["QueueUrl"]
+        self.state.update(queue_url=queue_url, dlq_url=dlq_url, queues=queues)
+
+    async def _serve(self, stand_in: StandIn) -> dict[str, Any]:
+        runner = web.AppRunner(stand_in.make_app(), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        self._runners.append(runner)
+        port = int(runner.addresses[0][1])
+        stand_in.set_base_url(f"http://127.0.0.1:{port}")
+        return stand_in.state_entries()
+
+    async def close(self) -> None:
+        for runner in reversed(self._runners):
+            await runner.cleanup()
+        self._runners.clear()
+        if self._moto is not None:
+            await asyncio.to_thread(self._moto.stop)
+            self._moto = None
+        if self._own_data_dir is not None:
+            shutil.rmtree(self._own_data_dir, ignore_errors=True)
+            self._own_data_dir = None
+
+
+def write_state(path: Path, state: dict[str, Any]) -> None:
+    """Write atomically, so a reader polling for the file never sees half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def read_state(path: Path) -> dict[str, Any]:
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"no dev stack state at {path}: is `devstack up` running?"
+        ) from None
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} is not a dev stack state file")
+    return state
+
+
+async def serve_until_signalled(stack: DevStack, state_file: Path) -> None:
+    """Start, publish the state file, wait for SIGTERM/SIGINT, stop, remove the file."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        state = await stack.start()
+        write_state(state_file, state)
+        log.info("dev stack up; state in %s", state_file)
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await asyncio.to_thread(state_file.unlink, missing_ok=True)
+        await stack.close()

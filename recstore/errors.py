@@ -1,0 +1,79 @@
+"""The exception tree of recstore, in one place.
+
+::
+
+    RecstoreError
+    ├── ConfigError              bad configuration; the CLI exits 2 and names the key
+    ├── RemoteError              a remote system answered badly or not at all
+    │   │                        (.remote, .status, .code, .transient, .retry_after)
+    │   └── (one subclass per client: DracoonError, KalturaError, S3Error, SqsError, ...)
+    └── JobError                 a job cannot be done as asked
+        └── PermanentJobError    retrying will not help: the message goes to the dead-letter queue
+
+``CryptoError`` (in :mod:`recstore.crypto`) also derives from :class:`RecstoreError`.
+
+Clients translate aiohttp, botocore and zeep errors into :class:`RemoteError` at their boundary
+(``raise ... from exc``), so the rest of the code decides on ``.transient`` alone and never
+imports a transport library's exceptions. Messages never carry secrets or personal data.
+"""
+
+from __future__ import annotations
+
+
+class RecstoreError(Exception):
+    """Base class of every error recstore raises on purpose."""
+
+
+class ConfigError(RecstoreError):
+    """The configuration is unusable. ``problems`` holds one ``(key, message)`` per fault."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{key}: {msg}" for key, msg in problems))
+
+
+class RemoteError(RecstoreError):
+    """A call to a remote system failed.
+
+    ``transient`` says whether the same call may succeed later (network trouble, 5xx, 429,
+    timeouts); ``retry_after`` is the server's own hint in seconds, when it gave one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        remote: str,
+        status: int | None = None,
+        code: int | str | None = None,
+        transient: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.remote = remote
+        self.status = status
+        self.code = code
+        self.transient = transient
+        self.retry_after = retry_after
+
+    @property
+    def reason(self) -> str:
+        """A short label for metrics: the status, the code, or the class name."""
+        if self.status is not None:
+            return str(self.status)
+        if self.code is not None:
+            return str(self.code)
+        return type(self).__name__
+
+
+class JobError(RecstoreError):
+    """A job failed; a plain JobError is worth another attempt later."""
+
+
+class PermanentJobError(JobError):
+    """A job can never succeed as it stands (malformed message, unknown instance, ...)."""
+
+
+def transient_status(status: int) -> bool:
+    """HTTP statuses that every official client of our remotes retries."""
+    return status in (408, 429) or status >= 500

@@ -1,0 +1,167 @@
+"""Event codes and logging: one place for both, so every log line carries a code.
+
+The codes 15000-15018 are seed 004's ("Recording Storage: 15000-15999"), with its levels and
+meanings; codes from 15019 on were added by recstore. Monitoring rules key on the code, so a
+code's meaning never changes once released.
+
+Logging writes one event per line, ``text`` for terminals and journald or ``json`` for log
+shippers, each with timestamp, level, event code, worker and job id (from context variables
+the worker sets, so call sites need not pass them). Every secret value the configuration holds
+is registered with :func:`register_secret` and replaced by ``***`` in every line, whatever
+code wrote it — a second line of defence behind ``SecretStr``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+#: The worker a log line comes from; set by the supervisor for each worker's task.
+worker_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("worker", default=None)
+#: The job a log line is about; set by a worker around each job.
+job_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("job", default=None)
+
+_LEVELS = {
+    "info": logging.INFO,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+    "alert": logging.CRITICAL,  # syslog's "alert" is above critical; Python stops at CRITICAL
+    "warning": logging.WARNING,
+}
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event code: its number, its seed severity and what it means."""
+
+    code: int
+    severity: str
+    meaning: str
+
+    @property
+    def level(self) -> int:
+        return _LEVELS[self.severity]
+
+
+START_APPLICATION = Event(15000, "info", "Start application")
+START_CLI = Event(15001, "info", "Start CLI application")
+CONFIG_LOAD_FAILED = Event(
+    15002, "alert", "Application (or worker) can not load config for workers"
+)
+AMAZON_SESSION_ERROR = Event(15003, "critical", "Amazon session error")
+AMAZON_CONFIG_ERROR = Event(15004, "critical", "Amazon configuration error")
+SQS_ERROR = Event(15005, "error", "SQS error")
+TRANSFER_STATUS = Event(15006, "info", "Transferer status")
+TRANSFER_ERROR = Event(15007, "error", "Transferer error")
+WORKER_PROFILING = Event(15008, "info", "Worker profiling")
+AMAZON_TO_DRACOON_ERROR = Event(15009, "error", "AmazonToDracoon error")
+REST_CLIENT_ERROR = Event(15010, "error", "REST client error")
+STORAGE_ERROR = Event(15011, "error", "Storage error")
+STORAGE_STATUS = Event(15012, "info", "Storage status")
+INSTANCE_JOB_RUNNER_ERROR = Event(15013, "error", "InstanceJobRunner error")
+HEALTHCHECK_ERROR = Event(15014, "error", "HealthCheck error")
+WORKER_ERROR = Event(15015, "error", "Worker error")
+GLOBAL_SHARER_ERROR = Event(15016, "error", "DracoonGlobalSharer error")
+GLOBAL_SHARER_STATUS = Event(15017, "info", "DracoonGlobalSharer status")
+CONFIGURATION_ERROR = Event(15018, "error", "Configuration error")
+# Added by recstore.
+LIBRARY_MESSAGE = Event(15019, "info", "Message from a library (level as logged)")
+WORKER_STATUS = Event(15020, "info", "Worker status (started, stopped, restarted, healthy)")
+STOP_APPLICATION = Event(15021, "info", "Stop application (drain started, drain finished)")
+
+ALL_EVENTS: tuple[Event, ...] = tuple(
+    value for value in list(globals().values()) if isinstance(value, Event)
+)
+
+_secrets: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """Redact ``value`` from every log line from now on (values under 4 characters are not)."""
+    if value and len(value) >= 4:
+        _secrets.add(value)
+
+
+def redact(text: str) -> str:
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
+def emit(
+    logger: logging.Logger,
+    event: Event,
+    message: str,
+    *args: object,
+    level: int | None = None,
+    exc_info: bool | BaseException | None = None,
+    **fields: Any,
+) -> None:
+    """Log ``message`` under ``event``; ``fields`` become key=value (text) or JSON members.
+
+    Callers pass identifiers, sizes and durations as fields, never personal data or secrets.
+    """
+    logger.log(
+        event.level if level is None else level,
+        message,
+        *args,
+        exc_info=exc_info,
+        extra={"event": event, "fields": fields},
+    )
+
+
+class _Formatter(logging.Formatter):
+    def __init__(self, as_json: bool) -> None:
+        super().__init__()
+        self._json = as_json
+
+    def format(self, record: logging.LogRecord) -> str:
+        event: Event = getattr(record, "event", LIBRARY_MESSAGE)
+        fields: dict[str, Any] = dict(getattr(record, "fields", {}))
+        worker = fields.pop("worker", None) or worker_var.get()
+        job = fields.pop("job_id", None) or job_var.get()
+        timestamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        timestamp += f".{int(record.msecs):03d}Z"
+        message = record.getMessage()
+        if record.exc_info:
+            message += "\n" + self.formatException(record.exc_info)
+        if self._json:
+            doc: dict[str, Any] = {
+                "ts": timestamp,
+                "level": record.levelname.lower(),
+                "code": event.code,
+                "event": event.meaning,
+                "logger": record.name,
+                "worker": worker,
+                "job_id": job,
+                "message": message,
+            }
+            doc.update(fields)
+            line = json.dumps(doc, default=str, ensure_ascii=False)
+        else:
+            context = "".join(
+                f" {key}={value}" for key, value in (("worker", worker), ("job", job)) if value
+            )
+            extras = "".join(f" {key}={value}" for key, value in fields.items())
+            line = f"{timestamp} {record.levelname:<8} {event.code}{context} {message}{extras}"
+        return redact(line)
+
+
+def setup_logging(level: str = "info", fmt: str = "text", stream: TextIO | None = None) -> None:
+    """Configure the root logger once for the daemon or a CLI command (idempotent)."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(_Formatter(as_json=fmt == "json"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.getLevelNamesMapping()[level.upper()])
+    # Chatty libraries log at INFO about every request; their warnings still come through.
+    for name in ("aiobotocore", "botocore", "aiohttp.access", "urllib3", "zeep"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

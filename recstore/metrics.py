@@ -1,0 +1,31 @@
+"""Every Prometheus metric recstore exports, declared in one place.
+
+Workers and clients import the metric they update from here, so ``/metrics`` and the README's
+metrics table have one source. Names follow Prometheus conventions: a ``recstore_`` prefix,
+base units, ``_total`` on counters.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+RETRIES = Counter(
+    "recstore_retries_total",
+    "Calls to a remote that were retried, by remote and reason (HTTP status, error code).",
+    ["remote", "reason"],
+)
+WORKER_RESTARTS = Counter(
+    "recstore_worker_restarts_total",
+    "Times the supervisor restarted a worker after it crashed.",
+    ["worker"],
+)
+WORKER_HEALTHY = Gauge(
+    "recstore_worker_healthy",
+    "1 while the worker is healthy, 0 while it crash-loops or cannot reach a dependency.",
+    ["worker"],
+)
+WORKER_RUNNING = Gauge(
+    "recstore_worker_running",
+    "1 while the worker's task is alive.",
+    ["worker"],
+)

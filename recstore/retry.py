@@ -1,0 +1,94 @@
+"""The one retry helper of recstore.
+
+Every client retries the same way (rclone's ``pacer.Call`` idea): the caller supplies the call
+and, where the remote needs it, its own ``should_retry``; the helper supplies backoff with full
+jitter, honours a server's ``Retry-After`` and counts retries by remote and reason for
+``/metrics``. Nothing else in the project writes a retry loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_random_exponential,
+)
+
+from recstore import metrics
+from recstore.errors import RemoteError
+
+T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try. The defaults suit one HTTP call to a remote that has a bad minute."""
+
+    attempts: int = 6
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    deadline: float = 300.0
+    max_retry_after: float = 120.0
+
+
+DEFAULT_POLICY = RetryPolicy()
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Retry what the client itself declared transient; everything else surfaces at once."""
+    return isinstance(exc, RemoteError) and exc.transient
+
+
+class _Wait:
+    """Full-jitter exponential backoff, but never shorter than the server's ``Retry-After``."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._policy = policy
+        self._jitter = wait_random_exponential(multiplier=policy.base_delay, max=policy.max_delay)
+
+    def __call__(self, state: RetryCallState) -> float:
+        delay = self._jitter(state)
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, RemoteError) and exc.retry_after is not None:
+            delay = max(delay, min(exc.retry_after, self._policy.max_retry_after))
+        return float(delay)
+
+
+async def call_with_retry(
+    fn: Callable[[], Awaitable[T]],
+    *,
+    remote: str,
+    policy: RetryPolicy | None = None,
+    should_retry: Callable[[BaseException], bool] = is_transient,
+) -> T:
+    """Await ``fn()`` until it succeeds, raises something not worth retrying, or the policy ends.
+
+    ``fn`` is a zero-argument factory because a coroutine can be awaited only once; the last
+    exception is re-raised unchanged so callers see the client's own typed error.
+    """
+    policy = policy or DEFAULT_POLICY
+
+    def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        reason = exc.reason if isinstance(exc, RemoteError) else type(exc).__name__
+        metrics.RETRIES.labels(remote=remote, reason=reason).inc()
+        log.debug("retrying %s call (attempt %d, reason %s)", remote, state.attempt_number, reason)
+
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.deadline),
+        wait=_Wait(policy),
+        retry=retry_if_exception(should_retry),
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    return await retrying(fn)

@@ -1,0 +1,18 @@
+"""One module per worker; :func:`build_workers` turns the configuration into worker objects."""
+
+from __future__ import annotations
+
+from recstore.config import Settings
+from recstore.workers.base import Worker, WorkerHealth
+
+__all__ = ["Worker", "WorkerHealth", "build_workers"]
+
+
+def build_workers(settings: Settings) -> list[Worker]:
+    """The workers the configuration turns on, in start order.
+
+    Configuration validation has already refused workers this build does not have
+    (:data:`recstore.config.AVAILABLE_WORKERS`), so every enabled one is built here.
+    """
+    workers: list[Worker] = []
+    return workers

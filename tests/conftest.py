@@ -1,0 +1,92 @@
+"""Shared fixtures: the CLI and the dev stack as real processes, over loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment of a child process: no stray RECSTORE_ overrides from the caller."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECSTORE_")}
+    env.update(extra)
+    return env
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "recstore", *args],
+        capture_output=True,
+        text=True,
+        env=env if env is not None else clean_env(),
+        timeout=timeout,
+        cwd=ROOT,
+        check=False,
+    )
+
+
+def wait_for_file(path: Path, proc: subprocess.Popen[Any], patience: float = 60) -> None:
+    deadline = time.monotonic() + patience
+    while not path.exists():
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before writing {path}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} did not appear within {patience} s")
+        time.sleep(0.05)
+
+
+class StackProcess:
+    """``recstore devstack up`` running in the background, with its state."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.state_file = tmp / "state.json"
+        self.log_file = tmp / "devstack.log"
+        with self.log_file.open("w") as log:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "recstore",
+                    "devstack",
+                    "up",
+                    "--state-file",
+                    str(self.state_file),
+                ],
+                env=clean_env(),
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_for_file(self.state_file, self.proc)
+        self.state: dict[str, Any] = json.loads(self.state_file.read_text())
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+
+
+@pytest.fixture(scope="session")
+def devstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackProcess]:
+    """One dev stack for the whole session (starting it costs about a second)."""
+    stack = StackProcess(tmp_path_factory.mktemp("devstack"))
+    yield stack
+    stack.stop()

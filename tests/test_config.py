@@ -1,0 +1,250 @@
+"""Configuration: YAML + environment + *_FILE secrets, validated once, problems named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from recstore.config import Settings, load_settings
+from recstore.config_doc import render_defaults
+from recstore.errors import ConfigError
+from tests.conftest import ROOT, clean_env, run_cli
+
+OFF = {"workers": {"FileTransferer": {"enabled": False}, "DracoonGlobalSharer": {"count": 0}}}
+
+
+def write(tmp_path: Path, doc: object, name: str = "app.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(doc) if not isinstance(doc, str) else doc)
+    return path
+
+
+def problems_of(path: Path | None, environ: dict[str, str] | None = None) -> dict[str, str]:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ or {})
+    return dict(caught.value.problems)
+
+
+def test_seed_keys_load_with_their_types(tmp_path: Path) -> None:
+    doc = {
+        "logger": {"level": "debug", "format": "json"},
+        "configurator": {"url": "http://configurator.local"},
+        "queues": {"jobs": "https://sqs.example/1/jobs", "dead": "https://sqs.example/1/dead"},
+        "workers": {
+            "FileTransferer": {
+                "enabled": False,
+                "count": 8,
+                "reportLevel": "error",
+                "queue": "jobs",
+                "deadLetterQueue": "dead",
+                "source": {"type": "s3"},
+                "destination": {"type": "dracoon"},
+            },
+            "DracoonGlobalSharer": {"count": 0, "jobDelayMinutes": 5},
+        },
+        "s3": {"chunkSize": "32MiB", "removeAfterTransferring": False},
+        "dracoon": {
+            "baseUrl": "https://dracoon.example",
+            "login": "svc",
+            "password": "pw-one",
+            "encryptionPassword": "pw-two",
+            "parentRoomId": 42,
+        },
+        "daemon": {"gracePeriod": "2m"},
+    }
+    settings = load_settings(write(tmp_path, doc), {})
+    assert settings.workers.file_transferer.count == 8
+    assert settings.workers.file_transferer.report_level == "error"
+    assert settings.workers.dracoon_global_sharer.job_delay_minutes == 5
+    assert settings.s3.chunk_size == 32 * 1024 * 1024
+    assert settings.s3.remove_after_transferring is False
+    assert settings.dracoon.parent_room_id == 42
+    assert settings.dracoon.password is not None
+    assert settings.dracoon.password.get_secret_value() == "pw-one"
+    assert settings.daemon.grace_period == 120.0
+    assert settings.queue_url("jobs") == "https://sqs.example/1/jobs"
+    assert settings.logger.format == "json"
+
+
+@pytest.mark.parametrize(
+    ("doc", "key", "fragment"),
+    [
+        (
+            {"workers": {"DracoonGlobalSharer": {"count": 2}}},
+            "workers.DracoonGlobalSharer.count",
+            "less than or equal to 1",
+        ),
+        (
+            {"workers": {"DracoonGlobalSharer": {"jobDelayMinutes": 0}}},
+            "workers.DracoonGlobalSharer.jobDelayMinutes",
+            "greater than or equal to 1",
+        ),
+        ({"s3": {"chunkSize": "20 parsecs"}}, "s3.chunkSize", "is not a size"),
+        ({"s3": {"chunkSize": 1000}}, "s3.chunkSize", "greater than or equal to"),
+        ({"s3": {"chunkSise": "20MB"}}, "s3.chunkSise", "unknown key"),
+        ({"http": {"port": 70000}}, "http.port", "less than or equal to 65535"),
+        ({"logger": {"format": "xml"}}, "logger.format", "'text' or 'json'"),
+        ({"daemon": {"gracePeriod": "soon"}}, "daemon.gracePeriod", "is not a duration"),
+        (
+            {"workers": {"FileTransferer": {"source": {"type": "ftp"}}}},
+            "workers.FileTransferer.source.type",
+            "'s3'",
+        ),
+    ],
+)
+def test_each_bad_key_is_named(
+    tmp_path: Path, doc: dict[str, object], key: str, fragment: str
+) -> None:
+    problems = problems_of(write(tmp_path, doc))
+    assert key in problems
+    assert fragment in problems[key]
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    doc = {"s3": {"chunkSize": "x"}, "http": {"port": -1}, "bogus": 1}
+    problems = problems_of(write(tmp_path, doc), {"RECSTORE_NO_SUCH_KEY": "1"})
+    assert set(problems) >= {"s3.chunkSize", "http.port", "bogus", "RECSTORE_NO_SUCH_KEY"}
+
+
+def test_transferer_needs_a_pool_and_known_queues(tmp_path: Path) -> None:
+    problems = problems_of(write(tmp_path, {"workers": {"FileTransferer": {"count": 0}}}))
+    # This version refuses the transferer outright; once it exists, the pool and queue rules
+    # apply. Either way the key is named and the daemon does not start.
+    assert (
+        "workers.FileTransferer.count" in problems or "workers.FileTransferer.enabled" in problems
+    )
+
+
+def test_environment_overrides_yaml_case_insensitively(tmp_path: Path) -> None:
+    path = write(tmp_path, {**OFF, "s3": {"chunkSize": "8MB"}})
+    settings = load_settings(
+        path,
+        {
+            "RECSTORE_S3__CHUNKSIZE": "16MiB",
+            "recstore_ignored_lowercase": "1",
+            "RECSTORE_workers__dracoonGlobalSharer__JOBDELAYMINUTES": "7",
+            "RECSTORE_DRACOON__PARENTROOMID": "99",
+            "RECSTORE_QUEUES__EXTRA": "https://sqs.example/1/extra",
+        },
+    )
+    assert settings.s3.chunk_size == 16 * 1024 * 1024
+    assert settings.workers.dracoon_global_sharer.job_delay_minutes == 7
+    assert settings.dracoon.parent_room_id == 99
+    assert settings.queues["extra"] == "https://sqs.example/1/extra"
+
+
+def test_secrets_from_files_in_yaml_and_environment(tmp_path: Path) -> None:
+    (tmp_path / "pw").write_text("from-yaml-file\n")
+    (tmp_path / "enc").write_text("from-env-file\n")
+    path = write(
+        tmp_path,
+        {**OFF, "dracoon": {"password_FILE": str(tmp_path / "pw"), "encryptionPassword": "inline"}},
+    )
+    settings = load_settings(
+        path, {"RECSTORE_DRACOON__ENCRYPTIONPASSWORD_FILE": str(tmp_path / "enc")}
+    )
+    assert settings.dracoon.password is not None
+    assert settings.dracoon.password.get_secret_value() == "from-yaml-file"
+    assert settings.dracoon.encryption_password is not None
+    assert settings.dracoon.encryption_password.get_secret_value() == "from-env-file"
+
+
+def test_unreadable_secret_file_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, {**OFF, "dracoon": {"password_FILE": str(tmp_path / "missing")}})
+    problems = problems_of(path)
+    assert "dracoon.password_FILE" in problems
+    assert "cannot read" in problems["dracoon.password_FILE"]
+
+
+def test_instances_section_in_the_configurators_key_names(tmp_path: Path) -> None:
+    doc = yaml.safe_load(
+        """
+        instances:
+          acme.example.com:
+            recordings:
+              storage: dracoon
+              dracoon:
+                parent-room-id: 42
+                login: svc-recordings
+                password: p1-secret
+                encryption-password: p2-secret
+                targets:
+                  - meetingTypeId: 14
+                    copyTo:
+                      - {path: "$instance/$meetingType", expiration: "4 years 3 months"}
+                  - meetingTypeId: "*any*"
+                    copyTo: [{path: "all"}]
+        """
+    )
+    settings = load_settings(write(tmp_path, {**OFF, **doc}), {})
+    dracoon = settings.instances["acme.example.com"].recordings.dracoon
+    assert dracoon.parent_room_id == 42
+    assert dracoon.targets[0].copy_to[0].expiration == "4 years 3 months"
+    assert dracoon.targets[1].meeting_type_id == "*any*"
+    assert "p1-secret" not in repr(settings)
+
+
+def test_config_check_exits_2_naming_each_key(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, {"s3": {"chunkSize": "huge"}, "workers": {"DracoonGlobalSharer": {"count": 3}}}
+    )
+    result = run_cli("config", "check", "--config", str(path))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert any(line.startswith("recstore: configuration error: s3.chunkSize:") for line in lines)
+    assert any("workers.DracoonGlobalSharer.count:" in line for line in lines)
+
+
+def test_run_with_bad_config_exits_2_before_starting(tmp_path: Path) -> None:
+    path = write(tmp_path, "s3: [not, a, mapping\n")
+    result = run_cli("run", "--config", str(path))
+    assert result.returncode == 2
+    assert "is not valid YAML at line" in result.stderr
+
+
+def test_config_show_masks_every_secret(tmp_path: Path) -> None:
+    (tmp_path / "secret").write_text("file-secret-value")
+    doc = {
+        **OFF,
+        "aws": {"secretAccessKey": "aws-secret-value"},
+        "dracoon": {
+            "password": "yaml-secret-value",
+            "encryptionPassword_FILE": str(tmp_path / "secret"),
+        },
+    }
+    env = clean_env(RECSTORE_DRACOON__CLIENTSECRET="env-secret-value")
+    result = run_cli("config", "show", "--config", str(write(tmp_path, doc)), env=env)
+    assert result.returncode == 0, result.stderr
+    for secret in (
+        "aws-secret-value",
+        "yaml-secret-value",
+        "file-secret-value",
+        "env-secret-value",
+    ):
+        assert secret not in result.stdout
+    shown = yaml.safe_load(result.stdout)
+    assert shown["dracoon"]["password"] == "**********"
+    assert shown["dracoon"]["encryptionPassword"] == "**********"
+    assert shown["aws"]["secretAccessKey"] == "**********"
+
+
+def test_config_error_never_echoes_a_secret(tmp_path: Path) -> None:
+    doc = {**OFF, "dracoon": {"password": {"nested": "s3cr3t-value"}}}
+    problems = problems_of(write(tmp_path, doc))
+    assert "dracoon.password" in problems
+    assert "s3cr3t-value" not in str(problems)
+
+
+def test_documented_defaults_are_the_models_defaults() -> None:
+    """conf/app.yaml is generated from the model and holds exactly its defaults."""
+    shipped = (ROOT / "conf" / "app.yaml").read_text()
+    assert shipped == render_defaults(), "run `recstore config defaults > conf/app.yaml`"
+    doc = yaml.safe_load(shipped)
+    assert Settings.model_validate(doc) == Settings.model_validate({"queues": doc["queues"]})
+
+
+def test_test_configuration_is_valid() -> None:
+    settings = load_settings(ROOT / "conf" / "app.test.yaml", {})
+    assert settings.http.port == 0

@@ -1,0 +1,176 @@
+"""The daemon as a real process: /healthcheck, SIGTERM/SIGINT drains, hand-back, exit codes."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, clean_env
+
+
+def config(tmp_path: Path, **daemon: object) -> Path:
+    doc = yaml.safe_load((ROOT / "conf" / "app.test.yaml").read_text())
+    doc["daemon"].update(daemon)
+    path = tmp_path / "app.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+class Daemon:
+    def __init__(self, args: list[str]) -> None:
+        self.proc = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env=clean_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.port = self._wait_for_port()
+
+    def _wait_for_port(self) -> int:
+        assert self.proc.stderr is not None
+        deadline = time.monotonic() + 30
+        self.log: list[str] = []
+        while time.monotonic() < deadline:
+            line = self.proc.stderr.readline()
+            if not line:
+                break
+            self.log.append(line)
+            match = re.search(r" 15000 .*http_port=(\d+)", line)
+            if match:
+                return int(match.group(1))
+        raise AssertionError("daemon did not start:\n" + "".join(self.log))
+
+    def get(self, path: str) -> tuple[int, str, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as answer:
+                return answer.status, answer.headers["Content-Type"], answer.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.headers["Content-Type"], error.read().decode()
+
+    def stop(self, sig: int = signal.SIGTERM, patience: float = 30) -> tuple[int, str]:
+        self.proc.send_signal(sig)
+        _, err = self.proc.communicate(timeout=patience)
+        return self.proc.returncode, "".join(self.log) + err
+
+
+@pytest.fixture
+def markers(tmp_path: Path) -> Path:
+    path = tmp_path / "markers"
+    path.mkdir()
+    return path
+
+
+def harness(tmp_path: Path, markers: Path, mode: str, **daemon: object) -> Daemon:
+    script = ROOT / "tests" / "daemon_harness.py"
+    return Daemon(
+        [sys.executable, str(script), str(config(tmp_path, **daemon)), str(markers), mode]
+    )
+
+
+def wait_for(path: Path, patience: float = 10) -> None:
+    deadline = time.monotonic() + patience
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path.name} never appeared"
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def recstore_run(tmp_path: Path) -> Iterator[Daemon]:
+    daemon = Daemon([sys.executable, "-m", "recstore", "run", "--config", str(config(tmp_path))])
+    yield daemon
+    if daemon.proc.poll() is None:
+        daemon.proc.kill()
+        daemon.proc.communicate()
+
+
+def test_recstore_run_serves_health_and_metrics_then_stops_cleanly(recstore_run: Daemon) -> None:
+    status, ctype, body = recstore_run.get("/healthcheck")
+    assert (status, json.loads(body)) == (200, {"status": "success"})
+    assert ctype.startswith("application/json")
+    status, ctype, body = recstore_run.get("/metrics")
+    assert status == 200
+    assert ctype.startswith("text/plain")
+    assert "process_resident_memory_bytes" in body
+    code, log = recstore_run.stop()
+    assert code == 0, log
+    assert " 15021 " in log
+    assert "drain finished clean=True" in log
+
+
+def test_sigterm_lets_running_work_finish(tmp_path: Path, markers: Path) -> None:
+    daemon = harness(tmp_path, markers, "drain", gracePeriod="10s")
+    wait_for(markers / "slow_job.started")
+    code, log = daemon.stop(signal.SIGTERM)
+    assert code == 0, log
+    assert (markers / "slow_job.finished").exists()
+    assert not (markers / "slow_job.handed_back").exists()
+
+
+def test_sigint_drains_like_sigterm(tmp_path: Path, markers: Path) -> None:
+    daemon = harness(tmp_path, markers, "drain", gracePeriod="10s")
+    wait_for(markers / "slow_job.started")
+    code, _ = daemon.stop(signal.SIGINT)
+    assert code == 0
+    assert (markers / "slow_job.finished").exists()
+
+
+def test_grace_period_over_hands_work_back(tmp_path: Path, markers: Path) -> None:
+    daemon = harness(tmp_path, markers, "stuck", gracePeriod="1s")
+    wait_for(markers / "stuck_job.started")
+    started = time.monotonic()
+    code, log = daemon.stop(signal.SIGTERM)
+    assert time.monotonic() - started < 8
+    assert code == 1, log  # not a clean drain: work had to be cancelled
+    assert (markers / "stuck_job.handed_back").exists()
+    assert (markers / "quick_job.finished").exists()  # the others still drained normally
+    assert "cancelling stuck_job" in log
+
+
+def test_second_signal_skips_the_grace_period(tmp_path: Path, markers: Path) -> None:
+    daemon = harness(tmp_path, markers, "stuck", gracePeriod="60s")
+    wait_for(markers / "stuck_job.started")
+    daemon.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    started = time.monotonic()
+    code, _ = daemon.stop(signal.SIGTERM)
+    assert time.monotonic() - started < 10
+    assert code == 1
+    assert (markers / "stuck_job.handed_back").exists()
+
+
+def test_crashing_worker_is_restarted_and_reported_unhealthy(tmp_path: Path, markers: Path) -> None:
+    daemon = harness(
+        tmp_path,
+        markers,
+        "crash",
+        restartBackoffInitial="0.5s",
+        unhealthyAfterRestarts=2,
+        stableAfter="3s",
+    )
+    wait_for(markers / "flaky.crash0")  # second crash: now crash-looping
+    status, _, body = daemon.get("/healthcheck")
+    assert (status, json.loads(body)) == (500, {"error": "worker_error_flaky", "status": "error"})
+    wait_for(markers / "flaky.steady")
+    _, _, metrics = daemon.get("/metrics")
+    assert 'recstore_worker_restarts_total{worker="flaky"} 2.0' in metrics
+    # Healthy again once it has run stableAfter without crashing.
+    deadline = time.monotonic() + 10
+    while daemon.get("/healthcheck")[0] != 200:
+        assert time.monotonic() < deadline, "worker never became healthy again"
+        time.sleep(0.2)
+    code, log = daemon.stop()
+    assert code == 0
+    assert log.count(" 15015 ") == 2  # one worker-error event per crash, with its code

@@ -1,0 +1,147 @@
+"""The dev stack as the CLI runs it: up, state file, resources, seed, config, and down."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+from pathlib import Path
+
+import pytest
+import yaml
+
+from recstore.clients.aws import aws_client
+from recstore.config import load_settings
+from recstore.devstack.seed import aws_settings_from_state, synthetic_sha256
+from tests.conftest import StackProcess, run_cli
+
+REQUIRED = {
+    "s3_endpoint",
+    "sqs_endpoint",
+    "region",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "queue_url",
+    "dlq_url",
+    "bucket",
+}
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def test_state_file_lists_every_endpoint(devstack: StackProcess) -> None:
+    assert set(devstack.state) >= REQUIRED
+    assert devstack.state["s3_endpoint"].startswith("http://127.0.0.1:")
+
+
+async def test_queues_have_a_redrive_policy_to_the_dlq(devstack: StackProcess) -> None:
+    state = devstack.state
+    async with aws_client(aws_settings_from_state(state), "sqs") as sqs:
+        attrs = await sqs.get_queue_attributes(QueueUrl=state["queue_url"], AttributeNames=["All"])
+        dlq = await sqs.get_queue_attributes(QueueUrl=state["dlq_url"], AttributeNames=["QueueArn"])
+    redrive = json.loads(attrs["Attributes"]["RedrivePolicy"])
+    assert redrive["deadLetterTargetArn"] == dlq["Attributes"]["QueueArn"]
+    assert int(redrive["maxReceiveCount"]) == 5
+
+
+def test_seed_s3_creates_objects_with_the_promised_bytes(
+    devstack: StackProcess, tmp_path: Path
+) -> None:
+    doc = {
+        "objects": [
+            {"key": "sandbox/test-video.mp4", "size": 3 * 1024 * 1024, "seed": 11},
+            {"key": "sandbox/notes.txt", "text": "hello"},
+        ]
+    }
+    (tmp_path / "seed.json").write_text(json.dumps(doc))
+    result = run_cli(
+        "devstack",
+        "seed",
+        "s3",
+        "--state-file",
+        str(devstack.state_file),
+        "--file",
+        str(tmp_path / "seed.json"),
+    )
+    assert result.returncode == 0, result.stderr
+    created = {o["key"]: o for o in json.loads(result.stdout)}
+    assert created["sandbox/test-video.mp4"]["sha256"] == synthetic_sha256(3 * 1024 * 1024, 11)
+
+    async def read_back() -> tuple[bytes, int]:
+        async with aws_client(aws_settings_from_state(devstack.state), "s3") as s3:
+            text = await (await s3.get_object(Bucket="recordings", Key="sandbox/notes.txt"))[
+                "Body"
+            ].read()
+            head = await s3.head_object(Bucket="recordings", Key="sandbox/test-video.mp4")
+        return text, head["ContentLength"]
+
+    text, size = asyncio.run(read_back())
+    assert (text, size) == (b"hello", 3 * 1024 * 1024)
+
+
+def test_seed_rejects_a_bad_document(devstack: StackProcess, tmp_path: Path) -> None:
+    (tmp_path / "bad.json").write_text(json.dumps({"objects": [{"text": "no key"}]}))
+    result = run_cli(
+        "devstack",
+        "seed",
+        "s3",
+        "--state-file",
+        str(devstack.state_file),
+        "--file",
+        str(tmp_path / "bad.json"),
+    )
+    assert result.returncode == 1
+    assert "objects[0].key" in result.stderr
+
+
+def test_devstack_config_points_a_valid_configuration_at_the_stack(
+    devstack: StackProcess, tmp_path: Path
+) -> None:
+    result = run_cli(
+        "devstack", "config", "--state-file", str(devstack.state_file), "--http-port", "0"
+    )
+    assert result.returncode == 0, result.stderr
+    path = tmp_path / "app.yaml"
+    path.write_text(result.stdout)
+    settings = load_settings(path, {})
+    assert settings.aws.s3_endpoint_url == devstack.state["s3_endpoint"]
+    ft = settings.workers.file_transferer
+    assert settings.queue_url(ft.queue) == devstack.state["queue_url"]
+    assert settings.queue_url(ft.dead_letter_queue) == devstack.state["dlq_url"]
+    assert yaml.safe_load(result.stdout)["http"]["port"] == 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_up_and_down_leaves_nothing_behind(tmp_path: Path, sig: int) -> None:
+    stack = StackProcess(tmp_path)
+    pid = stack.proc.pid
+    data_dir = Path(stack.state["data_dir"])
+    assert data_dir.exists()
+    assert children_of(pid) == []  # everything runs inside the one process
+    stack.proc.send_signal(sig)
+    assert stack.proc.wait(timeout=30) == 0, stack.log_file.read_text()
+    assert not stack.state_file.exists()
+    assert not data_dir.exists()
+    assert not Path(f"/proc/{pid}").exists()
+    host, port = stack.state["s3_endpoint"].removeprefix("http://").split(":")
+    with pytest.raises(ConnectionError):
+        socket.create_connection((host, int(port)), timeout=2).close()
+
+
+def test_demo_runs_start_to_finish() -> None:
+    result = run_cli("demo", timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "GET /healthcheck → 200" in result.stdout
+    assert "exited with status 0" in result.stdout

@@ -1,0 +1,52 @@
+"""The house rules of ../shared/DESIGN.md that a reader relies on to find things."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+PACKAGE = ROOT / "recstore"
+
+
+def imports_of(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+def modules() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def test_only_cli_imports_the_cli_library() -> None:
+    offenders = [p for p in modules() if p.name != "cli.py" and "click" in imports_of(p)]
+    assert offenders == []
+
+
+def test_nothing_but_the_cli_and_the_devstack_imports_the_devstack() -> None:
+    offenders = [
+        p.relative_to(ROOT)
+        for p in modules()
+        if "devstack" not in p.parts
+        and p.name != "cli.py"
+        and any(m.startswith("recstore.devstack") for m in imports_of(p))
+    ]
+    assert offenders == []
+
+
+def test_domain_packages_open_no_sockets() -> None:
+    network = {"aiohttp", "aiobotocore", "botocore", "zeep", "socket", "ldap3"}
+    domain = [*(PACKAGE / "transfer").rglob("*.py"), *(PACKAGE / "archive").rglob("*.py")]
+    domain.append(PACKAGE / "crypto.py")
+    offenders = {
+        str(p.relative_to(ROOT)): sorted(m for m in imports_of(p) if m.split(".")[0] in network)
+        for p in domain
+        if p.exists()
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
