@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-test
 BENCH_STAMP := $(VENV)/.installed-bench
-SRC := recstore tests bench
+SRC := $(wildcard recstore tests bench)
 
 .PHONY: demo test lint bench clean
 

@@ -434,6 +434,10 @@ def _problems_from(exc: ValidationError) -> list[tuple[str, str]]:
 def _cross_checks(settings: Settings) -> list[tuple[str, str]]:
     """Rules that span sections, which field validators cannot see."""
     problems: list[tuple[str, str]] = []
+    aws = settings.aws
+    if (aws.access_key_id is None) != (aws.secret_access_key is None):
+        missing = "aws.secretAccessKey" if aws.secret_access_key is None else "aws.accessKeyId"
+        problems.append((missing, "give both aws.accessKeyId and aws.secretAccessKey, or neither"))
     transferer = settings.workers.file_transferer
     if transferer.enabled and "FileTransferer" in AVAILABLE_WORKERS:
         if transferer.count < 1:

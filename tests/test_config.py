@@ -102,6 +102,11 @@ def test_each_bad_key_is_named(
     assert fragment in problems[key]
 
 
+def test_aws_keys_come_in_pairs(tmp_path: Path) -> None:
+    problems = problems_of(write(tmp_path, {**OFF, "aws": {"accessKeyId": "AKIA123"}}))
+    assert "aws.secretAccessKey" in problems
+
+
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     doc = {"s3": {"chunkSize": "x"}, "http": {"port": -1}, "bogus": 1}
     problems = problems_of(write(tmp_path, doc), {"RECSTORE_NO_SUCH_KEY": "1"})
@@ -208,7 +213,7 @@ def test_config_show_masks_every_secret(tmp_path: Path) -> None:
     (tmp_path / "secret").write_text("file-secret-value")
     doc = {
         **OFF,
-        "aws": {"secretAccessKey": "aws-secret-value"},
+        "aws": {"accessKeyId": "AKIA-visible", "secretAccessKey": "aws-secret-value"},
         "dracoon": {
             "password": "yaml-secret-value",
             "encryptionPassword_FILE": str(tmp_path / "secret"),

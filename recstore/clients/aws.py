@@ -1,8 +1,8 @@
 """aiobotocore clients for S3 and SQS, built from ``aws.*`` in one place.
 
 Endpoints for S3-compatible services (moto, MinIO, rclone) force path-style addressing, since
-their host names carry no bucket. botocore's own "standard" retry mode handles throttling and
-5xx for AWS calls; its attempts are bounded here so a dead endpoint fails in seconds.
+their host names carry no bucket. Throttling, 5xx and broken connections are retried through
+:mod:`recstore.retry` like every other remote, so botocore's own retries are off.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ async def aws_client(
     endpoint = endpoint_for(settings, service)
     config = AioConfig(
         region_name=settings.region,
-        retries={"mode": "standard", "max_attempts": 4},
+        retries={"mode": "standard", "total_max_attempts": 1},  # recstore.retry retries
         connect_timeout=10,
         read_timeout=read_timeout,
         max_pool_connections=max_pool_connections,

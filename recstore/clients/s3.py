@@ -1,0 +1,84 @@
+"""S3: head, ranged reads into the caller's buffer, delete.
+
+Reads are ranged GETs pinned to the ETag seen when the job started (``IfMatch``): a recording
+overwritten mid-transfer fails with a permanent error instead of producing a file stitched from
+two versions. A range's body is streamed into a caller-owned buffer, so memory is the buffers
+the pipeline allocated once, whatever the object's size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from recstore.clients.aws_errors import aws_errors
+from recstore.errors import RemoteError
+from recstore.retry import RetryPolicy, call_with_retry
+
+REMOTE = "s3"
+#: Bytes asked of the socket per read while filling a buffer.
+READ_SIZE = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    bucket: str
+    key: str
+    size: int
+    etag: str
+
+
+class S3Store:
+    """The S3 operations recstore needs, over one aiobotocore client the caller owns."""
+
+    def __init__(self, client: Any, policy: RetryPolicy | None = None) -> None:
+        self._client = client
+        self._policy = policy
+
+    async def head(self, bucket: str, key: str) -> ObjectInfo:
+        async def call() -> ObjectInfo:
+            with aws_errors(REMOTE, f"head of s3://{bucket}/{key}"):
+                answer = await self._client.head_object(Bucket=bucket, Key=key)
+            return ObjectInfo(bucket, key, int(answer["ContentLength"]), str(answer["ETag"]))
+
+        return await call_with_retry(call, remote=REMOTE, policy=self._policy)
+
+    async def read_into(self, source: ObjectInfo, offset: int, buffer: memoryview) -> int:
+        """Fill ``buffer`` from ``offset`` (or up to the end of the object); bytes read.
+
+        A connection that breaks mid-body is retried from the start of the range.
+        """
+        want = min(len(buffer), source.size - offset)
+        if want <= 0:
+            return 0
+        what = f"read of s3://{source.bucket}/{source.key} at {offset}"
+
+        async def call() -> int:
+            filled = 0
+            with aws_errors(REMOTE, what):
+                answer = await self._client.get_object(
+                    Bucket=source.bucket,
+                    Key=source.key,
+                    Range=f"bytes={offset}-{offset + want - 1}",
+                    IfMatch=source.etag,
+                )
+                async with answer["Body"] as body:
+                    while filled < want:
+                        n = await body.readinto(buffer[filled : min(want, filled + READ_SIZE)])
+                        if n == 0:
+                            break
+                        filled += n
+            if filled != want:
+                raise RemoteError(
+                    f"s3 {what}: {filled} of {want} bytes", remote=REMOTE, transient=True
+                )
+            return filled
+
+        return await call_with_retry(call, remote=REMOTE, policy=self._policy)
+
+    async def delete(self, bucket: str, key: str) -> None:
+        async def call() -> None:
+            with aws_errors(REMOTE, f"delete of s3://{bucket}/{key}"):
+                await self._client.delete_object(Bucket=bucket, Key=key)
+
+        await call_with_retry(call, remote=REMOTE, policy=self._policy)

@@ -1,0 +1,106 @@
+"""S3 and SQS clients against moto's server (a real HTTP endpoint), through the dev stack."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from recstore.clients.aws import aws_client
+from recstore.clients.s3 import S3Store
+from recstore.clients.sqs import SqsQueue
+from recstore.devstack.seed import aws_settings_from_state, seed_s3, synthetic_chunks
+from recstore.errors import RemoteError
+from recstore.retry import RetryPolicy
+from tests.conftest import StackProcess
+
+FAST = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.05)
+
+
+@pytest.fixture
+async def s3(devstack: StackProcess) -> AsyncIterator[Any]:
+    async with aws_client(aws_settings_from_state(devstack.state), "s3") as client:
+        yield client
+
+
+@pytest.fixture
+async def sqs(devstack: StackProcess) -> AsyncIterator[Any]:
+    async with aws_client(aws_settings_from_state(devstack.state), "sqs") as client:
+        yield client
+
+
+async def test_ranged_reads_into_one_buffer_rebuild_the_object(
+    devstack: StackProcess, s3: Any
+) -> None:
+    size = 5 * 1024 * 1024 + 3
+    await seed_s3(devstack.state, {"objects": [{"key": "t/ranged.bin", "size": size, "seed": 3}]})
+    store = S3Store(s3, FAST)
+    info = await store.head("recordings", "t/ranged.bin")
+    assert info.size == size
+    buffer = bytearray(1024 * 1024)
+    digest, offset = hashlib.sha256(), 0
+    while offset < info.size:
+        n = await store.read_into(info, offset, memoryview(buffer))
+        digest.update(memoryview(buffer)[:n])
+        offset += n
+    expected = hashlib.sha256(b"".join(synthetic_chunks(size, 3))).hexdigest()
+    assert digest.hexdigest() == expected
+
+
+async def test_a_changed_object_is_refused_not_mixed(devstack: StackProcess, s3: Any) -> None:
+    await seed_s3(devstack.state, {"objects": [{"key": "t/changing.bin", "text": "version one"}]})
+    store = S3Store(s3, FAST)
+    info = await store.head("recordings", "t/changing.bin")
+    await seed_s3(devstack.state, {"objects": [{"key": "t/changing.bin", "text": "version two!"}]})
+    with pytest.raises(RemoteError) as caught:
+        await store.read_into(info, 0, memoryview(bytearray(64)))
+    assert caught.value.status == 412
+    assert caught.value.transient is False
+
+
+async def test_missing_object_is_a_permanent_error(s3: Any) -> None:
+    with pytest.raises(RemoteError) as caught:
+        await S3Store(s3, FAST).head("recordings", "t/nothing-here")
+    assert caught.value.status == 404
+    assert caught.value.transient is False
+
+
+async def test_unreachable_endpoint_is_transient() -> None:
+    from pydantic import SecretStr
+
+    from recstore.config import AwsSettings
+
+    dead = AwsSettings(
+        endpoint_url="http://127.0.0.1:9", access_key_id="x", secret_access_key=SecretStr("y")
+    )
+    async with aws_client(dead, "s3") as client:
+        with pytest.raises(RemoteError) as caught:
+            await S3Store(client, FAST).head("recordings", "k")
+    assert caught.value.transient is True
+
+
+async def test_delete_removes_the_object(devstack: StackProcess, s3: Any) -> None:
+    await seed_s3(devstack.state, {"objects": [{"key": "t/gone.txt", "text": "bye"}]})
+    store = S3Store(s3, FAST)
+    await store.delete("recordings", "t/gone.txt")
+    with pytest.raises(RemoteError):
+        await store.head("recordings", "t/gone.txt")
+
+
+async def test_queue_send_receive_hide_and_delete(devstack: StackProcess, sqs: Any) -> None:
+    created = await sqs.create_queue(QueueName="t-roundtrip")
+    queue = SqsQueue(sqs, created["QueueUrl"], FAST)
+    await queue.send('{"hello": 1}', {"reason": "x" * 5000})
+    [message] = await queue.receive(10, wait_seconds=1, visibility_timeout=30)
+    assert message.body == '{"hello": 1}'
+    assert message.receive_count == 1
+    assert len(message.attributes["reason"]) == 1024
+    assert await queue.receive(10, wait_seconds=0) == []  # hidden while in flight
+    assert await queue.depth() == (0, 1)
+    await queue.change_visibility(message, 0)  # handed back
+    [again] = await queue.receive(10, wait_seconds=1)
+    assert again.receive_count == 2
+    await queue.delete(again)
+    assert await queue.depth() == (0, 0)
