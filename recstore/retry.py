@@ -91,4 +91,9 @@ async def call_with_retry(
         before_sleep=before_sleep,
         reraise=True,
     )
-    return await retrying(fn)
+
+    async def attempt() -> T:
+        # tenacity awaits only coroutine functions; a lambda returning a coroutine is not one.
+        return await fn()
+
+    return await retrying(attempt)

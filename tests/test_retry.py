@@ -74,6 +74,20 @@ async def test_retry_after_is_honoured() -> None:
     assert stamps[1] - stamps[0] >= 0.3
 
 
+async def test_a_lambda_returning_a_coroutine_is_awaited() -> None:
+    calls = 0
+
+    async def fetch(value: int) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RemoteError("reset", remote="t6", transient=True)
+        return value
+
+    assert await call_with_retry(lambda: fetch(7), remote="t6", policy=FAST) == 7
+    assert calls == 2
+
+
 async def test_other_exceptions_are_not_retried_by_default() -> None:
     calls = 0
 

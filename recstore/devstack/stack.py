@@ -56,12 +56,14 @@ class StackOptions:
     max_receive_count: int = 5
     extra_queues: Sequence[str] = ()
     data_dir: Path | None = None
-    stand_ins: Sequence[str] = field(default_factory=lambda: ("dracoon", "kaltura"))
+    stand_ins: Sequence[str] = field(default_factory=lambda: ("configurator", "dracoon", "kaltura"))
 
 
 def available_stand_ins(data_dir: Path) -> dict[str, StandIn]:
     """Every stand-in this build ships, by name; imported here so nothing else depends on them."""
-    found: dict[str, StandIn] = {}
+    from recstore.devstack.configurator import ConfiguratorStandIn
+
+    found: dict[str, StandIn] = {"configurator": ConfiguratorStandIn(data_dir / "configurator")}
     try:
         from recstore.devstack.dracoon import DracoonStandIn
     except ImportError:  # pragma: no cover - during development of a stand-in

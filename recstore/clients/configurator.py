@@ -1,0 +1,105 @@
+"""The configurator service: per-instance configuration over HTTP.
+
+``GET {url}/instances/{domain}`` answers the instance's configuration, either nested
+(``{"recordings": {"dracoon": {...}}}``) or with the seed's dotted keys
+(``{"recordings.dracoon.parent-room-id": 42, ...}``); both are accepted. 404 means the
+instance is unknown (permanent for its jobs); anything else that fails is transient.
+Answers are cached for ``configurator.cacheTtl`` so a busy queue does not hammer the service.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+from pydantic import ValidationError
+
+from recstore.config import ConfiguratorSettings, InstanceSettings
+from recstore.errors import RemoteError, transient_status
+from recstore.retry import RetryPolicy, call_with_retry
+
+REMOTE = "configurator"
+
+
+class UnknownInstance(RemoteError):
+    """The configurator has no configuration for this domain."""
+
+
+class ConfiguratorClient:
+    """Fetches and caches instance configuration; one aiohttp session for its lifetime."""
+
+    def __init__(
+        self,
+        settings: ConfiguratorSettings,
+        session: aiohttp.ClientSession,
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        if not settings.url:
+            raise ValueError("configurator.url is not set")
+        self._base = settings.url.rstrip("/")
+        self._ttl = settings.cache_ttl
+        self._timeout = aiohttp.ClientTimeout(total=settings.timeout)
+        self._session = session
+        self._policy = policy
+        self._cache: dict[str, tuple[float, InstanceSettings]] = {}
+
+    async def instance(self, domain: str) -> InstanceSettings:
+        cached = self._cache.get(domain)
+        if cached is not None and time.monotonic() - cached[0] < self._ttl:
+            return cached[1]
+        settings = await call_with_retry(
+            lambda: self._fetch(domain), remote=REMOTE, policy=self._policy
+        )
+        self._cache[domain] = (time.monotonic(), settings)
+        return settings
+
+    async def _fetch(self, domain: str) -> InstanceSettings:
+        url = f"{self._base}/instances/{quote(domain, safe='')}"
+        try:
+            async with self._session.get(url, timeout=self._timeout) as response:
+                if response.status == 404:
+                    raise UnknownInstance(
+                        f"the configurator has no instance {domain!r}", remote=REMOTE, status=404
+                    )
+                if response.status != 200:
+                    raise RemoteError(
+                        f"configurator answered {response.status} for instance {domain!r}",
+                        remote=REMOTE,
+                        status=response.status,
+                        transient=transient_status(response.status),
+                    )
+                document = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise RemoteError(
+                f"configurator unreachable: {type(exc).__name__}", remote=REMOTE, transient=True
+            ) from exc
+        try:
+            return InstanceSettings.model_validate(unflatten(document))
+        except ValidationError as exc:
+            fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors())
+            raise RemoteError(
+                f"configurator's answer for {domain!r} is invalid at: {fields}",
+                remote=REMOTE,
+                transient=False,
+            ) from None
+
+
+def unflatten(document: Any) -> Any:
+    """``{"a.b": 1}`` → ``{"a": {"b": 1}}``; nested documents pass through unchanged."""
+    if not isinstance(document, dict):
+        return document
+    result: dict[str, Any] = {}
+    for key, value in document.items():
+        target = result
+        parts = str(key).split(".")
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+        last = parts[-1]
+        value = unflatten(value)
+        if isinstance(value, dict) and isinstance(target.get(last), dict):
+            target[last].update(value)
+        else:
+            target[last] = value
+    return result

@@ -1,0 +1,121 @@
+"""Configurator client against its stand-in over loopback: formats, cache, failures."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from recstore.clients.configurator import ConfiguratorClient, UnknownInstance, unflatten
+from recstore.config import ConfiguratorSettings
+from recstore.errors import RemoteError
+from recstore.retry import RetryPolicy
+from tests.conftest import StackProcess
+
+FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02)
+NESTED = {
+    "recordings": {
+        "storage": "dracoon",
+        "dracoon": {
+            "parent-room-id": 7,
+            "login": "svc",
+            "password": "pw-1",
+            "encryption-password": "pw-2",
+            "targets": [{"meetingTypeId": "*any*", "copyTo": [{"path": "$instance"}]}],
+        },
+    }
+}
+FLAT = {
+    "recordings.storage": "dracoon",
+    "recordings.dracoon.parent-room-id": 8,
+    "recordings.dracoon.login": "svc2",
+    "recordings.dracoon.password": "pw-3",
+    "recordings.dracoon.encryption-password": "pw-4",
+    "recordings.dracoon.targets": [{"meetingTypeId": 14, "copyTo": [{"path": "x"}]}],
+}
+
+
+@pytest.fixture
+async def admin(devstack: StackProcess) -> AsyncIterator[tuple[aiohttp.ClientSession, str]]:
+    async with aiohttp.ClientSession() as session:
+        url = devstack.state["configurator_url"]
+        answer = await session.post(
+            f"{url}/_devstack/seed",
+            json={"instances": {"nested.example": NESTED, "flat.example": FLAT}},
+        )
+        assert answer.status == 200
+        yield session, url
+        await session.post(f"{url}/_devstack/faults", json={})
+
+
+def client(session: aiohttp.ClientSession, url: str, ttl: float = 300) -> ConfiguratorClient:
+    settings = ConfiguratorSettings(url=url, cache_ttl=ttl, timeout=5)
+    return ConfiguratorClient(settings, session, FAST)
+
+
+async def requests_seen(session: aiohttp.ClientSession, url: str) -> int:
+    async with session.get(f"{url}/_devstack/state") as answer:
+        state: dict[str, Any] = await answer.json()
+    return int(state["requests"])
+
+
+async def test_nested_and_flat_answers_give_the_same_model(admin: tuple[Any, str]) -> None:
+    session, url = admin
+    configurator = client(session, url)
+    nested = await configurator.instance("nested.example")
+    flat = await configurator.instance("flat.example")
+    assert nested.recordings.dracoon.parent_room_id == 7
+    assert flat.recordings.dracoon.parent_room_id == 8
+    assert flat.recordings.dracoon.targets[0].meeting_type_id == 14
+    assert flat.recordings.dracoon.password.get_secret_value() == "pw-3"
+
+
+async def test_answers_are_cached_for_the_ttl(admin: tuple[Any, str]) -> None:
+    session, url = admin
+    configurator = client(session, url, ttl=300)
+    before = await requests_seen(session, url)
+    for _ in range(5):
+        await configurator.instance("nested.example")
+    assert await requests_seen(session, url) == before + 1
+    uncached = client(session, url, ttl=0)
+    await uncached.instance("nested.example")
+    await uncached.instance("nested.example")
+    assert await requests_seen(session, url) == before + 3
+
+
+async def test_unknown_instance_is_permanent(admin: tuple[Any, str]) -> None:
+    session, url = admin
+    with pytest.raises(UnknownInstance) as caught:
+        await client(session, url).instance("nobody.example")
+    assert caught.value.transient is False
+    assert "nobody.example" in str(caught.value)
+
+
+async def test_service_errors_are_retried_then_transient(admin: tuple[Any, str]) -> None:
+    session, url = admin
+    await session.post(
+        f"{url}/_devstack/faults", json={"error_rate": 1, "error_status": 503, "count": 2}
+    )
+    instance = await client(session, url).instance("nested.example")  # third attempt succeeds
+    assert instance.recordings.dracoon.login == "svc"
+    await session.post(f"{url}/_devstack/faults", json={"error_rate": 1, "error_status": 503})
+    with pytest.raises(RemoteError) as caught:
+        await client(session, url).instance("nested.example")
+    assert caught.value.transient is True
+    assert caught.value.status == 503
+
+
+async def test_unreachable_configurator_is_transient() -> None:
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(RemoteError) as caught:
+            await client(session, "http://127.0.0.1:9").instance("x.example")
+    assert caught.value.transient is True
+
+
+def test_unflatten_merges_dotted_and_nested_keys() -> None:
+    assert unflatten({"a.b": 1, "a": {"c": 2}, "d": [{"e.f": 3}]}) == {
+        "a": {"b": 1, "c": 2},
+        "d": [{"e.f": 3}],
+    }
