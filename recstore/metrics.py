@@ -29,3 +29,19 @@ WORKER_RUNNING = Gauge(
     "1 while the worker's task is alive.",
     ["worker"],
 )
+JOBS = Counter(
+    "recstore_jobs_total",
+    "Queue jobs finished, by worker and outcome (done, retried, dead_lettered, handed_back).",
+    ["worker", "outcome"],
+)
+SQS_RECEIVED = Counter(
+    "recstore_sqs_received_messages_total", "Messages received from SQS.", ["queue"]
+)
+SQS_DELETED = Counter(
+    "recstore_sqs_deleted_messages_total", "Messages deleted from SQS.", ["queue"]
+)
+SQS_DEAD_LETTERED = Counter(
+    "recstore_sqs_dead_lettered_messages_total",
+    "Messages sent to the dead-letter queue as permanent failures.",
+    ["queue"],
+)

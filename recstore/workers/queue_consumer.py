@@ -1,0 +1,224 @@
+"""The SQS job loop shared by every queue-driven worker (transfers now, archive actions later).
+
+Rules, in the order a message meets them:
+
+* Receive no more messages than there are free slots, by long poll, so a message is never held
+  hidden while it waits for a slot.
+* While a job runs, a heartbeat extends the message's visibility every third of the window.
+* Success: delete the message (shielded from cancellation, so a finished job is never redone
+  because shutdown raced the delete).
+* :class:`~recstore.errors.PermanentJobError`: send the body to the dead-letter queue with the
+  reason as message attributes, then delete it from the work queue. Nothing else is disturbed.
+* Any other failure: hand the message back with a visibility delay that grows with its receive
+  count; the queue's redrive policy moves a message that keeps failing to the dead-letter queue.
+* Cancellation (the grace period ended): hand the message back at once (visibility 0).
+
+While SQS itself cannot be reached, the worker reports unhealthy and polls again with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from recstore import events, metrics
+from recstore.clients.sqs import Message, SqsQueue
+from recstore.errors import PermanentJobError, RemoteError
+from recstore.workers.base import WorkerHealth
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Message], Awaitable[None]]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ConsumerSettings:
+    concurrency: int
+    visibility_timeout: int = 120
+    wait_seconds: int = 20
+    retry_delay_base: int = 30
+    retry_delay_max: int = 900
+    poll_backoff_initial: float = 1.0
+    poll_backoff_max: float = 60.0
+
+
+def retry_delay(receive_count: int, settings: ConsumerSettings) -> int:
+    """Seconds before a failed message is seen again: base x 2^(n-1), capped."""
+    exponent = min(max(receive_count - 1, 0), 16)
+    return int(min(settings.retry_delay_base * 2**exponent, settings.retry_delay_max))
+
+
+class QueueConsumer:
+    """Runs ``handler`` for each message of ``queue`` with bounded concurrency."""
+
+    def __init__(
+        self,
+        name: str,
+        queue: SqsQueue,
+        dead_letter: SqsQueue,
+        handler: Handler,
+        settings: ConsumerSettings,
+        health: WorkerHealth,
+        job_id: Callable[[Message], str] | None = None,
+    ) -> None:
+        self.name = name
+        self._queue = queue
+        self._dead_letter = dead_letter
+        self._handler = handler
+        self._settings = settings
+        self._health = health
+        self._job_id = job_id or (lambda message: message.message_id)
+        self.in_flight: dict[str, asyncio.Task[None]] = {}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll until ``stop``; then wait for running jobs (the supervisor bounds the wait)."""
+        backoff = self._settings.poll_backoff_initial
+        try:
+            while not stop.is_set():
+                free = self._settings.concurrency - len(self.in_flight)
+                if free <= 0:
+                    await _first_of(self._slot_freed(), stop.wait())
+                    continue
+                try:
+                    messages = await _first_of(self._receive(free), stop.wait())
+                except RemoteError as exc:
+                    self._health.failing(f"SQS unreachable: {exc}")
+                    events.emit(log, events.SQS_ERROR, "receive failed: %s", exc)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=backoff)
+                    backoff = min(backoff * 2, self._settings.poll_backoff_max)
+                    continue
+                backoff = self._settings.poll_backoff_initial
+                self._health.ok()
+                for message in messages or []:
+                    self._start(message)
+            if self.in_flight:
+                await asyncio.wait(list(self.in_flight.values()))
+        finally:
+            await self._cancel_all()
+
+    async def _receive(self, free: int) -> list[Message]:
+        messages = await self._queue.receive(
+            free, self._settings.wait_seconds, self._settings.visibility_timeout
+        )
+        metrics.SQS_RECEIVED.labels(queue=self.name).inc(len(messages))
+        return messages
+
+    async def _slot_freed(self) -> None:
+        await asyncio.wait(list(self.in_flight.values()), return_when=asyncio.FIRST_COMPLETED)
+
+    def _start(self, message: Message) -> None:
+        task = asyncio.create_task(self._process(message), name=f"{self.name}:{message.message_id}")
+        self.in_flight[message.message_id] = task
+        task.add_done_callback(lambda t: self._reap(message.message_id, t))
+
+    def _reap(self, message_id: str, task: asyncio.Task[None]) -> None:
+        self.in_flight.pop(message_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("job task failed unexpectedly", exc_info=task.exception())
+
+    async def _cancel_all(self) -> None:
+        tasks = list(self.in_flight.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+
+    async def _process(self, message: Message) -> None:
+        job = self._job_id(message)
+        token = events.job_var.set(job)
+        heartbeat = asyncio.create_task(self._heartbeat(message))
+        started = time.monotonic()
+        try:
+            await self._handler(message)
+        except asyncio.CancelledError:
+            await _shielded(self._queue.change_visibility(message, 0))
+            metrics.JOBS.labels(worker=self.name, outcome="handed_back").inc()
+            events.emit(log, events.WORKER_STATUS, "job handed back to the queue", job_id=job)
+            raise
+        except PermanentJobError as exc:
+            await _shielded(self._dead_letter_and_delete(message, str(exc)))
+            metrics.JOBS.labels(worker=self.name, outcome="dead_lettered").inc()
+            events.emit(log, events.TRANSFER_ERROR, "job moved to the dead-letter queue: %s", exc)
+        except Exception as exc:
+            delay = retry_delay(message.receive_count, self._settings)
+            await _shielded(self._queue.change_visibility(message, delay))
+            metrics.JOBS.labels(worker=self.name, outcome="retried").inc()
+            events.emit(
+                log,
+                events.TRANSFER_ERROR,
+                "job failed, retried in %d s (attempt %d): %s",
+                delay,
+                message.receive_count,
+                exc,
+                exc_info=not isinstance(exc, RemoteError),
+            )
+        else:
+            await _shielded(self._queue.delete(message))
+            metrics.SQS_DELETED.labels(queue=self.name).inc()
+            metrics.JOBS.labels(worker=self.name, outcome="done").inc()
+            events.emit(
+                log,
+                events.TRANSFER_STATUS,
+                "job done",
+                seconds=round(time.monotonic() - started, 3),
+            )
+        finally:
+            heartbeat.cancel()
+            events.job_var.reset(token)
+
+    async def _dead_letter_and_delete(self, message: Message, reason: str) -> None:
+        attributes = {
+            "reason": reason,
+            "source_message_id": message.message_id,
+            "receive_count": str(message.receive_count),
+            "worker": self.name,
+        }
+        await self._dead_letter.send(message.body, attributes)
+        metrics.SQS_DEAD_LETTERED.labels(queue=self.name).inc()
+        await self._queue.delete(message)
+        metrics.SQS_DELETED.labels(queue=self.name).inc()
+
+    async def _heartbeat(self, message: Message) -> None:
+        window = self._settings.visibility_timeout
+        while True:
+            await asyncio.sleep(window / 3)
+            try:
+                await self._queue.change_visibility(message, window)
+            except RemoteError as exc:
+                events.emit(log, events.SQS_ERROR, "visibility extension failed: %s", exc)
+
+
+async def _first_of(work: Awaitable[T], stop: Awaitable[object]) -> T | None:
+    """Await ``work`` unless ``stop`` completes first (then ``work`` is cancelled, None)."""
+    work_task = asyncio.ensure_future(work)
+    stop_task = asyncio.ensure_future(stop)
+    try:
+        await asyncio.wait([work_task, stop_task], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop_task.cancel()
+    if work_task.done():
+        return work_task.result()
+    work_task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await work_task
+    return None
+
+
+async def _shielded(work: Awaitable[None]) -> None:
+    """Finish ``work`` even if the caller is being cancelled; failures are logged, not raised."""
+    task = asyncio.ensure_future(work)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await task
+        raise
+    except RemoteError as exc:
+        events.emit(log, events.SQS_ERROR, "queue acknowledgement failed: %s", exc)

@@ -1,0 +1,219 @@
+"""The shared SQS job loop against moto: delete, dead-letter, retry delay, heartbeat, hand-back."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from recstore.clients.aws import aws_client
+from recstore.clients.sqs import Message, SqsQueue
+from recstore.devstack.seed import aws_settings_from_state
+from recstore.errors import PermanentJobError, RemoteError
+from recstore.retry import RetryPolicy
+from recstore.workers.base import WorkerHealth
+from recstore.workers.queue_consumer import ConsumerSettings, QueueConsumer, retry_delay
+from tests.conftest import StackProcess
+
+FAST = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02)
+_names = itertools.count()
+
+
+class Queues:
+    def __init__(self, client: Any, work: SqsQueue, dead: SqsQueue) -> None:
+        self.client, self.work, self.dead = client, work, dead
+
+
+@pytest.fixture
+async def queues(devstack: StackProcess) -> AsyncIterator[Queues]:
+    async with aws_client(aws_settings_from_state(devstack.state), "sqs") as client:
+        n = next(_names)
+        work = await client.create_queue(QueueName=f"consumer-work-{n}")
+        dead = await client.create_queue(QueueName=f"consumer-dead-{n}")
+        yield Queues(
+            client,
+            SqsQueue(client, work["QueueUrl"], FAST),
+            SqsQueue(client, dead["QueueUrl"], FAST),
+        )
+
+
+def consumer(
+    queues: Queues, handler: Callable[[Message], Awaitable[None]], **settings: Any
+) -> QueueConsumer:
+    values: dict[str, Any] = {"concurrency": 2, "visibility_timeout": 30, "wait_seconds": 1}
+    values.update(settings)
+    return QueueConsumer(
+        "test", queues.work, queues.dead, handler, ConsumerSettings(**values), WorkerHealth()
+    )
+
+
+async def run_until(worker: QueueConsumer, done: Callable[[], bool], patience: float = 20) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        async with asyncio.timeout(patience):
+            while not done():
+                await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+async def test_done_jobs_are_deleted(queues: Queues) -> None:
+    seen: list[str] = []
+
+    async def handler(message: Message) -> None:
+        seen.append(message.body)
+
+    for i in range(5):
+        await queues.work.send(f"job {i}")
+    await run_until(consumer(queues, handler), lambda: len(seen) == 5)
+    assert sorted(seen) == [f"job {i}" for i in range(5)]
+    assert await queues.work.depth() == (0, 0)
+
+
+async def test_permanent_failures_go_to_the_dlq_with_their_reason(queues: Queues) -> None:
+    async def handler(message: Message) -> None:
+        if message.body == "bad":
+            raise PermanentJobError("storage.type: 'ftp' is not a known storage")
+
+    await queues.work.send("bad")
+    await queues.work.send("good")
+    dead: list[Message] = []
+
+    async def poll_dead() -> None:
+        dead.extend(await queues.dead.receive(10, wait_seconds=0))
+
+    worker = consumer(queues, handler)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    async with asyncio.timeout(20):
+        while not dead:
+            await poll_dead()
+            await asyncio.sleep(0.1)
+        while (await queues.work.depth()) != (0, 0):
+            await asyncio.sleep(0.1)
+    stop.set()
+    await task
+    assert [m.body for m in dead] == ["bad"]
+    assert dead[0].attributes["reason"] == "storage.type: 'ftp' is not a known storage"
+    assert dead[0].attributes["worker"] == "test"
+
+
+async def test_failed_jobs_come_back_after_a_delay(queues: Queues) -> None:
+    attempts: list[int] = []
+
+    async def handler(message: Message) -> None:
+        attempts.append(message.receive_count)
+        if len(attempts) == 1:
+            raise RemoteError("DRACOON answered 503", remote="dracoon", status=503, transient=True)
+
+    await queues.work.send("flaky")
+    await run_until(consumer(queues, handler, retry_delay_base=1), lambda: len(attempts) == 2)
+    assert attempts == [1, 2]
+    assert await queues.work.depth() == (0, 0)
+
+
+async def test_heartbeat_keeps_a_long_job_hidden(queues: Queues) -> None:
+    starts: list[str] = []
+
+    async def slow(message: Message) -> None:
+        starts.append(message.message_id)
+        await asyncio.sleep(4.5)  # longer than the 2 s visibility window
+
+    await queues.work.send("long")
+    worker = consumer(queues, slow, visibility_timeout=2)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    await asyncio.sleep(5.5)
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    assert len(starts) == 1  # never received twice while it ran
+    assert await queues.work.depth() == (0, 0)
+
+
+async def test_cancellation_hands_jobs_back_at_once(queues: Queues) -> None:
+    started = asyncio.Event()
+
+    async def forever(message: Message) -> None:
+        started.set()
+        await asyncio.sleep(3600)
+
+    await queues.work.send("interrupted")
+    worker = consumer(queues, forever, visibility_timeout=600)
+    task = asyncio.create_task(worker.run(asyncio.Event()))
+    await asyncio.wait_for(started.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    [back] = await queues.work.receive(10, wait_seconds=1)  # visible again right away
+    assert back.body == "interrupted"
+    assert back.receive_count == 2
+
+
+async def test_never_more_jobs_than_slots(queues: Queues) -> None:
+    running = 0
+    peak = 0
+    finished = 0
+
+    async def handler(message: Message) -> None:
+        nonlocal running, peak, finished
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.3)
+        running -= 1
+        finished += 1
+
+    for i in range(7):
+        await queues.work.send(str(i))
+    await run_until(consumer(queues, handler, concurrency=3), lambda: finished == 7)
+    assert peak == 3
+
+
+async def test_unreachable_sqs_reports_unhealthy(devstack: StackProcess) -> None:
+    from pydantic import SecretStr
+
+    from recstore.config import AwsSettings
+
+    dead = AwsSettings(
+        endpoint_url="http://127.0.0.1:9", access_key_id="x", secret_access_key=SecretStr("y")
+    )
+    async with aws_client(dead, "sqs") as client:
+        queue = SqsQueue(client, "http://127.0.0.1:9/123456789012/none", FAST)
+        health = WorkerHealth()
+
+        async def never(message: Message) -> None:
+            raise AssertionError("no message can arrive")
+
+        worker = QueueConsumer(
+            "test",
+            queue,
+            queue,
+            never,
+            ConsumerSettings(concurrency=1, poll_backoff_initial=0.05),
+            health,
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        async with asyncio.timeout(10):
+            while health.healthy:
+                await asyncio.sleep(0.02)
+        assert "SQS unreachable" in health.detail
+        stop.set()
+        await asyncio.wait_for(task, 5)
+
+
+def test_retry_delay_grows_and_is_capped() -> None:
+    settings = ConsumerSettings(concurrency=1, retry_delay_base=30, retry_delay_max=900)
+    assert [retry_delay(n, settings) for n in (1, 2, 3, 4, 5, 6, 50)] == [
+        30,
+        60,
+        120,
+        240,
+        480,
+        900,
+        900,
+    ]
