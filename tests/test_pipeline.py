@@ -1,0 +1,117 @@
+"""The streaming pipeline over moto: bytes, chunk boundaries, encryption, overlap, errors."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from recstore.clients.aws import aws_client
+from recstore.clients.s3 import ObjectInfo, S3Store
+from recstore.devstack.seed import aws_settings_from_state, seed_s3, synthetic_chunks
+from recstore.errors import RemoteError
+from recstore.retry import RetryPolicy
+from recstore.transfer.pipeline import stream_chunks
+from tests.conftest import StackProcess
+
+FAST = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02)
+MiB = 1024 * 1024
+
+
+@pytest.fixture
+async def store(devstack: StackProcess) -> AsyncIterator[S3Store]:
+    async with aws_client(aws_settings_from_state(devstack.state), "s3") as client:
+        yield S3Store(client, FAST)
+
+
+async def object_of(
+    devstack: StackProcess, store: S3Store, key: str, size: int
+) -> tuple[ObjectInfo, bytes]:
+    await seed_s3(devstack.state, {"objects": [{"key": key, "size": size, "seed": size}]})
+    return await store.head("recordings", key), b"".join(synthetic_chunks(size, size))
+
+
+@pytest.mark.parametrize("size", [0, 1, MiB, MiB + 1, 3 * MiB + MiB // 2])
+async def test_chunks_rebuild_the_object(devstack: StackProcess, store: S3Store, size: int) -> None:
+    info, expected = await object_of(devstack, store, f"p/plain-{size}", size)
+    pieces = [bytes(chunk) async for chunk in stream_chunks(store, info, MiB)]
+    assert b"".join(pieces) == expected
+    assert all(len(p) == MiB for p in pieces[:-1])
+
+
+async def test_encrypted_stream_equals_one_shot_aes_gcm(
+    devstack: StackProcess, store: S3Store
+) -> None:
+    size = 2 * MiB + 17
+    info, plain = await object_of(devstack, store, "p/enc", size)
+    key, iv = bytes(range(32)), bytes(range(12))
+    encryptor = Cipher(algorithms.AES(key), modes.GCM(iv)).encryptor()
+    ciphertext = b"".join([bytes(c) async for c in stream_chunks(store, info, MiB, encryptor)])
+    encryptor.finalize()
+    expected = AESGCM(key).encrypt(iv, plain, None)
+    assert ciphertext == expected[:-16]
+    assert encryptor.tag == expected[-16:]
+
+
+async def test_reading_overlaps_the_consumer(devstack: StackProcess, store: S3Store) -> None:
+    info, _ = await object_of(devstack, store, "p/overlap", 4 * MiB)
+    read_offsets: list[int] = []
+
+    class Recording:
+        async def read_into(self, source: ObjectInfo, offset: int, buffer: memoryview) -> int:
+            read_offsets.append(offset)
+            return await store.read_into(source, offset, buffer)
+
+    consumed = 0
+    async for _chunk in stream_chunks(Recording(), info, MiB, depth=2):
+        consumed += 1
+        await asyncio.sleep(0.2)  # a slow upload
+        if consumed == 1:
+            # While the first chunk was being "uploaded", the next ones were read ahead,
+            # bounded by the queue depth (2 queued + 1 in the reader's hands).
+            assert 2 <= len(read_offsets) <= 4
+
+
+async def test_memory_is_bounded_by_depth_not_size(devstack: StackProcess, store: S3Store) -> None:
+    info, _ = await object_of(devstack, store, "p/buffers", 6 * MiB)
+    seen: set[int] = set()
+    async for chunk in stream_chunks(store, info, MiB, depth=2):
+        seen.add(id(chunk.obj))
+    assert len(seen) <= 3  # depth + 1 buffers, reused
+
+
+async def test_a_read_error_ends_the_stream_with_that_error(
+    devstack: StackProcess, store: S3Store
+) -> None:
+    info, _ = await object_of(devstack, store, "p/vanishing", 3 * MiB)
+    received = 0
+
+    async def consume() -> None:
+        nonlocal received
+        async for _chunk in stream_chunks(store, info, MiB):
+            received += 1
+            if received == 1:
+                await store.delete("recordings", "p/vanishing")
+
+    with pytest.raises(RemoteError):
+        await consume()
+    assert received < 3
+
+
+async def test_progress_counts_every_byte(devstack: StackProcess, store: S3Store) -> None:
+    info, _ = await object_of(devstack, store, "p/progress", MiB + 5)
+    counted: list[int] = []
+    async for _chunk in stream_chunks(store, info, MiB, progress=counted.append):
+        pass
+    assert sum(counted) == MiB + 5
+
+
+def test_bad_arguments_are_refused() -> None:
+    info = ObjectInfo("b", "k", 1, '"e"')
+    reader: Any = None
+    with pytest.raises(ValueError, match="positive"):
+        asyncio.run(anext(stream_chunks(reader, info, 0)))
