@@ -1,0 +1,79 @@
+"""Which account and which rooms a job's recording goes to.
+
+An instance's configuration comes from the YAML ``instances:`` section when it is there (an
+operator's local override), else from the configurator. An instance known to neither is a
+permanent failure for its jobs: falling back to the global ``dracoon.*`` test account would
+put one customer's recordings into another's rooms.
+
+Targets: the message's own ``storage.extra.dracoon.targets`` when it has any; otherwise every
+``copyTo`` of the instance's targets whose ``meetingTypeId`` is the meeting's type or
+``*any*`` (both apply; a path named twice is used once, the first expiration winning).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from recstore.config import InstanceSettings
+from recstore.errors import PermanentJobError, RemoteError
+
+
+@dataclass(frozen=True)
+class Target:
+    """One room path (a template) and its expiration text, as configured or sent."""
+
+    path: str
+    expiration: str | None = None
+
+
+class InstanceSource(Protocol):
+    async def instance(self, domain: str) -> InstanceSettings: ...
+
+
+class InstanceResolver:
+    def __init__(
+        self, configured: Mapping[str, InstanceSettings], configurator: InstanceSource | None
+    ) -> None:
+        self._configured = {domain.lower(): value for domain, value in configured.items()}
+        self._configurator = configurator
+
+    async def resolve(self, domain: str) -> InstanceSettings:
+        """The instance's settings; PermanentJobError when nobody knows the domain."""
+        local = self._configured.get(domain.lower())
+        if local is not None:
+            return local
+        if self._configurator is None:
+            raise PermanentJobError(
+                f"instance {domain!r} has no configuration: not in `instances:` and no "
+                "configurator.url is set"
+            )
+        try:
+            return await self._configurator.instance(domain)
+        except RemoteError as exc:
+            if exc.transient:
+                raise
+            raise PermanentJobError(f"instance {domain!r}: {exc}") from exc
+
+
+def targets_for(
+    instance: InstanceSettings,
+    domain: str,
+    meeting_type_id: int | None,
+    message_targets: Sequence[Target],
+) -> list[Target]:
+    """The targets of one job; PermanentJobError when there are none."""
+    if message_targets:
+        return list(message_targets)
+    chosen: dict[str, Target] = {}
+    for target in instance.recordings.dracoon.targets:
+        if target.meeting_type_id in ("*any*", meeting_type_id):
+            for copy in target.copy_to:
+                chosen.setdefault(copy.path, Target(copy.path, copy.expiration))
+    if not chosen:
+        raise PermanentJobError(
+            f"instance {domain!r} has no target for meeting type {meeting_type_id} "
+            "and the message names none"
+        )
+    return list(chosen.values())

@@ -1,0 +1,96 @@
+"""Instance resolution and target choice, with the configurator stand-in over loopback."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from recstore.clients.configurator import ConfiguratorClient
+from recstore.config import ConfiguratorSettings, InstanceSettings
+from recstore.errors import PermanentJobError, RemoteError
+from recstore.retry import RetryPolicy
+from recstore.transfer.instances import InstanceResolver, Target, targets_for
+from tests.conftest import StackProcess
+
+
+def instance_doc(login: str, targets: list[dict[str, object]]) -> dict[str, object]:
+    dracoon = {
+        "parent-room-id": 1,
+        "login": login,
+        "password": "p",
+        "encryption-password": "e",
+        "targets": targets,
+    }
+    return {"recordings": {"dracoon": dracoon}}
+
+
+def instance(login: str, targets: list[dict[str, object]]) -> InstanceSettings:
+    return InstanceSettings.model_validate(instance_doc(login, targets))
+
+
+TARGETS = [
+    {"meetingTypeId": 14, "copyTo": [{"path": "sales/$meetingType", "expiration": "1 year"}]},
+    {"meetingTypeId": "*any*", "copyTo": [{"path": "all"}, {"path": "sales/$meetingType"}]},
+]
+
+
+@pytest.fixture
+async def configurator(devstack: StackProcess) -> AsyncIterator[ConfiguratorClient]:
+    url = devstack.state["configurator_url"]
+    async with aiohttp.ClientSession() as session:
+        seed = {"instances": {"remote.example": instance_doc("remote-svc", TARGETS)}}
+        await session.post(f"{url}/_devstack/seed", json=seed)
+        yield ConfiguratorClient(
+            ConfiguratorSettings(url=url), session, RetryPolicy(attempts=2, base_delay=0.01)
+        )
+        await session.post(f"{url}/_devstack/faults", json={})
+
+
+async def test_yaml_instances_win_over_the_configurator(configurator: ConfiguratorClient) -> None:
+    resolver = InstanceResolver({"Remote.Example": instance("local-svc", [])}, configurator)
+    assert (await resolver.resolve("remote.example")).recordings.dracoon.login == "local-svc"
+
+
+async def test_configurator_answers_other_instances(configurator: ConfiguratorClient) -> None:
+    resolver = InstanceResolver({}, configurator)
+    assert (await resolver.resolve("remote.example")).recordings.dracoon.login == "remote-svc"
+
+
+async def test_unknown_instance_is_permanent_and_named(configurator: ConfiguratorClient) -> None:
+    with pytest.raises(PermanentJobError, match="nowhere.example"):
+        await InstanceResolver({}, configurator).resolve("nowhere.example")
+    with pytest.raises(PermanentJobError, match="no configurator.url"):
+        await InstanceResolver({}, None).resolve("nowhere.example")
+
+
+async def test_configurator_down_is_transient(
+    devstack: StackProcess, configurator: ConfiguratorClient
+) -> None:
+    async with aiohttp.ClientSession() as session:
+        await session.post(
+            f"{devstack.state['configurator_url']}/_devstack/faults", json={"error_rate": 1}
+        )
+    with pytest.raises(RemoteError) as caught:
+        await InstanceResolver({}, configurator).resolve("other.example")
+    assert caught.value.transient
+
+
+def test_message_targets_override_the_instance() -> None:
+    sent = [Target("from/message", "2 days")]
+    assert targets_for(instance("x", TARGETS), "d", 14, sent) == sent
+
+
+def test_specific_and_any_targets_both_apply_once_each() -> None:
+    chosen = targets_for(instance("x", TARGETS), "d", 14, [])
+    assert chosen == [Target("sales/$meetingType", "1 year"), Target("all", None)]
+    assert targets_for(instance("x", TARGETS), "d", 99, []) == [
+        Target("all", None),
+        Target("sales/$meetingType", None),
+    ]
+
+
+def test_no_target_at_all_is_permanent() -> None:
+    with pytest.raises(PermanentJobError, match="no target for meeting type 7"):
+        targets_for(instance("x", [{"meetingTypeId": 14, "copyTo": [{"path": "a"}]}]), "d", 7, [])
