@@ -59,9 +59,9 @@ async def test_configurator_answers_other_instances(configurator: ConfiguratorCl
 
 
 async def test_unknown_instance_is_permanent_and_named(configurator: ConfiguratorClient) -> None:
-    with pytest.raises(PermanentJobError, match="nowhere.example"):
+    with pytest.raises(PermanentJobError, match=r"nowhere\.example"):
         await InstanceResolver({}, configurator).resolve("nowhere.example")
-    with pytest.raises(PermanentJobError, match="no configurator.url"):
+    with pytest.raises(PermanentJobError, match=r"no configurator\.url"):
         await InstanceResolver({}, None).resolve("nowhere.example")
 
 
