@@ -45,3 +45,11 @@ SQS_DEAD_LETTERED = Counter(
     "Messages sent to the dead-letter queue as permanent failures.",
     ["queue"],
 )
+LEASE_HELD = Gauge(
+    "recstore_lease_held", "1 while this replica holds the singleton lease of the job.", ["job"]
+)
+LAST_SUCCESS = Gauge(
+    "recstore_periodic_last_success_timestamp_seconds",
+    "When the periodic worker last finished a run without error (Unix time).",
+    ["worker"],
+)

@@ -76,6 +76,57 @@ class S3Store:
 
         return await call_with_retry(call, remote=REMOTE, policy=self._policy)
 
+    async def get_small(self, bucket: str, key: str) -> tuple[bytes, str] | None:
+        """A small object's bytes and ETag, or None when it does not exist."""
+
+        async def call() -> tuple[bytes, str] | None:
+            with aws_errors(REMOTE, f"read of s3://{bucket}/{key}"):
+                try:
+                    answer = await self._client.get_object(Bucket=bucket, Key=key)
+                except self._client.exceptions.NoSuchKey:
+                    return None
+                async with answer["Body"] as body:
+                    data = await body.read()
+            return bytes(data), str(answer["ETag"])
+
+        return await call_with_retry(call, remote=REMOTE, policy=self._policy)
+
+    async def put_small(
+        self,
+        bucket: str,
+        key: str,
+        data: bytes,
+        *,
+        if_none_match: bool = False,
+        if_match: str | None = None,
+    ) -> str | None:
+        """Write a small object; with a condition, None when the condition failed. New ETag.
+
+        ``if_none_match`` writes only when no object exists; ``if_match`` only over the object
+        with that ETag. These are S3's atomic conditional writes, which leases are built on.
+        """
+        conditions: dict[str, str] = {}
+        if if_none_match:
+            conditions["IfNoneMatch"] = "*"
+        if if_match is not None:
+            conditions["IfMatch"] = if_match
+
+        async def call() -> str | None:
+            try:
+                with aws_errors(REMOTE, f"write of s3://{bucket}/{key}"):
+                    answer = await self._client.put_object(
+                        Bucket=bucket, Key=key, Body=data, **conditions
+                    )
+            except RemoteError as exc:
+                # 412: the condition failed; 409: a concurrent conditional write won; 404: the
+                # object to match is gone. Each means "not yours" to the caller.
+                if conditions and exc.status in (404, 409, 412):
+                    return None
+                raise
+            return str(answer["ETag"])
+
+        return await call_with_retry(call, remote=REMOTE, policy=self._policy)
+
     async def delete(self, bucket: str, key: str) -> None:
         async def call() -> None:
             with aws_errors(REMOTE, f"delete of s3://{bucket}/{key}"):

@@ -1,0 +1,144 @@
+"""Leases: exactly one replica at a time runs a singleton job.
+
+Several replicas of the daemon (an ECS service, a Kubernetes deployment) share nothing but S3
+and SQS, so the lease is an S3 object per job, written with S3's atomic conditional writes:
+``If-None-Match: *`` takes a free lease, ``If-Match: <etag>`` renews ours or takes over an
+expired one. Whoever loses a race gets 412 and backs off; there is no lock server to run.
+
+The object holds JSON ``{"holder", "expires_at", "last_run_at"}``. A holder renews every third
+of the TTL; a holder that dies simply stops renewing and the lease expires, so another replica
+takes over after at most one TTL. ``last_run_at`` travels with the lease so the schedule
+survives a takeover (a job runs once per period, not once per replica).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from recstore import events, metrics
+from recstore.clients.s3 import S3Store
+
+log = logging.getLogger(__name__)
+
+
+def holder_id() -> str:
+    """Who we are in a lease: host, process and a random part (pids repeat in containers)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Lease:
+    """One job's lease. Not safe to share between tasks; one per periodic worker."""
+
+    def __init__(
+        self,
+        store: S3Store,
+        bucket: str,
+        key: str,
+        job: str,
+        ttl: float,
+        holder: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if ttl <= 0:
+            raise ValueError("a lease TTL must be positive")
+        self.store = store
+        self.bucket = bucket
+        self.key = key
+        self.job = job
+        self.ttl = ttl
+        self.holder = holder or holder_id()
+        self.last_run_at: float | None = None
+        self._clock = clock
+        self._etag: str | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._etag is not None
+
+    def _record(self) -> bytes:
+        return json.dumps(
+            {
+                "holder": self.holder,
+                "job": self.job,
+                "expires_at": self._clock() + self.ttl,
+                "last_run_at": self.last_run_at,
+            }
+        ).encode()
+
+    def _set_held(self, etag: str | None) -> bool:
+        was = self.held
+        self._etag = etag
+        metrics.LEASE_HELD.labels(job=self.job).set(1 if etag else 0)
+        if was and not etag:
+            events.emit(log, events.WORKER_STATUS, "lease for %s lost", self.job)
+        elif etag and not was:
+            events.emit(log, events.WORKER_STATUS, "lease for %s taken", self.job)
+        return etag is not None
+
+    async def acquire(self) -> bool:
+        """Take the lease if it is free or expired, or renew it if ours; True while held."""
+        if self.held:
+            return await self.renew()
+        etag = await self.store.put_small(self.bucket, self.key, self._record(), if_none_match=True)
+        if etag is not None:
+            return self._set_held(etag)
+        current = await self.store.get_small(self.bucket, self.key)
+        if current is None:  # released between our two calls: try again next time
+            return False
+        record = _parse(current[0])
+        self.last_run_at = record.get("last_run_at")
+        if (
+            float(record.get("expires_at", 0)) > self._clock()
+            and record.get("holder") != self.holder
+        ):
+            return False
+        etag = await self.store.put_small(
+            self.bucket, self.key, self._record(), if_match=current[1]
+        )
+        return self._set_held(etag)
+
+    async def renew(self) -> bool:
+        """Extend our lease (and record ``last_run_at``); False when it is no longer ours."""
+        if self._etag is None:
+            return False
+        etag = await self.store.put_small(
+            self.bucket, self.key, self._record(), if_match=self._etag
+        )
+        return self._set_held(etag)
+
+    async def keep(self) -> None:
+        """Renew every third of the TTL; returns only when the lease is lost."""
+        while True:
+            await asyncio.sleep(self.ttl / 3)
+            try:
+                if not await self.renew():
+                    return
+            except Exception as exc:  # a failed renewal is retried until the TTL runs out
+                events.emit(log, events.WORKER_ERROR, "lease renewal failed: %s", exc)
+
+    async def release(self) -> None:
+        """Hand the lease over at once (expired now), keeping ``last_run_at`` for the next."""
+        if self._etag is None:
+            return
+        record = json.loads(self._record())
+        record["expires_at"] = 0
+        await self.store.put_small(
+            self.bucket, self.key, json.dumps(record).encode(), if_match=self._etag
+        )
+        self._set_held(None)
+
+
+def _parse(data: bytes) -> dict[str, Any]:
+    try:
+        record = json.loads(data)
+    except ValueError:
+        return {}
+    return record if isinstance(record, dict) else {}

@@ -1,0 +1,122 @@
+"""A worker that runs one job every ``interval`` seconds, optionally under a singleton lease.
+
+The DracoonGlobalSharer, VidyoSync, Archiver and Restorer are this worker around their own
+``run_once``. Without a lease the schedule is kept in memory; with one it lives in the lease,
+so that across replicas the job runs once per period and only where the lease is held. A holder
+that loses its lease mid-run cancels the run at once: another replica now owns the job.
+
+A run that fails with a :class:`~recstore.errors.RecstoreError` (a remote down, a bad answer)
+marks the worker unhealthy until a later run succeeds; anything else is a bug and crashes the
+worker, which the supervisor restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from recstore import events, metrics
+from recstore.errors import RecstoreError
+from recstore.leases import Lease
+from recstore.workers.base import WorkerHealth
+
+log = logging.getLogger(__name__)
+
+Job = Callable[[], Coroutine[Any, Any, None]]
+
+
+def seconds_until_due(last_run_at: float | None, interval: float, now: float) -> float:
+    """0 when a run is due; missed periods are not made up (one run, then the normal pace)."""
+    if last_run_at is None:
+        return 0.0
+    return max(0.0, last_run_at + interval - now)
+
+
+class PeriodicWorker:
+    def __init__(
+        self,
+        name: str,
+        interval: float,
+        job: Job,
+        lease: Lease | None = None,
+        clock: Callable[[], float] = time.time,
+        retry_after_error: float = 30.0,
+    ) -> None:
+        self.name = name
+        self.health = WorkerHealth()
+        self.interval = interval
+        self._job = job
+        self._lease = lease
+        self._clock = clock
+        self._retry_after_error = retry_after_error
+        self._last_run_at: float | None = None
+        self.runs = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            while not stop.is_set():
+                wait = await self._tick()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=wait)
+        finally:
+            if self._lease is not None and self._lease.held:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._lease.release())
+
+    async def _tick(self) -> float:
+        """One scheduling step; how long to sleep before the next."""
+        lease = self._lease
+        if lease is not None:
+            try:
+                if not await lease.acquire():
+                    self.health.ok()  # a replica that waits its turn is healthy
+                    return lease.ttl / 3
+            except RecstoreError as exc:
+                self.health.failing(f"lease store unreachable: {exc}")
+                return self._retry_after_error
+            last = lease.last_run_at
+        else:
+            last = self._last_run_at
+        wait = seconds_until_due(last, self.interval, self._clock())
+        if wait > 0:
+            return min(wait, lease.ttl / 3) if lease is not None else wait
+        await self._run_once()
+        return 0.0
+
+    async def _run_once(self) -> None:
+        started = self._clock()
+        lease = self._lease
+        if lease is not None:
+            lease.last_run_at = started
+            if not await lease.renew():
+                return
+        else:
+            self._last_run_at = started
+        self.runs += 1
+        job = asyncio.create_task(self._job(), name=f"{self.name}:run")
+        keeper = asyncio.create_task(lease.keep()) if lease is not None else None
+        try:
+            waiting = {job} if keeper is None else {job, keeper}
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (job, keeper):
+                if task is not None and not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+        if job.cancelled():
+            self.health.failing("lost the lease during a run; another replica took over")
+            return
+        error = job.exception()
+        if isinstance(error, RecstoreError):
+            self.health.failing(f"last run failed: {error}")
+            events.emit(log, events.WORKER_ERROR, "%s run failed: %s", self.name, error)
+            return
+        if error is not None:
+            raise error
+        self.health.ok()
+        metrics.LAST_SUCCESS.labels(worker=self.name).set(time.time())

@@ -1,0 +1,172 @@
+"""Leases on moto's S3 (real conditional writes) and the periodic worker built on them."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+import pytest
+
+from recstore.clients.aws import aws_client
+from recstore.clients.s3 import S3Store
+from recstore.devstack.seed import aws_settings_from_state
+from recstore.errors import RemoteError
+from recstore.leases import Lease
+from recstore.retry import RetryPolicy
+from recstore.workers.periodic import PeriodicWorker, seconds_until_due
+from tests.conftest import StackProcess
+
+_keys = itertools.count()
+
+
+@pytest.fixture
+async def store(devstack: StackProcess) -> AsyncIterator[S3Store]:
+    async with aws_client(aws_settings_from_state(devstack.state), "s3") as client:
+        yield S3Store(client, RetryPolicy(attempts=2, base_delay=0.01))
+
+
+@pytest.fixture
+def key() -> str:
+    return f"leases/test-{next(_keys)}.json"
+
+
+def lease(store: S3Store, key: str, ttl: float = 5, holder: str | None = None) -> Lease:
+    return Lease(store, "recordings", key, "test_job", ttl, holder=holder)
+
+
+async def test_only_one_holder_at_a_time(store: S3Store, key: str) -> None:
+    a, b = lease(store, key, holder="a"), lease(store, key, holder="b")
+    assert await a.acquire()
+    assert not await b.acquire()
+    assert await a.renew()
+    assert not await b.acquire()
+    data, _ = await store.get_small("recordings", key) or (b"", "")
+    assert json.loads(data)["holder"] == "a"
+
+
+async def test_concurrent_acquirers_get_exactly_one_lease(store: S3Store, key: str) -> None:
+    contenders = [lease(store, key, holder=f"h{i}") for i in range(8)]
+    results = await asyncio.gather(*(c.acquire() for c in contenders))
+    assert sum(results) == 1
+
+
+async def test_an_expired_lease_is_taken_over(store: S3Store, key: str) -> None:
+    a, b = lease(store, key, ttl=0.5, holder="a"), lease(store, key, ttl=0.5, holder="b")
+    assert await a.acquire()
+    a.last_run_at = 1234.5
+    assert await a.renew()
+    await asyncio.sleep(0.7)  # a died: it renews no more
+    assert await b.acquire()
+    assert b.last_run_at == 1234.5  # the schedule survives the takeover
+    assert not await a.renew()  # a learns it lost the lease
+    assert not a.held
+
+
+async def test_release_hands_over_at_once(store: S3Store, key: str) -> None:
+    a, b = lease(store, key, ttl=60, holder="a"), lease(store, key, ttl=60, holder="b")
+    assert await a.acquire()
+    await a.release()
+    assert await b.acquire()
+
+
+async def test_two_workers_share_one_schedule(store: S3Store, key: str) -> None:
+    running, overlaps, runs = 0, 0, 0
+
+    async def job() -> None:
+        nonlocal running, overlaps, runs
+        running += 1
+        overlaps += running > 1
+        runs += 1
+        await asyncio.sleep(0.05)
+        running -= 1
+
+    workers = [
+        PeriodicWorker("sharer", 0.5, job, lease(store, key, ttl=0.6, holder=f"w{i}"))
+        for i in range(2)
+    ]
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(w.run(stop)) for w in workers]
+    await asyncio.sleep(2.2)
+    stop.set()
+    await asyncio.gather(*tasks)
+    assert overlaps == 0
+    assert 4 <= runs <= 6  # once per 0.5 s period in all, not once per replica
+    assert sorted(w.runs > 0 for w in workers) == [False, True]  # the holder kept it
+
+
+async def test_the_survivor_takes_over_when_the_holder_dies(store: S3Store, key: str) -> None:
+    ran_by: list[str] = []
+
+    def job_of(name: str) -> Callable[[], Coroutine[Any, Any, None]]:
+        async def job() -> None:
+            ran_by.append(name)
+
+        return job
+
+    first = PeriodicWorker("sharer", 0.3, job_of("first"), lease(store, key, ttl=0.6, holder="1"))
+    second = PeriodicWorker("sharer", 0.3, job_of("second"), lease(store, key, ttl=0.6, holder="2"))
+    stop_first, stop_second = asyncio.Event(), asyncio.Event()
+    t1 = asyncio.create_task(first.run(stop_first))
+    await asyncio.sleep(0.1)
+    t2 = asyncio.create_task(second.run(stop_second))
+    await asyncio.sleep(0.5)
+    assert set(ran_by) == {"first"}
+    t1.cancel()  # killed: no release, its lease must expire
+    with pytest.raises(asyncio.CancelledError):
+        await t1
+    await asyncio.sleep(1.5)
+    stop_second.set()
+    await t2
+    assert "second" in ran_by
+
+
+async def test_a_holder_that_loses_its_lease_stops_the_run(store: S3Store, key: str) -> None:
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def long_job() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    worker = PeriodicWorker("sharer", 60, long_job, lease(store, key, ttl=0.6, holder="me"))
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    await asyncio.wait_for(started.wait(), 5)
+    await store.put_small("recordings", key, b'{"holder": "usurper", "expires_at": 9e9}')
+    await asyncio.wait_for(cancelled.wait(), 5)
+    assert not worker.health.healthy
+    assert "lost the lease" in worker.health.detail
+    stop.set()
+    await task
+
+
+async def test_failed_runs_mark_the_worker_unhealthy_until_one_succeeds() -> None:
+    outcomes = [RemoteError("DRACOON down", remote="dracoon", transient=True), None]
+
+    async def job() -> None:
+        outcome = outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+
+    worker = PeriodicWorker("sharer", 0.2, job)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    await asyncio.sleep(0.1)
+    assert not worker.health.healthy
+    assert "DRACOON down" in worker.health.detail
+    await asyncio.sleep(0.25)
+    assert worker.health.healthy
+    stop.set()
+    await task
+
+
+def test_schedule_arithmetic() -> None:
+    assert seconds_until_due(None, 60, 1000) == 0
+    assert seconds_until_due(990, 60, 1000) == 50
+    assert seconds_until_due(100, 60, 1000) == 0  # missed periods: one run now
