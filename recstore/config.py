@@ -243,6 +243,21 @@ class InstanceSettings(_Section):
     recordings: InstanceRecordings
 
 
+class LeaseSettings(_Section):
+    """``leases.*``: keeps each singleton job to one replica (an S3 object per job)."""
+
+    enabled: bool = Field(
+        True, description="Hold an S3 lease per singleton job; false for a single replica."
+    )
+    bucket: str | None = Field(
+        None, description="Bucket for lease objects; required while a periodic worker runs."
+    )
+    prefix: str = Field("recstore/leases/", description="Key prefix of the lease objects.")
+    ttl: Duration = Field(
+        300.0, ge=10, description="A dead holder's lease expires after this; renewed at 1/3."
+    )
+
+
 class HttpSettings(_Section):
     """``http.*``: the server for /healthcheck and /metrics."""
 
@@ -289,6 +304,7 @@ class Settings(_Section):
     workers: WorkersSettings = WorkersSettings()
     s3: S3Settings = S3Settings()
     dracoon: DracoonSettings = DracoonSettings()
+    leases: LeaseSettings = LeaseSettings()
     http: HttpSettings = HttpSettings()
     daemon: DaemonSettings = DaemonSettings()
     instances: dict[str, InstanceSettings] = Field(
@@ -450,12 +466,23 @@ def _cross_checks(settings: Settings) -> list[tuple[str, str]]:
                 problems.append(
                     (f"workers.FileTransferer.{key}", f"{value!r} is not a key of `queues`")
                 )
+    singletons = [name for name, _ in enabled_workers(settings) if name in SINGLETON_WORKERS]
+    if singletons and settings.leases.enabled and not settings.leases.bucket:
+        problems.append(
+            (
+                "leases.bucket",
+                f"required while {', '.join(singletons)} runs "
+                "(or set leases.enabled: false for a single replica)",
+            )
+        )
     for alias, key in enabled_workers(settings):
         if alias not in AVAILABLE_WORKERS:
             problems.append((f"workers.{alias}.{key}", "this worker is not in this version yet"))
     return problems
 
 
+#: Workers that run in one replica at a time, under a lease.
+SINGLETON_WORKERS = frozenset({"DracoonGlobalSharer", "VidyoSync", "Archiver", "Restorer"})
 #: Workers this build can run; the others are refused at start rather than silently idle.
 AVAILABLE_WORKERS: frozenset[str] = frozenset()
 

@@ -107,6 +107,13 @@ def test_aws_keys_come_in_pairs(tmp_path: Path) -> None:
     assert "aws.secretAccessKey" in problems
 
 
+def test_singleton_workers_need_a_lease_bucket_unless_leases_are_off(tmp_path: Path) -> None:
+    doc: dict[str, object] = {"workers": {"FileTransferer": {"enabled": False}}}
+    assert "leases.bucket" in problems_of(write(tmp_path, doc))
+    off = problems_of(write(tmp_path, {**doc, "leases": {"enabled": False}}), {})
+    assert "leases.bucket" not in off
+
+
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     doc = {"s3": {"chunkSize": "x"}, "http": {"port": -1}, "bogus": 1}
     problems = problems_of(write(tmp_path, doc), {"RECSTORE_NO_SUCH_KEY": "1"})

@@ -35,6 +35,7 @@ def app_config(state: dict[str, Any], http_port: int = 8080) -> dict[str, Any]:
             },
         },
         "s3": {"chunkSize": "8MiB", "removeAfterTransferring": True},
+        "leases": {"bucket": state.get("bucket"), "ttl": "30s"},
         "http": {"host": "127.0.0.1", "port": http_port},
         "daemon": {"gracePeriod": "20s"},
     }
