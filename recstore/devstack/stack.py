@@ -10,6 +10,7 @@ Everything lives in this one process, so stopping it leaves nothing behind.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import logging
 import os
@@ -59,24 +60,25 @@ class StackOptions:
     stand_ins: Sequence[str] = field(default_factory=lambda: ("configurator", "dracoon", "kaltura"))
 
 
-def available_stand_ins(data_dir: Path) -> dict[str, StandIn]:
-    """Every stand-in this build ships, by name; imported here so nothing else depends on them."""
-    from recstore.devstack.configurator import ConfiguratorStandIn
+#: Every stand-in the dev stack knows, as ``module:class``; imported only when started.
+STAND_INS = {
+    "configurator": "recstore.devstack.configurator:ConfiguratorStandIn",
+    "dracoon": "recstore.devstack.dracoon:DracoonStandIn",
+    "kaltura": "recstore.devstack.kaltura:KalturaStandIn",
+}
 
-    found: dict[str, StandIn] = {"configurator": ConfiguratorStandIn(data_dir / "configurator")}
+
+def load_stand_in(name: str, data_dir: Path) -> StandIn | None:
+    """The named stand-in, or None when this build does not ship it."""
+    module_name, _, class_name = STAND_INS[name].partition(":")
     try:
-        from recstore.devstack.dracoon import DracoonStandIn
-    except ImportError:  # pragma: no cover - during development of a stand-in
-        pass
-    else:
-        found["dracoon"] = DracoonStandIn(data_dir / "dracoon")
-    try:
-        from recstore.devstack.kaltura import KalturaStandIn
-    except ImportError:  # pragma: no cover
-        pass
-    else:
-        found["kaltura"] = KalturaStandIn(data_dir / "kaltura")
-    return found
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        return None
+    stand_in: StandIn = getattr(module, class_name)(data_dir / name)
+    return stand_in
 
 
 class DevStack:
@@ -105,9 +107,8 @@ class DevStack:
             "data_dir": str(data_dir),
         }
         await self._create_aws_resources()
-        stand_ins = available_stand_ins(data_dir)
         for name in self.options.stand_ins:
-            stand_in = stand_ins.get(name)
+            stand_in = load_stand_in(name, data_dir)
             if stand_in is None:
                 log.warning("stand-in %s is not in this build; skipped", name)
                 continue
