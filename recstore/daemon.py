@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from recstore import __version__, events
 from recstore.config import Settings
 from recstore.supervisor import Supervisor
+from recstore.systemd import Notifier
 from recstore.web import WebServer
 from recstore.workers import Worker, build_workers
 
@@ -26,6 +27,7 @@ async def async_run(settings: Settings, workers: Sequence[Worker] | None = None)
     workers = list(build_workers(settings) if workers is None else workers)
     supervisor = Supervisor(workers, settings.daemon)
     web = WebServer(supervisor, settings.http)
+    notifier = Notifier()
     await web.start()
     supervisor.install_signal_handlers()
     events.emit(
@@ -37,12 +39,32 @@ async def async_run(settings: Settings, workers: Sequence[Worker] | None = None)
         http_port=web.port,
         workers=",".join(w.name for w in workers) or "none",
     )
+    supervisor.on_stop.append(notifier.stopping)
+    running = asyncio.create_task(supervisor.run(), name="supervisor")
+    helpers = [asyncio.create_task(_tell_systemd(notifier, supervisor, len(workers)))]
     try:
-        clean = await supervisor.run()
+        clean = await running
     finally:
+        for task in helpers:
+            task.cancel()
+        await asyncio.gather(*helpers, return_exceptions=True)
         supervisor.remove_signal_handlers()
         await web.close()
     return 0 if clean else 1
+
+
+async def _tell_systemd(notifier: Notifier, supervisor: Supervisor, workers: int) -> None:
+    """READY once the workers run, then WATCHDOG while the loop is alive (drain included).
+
+    STOPPING is sent by the supervisor's stop callback, the moment the drain begins.
+    """
+    if not notifier.enabled:
+        return
+    await asyncio.sleep(0)  # let the supervisor start the worker tasks first
+    notifier.ready(f"{workers} worker(s) running")
+    while notifier.watchdog_interval is not None:
+        notifier.watchdog()
+        await asyncio.sleep(notifier.watchdog_interval)
 
 
 def run(settings: Settings, workers: Sequence[Worker] | None = None) -> int:

@@ -54,6 +54,8 @@ class Supervisor:
         self.slots = [WorkerSlot(w) for w in workers]
         self.settings = settings
         self.stop_event = asyncio.Event()
+        #: Called once, synchronously, when the drain begins (e.g. to tell systemd STOPPING).
+        self.on_stop: list[Callable[[], object]] = []
         self._force = asyncio.Event()
         self._clock = clock
 
@@ -85,6 +87,9 @@ class Supervisor:
         """Begin the drain; called again (or with ``force``), skip the rest of the grace."""
         if self.stop_event.is_set() or force:
             self._force.set()
+        else:
+            for callback in self.on_stop:
+                callback()
         self.stop_event.set()
 
     def install_signal_handlers(self) -> None:
