@@ -3,9 +3,17 @@
 # recstore command (so scheduled one-shot tasks can use the same image):
 #   docker run recstore                          -> recstore run
 #   docker run recstore kaltura restore --apply  -> recstore kaltura restore --apply
-# Secrets come from the environment or from *_FILE variables (see the README); nothing is
-# baked into the image. exec hands PID 1 to recstore, so SIGTERM reaches the daemon directly.
+#
+# RECSTORE_CONFIG_S3_URI=s3://bucket/prefix/ first copies the configuration files from S3
+# into RECSTORE_CONFIG_DIR (default /tmp/recstore-config); RECSTORE_CONFIG then defaults to
+# app.yaml there. Secrets come from the environment or from *_FILE variables (README);
+# nothing is baked into the image. `exec` makes recstore PID 1, so SIGTERM reaches it.
 set -eu
+if [ -n "${RECSTORE_CONFIG_S3_URI:-}" ]; then
+  dir="${RECSTORE_CONFIG_DIR:-/tmp/recstore-config}"
+  recstore config fetch "$RECSTORE_CONFIG_S3_URI" --to "$dir" >&2
+  export RECSTORE_CONFIG="${RECSTORE_CONFIG:-$dir/app.yaml}"
+fi
 if [ "$#" -eq 0 ]; then
   set -- run
 fi

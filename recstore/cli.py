@@ -188,3 +188,27 @@ def config_defaults() -> None:
     from recstore.config_doc import render_defaults
 
     click.echo(render_defaults(), nl=False)
+
+
+@config.command("fetch")
+@click.argument("uri")
+@click.option(
+    "--to",
+    "target",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder to write the files into (created if missing).",
+)
+def config_fetch(uri: str, target: Path) -> None:
+    """Copy configuration files from s3://bucket/prefix/ (AWS credentials from the env)."""
+    from recstore.config_fetch import fetch
+    from recstore.errors import RemoteError
+
+    try:
+        written = asyncio.run(fetch(uri, target))
+    except (ValueError, RemoteError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if not written:
+        raise click.ClickException(f"no configuration files under {uri}")
+    for path in written:
+        click.echo(f"fetched {path}")
