@@ -57,7 +57,7 @@ class StackOptions:
     max_receive_count: int = 5
     extra_queues: Sequence[str] = ()
     data_dir: Path | None = None
-    stand_ins: Sequence[str] = field(default_factory=lambda: ("configurator", "dracoon", "kaltura"))
+    stand_ins: Sequence[str] = field(default_factory=lambda: tuple(STAND_INS))
 
 
 #: Every stand-in the dev stack knows, as ``module:class``; imported only when started.
@@ -65,6 +65,7 @@ STAND_INS = {
     "configurator": "recstore.devstack.configurator:ConfiguratorStandIn",
     "dracoon": "recstore.devstack.dracoon:DracoonStandIn",
     "kaltura": "recstore.devstack.kaltura:KalturaStandIn",
+    "vidyo": "recstore.devstack.vidyo:VidyoStandIn",
 }
 
 
