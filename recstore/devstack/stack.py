@@ -47,6 +47,15 @@ class StandIn(Protocol):
     def state_entries(self) -> dict[str, Any]: ...
 
 
+#: Every stand-in the dev stack knows, as ``module:class``; imported only when started.
+STAND_INS = {
+    "configurator": "recstore.devstack.configurator:ConfiguratorStandIn",
+    "dracoon": "recstore.devstack.dracoon:DracoonStandIn",
+    "kaltura": "recstore.devstack.kaltura:KalturaStandIn",
+    "vidyo": "recstore.devstack.vidyo:VidyoStandIn",
+}
+
+
 @dataclass
 class StackOptions:
     """What to create in moto: buckets and a work queue with its dead-letter queue."""
@@ -58,15 +67,6 @@ class StackOptions:
     extra_queues: Sequence[str] = ()
     data_dir: Path | None = None
     stand_ins: Sequence[str] = field(default_factory=lambda: tuple(STAND_INS))
-
-
-#: Every stand-in the dev stack knows, as ``module:class``; imported only when started.
-STAND_INS = {
-    "configurator": "recstore.devstack.configurator:ConfiguratorStandIn",
-    "dracoon": "recstore.devstack.dracoon:DracoonStandIn",
-    "kaltura": "recstore.devstack.kaltura:KalturaStandIn",
-    "vidyo": "recstore.devstack.vidyo:VidyoStandIn",
-}
 
 
 def load_stand_in(name: str, data_dir: Path) -> StandIn | None:
