@@ -7,7 +7,7 @@ base units, ``_total`` on counters.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 RETRIES = Counter(
     "recstore_retries_total",
@@ -52,4 +52,12 @@ LAST_SUCCESS = Gauge(
     "recstore_periodic_last_success_timestamp_seconds",
     "When the periodic worker last finished a run without error (Unix time).",
     ["worker"],
+)
+BYTES_TRANSFERRED = Counter(
+    "recstore_transferred_bytes_total", "Bytes of recordings uploaded to their destination."
+)
+TRANSFER_SECONDS = Histogram(
+    "recstore_transfer_duration_seconds",
+    "Time to stream, encrypt and upload one file to one target.",
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1200, 3600, 7200),
 )
