@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -64,7 +65,7 @@ async def run_demo(say: Say = print) -> int:
         port = free_port()
         config = workdir / "app.yaml"
         config.write_text(render(state, http_port=port), encoding="utf-8")
-        say(f"configuration written to {config}")
+        say("configuration written for the stack (removed when the demo ends)")
         env = {k: v for k, v in os.environ.items() if not k.startswith("RECSTORE_")}
         daemon = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "recstore", "run", "--config", str(config), env=env
@@ -79,6 +80,7 @@ async def run_demo(say: Say = print) -> int:
         failures += code != 0
     finally:
         await stack.close()
+        shutil.rmtree(workdir, ignore_errors=True)
     say(
         "demo finished: "
         + ("all steps succeeded" if not failures else f"{failures} step(s) failed")
