@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -212,3 +213,61 @@ def config_fetch(uri: str, target: Path) -> None:
         raise click.ClickException(f"no configuration files under {uri}")
     for path in written:
         click.echo(f"fetched {path}")
+
+
+@main.group()
+def dlq() -> None:
+    """Look into the FileTransferer's dead-letter queue, or send messages back."""
+
+
+async def _with_queues(settings: Settings, work: Callable[[Any, Any], Awaitable[Any]]) -> Any:
+    from recstore.clients.aws import aws_client
+    from recstore.clients.sqs import SqsQueue
+
+    transferer = settings.workers.file_transferer
+    async with aws_client(settings.aws, "sqs") as client:
+        dead = SqsQueue(client, settings.queue_url(transferer.dead_letter_queue))
+        queue = SqsQueue(client, settings.queue_url(transferer.queue))
+        return await work(dead, queue)
+
+
+@dlq.command("list")
+@CONFIG_OPTION
+@click.option("--show-body", is_flag=True, help="Also print bodies (they hold personal data).")
+@click.option("--limit", type=int, default=1000, show_default=True)
+def dlq_list(config_path: Path | None, show_body: bool, limit: int) -> None:
+    """One line per dead letter: id, receives, instance, meeting, worker, reason (TSV)."""
+    from recstore.dead_letters import list_dead_letters
+
+    settings = _load(config_path)
+    letters = asyncio.run(_with_queues(settings, lambda dead, _: list_dead_letters(dead, limit)))
+    click.echo("message_id\treceives\tinstance\tmeeting_id\tworker\treason")
+    for letter in letters:
+        row = [letter.message_id, str(letter.receive_count), letter.instance, letter.meeting_id]
+        row += [letter.worker, letter.reason.replace("\t", " ").replace("\n", " ")]
+        click.echo("\t".join(row))
+        if show_body:
+            click.echo(letter.body)
+    click.echo(f"{len(letters)} message(s)", err=True)
+
+
+@dlq.command("redrive")
+@CONFIG_OPTION
+@click.option("--id", "ids", multiple=True, help="Only these message ids (repeatable).")
+@click.option("--all", "everything", is_flag=True, help="Every message in the queue.")
+def dlq_redrive(config_path: Path | None, ids: tuple[str, ...], everything: bool) -> None:
+    """Send dead letters back to the work queue (after fixing what made them fail)."""
+    from recstore.dead_letters import redrive
+
+    if not ids and not everything:
+        raise click.UsageError("name messages with --id, or pass --all")
+    settings = _load(config_path)
+    moved = asyncio.run(
+        _with_queues(
+            settings,
+            lambda dead, work: redrive(dead, work, lambda d: everything or d.message_id in ids),
+        )
+    )
+    for letter in moved:
+        click.echo(f"redriven {letter.message_id}")
+    click.echo(f"{len(moved)} message(s) sent back to the work queue", err=True)

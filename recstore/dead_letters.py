@@ -1,0 +1,89 @@
+"""Looking into and emptying a dead-letter queue, for ``recstore dlq list|redrive``.
+
+SQS has no "peek": listing receives each message with a short visibility timeout and hands it
+back at the end, so a listing leaves the queue as it found it (receive counts go up by one).
+Message bodies carry personal data (participants' names and e-mail addresses), so a listing
+shows ids, reasons and where the job came from, and bodies only when asked.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from recstore.clients.sqs import Message, SqsQueue
+
+#: How long listed messages stay hidden while the listing runs.
+LISTING_VISIBILITY = 30
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    message_id: str
+    reason: str
+    worker: str
+    receive_count: int
+    instance: str
+    meeting_id: str
+    body: str
+
+    @classmethod
+    def of(cls, message: Message) -> DeadLetter:
+        instance = meeting = ""
+        try:
+            doc: Any = json.loads(message.body)
+        except ValueError:
+            doc = None
+        if isinstance(doc, dict):
+            instance = str((doc.get("instance") or {}).get("domain", ""))
+            meeting = str((doc.get("meeting") or {}).get("id", ""))
+        attrs = message.attributes
+        return cls(
+            message_id=message.message_id,
+            reason=attrs.get("reason", "(no reason: moved by the queue's redrive policy)"),
+            worker=attrs.get("worker", ""),
+            receive_count=message.receive_count,
+            instance=instance,
+            meeting_id=meeting,
+            body=message.body,
+        )
+
+
+async def _drain(dead: SqsQueue, limit: int, visibility: int) -> list[Message]:
+    seen: dict[str, Message] = {}
+    while len(seen) < limit:
+        batch = await dead.receive(min(10, limit - len(seen)), 1, visibility)
+        fresh = [m for m in batch if m.message_id not in seen]
+        if not fresh:
+            break
+        for message in fresh:
+            seen[message.message_id] = message
+    return list(seen.values())
+
+
+async def list_dead_letters(dead: SqsQueue, limit: int = 1000) -> list[DeadLetter]:
+    messages = await _drain(dead, limit, LISTING_VISIBILITY)
+    for message in messages:
+        await dead.change_visibility(message, 0)
+    return [DeadLetter.of(m) for m in messages]
+
+
+async def redrive(
+    dead: SqsQueue,
+    work: SqsQueue,
+    wanted: Callable[[DeadLetter], bool] = lambda letter: True,
+    limit: int = 1000,
+) -> list[DeadLetter]:
+    """Move the wanted messages back to the work queue (send first, then delete)."""
+    moved: list[DeadLetter] = []
+    for message in await _drain(dead, limit, 120):
+        letter = DeadLetter.of(message)
+        if wanted(letter):
+            await work.send(message.body)
+            await dead.delete(message)
+            moved.append(letter)
+        else:
+            await dead.change_visibility(message, 0)
+    return moved
