@@ -271,3 +271,19 @@ def dlq_redrive(config_path: Path | None, ids: tuple[str, ...], everything: bool
     for letter in moved:
         click.echo(f"redriven {letter.message_id}")
     click.echo(f"{len(moved)} message(s) sent back to the work queue", err=True)
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--url", help="The daemon's /status.json (default: from http.* of the config).")
+def status(config_path: Path | None, url: str | None) -> None:
+    """Workers, their health and jobs, and recent failures of a running daemon."""
+    from recstore.status import fetch_status, render, status_url
+
+    if url is None:
+        url = status_url(_load(config_path).http)
+    try:
+        document = fetch_status(url)
+    except (ConnectionError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(render(document), nl=False)

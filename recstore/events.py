@@ -13,6 +13,7 @@ code wrote it — a second line of defence behind ``SecretStr``.
 
 from __future__ import annotations
 
+import collections
 import contextvars
 import json
 import logging
@@ -153,6 +154,30 @@ class _Formatter(logging.Formatter):
         return redact(line)
 
 
+class RecentFailures(logging.Handler):
+    """Keeps the last errors (code, worker, job, message) for the status page."""
+
+    def __init__(self, size: int = 20) -> None:
+        super().__init__(logging.ERROR)
+        self.records: collections.deque[dict[str, Any]] = collections.deque(maxlen=size)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        event: Event = getattr(record, "event", LIBRARY_MESSAGE)
+        self.records.append(
+            {
+                "time": record.created,
+                "code": event.code,
+                "worker": worker_var.get(),
+                "job_id": job_var.get(),
+                "message": redact(record.getMessage()),
+            }
+        )
+
+
+#: The daemon's recent failures; installed on the root logger by :func:`setup_logging`.
+RECENT_FAILURES = RecentFailures()
+
+
 def setup_logging(level: str = "info", fmt: str = "text", stream: TextIO | None = None) -> None:
     """Configure the root logger once for the daemon or a CLI command (idempotent)."""
     handler = logging.StreamHandler(stream or sys.stderr)
@@ -161,6 +186,7 @@ def setup_logging(level: str = "info", fmt: str = "text", stream: TextIO | None 
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
+    root.addHandler(RECENT_FAILURES)
     root.setLevel(logging.getLevelNamesMapping()[level.upper()])
     # Chatty libraries log at INFO about every request; their warnings still come through.
     for name in ("aiobotocore", "botocore", "aiohttp.access", "urllib3", "zeep"):

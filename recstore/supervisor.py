@@ -81,6 +81,27 @@ class Supervisor:
                 failing.append(slot.worker.name)
         return failing
 
+    def status(self) -> list[dict[str, object]]:
+        """Each worker's state for ``/status.json`` and the dashboard (no secrets, no PII)."""
+        failing = set(self.unhealthy_workers())
+        result: list[dict[str, object]] = []
+        for slot in self.slots:
+            worker = slot.worker
+            extra = getattr(worker, "status", None)
+            result.append(
+                {
+                    "name": worker.name,
+                    "healthy": worker.name not in failing,
+                    "detail": worker.health.detail
+                    or ("crash-looping" if self.crash_looping(slot) else ""),
+                    "running": slot.running_since is not None,
+                    "restarts": slot.restarts,
+                    "last_error": slot.last_error,
+                    **(extra() if callable(extra) else {}),
+                }
+            )
+        return result
+
     # -- running ------------------------------------------------------------------------------
 
     def request_stop(self, force: bool = False) -> None:

@@ -8,13 +8,16 @@ worker. Nothing else (no detail, no secret) goes into the answer; details are in
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import time
 from typing import Protocol
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from recstore import events
+from recstore import __version__, events
 from recstore.config import HttpSettings
 
 log = logging.getLogger(__name__)
@@ -22,6 +25,8 @@ log = logging.getLogger(__name__)
 
 class HealthSource(Protocol):
     def unhealthy_workers(self) -> list[str]: ...
+
+    def status(self) -> list[dict[str, object]]: ...
 
 
 class WebServer:
@@ -32,12 +37,14 @@ class WebServer:
         self._settings = settings
         self._runner: web.AppRunner | None = None
         self._last_failing: list[str] = []
+        self._started = time.monotonic()
         self.port: int | None = None
 
     def make_app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/healthcheck", self.healthcheck)
         app.router.add_get("/metrics", self.metrics)
+        app.router.add_get("/status.json", self.status_json)
         return app
 
     async def start(self) -> None:
@@ -67,6 +74,18 @@ class WebServer:
                 {"error": f"worker_error_{failing[0]}", "status": "error"}, status=500
             )
         return web.json_response({"status": "success"})
+
+    async def status_json(self, request: web.Request) -> web.Response:
+        """Workers, their jobs and recent failures, for ``recstore status`` and the dashboard."""
+        document = {
+            "version": __version__,
+            "pid": os.getpid(),
+            "uptime_seconds": round(time.monotonic() - self._started, 1),
+            "workers": self._health.status(),
+            "recent_failures": list(events.RECENT_FAILURES.records),
+        }
+        text = events.redact(json.dumps(document, default=str))
+        return web.Response(text=text, content_type="application/json")
 
     async def metrics(self, request: web.Request) -> web.Response:
         body = generate_latest(REGISTRY)

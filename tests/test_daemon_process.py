@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT, clean_env
+from tests.conftest import ROOT, clean_env, run_cli
 
 
 def config(tmp_path: Path, **daemon: object) -> Path:
@@ -174,3 +174,23 @@ def test_crashing_worker_is_restarted_and_reported_unhealthy(tmp_path: Path, mar
     code, log = daemon.stop()
     assert code == 0
     assert log.count(" 15015 ") == 2  # one worker-error event per crash, with its code
+
+
+def test_status_shows_workers_restarts_and_recent_failures(tmp_path: Path, markers: Path) -> None:
+    daemon = harness(tmp_path, markers, "crash", restartBackoffInitial="0.2s")
+    wait_for(markers / "flaky.steady")
+    url = f"http://127.0.0.1:{daemon.port}/status.json"
+    result = run_cli("status", "--url", url)
+    assert result.returncode == 0, result.stderr
+    assert "flaky" in result.stdout
+    assert "restarts 2" in result.stdout
+    assert "recent failures:" in result.stdout
+    assert "15015 flaky: worker flaky crashed" in result.stdout
+    code, _ = daemon.stop()
+    assert code == 0
+
+
+def test_status_without_a_daemon_says_so() -> None:
+    result = run_cli("status", "--url", "http://127.0.0.1:9/status.json")
+    assert result.returncode == 1
+    assert "no recstore daemon answers at http://127.0.0.1:9/status.json" in result.stderr

@@ -1,0 +1,68 @@
+"""``recstore status``: a running daemon's state, as a human reads it.
+
+It asks the daemon's own ``/status.json`` (the address from the configuration), so it shows
+what the daemon knows rather than guessing from the outside.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+from recstore.config import HttpSettings
+
+
+def status_url(http: HttpSettings) -> str:
+    host = "127.0.0.1" if http.host in ("0.0.0.0", "::", "") else http.host
+    return f"http://{host}:{http.port}/status.json"
+
+
+def fetch_status(url: str, timeout: float = 5.0) -> dict[str, Any]:
+    """The daemon's status document; ``ConnectionError`` with a clear message when it is down."""
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"{url!r} is not an http(s) URL")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:  # noqa: S310 (scheme checked)
+            document: dict[str, Any] = json.loads(answer.read())
+    except (urllib.error.URLError, OSError) as exc:
+        raise ConnectionError(f"no recstore daemon answers at {url}: {exc}") from None
+    return document
+
+
+def render(document: dict[str, Any]) -> str:
+    lines = [
+        f"recstore {document.get('version', '?')}  pid {document.get('pid', '?')}  "
+        f"up {_duration(float(document.get('uptime_seconds', 0)))}"
+    ]
+    workers = document.get("workers", [])
+    if not workers:
+        lines.append("no workers configured")
+    for worker in workers:
+        state = "healthy" if worker.get("healthy") else "UNHEALTHY"
+        detail = f" ({worker['detail']})" if worker.get("detail") else ""
+        lines.append(
+            f"  {worker['name']:<24} {state}{detail}  restarts {worker.get('restarts', 0)}"
+        )
+        for job in worker.get("in_flight", []):
+            done, total = int(job.get("bytes_done", 0)), int(job.get("bytes_total", 0))
+            share = f"{100 * done / total:5.1f} %" if total else "    -"
+            lines.append(f"      {job.get('job_id', '?')}  {share} of {total} bytes")
+        if worker.get("last_run"):
+            lines.append(f"      last run: {worker['last_run']}")
+    failures = document.get("recent_failures", [])
+    if failures:
+        lines.append("recent failures:")
+        for failure in failures[-10:]:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(failure["time"])))
+            who = failure.get("worker") or "-"
+            lines.append(f"  {when}Z {failure['code']} {who}: {failure['message']}")
+    return "\n".join(lines) + "\n"
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s"
