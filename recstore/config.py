@@ -243,6 +243,27 @@ class InstanceSettings(_Section):
     recordings: InstanceRecordings
 
 
+class KalturaSettings(_Section):
+    """``kaltura.*``: the Kaltura partner the archive and sync jobs work on."""
+
+    service_url: str | None = Field(
+        None, alias="serviceUrl", description="e.g. https://www.kaltura.com (API at /api_v3)."
+    )
+    partner_id: int | None = Field(None, alias="partnerId", description="Partner id.")
+    admin_secret: SecretStr | None = Field(
+        None, alias="adminSecret", description="Admin secret; sessions are made locally (secret)."
+    )
+    user_id: str = Field("recstore", alias="userId", description="User named in the sessions.")
+    privileges: str = Field(
+        "disableentitlement", description="Session privileges (comma-separated)."
+    )
+    session_lifetime: Duration = Field(
+        86400.0, alias="sessionLifetime", ge=300, description="Lifetime of a session (KS)."
+    )
+    page_size: int = Field(500, alias="pageSize", ge=1, le=500, description="Entries per page.")
+    timeout: Duration = Field(120.0, description="Timeout of one API request.")
+
+
 class LeaseSettings(_Section):
     """``leases.*``: keeps each singleton job to one replica (an S3 object per job)."""
 
@@ -304,6 +325,7 @@ class Settings(_Section):
     workers: WorkersSettings = WorkersSettings()
     s3: S3Settings = S3Settings()
     dracoon: DracoonSettings = DracoonSettings()
+    kaltura: KalturaSettings = KalturaSettings()
     leases: LeaseSettings = LeaseSettings()
     http: HttpSettings = HttpSettings()
     daemon: DaemonSettings = DaemonSettings()
