@@ -1,0 +1,582 @@
+"""DRACOON REST API v4: one account over one aiohttp session.
+
+What it speaks: OAuth2 password grant with refresh before expiry (and once more on 401); the
+account's key pair (its private key unlocked once per process, off the event loop: about a
+second at 1.3M PBKDF2 iterations); rooms found or created along a path; room members and
+their public keys; uploads of a stream of chunks through S3 direct upload (one presigned URL
+per part, parts of at least 5 MB but the last) or the legacy upload channel, chosen by the
+server's ``useS3Storage``; missing file keys and setting file keys; downloads.
+
+It does not encrypt: callers pass encrypted chunks and file key JSON (:mod:`recstore.crypto`
+holds the rules). Errors become :class:`DracoonError` with the HTTP status, the API's negative
+``errorCode`` and a transient/permanent verdict; transient ones are retried through
+:mod:`recstore.retry`. Credentials and tokens never appear in a message or a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from pydantic import SecretStr
+
+from recstore.crypto import UserPrivateKey, decrypt_private_key
+from recstore.errors import RemoteError
+from recstore.retry import RetryPolicy, call_with_retry
+
+REMOTE = "dracoon"
+MIN_PART = 5 * 1024 * 1024
+PAGE = 500
+KEYS_PER_REQUEST = 100
+#: Refresh the access token this long before the server says it expires.
+TOKEN_MARGIN = 60.0
+
+# errorCodes worth naming (shared/specs/dracoon.md)
+NAME_CONFLICT = -40010
+FILE_KEY_REQUIRED = -40763
+S3_DIRECT_UPLOAD_ENFORCED = -90033
+NO_KEY_PAIR = -70020
+
+
+class DracoonError(RemoteError):
+    """A DRACOON call failed; ``error_code`` is the API's negative errorCode, when it sent one."""
+
+    @property
+    def error_code(self) -> int | None:
+        return self.code if isinstance(self.code, int) else None
+
+
+@dataclass(frozen=True)
+class DracoonAccount:
+    """Everything needed to act as one DRACOON user."""
+
+    base_url: str
+    login: str
+    password: SecretStr
+    encryption_password: SecretStr | None = None
+    client_id: str = "dracoon_legacy_scripting"
+    client_secret: SecretStr = field(default_factory=lambda: SecretStr(""))
+    timeout: float = 60.0
+
+
+def _transient(status: int) -> bool:
+    # 507 (quota) and 501 are answers, not outages.
+    return status in (408, 429, 500, 502, 503, 504)
+
+
+class DracoonClient:
+    """The API for one account. Use as ``async with DracoonClient(account) as dracoon``."""
+
+    def __init__(
+        self,
+        account: DracoonAccount,
+        session: aiohttp.ClientSession | None = None,
+        policy: RetryPolicy | None = None,
+        upload_poll_timeout: float = 600.0,
+    ) -> None:
+        self.account = account
+        self._base = account.base_url.rstrip("/")
+        self._own_session = session is None
+        self._session = session
+        self._policy = policy
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=30, sock_read=account.timeout
+        )
+        self._token: str | None = None
+        self._refresh: str | None = None
+        self._token_expires = 0.0
+        self._auth_lock = asyncio.Lock()
+        self._key_lock = asyncio.Lock()
+        self._private_key: UserPrivateKey | None = None
+        self._key_pair: dict[str, Any] | None = None
+        self._system_info: dict[str, Any] | None = None
+        self._path_locks: dict[tuple[int, str], asyncio.Lock] = {}
+        self._poll_timeout = upload_poll_timeout
+
+    def __repr__(self) -> str:
+        return f"DracoonClient(url={self._base!r}, login={self.account.login!r})"
+
+    async def __aenter__(self) -> DracoonClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._own_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            if not self._own_session:
+                raise RuntimeError("the DRACOON client's session is closed")
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self._session
+
+    # -- authentication --
+
+    async def _access_token(self, renew: bool = False) -> str:
+        async with self._auth_lock:
+            if not renew and self._token and time.monotonic() < self._token_expires - TOKEN_MARGIN:
+                return self._token
+            form = {
+                "grant_type": "password",
+                "username": self.account.login,
+                "password": self.account.password.get_secret_value(),
+            }
+            if self._refresh and not renew:
+                form = {"grant_type": "refresh_token", "refresh_token": self._refresh}
+            try:
+                answer = await self._oauth(form)
+            except DracoonError:
+                if form["grant_type"] != "refresh_token":
+                    raise
+                answer = await self._oauth(
+                    {
+                        "grant_type": "password",
+                        "username": self.account.login,
+                        "password": self.account.password.get_secret_value(),
+                    }
+                )
+            self._token = str(answer["access_token"])
+            self._refresh = answer.get("refresh_token")
+            self._token_expires = time.monotonic() + float(answer.get("expires_in", 3600))
+            return self._token
+
+    async def _oauth(self, form: dict[str, str]) -> dict[str, Any]:
+        auth = aiohttp.BasicAuth(
+            self.account.client_id, self.account.client_secret.get_secret_value()
+        )
+
+        async def attempt() -> dict[str, Any]:
+            try:
+                async with self._http().post(
+                    f"{self._base}/oauth/token", data=form, auth=auth
+                ) as response:
+                    body = await response.json(content_type=None)
+                    if response.status != 200:
+                        reason = body.get("error", "error") if isinstance(body, dict) else "error"
+                        raise DracoonError(
+                            f"DRACOON login of {self.account.login!r} refused: {reason}",
+                            remote=REMOTE,
+                            status=response.status,
+                            code=reason,
+                            transient=_transient(response.status),
+                        )
+                    result: dict[str, Any] = body
+                    return result
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise DracoonError(
+                    f"DRACOON unreachable: {type(exc).__name__}", remote=REMOTE, transient=True
+                ) from exc
+
+        return await call_with_retry(attempt, remote=REMOTE, policy=self._policy)
+
+    # -- requests --
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        retry: bool = True,
+    ) -> Any:
+        """Call ``/api{path}``; the JSON answer (None for 204). 401 renews the token once."""
+
+        async def attempt() -> Any:
+            token = await self._access_token()
+            status, body, headers = await self._send(method, path, token, json, params)
+            if status == 401:
+                token = await self._access_token(renew=True)
+                status, body, headers = await self._send(method, path, token, json, params)
+            if status >= 400:
+                raise _error(status, body, headers, f"{method} {path}")
+            return body
+
+        if not retry:
+            return await attempt()
+        return await call_with_retry(attempt, remote=REMOTE, policy=self._policy)
+
+    async def _send(
+        self, method: str, path: str, token: str, json: Any, params: Mapping[str, Any] | None
+    ) -> tuple[int, Any, Mapping[str, str]]:
+        headers = {"Authorization": f"Bearer {token}"}
+        clean = {k: str(v) for k, v in (params or {}).items() if v is not None}
+        try:
+            async with self._http().request(
+                method, f"{self._base}/api{path}", json=json, params=clean, headers=headers
+            ) as response:
+                text = await response.text()
+                body: Any = None
+                if text:
+                    try:
+                        body = await response.json(content_type=None)
+                    except ValueError:
+                        body = {"message": text[:200]}
+                return response.status, body, response.headers
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise DracoonError(
+                f"DRACOON unreachable during {method} {path}: {type(exc).__name__}",
+                remote=REMOTE,
+                transient=True,
+            ) from exc
+
+    # -- capabilities and keys --
+
+    async def system_info(self) -> dict[str, Any]:
+        if self._system_info is None:
+            self._system_info = await self.request("GET", "/v4/public/system/info")
+        return self._system_info
+
+    async def key_pair(self) -> dict[str, Any]:
+        if self._key_pair is None:
+            try:
+                self._key_pair = await self.request("GET", "/v4/user/account/keypair")
+            except DracoonError as exc:
+                if exc.status == 404:
+                    raise DracoonError(
+                        f"DRACOON account {self.account.login!r} has no key pair",
+                        remote=REMOTE,
+                        status=404,
+                        code=NO_KEY_PAIR,
+                    ) from exc
+                raise
+        return self._key_pair
+
+    async def public_key_container(self) -> dict[str, Any]:
+        container: dict[str, Any] = (await self.key_pair())["publicKeyContainer"]
+        return container
+
+    async def private_key(self) -> UserPrivateKey:
+        """The account's unlocked private key, unlocked once per client."""
+        async with self._key_lock:
+            if self._private_key is None:
+                if self.account.encryption_password is None:
+                    raise DracoonError(
+                        f"no encryption password configured for {self.account.login!r}",
+                        remote=REMOTE,
+                    )
+                container = (await self.key_pair())["privateKeyContainer"]
+                password = self.account.encryption_password.get_secret_value()
+                self._private_key = await asyncio.to_thread(
+                    decrypt_private_key, container, password
+                )
+            return self._private_key
+
+    # -- nodes and rooms --
+
+    async def nodes(
+        self, parent_id: int, node_filter: str | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        offset = 0
+        while True:
+            page = await self.request(
+                "GET",
+                "/v4/nodes",
+                params={
+                    "parent_id": parent_id,
+                    "filter": node_filter,
+                    "offset": offset,
+                    "limit": PAGE,
+                },
+            )
+            items: list[dict[str, Any]] = page.get("items", [])
+            for item in items:
+                yield item
+            offset += len(items)
+            if not items or offset >= int(page.get("range", {}).get("total", 0)):
+                return
+
+    async def child_named(
+        self, parent_id: int, name: str, node_type: str | None = None
+    ) -> dict[str, Any] | None:
+        expression = f"name:eq:{name}" + (f"|type:eq:{node_type}" if node_type else "")
+        async for node in self.nodes(parent_id, expression):
+            if node["name"] == name and (node_type is None or node["type"] == node_type):
+                return node
+        return None
+
+    async def ensure_room_path(self, parent_id: int, names: Sequence[str]) -> dict[str, Any]:
+        """The room at ``names`` below ``parent_id``, creating each missing level.
+
+        Concurrent creators in this process wait for each other (one lock per level); another
+        process that wins the race makes our create fail with a name conflict, and we re-read.
+        """
+        node: dict[str, Any] = await self.request("GET", f"/v4/nodes/{parent_id}")
+        for name in names:
+            key = (int(node["id"]), name)
+            lock = self._path_locks.setdefault(key, asyncio.Lock())
+            async with lock:
+                found = await self.child_named(int(node["id"]), name, "room")
+                if found is None:
+                    try:
+                        found = await self.request(
+                            "POST",
+                            "/v4/nodes/rooms",
+                            json={"name": name, "parentId": node["id"], "inheritPermissions": True},
+                        )
+                    except DracoonError as exc:
+                        if exc.status != 409:
+                            raise
+                        found = await self.child_named(int(node["id"]), name, "room")
+                        if found is None:
+                            raise
+            node = found
+        return node
+
+    async def room_users(self, room_id: int) -> list[dict[str, Any]]:
+        users: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            page = await self.request(
+                "GET", f"/v4/nodes/rooms/{room_id}/users", params={"offset": offset, "limit": PAGE}
+            )
+            items = page.get("items", [])
+            users.extend(items)
+            offset += len(items)
+            if not items or offset >= int(page.get("range", {}).get("total", 0)):
+                return users
+
+    # -- uploads --
+
+    async def upload(
+        self,
+        parent_id: int,
+        name: str,
+        size: int | None,
+        chunks: AsyncIterator[bytes | bytearray | memoryview],
+        *,
+        expire_at: datetime | None = None,
+        notes: str | None = None,
+        file_key: Callable[[], Mapping[str, Any]] | None = None,
+        resolution: str = "autorename",
+    ) -> dict[str, Any]:
+        """Upload ``chunks`` as file ``name``; the new node. The upload is cancelled on failure.
+
+        ``file_key`` is called after the last chunk (the GCM tag exists only then) and gives
+        the uploader's encrypted file key, needed in encrypted rooms.
+        """
+        direct = bool((await self.system_info()).get("useS3Storage"))
+        body: dict[str, Any] = {"parentId": parent_id, "name": name, "directS3Upload": direct}
+        if size is not None:
+            body["size"] = size
+        if notes:
+            body["notes"] = notes
+        if expire_at is not None:
+            body["expiration"] = {
+                "enableExpiration": True,
+                "expireAt": expire_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            }
+        channel = await self.request("POST", "/v4/nodes/files/uploads", json=body)
+        try:
+            if direct:
+                return await self._upload_s3(channel, name, chunks, file_key, resolution)
+            return await self._upload_legacy(channel, name, size, chunks, file_key, resolution)
+        except BaseException:
+            await asyncio.shield(self._cancel(channel["uploadId"]))
+            raise
+
+    async def _cancel(self, upload_id: str) -> None:
+        with contextlib.suppress(DracoonError):
+            await self.request("DELETE", f"/v4/nodes/files/uploads/{upload_id}", retry=False)
+
+    def _completion(
+        self, name: str, file_key: Callable[[], Mapping[str, Any]] | None, resolution: str
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "resolutionStrategy": resolution,
+            "fileName": name,
+            "keepShareLinks": False,
+        }
+        if file_key is not None:
+            body["fileKey"] = dict(file_key())
+        return body
+
+    async def _upload_s3(
+        self,
+        channel: Mapping[str, Any],
+        name: str,
+        chunks: AsyncIterator[bytes | bytearray | memoryview],
+        file_key: Callable[[], Mapping[str, Any]] | None,
+        resolution: str,
+    ) -> dict[str, Any]:
+        upload_id = channel["uploadId"]
+        parts: list[dict[str, Any]] = []
+        pending = bytearray()
+        async for chunk in chunks:
+            if not pending and len(chunk) >= MIN_PART:
+                parts.append(await self._put_part(upload_id, len(parts) + 1, chunk))
+                continue
+            pending += chunk  # small pieces are gathered into parts of at least 5 MB
+            if len(pending) >= MIN_PART:
+                parts.append(await self._put_part(upload_id, len(parts) + 1, pending))
+                pending = bytearray()
+        if pending or not parts:
+            parts.append(await self._put_part(upload_id, len(parts) + 1, pending))
+        await self.request(
+            "PUT",
+            f"/v4/nodes/files/uploads/{upload_id}/s3",
+            json={"parts": parts, **self._completion(name, file_key, resolution)},
+        )
+        return await self._wait_until_done(upload_id)
+
+    async def _put_part(
+        self, upload_id: str, number: int, data: bytes | bytearray | memoryview
+    ) -> dict[str, Any]:
+        urls = await self.request(
+            "POST",
+            f"/v4/nodes/files/uploads/{upload_id}/s3_urls",
+            json={"size": len(data), "firstPartNumber": number, "lastPartNumber": number},
+        )
+        url = urls["urls"][0]["url"]
+
+        async def attempt() -> str:
+            try:
+                async with self._http().put(url, data=data) as response:
+                    if response.status >= 400:
+                        raise DracoonError(
+                            f"S3 part {number} upload answered {response.status}",
+                            remote=REMOTE,
+                            status=response.status,
+                            transient=_transient(response.status),
+                        )
+                    return response.headers.get("ETag", "").strip('"')
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise DracoonError(
+                    f"S3 part {number} upload failed: {type(exc).__name__}",
+                    remote=REMOTE,
+                    transient=True,
+                ) from exc
+
+        etag = await call_with_retry(attempt, remote=REMOTE, policy=self._policy)
+        return {"partNumber": number, "partEtag": etag}
+
+    async def _wait_until_done(self, upload_id: str) -> dict[str, Any]:
+        delay, deadline = 0.05, time.monotonic() + self._poll_timeout
+        while True:
+            status = await self.request("GET", f"/v4/nodes/files/uploads/{upload_id}")
+            if status.get("status") == "done":
+                node: dict[str, Any] = status["node"]
+                return node
+            if status.get("status") == "error":
+                details = status.get("errorDetails") or {}
+                raise DracoonError(
+                    f"DRACOON could not finish the upload: {details.get('message', 'error')}",
+                    remote=REMOTE,
+                    status=details.get("code"),
+                    code=details.get("errorCode"),
+                )
+            if time.monotonic() > deadline:
+                raise DracoonError(
+                    "DRACOON did not finish the upload in time", remote=REMOTE, transient=True
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    async def _upload_legacy(
+        self,
+        channel: Mapping[str, Any],
+        name: str,
+        size: int | None,
+        chunks: AsyncIterator[bytes | bytearray | memoryview],
+        file_key: Callable[[], Mapping[str, Any]] | None,
+        resolution: str,
+    ) -> dict[str, Any]:
+        url, offset = channel["uploadUrl"], 0
+        total = "*" if size is None else str(size)
+        async for chunk in chunks:
+            data = bytes(chunk)
+            span = f"bytes {offset}-{offset + len(data) - 1}/{total}"
+
+            async def attempt(data: bytes = data, span: str = span) -> None:
+                form = aiohttp.FormData()
+                form.add_field(
+                    "file", data, filename="chunk", content_type="application/octet-stream"
+                )
+                try:
+                    async with self._http().post(
+                        url, data=form, headers={"Content-Range": span}
+                    ) as response:
+                        if response.status >= 400:
+                            raise _error(
+                                response.status,
+                                await response.json(content_type=None),
+                                response.headers,
+                                "chunk upload",
+                            )
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    raise DracoonError(
+                        f"chunk upload failed: {type(exc).__name__}", remote=REMOTE, transient=True
+                    ) from exc
+
+            await call_with_retry(attempt, remote=REMOTE, policy=self._policy)
+            offset += len(data)
+        token = channel["token"]
+        node: dict[str, Any] = await self.request(
+            "PUT", f"/v4/uploads/{token}", json=self._completion(name, file_key, resolution)
+        )
+        return node
+
+    # -- file keys --
+
+    async def missing_file_keys_page(
+        self, *, offset: int = 0, room_id: int | None = None, file_id: int | None = None
+    ) -> dict[str, Any]:
+        page: dict[str, Any] = await self.request(
+            "GET",
+            "/v4/nodes/missingFileKeys",
+            params={
+                "offset": offset,
+                "limit": KEYS_PER_REQUEST,
+                "room_id": room_id,
+                "file_id": file_id,
+            },
+        )
+        return page
+
+    async def set_file_keys(self, items: Sequence[Mapping[str, Any]]) -> None:
+        for start in range(0, len(items), KEYS_PER_REQUEST):
+            batch = [dict(item) for item in items[start : start + KEYS_PER_REQUEST]]
+            await self.request("POST", "/v4/nodes/files/keys", json={"items": batch})
+
+    async def user_file_key(self, file_id: int, version: str | None = None) -> dict[str, Any]:
+        key: dict[str, Any] = await self.request(
+            "GET", f"/v4/nodes/files/{file_id}/user_file_key", params={"version": version}
+        )
+        return key
+
+    async def download(self, file_id: int, chunk_size: int = 1024 * 1024) -> AsyncIterator[bytes]:
+        """The stored (encrypted) bytes of a file, as any DRACOON client fetches them."""
+        link = await self.request("POST", f"/v4/nodes/files/{file_id}/downloads")
+        async with self._http().get(link["downloadUrl"]) as response:
+            if response.status >= 400:
+                raise DracoonError(
+                    f"download answered {response.status}", remote=REMOTE, status=response.status
+                )
+            async for piece in response.content.iter_chunked(chunk_size):
+                yield piece
+
+
+def _error(status: int, body: Any, headers: Mapping[str, str], what: str) -> DracoonError:
+    info = body if isinstance(body, dict) else {}
+    error_code = info.get("errorCode")
+    retry_after: float | None = None
+    with contextlib.suppress(ValueError, TypeError):
+        retry_after = float(headers.get("Retry-After", ""))
+    return DracoonError(
+        f"DRACOON {what} failed: {status} {info.get('message', '')}".strip(),
+        remote=REMOTE,
+        status=status,
+        code=error_code if isinstance(error_code, int) else None,
+        transient=_transient(status),
+        retry_after=retry_after,
+    )

@@ -1,0 +1,879 @@
+"""A DRACOON stand-in: the API subset recstore uses, with the server's JSON shapes, status
+codes and error bodies (``shared/specs/dracoon-api-v4.26.7.json``; tests validate against it).
+
+OAuth under ``/oauth``, the API under ``/api``: password and refresh-token grants, the user's
+account and key pairs, rooms (nested, encrypted or not, inherited members), node listing, both
+upload channels (S3 direct upload with presigned part URLs served here, and the legacy
+``Content-Range`` channel), expiration, resolution strategies, missing file keys, file keys,
+downloads. Uploaded bytes are kept on disk. Fault injection through ``/_devstack/faults``.
+
+Seed document (``recstore devstack seed dracoon --file F``)::
+
+    {"users": [{"login": "alice", "password": "...", "firstName": "Alice", "lastName": "A",
+                "keyPairs": [{"version": "A" | "RSA-4096", "encryptionPassword": "..."}]}],
+     "rooms": [{"path": "Recordings/Sales", "encrypted": true,
+                "members": [{"login": "alice", "permissions": ["read", "create", "manage"]}]}]}
+
+Rooms on a path are created as needed (sub-rooms inherit their parent's members). Key pairs
+are generated with 10,000 PBKDF2 iterations (the SDKs' older count) so seeding is quick. The
+answer lists the ids of what was created. Other admin routes: ``GET /_devstack/state``,
+``POST /_devstack/settings`` (``useS3Storage``, ``tokenLifetime`` seconds, ``quotaBytes``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import re
+import secrets
+import shutil
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from recstore.crypto import generate_user_keypair
+from recstore.devstack.dracoon_model import (
+    ALL_PERMISSIONS,
+    KEY_PAIR_OF,
+    Model,
+    Node,
+    Upload,
+    User,
+    iso,
+)
+from recstore.devstack.faults import ADMIN_PREFIX, FaultInjector
+
+CLIENT_ID = "recstore-devstack"
+CLIENT_SECRET = "devstack-client-secret"  # noqa: S105 (a stand-in's published test secret)
+SERVICE_LOGIN = "recstore-svc"
+SEED_ITERATIONS = 10_000
+MIN_PART = 5 * 1024 * 1024
+MAX_PAGE_MISSING_KEYS = 100
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error(status: int, message: str, error_code: int | None = None) -> web.Response:
+    body: dict[str, Any] = {"code": status, "message": message, "debugInfo": message}
+    if error_code is not None:
+        body["errorCode"] = error_code
+    return web.json_response(body, status=status)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, error_code: int | None = None) -> None:
+        super().__init__(message)
+        self.response = error(status, message, error_code)
+
+
+class DracoonStandIn:
+    name = "dracoon"
+
+    def __init__(self, data_dir: Path) -> None:
+        self.model = Model(data_dir)
+        self.faults = FaultInjector(error_body=lambda status: error(status, "injected fault"))
+        self.base_url = ""
+        self.use_s3_storage = True
+        self.token_lifetime = 3600.0
+        self.tokens: dict[str, tuple[int, float]] = {}
+        self.refresh_tokens: dict[str, int] = {}
+        self.download_tokens: dict[str, int] = {}
+        self.passwords: dict[str, str] = {}
+        self._seed_defaults()
+
+    # -- contract with the dev stack --
+
+    def make_app(self) -> web.Application:
+        app = web.Application(client_max_size=1024**3, middlewares=[self._errors])
+        self.faults.install(app)
+        r = app.router
+        r.add_post("/oauth/token", self.oauth_token)
+        api = "/api/v4"
+        r.add_get(f"{api}/public/system/info", self.system_info)
+        r.add_get(f"{api}/user/account", self.account)
+        r.add_get(f"{api}/user/account/keypair", self.get_keypair)
+        r.add_post(f"{api}/user/account/keypair", self.set_keypair)
+        r.add_get(f"{api}/user/account/keypairs", self.get_keypairs)
+        r.add_get(f"{api}/nodes", self.list_nodes)
+        r.add_get(f"{api}/nodes/missingFileKeys", self.missing_file_keys)
+        r.add_post(f"{api}/nodes/rooms", self.create_room)
+        r.add_get(f"{api}/nodes/rooms/{{room_id}}/users", self.room_users)
+        r.add_post(f"{api}/nodes/files/uploads", self.create_upload)
+        r.add_get(f"{api}/nodes/files/uploads/{{upload_id}}", self.upload_status)
+        r.add_delete(f"{api}/nodes/files/uploads/{{upload_id}}", self.cancel_upload)
+        r.add_post(f"{api}/nodes/files/uploads/{{upload_id}}/s3_urls", self.s3_urls)
+        r.add_put(f"{api}/nodes/files/uploads/{{upload_id}}/s3", self.complete_s3)
+        r.add_post(f"{api}/uploads/{{token}}", self.legacy_chunk)
+        r.add_put(f"{api}/uploads/{{token}}", self.legacy_complete)
+        r.add_post(f"{api}/nodes/files/keys", self.set_file_keys)
+        r.add_get(f"{api}/nodes/files/{{file_id}}/user_file_key", self.user_file_key)
+        r.add_post(f"{api}/nodes/files/{{file_id}}/downloads", self.create_download)
+        r.add_get(f"{api}/nodes/{{node_id}}", self.get_node)
+        r.add_put("/_s3/{upload_id}/{part}", self.s3_put_part)
+        r.add_get("/_download/{token}", self.download)
+        r.add_post(ADMIN_PREFIX + "seed", self.seed)
+        r.add_get(ADMIN_PREFIX + "state", self.state)
+        r.add_post(ADMIN_PREFIX + "settings", self.settings)
+        return app
+
+    def set_base_url(self, base_url: str) -> None:
+        self.base_url = base_url
+
+    def state_entries(self) -> dict[str, Any]:
+        service = self.model.user_by_login(SERVICE_LOGIN)
+        assert service is not None
+        parent = next(n for n in self.model.nodes.values() if n.name == "Recordings")
+        members = [
+            {
+                "login": u.login,
+                "password": self.passwords[u.login],
+                "encryption_password": self.passwords[u.login + ":enc"],
+                "key_pairs": sorted(u.key_pairs),
+            }
+            for u in self.model.users.values()
+            if u.login != SERVICE_LOGIN
+        ]
+        return {
+            "dracoon_url": self.base_url,
+            "dracoon_client_id": CLIENT_ID,
+            "dracoon_client_secret": CLIENT_SECRET,
+            "dracoon_login": SERVICE_LOGIN,
+            "dracoon_password": self.passwords[SERVICE_LOGIN],
+            "dracoon_encryption_password": self.passwords[SERVICE_LOGIN + ":enc"],
+            "dracoon_parent_room_id": parent.id,
+            "dracoon_members": members,
+        }
+
+    # -- seeding --
+
+    def _seed_defaults(self) -> None:
+        self.apply_seed(
+            {
+                "users": [
+                    {
+                        "login": SERVICE_LOGIN,
+                        "password": "svc-" + secrets.token_hex(8),
+                        "firstName": "recstore",
+                        "lastName": "service",
+                        "keyPairs": [
+                            {
+                                "version": "RSA-4096",
+                                "encryptionPassword": "svc-enc-" + secrets.token_hex(6),
+                            }
+                        ],
+                    },
+                    {
+                        "login": "alice",
+                        "password": "alice-" + secrets.token_hex(6),
+                        "keyPairs": [
+                            {
+                                "version": "A",
+                                "encryptionPassword": "alice-enc-" + secrets.token_hex(6),
+                            }
+                        ],
+                    },
+                    {
+                        "login": "bob",
+                        "password": "bob-" + secrets.token_hex(6),
+                        "keyPairs": [
+                            {
+                                "version": "RSA-4096",
+                                "encryptionPassword": "bob-enc-" + secrets.token_hex(6),
+                            }
+                        ],
+                    },
+                ],
+                "rooms": [
+                    {
+                        "path": "Recordings",
+                        "encrypted": True,
+                        "members": [
+                            {"login": SERVICE_LOGIN, "permissions": list(ALL_PERMISSIONS)},
+                            {"login": "alice", "permissions": ["read"]},
+                            {"login": "bob", "permissions": ["read"]},
+                        ],
+                    }
+                ],
+            }
+        )
+
+    def apply_seed(self, document: dict[str, Any]) -> dict[str, Any]:
+        created: dict[str, Any] = {"users": {}, "rooms": {}}
+        for spec in document.get("users", []):
+            login = spec["login"]
+            user = self.model.user_by_login(login) or self.model.add_user(
+                login, spec["password"], spec.get("firstName", ""), spec.get("lastName", "")
+            )
+            user.password = spec["password"]
+            self.passwords[login] = spec["password"]
+            for pair in spec.get("keyPairs", []):
+                private, public = generate_user_keypair(
+                    pair["version"], pair["encryptionPassword"], iterations=SEED_ITERATIONS
+                )
+                user.key_pairs[pair["version"]] = (private, public)
+                self.passwords[login + ":enc"] = pair["encryptionPassword"]
+            created["users"][login] = user.id
+        admin = self.model.user_by_login(SERVICE_LOGIN)
+        for spec in document.get("rooms", []):
+            parent: Node | None = None
+            for name in [s for s in spec["path"].split("/") if s]:
+                existing = next(
+                    (
+                        n
+                        for n in self.model.children(parent.id if parent else None)
+                        if n.name == name
+                    ),
+                    None,
+                )
+                parent = existing or self.model.add_room(
+                    name, parent, admin.id if admin else 0, bool(spec.get("encrypted")), True
+                )
+            assert parent is not None
+            if spec.get("encrypted"):
+                parent.encrypted = True
+            for member in spec.get("members", []):
+                found = self.model.user_by_login(member["login"])
+                if found is None:
+                    raise ValueError(f"room {spec['path']}: unknown member {member['login']}")
+                parent.members[found.id] = set(member.get("permissions", ["read"]))
+            created["rooms"][spec["path"]] = parent.id
+        return created
+
+    # -- plumbing --
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            return exc.response
+
+    def _user(self, request: web.Request) -> User:
+        header = request.headers.get("Authorization", "")
+        token = header.removeprefix("Bearer ").strip() or request.headers.get(
+            "X-Sds-Auth-Token", ""
+        )
+        entry = self.tokens.get(token)
+        if entry is None or entry[1] < time.time():
+            raise ApiError(401, "Unauthorized: invalid or expired token", -10006)
+        return self.model.users[entry[0]]
+
+    def _node(self, node_id: Any, kind: str | None = None) -> Node:
+        try:
+            node = self.model.nodes[int(node_id)]
+        except (KeyError, ValueError, TypeError):
+            raise ApiError(404, "Node not found", -41000) from None
+        if kind and node.type != kind:
+            raise ApiError(404, f"{kind.capitalize()} not found", -41000)
+        return node
+
+    def _require(self, room: Node | None, user: User, permission: str) -> None:
+        if permission not in self.model.permissions(room, user.id):
+            raise ApiError(403, f"Forbidden: {permission} permission needed", -40000)
+
+    async def _json(self, request: web.Request) -> dict[str, Any]:
+        try:
+            body = await request.json()
+        except ValueError:
+            raise ApiError(400, "Bad request: body is not JSON", -80000) from None
+        if not isinstance(body, dict):
+            raise ApiError(400, "Bad request: body must be an object", -80000)
+        return body
+
+    def node_json(self, node: Node, user: User | None = None) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "id": node.id,
+            "type": node.type,
+            "name": node.name,
+            "parentId": node.parent_id if node.parent_id is not None else 0,
+            "parentPath": self.model.path_of(self.model.nodes[node.parent_id]) + "/"
+            if node.parent_id
+            else "/",
+            "createdAt": iso(node.created_at),
+            "updatedAt": iso(node.created_at),
+            "isEncrypted": node.encrypted,
+            "size": node.size,
+            "inheritPermissions": node.inherit,
+        }
+        if node.type == "file":
+            doc["notes"] = node.notes
+            doc["hash"] = ""
+            if node.expire_at:
+                doc["expireAt"] = node.expire_at
+        if user is not None:
+            perms = self.model.permissions(self.model.room_of(node), user.id)
+            doc["permissions"] = {p: p in perms for p in ALL_PERMISSIONS}
+        return doc
+
+    # -- OAuth and account -----------------------------------------------------------------
+
+    async def oauth_token(self, request: web.Request) -> web.Response:
+        auth = request.headers.get("Authorization", "")
+        try:
+            client = base64.b64decode(auth.removeprefix("Basic ")).decode()
+        except ValueError:
+            client = ""
+        if client != f"{CLIENT_ID}:{CLIENT_SECRET}":
+            return web.json_response(
+                {"error": "invalid_client", "error_description": "Bad client credentials"},
+                status=401,
+            )
+        form = await request.post()
+        grant = form.get("grant_type")
+        if grant == "password":
+            user = self.model.user_by_login(str(form.get("username", "")))
+            if user is None or user.password != form.get("password"):
+                return web.json_response(
+                    {"error": "invalid_grant", "error_description": "Bad credentials"}, status=400
+                )
+        elif grant == "refresh_token":
+            user_id = self.refresh_tokens.pop(str(form.get("refresh_token", "")), None)
+            if user_id is None:
+                return web.json_response(
+                    {"error": "invalid_grant", "error_description": "Invalid refresh token"},
+                    status=400,
+                )
+            user = self.model.users[user_id]
+        else:
+            return web.json_response(
+                {"error": "unsupported_grant_type", "error_description": str(grant)}, status=400
+            )
+        access, refresh = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+        self.tokens[access] = (user.id, time.time() + self.token_lifetime)
+        self.refresh_tokens[refresh] = user.id
+        return web.json_response(
+            {
+                "access_token": access,
+                "token_type": "bearer",
+                "refresh_token": refresh,
+                "expires_in": int(self.token_lifetime),
+                "scope": "all",
+            }
+        )
+
+    async def system_info(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "languageDefault": "en",
+                "hideLoginInputFields": False,
+                "s3Hosts": [],
+                "s3EnforceDirectUpload": False,
+                "useS3Storage": self.use_s3_storage,
+                "authMethods": [
+                    {"name": "basic", "isEnabled": True, "isDefault": True, "priority": 1}
+                ],
+            }
+        )
+
+    async def account(self, request: web.Request) -> web.Response:
+        user = self._user(request)
+        return web.json_response(
+            {
+                "id": user.id,
+                "customerId": 1,
+                "userName": user.login,
+                "login": user.login,
+                "firstName": user.first_name,
+                "lastName": user.last_name,
+                "isLocked": False,
+                "hasManageableRooms": True,
+                "userRoles": {"items": []},
+                "language": "en",
+                "authData": {"method": "basic", "login": user.login},
+                "lockStatus": 2,
+                "needsToChangePassword": False,
+                "isEncryptionEnabled": bool(user.key_pairs),
+            }
+        )
+
+    async def get_keypair(self, request: web.Request) -> web.Response:
+        user = self._user(request)
+        version = request.query.get("version") or next(iter(sorted(user.key_pairs)), None)
+        if version not in user.key_pairs:
+            raise ApiError(404, "Key pair not found", -70020)
+        private, public = user.key_pairs[version]
+        return web.json_response({"privateKeyContainer": private, "publicKeyContainer": public})
+
+    async def get_keypairs(self, request: web.Request) -> web.Response:
+        user = self._user(request)
+        return web.json_response(
+            [
+                {"privateKeyContainer": p, "publicKeyContainer": q}
+                for p, q in user.key_pairs.values()
+            ]
+        )
+
+    async def set_keypair(self, request: web.Request) -> web.Response:
+        user = self._user(request)
+        body = await self._json(request)
+        private, public = body.get("privateKeyContainer"), body.get("publicKeyContainer")
+        if not isinstance(private, dict) or not isinstance(public, dict):
+            raise ApiError(400, "Bad request: key pair containers required", -80000)
+        version = str(public.get("version"))
+        if version in user.key_pairs:
+            raise ApiError(409, "Key pair already exists", -70021)
+        user.key_pairs[version] = (private, public)
+        return web.Response(status=204)
+
+    # -- nodes and rooms --
+
+    async def get_node(self, request: web.Request) -> web.Response:
+        user = self._user(request)
+        node = self._node(request.match_info["node_id"])
+        self._require(self.model.room_of(node), user, "read")
+        return web.json_response(self.node_json(node, user))
+
+    async def list_nodes(self, request: web.Request) -> web.Response:
+        user = self._user(request)
+        parent_id = int(request.query.get("parent_id", "0") or 0)
+        if parent_id:
+            self._node(parent_id)
+        offset = int(request.query.get("offset", "0"))
+        limit = min(int(request.query.get("limit", "500")), 500)
+        wanted = request.query.get("filter", "")
+        nodes = [
+            n
+            for n in sorted(
+                self.model.children(parent_id or None), key=lambda n: (n.type != "room", n.name)
+            )
+            if self.model.permissions(self.model.room_of(n), user.id) and self._matches(n, wanted)
+        ]
+        page = nodes[offset : offset + limit]
+        return web.json_response(
+            {
+                "range": {"offset": offset, "limit": limit, "total": len(nodes)},
+                "items": [self.node_json(n, user) for n in page],
+            }
+        )
+
+    @staticmethod
+    def _matches(node: Node, expression: str) -> bool:
+        for clause in filter(None, expression.split("|")):
+            field_name, _, rest = clause.partition(":")
+            operator, _, value = rest.partition(":")
+            actual = {"name": node.name, "type": node.type}.get(field_name)
+            if actual is None:
+                continue
+            values = value.split(",")
+            if operator == "eq" and actual not in values:
+                return False
+            if operator == "cn" and not any(v.lower() in actual.lower() for v in values):
+                return False
+        return True
+
+    async def create_room(self, request: web.Request) -> web.Response:
+        user = self._user(request)
+        body = await self._json(request)
+        name = body.get("name")
+        if (
+            not isinstance(name, str)
+            or not name.strip()
+            or len(name) > 150
+            or re.search(r'[\\<>:"|?*/]', name)
+        ):
+            raise ApiError(400, "Invalid room name", -40755)
+        parent = self._node(body["parentId"], "room") if body.get("parentId") else None
+        if parent is not None:
+            self._require(parent, user, "manage")
+        if any(n.name == name for n in self.model.children(parent.id if parent else None)):
+            raise ApiError(409, "Node with the same name already exists", -40010)
+        room = self.model.add_room(
+            name, parent, user.id, False, bool(body.get("inheritPermissions", True))
+        )
+        return web.json_response(self.node_json(room, user), status=201)
+
+    async def room_users(self, request: web.Request) -> web.Response:
+        user = self._user(request)
+        room = self._node(request.match_info["room_id"], "room")
+        self._require(room, user, "read")
+        items = []
+        for uid, perms in sorted(self.model.members(room).items()):
+            member = self.model.users[uid]
+            item: dict[str, Any] = {
+                "userInfo": member.info(),
+                "isGranted": True,
+                "permissions": {p: p in perms for p in ALL_PERMISSIONS},
+                "id": member.id,
+                "login": member.login,
+                "displayName": f"{member.first_name} {member.last_name}",
+                "email": f"{member.login}@devstack.invalid",
+            }
+            if member.key_pairs:
+                item["publicKeyContainer"] = member.key_pairs[sorted(member.key_pairs)[0]][1]
+            items.append(item)
+        return web.json_response(
+            {"range": {"offset": 0, "limit": len(items), "total": len(items)}, "items": items}
+        )
+
+    # -- uploads --
+
+    async def create_upload(self, request: web.Request) -> web.Response:
+        user = self._user(request)
+        body = await self._json(request)
+        parent = self._node(body.get("parentId"), "room")
+        self._require(parent, user, "create")
+        name = body.get("name")
+        if not isinstance(name, str) or not name or len(name) > 150:
+            raise ApiError(400, "Invalid file name", -40755)
+        size = body.get("size")
+        quota = self.model.quota_bytes
+        if quota is not None and self.model.used_bytes() + int(size or 0) > quota:
+            raise ApiError(507, "Insufficient storage: quota exceeded", -40200)
+        expiration = body.get("expiration") or {}
+        upload_id = secrets.token_hex(12)
+        token = secrets.token_urlsafe(18)
+        upload = Upload(
+            id=upload_id,
+            token=token,
+            user_id=user.id,
+            parent_id=parent.id,
+            name=name,
+            size=None if size is None else int(size),
+            expire_at=expiration.get("expireAt") if expiration.get("enableExpiration") else None,
+            notes=str(body.get("notes") or ""),
+            direct_s3=bool(body.get("directS3Upload")),
+            path=self.model.data_dir / "uploads" / upload_id,
+        )
+        upload.path.touch()
+        self.model.uploads[upload_id] = upload
+        return web.json_response(
+            {
+                "uploadUrl": f"{self.base_url}/api/v4/uploads/{token}",
+                "uploadId": upload_id,
+                "token": token,
+            },
+            status=201,
+        )
+
+    def _upload(self, upload_id: str, user: User | None = None) -> Upload:
+        upload = self.model.uploads.get(upload_id)
+        if upload is None or (user is not None and upload.user_id != user.id):
+            raise ApiError(404, "Upload not found", -20501)
+        return upload
+
+    def _upload_by_token(self, token: str) -> Upload:
+        upload = next((u for u in self.model.uploads.values() if u.token == token), None)
+        if upload is None:
+            raise ApiError(404, "Upload not found", -20501)
+        if upload.status != "transfer":
+            raise ApiError(400, "Upload channel closed", -20503)
+        return upload
+
+    async def upload_status(self, request: web.Request) -> web.Response:
+        user = self._user(request)
+        upload = self._upload(request.match_info["upload_id"], user)
+        doc: dict[str, Any] = {"status": upload.status}
+        if upload.node_id is not None:
+            doc["node"] = self.node_json(self.model.nodes[upload.node_id], user)
+        if upload.error is not None:
+            doc["errorDetails"] = upload.error
+        return web.json_response(doc)
+
+    async def cancel_upload(self, request: web.Request) -> web.Response:
+        user = self._user(request)
+        upload = self._upload(request.match_info["upload_id"], user)
+        self._discard(upload)
+        return web.Response(status=204)
+
+    def _discard(self, upload: Upload) -> None:
+        self.model.uploads.pop(upload.id, None)
+        upload.path.unlink(missing_ok=True)
+        for path, _ in upload.parts.values():
+            path.unlink(missing_ok=True)
+
+    async def s3_urls(self, request: web.Request) -> web.Response:
+        user = self._user(request)
+        upload = self._upload(request.match_info["upload_id"], user)
+        body = await self._json(request)
+        first, last = int(body["firstPartNumber"]), int(body["lastPartNumber"])
+        if not 1 <= first <= last <= 10000:
+            raise ApiError(400, "Invalid part numbers", -80000)
+        signature = hashlib.sha256(f"{upload.token}".encode()).hexdigest()[:16]
+        urls = [
+            {
+                "url": f"{self.base_url}/_s3/{upload.id}/{n}?X-Amz-Signature={signature}",
+                "partNumber": n,
+            }
+            for n in range(first, last + 1)
+        ]
+        return web.json_response({"urls": urls})
+
+    async def s3_put_part(self, request: web.Request) -> web.Response:
+        upload = self.model.uploads.get(request.match_info["upload_id"])
+        if upload is None:
+            return web.Response(status=404, text="<Error><Code>NoSuchUpload</Code></Error>")
+        number = int(request.match_info["part"])
+        path = upload.path.with_name(f"{upload.id}.part{number}")
+        digest = hashlib.md5()  # noqa: S324 (S3's ETag)
+        with path.open("wb") as out:
+            async for chunk in request.content.iter_chunked(1024 * 1024):
+                digest.update(chunk)
+                out.write(chunk)
+        etag = digest.hexdigest()
+        upload.parts[number] = (path, etag)
+        return web.Response(status=200, headers={"ETag": f'"{etag}"'})
+
+    async def complete_s3(self, request: web.Request) -> web.Response:
+        user = self._user(request)
+        upload = self._upload(request.match_info["upload_id"], user)
+        body = await self._json(request)
+        parts = sorted(body.get("parts") or [], key=lambda p: int(p["partNumber"]))
+        for index, part in enumerate(parts):
+            stored = upload.parts.get(int(part["partNumber"]))
+            if stored is None or stored[1] != str(part["partEtag"]).strip('"'):
+                raise ApiError(400, "Invalid ETag", -80045)
+            if index < len(parts) - 1 and stored[0].stat().st_size < MIN_PART:
+                raise ApiError(
+                    400, "Part too small (all but the last part must be at least 5 MB)", -80045
+                )
+        name, node = self._prepare_completion(upload, user, body)
+        upload.status = "finishing"
+        asyncio.get_running_loop().create_task(
+            self._assemble(upload, [int(p["partNumber"]) for p in parts], name, node, user, body)
+        )
+        return web.Response(status=202)
+
+    async def _assemble(
+        self,
+        upload: Upload,
+        numbers: list[int],
+        name: str,
+        replace: Node | None,
+        user: User,
+        body: dict[str, Any],
+    ) -> None:
+        def concatenate() -> None:
+            with upload.path.open("wb") as out:
+                for number in numbers:
+                    path, _ = upload.parts[number]
+                    with path.open("rb") as part:
+                        shutil.copyfileobj(part, out, 1024 * 1024)
+                    path.unlink()
+
+        await asyncio.to_thread(concatenate)
+        await asyncio.sleep(0.05)  # a real server takes a moment; clients must poll
+        self._finish(upload, user, name, replace, body)
+
+    def _prepare_completion(
+        self, upload: Upload, user: User, body: dict[str, Any]
+    ) -> tuple[str, Node | None]:
+        parent = self.model.nodes[upload.parent_id]
+        name = str(body.get("fileName") or upload.name)
+        if parent.encrypted and not body.get("fileKey"):
+            raise ApiError(400, "File key required for an encrypted room", -40763)
+        strategy = body.get("resolutionStrategy", "autorename")
+        siblings = {n.name: n for n in self.model.children(parent.id)}
+        replace = None
+        if name in siblings:
+            if strategy == "fail":
+                raise ApiError(409, "File with the same name already exists", -40010)
+            if strategy == "overwrite":
+                replace = siblings[name]
+            else:
+                stem, dot, ext = name.rpartition(".")
+                stem, ext = (stem, dot + ext) if dot else (name, "")
+                counter = 1
+                while f"{stem} ({counter}){ext}" in siblings:
+                    counter += 1
+                name = f"{stem} ({counter}){ext}"
+        return name, replace
+
+    def _finish(
+        self, upload: Upload, user: User, name: str, replace: Node | None, body: dict[str, Any]
+    ) -> Node:
+        parent = self.model.nodes[upload.parent_id]
+        if replace is not None:
+            self.model.nodes.pop(replace.id, None)
+            for key in [k for k in self.model.file_keys if k[0] == replace.id]:
+                del self.model.file_keys[key]
+        node = Node(self.model.next_id(), "file", name, parent.id, parent.encrypted, user.id)
+        node.size = upload.path.stat().st_size
+        node.notes, node.expire_at = upload.notes, upload.expire_at
+        node.data = self.model.data_dir / "files" / str(node.id)
+        upload.path.replace(node.data)
+        self.model.nodes[node.id] = node
+        file_key = body.get("fileKey")
+        if parent.encrypted and isinstance(file_key, dict):
+            version = KEY_PAIR_OF.get(str(file_key.get("version")), "")
+            self.model.file_keys[(node.id, user.id, version)] = file_key
+        upload.node_id, upload.status = node.id, "done"  # the status stays readable
+        return node
+
+    async def legacy_chunk(self, request: web.Request) -> web.Response:
+        upload = self._upload_by_token(request.match_info["token"])
+        if self.use_s3_storage and upload.direct_s3:
+            raise ApiError(400, "S3 direct upload is enforced", -90033)
+        start = 0
+        content_range = request.headers.get("Content-Range", "")
+        match = re.match(r"bytes (\d+)-(\d+)/(\d+|\*)", content_range)
+        if match:
+            start = int(match.group(1))
+        reader = await request.multipart()
+        field_part = await reader.next()
+        if field_part is None or getattr(field_part, "name", None) != "file":
+            raise ApiError(400, "Bad request: multipart field 'file' required", -80000)
+        digest = hashlib.md5()  # noqa: S324 (the API's chunk hash)
+        written = 0
+        with upload.path.open("r+b") as out:
+            out.seek(start)
+            while chunk := await field_part.read_chunk(1024 * 1024):  # type: ignore[union-attr]
+                digest.update(chunk)
+                out.write(chunk)
+                written += len(chunk)
+        upload.received = max(upload.received, start + written)
+        return web.json_response({"size": written, "hash": digest.hexdigest()}, status=201)
+
+    async def legacy_complete(self, request: web.Request) -> web.Response:
+        upload = self._upload_by_token(request.match_info["token"])
+        user = self._user(request)
+        body = await self._json(request)
+        name, replace = self._prepare_completion(upload, user, body)
+        node = self._finish(upload, user, name, replace, body)
+        return web.json_response(self.node_json(node, user), status=201)
+
+    # -- file keys --
+
+    async def missing_file_keys(self, request: web.Request) -> web.Response:
+        user = self._user(request)
+        query = request.query
+
+        def number(name: str) -> int | None:
+            return int(query[name]) if query.get(name) else None
+
+        missing = self.model.missing_keys(
+            user, number("room_id"), number("file_id"), number("user_id")
+        )
+        pairs: list[tuple[int, int]] = []
+        for uid, fid, _ in missing:
+            if (uid, fid) not in pairs:
+                pairs.append((uid, fid))
+        offset = int(query.get("offset", "0"))
+        limit = min(int(query.get("limit", "500")), MAX_PAGE_MISSING_KEYS)
+        page = pairs[offset : offset + limit]
+        wanted = {(u, f) for u, f in page}
+        users = []
+        for uid, fid, version in missing:
+            if (uid, fid) in wanted:
+                entry = {
+                    "id": uid,
+                    "publicKeyContainer": self.model.users[uid].key_pairs[version][1],
+                }
+                if entry not in users:
+                    users.append(entry)
+        files = []
+        for fid in sorted({f for _, f in page}):
+            key = next(
+                v for k, v in self.model.file_keys.items() if k[0] == fid and k[1] == user.id
+            )
+            files.append({"id": fid, "fileKeyContainer": key})
+        return web.json_response(
+            {
+                "range": {"offset": offset, "limit": limit, "total": len(pairs)},
+                "items": [{"userId": u, "fileId": f} for u, f in page],
+                "users": users,
+                "files": files,
+            }
+        )
+
+    async def set_file_keys(self, request: web.Request) -> web.Response:
+        user = self._user(request)
+        body = await self._json(request)
+        for item in body.get("items") or []:
+            node = self._node(item.get("fileId"), "file")
+            self._require(self.model.room_of(node), user, "read")
+            target = self.model.users.get(int(item.get("userId", 0)))
+            key = item.get("fileKey") or {}
+            version = KEY_PAIR_OF.get(str(key.get("version")))
+            if target is None or version is None or version not in target.key_pairs:
+                raise ApiError(400, "Invalid file key for user", -40001)
+            self.model.file_keys[(node.id, target.id, version)] = key
+        return web.Response(status=204)
+
+    async def user_file_key(self, request: web.Request) -> web.Response:
+        user = self._user(request)
+        node = self._node(request.match_info["file_id"], "file")
+        version = request.query.get("version")
+        for (fid, uid, key_version), key in self.model.file_keys.items():
+            if fid == node.id and uid == user.id and (version is None or version == key_version):
+                return web.json_response(key)
+        raise ApiError(404, "File key not found", -40761)
+
+    # -- downloads --
+
+    async def create_download(self, request: web.Request) -> web.Response:
+        user = self._user(request)
+        node = self._node(request.match_info["file_id"], "file")
+        self._require(self.model.room_of(node), user, "read")
+        token = secrets.token_urlsafe(18)
+        self.download_tokens[token] = node.id
+        return web.json_response(
+            {"downloadUrl": f"{self.base_url}/_download/{token}", "token": token}
+        )
+
+    async def download(self, request: web.Request) -> web.StreamResponse:
+        node_id = self.download_tokens.get(request.match_info["token"])
+        node = self.model.nodes.get(node_id or -1)
+        if node is None or node.data is None:
+            return web.Response(status=404)
+        return web.FileResponse(node.data)
+
+    # -- admin --
+
+    async def seed(self, request: web.Request) -> web.Response:
+        document = await request.json()
+        try:
+            created = await asyncio.to_thread(self.apply_seed, document)
+        except (KeyError, ValueError, TypeError) as exc:
+            return web.json_response({"error": f"bad seed document: {exc}"}, status=400)
+        return web.json_response(created)
+
+    async def settings(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if "useS3Storage" in body:
+            self.use_s3_storage = bool(body["useS3Storage"])
+        if "tokenLifetime" in body:
+            self.token_lifetime = float(body["tokenLifetime"])
+        if "quotaBytes" in body:
+            self.model.quota_bytes = None if body["quotaBytes"] is None else int(body["quotaBytes"])
+        if body.get("expireTokens"):
+            self.tokens.clear()
+        return web.json_response(
+            {
+                "useS3Storage": self.use_s3_storage,
+                "tokenLifetime": self.token_lifetime,
+                "quotaBytes": self.model.quota_bytes,
+            }
+        )
+
+    async def state(self, request: web.Request) -> web.Response:
+        model = self.model
+        return web.json_response(
+            {
+                "users": [
+                    {"id": u.id, "login": u.login, "keyPairs": sorted(u.key_pairs)}
+                    for u in model.users.values()
+                ],
+                "nodes": [
+                    {
+                        "id": n.id,
+                        "type": n.type,
+                        "name": n.name,
+                        "path": model.path_of(n),
+                        "parentId": n.parent_id,
+                        "encrypted": n.encrypted,
+                        "size": n.size,
+                        "notes": n.notes,
+                        "expireAt": n.expire_at,
+                    }
+                    for n in model.nodes.values()
+                ],
+                "fileKeys": [
+                    {"fileId": f, "userId": u, "version": v} for f, u, v in model.file_keys
+                ],
+                "openUploads": sum(u.status != "done" for u in model.uploads.values()),
+            }
+        )
