@@ -16,7 +16,9 @@ holds the rules). Errors become :class:`DracoonError` with the HTTP status, the 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import io
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -151,14 +153,13 @@ class DracoonClient:
             return self._token
 
     async def _oauth(self, form: dict[str, str]) -> dict[str, Any]:
-        auth = aiohttp.BasicAuth(
-            self.account.client_id, self.account.client_secret.get_secret_value()
-        )
+        client = f"{self.account.client_id}:{self.account.client_secret.get_secret_value()}"
+        headers = {"Authorization": "Basic " + base64.b64encode(client.encode()).decode()}
 
         async def attempt() -> dict[str, Any]:
             try:
                 async with self._http().post(
-                    f"{self._base}/oauth/token", data=form, auth=auth
+                    f"{self._base}/oauth/token", data=form, headers=headers
                 ) as response:
                     body = await response.json(content_type=None)
                     if response.status != 200:
@@ -441,7 +442,9 @@ class DracoonClient:
 
         async def attempt() -> str:
             try:
-                async with self._http().put(url, data=data) as response:
+                async with self._http().put(
+                    url, data=_slices(data), headers={"Content-Length": str(len(data))}
+                ) as response:
                     if response.status >= 400:
                         raise DracoonError(
                             f"S3 part {number} upload answered {response.status}",
@@ -500,7 +503,10 @@ class DracoonClient:
             async def attempt(data: bytes = data, span: str = span) -> None:
                 form = aiohttp.FormData()
                 form.add_field(
-                    "file", data, filename="chunk", content_type="application/octet-stream"
+                    "file",
+                    io.BytesIO(data),
+                    filename="chunk",
+                    content_type="application/octet-stream",
                 )
                 try:
                     async with self._http().post(
@@ -564,6 +570,15 @@ class DracoonClient:
                 )
             async for piece in response.content.iter_chunked(chunk_size):
                 yield piece
+
+
+async def _slices(
+    data: bytes | bytearray | memoryview, size: int = 1024 * 1024
+) -> AsyncIterator[memoryview]:
+    """A part as a stream of views: no copy, and aiohttp does not hold it as one body."""
+    view = memoryview(data)
+    for start in range(0, len(view), size):
+        yield view[start : start + size]
 
 
 def _error(status: int, body: Any, headers: Mapping[str, str], what: str) -> DracoonError:

@@ -600,7 +600,7 @@ class DracoonStandIn:
             }
             for n in range(first, last + 1)
         ]
-        return web.json_response({"urls": urls})
+        return web.json_response({"urls": urls}, status=201)
 
     async def s3_put_part(self, request: web.Request) -> web.Response:
         upload = self.model.uploads.get(request.match_info["upload_id"])

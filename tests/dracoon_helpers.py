@@ -1,0 +1,101 @@
+"""Shared by the DRACOON tests: accounts from the dev stack state, admin calls, decryption."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from pydantic import SecretStr
+
+from recstore import crypto
+from recstore.clients.dracoon import DracoonAccount, DracoonClient
+from recstore.retry import RetryPolicy
+
+FAST = RetryPolicy(attempts=5, base_delay=0.01, max_delay=0.05, max_retry_after=2)
+
+
+def account(state: dict[str, Any], login: str | None = None) -> DracoonAccount:
+    if login is None or login == state["dracoon_login"]:
+        login, password, encryption = (
+            state["dracoon_login"],
+            state["dracoon_password"],
+            state["dracoon_encryption_password"],
+        )
+    else:
+        member = next(m for m in state["dracoon_members"] if m["login"] == login)
+        password, encryption = member["password"], member["encryption_password"]
+    return DracoonAccount(
+        state["dracoon_url"],
+        login,
+        SecretStr(password),
+        SecretStr(encryption),
+        state["dracoon_client_id"],
+        SecretStr(state["dracoon_client_secret"]),
+        timeout=30,
+    )
+
+
+def client(state: dict[str, Any], login: str | None = None) -> DracoonClient:
+    return DracoonClient(account(state, login), policy=FAST, upload_poll_timeout=30)
+
+
+async def admin(state: dict[str, Any], route: str, body: dict[str, Any]) -> Any:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{state['dracoon_url']}/_devstack/{route}", json=body) as answer,
+    ):
+        assert answer.status == 200, await answer.text()
+        return await answer.json()
+
+
+async def stand_in_state(state: dict[str, Any]) -> dict[str, Any]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{state['dracoon_url']}/_devstack/state") as answer,
+    ):
+        result: dict[str, Any] = await answer.json()
+        return result
+
+
+async def pieces(data: bytes, size: int) -> AsyncIterator[memoryview]:
+    for start in range(0, len(data), size):
+        yield memoryview(data)[start : start + size]
+
+
+async def encrypted_upload(
+    dracoon: DracoonClient, room_id: int, name: str, data: bytes, chunk: int, **kw: Any
+) -> dict[str, Any]:
+    """Encrypt ``data`` as recstore does and upload it with the uploader's file key."""
+    encryptor = crypto.FileEncryptor(crypto.generate_file_key())
+    own = await dracoon.public_key_container()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        async for piece in pieces(data, chunk):
+            yield encryptor.update(piece)
+
+    return await dracoon.upload(
+        room_id,
+        name,
+        len(data),
+        chunks(),
+        file_key=lambda: crypto.encrypt_file_key(encryptor.finalize(), own),
+        **kw,
+    )
+
+
+async def downloaded_sha256(dracoon: DracoonClient, file_id: int, encrypted: bool) -> str:
+    """What a DRACOON client gets: download, and decrypt with its own key when encrypted."""
+    digest = hashlib.sha256()
+    decryptor = None
+    if encrypted:
+        file_key = crypto.decrypt_file_key(
+            await dracoon.user_file_key(file_id), await dracoon.private_key()
+        )
+        decryptor = crypto.FileDecryptor(file_key)
+    async for piece in dracoon.download(file_id):
+        digest.update(decryptor.update(piece) if decryptor else piece)
+    if decryptor is not None:
+        decryptor.finalize()
+    return digest.hexdigest()

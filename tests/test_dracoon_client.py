@@ -1,0 +1,294 @@
+"""The DRACOON client against the DRACOON stand-in (running in the dev stack process)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import os
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from recstore import crypto
+from recstore.clients.dracoon import DracoonClient, DracoonError
+from recstore.transfer.keys import MissingKeyResolver
+from tests.conftest import StackProcess
+from tests.dracoon_helpers import (
+    admin,
+    client,
+    downloaded_sha256,
+    encrypted_upload,
+    pieces,
+    stand_in_state,
+)
+
+MiB = 1024 * 1024
+_names = itertools.count()
+
+
+@pytest.fixture
+async def state(devstack: StackProcess) -> AsyncIterator[dict[str, Any]]:
+    """The stack's state; settings and faults are put back after each test."""
+    yield devstack.state
+    await admin(devstack.state, "faults", {})
+    await admin(
+        devstack.state,
+        "settings",
+        {"useS3Storage": True, "tokenLifetime": 3600, "quotaBytes": None},
+    )
+
+
+@pytest.fixture
+async def service(state: dict[str, Any]) -> AsyncIterator[DracoonClient]:
+    async with client(state) as dracoon:
+        yield dracoon
+
+
+async def fresh_room(service: DracoonClient, state: dict[str, Any]) -> dict[str, Any]:
+    return await service.ensure_room_path(
+        state["dracoon_parent_room_id"], [f"t{next(_names)}-{os.getpid()}"]
+    )
+
+
+async def share_all(service: DracoonClient, file_id: int) -> None:
+    resolver = MissingKeyResolver(await service.private_key())
+    page = await service.missing_file_keys_page(file_id=file_id)
+    await service.set_file_keys([g.to_json() for g in resolver.grants_for_page(page).grants])
+
+
+CASES = [("empty", 0), ("one byte", 1), ("one chunk", 6 * MiB), ("3.5 chunks", 21 * MiB)]
+
+
+@pytest.mark.parametrize("direct_s3", [True, False], ids=["s3-direct", "legacy"])
+@pytest.mark.parametrize(("label", "size"), CASES, ids=[c[0] for c in CASES])
+async def test_encrypted_uploads_decrypt_for_a_member(
+    state: dict[str, Any], service: DracoonClient, direct_s3: bool, label: str, size: int
+) -> None:
+    await admin(state, "settings", {"useS3Storage": direct_s3})
+    room = await fresh_room(service, state)
+    data = os.urandom(size)
+    node = await encrypted_upload(service, room["id"], "rec.mp4", data, 6 * MiB)
+    assert node["size"] == size
+    await share_all(service, node["id"])
+    for member in ("alice", "bob"):  # RSA-2048 ("A") and RSA-4096 key pairs
+        async with client(state, member) as reader:
+            assert (
+                await downloaded_sha256(reader, node["id"], True)
+                == hashlib.sha256(data).hexdigest()
+            )
+
+
+@pytest.mark.parametrize("direct_s3", [True, False], ids=["s3-direct", "legacy"])
+async def test_plain_room_upload(
+    state: dict[str, Any], service: DracoonClient, direct_s3: bool
+) -> None:
+    await admin(state, "settings", {"useS3Storage": direct_s3})
+    path = f"Plain-{next(_names)}"
+    seed = {
+        "rooms": [
+            {
+                "path": path,
+                "encrypted": False,
+                "members": [
+                    {"login": "recstore-svc", "permissions": ["read", "create", "manage"]},
+                    {"login": "alice", "permissions": ["read"]},
+                ],
+            }
+        ]
+    }
+    room_id = (await admin(state, "seed", seed))["rooms"][path]
+    data = os.urandom(7 * MiB + 3)
+    node = await service.upload(room_id, "plain.bin", len(data), pieces(data, 2 * MiB))
+    assert node["isEncrypted"] is False
+    async with client(state, "alice") as reader:
+        assert (
+            await downloaded_sha256(reader, node["id"], False) == hashlib.sha256(data).hexdigest()
+        )
+
+
+async def test_an_encrypted_room_refuses_a_file_without_key(
+    state: dict[str, Any], service: DracoonClient
+) -> None:
+    room = await fresh_room(service, state)
+    with pytest.raises(DracoonError) as caught:
+        await service.upload(room["id"], "x", 3, pieces(b"abc", 3))
+    assert caught.value.error_code == -40763
+    assert not caught.value.transient
+    assert (await stand_in_state(state))["openUploads"] == 0  # the channel was cancelled
+
+
+async def test_expiration_and_notes_are_stored(
+    state: dict[str, Any], service: DracoonClient
+) -> None:
+    room = await fresh_room(service, state)
+    expire = datetime(2031, 5, 15, 12, 0, tzinfo=UTC)
+    node = await encrypted_upload(
+        service, room["id"], "exp.mp4", b"data", MiB, expire_at=expire, notes="recstore job=x"
+    )
+    nodes = {n["id"]: n for n in (await stand_in_state(state))["nodes"]}
+    assert nodes[node["id"]]["expireAt"] == "2031-05-15T12:00:00Z"
+    assert nodes[node["id"]]["notes"] == "recstore job=x"
+
+
+async def test_resolution_strategies(state: dict[str, Any], service: DracoonClient) -> None:
+    room = await fresh_room(service, state)
+    first = await encrypted_upload(service, room["id"], "a.mp4", b"one", MiB)
+    renamed = await encrypted_upload(
+        service, room["id"], "a.mp4", b"two", MiB, resolution="autorename"
+    )
+    assert renamed["name"] == "a (1).mp4"
+    with pytest.raises(DracoonError) as caught:
+        await encrypted_upload(service, room["id"], "a.mp4", b"three", MiB, resolution="fail")
+    assert (caught.value.status, caught.value.error_code) == (409, -40010)
+    replaced = await encrypted_upload(
+        service, room["id"], "a.mp4", b"four!", MiB, resolution="overwrite"
+    )
+    names = sorted(
+        n["name"] for n in (await stand_in_state(state))["nodes"] if n["parentId"] == room["id"]
+    )
+    assert names == ["a (1).mp4", "a.mp4"]
+    assert replaced["size"] == 5
+    assert first["id"] != replaced["id"]
+
+
+async def test_room_paths_are_created_once_under_concurrency(state: dict[str, Any]) -> None:
+    path = [f"c{next(_names)}-{os.getpid()}", "level two", "level three"]
+    clients = [client(state) for _ in range(3)]  # separate clients: no shared in-process lock
+    try:
+        rooms = await asyncio.gather(
+            *(
+                c.ensure_room_path(state["dracoon_parent_room_id"], path)
+                for c in clients
+                for _ in range(4)
+            )
+        )
+    finally:
+        for c in clients:
+            await c.close()
+    assert len({r["id"] for r in rooms}) == 1
+    nodes = (await stand_in_state(state))["nodes"]
+    for depth in range(1, 4):
+        wanted = "/Recordings/" + "/".join(path[:depth])
+        assert sum(n["path"] == wanted for n in nodes) == 1
+    assert all(r["isEncrypted"] for r in rooms)  # sub-rooms of an encrypted room are encrypted
+
+
+async def test_throttling_and_server_errors_are_survived(
+    state: dict[str, Any], service: DracoonClient
+) -> None:
+    room = await fresh_room(service, state)
+    await admin(
+        state,
+        "faults",
+        {
+            "error_rate": 1,
+            "error_status": 429,
+            "retry_after": 1,
+            "count": 2,
+            "path_pattern": "^/api/v4/nodes",
+        },
+    )
+    started = asyncio.get_running_loop().time()
+    node = await encrypted_upload(service, room["id"], "busy.mp4", b"x" * 1000, MiB)
+    assert asyncio.get_running_loop().time() - started >= 2  # Retry-After honoured twice
+    await admin(
+        state,
+        "faults",
+        {"error_rate": 0.3, "error_status": 503, "seed": 7, "path_pattern": "^/(api|_s3)/"},
+    )
+    data = os.urandom(11 * MiB)
+    node = await encrypted_upload(service, room["id"], "flaky.mp4", data, 6 * MiB)
+    await admin(state, "faults", {})
+    await share_all(service, node["id"])
+    async with client(state, "alice") as reader:
+        assert await downloaded_sha256(reader, node["id"], True) == hashlib.sha256(data).hexdigest()
+
+
+async def test_dropped_connections_mid_upload_are_retried(
+    state: dict[str, Any], service: DracoonClient
+) -> None:
+    room = await fresh_room(service, state)
+    await admin(state, "faults", {"drop_rate": 1, "count": 2, "path_pattern": "^/_s3/"})
+    data = os.urandom(6 * MiB)
+    node = await encrypted_upload(service, room["id"], "dropped.mp4", data, 6 * MiB)
+    assert node["size"] == len(data)
+
+
+async def test_quota_exceeded_is_permanent(state: dict[str, Any], service: DracoonClient) -> None:
+    room = await fresh_room(service, state)
+    await admin(state, "settings", {"quotaBytes": 10})
+    with pytest.raises(DracoonError) as caught:
+        await encrypted_upload(service, room["id"], "big.mp4", b"x" * 100, MiB)
+    assert (caught.value.status, caught.value.error_code, caught.value.transient) == (
+        507,
+        -40200,
+        False,
+    )
+
+
+async def test_an_account_without_key_pair_is_a_permanent_error(state: dict[str, Any]) -> None:
+    login = f"nokeys{next(_names)}"
+    await admin(state, "seed", {"users": [{"login": login, "password": "pw-nokeys"}]})
+    members = [
+        *state["dracoon_members"],
+        {"login": login, "password": "pw-nokeys", "encryption_password": "x"},
+    ]
+    async with client({**state, "dracoon_members": members}, login) as dracoon:
+        with pytest.raises(DracoonError) as caught:
+            await dracoon.public_key_container()
+    assert caught.value.error_code == -70020
+    assert not caught.value.transient
+
+
+async def test_expired_tokens_are_renewed(state: dict[str, Any], service: DracoonClient) -> None:
+    await service.system_info()
+    await admin(state, "settings", {"expireTokens": True})  # every issued token is now invalid
+    room = await fresh_room(service, state)
+    assert room["isEncrypted"]
+
+
+async def test_a_failing_stream_cancels_its_upload(
+    state: dict[str, Any], service: DracoonClient
+) -> None:
+    room = await fresh_room(service, state)
+
+    async def broken() -> AsyncIterator[bytes]:
+        yield b"x" * (6 * MiB)
+        raise OSError("source vanished")
+
+    with pytest.raises(OSError, match="source vanished"):
+        await service.upload(room["id"], "broken.mp4", 12 * MiB, broken(), file_key=lambda: {})
+    assert (await stand_in_state(state))["openUploads"] == 0
+
+
+async def test_credentials_stay_out_of_reprs_and_errors(state: dict[str, Any]) -> None:
+    dracoon = client(state)
+    bad = client({**state, "dracoon_password": "wrong-password-value"})
+    try:
+        assert state["dracoon_password"] not in repr(dracoon)
+        with pytest.raises(DracoonError) as caught:
+            await bad.system_info()
+        assert "wrong-password-value" not in str(caught.value)
+        assert caught.value.transient is False
+    finally:
+        await dracoon.close()
+        await bad.close()
+
+
+async def test_missing_keys_page_through_more_than_a_hundred(
+    state: dict[str, Any], service: DracoonClient
+) -> None:
+    room = await fresh_room(service, state)
+    files = [await encrypted_upload(service, room["id"], f"f{i}.mp4", b"k", MiB) for i in range(55)]
+    first = await service.missing_file_keys_page(room_id=room["id"])
+    assert first["range"]["total"] == 110  # 55 files x 2 readers
+    assert len(first["items"]) == 100  # the server's cap, whatever the limit asked
+    resolver = MissingKeyResolver(await service.private_key())
+    while (page := await service.missing_file_keys_page(room_id=room["id"]))["items"]:
+        await service.set_file_keys([g.to_json() for g in resolver.grants_for_page(page).grants])
+    async with client(state, "bob") as reader:
+        key = await reader.user_file_key(files[-1]["id"])
+        assert crypto.decrypt_file_key(key, await reader.private_key()).tag is not None
