@@ -287,3 +287,73 @@ def status(config_path: Path | None, url: str | None) -> None:
     except (ConnectionError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(render(document), nl=False)
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option(
+    "--file",
+    "job_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="A job message (JSON, seed 004 format).",
+)
+def enqueue(config_path: Path | None, job_file: Path) -> None:
+    """Validate a job message, then send it to the FileTransferer's work queue."""
+    from recstore.clients.aws import aws_client
+    from recstore.clients.sqs import SqsQueue
+    from recstore.errors import PermanentJobError
+    from recstore.transfer.job import parse_job
+
+    settings = _load(config_path)
+    body = job_file.read_text(encoding="utf-8")
+    try:
+        job = parse_job(body)
+    except PermanentJobError as exc:
+        raise click.ClickException(f"not a valid job: {exc}") from None
+
+    async def send() -> str:
+        async with aws_client(settings.aws, "sqs") as client:
+            url = settings.queue_url(settings.workers.file_transferer.queue)
+            return await SqsQueue(client, url).send(body)
+
+    message_id = asyncio.run(send())
+    click.echo(f"enqueued {job.job_id} as message {message_id}")
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option(
+    "--file",
+    "job_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="A job message (JSON, seed 004 format).",
+)
+def transfer(config_path: Path | None, job_file: Path) -> None:
+    """Run one job in the foreground, as the daemon would, and print where the files went."""
+    from recstore.errors import PermanentJobError, RemoteError
+    from recstore.transfer.job import parse_job
+    from recstore.workers.file_transferer import TransferService
+
+    settings = _load(config_path)
+    events.setup_logging(settings.logger.level, settings.logger.format)
+    try:
+        job = parse_job(job_file.read_text(encoding="utf-8"))
+    except PermanentJobError as exc:
+        raise click.ClickException(f"not a valid job: {exc}") from None
+
+    async def run() -> Any:
+        async with TransferService(settings) as service:
+            return await service.run_job(job)
+
+    try:
+        report = asyncio.run(run())
+    except (PermanentJobError, RemoteError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for key, path, file_id in report.uploaded:
+        click.echo(f"uploaded\t{key}\t{path}\tfile {file_id}")
+    for key, path, file_id in report.already_there:
+        click.echo(f"already there\t{key}\t{path}\tfile {file_id}")
+    for key in report.sources_removed:
+        click.echo(f"source removed\t{key}")

@@ -122,9 +122,16 @@ class FileTransfererSettings(_Section):
     visibility_timeout: int = Field(
         120,
         alias="visibilityTimeout",
-        ge=30,
+        ge=10,
         le=43200,
         description="Seconds a received message stays hidden; renewed every third of it.",
+    )
+    wait_time_seconds: int = Field(
+        20,
+        alias="waitTimeSeconds",
+        ge=1,
+        le=20,
+        description="SQS long-poll wait; stopping waits for an open poll at most this long.",
     )
     source: SourceSettings = SourceSettings()
     destination: DestinationSettings = DestinationSettings()
@@ -506,7 +513,7 @@ def _cross_checks(settings: Settings) -> list[tuple[str, str]]:
 #: Workers that run in one replica at a time, under a lease.
 SINGLETON_WORKERS = frozenset({"DracoonGlobalSharer", "VidyoSync", "Archiver", "Restorer"})
 #: Workers this build can run; the others are refused at start rather than silently idle.
-AVAILABLE_WORKERS: frozenset[str] = frozenset()
+AVAILABLE_WORKERS: frozenset[str] = frozenset({"FileTransferer"})
 
 
 def enabled_workers(settings: Settings) -> list[tuple[str, str]]:

@@ -217,3 +217,22 @@ def test_retry_delay_grows_and_is_capped() -> None:
         900,
         900,
     ]
+
+
+async def test_a_poll_open_at_stop_finishes_and_its_messages_are_handed_back(
+    queues: Queues,
+) -> None:
+    """SQS keeps serving a long poll whose caller went away, so stopping must not cancel it."""
+
+    async def never(message: Message) -> None:
+        raise AssertionError("no job may start once stopping")
+
+    worker = consumer(queues, never, wait_seconds=3, visibility_timeout=600)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    await asyncio.sleep(0.5)  # the poll is open
+    stop.set()
+    await queues.work.send("arrives during the drain")
+    await asyncio.wait_for(task, 10)
+    [message] = await queues.work.receive(10, wait_seconds=1)  # visible again, not hidden 600 s
+    assert message.body == "arrives during the drain"

@@ -8,6 +8,10 @@ import yaml
 
 from recstore.config import AVAILABLE_WORKERS
 
+#: The instance the generated configuration knows locally; others come from the configurator.
+DEMO_INSTANCE = "devstack.example.com"
+DEMO_TARGET = {"path": "$instance/$meetingType", "expiration": "1 year"}
+
 
 def app_config(state: dict[str, Any], http_port: int = 8080) -> dict[str, Any]:
     """The configuration document; workers this build lacks are switched off explicitly."""
@@ -39,6 +43,30 @@ def app_config(state: dict[str, Any], http_port: int = 8080) -> dict[str, Any]:
         "http": {"host": "127.0.0.1", "port": http_port},
         "daemon": {"gracePeriod": "20s"},
     }
+    if state.get("dracoon_login"):
+        doc["instances"] = {
+            DEMO_INSTANCE: {
+                "recordings": {
+                    "storage": "dracoon",
+                    "dracoon": {
+                        "parent-room-id": state["dracoon_parent_room_id"],
+                        "login": state["dracoon_login"],
+                        "password": state["dracoon_password"],
+                        "encryption-password": state["dracoon_encryption_password"],
+                        "targets": [
+                            {
+                                "meetingTypeId": "*any*",
+                                "copyTo": [
+                                    {"path": "$instance/$meetingType", "expiration": "1 year"}
+                                ],
+                            }
+                        ],
+                    },
+                }
+            }
+        }
+    if state.get("configurator_url"):
+        doc["configurator"] = {"url": state["configurator_url"], "cacheTtl": "5s"}
     if state.get("dracoon_url"):
         doc["dracoon"] = {
             "baseUrl": state["dracoon_url"],

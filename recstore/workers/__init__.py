@@ -14,5 +14,9 @@ def build_workers(settings: Settings) -> list[Worker]:
     Configuration validation has already refused workers this build does not have
     (:data:`recstore.config.AVAILABLE_WORKERS`), so every enabled one is built here.
     """
+    from recstore.workers.file_transferer import FileTransferer
+
     workers: list[Worker] = []
+    if settings.workers.file_transferer.enabled:
+        workers.append(FileTransferer(settings))
     return workers

@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from recstore import events, metrics
 from recstore.clients.sqs import Message, SqsQueue
@@ -77,16 +77,31 @@ class QueueConsumer:
         self.in_flight: dict[str, asyncio.Task[None]] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Poll until ``stop``; then wait for running jobs (the supervisor bounds the wait)."""
+        """Poll until ``stop``; then wait for running jobs (the supervisor bounds the wait).
+
+        A long poll still open when ``stop`` comes is not cancelled: SQS would keep serving it
+        server-side and could hide a message we hand back later for a whole visibility window.
+        It is left to finish (``wait_seconds`` at most) and whatever it brings is handed back.
+        """
         backoff = self._settings.poll_backoff_initial
+        poll: asyncio.Task[list[Message]] | None = None
         try:
             while not stop.is_set():
                 free = self._settings.concurrency - len(self.in_flight)
                 if free <= 0:
                     await _first_of(self._slot_freed(), stop.wait())
                     continue
+                poll = asyncio.create_task(self._receive(free))
+                stopper = asyncio.ensure_future(stop.wait())
                 try:
-                    messages = await _first_of(self._receive(free), stop.wait())
+                    await asyncio.wait([poll, stopper], return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    stopper.cancel()
+                if not poll.done():
+                    break  # stopping: the poll finishes below, alongside the running jobs
+                finished, poll = poll, None
+                try:
+                    messages = finished.result()
                 except RemoteError as exc:
                     self._health.failing(f"SQS unreachable: {exc}")
                     events.emit(log, events.SQS_ERROR, "receive failed: %s", exc)
@@ -96,12 +111,32 @@ class QueueConsumer:
                     continue
                 backoff = self._settings.poll_backoff_initial
                 self._health.ok()
-                for message in messages or []:
+                for message in messages:
                     self._start(message)
-            if self.in_flight:
-                await asyncio.wait(list(self.in_flight.values()))
+            waiting: list[asyncio.Future[Any]] = list(self.in_flight.values())
+            if poll is not None:
+                waiting.append(asyncio.ensure_future(self._hand_back_poll(poll)))
+            if waiting:
+                await asyncio.wait(waiting)
         finally:
+            if poll is not None and not poll.done():
+                poll.cancel()
             await self._cancel_all()
+
+    async def _hand_back_poll(self, poll: asyncio.Task[list[Message]]) -> None:
+        try:
+            messages = await poll
+        except RemoteError:
+            return
+        for message in messages:
+            await _shielded(self._queue.change_visibility(message, 0))
+        if messages:
+            events.emit(
+                log,
+                events.WORKER_STATUS,
+                "%d message(s) received while stopping, handed back",
+                len(messages),
+            )
 
     async def _receive(self, free: int) -> list[Message]:
         messages = await self._queue.receive(

@@ -1,0 +1,286 @@
+"""One transfer job, start to finish: every S3 key into every target room, then clean up.
+
+The order is what makes it safe to kill at any point:
+
+1. For each key x target: find or create the room path; if the room already holds a file that
+   carries this job's marker (recorded in the file's notes at upload), it is done — a
+   redelivered message never makes a second copy. Otherwise stream, encrypt and upload it.
+2. Give the file key to every room member who lacks it (the same code the
+   DracoonGlobalSharer runs, restricted to this file).
+3. Only when every key is in every target: delete the S3 sources (when configured).
+
+The caller deletes the SQS message last. A failure anywhere leaves the source in place.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from recstore import events, metrics
+from recstore.clients.s3 import ObjectInfo
+from recstore.crypto import FileEncryptor, UserPrivateKey, encrypt_file_key, generate_file_key
+from recstore.errors import PermanentJobError, RemoteError
+from recstore.transfer.expiration import parse_expiration
+from recstore.transfer.instances import Target
+from recstore.transfer.keys import MissingKeyResolver
+from recstore.transfer.paths import render_target_path
+from recstore.transfer.pipeline import RangeReader, stream_chunks
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Room:
+    id: int
+    encrypted: bool
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    id: int
+    name: str
+    size: int
+
+
+class Source(RangeReader, Protocol):
+    async def head(self, bucket: str, key: str) -> ObjectInfo: ...
+
+    async def delete(self, bucket: str, key: str) -> None: ...
+
+
+class Destination(Protocol):
+    """What a transfer needs of one DRACOON account (implemented over the DRACOON client)."""
+
+    async def ensure_room_path(self, parent_id: int, names: Sequence[str]) -> Room: ...
+
+    async def find_marked(self, room_id: int, name: str, marker: str) -> StoredFile | None: ...
+
+    async def upload(
+        self,
+        room: Room,
+        name: str,
+        size: int,
+        chunks: AsyncIterator[memoryview],
+        *,
+        expire_at: datetime | None,
+        marker: str,
+        file_key: Callable[[], Mapping[str, Any]] | None,
+    ) -> StoredFile: ...
+
+    async def own_public_key(self) -> Mapping[str, Any]: ...
+
+    async def private_key(self) -> UserPrivateKey: ...
+
+    async def missing_file_keys_page(
+        self, *, offset: int = 0, room_id: int | None = None, file_id: int | None = None
+    ) -> Mapping[str, Any]: ...
+
+    async def set_file_keys(self, items: Sequence[Mapping[str, Any]]) -> None: ...
+
+
+@dataclass(frozen=True)
+class TransferRequest:
+    """What one job asks for, already validated and resolved to an account and targets."""
+
+    job_id: str
+    instance: str
+    meeting_type: str
+    bucket: str
+    keys: Sequence[str]
+    targets: Sequence[Target]
+    parent_room_id: int
+
+
+@dataclass
+class TransferReport:
+    uploaded: list[tuple[str, str, int]] = field(default_factory=list)  # key, room path, file id
+    already_there: list[tuple[str, str, int]] = field(default_factory=list)
+    keys_shared: int = 0
+    keys_skipped: int = 0
+    sources_removed: list[str] = field(default_factory=list)
+    bytes: int = 0
+
+
+def marker_for(job_id: str, bucket: str, key: str) -> str:
+    """Recorded in the uploaded file's notes; the same job and source give the same marker."""
+    return f"recstore job={job_id} source=s3://{bucket}/{key}"
+
+
+def file_name(key: str) -> str:
+    name = key.rsplit("/", 1)[-1]
+    if not name:
+        raise PermanentJobError(f"S3 key {key!r} does not end in a file name")
+    return name
+
+
+@dataclass
+class ShareReport:
+    written: int = 0
+    skipped: int = 0
+    files: set[int] = field(default_factory=set)
+    users: set[int] = field(default_factory=set)
+
+
+async def share_missing_keys(
+    destination: Destination, *, file_id: int | None = None, room_id: int | None = None
+) -> ShareReport:
+    """Hand out every missing file key the account can serve.
+
+    Written keys leave the server's list, so each round asks again from the front, skipping
+    only the pairs that could not be served (they stay at the front of the list). A round that
+    writes nothing new ends the loop, so a key that can never be made cannot spin it.
+    """
+    resolver = MissingKeyResolver(await destination.private_key())
+    report = ShareReport()
+    stuck: set[tuple[int, int]] = set()
+    while True:
+        page = await destination.missing_file_keys_page(
+            offset=len(stuck), room_id=room_id, file_id=file_id
+        )
+        items = page.get("items") or []
+        if not items:
+            return report
+        result = resolver.grants_for_page(page)
+        for item in result.skipped:
+            if item.file_id is not None and item.user_id is not None:
+                stuck.add((item.file_id, item.user_id))
+            events.emit(
+                log,
+                events.GLOBAL_SHARER_ERROR,
+                "file key for user %s on file %s skipped: %s",
+                item.user_id,
+                item.file_id,
+                item.reason,
+            )
+        report.skipped += len(result.skipped)
+        if not result.grants:
+            return report
+        await destination.set_file_keys([grant.to_json() for grant in result.grants])
+        report.written += len(result.grants)
+        report.files.update(g.file_id for g in result.grants)
+        report.users.update(g.user_id for g in result.grants)
+
+
+class Transferer:
+    """Runs :class:`TransferRequest`s against one source and an account's destination."""
+
+    def __init__(
+        self,
+        source: Source,
+        chunk_size: int,
+        remove_after_transferring: bool,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._source = source
+        self._chunk_size = chunk_size
+        self._remove = remove_after_transferring
+        self._clock = clock
+
+    async def run(self, request: TransferRequest, destination: Destination) -> TransferReport:
+        report = TransferReport()
+        plans = [
+            (
+                target,
+                render_target_path(
+                    target.path, instance=request.instance, meeting_type=request.meeting_type
+                ),
+                _expire_at(target, self._clock()),
+            )
+            for target in request.targets
+        ]
+        for key in request.keys:
+            name = file_name(key)
+            marker = marker_for(request.job_id, request.bucket, key)
+            info = await self._head_or_none(request.bucket, key)
+            for target, segments, expire_at in plans:
+                room = await destination.ensure_room_path(request.parent_room_id, segments)
+                path = "/".join(segments)
+                existing = await destination.find_marked(room.id, name, marker)
+                if existing is not None:
+                    report.already_there.append((key, path, existing.id))
+                    stored = existing
+                elif info is None:
+                    raise PermanentJobError(
+                        f"source s3://{request.bucket}/{key} does not exist and target "
+                        f"{target.path!r} does not hold it"
+                    )
+                else:
+                    stored = await self._upload(destination, info, room, name, expire_at, marker)
+                    report.uploaded.append((key, path, stored.id))
+                    report.bytes += stored.size
+                if room.encrypted:
+                    shared = await share_missing_keys(destination, file_id=stored.id)
+                    report.keys_shared += shared.written
+                    report.keys_skipped += shared.skipped
+        if self._remove:
+            for key in request.keys:
+                await self._source.delete(request.bucket, key)
+                report.sources_removed.append(key)
+        return report
+
+    async def _head_or_none(self, bucket: str, key: str) -> ObjectInfo | None:
+        try:
+            return await self._source.head(bucket, key)
+        except RemoteError as exc:
+            if exc.status == 404:
+                return None  # removed after an earlier, complete run; checked per target
+            raise
+
+    async def _upload(
+        self,
+        destination: Destination,
+        info: ObjectInfo,
+        room: Room,
+        name: str,
+        expire_at: datetime | None,
+        marker: str,
+    ) -> StoredFile:
+        started = time.monotonic()
+        encryptor: FileEncryptor | None = None
+        completed_file_key: Callable[[], Mapping[str, Any]] | None = None
+        if room.encrypted:
+            cipher = encryptor = FileEncryptor(generate_file_key())
+            own_key = dict(await destination.own_public_key())
+
+            def completed_file_key() -> Mapping[str, Any]:
+                # Called by the uploader after the last chunk, when the GCM tag exists.
+                return encrypt_file_key(cipher.finalize(), own_key)
+
+        chunks = stream_chunks(self._source, info, self._chunk_size, encryptor)
+        stored = await destination.upload(
+            room,
+            name,
+            info.size,
+            chunks,
+            expire_at=expire_at,
+            marker=marker,
+            file_key=completed_file_key,
+        )
+        seconds = time.monotonic() - started
+        metrics.BYTES_TRANSFERRED.inc(info.size)
+        metrics.TRANSFER_SECONDS.observe(seconds)
+        events.emit(
+            log,
+            events.TRANSFER_STATUS,
+            "uploaded %s into room %s",
+            info.key,
+            room.id,
+            file_id=stored.id,
+            size=info.size,
+            seconds=round(seconds, 3),
+            encrypted=room.encrypted,
+        )
+        return stored
+
+
+def _expire_at(target: Target, now: datetime) -> datetime | None:
+    try:
+        expiration = parse_expiration(target.expiration)
+    except ValueError as exc:
+        raise PermanentJobError(f"target {target.path!r}: expiration: {exc}") from None
+    return expiration.expire_at(now) if expiration is not None else None

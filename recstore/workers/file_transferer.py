@@ -1,0 +1,157 @@
+"""FileTransferer: SQS job messages → S3 recordings → DRACOON rooms (seed 004).
+
+Wiring only: the queue loop is :class:`~recstore.workers.queue_consumer.QueueConsumer`, the
+rules of a job are :class:`~recstore.transfer.transferer.Transferer`, the message format is
+:mod:`recstore.transfer.job`. Each message: parse (malformed → dead-letter queue), resolve the
+instance (YAML ``instances:``, then the configurator), choose targets, and run the transfer
+with the instance's DRACOON account. The message is deleted only after the job completed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import AsyncExitStack
+from typing import Any
+
+import aiohttp
+
+from recstore import events
+from recstore.clients.aws import aws_client
+from recstore.clients.configurator import ConfiguratorClient
+from recstore.clients.s3 import S3Store
+from recstore.clients.sqs import Message, SqsQueue
+from recstore.config import Settings
+from recstore.transfer.instances import InstanceResolver, targets_for
+from recstore.transfer.job import TransferJob, parse_job
+from recstore.transfer.transferer import Transferer, TransferReport, TransferRequest
+from recstore.workers.accounts import AccountPool
+from recstore.workers.base import WorkerHealth
+from recstore.workers.dracoon_destination import DracoonDestination
+from recstore.workers.queue_consumer import ConsumerSettings, QueueConsumer
+
+log = logging.getLogger(__name__)
+
+
+class TransferService:
+    """Everything a transfer needs, opened once: used by the worker and by ``recstore transfer``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._stack = AsyncExitStack()
+        self.s3: S3Store | None = None
+        self.sqs: Any = None
+        self.accounts: AccountPool | None = None
+        self.resolver: InstanceResolver | None = None
+        self.transferer: Transferer | None = None
+
+    async def __aenter__(self) -> TransferService:
+        settings = self.settings
+        stack = self._stack
+        transferer = settings.workers.file_transferer
+        pool = max(10, transferer.count * 3)
+        s3_client = await stack.enter_async_context(
+            aws_client(settings.aws, "s3", max_pool_connections=pool)
+        )
+        self.sqs = await stack.enter_async_context(aws_client(settings.aws, "sqs"))
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        self.s3 = S3Store(s3_client)
+        configurator = (
+            ConfiguratorClient(settings.configurator, session)
+            if settings.configurator.url
+            else None
+        )
+        self.resolver = InstanceResolver(settings.instances, configurator)
+        self.accounts = AccountPool(settings.dracoon, session)
+        stack.push_async_callback(self.accounts.close)
+        self.transferer = Transferer(
+            self.s3, settings.s3.chunk_size, settings.s3.remove_after_transferring
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()
+
+    async def run_job(self, job: TransferJob) -> TransferReport:
+        assert self.resolver is not None
+        assert self.accounts is not None
+        assert self.transferer is not None
+        domain = job.instance.domain
+        instance = await self.resolver.resolve(domain)
+        dracoon = instance.recordings.dracoon
+        targets = targets_for(instance, domain, job.meeting.type.id, job.targets)
+        client = await self.accounts.client(self.accounts.account_for(dracoon))
+        request = TransferRequest(
+            job_id=job.job_id,
+            instance=domain,
+            meeting_type=job.meeting.type.name,
+            bucket=job.bucket,
+            keys=job.keys,
+            targets=targets,
+            parent_room_id=dracoon.parent_room_id,
+        )
+        return await self.transferer.run(request, DracoonDestination(client))
+
+
+class FileTransferer:
+    """The pool: ``workers.FileTransferer.count`` transfers at once from the work queue."""
+
+    name = "file_transferer"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.health = WorkerHealth()
+        self.consumer: QueueConsumer | None = None
+
+    def status(self) -> dict[str, Any]:
+        jobs = sorted(self.consumer.in_flight) if self.consumer else []
+        return {"in_flight": [{"job_id": job} for job in jobs]}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        settings = self.settings
+        config = settings.workers.file_transferer
+        async with TransferService(settings) as service:
+            work = SqsQueue(service.sqs, settings.queue_url(config.queue))
+            dead = SqsQueue(service.sqs, settings.queue_url(config.dead_letter_queue))
+
+            async def handle(message: Message) -> None:
+                job = parse_job(message.body)
+                token = events.job_var.set(job.job_id)
+                try:
+                    report = await service.run_job(job)
+                finally:
+                    events.job_var.reset(token)
+                events.emit(
+                    log,
+                    events.TRANSFER_STATUS,
+                    "job complete: %d uploaded, %d already there, %d keys shared",
+                    len(report.uploaded),
+                    len(report.already_there),
+                    report.keys_shared,
+                    job_id=job.job_id,
+                    bytes=report.bytes,
+                    sources_removed=len(report.sources_removed),
+                )
+
+            self.consumer = QueueConsumer(
+                self.name,
+                work,
+                dead,
+                handle,
+                ConsumerSettings(
+                    concurrency=config.count,
+                    visibility_timeout=config.visibility_timeout,
+                    wait_seconds=config.wait_time_seconds,
+                ),
+                self.health,
+                job_id=_job_id,
+            )
+            await self.consumer.run(stop)
+
+
+def _job_id(message: Message) -> str:
+    """The job id for log lines, before the message is parsed (a malformed one has none)."""
+    try:
+        return parse_job(message.body).job_id
+    except Exception:
+        return f"message {message.message_id}"

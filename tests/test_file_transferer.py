@@ -1,0 +1,412 @@
+"""The FileTransferer end to end: the daemon as a real process, moto's S3/SQS and the DRACOON
+and configurator stand-ins of the dev stack. Every file that lands in DRACOON is downloaded
+and decrypted as a room member would, and compared with the source's SHA-256."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from recstore.clients.aws import aws_client
+from recstore.clients.s3 import S3Store
+from recstore.clients.sqs import SqsQueue
+from recstore.devstack.appconfig import DEMO_INSTANCE, app_config
+from recstore.devstack.seed import aws_settings_from_state, seed_s3
+from tests.conftest import ROOT, StackProcess, clean_env
+from tests.dracoon_helpers import admin, client, downloaded_sha256, stand_in_state
+
+MiB = 1024 * 1024
+
+
+def job(
+    domain: str,
+    keys: list[str],
+    targets: list[dict[str, str]] | None = None,
+    meeting: int = 1,
+    type_name: str = "sales call",
+    type_id: int | None = None,
+) -> dict[str, Any]:
+    meeting_type: dict[str, Any] = {"name": type_name, "duration": 60}
+    if type_id is not None:
+        meeting_type["id"] = type_id
+    extra: dict[str, Any] = {"aws.s3": {"bucket": "recordings", "keys": keys}}
+    if targets is not None:
+        extra["dracoon"] = {"targets": targets}
+    return {
+        "storage": {"type": "dracoon", "extra": extra},
+        "meeting": {
+            "id": meeting,
+            "type": meeting_type,
+            "user": {"name": "Host Person", "email": "host@example.com"},
+            "guest": {"name": "Guest Person", "email": "guest@example.com"},
+            "date": "2026-11-22T10:00:00+00:00",
+        },
+        "instance": {"domain": domain},
+    }
+
+
+class Setup:
+    """Fresh queues, a configuration and helpers for one test."""
+
+    def __init__(self, stack: StackProcess, tmp: Path) -> None:
+        self.state = stack.state
+        self.tmp = tmp
+        self.tag = uuid.uuid4().hex[:8]
+        self.work_url, self.dead_url = asyncio.run(self._queues())
+        self.daemons: list[subprocess.Popen[str]] = []
+        self._logs: list[Any] = []
+
+    async def _queues(self) -> tuple[str, str]:
+        async with aws_client(aws_settings_from_state(self.state), "sqs") as sqs:
+            dead = (await sqs.create_queue(QueueName=f"dlq-{self.tag}"))["QueueUrl"]
+            arn = (await sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"]))[
+                "Attributes"
+            ]["QueueArn"]
+            work = await sqs.create_queue(
+                QueueName=f"work-{self.tag}",
+                Attributes={
+                    "RedrivePolicy": json.dumps(
+                        {"deadLetterTargetArn": arn, "maxReceiveCount": "5"}
+                    )
+                },
+            )
+        return work["QueueUrl"], dead
+
+    def config(self, **overrides: Any) -> Path:
+        doc = app_config(self.state, http_port=0)
+        doc["queues"] = {"recordings": self.work_url, "recordings-dlq": self.dead_url}
+        doc["workers"]["FileTransferer"].update({"count": 2, "visibilityTimeout": 10})
+        doc["s3"]["chunkSize"] = "5MiB"
+        doc["daemon"].update({"gracePeriod": "2s"})
+        for section, values in overrides.items():
+            doc.setdefault(section, {}).update(values)
+        path = self.tmp / f"app-{len(list(self.tmp.glob('app-*.yaml')))}.yaml"
+        path.write_text(yaml.safe_dump(doc))
+        return path
+
+    def config_with(self, transferer: dict[str, Any], **daemon: Any) -> Path:
+        path = self.config(daemon=daemon)
+        doc = yaml.safe_load(path.read_text())
+        doc["workers"]["FileTransferer"].update(transferer)
+        path.write_text(yaml.safe_dump(doc))
+        return path
+
+    def start(self, config: Path) -> subprocess.Popen[str]:
+        log = (self.tmp / f"daemon-{len(self.daemons)}.log").open("w")
+        self._logs.append(log)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "recstore", "run", "--config", str(config)],
+            cwd=ROOT,
+            env=clean_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.daemons.append(proc)
+        return proc
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text() for p in sorted(self.tmp.glob("daemon-*.log")))
+
+    def objects(self, sizes: dict[str, int]) -> dict[str, dict[str, Any]]:
+        specs = [
+            {"key": f"{self.tag}/{name}", "size": size, "seed": size}
+            for name, size in sizes.items()
+        ]
+        created = asyncio.run(seed_s3(self.state, {"objects": specs}))
+        return {c["key"]: c for c in created}
+
+    def send(self, *bodies: str) -> None:
+        async def go() -> None:
+            async with aws_client(aws_settings_from_state(self.state), "sqs") as sqs:
+                for body in bodies:
+                    await SqsQueue(sqs, self.work_url).send(body)
+
+        asyncio.run(go())
+
+    def depth(self, dead: bool = False) -> tuple[int, int]:
+        async def go() -> tuple[int, int]:
+            async with aws_client(aws_settings_from_state(self.state), "sqs") as sqs:
+                return await SqsQueue(sqs, self.dead_url if dead else self.work_url).depth()
+
+        return asyncio.run(go())
+
+    def dead_letters(self) -> list[dict[str, str]]:
+        async def go() -> list[dict[str, str]]:
+            async with aws_client(aws_settings_from_state(self.state), "sqs") as sqs:
+                messages = await SqsQueue(sqs, self.dead_url).receive(10, 1, 30)
+                return [dict(m.attributes, body=m.body) for m in messages]
+
+        return asyncio.run(go())
+
+    def source_exists(self, key: str) -> bool:
+        async def go() -> bool:
+            async with aws_client(aws_settings_from_state(self.state), "s3") as s3:
+                try:
+                    await S3Store(s3).head("recordings", key)
+                except Exception:
+                    return False
+                return True
+
+        return asyncio.run(go())
+
+    def wait(self, condition: Callable[[], bool], patience: float = 90) -> None:
+        deadline = time.monotonic() + patience
+        while not condition():
+            current = (
+                self.daemons[-1] if self.daemons else None
+            )  # earlier ones were stopped on purpose
+            if current is not None and current.poll() is not None:
+                raise AssertionError(
+                    f"daemon exited with {current.returncode}:\n{self.logs()[-3000:]}"
+                )
+            if time.monotonic() > deadline:
+                raise AssertionError(f"condition not met in {patience} s:\n{self.logs()[-3000:]}")
+            time.sleep(0.25)
+
+    def stop_all(self) -> None:
+        for proc in self.daemons:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.daemons:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for log in self._logs:
+            log.close()
+
+
+@pytest.fixture
+def setup(devstack: StackProcess, tmp_path: Path) -> Iterator[Setup]:
+    it = Setup(devstack, tmp_path)
+    yield it
+    it.stop_all()
+    asyncio.run(admin(devstack.state, "faults", {}))
+
+
+def files_in(state: dict[str, Any], path: str) -> list[dict[str, Any]]:
+    nodes = asyncio.run(stand_in_state(state))["nodes"]
+    return [n for n in nodes if n["type"] == "file" and n["path"].rsplit("/", 1)[0] == path]
+
+
+def open_uploads(state: dict[str, Any]) -> int:
+    return int(asyncio.run(stand_in_state(state))["openUploads"])
+
+
+def decrypted_sha256(state: dict[str, Any], file_id: int, member: str = "alice") -> str:
+    async def go() -> str:
+        async with client(state, member) as reader:
+            return await downloaded_sha256(reader, file_id, True)
+
+    return asyncio.run(go())
+
+
+def injected(url: str) -> int:
+    async def go() -> int:
+        import aiohttp
+
+        async with aiohttp.ClientSession() as session, session.get(f"{url}/_devstack/faults") as r:
+            return int((await r.json())["injected"])
+
+    return asyncio.run(go())
+
+
+def seed_instance(state: dict[str, Any], domain: str, targets: list[dict[str, Any]]) -> None:
+    async def go() -> None:
+        import aiohttp
+
+        document = {
+            "instances": {
+                domain: {
+                    "recordings": {
+                        "storage": "dracoon",
+                        "dracoon": {
+                            "parent-room-id": state["dracoon_parent_room_id"],
+                            "login": state["dracoon_login"],
+                            "password": state["dracoon_password"],
+                            "encryption-password": state["dracoon_encryption_password"],
+                            "targets": targets,
+                        },
+                    }
+                }
+            }
+        }
+        async with aiohttp.ClientSession() as session:
+            await session.post(f"{state['configurator_url']}/_devstack/seed", json=document)
+
+    asyncio.run(go())
+
+
+def test_jobs_land_decryptable_in_every_target_and_bad_ones_in_the_dlq(setup: Setup) -> None:
+    state = setup.state
+    sources = setup.objects(
+        {"video.mp4": 12 * MiB + 7, "phone.m4a": 1 * MiB + 1, "consult.mp4": 3 * MiB}
+    )
+    consult_key = f"{setup.tag}/consult.mp4"
+    keys = sorted(k for k in sources if k != consult_key)
+    remote = f"remote-{setup.tag}.example.com"
+    seed_instance(
+        state, remote, [{"meetingTypeId": 14, "copyTo": [{"path": "by-type/$meetingType"}]}]
+    )
+    targets = [
+        {"path": "$instance/$meetingType", "expiration": "4 years 3 months 2 weeks 1 day"},
+        {"path": f"Archive {setup.tag}/${{instance}}"},
+    ]
+    ftp_job = job(DEMO_INSTANCE, keys)
+    ftp_job["storage"]["type"] = "ftp"
+    setup.send(
+        json.dumps(job(DEMO_INSTANCE, keys, targets, meeting=1)),
+        json.dumps(
+            job(
+                remote, [consult_key], None, meeting=2, type_name=f"consult {setup.tag}", type_id=14
+            )
+        ),
+        "this is not json",
+        json.dumps(ftp_job),
+        json.dumps(job(f"nobody-{setup.tag}.example.com", keys, targets)),
+    )
+    setup.start(setup.config())
+    setup.wait(lambda: setup.depth() == (0, 0) and setup.depth(dead=True)[0] == 3)
+
+    for path in (
+        f"/Recordings/{DEMO_INSTANCE}/sales call",
+        f"/Recordings/Archive {setup.tag}/{DEMO_INSTANCE}",
+    ):
+        landed = {f["name"]: f for f in files_in(state, path)}
+        assert sorted(landed) == ["phone.m4a", "video.mp4"], path
+        for key in keys:
+            stored = landed[key.rsplit("/", 1)[1]]
+            assert decrypted_sha256(state, stored["id"], "alice") == sources[key]["sha256"]
+            assert decrypted_sha256(state, stored["id"], "bob") == sources[key]["sha256"]
+            assert stored["notes"].startswith(f"recstore job={DEMO_INSTANCE}/1 ")
+    with_expiry = files_in(state, f"/Recordings/{DEMO_INSTANCE}/sales call")
+    assert all(f["expireAt"] and f["expireAt"] > "2031-02-0" for f in with_expiry)
+    assert all(
+        f["expireAt"] is None
+        for f in files_in(state, f"/Recordings/Archive {setup.tag}/{DEMO_INSTANCE}")
+    )
+    # The configurator's instance: its own targets, chosen by meeting type id 14.
+    [consult] = files_in(state, f"/Recordings/by-type/consult {setup.tag}")
+    assert decrypted_sha256(state, consult["id"]) == sources[consult_key]["sha256"]
+    for key in sources:
+        assert not setup.source_exists(key)
+    reasons = sorted(letter["reason"] for letter in setup.dead_letters())
+    assert reasons[0].startswith("instance 'nobody-")
+    assert reasons[1] == "storage.type: is not a known storage (only 'dracoon')"
+    assert reasons[2] == "the message is not JSON"
+    logs = setup.logs()
+    for personal in ("Host Person", "host@example.com", "guest@example.com"):
+        assert personal not in logs
+
+
+def test_a_killed_daemon_resumes_without_duplicates(setup: Setup) -> None:
+    state = setup.state
+    sources = setup.objects({"long.mp4": 30 * MiB})
+    [key] = sources
+    target = f"Crash {setup.tag}"
+    setup.send(json.dumps(job(DEMO_INSTANCE, [key], [{"path": target}], meeting=7)))
+    asyncio.run(admin(state, "faults", {"latency_ms": 700, "path_pattern": "^/_s3/"}))
+    before = open_uploads(state)
+    first = setup.start(setup.config())
+    setup.wait(lambda: open_uploads(state) > before)
+    time.sleep(1.0)  # a part or two are in
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert setup.source_exists(key)
+    assert files_in(state, f"/Recordings/{target}") == []
+    asyncio.run(admin(state, "faults", {}))
+    setup.start(setup.config())
+    setup.wait(
+        lambda: setup.depth() == (0, 0) and len(files_in(state, f"/Recordings/{target}")) == 1
+    )
+    time.sleep(1)
+    [stored] = files_in(state, f"/Recordings/{target}")
+    assert stored["name"] == "long.mp4"
+    assert decrypted_sha256(state, stored["id"]) == sources[key]["sha256"]
+    assert not setup.source_exists(key)
+
+
+def test_sigterm_hands_the_job_back_and_another_daemon_finishes_it(setup: Setup) -> None:
+    state = setup.state
+    sources = setup.objects({"handover.mp4": 20 * MiB})
+    [key] = sources
+    target = f"Handover {setup.tag}"
+    setup.send(json.dumps(job(DEMO_INSTANCE, [key], [{"path": target}], meeting=8)))
+    asyncio.run(admin(state, "faults", {"latency_ms": 1500, "path_pattern": "^/_s3/"}))
+    before = open_uploads(state)
+    short_polls = {"waitTimeSeconds": 1}
+    first = setup.start(setup.config_with(short_polls, gracePeriod="3s"))
+    setup.wait(lambda: open_uploads(state) > before)
+    started = time.monotonic()
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=30) == 1  # the drain had to cancel the job
+    assert time.monotonic() - started < 15
+    assert "job handed back to the queue" in setup.logs()
+    assert setup.depth()[0] == 1  # visible again at once
+    assert open_uploads(state) == before  # its upload was cancelled
+    asyncio.run(admin(state, "faults", {}))
+    setup.start(setup.config())
+    setup.wait(
+        lambda: setup.depth() == (0, 0) and len(files_in(state, f"/Recordings/{target}")) == 1
+    )
+    [stored] = files_in(state, f"/Recordings/{target}")
+    assert decrypted_sha256(state, stored["id"]) == sources[key]["sha256"]
+
+
+def test_jobs_survive_a_flaky_dracoon_and_a_configurator_outage(setup: Setup) -> None:
+    state = setup.state
+    sources = setup.objects({f"r{i}.mp4": 6 * MiB + i for i in range(3)})
+    remote = f"flaky-{setup.tag}.example.com"
+    seed_instance(
+        state, remote, [{"meetingTypeId": "*any*", "copyTo": [{"path": f"Flaky {setup.tag}"}]}]
+    )
+    asyncio.run(
+        admin(
+            state,
+            "faults",
+            {"error_rate": 0.15, "error_status": 503, "seed": 3, "path_pattern": "^/(api|_s3)/"},
+        )
+    )
+
+    async def configurator_down(on: bool) -> None:
+        import aiohttp
+
+        async with aiohttp.ClientSession() as session:
+            await session.post(
+                f"{state['configurator_url']}/_devstack/faults",
+                json={"error_rate": 1} if on else {},
+            )
+
+    asyncio.run(configurator_down(True))
+    setup.send(
+        *(
+            json.dumps(job(remote, [key], None, meeting=20 + i))
+            for i, key in enumerate(sorted(sources))
+        )
+    )
+    setup.start(setup.config())
+    time.sleep(3)
+    assert len(files_in(state, f"/Recordings/Flaky {setup.tag}")) == 0
+    assert injected(state["configurator_url"]) > 0  # the outage was real
+    asyncio.run(configurator_down(False))
+    setup.wait(lambda: setup.depth() == (0, 0), patience=150)
+    assert injected(state["dracoon_url"]) > 0  # and so were DRACOON's errors
+    landed = {f["name"]: f for f in files_in(state, f"/Recordings/Flaky {setup.tag}")}
+    assert sorted(landed) == sorted(k.rsplit("/", 1)[1] for k in sources)  # none lost, none twice
+    asyncio.run(admin(state, "faults", {}))
+    for key, source in sources.items():
+        assert decrypted_sha256(state, landed[key.rsplit("/", 1)[1]]["id"]) == source["sha256"]
+    assert setup.depth(dead=True) == (0, 0)
