@@ -144,4 +144,8 @@ def test_demo_runs_start_to_finish() -> None:
     result = run_cli("demo", timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "GET /healthcheck → 200" in result.stdout
+    assert result.stdout.count("matches the source") == 3
+    assert "removed after transfer" in result.stdout
+    assert "reason: storage.type: is not a known storage" in result.stdout
     assert "exited with status 0" in result.stdout
+    assert "all checks passed" in result.stdout

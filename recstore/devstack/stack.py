@@ -111,7 +111,7 @@ class DevStack:
         for name in self.options.stand_ins:
             stand_in = load_stand_in(name, data_dir)
             if stand_in is None:
-                log.warning("stand-in %s is not in this build; skipped", name)
+                log.info("stand-in %s is not in this build; skipped", name)
                 continue
             self.state.update(await self._serve(stand_in))
         return self.state
