@@ -104,3 +104,39 @@ async def test_queue_send_receive_hide_and_delete(devstack: StackProcess, sqs: A
     assert again.receive_count == 2
     await queue.delete(again)
     assert await queue.depth() == (0, 0)
+
+
+async def test_s3_errors_through_the_fault_proxy_are_retried(devstack: StackProcess) -> None:
+    """The same reads through the dev stack's S3 proxy, failing and dropping on purpose."""
+    import aiohttp
+
+    proxy = devstack.state["s3_proxy_url"]
+    await seed_s3(
+        devstack.state, {"objects": [{"key": "t/proxied.bin", "size": 3 * 1024 * 1024, "seed": 9}]}
+    )
+    settings = aws_settings_from_state(devstack.state).model_copy(update={"s3_endpoint_url": proxy})
+    async with aiohttp.ClientSession() as admin:
+        await admin.post(
+            f"{proxy}/_devstack/faults", json={"error_rate": 1, "error_status": 503, "count": 2}
+        )
+        try:
+            async with aws_client(settings, "s3") as client:
+                store = S3Store(client, RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.02))
+                info = await store.head("recordings", "t/proxied.bin")
+                await admin.post(
+                    f"{proxy}/_devstack/faults",
+                    json={"drop_rate": 1, "count": 1, "methods": ["GET"]},
+                )
+                buffer = bytearray(info.size)
+                assert await store.read_into(info, 0, memoryview(buffer)) == info.size
+                expected = b"".join(synthetic_chunks(info.size, 9))
+                assert bytes(buffer) == expected
+                await admin.post(
+                    f"{proxy}/_devstack/faults", json={"error_rate": 1, "error_status": 503}
+                )
+                with pytest.raises(RemoteError) as caught:
+                    await store.head("recordings", "t/proxied.bin")
+                assert caught.value.transient
+                assert caught.value.status == 503
+        finally:
+            await admin.post(f"{proxy}/_devstack/faults", json={})

@@ -195,6 +195,7 @@ def setup(devstack: StackProcess, tmp_path: Path) -> Iterator[Setup]:
     yield it
     it.stop_all()
     asyncio.run(admin(devstack.state, "faults", {}))
+    asyncio.run(set_faults(devstack.state["s3_proxy_url"], {}))
 
 
 def files_in(state: dict[str, Any], path: str) -> list[dict[str, Any]]:
@@ -212,6 +213,13 @@ def decrypted_sha256(state: dict[str, Any], file_id: int, member: str = "alice")
             return await downloaded_sha256(reader, file_id, True)
 
     return asyncio.run(go())
+
+
+async def set_faults(url: str, plan: dict[str, Any]) -> None:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        await session.post(f"{url}/_devstack/faults", json=plan)
 
 
 def injected(url: str) -> int:
@@ -366,7 +374,7 @@ def test_sigterm_hands_the_job_back_and_another_daemon_finishes_it(setup: Setup)
     assert decrypted_sha256(state, stored["id"]) == sources[key]["sha256"]
 
 
-def test_jobs_survive_a_flaky_dracoon_and_a_configurator_outage(setup: Setup) -> None:
+def test_jobs_survive_flaky_dracoon_and_s3_and_a_configurator_outage(setup: Setup) -> None:
     state = setup.state
     sources = setup.objects({f"r{i}.mp4": 6 * MiB + i for i in range(3)})
     remote = f"flaky-{setup.tag}.example.com"
@@ -391,19 +399,24 @@ def test_jobs_survive_a_flaky_dracoon_and_a_configurator_outage(setup: Setup) ->
             )
 
     asyncio.run(configurator_down(True))
+    proxy = state["s3_proxy_url"]
+    s3_faults = {"error_rate": 0.1, "error_status": 503, "drop_rate": 0.05, "seed": 5}
+    asyncio.run(set_faults(proxy, s3_faults))
     setup.send(
         *(
             json.dumps(job(remote, [key], None, meeting=20 + i))
             for i, key in enumerate(sorted(sources))
         )
     )
-    setup.start(setup.config())
+    setup.start(setup.config(aws={"s3EndpointUrl": proxy}))
     time.sleep(3)
     assert len(files_in(state, f"/Recordings/Flaky {setup.tag}")) == 0
     assert injected(state["configurator_url"]) > 0  # the outage was real
     asyncio.run(configurator_down(False))
     setup.wait(lambda: setup.depth() == (0, 0), patience=150)
     assert injected(state["dracoon_url"]) > 0  # and so were DRACOON's errors
+    assert injected(proxy) > 0  # and S3's
+    asyncio.run(set_faults(proxy, {}))
     landed = {f["name"]: f for f in files_in(state, f"/Recordings/Flaky {setup.tag}")}
     assert sorted(landed) == sorted(k.rsplit("/", 1)[1] for k in sources)  # none lost, none twice
     asyncio.run(admin(state, "faults", {}))

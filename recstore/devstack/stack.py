@@ -108,6 +108,9 @@ class DevStack:
             "data_dir": str(data_dir),
         }
         await self._create_aws_resources()
+        from recstore.devstack.s3proxy import S3FaultProxy
+
+        self.state.update(await self._serve(S3FaultProxy(moto_url)))
         for name in self.options.stand_ins:
             stand_in = load_stand_in(name, data_dir)
             if stand_in is None:
