@@ -193,10 +193,13 @@ class Transferer:
             )
             for target in request.targets
         ]
+        present: list[str] = []
         for key in request.keys:
             name = file_name(key)
             marker = marker_for(request.job_id, request.bucket, key)
             info = await self._head_or_none(request.bucket, key)
+            if info is not None:
+                present.append(key)
             for target, segments, expire_at in plans:
                 room = await destination.ensure_room_path(request.parent_room_id, segments)
                 path = "/".join(segments)
@@ -210,7 +213,22 @@ class Transferer:
                         f"{target.path!r} does not hold it"
                     )
                 else:
-                    stored = await self._upload(destination, info, room, name, expire_at, marker)
+                    try:
+                        stored = await self._upload(
+                            destination, info, room, name, expire_at, marker
+                        )
+                    except Exception as exc:
+                        events.emit(
+                            log,
+                            events.AMAZON_TO_DRACOON_ERROR,
+                            "copy of s3://%s/%s into room %s failed: %s",
+                            request.bucket,
+                            key,
+                            room.id,
+                            exc,
+                            size=info.size,
+                        )
+                        raise
                     report.uploaded.append((key, path, stored.id))
                     report.bytes += stored.size
                 if room.encrypted:
@@ -218,7 +236,7 @@ class Transferer:
                     report.keys_shared += shared.written
                     report.keys_skipped += shared.skipped
         if self._remove:
-            for key in request.keys:
+            for key in present:  # a source already gone was removed by an earlier run
                 await self._source.delete(request.bucket, key)
                 report.sources_removed.append(key)
         return report
