@@ -28,6 +28,13 @@ CONFIG_OPTION = click.option(
     envvar="RECSTORE_CONFIG",
     help="YAML configuration file (env: RECSTORE_CONFIG). Without it: defaults + environment.",
 )
+JOB_FILE_OPTION = click.option(
+    "--file",
+    "job_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="A job message (JSON, seed 004 format).",
+)
 STATE_OPTION = click.option(
     "--state-file",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -289,28 +296,27 @@ def status(config_path: Path | None, url: str | None) -> None:
     click.echo(render(document), nl=False)
 
 
+def _job_from(body: str) -> Any:
+    from recstore.errors import PermanentJobError
+    from recstore.transfer.job import parse_job
+
+    try:
+        return parse_job(body)
+    except PermanentJobError as exc:
+        raise click.ClickException(f"not a valid job: {exc}") from None
+
+
 @main.command()
 @CONFIG_OPTION
-@click.option(
-    "--file",
-    "job_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    required=True,
-    help="A job message (JSON, seed 004 format).",
-)
+@JOB_FILE_OPTION
 def enqueue(config_path: Path | None, job_file: Path) -> None:
     """Validate a job message, then send it to the FileTransferer's work queue."""
     from recstore.clients.aws import aws_client
     from recstore.clients.sqs import SqsQueue
-    from recstore.errors import PermanentJobError
-    from recstore.transfer.job import parse_job
 
     settings = _load(config_path)
     body = job_file.read_text(encoding="utf-8")
-    try:
-        job = parse_job(body)
-    except PermanentJobError as exc:
-        raise click.ClickException(f"not a valid job: {exc}") from None
+    job = _job_from(body)
 
     async def send() -> str:
         async with aws_client(settings.aws, "sqs") as client:
@@ -323,25 +329,15 @@ def enqueue(config_path: Path | None, job_file: Path) -> None:
 
 @main.command()
 @CONFIG_OPTION
-@click.option(
-    "--file",
-    "job_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    required=True,
-    help="A job message (JSON, seed 004 format).",
-)
+@JOB_FILE_OPTION
 def transfer(config_path: Path | None, job_file: Path) -> None:
     """Run one job in the foreground, as the daemon would, and print where the files went."""
     from recstore.errors import PermanentJobError, RemoteError
-    from recstore.transfer.job import parse_job
     from recstore.workers.file_transferer import TransferService
 
     settings = _load(config_path)
     events.setup_logging(settings.logger.level, settings.logger.format)
-    try:
-        job = parse_job(job_file.read_text(encoding="utf-8"))
-    except PermanentJobError as exc:
-        raise click.ClickException(f"not a valid job: {exc}") from None
+    job = _job_from(job_file.read_text(encoding="utf-8"))
 
     async def run() -> Any:
         async with TransferService(settings) as service:

@@ -21,7 +21,7 @@ import yaml
 from recstore.clients.aws import aws_client
 from recstore.clients.s3 import S3Store
 from recstore.clients.sqs import SqsQueue
-from recstore.devstack.appconfig import DEMO_INSTANCE, app_config
+from recstore.devstack.appconfig import DEMO_INSTANCE, app_config, instance_document
 from recstore.devstack.seed import aws_settings_from_state, seed_s3
 from tests.conftest import ROOT, StackProcess, clean_env
 from tests.dracoon_helpers import admin, client, downloaded_sha256, stand_in_state
@@ -236,22 +236,7 @@ def seed_instance(state: dict[str, Any], domain: str, targets: list[dict[str, An
     async def go() -> None:
         import aiohttp
 
-        document = {
-            "instances": {
-                domain: {
-                    "recordings": {
-                        "storage": "dracoon",
-                        "dracoon": {
-                            "parent-room-id": state["dracoon_parent_room_id"],
-                            "login": state["dracoon_login"],
-                            "password": state["dracoon_password"],
-                            "encryption-password": state["dracoon_encryption_password"],
-                            "targets": targets,
-                        },
-                    }
-                }
-            }
-        }
+        document = {"instances": {domain: instance_document(state, targets)}}
         async with aiohttp.ClientSession() as session:
             await session.post(f"{state['configurator_url']}/_devstack/seed", json=document)
 

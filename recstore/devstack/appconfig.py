@@ -13,6 +13,25 @@ DEMO_INSTANCE = "devstack.example.com"
 DEMO_TARGET = {"path": "$instance/$meetingType", "expiration": "1 year"}
 
 
+ANY_TYPE_DEMO_TARGET = {"meetingTypeId": "*any*", "copyTo": [DEMO_TARGET]}
+
+
+def instance_document(state: dict[str, Any], targets: list[dict[str, Any]]) -> dict[str, Any]:
+    """An instance's configuration (configurator keys) using the stand-in's service account."""
+    return {
+        "recordings": {
+            "storage": "dracoon",
+            "dracoon": {
+                "parent-room-id": state["dracoon_parent_room_id"],
+                "login": state["dracoon_login"],
+                "password": state["dracoon_password"],
+                "encryption-password": state["dracoon_encryption_password"],
+                "targets": targets,
+            },
+        }
+    }
+
+
 def app_config(state: dict[str, Any], http_port: int = 8080) -> dict[str, Any]:
     """The configuration document; workers this build lacks are switched off explicitly."""
     queues = dict(state.get("queues") or {})
@@ -44,27 +63,7 @@ def app_config(state: dict[str, Any], http_port: int = 8080) -> dict[str, Any]:
         "daemon": {"gracePeriod": "20s"},
     }
     if state.get("dracoon_login"):
-        doc["instances"] = {
-            DEMO_INSTANCE: {
-                "recordings": {
-                    "storage": "dracoon",
-                    "dracoon": {
-                        "parent-room-id": state["dracoon_parent_room_id"],
-                        "login": state["dracoon_login"],
-                        "password": state["dracoon_password"],
-                        "encryption-password": state["dracoon_encryption_password"],
-                        "targets": [
-                            {
-                                "meetingTypeId": "*any*",
-                                "copyTo": [
-                                    {"path": "$instance/$meetingType", "expiration": "1 year"}
-                                ],
-                            }
-                        ],
-                    },
-                }
-            }
-        }
+        doc["instances"] = {DEMO_INSTANCE: instance_document(state, [ANY_TYPE_DEMO_TARGET])}
     if state.get("configurator_url"):
         doc["configurator"] = {"url": state["configurator_url"], "cacheTtl": "5s"}
     if state.get("dracoon_url"):
