@@ -353,3 +353,35 @@ def transfer(config_path: Path | None, job_file: Path) -> None:
         click.echo(f"already there\t{key}\t{path}\tfile {file_id}")
     for key in report.sources_removed:
         click.echo(f"source removed\t{key}")
+
+
+@main.command("share-keys")
+@CONFIG_OPTION
+@click.option("--room", "room_id", type=int, help="Only files in this room (and its sub-rooms).")
+@click.option("--dry-run", is_flag=True, help="Count what would be written; write nothing.")
+def share_keys(config_path: Path | None, room_id: int | None, dry_run: bool) -> None:
+    """One DracoonGlobalSharer run in the foreground: hand out every missing file key."""
+    from recstore.errors import RecstoreError
+    from recstore.workers.accounts import AccountPool
+    from recstore.workers.global_sharer import share_all
+
+    settings = _load(config_path)
+    events.setup_logging(settings.logger.level, settings.logger.format)
+
+    async def run() -> Any:
+        pool = AccountPool(settings.dracoon)
+        try:
+            return await share_all(settings, pool, room_id, dry_run)
+        finally:
+            await pool.close()
+
+    try:
+        report = asyncio.run(run())
+    except RecstoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    verb = "would write" if dry_run else "wrote"
+    click.echo(
+        f"{verb} {report.keys_written} file key(s) for {len(report.users)} user(s) on "
+        f"{len(report.files)} file(s) across {report.accounts} account(s); "
+        f"{report.skipped} skipped, {report.failed_accounts} account(s) failed"
+    )

@@ -504,6 +504,17 @@ def _cross_checks(settings: Settings) -> list[tuple[str, str]]:
                 "(or set leases.enabled: false for a single replica)",
             )
         )
+    sharer_on = settings.workers.dracoon_global_sharer.count > 0
+    has_account = bool(settings.instances) or bool(
+        settings.dracoon.base_url and settings.dracoon.login and settings.dracoon.password
+    )
+    if sharer_on and not has_account:
+        problems.append(
+            (
+                "workers.DracoonGlobalSharer.count",
+                "no DRACOON account to serve: configure dracoon.* or instances (or set 0)",
+            )
+        )
     for alias, key in enabled_workers(settings):
         if alias not in AVAILABLE_WORKERS:
             problems.append((f"workers.{alias}.{key}", "this worker is not in this version yet"))
@@ -513,7 +524,7 @@ def _cross_checks(settings: Settings) -> list[tuple[str, str]]:
 #: Workers that run in one replica at a time, under a lease.
 SINGLETON_WORKERS = frozenset({"DracoonGlobalSharer", "VidyoSync", "Archiver", "Restorer"})
 #: Workers this build can run; the others are refused at start rather than silently idle.
-AVAILABLE_WORKERS: frozenset[str] = frozenset({"FileTransferer"})
+AVAILABLE_WORKERS: frozenset[str] = frozenset({"FileTransferer", "DracoonGlobalSharer"})
 
 
 def enabled_workers(settings: Settings) -> list[tuple[str, str]]:

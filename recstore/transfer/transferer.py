@@ -127,7 +127,11 @@ class ShareReport:
 
 
 async def share_missing_keys(
-    destination: Destination, *, file_id: int | None = None, room_id: int | None = None
+    destination: Destination,
+    *,
+    file_id: int | None = None,
+    room_id: int | None = None,
+    dry_run: bool = False,
 ) -> ShareReport:
     """Hand out every missing file key the account can serve.
 
@@ -160,7 +164,10 @@ async def share_missing_keys(
         report.skipped += len(result.skipped)
         if not result.grants:
             return report
-        await destination.set_file_keys([grant.to_json() for grant in result.grants])
+        if dry_run:  # nothing leaves the list, so page on past what would be written
+            stuck.update((g.file_id, g.user_id) for g in result.grants)
+        else:
+            await destination.set_file_keys([grant.to_json() for grant in result.grants])
         report.written += len(result.grants)
         report.files.update(g.file_id for g in result.grants)
         report.users.update(g.user_id for g in result.grants)

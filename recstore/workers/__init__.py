@@ -15,8 +15,11 @@ def build_workers(settings: Settings) -> list[Worker]:
     (:data:`recstore.config.AVAILABLE_WORKERS`), so every enabled one is built here.
     """
     from recstore.workers.file_transferer import FileTransferer
+    from recstore.workers.global_sharer import DracoonGlobalSharer
 
     workers: list[Worker] = []
     if settings.workers.file_transferer.enabled:
         workers.append(FileTransferer(settings))
+    if settings.workers.dracoon_global_sharer.count > 0:
+        workers.append(DracoonGlobalSharer(settings))
     return workers

@@ -1,0 +1,138 @@
+"""DracoonGlobalSharer: hands out missing file keys, every ``jobDelayMinutes`` (seed 004).
+
+Users who join a room after a file was uploaded cannot open it until someone who holds the
+file key encrypts it for them. Each run asks DRACOON, for every account the daemon knows (the
+``dracoon.*`` account and each instance of ``instances:``), which users lack which file keys,
+and writes them with the same code the FileTransferer uses after an upload. One account that
+fails is logged (15016) and does not stop the others; each run reports its counts (15017).
+With several replicas, the run is held to one of them by a lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from recstore import events
+from recstore.clients.aws import aws_client
+from recstore.clients.dracoon import DracoonAccount
+from recstore.clients.s3 import S3Store
+from recstore.config import Settings
+from recstore.errors import RecstoreError
+from recstore.leases import Lease
+from recstore.transfer.transferer import share_missing_keys
+from recstore.workers.accounts import AccountPool
+from recstore.workers.base import WorkerHealth
+from recstore.workers.dracoon_destination import DracoonDestination
+from recstore.workers.periodic import PeriodicWorker
+
+log = logging.getLogger(__name__)
+NAME = "dracoon_global_sharer"
+
+
+def known_accounts(settings: Settings, pool: AccountPool) -> list[DracoonAccount]:
+    """The global account and every instance's, each once."""
+    accounts: dict[tuple[str, str], DracoonAccount] = {}
+    default = pool.default_account()
+    if default is not None:
+        accounts[(default.base_url.rstrip("/"), default.login)] = default
+    for instance in settings.instances.values():
+        account = pool.account_for(instance.recordings.dracoon)
+        accounts.setdefault((account.base_url.rstrip("/"), account.login), account)
+    return list(accounts.values())
+
+
+@dataclass
+class SharerReport:
+    accounts: int = 0
+    failed_accounts: int = 0
+    keys_written: int = 0
+    skipped: int = 0
+    files: set[int] = field(default_factory=set)
+    users: set[int] = field(default_factory=set)
+    seconds: float = 0.0
+
+
+async def share_all(
+    settings: Settings, pool: AccountPool, room_id: int | None = None, dry_run: bool = False
+) -> SharerReport:
+    """One run over every known account; raises only when every account failed."""
+    started = time.monotonic()
+    report = SharerReport()
+    for account in known_accounts(settings, pool):
+        report.accounts += 1
+        try:
+            client = await pool.client(account)
+            shared = await share_missing_keys(
+                DracoonDestination(client), room_id=room_id, dry_run=dry_run
+            )
+        except RecstoreError as exc:
+            report.failed_accounts += 1
+            events.emit(log, events.GLOBAL_SHARER_ERROR, "account %s: %s", account.login, exc)
+            continue
+        report.keys_written += shared.written
+        report.skipped += shared.skipped
+        report.files |= shared.files
+        report.users |= shared.users
+    report.seconds = round(time.monotonic() - started, 3)
+    events.emit(
+        log,
+        events.GLOBAL_SHARER_STATUS,
+        "%s %d file key(s) for %d user(s) on %d file(s)",
+        "would write" if dry_run else "wrote",
+        report.keys_written,
+        len(report.users),
+        len(report.files),
+        accounts=report.accounts,
+        skipped=report.skipped,
+        seconds=report.seconds,
+    )
+    if report.accounts and report.failed_accounts == report.accounts:
+        raise RecstoreError(f"key sharing failed for all {report.accounts} account(s)")
+    return report
+
+
+class DracoonGlobalSharer:
+    """The periodic worker, with its lease when leases are on."""
+
+    name = NAME
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.health = WorkerHealth()
+        self.periodic: PeriodicWorker | None = None
+
+    def status(self) -> dict[str, object]:
+        if self.periodic is None:
+            return {}
+        return {"runs": self.periodic.runs}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        settings = self.settings
+        async with AsyncExitStack() as stack:
+            session = await stack.enter_async_context(aiohttp.ClientSession())
+            pool = AccountPool(settings.dracoon, session)
+            stack.push_async_callback(pool.close)
+            lease = None
+            if settings.leases.enabled and settings.leases.bucket:
+                s3 = await stack.enter_async_context(aws_client(settings.aws, "s3"))
+                lease = Lease(
+                    S3Store(s3),
+                    settings.leases.bucket,
+                    f"{settings.leases.prefix}{NAME}.json",
+                    NAME,
+                    settings.leases.ttl,
+                )
+
+            async def run_once() -> None:
+                await share_all(settings, pool)
+
+            interval = settings.workers.dracoon_global_sharer.job_delay_minutes * 60.0
+            self.periodic = PeriodicWorker(NAME, interval, run_once, lease)
+            self.periodic.health = self.health
+            await self.periodic.run(stop)

@@ -1,0 +1,240 @@
+"""DracoonGlobalSharer against the DRACOON stand-in and moto: late joiners get their keys,
+a corrupt key does not stop the others, and two daemons share one lease."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from recstore import crypto
+from recstore.devstack.appconfig import app_config
+from tests.conftest import ROOT, StackProcess, clean_env, run_cli
+from tests.dracoon_helpers import admin, client, downloaded_sha256, encrypted_upload
+
+MEMBER_PASSWORD = "pw-member"
+ENCRYPTION = "enc-member"
+
+
+def config(state: dict[str, Any], tmp_path: Path, **sharer: Any) -> Path:
+    doc = app_config(state, http_port=0)
+    doc["workers"]["FileTransferer"]["enabled"] = False
+    doc["workers"]["DracoonGlobalSharer"] = {"count": 1, "jobDelayMinutes": 1, **sharer}
+    doc["leases"] = {
+        "bucket": state["bucket"],
+        "ttl": "10s",
+        "prefix": f"leases-{uuid.uuid4().hex[:6]}/",
+    }
+    path = tmp_path / f"sharer-{uuid.uuid4().hex[:6]}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def with_member(state: dict[str, Any], login: str) -> dict[str, Any]:
+    member = {"login": login, "password": MEMBER_PASSWORD, "encryption_password": ENCRYPTION}
+    return {**state, "dracoon_members": [*state["dracoon_members"], member]}
+
+
+async def room_with_files(
+    state: dict[str, Any], count: int, name: str
+) -> tuple[int, list[tuple[int, bytes]]]:
+    seed = {
+        "rooms": [
+            {
+                "path": name,
+                "encrypted": True,
+                "members": [
+                    {"login": state["dracoon_login"], "permissions": ["read", "create", "manage"]}
+                ],
+            }
+        ]
+    }
+    room = (await admin(state, "seed", seed))["rooms"][name]
+    files = []
+    async with client(state) as service:
+        for i in range(count):
+            data = f"{name} recording {i}".encode()
+            node = await encrypted_upload(service, room, f"r{i}.mp4", data, 1024)
+            files.append((int(node["id"]), data))
+    return room, files
+
+
+async def join(state: dict[str, Any], room_path: str, login: str, versions: list[str]) -> None:
+    users = [
+        {
+            "login": login,
+            "password": MEMBER_PASSWORD,
+            "keyPairs": [{"version": v, "encryptionPassword": ENCRYPTION} for v in versions],
+        }
+    ]
+    await admin(
+        state,
+        "seed",
+        {
+            "users": users,
+            "rooms": [{"path": room_path, "members": [{"login": login, "permissions": ["read"]}]}],
+        },
+    )
+
+
+async def can_open(state: dict[str, Any], login: str, file_id: int, data: bytes) -> bool:
+    async with client(with_member(state, login), login) as reader:
+        import hashlib
+
+        return await downloaded_sha256(reader, file_id, True) == hashlib.sha256(data).hexdigest()
+
+
+def test_late_joiners_can_open_files_after_one_run(devstack: StackProcess, tmp_path: Path) -> None:
+    state = devstack.state
+    tag = uuid.uuid4().hex[:6]
+    name = f"Late {tag}"
+    _, files = asyncio.run(room_with_files(state, 2, name))
+    joiners = {f"dave{tag}": ["A"], f"erin{tag}": ["RSA-4096"], f"frank{tag}": ["A", "RSA-4096"]}
+    for login, versions in joiners.items():
+        asyncio.run(join(state, name, login, versions))
+    cfg = config(state, tmp_path)
+    dry = run_cli("share-keys", "--config", str(cfg), "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "would write 8 file key(s) for 3 user(s) on 2 file(s)" in dry.stdout  # frank: 2 keys
+    result = run_cli("share-keys", "--config", str(cfg))
+    assert result.returncode == 0, result.stderr
+    assert "wrote 8 file key(s) for 3 user(s) on 2 file(s)" in result.stdout
+    for login in joiners:
+        for file_id, data in files:
+            assert asyncio.run(can_open(state, login, file_id, data)), login
+    again = run_cli("share-keys", "--config", str(cfg))
+    assert "wrote 0 file key(s)" in again.stdout
+
+
+def test_more_than_a_hundred_missing_keys_across_rooms(
+    devstack: StackProcess, tmp_path: Path
+) -> None:
+    state = devstack.state
+    tag = uuid.uuid4().hex[:6]
+    rooms = [f"Many {tag} {i}" for i in range(2)]
+    files = []
+    for name in rooms:
+        files += asyncio.run(room_with_files(state, 30, name))[1]
+        for login in (f"gina{tag}", f"hank{tag}"):
+            asyncio.run(join(state, name, login, ["A"]))
+    result = run_cli("share-keys", "--config", str(config(state, tmp_path)))
+    assert result.returncode == 0, result.stderr
+    assert "wrote 120 file key(s) for 2 user(s) on 60 file(s)" in result.stdout
+    file_id, data = files[-1]
+    assert asyncio.run(can_open(state, f"hank{tag}", file_id, data))
+
+
+def test_a_corrupt_public_key_does_not_stop_the_others(
+    devstack: StackProcess, tmp_path: Path
+) -> None:
+    state = devstack.state
+    tag = uuid.uuid4().hex[:6]
+    name = f"Corrupt {tag}"
+    _, files = asyncio.run(room_with_files(state, 1, name))
+    asyncio.run(join(state, name, f"mallory{tag}", []))
+    asyncio.run(join(state, name, f"ivan{tag}", ["RSA-4096"]))
+
+    async def corrupt_key() -> None:
+        private, _ = crypto.generate_user_keypair("A", ENCRYPTION, iterations=1000)
+        broken = {
+            "version": "A",
+            "publicKey": "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+        }
+        async with client(with_member(state, f"mallory{tag}"), f"mallory{tag}") as mallory:
+            await mallory.request(
+                "POST",
+                "/v4/user/account/keypair",
+                json={"privateKeyContainer": private, "publicKeyContainer": broken},
+            )
+
+    asyncio.run(corrupt_key())
+    result = run_cli("share-keys", "--config", str(config(state, tmp_path)))
+    assert result.returncode == 0, result.stderr
+    assert "wrote 1 file key(s) for 1 user(s)" in result.stdout
+    assert "1 skipped" in result.stdout
+    assert " 15016 " in result.stderr
+    assert "public key unusable" in result.stderr
+    file_id, data = files[0]
+    assert asyncio.run(can_open(state, f"ivan{tag}", file_id, data))
+
+
+def lease_held(port: int) -> bool:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    return 'recstore_lease_held{job="dracoon_global_sharer"} 1.0' in text
+
+
+def start(path: Path, log: Path) -> tuple[subprocess.Popen[str], int]:
+    with log.open("w") as out:  # the child keeps its own descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "recstore", "run", "--config", str(path)],
+            cwd=ROOT,
+            env=clean_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        match = re.search(r"http_port=(\d+)", log.read_text())
+        if match:
+            return proc, int(match.group(1))
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(log.read_text())
+
+
+def test_two_daemons_one_lease_and_a_takeover(devstack: StackProcess, tmp_path: Path) -> None:
+    cfg = config(devstack.state, tmp_path)
+    (first, port1), (second, port2) = start(cfg, tmp_path / "a.log"), start(cfg, tmp_path / "b.log")
+    try:
+        deadline = time.monotonic() + 20
+        while not (lease_held(port1) or lease_held(port2)):
+            assert time.monotonic() < deadline, "nobody took the lease"
+            time.sleep(0.2)
+        time.sleep(1)
+        holders = [lease_held(port1), lease_held(port2)]
+        assert holders.count(True) == 1
+        holder, (other, other_port) = (
+            (first, (second, port2)) if holders[0] else (second, (first, port1))
+        )
+        holder.send_signal(signal.SIGKILL)  # no release: the lease must expire
+        holder.wait()
+        deadline = time.monotonic() + 30
+        while not lease_held(other_port):
+            assert time.monotonic() < deadline, "the survivor never took over"
+            time.sleep(0.5)
+        assert other.poll() is None
+    finally:
+        for proc in (first, second):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize("count", [2])
+def test_config_refuses_more_than_one_sharer(tmp_path: Path, count: int) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "workers": {
+                    "FileTransferer": {"enabled": False},
+                    "DracoonGlobalSharer": {"count": count},
+                }
+            }
+        )
+    )
+    result = run_cli("config", "check", "--config", str(path))
+    assert result.returncode == 2
+    assert "workers.DracoonGlobalSharer.count" in result.stderr
