@@ -221,8 +221,10 @@ class KalturaClient:
                 return
             last = int(objects[-1]["createdAt"])
             if window is not None and last == int(window):
-                # A whole page within one second: page through that second by index instead.
-                async for entry in self._one_second(service, base, last, size, boundary):
+                # A whole page within one second: page through that second by index instead,
+                # skipping what this and earlier pages already gave.
+                given = boundary | {e["id"] for e in objects}
+                async for entry in self._one_second(service, base, last, size, given):
                     yield entry
                 window, boundary = last + 1, set()
                 continue

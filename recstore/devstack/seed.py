@@ -20,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import io
+import json
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -121,9 +123,12 @@ async def seed_stand_in(state: dict[str, Any], system: str, data: dict[str, Any]
     if not url:
         raise ValueError(f"the dev stack has no {system} stand-in (no {system}_url in the state)")
     base = str(url).split("/api")[0].rstrip("/")
+    body = io.BytesIO(json.dumps(data).encode())  # seeds can be large: stream, do not inline
     async with (
         aiohttp.ClientSession() as session,
-        session.post(f"{base}/_devstack/seed", json=data) as response,
+        session.post(
+            f"{base}/_devstack/seed", data=body, headers={"Content-Type": "application/json"}
+        ) as response,
     ):
         answer = await response.json(content_type=None)
         if response.status >= 400:

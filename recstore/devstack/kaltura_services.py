@@ -1,0 +1,519 @@
+"""The API v3 actions the archiver and the syncer call, with the server's checks and errors.
+
+Content arrives through ``media.addContent``/``updateContent`` from a ``KalturaUrlResource``
+(fetched here with aiohttp, loopback only, in the background as Kaltura imports
+asynchronously) or a ``KalturaUploadedFileTokenResource``; the new flavors then "convert" for
+``conversion_delay`` seconds before turning READY, so a client's "wait for READY" loop runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import secrets
+import shutil
+import time
+import urllib.parse
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from recstore.devstack import kaltura_filters as filters
+from recstore.devstack.kaltura_ks import Session, make_ks
+from recstore.devstack.kaltura_metadata import MetadataActions
+from recstore.devstack.kaltura_model import (
+    ENTRY_DELETED,
+    ENTRY_ERROR_IMPORTING,
+    ENTRY_IMPORT,
+    ENTRY_NO_CONTENT,
+    ENTRY_PRECONVERT,
+    FLAVOR_CONVERTING,
+    FLAVOR_DELETED,
+    FLAVOR_ERROR,
+    FLAVOR_IMPORTING,
+    FLAVOR_READY,
+    WEB_FLAVOR_PARAMS,
+    Entry,
+    Flavor,
+    Store,
+    UploadToken,
+    now,
+)
+from recstore.devstack.kaltura_wire import (
+    ApiError,
+    FileParam,
+    as_bool,
+    as_int,
+    as_str,
+    entry_not_found,
+    missing_param,
+    require,
+)
+
+Action = Callable[[dict[str, Any], Session | None], Awaitable[Any]]
+
+#: Fields of a KalturaBaseEntry/KalturaMediaEntry that add/update may set.
+_STR_FIELDS = {"name": "name", "description": "description", "userId": "user_id"}
+
+
+def _is_loopback(url: str) -> bool:
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Services(MetadataActions):
+    """One object per stand-in; :meth:`action` finds the handler for ``service.action``."""
+
+    def __init__(self, store: Store, secret: str, conversion_delay: float) -> None:
+        super().__init__(store)
+        self.secret = secret
+        self.conversion_delay = conversion_delay
+        self.base_url = ""
+        self.content_dir = store.data_dir / "content"
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.table: dict[tuple[str, str], tuple[Action, bool]] = {}
+        for service, action, handler, admin in [
+            ("session", "start", self.session_start, False),
+            ("media", "list", self.entry_list, False),
+            ("media", "count", self.entry_count, False),
+            ("media", "get", self.entry_get, False),
+            ("media", "add", self.media_add, False),
+            ("media", "addcontent", self.media_add_content, False),
+            ("media", "updatecontent", self.media_update_content, False),
+            ("media", "updatethumbnail", self.media_update_thumbnail, False),
+            ("media", "update", self.entry_update, False),
+            ("baseentry", "list", self.base_entry_list, False),
+            ("baseentry", "count", self.entry_count, False),
+            ("baseentry", "get", self.entry_get, False),
+            ("baseentry", "update", self.entry_update, False),
+            ("flavorasset", "list", self.flavor_list, False),
+            ("flavorasset", "get", self.flavor_get, False),
+            ("flavorasset", "geturl", self.flavor_get_url, False),
+            ("flavorasset", "delete", self.flavor_delete, True),
+            ("uploadtoken", "add", self.token_add, False),
+            ("uploadtoken", "get", self.token_get, False),
+            ("uploadtoken", "upload", self.token_upload, False),
+            ("metadata_metadataprofile", "list", self.profile_list, False),
+            ("metadata_metadataprofile", "add", self.profile_add, True),
+            ("metadata_metadata", "list", self.metadata_list, False),
+            ("metadata_metadata", "add", self.metadata_add, False),
+            ("metadata_metadata", "update", self.metadata_update, False),
+        ]:
+            self.table[(service, action)] = (handler, admin)
+
+    # -- serialisation of entries (needs the categories and the base URL) --
+
+    def entry_api(self, entry: Entry) -> dict[str, Any]:
+        pid = self.store.partner_id
+        cat_ids = ",".join(str(self.store.categories[c]) for c in entry.categories)
+        return {
+            "objectType": "KalturaMediaEntry",
+            "id": entry.id,
+            "name": entry.name,
+            "description": entry.description,
+            "partnerId": pid,
+            "userId": entry.user_id,
+            "creatorId": entry.creator_id or entry.user_id,
+            "tags": entry.tags,
+            "adminTags": "",
+            "categories": ",".join(entry.categories),
+            "categoriesIds": cat_ids,
+            "status": str(entry.status),
+            "moderationStatus": 6,
+            "moderationCount": 0,
+            "type": "1",
+            "createdAt": entry.created_at,
+            "updatedAt": entry.updated_at or entry.created_at,
+            "rank": 0,
+            "totalRank": 0,
+            "votes": 0,
+            "downloadUrl": f"{self.base_url}/p/{pid}/sp/{pid}00/raw/entry_id/{entry.id}",
+            "searchText": f"_PAR_ONLY_ _{pid}_ _MEDIA_TYPE_{entry.media_type}|  {entry.name}",
+            "version": 0,
+            "thumbnailUrl": f"{self.base_url}/p/{pid}/sp/{pid}00/thumbnail/entry_id/{entry.id}",
+            "referenceId": entry.reference_id,
+            "replacementStatus": entry.replacement_status,
+            "partnerSortValue": entry.partner_sort_value,
+            "conversionProfileId": 1,
+            "rootEntryId": entry.id,
+            "plays": entry.plays,
+            "views": entry.views,
+            "lastPlayedAt": entry.last_played_at,
+            "width": 1280,
+            "height": 720,
+            "duration": entry.ms_duration // 1000,
+            "msDuration": entry.ms_duration,
+            "mediaType": entry.media_type,
+            "sourceType": "1",
+            "dataUrl": f"{self.base_url}/p/{pid}/sp/{pid}00/flvclipper/entry_id/{entry.id}",
+        }
+
+    def download_url(self, flavor: Flavor) -> str:
+        pid = self.store.partner_id
+        return (
+            f"{self.base_url}/p/{pid}/sp/{pid}00/download/entry_id/{flavor.entry_id}"
+            f"/flavor/{flavor.id}/name/{flavor.id}.{flavor.file_ext}"
+        )
+
+    def _entry(self, entry_id: Any) -> Entry:
+        key = as_str(entry_id) or ""
+        entry = self.store.entries.get(key)
+        if entry is None or entry.status == ENTRY_DELETED:
+            raise entry_not_found(key)
+        return entry
+
+    # -- session --
+
+    async def session_start(self, params: dict[str, Any], session: Session | None) -> Any:
+        secret = as_str(require(params, "secret"))
+        partner_id = as_int(params.get("partnerId"))
+        if partner_id is not None and partner_id != self.store.partner_id:
+            raise ApiError(
+                "START_SESSION_ERROR",
+                f"Error while starting session for partner [{partner_id}]",
+                PARTNER_ID=partner_id,
+            )
+        if secret != self.secret:
+            raise ApiError(
+                "START_SESSION_ERROR",
+                f"Error while starting session for partner [{self.store.partner_id}]",
+                PARTNER_ID=self.store.partner_id,
+            )
+        return make_ks(
+            self.secret,
+            self.store.partner_id,
+            as_str(params.get("userId")) or "",
+            as_int(params.get("type")) or 0,
+            as_int(params.get("expiry")) or 86400,
+            as_str(params.get("privileges")) or "",
+        )
+
+    # -- entries --
+
+    async def entry_list(self, params: dict[str, Any], session: Session | None) -> Any:
+        query = filters.entry_query(self.store, params.get("filter"))
+        matches = filters.run_query(self.store, query)
+        start, end = filters.page_bounds(params.get("pager"))
+        return {
+            "objectType": "KalturaMediaListResponse",
+            "objects": [self.entry_api(e) for e in matches[start:end]],
+            "totalCount": len(matches),
+        }
+
+    async def base_entry_list(self, params: dict[str, Any], session: Session | None) -> Any:
+        """The same rows; the client refuses a ``KalturaMediaListResponse`` here."""
+        result = await self.entry_list(params, session)
+        result["objectType"] = "KalturaBaseEntryListResponse"
+        return result
+
+    async def entry_count(self, params: dict[str, Any], session: Session | None) -> Any:
+        query = filters.entry_query(self.store, params.get("filter"))
+        return sum(
+            1
+            for _ in self.store.select(
+                query.predicates, query.created_min, query.created_max, query.candidates
+            )
+        )
+
+    async def entry_get(self, params: dict[str, Any], session: Session | None) -> Any:
+        return self.entry_api(self._entry(require(params, "entryId")))
+
+    async def media_add(self, params: dict[str, Any], session: Session | None) -> Any:
+        data = require(params, "entry")
+        if not isinstance(data, dict):
+            raise missing_param("entry")
+        at = now()
+        user = (session.user_id if session else "") or ""
+        entry = Entry(
+            id=self.store.new_entry_id(),
+            name=as_str(data.get("name")) or "",
+            created_at=at,
+            updated_at=at,
+            seq=self.store.next_seq(),
+            status=ENTRY_NO_CONTENT,
+            user_id=as_str(data.get("userId")) or user,
+            creator_id=user or as_str(data.get("userId")) or "",
+            media_type=as_int(data.get("mediaType")) or 1,
+        )
+        self._apply(entry, data)
+        self.store.add_entry(entry)
+        return self.entry_api(entry)
+
+    def _apply(self, entry: Entry, data: dict[str, Any]) -> None:
+        """A partial update: only the fields sent change (``x__null`` clears one)."""
+        for api_name, attr in _STR_FIELDS.items():
+            if api_name in data:
+                setattr(entry, attr, as_str(data[api_name]) or "")
+        if "tags" in data:
+            entry.tags = ",".join(
+                t.strip() for t in (as_str(data["tags"]) or "").split(",") if t.strip()
+            )
+        if "categories" in data:
+            cats = [c.strip() for c in (as_str(data["categories"]) or "").split(",") if c.strip()]
+            self.store.category_ids(cats)
+            entry.categories = cats
+        if "categoriesIds" in data:
+            by_id = {v: k for k, v in self.store.categories.items()}
+            ids = [as_int(i) for i in (as_str(data["categoriesIds"]) or "").split(",") if i]
+            entry.categories = [by_id[i] for i in ids if i in by_id]
+        if "referenceId" in data:
+            self.store.set_reference(entry, as_str(data["referenceId"]))
+        if "partnerSortValue" in data:
+            entry.partner_sort_value = as_int(data["partnerSortValue"]) or 0
+        entry.updated_at = now()
+
+    async def entry_update(self, params: dict[str, Any], session: Session | None) -> Any:
+        entry = self._entry(require(params, "entryId"))
+        data = params.get("baseEntry", params.get("mediaEntry"))
+        if not isinstance(data, dict):
+            raise missing_param("baseEntry" if "baseEntry" in params else "mediaEntry")
+        self._apply(entry, data)
+        return self.entry_api(entry)
+
+    async def media_add_content(self, params: dict[str, Any], session: Session | None) -> Any:
+        entry = self._entry(require(params, "entryId"))
+        if entry.status != ENTRY_NO_CONTENT:
+            raise ApiError("ENTRY_ALREADY_WITH_CONTENT", "Entry already associated with content")
+        resource = params.get("resource")
+        if not isinstance(resource, dict):
+            raise missing_param("resource")
+        await self._attach(entry, resource, replacing=False)
+        return self.entry_api(entry)
+
+    async def media_update_content(self, params: dict[str, Any], session: Session | None) -> Any:
+        entry = self._entry(require(params, "entryId"))
+        resource = require(params, "resource")
+        if not isinstance(resource, dict):
+            raise missing_param("resource")
+        await self._attach(entry, resource, replacing=entry.status != ENTRY_NO_CONTENT)
+        return self.entry_api(entry)
+
+    async def media_update_thumbnail(self, params: dict[str, Any], session: Session | None) -> Any:
+        entry = self._entry(require(params, "entryId"))
+        entry.updated_at = now()
+        return self.entry_api(entry)
+
+    async def _attach(self, entry: Entry, resource: dict[str, Any], replacing: bool) -> None:
+        kind = as_str(resource.get("objectType")) or ""
+        self.content_dir.mkdir(parents=True, exist_ok=True)
+        if kind == "KalturaUploadedFileTokenResource":
+            token = self.store.tokens.get(as_str(require(resource, "token")) or "")
+            if token is None:
+                raise ApiError("UPLOAD_TOKEN_NOT_FOUND", "Upload token not found")
+            if token.status != 2:
+                raise ApiError(
+                    "UPLOAD_TOKEN_INVALID_STATUS_FOR_ADD_ENTRY",
+                    "Upload token is in an invalid status for adding entry",
+                )
+            original = self._new_original(entry, replacing, FLAVOR_CONVERTING)
+            path = self.content_dir / original.id
+            shutil.move(token.path, path)
+            token.status, token.updated_at = 3, now()
+            self._content_ready(entry, original, path, replacing)
+        elif kind == "KalturaUrlResource":
+            url = as_str(require(resource, "url")) or ""
+            if not _is_loopback(url):
+                raise ApiError(
+                    "RESOURCE_TYPE_NOT_SUPPORTED",
+                    f"Resource URL [{url}] not allowed: the stand-in fetches loopback URLs only",
+                )
+            original = self._new_original(entry, replacing, FLAVOR_IMPORTING)
+            if not replacing:
+                entry.status = ENTRY_IMPORT
+            task = asyncio.create_task(self._import(entry, original, url, replacing))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        else:
+            raise ApiError(
+                "RESOURCE_TYPE_NOT_SUPPORTED",
+                f"Resource type [{kind}] is not supported",
+                RES_TYPE=kind,
+            )
+
+    def _new_original(self, entry: Entry, replacing: bool, status: int) -> Flavor:
+        at = now()
+        for flavor in self.store.live_flavors(entry.id):
+            flavor.status, flavor.deleted_at, flavor.ready_at = FLAVOR_DELETED, at, None
+        original = Flavor(
+            id=self.store.new_flavor_id(),
+            entry_id=entry.id,
+            is_original=True,
+            size_bytes=0,
+            status=status,
+            created_at=at,
+        )
+        self.store.add_flavor(original)
+        if replacing:
+            entry.replacement_status = "1"  # APPROVED_BUT_NOT_READY
+        entry.updated_at = at
+        return original
+
+    def _content_ready(self, entry: Entry, original: Flavor, path: Path, replacing: bool) -> None:
+        """Content is in place: convert (original plus one web flavor) for the delay."""
+        ready_at = time.time() + self.conversion_delay
+        original.path = path
+        original.size_bytes = path.stat().st_size
+        original.status, original.ready_at = FLAVOR_CONVERTING, ready_at
+        web = Flavor(
+            id=self.store.new_flavor_id(),
+            entry_id=entry.id,
+            is_original=False,
+            size_bytes=max(original.size_bytes // 2, 1),
+            status=FLAVOR_CONVERTING,
+            created_at=now(),
+            flavor_params_id=WEB_FLAVOR_PARAMS,
+            ready_at=ready_at,
+        )
+        self.store.add_flavor(web)
+        if not replacing:
+            entry.status = ENTRY_PRECONVERT
+        entry.ready_at = ready_at
+        self.store.pending.add(entry.id)
+        self.store.tick()
+
+    async def _import(self, entry: Entry, original: Flavor, url: str, replacing: bool) -> None:
+        path = self.content_dir / original.id
+        try:
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(url, timeout=aiohttp.ClientTimeout(total=600)) as response,
+            ):
+                response.raise_for_status()
+                with path.open("wb") as out:
+                    async for chunk in response.content.iter_chunked(1 << 16):
+                        out.write(chunk)
+        except (aiohttp.ClientError, OSError, TimeoutError):
+            original.status = FLAVOR_ERROR
+            if not replacing:
+                entry.status = ENTRY_ERROR_IMPORTING
+            return
+        if original.status == FLAVOR_IMPORTING:
+            self._content_ready(entry, original, path, replacing)
+
+    # -- flavors --
+
+    def _flavor(self, flavor_id: Any) -> Flavor:
+        key = as_str(flavor_id) or ""
+        flavor = self.store.flavors.get(key)
+        if flavor is None or flavor.status == FLAVOR_DELETED:
+            raise ApiError(
+                "FLAVOR_ASSET_ID_NOT_FOUND", f'Flavor asset id "{key}" not found', ID=key
+            )
+        return flavor
+
+    async def flavor_list(self, params: dict[str, Any], session: Session | None) -> Any:
+        flt = params.get("filter") if isinstance(params.get("filter"), dict) else {}
+        assert isinstance(flt, dict)
+        entry_ids = [as_str(flt["entryIdEqual"]) or ""] if "entryIdEqual" in flt else None
+        if "entryIdIn" in flt:
+            entry_ids = [i.strip() for i in (as_str(flt["entryIdIn"]) or "").split(",")]
+        if entry_ids is None:
+            entry_ids = list(self.store.flavors_of)
+        flavors = [f for e in entry_ids for f in self.store.live_flavors(e)]
+        if "statusEqual" in flt:
+            flavors = [f for f in flavors if f.status == as_int(flt["statusEqual"])]
+        if "isOriginalEqual" in flt:
+            flavors = [f for f in flavors if f.is_original == as_bool(flt["isOriginalEqual"])]
+        start, end = filters.page_bounds(params.get("pager"))
+        return {
+            "objectType": "KalturaFlavorAssetListResponse",
+            "objects": [f.to_api(self.store.partner_id) for f in flavors[start:end]],
+            "totalCount": len(flavors),
+        }
+
+    async def flavor_get(self, params: dict[str, Any], session: Session | None) -> Any:
+        return self._flavor(require(params, "id")).to_api(self.store.partner_id)
+
+    async def flavor_get_url(self, params: dict[str, Any], session: Session | None) -> Any:
+        flavor = self._flavor(require(params, "id"))
+        if flavor.status != FLAVOR_READY:
+            raise ApiError(
+                "FLAVOR_ASSET_IS_NOT_READY", f"The flavor asset [{flavor.id}] is not ready"
+            )
+        return self.download_url(flavor)
+
+    async def flavor_delete(self, params: dict[str, Any], session: Session | None) -> Any:
+        flavor = self._flavor(require(params, "id"))
+        flavor.status, flavor.deleted_at, flavor.ready_at = FLAVOR_DELETED, now(), None
+        if flavor.path is not None:
+            flavor.path.unlink(missing_ok=True)
+            flavor.path = None
+        return None
+
+    # -- upload tokens --
+
+    def _token(self, token_id: Any) -> UploadToken:
+        token = self.store.tokens.get(as_str(token_id) or "")
+        if token is None:
+            raise ApiError("UPLOAD_TOKEN_NOT_FOUND", "Upload token not found")
+        return token
+
+    async def token_add(self, params: dict[str, Any], session: Session | None) -> Any:
+        data = params.get("uploadToken") if isinstance(params.get("uploadToken"), dict) else {}
+        assert isinstance(data, dict)
+        token_id = "0_" + secrets.token_hex(16)
+        uploads = self.store.data_dir / "uploads"
+        uploads.mkdir(parents=True, exist_ok=True)
+        token = UploadToken(
+            id=token_id,
+            user_id=(session.user_id if session else "") or "",
+            path=uploads / token_id,
+            file_name=as_str(data.get("fileName")) or "",
+            file_size=as_int(data.get("fileSize")),
+        )
+        token.path.touch()
+        self.store.tokens[token_id] = token
+        return token.to_api(self.store.partner_id)
+
+    async def token_get(self, params: dict[str, Any], session: Session | None) -> Any:
+        return self._token(require(params, "uploadTokenId")).to_api(self.store.partner_id)
+
+    async def token_upload(self, params: dict[str, Any], session: Session | None) -> Any:
+        token = self._token(require(params, "uploadTokenId"))
+        file_data = params.get("fileData")
+        if not isinstance(file_data, FileParam):
+            raise missing_param("fileData")
+        if token.status not in (0, 1):
+            raise ApiError(
+                "UPLOAD_TOKEN_INVALID_STATUS_FOR_UPLOAD",
+                "Upload token is in an invalid status for uploading a file",
+            )
+        resume = bool(as_bool(params.get("resume")))
+        final = as_bool(params.get("finalChunk"))
+        final = True if final is None else final
+        resume_at = as_int(params.get("resumeAt"))
+        resume_at = -1 if resume_at is None else resume_at
+        if not resume:
+            token.path.write_bytes(file_data.data)
+        else:
+            size = token.path.stat().st_size
+            position = size if resume_at < 0 else resume_at
+            if position > size:
+                raise ApiError(
+                    "UPLOAD_TOKEN_RESUMING_INVALID_POSITION",
+                    "Resuming not allowed when the position is beyond the uploaded size",
+                )
+            with token.path.open("r+b") as out:
+                out.seek(position)
+                out.write(file_data.data)
+        token.uploaded = token.path.stat().st_size
+        token.file_name = token.file_name or file_data.filename
+        token.updated_at = now()
+        if final:
+            if token.file_size is not None and token.uploaded != token.file_size:
+                token.status = 1
+                raise ApiError(
+                    "UPLOAD_TOKEN_CANNOT_MATCH_EXPECTED_SIZE",
+                    "Upload token cannot match expected size",
+                )
+            token.status = 2
+        else:
+            token.status = 1
+        return token.to_api(self.store.partner_id)
