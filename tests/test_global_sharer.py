@@ -98,12 +98,12 @@ def test_late_joiners_can_open_files_after_one_run(devstack: StackProcess, tmp_p
     state = devstack.state
     tag = uuid.uuid4().hex[:6]
     name = f"Late {tag}"
-    _, files = asyncio.run(room_with_files(state, 2, name))
+    room, files = asyncio.run(room_with_files(state, 2, name))
     joiners = {f"dave{tag}": ["A"], f"erin{tag}": ["RSA-4096"], f"frank{tag}": ["A", "RSA-4096"]}
     for login, versions in joiners.items():
         asyncio.run(join(state, name, login, versions))
     cfg = config(state, tmp_path)
-    dry = run_cli("share-keys", "--config", str(cfg), "--dry-run")
+    dry = run_cli("share-keys", "--config", str(cfg), "--dry-run", "--room", str(room))
     assert dry.returncode == 0, dry.stderr
     assert "would write 8 file key(s) for 3 user(s) on 2 file(s)" in dry.stdout  # frank: 2 keys
     result = run_cli("share-keys", "--config", str(cfg))
