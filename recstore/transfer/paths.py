@@ -32,8 +32,11 @@ def check_room_name(name: str) -> str:
     bad = _FORBIDDEN.search(name)
     if bad:
         raise TargetPathError(f"room name {name!r} contains {bad.group()!r}")
-    if name != name.strip() or name.endswith("."):
-        raise TargetPathError(f"room name {name!r} starts or ends with a space, or ends with '.'")
+    if name != name.strip() or name.endswith(".") or name.startswith("-"):
+        # DRACOON's node naming convention forbids a leading '-' and a trailing '.'.
+        raise TargetPathError(
+            f"room name {name!r} starts with a space or '-', or ends with a space or '.'"
+        )
     if _RESERVED.match(name):
         raise TargetPathError(f"room name {name!r} is reserved")
     return name
