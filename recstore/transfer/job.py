@@ -1,93 +1,218 @@
 """The FileTransferer's job message (seed 004), parsed into typed, immutable objects.
 
-Anything malformed is a :class:`~recstore.errors.PermanentJobError` naming the field path, so
-the message goes to the dead-letter queue with a reason an operator can act on. Participants'
-names and e-mail addresses and the meeting description are personal data: they are kept out
-of ``repr()`` and of every error message (pydantic is told not to echo input values).
-Unknown extra fields are ignored, since producers add fields over time.
+Anything malformed is a :class:`~recstore.errors.PermanentJobError` whose message names the
+field path (``storage.extra["aws.s3"].keys[1]: must be a non-empty string``), so the message
+goes to the dead-letter queue with a reason an operator can act on.
+
+What is checked, and how strictly:
+
+* Required: ``storage.type`` (only ``"dracoon"``), ``storage.extra["aws.s3"]`` with a valid S3
+  ``bucket`` and a non-empty list of ``keys`` whose last segment is a name DRACOON accepts,
+  ``meeting.id``, ``meeting.type.name`` and ``instance.domain`` (a hostname).
+* Optional, since producers differ: ``storage.extra.dracoon.targets`` (absent, null or empty
+  all mean "use the instance's configured targets"), ``meeting.type.id`` and ``duration``,
+  ``meeting.user``, ``guest``, ``date`` and ``description``.
+* Types are strict wherever a field is present: no ``"14"`` for an integer, no ``true`` for a
+  number, no number for a string. Unknown fields are ignored: producers add fields over time.
+* Each message target is checked now rather than at upload time: its expiration must parse
+  and its path must render (``$instance``, ``$meetingType``) to safe room names.
+
+Participants' names and e-mail addresses and the meeting description are personal data: they
+are kept out of ``repr()`` and of every error message (errors name the field, never the value,
+and pydantic is told not to echo input).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
-    StringConstraints,
+    PlainValidator,
+    StrictInt,
+    StrictStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
+from pydantic_core import ErrorDetails
 
 from recstore.errors import PermanentJobError
-from recstore.transfer.expiration import parse_expiration
+from recstore.transfer.expiration import Expiration, parse_expiration
 from recstore.transfer.instances import Target
+from recstore.transfer.paths import TargetPathError, node_name_problem, render_target_path
 
-BucketName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")]
-Hostname = Annotated[
-    str,
-    StringConstraints(
-        max_length=253,
-        pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
-        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)*$",
-    ),
-]
-NonEmpty = Annotated[str, StringConstraints(min_length=1)]
+#: A malformed message may have many faults; the reason names this many, then counts the rest.
+MAX_PROBLEMS = 5
+_MAX_KEY_BYTES = 1024  # S3's limit for an object key, in UTF-8 bytes
+_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+_MEETING_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def _storage_type(value: object) -> Literal["dracoon"]:
+    # The wording is pinned by the worker and dev stack tests (dead-letter reasons). The type
+    # that was sent is not repeated: the dead-letter queue keeps the whole message anyway.
+    if value == "dracoon":
+        return "dracoon"
+    if isinstance(value, str):
+        raise ValueError("is not a known storage (only 'dracoon')")
+    raise ValueError("must be a string (only 'dracoon' is known)")
+
+
+def _bucket(value: str) -> str:
+    """S3's naming rules for general purpose buckets (legacy upper-case names are refused)."""
+    if (
+        not _BUCKET.match(value)
+        or ".." in value
+        or ".-" in value
+        or "-." in value
+        or value.startswith(_BUCKET_PREFIXES)
+        or value.endswith(_BUCKET_SUFFIXES)
+        or _is_ipv4_address(value)
+    ):
+        raise ValueError(
+            "is not a valid S3 bucket name (3-63 characters of a-z, 0-9, '.' and '-', "
+            "starting and ending with a letter or digit, not an IP address)"
+        )
+    return value
+
+
+def _is_ipv4_address(value: str) -> bool:
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _s3_key(value: str) -> str:
+    """A key the transfer can name in DRACOON; the key itself is never shown in the error."""
+    if not value:
+        raise ValueError("must be a non-empty string")
+    if len(value.encode("utf-8", "surrogatepass")) > _MAX_KEY_BYTES:
+        raise ValueError(f"is longer than S3's {_MAX_KEY_BYTES} bytes")
+    problem = node_name_problem(value.rsplit("/", 1)[-1])
+    if problem is not None:
+        raise ValueError(f"does not end in a file name DRACOON accepts: its last segment {problem}")
+    return value
+
+
+def _at_least_one(value: tuple[str, ...]) -> tuple[str, ...]:
+    # Checked after the items: min_length would count only the valid items and add a
+    # misleading "must not be empty" to a list whose items are wrong.
+    if not value:
+        raise ValueError("must not be empty: a job needs at least one key")
+    return value
+
+
+def _hostname(value: str) -> str:
+    if len(value) > 253 or not all(_LABEL.match(label) for label in value.split(".")):
+        raise ValueError("is not a hostname (letters, digits and '-' in dot-separated labels)")
+    return value
+
+
+def _meeting_id(value: object) -> int | str:
+    # An integer in the seed; some producers send a string. Either way it goes into the job id
+    # and the upload marker, so a string must be a plain token.
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and _MEETING_ID.match(value):
+        return value
+    raise ValueError(
+        "must be a non-negative integer or a token of letters, digits, '.', '_' and '-'"
+    )
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must be a non-empty string")
+    return value
+
+
+def _expiration(value: str | None) -> str | None:
+    parse_expiration(value)  # raises ExpirationError (a ValueError) with the reason
+    return value
+
+
+StorageType = Annotated[Literal["dracoon"], PlainValidator(_storage_type)]
+BucketName = Annotated[StrictStr, AfterValidator(_bucket)]
+S3Key = Annotated[StrictStr, AfterValidator(_s3_key)]
+Hostname = Annotated[StrictStr, AfterValidator(_hostname)]
+MeetingId = Annotated[int | str, PlainValidator(_meeting_id)]
+Text = Annotated[StrictStr, AfterValidator(_not_blank)]
+ExpirationText = Annotated[StrictStr | None, AfterValidator(_expiration)]
 
 
 class _Part(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="ignore", frozen=True, populate_by_name=True, hide_input_in_errors=True
+    )
 
 
 class Person(_Part):
-    name: str | None = Field(None, repr=False)
-    email: str | None = Field(None, repr=False)
+    """A participant; both fields are personal data and never shown."""
+
+    name: StrictStr | None = Field(None, repr=False)
+    email: StrictStr | None = Field(None, repr=False)
 
 
 class MeetingType(_Part):
-    id: int | None = None
-    name: NonEmpty
-    duration: int | None = None
+    id: StrictInt | None = None
+    name: Text
+    duration: StrictInt | None = None
 
 
 class Meeting(_Part):
-    id: int | NonEmpty
+    id: MeetingId
     type: MeetingType
     user: Person | None = Field(None, repr=False)
     guest: Person | None = Field(None, repr=False)
-    date: str | None = None
-    description: str | None = Field(None, repr=False)
+    date: StrictStr | None = None
+    description: StrictStr | None = Field(None, repr=False)
 
 
 class TargetSpec(_Part):
-    path: NonEmpty
-    expiration: str | None = None
+    """One target named by the message: a path template and its expiration, kept as sent."""
 
-    @field_validator("expiration")
-    @classmethod
-    def _readable(cls, value: str | None) -> str | None:
-        parse_expiration(value)  # raises ExpirationError (a ValueError) with the reason
-        return value
+    path: Text
+    expiration: ExpirationText = None
+
+    @property
+    def parsed_expiration(self) -> Expiration | None:
+        """The expiration (validated at parse time already); None for none."""
+        return parse_expiration(self.expiration)
 
 
 class DracoonExtra(_Part):
     targets: tuple[TargetSpec, ...] = ()
 
+    @field_validator("targets", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: object) -> object:
+        return () if value is None else value
+
 
 class S3Extra(_Part):
     bucket: BucketName
-    keys: tuple[NonEmpty, ...] = Field(min_length=1)
+    keys: Annotated[tuple[S3Key, ...], AfterValidator(_at_least_one)]
 
 
 class StorageExtra(_Part):
-    dracoon: DracoonExtra = DracoonExtra()
+    dracoon: DracoonExtra | None = None
     aws_s3: S3Extra = Field(alias="aws.s3")
 
 
 class Storage(_Part):
-    type: Literal["dracoon"]
+    type: StorageType
     extra: StorageExtra
 
 
@@ -96,18 +221,40 @@ class Instance(_Part):
 
 
 class TransferJob(_Part):
+    """One job message. Build it with :func:`parse_job`; it cannot be changed afterwards."""
+
     storage: Storage
     meeting: Meeting
     instance: Instance
 
+    @model_validator(mode="after")
+    def _paths_render(self) -> TransferJob:
+        # $instance and $meetingType are known now, so a path that cannot be made safely is a
+        # permanent fault of this message, found before any room is created.
+        for index, target in enumerate(self.message_targets):
+            try:
+                render_target_path(
+                    target.path, instance=self.instance.domain, meeting_type=self.meeting.type.name
+                )
+            except TargetPathError as exc:
+                raise ValueError(f"storage.extra.dracoon.targets[{index}].path: {exc}") from None
+        return self
+
     @property
     def job_id(self) -> str:
-        """Stable across redeliveries; names no person."""
+        """``<instance>/<meeting id>``: stable across redeliveries, names no person."""
         return f"{self.instance.domain}/{self.meeting.id}"
 
     @property
+    def message_targets(self) -> tuple[TargetSpec, ...]:
+        """The targets the message names itself, as parsed."""
+        dracoon = self.storage.extra.dracoon
+        return dracoon.targets if dracoon is not None else ()
+
+    @property
     def targets(self) -> tuple[Target, ...]:
-        return tuple(Target(t.path, t.expiration) for t in self.storage.extra.dracoon.targets)
+        """The message's own targets; empty means "use the instance's configured targets"."""
+        return tuple(Target(t.path, t.expiration) for t in self.message_targets)
 
     @property
     def bucket(self) -> str:
@@ -118,7 +265,10 @@ class TransferJob(_Part):
         return self.storage.extra.aws_s3.keys
 
     def to_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json", by_alias=True, exclude_none=True))
+        """The message in seed 004's wire form (``"aws.s3"``; absent fields stay absent)."""
+        return json.dumps(
+            self.model_dump(mode="json", by_alias=True, exclude_none=True), ensure_ascii=False
+        )
 
 
 def parse_job(body: str | bytes) -> TransferJob:
@@ -135,21 +285,58 @@ def parse_job(body: str | bytes) -> TransferJob:
         raise PermanentJobError(_describe(exc)) from None
 
 
+def file_name(key: str) -> str:
+    """The DRACOON file name for S3 ``key``: its last path segment.
+
+    ``sandbox/test-video.mp4`` gives ``test-video.mp4``. A key ending in ``/`` or in a name
+    DRACOON refuses is a :class:`PermanentJobError`; the key is not repeated in the message.
+    """
+    name = key.rsplit("/", 1)[-1]
+    problem = node_name_problem(name)
+    if problem is not None:
+        raise PermanentJobError(
+            f"the S3 key does not end in a file name: its last segment {problem}"
+        )
+    return name
+
+
+_MESSAGES = {
+    "missing": "is missing",
+    "string_type": "must be a string",
+    "int_type": "must be an integer",
+    "model_type": "must be an object",
+    "dict_type": "must be an object",
+    "tuple_type": "must be a list",
+    "list_type": "must be a list",
+}
+
+
 def _describe(exc: ValidationError) -> str:
+    """One line naming each fault by its path; input values are never included."""
     problems = []
     for error in exc.errors(include_input=False, include_url=False, include_context=False):
-        where = "".join(
-            f"[{part}]"
-            if isinstance(part, int)
-            else (f".{part}" if "." not in str(part) else f'["{part}"]')
-            for part in error["loc"]
-        ).lstrip(".")
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "missing":
-            message = "is missing"
-        elif error["type"] in ("too_short", "string_too_short"):
-            message = "must not be empty"
-        elif error["type"] == "literal_error" and where == "storage.type":
-            message = "is not a known storage (only 'dracoon')"
-        problems.append(f"{where or 'message'}: {message}")
+        where, message = _where(error), _message(error)
+        problems.append(f"{where}: {message}" if where else message)
+    if len(problems) > MAX_PROBLEMS:
+        rest = len(problems) - MAX_PROBLEMS
+        problems = [*problems[:MAX_PROBLEMS], f"and {rest} more"]
     return "; ".join(problems)
+
+
+def _where(error: ErrorDetails) -> str:
+    """The path as one would write it in code: ``storage.extra["aws.s3"].keys[1]``."""
+    where = ""
+    for part in error["loc"]:
+        if isinstance(part, int):
+            where += f"[{part}]"
+        elif "." in part:
+            where += f'["{part}"]'
+        else:
+            where += f".{part}"
+    return where.removeprefix(".")
+
+
+def _message(error: ErrorDetails) -> str:
+    if error["type"] == "value_error":
+        return error["msg"].removeprefix("Value error, ")
+    return _MESSAGES.get(error["type"], error["msg"])

@@ -1,67 +1,126 @@
 """Target path templates (``$instance/$meetingType``) into DRACOON room names, safely.
 
-A template is relative to the instance's parent room; each ``/``-separated segment becomes a
-room. The values substituted come from outside (the job message), so a value is never allowed
-to add levels or climb out: a ``/`` in a value, ``..``, an empty segment or an absolute path is
-refused, never created. Segment names must also be names DRACOON accepts.
+A template is relative to the instance's parent room; each ``/``-separated segment names one
+room, created if missing. Substitution follows :class:`string.Template`: ``$instance`` and
+``$meetingType``, or ``${instance}`` / ``${meetingType}`` when letters follow
+(``${instance}_2024``; ``$instance_2024`` names an unknown variable), and ``$$`` for a literal
+dollar. An unknown variable or a stray ``$`` is an error, never left in a name.
+
+Nothing here creates a room: the result is either the room names or :class:`TargetPathError`.
+Refused are absolute paths, empty segments (``a//b``, a trailing ``/``), ``.`` and ``..``, and
+names DRACOON refuses (see :func:`node_name_problem`). The substituted values come from
+outside (the job message, the configurator), so a value is never allowed to add levels: a
+``/`` in a value is refused rather than replaced, because any replacement would silently file
+recordings in a room nobody asked for.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from string import Template
 
+#: DRACOON's limit for node (room, folder, file) names.
 MAX_NAME = 150
-_FORBIDDEN = re.compile(r'[\\<>:"|?*/\x00-\x1f\x7f]')
-_RESERVED = re.compile(r"^(CON|PRN|AUX|NUL|COM[1-9]|LPT[1-9])(\..*)?$", re.IGNORECASE)
+#: The variables a template may use.
 VARIABLES = ("instance", "meetingType")
+
+# The "node naming convention" of the DRACOON API (v4.26.7, POST /v4/nodes/rooms and
+# /v4/nodes/files/uploads): these characters, a leading '-', a trailing '.', and the DOS
+# device names with or without an extension. Leading/trailing white space and control
+# characters are refused too: DRACOON's clients refuse them, and Windows clients could not
+# sync such a room.
+_FORBIDDEN = re.compile(r'[\\<>:"|?*/]')
+_RESERVED = frozenset(
+    ["CON", "PRN", "AUX", "NUL"] + [f"{port}{n}" for port in ("COM", "LPT") for n in range(1, 10)]
+)
 
 
 class TargetPathError(ValueError):
     """The template, or what it renders to, is not a safe room path."""
 
 
-def check_room_name(name: str) -> str:
-    """``name`` if DRACOON accepts it as a room name; :class:`TargetPathError` otherwise."""
+def node_name_problem(name: str) -> str | None:
+    """Why DRACOON would refuse ``name`` as a room or file name; None when it is fine.
+
+    The reason never repeats the name, so the caller decides whether the name may be shown
+    (a file name taken from an S3 key might carry personal data).
+    """
     if not name:
-        raise TargetPathError("a room name cannot be empty")
+        return "is empty"
     if name in (".", ".."):
-        raise TargetPathError(f"{name!r} is not a room name")
+        return "is a relative reference ('.' or '..'), not a name"
     if len(name) > MAX_NAME:
-        raise TargetPathError(f"room name longer than {MAX_NAME} characters: {name[:40]!r}...")
-    bad = _FORBIDDEN.search(name)
-    if bad:
-        raise TargetPathError(f"room name {name!r} contains {bad.group()!r}")
-    if name != name.strip() or name.endswith(".") or name.startswith("-"):
-        # DRACOON's node naming convention forbids a leading '-' and a trailing '.'.
-        raise TargetPathError(
-            f"room name {name!r} starts with a space or '-', or ends with a space or '.'"
-        )
-    if _RESERVED.match(name):
-        raise TargetPathError(f"room name {name!r} is reserved")
+        return f"is longer than {MAX_NAME} characters"
+    forbidden = _FORBIDDEN.search(name)
+    if forbidden is not None:
+        return f"contains {forbidden.group()!r}"
+    for char in name:
+        if unicodedata.category(char) == "Cc":
+            return f"contains the control character U+{ord(char):04X}"
+    if name.startswith("-"):
+        return "starts with '-'"
+    if name[0].isspace() or name[-1].isspace():
+        return "starts or ends with a space"
+    if name.endswith("."):
+        return "ends with '.'"
+    if name.split(".", 1)[0].upper() in _RESERVED:
+        return "is a reserved device name (CON, PRN, AUX, NUL, COM1-9, LPT1-9)"
+    return None
+
+
+def check_node_name(name: str) -> str:
+    """``name`` when DRACOON accepts it as a room or file name; TargetPathError otherwise."""
+    problem = node_name_problem(name)
+    if problem is not None:
+        raise TargetPathError(f"the name {_shorten(name)} {problem}")
     return name
 
 
 def render_target_path(template: str, *, instance: str, meeting_type: str) -> tuple[str, ...]:
-    """The room names of ``template`` with ``$instance``/``$meetingType`` substituted."""
+    """The room names, outermost first, that ``template`` gives for an instance and meeting type.
+
+    ``instance`` is the instance's domain, ``meeting_type`` the meeting type's name. The path
+    is relative to the instance's parent room, which is not part of the result.
+    """
+    shown = _shorten(template)
+    if not template.strip():
+        raise TargetPathError("the target path template is empty")
     if template.startswith("/"):
-        raise TargetPathError(f"{template!r}: target paths are relative to the parent room")
+        raise TargetPathError(f"{shown}: target paths are relative to the parent room")
     values = {"instance": instance, "meetingType": meeting_type}
-    segments = template.split("/")
-    rendered = []
-    for segment in segments:
-        if segment in ("", ".", ".."):
-            raise TargetPathError(f"{template!r}: empty, '.' or '..' segment")
+    names = []
+    for position, segment in enumerate(template.split("/"), start=1):
+        if not segment:
+            raise TargetPathError(f"{shown}: segment {position} is empty")
+        if segment in (".", ".."):
+            raise TargetPathError(f"{shown}: segment {position} is {segment!r}")
         try:
             name = Template(segment).substitute(values)
         except KeyError as exc:
             raise TargetPathError(
-                f"{template!r}: unknown variable ${exc.args[0]} (use $instance, $meetingType)"
+                f"{shown}: unknown variable ${exc.args[0]} (known: $instance, $meetingType; "
+                "write ${instance} when letters follow)"
             ) from None
         except ValueError:
-            raise TargetPathError(f"{template!r}: a '$' must start a variable or be '$$'") from None
-        try:
-            rendered.append(check_room_name(name))
-        except TargetPathError as exc:
-            raise TargetPathError(f"{template!r}: {exc}") from None
-    return tuple(rendered)
+            raise TargetPathError(
+                f"{shown}: segment {position} has a '$' that starts no variable (write $$ for '$')"
+            ) from None
+        if "/" in name:
+            # The template's own '/' were split off above: this one came from a value.
+            raise TargetPathError(
+                f"{shown}: segment {position} renders to {_shorten(name)}; a substituted value "
+                "contains '/' and may not add room levels"
+            )
+        problem = node_name_problem(name)
+        if problem is not None:
+            raise TargetPathError(
+                f"{shown}: segment {position} renders to {_shorten(name)}, which {problem}"
+            )
+        names.append(name)
+    return tuple(names)
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    """``repr`` of ``text``, cut short: error messages must stay one readable line."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
