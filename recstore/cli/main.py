@@ -1,4 +1,4 @@
-"""Every ``recstore`` command. Thin on purpose: parse, call into the package, print, exit.
+"""The ``recstore`` group and its core commands. Thin on purpose: parse, call into the package, print, exit.
 
 Exit statuses: 0 success, 1 the command ran and something failed, 2 bad usage or a bad
 configuration (one line per problem on stderr, naming the key).

@@ -1,0 +1,10 @@
+"""The ``recstore`` command line: one module per command group, all registered on :data:`main`.
+
+``main.py`` holds the group and the daemon, config, dev stack, queue and transfer commands;
+each other module adds one group (``kaltura``, ``vidyo``, ``ldap-status``) to it on import.
+Only this package imports click; the commands parse, call into the package, print and exit.
+"""
+
+from recstore.cli.main import main
+
+__all__ = ["main"]
