@@ -271,6 +271,43 @@ class KalturaSettings(_Section):
     timeout: Duration = Field(120.0, description="Timeout of one API request.")
 
 
+class ArchiveSettings(_Section):
+    """``archive.*``: where Kaltura originals are kept in S3, and the rules of seed 001."""
+
+    bucket: str | None = Field(
+        None, description="Bucket of the archived originals (object key = entry id)."
+    )
+    archived_tag: str = Field(
+        "archived_to_s3", alias="archivedTag", description="Tag of an entry copied to S3."
+    )
+    flavors_deleted_tag: str = Field(
+        "flavors_deleted",
+        alias="flavorsDeletedTag",
+        description="Tag of an entry whose flavors were replaced by the placeholder.",
+    )
+    flavors_deleted_aliases: list[str] = Field(
+        default_factory=lambda: ["place_holder_video"],
+        alias="flavorsDeletedAliases",
+        description="Older names read as the flavors-deleted tag (seed 003).",
+    )
+    size_tolerance: float = Field(
+        0.03,
+        alias="sizeTolerance",
+        ge=0,
+        le=1,
+        description="Relative size difference accepted where Kaltura knows only KB sizes.",
+    )
+    max_original_kb: int = Field(
+        10_000_000,
+        alias="maxOriginalKb",
+        ge=1,
+        description="Originals above this size (KB) are not archived; health warns.",
+    )
+    concurrency: int = Field(
+        16, ge=1, le=256, description="Entries looked at (flavors, S3) at the same time."
+    )
+
+
 class LeaseSettings(_Section):
     """``leases.*``: keeps each singleton job to one replica (an S3 object per job)."""
 
@@ -333,6 +370,7 @@ class Settings(_Section):
     s3: S3Settings = S3Settings()
     dracoon: DracoonSettings = DracoonSettings()
     kaltura: KalturaSettings = KalturaSettings()
+    archive: ArchiveSettings = ArchiveSettings()
     leases: LeaseSettings = LeaseSettings()
     http: HttpSettings = HttpSettings()
     daemon: DaemonSettings = DaemonSettings()

@@ -1,0 +1,1 @@
+"""Kaltura archive domain: entry states, filters, health invariants, reports and stats."""

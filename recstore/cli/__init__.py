@@ -5,6 +5,7 @@ each other module adds one group (``kaltura``, ``vidyo``, ``ldap-status``) to it
 Only this package imports click; the commands parse, call into the package, print and exit.
 """
 
+from recstore.cli import kaltura as _kaltura  # noqa: F401 (registers the group)
 from recstore.cli.main import main
 
 __all__ = ["main"]

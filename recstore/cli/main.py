@@ -1,4 +1,4 @@
-"""The ``recstore`` group and its core commands. Thin on purpose: parse, call into the package, print, exit.
+"""The ``recstore`` group and its core commands; thin: parse, call into the package, exit.
 
 Exit statuses: 0 success, 1 the command ran and something failed, 2 bad usage or a bad
 configuration (one line per problem on stderr, naming the key).

@@ -8,7 +8,8 @@ the pipeline allocated once, whatever the object's size.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from recstore.clients.aws_errors import aws_errors
@@ -22,10 +23,18 @@ READ_SIZE = 1024 * 1024
 
 @dataclass(frozen=True)
 class ObjectInfo:
+    """What a HEAD tells: enough to pin reads (ETag) and to judge an archived copy."""
+
     bucket: str
     key: str
     size: int
     etag: str
+    #: ``STANDARD`` when S3 names none; ``GLACIER``, ``DEEP_ARCHIVE``, ... otherwise.
+    storage_class: str = "STANDARD"
+    #: The raw ``x-amz-restore`` header of an archived object, e.g. ``ongoing-request="true"``.
+    restore: str | None = None
+    #: User metadata (``x-amz-meta-*``), keys lower-case.
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 class S3Store:
@@ -39,9 +48,18 @@ class S3Store:
         async def call() -> ObjectInfo:
             with aws_errors(REMOTE, f"head of s3://{bucket}/{key}"):
                 answer = await self._client.head_object(Bucket=bucket, Key=key)
-            return ObjectInfo(bucket, key, int(answer["ContentLength"]), str(answer["ETag"]))
+            return _object_info(bucket, key, answer)
 
         return await call_with_retry(call, remote=REMOTE, policy=self._policy)
+
+    async def find(self, bucket: str, key: str) -> ObjectInfo | None:
+        """Like :meth:`head`, but None when the object does not exist."""
+        try:
+            return await self.head(bucket, key)
+        except RemoteError as exc:
+            if exc.status == 404:
+                return None
+            raise
 
     async def read_into(self, source: ObjectInfo, offset: int, buffer: memoryview) -> int:
         """Fill ``buffer`` from ``offset`` (or up to the end of the object); bytes read.
@@ -133,3 +151,15 @@ class S3Store:
                 await self._client.delete_object(Bucket=bucket, Key=key)
 
         await call_with_retry(call, remote=REMOTE, policy=self._policy)
+
+
+def _object_info(bucket: str, key: str, answer: Mapping[str, Any]) -> ObjectInfo:
+    return ObjectInfo(
+        bucket,
+        key,
+        int(answer["ContentLength"]),
+        str(answer["ETag"]),
+        storage_class=str(answer.get("StorageClass") or "STANDARD"),
+        restore=answer.get("Restore"),
+        metadata={str(k).lower(): str(v) for k, v in (answer.get("Metadata") or {}).items()},
+    )

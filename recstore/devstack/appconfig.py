@@ -76,6 +76,13 @@ def app_config(state: dict[str, Any], http_port: int = 8080) -> dict[str, Any]:
             "encryptionPassword": state.get("dracoon_encryption_password"),
             "parentRoomId": state.get("dracoon_parent_room_id"),
         }
+    if state.get("kaltura_url"):
+        doc["kaltura"] = {
+            "serviceUrl": state["kaltura_url"],
+            "partnerId": state["kaltura_partner_id"],
+            "adminSecret": state["kaltura_admin_secret"],
+        }
+        doc["archive"] = {"bucket": state.get("archive_bucket") or state.get("bucket")}
     return doc
 
 

@@ -33,7 +33,8 @@ Seed document (``POST /_devstack/seed``)::
                                "sizeInBytes": 1048576 | "size": 1024,   # KB
                                "status": 2,   # KalturaFlavorAssetStatus, default 2
                                "content": "<base64>"?,   # else bytes synthesised from the size
-                               "fileExt": "mp4", "flavorParamsId": 0}]}],
+                               "fileExt": "mp4", "flavorParamsId": 0,
+                               "reportBytes": true}]}],   # false: only "size" (KB) answered
      "generate": {"count": 50000, "seed": 1}}
 
 Without ``flavors`` an entry gets one READY original of 1 MiB; ``"flavors": []`` gives none.
@@ -341,6 +342,7 @@ class KalturaStandIn:
             created_at=entry.created_at,
             flavor_params_id=int(spec.get("flavorParamsId", 0 if spec.get("isOriginal") else 2)),
             file_ext=str(spec.get("fileExt", "mp4")),
+            report_bytes=bool(spec.get("reportBytes", True)),
         )
         if data is not None:
             directory = self.store.data_dir / "content"

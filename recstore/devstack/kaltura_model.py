@@ -70,11 +70,19 @@ class Flavor:
     flavor_params_id: int = SOURCE_FLAVOR_PARAMS
     file_ext: str = "mp4"
     path: Path | None = None  # content on disk; None: synthesised from size_bytes
+    #: False plays an older server that reports only the approximate ``size`` in KB.
+    report_bytes: bool = True
     ready_at: float | None = None
     deleted_at: int | None = None
     updated_at: int = 0
 
     def to_api(self, partner_id: int) -> dict[str, Any]:
+        answer = self._api(partner_id)
+        if not self.report_bytes:
+            del answer["sizeInBytes"]
+        return answer
+
+    def _api(self, partner_id: int) -> dict[str, Any]:
         return {
             "objectType": "KalturaFlavorAsset",
             "id": self.id,

@@ -1,0 +1,295 @@
+"""``recstore kaltura list|count|health|stats``: the read-only inventory commands of seed 001.
+
+Each takes the seed's filter options (``--tag``, ``--category``, ``--plays``, ``--status``,
+``--created_within``, ``--created_before``, ``--played_within``, ``--unplayed_for``, ``--id``,
+``--idfile``, ``--max_entries``; spelled with ``_`` as in the seed or ``-``), writes its report
+to stdout and shows a progress bar on stderr when stderr is a terminal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from tqdm import tqdm
+
+from recstore.archive import health as archive_health
+from recstore.archive import inventory
+from recstore.archive.filters import Selection, SelectionError, parse_statuses, read_id_file
+from recstore.archive.report import (
+    FLAVOR_COLUMNS,
+    FORMATS,
+    HEALTH_COLUMNS,
+    LIST_COLUMNS,
+    RowWriter,
+    flavor_rows,
+    health_row,
+    list_row,
+)
+from recstore.archive.stats import STATS_COLUMNS, Stats
+from recstore.cli.main import CONFIG_OPTION, _config_failed, _load, main
+from recstore.errors import ConfigError, RecstoreError
+from recstore.workers.archive_context import ArchiveContext, archive_context
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+FORMAT_OPTION = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="tsv",
+    show_default=True,
+    help="tsv and csv with a header line; json is one object per line.",
+)
+_FILTERS = (
+    click.option(
+        "--tag",
+        "tags",
+        multiple=True,
+        help="Entries with this tag; '!TAG' for entries without it (repeatable, all must hold).",
+    ),
+    click.option(
+        "--category",
+        "categories",
+        type=int,
+        multiple=True,
+        help="Entries in this category id or below it (repeatable: any of them).",
+    ),
+    click.option("--plays", type=int, help="Entries played exactly this many times."),
+    click.option(
+        "--status",
+        "statuses",
+        multiple=True,
+        help="KalturaEntryStatus numbers, e.g. --status 2 or --status 1,-2,0 (default: all "
+        "but DELETED).",
+    ),
+    click.option(
+        "--created_within", "--created-within", type=float, help="Created in the last N years."
+    ),
+    click.option(
+        "--created_before",
+        "--created-before",
+        type=float,
+        help="Created more than N years ago.",
+    ),
+    click.option(
+        "--played_within", "--played-within", type=float, help="Played in the last N years."
+    ),
+    click.option(
+        "--unplayed_for",
+        "--unplayed-for",
+        type=float,
+        help="Not played in the last N years (never played counts, if created before then).",
+    ),
+    click.option("--id", "ids", multiple=True, help="This entry id (repeatable)."),
+    click.option(
+        "--idfile",
+        type=click.File("r", encoding="utf-8"),
+        help="Entry ids, one per line ('#' starts a comment; '-' reads stdin).",
+    ),
+    click.option("--max_entries", "--max-entries", type=int, help="Stop after this many entries."),
+)
+
+
+def selection_options(command: F) -> F:
+    """Add the seed's filter options; the command receives them as one ``selection``."""
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> Any:
+        try:
+            selection = _selection(kwargs)
+        except SelectionError as exc:
+            raise click.UsageError(str(exc)) from None
+        return command(selection=selection, **kwargs)
+
+    for option in reversed(_FILTERS):
+        wrapper = option(wrapper)
+    return wrapper  # type: ignore[return-value]
+
+
+def _selection(kwargs: dict[str, Any]) -> Selection:
+    ids = list(kwargs.pop("ids"))
+    id_file = kwargs.pop("idfile")
+    if id_file is not None:
+        ids += read_id_file(id_file)
+        if not ids:
+            raise SelectionError("--idfile names no entry id")
+    return Selection(
+        tags=tuple(kwargs.pop("tags")),
+        categories=tuple(kwargs.pop("categories")),
+        plays=kwargs.pop("plays"),
+        statuses=parse_statuses(kwargs.pop("statuses")),
+        created_within=kwargs.pop("created_within"),
+        created_before=kwargs.pop("created_before"),
+        played_within=kwargs.pop("played_within"),
+        unplayed_for=kwargs.pop("unplayed_for"),
+        ids=tuple(ids),
+        max_entries=kwargs.pop("max_entries"),
+    )
+
+
+def run_archive_command(
+    config_path: Path | None,
+    work: Callable[[ArchiveContext], Awaitable[T]],
+    *,
+    need_s3: bool = False,
+) -> T:
+    """Load the settings, open the clients, run ``work``; errors become clear exits.
+
+    A bad or incomplete configuration exits 2 naming the key; a remote that fails exits 1
+    with its message (never a secret); a closed stdout (``| head``) ends quietly.
+    """
+    settings = _load(config_path)
+
+    async def run() -> T:
+        async with archive_context(settings, need_s3=need_s3) as context:
+            return await work(context)
+
+    try:
+        return asyncio.run(run())
+    except ConfigError as exc:
+        _config_failed(exc)
+    except RecstoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader went away: nothing left to say
+        sys.exit(0)
+
+
+async def _progress(
+    items: AsyncIterator[T], context: ArchiveContext, selection: Selection, now: datetime
+) -> AsyncIterator[T]:
+    """Pass items through, ticking a bar on stderr when a person is watching."""
+    if not sys.stderr.isatty():
+        async for item in items:
+            yield item
+        return
+    total = None
+    if selection.exact_on_server:
+        total = await inventory.count(context.kaltura, selection, now)
+    with tqdm(total=total, unit=" entries", file=sys.stderr, dynamic_ncols=True) as bar:
+        async for item in items:
+            bar.update()
+            yield item
+
+
+@click.group()
+def kaltura() -> None:
+    """Inventory (and archive) commands on the Kaltura partner of the configuration."""
+
+
+main.add_command(kaltura)
+
+
+@kaltura.command("list")
+@CONFIG_OPTION
+@selection_options
+@click.option(
+    "--mode",
+    type=click.Choice(["video", "flavor"]),
+    default="video",
+    show_default=True,
+    help="One row per entry, or one per flavor of each entry.",
+)
+@FORMAT_OPTION
+def list_entries(config_path: Path | None, selection: Selection, mode: str, fmt: str) -> None:
+    """The selected entries (seed 001's TSV columns), oldest first, past 10,000."""
+
+    async def work(context: ArchiveContext) -> None:
+        now = datetime.now(UTC)
+        entries = _progress(
+            inventory.select(context.kaltura, selection, now), context, selection, now
+        )
+        if mode == "video":
+            writer = RowWriter(sys.stdout, LIST_COLUMNS, fmt)
+            writer.header()
+            async for entry in entries:
+                writer.row(list_row(entry, context.tags))
+            return
+        writer = RowWriter(sys.stdout, FLAVOR_COLUMNS, fmt)
+        writer.header()
+        concurrency = context.settings.archive.concurrency
+        async for view in inventory.inspect(entries, context.kaltura, concurrency=concurrency):
+            for row in flavor_rows(view, context.tags):
+                writer.row(row)
+
+    run_archive_command(config_path, work)
+
+
+@kaltura.command("count")
+@CONFIG_OPTION
+@selection_options
+def count_entries(config_path: Path | None, selection: Selection) -> None:
+    """How many entries the filters select (Kaltura's own count where it is exact)."""
+
+    async def work(context: ArchiveContext) -> int:
+        return await inventory.count(context.kaltura, selection, datetime.now(UTC))
+
+    click.echo(run_archive_command(config_path, work))
+
+
+@kaltura.command("health")
+@CONFIG_OPTION
+@selection_options
+@FORMAT_OPTION
+def health(config_path: Path | None, selection: Selection, fmt: str) -> None:
+    """Check seed 001's invariants per entry; exit 1 when any entry is unhealthy."""
+
+    async def work(context: ArchiveContext) -> tuple[int, int]:
+        now = datetime.now(UTC)
+        entries = _progress(
+            inventory.select(context.kaltura, selection, now), context, selection, now
+        )
+        writer = RowWriter(sys.stdout, HEALTH_COLUMNS, fmt)
+        writer.header()
+        checked = unhealthy = 0
+        async for view in inventory.inspect(
+            entries,
+            context.kaltura,
+            objects=context.s3,
+            bucket=context.bucket,
+            concurrency=context.settings.archive.concurrency,
+        ):
+            result = archive_health.check(view, context.tags, context.sizes)
+            writer.row(health_row(view, result))
+            checked += 1
+            unhealthy += not result.healthy
+        return checked, unhealthy
+
+    checked, unhealthy = run_archive_command(config_path, work, need_s3=True)
+    click.echo(f"{checked} entries checked, {unhealthy} unhealthy", err=True)
+    if unhealthy:
+        sys.exit(1)
+
+
+@kaltura.command("stats")
+@CONFIG_OPTION
+@selection_options
+@FORMAT_OPTION
+def stats(config_path: Path | None, selection: Selection, fmt: str) -> None:
+    """Counts per year, how many are archived or placeholders, and TB that could be saved."""
+
+    async def work(context: ArchiveContext) -> Stats:
+        now = datetime.now(UTC)
+        entries = _progress(
+            inventory.select(context.kaltura, selection, now), context, selection, now
+        )
+        result = Stats(context.tags)
+        async for view in inventory.inspect(
+            entries, context.kaltura, concurrency=context.settings.archive.concurrency
+        ):
+            result.add(view)
+        return result
+
+    result = run_archive_command(config_path, work)
+    writer = RowWriter(sys.stdout, STATS_COLUMNS, fmt)
+    writer.header()
+    for row in result.rows():
+        writer.row(row)

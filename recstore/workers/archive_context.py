@@ -1,0 +1,77 @@
+"""The clients and rules an archive command or worker works with, built once from settings.
+
+Every Kaltura archive command (``recstore kaltura ...``) and the Archiver/Restorer workers
+need the same things: one Kaltura client on one HTTP session, one S3 client for the archive
+bucket, and the tag and size rules of ``archive.*``. Building them in one place keeps one
+session per remote and one reading of the settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+import aiohttp
+
+from recstore.archive.states import ArchiveTags, SizeRule
+from recstore.clients.aws import aws_client
+from recstore.clients.kaltura import KalturaClient
+from recstore.clients.s3 import S3Store
+from recstore.config import ArchiveSettings, Settings
+from recstore.errors import ConfigError
+
+
+def archive_tags(settings: ArchiveSettings) -> ArchiveTags:
+    return ArchiveTags(
+        archived=settings.archived_tag,
+        flavors_deleted=settings.flavors_deleted_tag,
+        flavors_deleted_aliases=tuple(settings.flavors_deleted_aliases),
+    )
+
+
+def size_rule(settings: ArchiveSettings) -> SizeRule:
+    return SizeRule(tolerance=settings.size_tolerance, max_original_kb=settings.max_original_kb)
+
+
+@dataclass(frozen=True)
+class ArchiveContext:
+    settings: Settings
+    kaltura: KalturaClient
+    #: None unless asked for (listing needs no S3).
+    s3: S3Store | None
+    bucket: str | None
+    tags: ArchiveTags
+    sizes: SizeRule
+    http: aiohttp.ClientSession
+
+
+@asynccontextmanager
+async def archive_context(settings: Settings, *, need_s3: bool) -> AsyncIterator[ArchiveContext]:
+    """Open the clients; :class:`ConfigError` names what is missing for the job at hand."""
+    problems: list[tuple[str, str]] = []
+    kaltura = settings.kaltura
+    if not kaltura.service_url:
+        problems.append(("kaltura.serviceUrl", "is required for the Kaltura commands"))
+    if kaltura.partner_id is None:
+        problems.append(("kaltura.partnerId", "is required for the Kaltura commands"))
+    if kaltura.admin_secret is None:
+        problems.append(("kaltura.adminSecret", "is required for the Kaltura commands"))
+    if need_s3 and not settings.archive.bucket:
+        problems.append(("archive.bucket", "is required to look at or change the S3 copies"))
+    if problems:
+        raise ConfigError(problems)
+    async with AsyncExitStack() as stack:
+        http = await stack.enter_async_context(aiohttp.ClientSession())
+        s3 = None
+        if need_s3:
+            s3 = S3Store(await stack.enter_async_context(aws_client(settings.aws, "s3")))
+        yield ArchiveContext(
+            settings=settings,
+            kaltura=KalturaClient(kaltura, http),
+            s3=s3,
+            bucket=settings.archive.bucket,
+            tags=archive_tags(settings.archive),
+            sizes=size_rule(settings.archive),
+            http=http,
+        )
