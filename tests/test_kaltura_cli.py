@@ -223,3 +223,59 @@ def test_bad_input_and_unreachable_kaltura(kaltura_stack: Path, tmp_path: Path) 
     assert down.returncode == 1
     assert "kaltura" in down.stderr
     assert doc["kaltura"]["adminSecret"] not in down.stderr + down.stdout
+
+
+def test_progress_bar_only_on_a_terminal(kaltura_stack: Path) -> None:
+    """stderr a terminal: a bar that reaches the total; stderr a pipe: no bar at all."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    from tests.conftest import ROOT
+
+    every = ids(*CASES)
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+    try:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "recstore",
+                "kaltura",
+                "list",
+                *every,
+                "--config",
+                str(kaltura_stack),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            env=clean_env(COLUMNS="120"),
+            cwd=ROOT,
+            timeout=60,
+            check=False,
+        )
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # EIO: the other side is closed and drained
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(leader)
+    assert proc.returncode == 0
+    bar = b"".join(chunks).decode(errors="replace")
+    assert f"{len(CASES)}/{len(CASES)}" in bar
+    assert "entries" in bar
+    assert proc.stdout.decode().count("\n") == len(CASES) + 1
+
+    piped = kaltura(kaltura_stack, "list", *every)
+    assert piped.stderr == ""
