@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import time
@@ -14,7 +15,7 @@ import pytest
 from aiohttp import web
 from pydantic import SecretStr
 
-from recstore.clients.kaltura import Call, KalturaClient, KalturaError
+from recstore.clients.kaltura import Call, KalturaClient, KalturaError, token_resource
 from recstore.config import KalturaSettings
 from recstore.devstack.kaltura import KalturaStandIn
 from recstore.retry import RetryPolicy
@@ -164,3 +165,90 @@ async def test_flavors_tags_and_download_urls(stand_in: dict[str, Any]) -> None:
             assert len(await answer.read()) == 4096
         updated = await client.update_tags("0_v", ["a", "b", "archived_to_s3"])
     assert {t.strip() for t in updated["tags"].split(",")} == {"a", "b", "archived_to_s3"}
+
+
+async def fault(state: dict[str, Any], **plan: Any) -> None:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{state['kaltura_url']}/_devstack/faults", json=plan) as answer,
+    ):
+        assert answer.status == 200, await answer.text()
+
+
+async def chunks_of(data: bytes, size: int) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+async def wait_ready(client: KalturaClient, entry_id: str) -> None:
+    """Until the entry and every flavor are READY (a replacement converts behind a READY entry)."""
+    for _ in range(200):
+        entry = await client.get_entry(entry_id)
+        flavors = await client.flavors(entry_id)
+        if str(entry["status"]) == "2" and flavors and all(f["status"] == 2 for f in flavors):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{entry_id} never became READY")
+
+
+async def test_entry_from_a_chunked_upload_that_resumes(stand_in: dict[str, Any]) -> None:
+    data = bytes(range(256)) * 4000  # 1,024,000 bytes in 5 chunks
+    async with aiohttp.ClientSession() as session:
+        client = KalturaClient(settings(stand_in), session, FAST)
+        entry = await client.add_media({"name": "uploaded", "tags": "x"})
+        assert str(entry["status"]) == "7"  # NO_CONTENT
+        token = await client.add_upload_token("video.mp4", len(data))
+        # the second and third upload calls break: each resumes where the server stands
+        await fault(stand_in, error_rate=1, error_status=503, path_pattern="uploadtoken", count=2)
+        done = await client.upload(token["id"], chunks_of(data, 250_000))
+        assert done["uploadedFileSize"] == len(data)
+        await client.add_content(entry["id"], token_resource(token["id"]))
+        await wait_ready(client, entry["id"])
+        [original] = [f for f in await client.flavors(entry["id"]) if f["isOriginal"]]
+        async with session.get(await client.flavor_url(original["id"])) as answer:
+            assert await answer.read() == data
+
+        # replace the content through a URL, a new thumbnail, flavors deleted, fields updated
+        other = b"replacement" * 1000
+        token2 = await client.add_upload_token("other.mp4", len(other))
+        await client.upload(token2["id"], chunks_of(other, 4096))
+        await client.update_content(entry["id"], token_resource(token2["id"]))
+        await wait_ready(client, entry["id"])
+        await client.update_thumbnail(entry["id"], 1.5)
+        for flavor in await client.flavors(entry["id"]):
+            if not flavor["isOriginal"]:
+                await client.delete_flavor(flavor["id"])
+        [left] = await client.flavors(entry["id"])
+        async with session.get(await client.flavor_url(left["id"])) as answer:
+            assert await answer.read() == other
+        renamed = await client.update_media(entry["id"], {"name": "renamed"})
+        assert renamed["name"] == "renamed"
+
+        # an upload that does not add up to the announced size is refused at the end
+        short = await client.add_upload_token("short.mp4", 10)
+        with pytest.raises(KalturaError) as refused:
+            await client.upload(short["id"], chunks_of(b"12345", 2))
+        assert refused.value.code == "UPLOAD_TOKEN_CANNOT_MATCH_EXPECTED_SIZE"
+
+
+async def test_metadata_profiles_and_metadata(stand_in: dict[str, Any]) -> None:
+    xsd = (
+        '<?xml version="1.0"?><xsd:schema xmlns:xsd="http://www.w3.org/2001/XMLSchema">'
+        '<xsd:element name="metadata"><xsd:complexType><xsd:sequence>'
+        '<xsd:element name="Title" type="xsd:string" minOccurs="0"/>'
+        "</xsd:sequence></xsd:complexType></xsd:element></xsd:schema>"
+    )
+    await seed(stand_in, [{"id": "0_m", "createdAt": T0}])
+    async with aiohttp.ClientSession() as session:
+        client = KalturaClient(settings(stand_in), session, FAST)
+        assert await client.metadata_profiles("sys_one") == []
+        profile = await client.add_metadata_profile("One", "sys_one", xsd)
+        [found] = await client.metadata_profiles("sys_one")
+        assert found["id"] == profile["id"]
+        added = await client.add_metadata(
+            profile["id"], "0_m", "<metadata><Title>a &amp; b</Title></metadata>"
+        )
+        await client.update_metadata(added["id"], "<metadata><Title>c</Title></metadata>")
+        [stored] = await client.list_metadata(profile["id"], "0_m")
+        assert "<Title>c</Title>" in stored["xml"]
+        assert await client.list_metadata(profile["id"], "0_other") == []

@@ -19,7 +19,7 @@ import hashlib
 import os
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,8 @@ TRANSIENT_CODES = frozenset({"SERVICE_UNAVAILABLE", "INTERNAL_SERVERERROR", "LOC
 #: Renew a session this long before it expires.
 RENEW_MARGIN = 300.0
 ADMIN = 2
+#: How often one upload chunk is resumed after a transient failure.
+UPLOAD_RESUMES = 5
 
 
 class KalturaError(RemoteError):
@@ -286,6 +288,186 @@ class KalturaClient:
             baseEntry={"objectType": "KalturaBaseEntry", "tags": ",".join(tags)},
         )
         return result
+
+    async def add_media(self, entry: Mapping[str, Any]) -> dict[str, Any]:
+        """``media.add``: a new entry (status NO_CONTENT until content is added)."""
+        fields = {"objectType": "KalturaMediaEntry", "mediaType": 1, **entry}
+        return _object(await self.call("media", "add", entry=fields))
+
+    async def update_media(self, entry_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """``media.update``: a partial update of the named fields."""
+        entry = {"objectType": "KalturaMediaEntry", **fields}
+        return _object(await self.call("media", "update", entryId=entry_id, mediaEntry=entry))
+
+    async def add_content(self, entry_id: str, resource: Mapping[str, Any]) -> dict[str, Any]:
+        """``media.addContent`` (only on NO_CONTENT entries); see :func:`url_resource`."""
+        return _object(
+            await self.call("media", "addContent", entryId=entry_id, resource=dict(resource))
+        )
+
+    async def update_content(self, entry_id: str, resource: Mapping[str, Any]) -> dict[str, Any]:
+        """``media.updateContent``: replace an entry's content (its id and embeds stay)."""
+        return _object(
+            await self.call("media", "updateContent", entryId=entry_id, resource=dict(resource))
+        )
+
+    async def update_thumbnail(self, entry_id: str, offset_seconds: float) -> dict[str, Any]:
+        """``media.updateThumbnail``: a new default thumbnail from this moment of the video."""
+        return _object(
+            await self.call("media", "updateThumbnail", entryId=entry_id, timeOffset=offset_seconds)
+        )
+
+    async def delete_flavor(self, flavor_id: str) -> None:
+        await self.call("flavorAsset", "delete", id=flavor_id)
+
+    async def add_upload_token(self, file_name: str, file_size: int | None) -> dict[str, Any]:
+        """``uploadToken.add``; with ``file_size`` the server checks the finished upload."""
+        token: dict[str, Any] = {"objectType": "KalturaUploadToken", "fileName": file_name}
+        if file_size is not None:
+            token["fileSize"] = file_size
+        return _object(await self.call("uploadToken", "add", uploadToken=token))
+
+    async def upload_token(self, token_id: str) -> dict[str, Any]:
+        return _object(await self.call("uploadToken", "get", uploadTokenId=token_id))
+
+    async def upload(
+        self, token_id: str, chunks: AsyncIterable[bytes], *, start_at: int = 0
+    ) -> dict[str, Any]:
+        """Send ``chunks`` into an upload token, one ``uploadToken.upload`` call each.
+
+        Resumable: a chunk whose call fails is resent from what the server reports as
+        received (``uploadedFileSize``), so a dropped connection costs one chunk, not the
+        file; ``start_at`` continues an upload an earlier run left unfinished (the chunks
+        must then start at that byte). Memory is one chunk. The last call is marked
+        ``finalChunk``, which makes the server check the size given to ``add``.
+        """
+        position = start_at
+        pending: bytes | None = None
+        async for chunk in chunks:
+            if pending is not None:
+                position = await self._upload_chunk(token_id, pending, position, final=False)
+            pending = bytes(chunk)
+        token = await self._send_final(token_id, pending or b"", position)
+        return token
+
+    async def _send_final(self, token_id: str, data: bytes, position: int) -> dict[str, Any]:
+        await self._upload_chunk(token_id, data, position, final=True)
+        return await self.upload_token(token_id)
+
+    async def _upload_chunk(self, token_id: str, data: bytes, position: int, *, final: bool) -> int:
+        """Upload ``data`` at ``position``; the position after it. Resumes a broken attempt."""
+        sent = 0
+        for _ in range(UPLOAD_RESUMES + 1):
+            try:
+                await self._upload_call(token_id, data[sent:], position + sent, final=final)
+                return position + len(data)
+            except KalturaError as exc:
+                if not exc.transient:
+                    raise
+                received = int((await self.upload_token(token_id)).get("uploadedFileSize") or 0)
+                if not position <= received <= position + len(data):
+                    raise
+                sent = received - position
+        raise KalturaError(f"upload to token {token_id} kept failing", transient=True)
+
+    async def _upload_call(self, token_id: str, data: bytes, at: int, *, final: bool) -> None:
+        form = aiohttp.FormData()
+        for name, value in (
+            ("ks", self._session_ks()),
+            ("format", "1"),
+            ("uploadTokenId", token_id),
+            ("resume", "1" if at else "0"),
+            ("resumeAt", str(at)),
+            ("finalChunk", "1" if final else "0"),
+        ):
+            form.add_field(name, value)
+        form.add_field("fileData", data, filename="upload", content_type="application/octet-stream")
+        url = f"{self._base}/uploadtoken/action/upload?format=1"
+        try:
+            async with self._session.post(url, data=form, timeout=self._timeout) as answer:
+                if answer.status != 200:
+                    raise KalturaError(
+                        f"uploadToken.upload answered HTTP {answer.status}",
+                        status=answer.status,
+                        transient=transient_status(answer.status),
+                    )
+                result = await answer.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise KalturaError(
+                f"kaltura unreachable: {type(exc).__name__}", transient=True
+            ) from exc
+        _raise_if_error(result, "uploadToken.upload")
+
+    async def metadata_profiles(self, system_name: str) -> list[dict[str, Any]]:
+        """``metadataProfile.list`` by system name."""
+        page = await self.call(
+            "metadata_metadataProfile",
+            "list",
+            filter={"objectType": "KalturaMetadataProfileFilter", "systemNameEqual": system_name},
+        )
+        objects: list[dict[str, Any]] = page.get("objects") or []
+        return objects
+
+    async def add_metadata_profile(
+        self, name: str, system_name: str, xsd: str, views: str | None = None
+    ) -> dict[str, Any]:
+        """``metadataProfile.add`` for entry metadata (``metadataObjectType`` 1)."""
+        profile = {
+            "objectType": "KalturaMetadataProfile",
+            "metadataObjectType": 1,
+            "name": name,
+            "systemName": system_name,
+            "createMode": 1,
+        }
+        params: dict[str, Any] = {"metadataProfile": profile, "xsdData": xsd}
+        if views is not None:
+            params["viewsData"] = views
+        return _object(await self.call("metadata_metadataProfile", "add", **params))
+
+    async def list_metadata(self, profile_id: int, object_id: str) -> list[dict[str, Any]]:
+        page = await self.call(
+            "metadata_metadata",
+            "list",
+            filter={
+                "objectType": "KalturaMetadataFilter",
+                "metadataProfileIdEqual": profile_id,
+                "objectIdEqual": object_id,
+            },
+        )
+        objects: list[dict[str, Any]] = page.get("objects") or []
+        return objects
+
+    async def add_metadata(self, profile_id: int, object_id: str, xml: str) -> dict[str, Any]:
+        """``metadata.add`` on an entry (``objectType`` 1); the XML follows the profile's XSD."""
+        return _object(
+            await self.call(
+                "metadata_metadata",
+                "add",
+                metadataProfileId=profile_id,
+                objectType=1,
+                objectId=object_id,
+                xmlData=xml,
+            )
+        )
+
+    async def update_metadata(self, metadata_id: int, xml: str) -> dict[str, Any]:
+        return _object(await self.call("metadata_metadata", "update", id=metadata_id, xmlData=xml))
+
+
+def url_resource(url: str) -> dict[str, Any]:
+    """Content Kaltura fetches itself from ``url``."""
+    return {"objectType": "KalturaUrlResource", "url": url}
+
+
+def token_resource(token_id: str) -> dict[str, Any]:
+    """Content from a finished upload token."""
+    return {"objectType": "KalturaUploadedFileTokenResource", "token": token_id}
+
+
+def _object(result: Any) -> dict[str, Any]:
+    if not isinstance(result, dict):
+        raise KalturaError(f"kaltura answered {type(result).__name__} where an object was due")
+    return result
 
 
 def _error_code(result: Any) -> str | None:
