@@ -70,6 +70,9 @@ class Node:
     notes: str = ""
     expire_at: str | None = None
     data: Path | None = None
+    #: A file completed by S3 direct upload keeps its parts, in order, instead of one copy:
+    #: concatenating them cost the stand-in a second write of every byte.
+    parts: list[Path] = field(default_factory=list)
 
 
 @dataclass

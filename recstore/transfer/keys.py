@@ -75,9 +75,23 @@ class MissingKeyResolver:
     appear on several pages), which matters with thousands of users.
     """
 
-    def __init__(self, private_key: UserPrivateKey) -> None:
-        self._private_key = private_key
-        self._plain: dict[int, PlainFileKey | str] = {}
+    def __init__(
+        self,
+        private_key: UserPrivateKey | None = None,
+        known: Mapping[int, PlainFileKey] | None = None,
+    ) -> None:
+        self.private_key = private_key
+        self._plain: dict[int, PlainFileKey | str] = dict(known or {})
+
+    def needs_private_key(self, page: Mapping[str, Any]) -> bool:
+        """Whether the page lists a file whose key is not known yet (and no key is at hand).
+
+        The transferer knows the plain key of the file it just uploaded, so sharing it needs
+        no private key at all: unlocking one costs a PBKDF2 of 1.3 million rounds.
+        """
+        if self.private_key is not None:
+            return False
+        return any(int(f["id"]) not in self._plain for f in page.get("files", []))
 
     def _file_key(self, file_id: int, container: Mapping[str, Any] | None) -> PlainFileKey | str:
         known = self._plain.get(file_id)
@@ -85,8 +99,10 @@ class MissingKeyResolver:
             return known
         if container is None:
             return "the server sent no file key for it"
+        if self.private_key is None:
+            return "no private key to decrypt its file key with"
         try:
-            result: PlainFileKey | str = decrypt_file_key(dict(container), self._private_key)
+            result: PlainFileKey | str = decrypt_file_key(dict(container), self.private_key)
         except CryptoError as exc:
             result = f"file key cannot be decrypted with this account's key: {exc}"
         self._plain[file_id] = result
