@@ -27,6 +27,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: lint
+	bash scripts/ensure-slapd
 	$(BIN)/pytest
 
 bench: $(BENCH_STAMP)

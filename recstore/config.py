@@ -33,6 +33,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    model_validator,
 )
 
 from recstore.errors import ConfigError
@@ -46,6 +47,42 @@ RESERVED_ENV = frozenset({"RECSTORE_CONFIG", "RECSTORE_CONFIG_S3_URI", "RECSTORE
 Size = Annotated[int, BeforeValidator(parse_size)]
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+
+def _ldap_urls(value: Any) -> Any:
+    """A list of ``ldap://``/``ldaps://`` URLs; a string (the environment) splits on spaces."""
+    urls = value.replace(",", " ").split() if isinstance(value, str) else value
+    if isinstance(urls, list):
+        for url in urls:
+            if not isinstance(url, str) or not url.lower().startswith(("ldap://", "ldaps://")):
+                raise ValueError(f"{url!r} is not an ldap:// or ldaps:// URL")
+    return urls
+
+
+def _ldap_filter(value: Any) -> Any:
+    """A filter template: parenthesised, balanced, with ``{id}`` where the id goes."""
+    if not isinstance(value, str):
+        return value
+    depth, closed_at = 0, -1
+    for position, char in enumerate(value):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth <= 0:
+            closed_at = position
+            break
+    if not value.startswith("(") or closed_at != len(value) - 1:
+        raise ValueError("must be one parenthesised LDAP filter with balanced parentheses")
+    if "{id}" not in value:
+        raise ValueError("must contain {id} where the looked-up id goes")
+    return value
+
+
+def _ldap_filter_or_empty(value: Any) -> Any:
+    return value if value == "" else _ldap_filter(value)
+
+
+LdapUrls = Annotated[list[str], BeforeValidator(_ldap_urls)]
+LdapFilter = Annotated[str, BeforeValidator(_ldap_filter)]
+LdapFilterOrEmpty = Annotated[str, BeforeValidator(_ldap_filter_or_empty)]
 
 
 class _Section(BaseModel):
@@ -155,6 +192,59 @@ class PeriodicWorkerSettings(_Section):
     )
 
 
+class VidyoSyncSettings(PeriodicWorkerSettings):
+    """``workers.VidyoSync.*``: new VidyoReplay recordings become Kaltura entries (seed 000)."""
+
+    interval_minutes: int = Field(
+        15, alias="intervalMinutes", ge=1, description="Minutes between two sync cycles."
+    )
+    tag: str = Field(
+        "vidyoreplay",
+        min_length=1,
+        description="Kaltura tag of every imported entry; the recording's own tags follow it.",
+    )
+    categories: list[str] = Field(
+        default_factory=list,
+        description="Kaltura categories of every imported entry (full names, `>` between levels).",
+    )
+    user_id: str | None = Field(
+        None,
+        alias="userId",
+        description="Kaltura owner of the imported entries; unset: the recording's VidyoReplay "
+        "user name.",
+    )
+    batch_size: int = Field(
+        50,
+        alias="batchSize",
+        ge=1,
+        le=200,
+        description="Recordings per Kaltura multirequest (up to three calls each).",
+    )
+    metadata: bool = Field(
+        True,
+        description="Keep the recording's VidyoReplay fields as custom metadata on its entry.",
+    )
+    metadata_profile_id: int | None = Field(
+        None,
+        alias="metadataProfileId",
+        description="Id of the custom metadata profile; unset: looked up by its system name "
+        "(`recstore vidyo setup-metadata --write` fills this in).",
+    )
+    metadata_profile_system_name: str = Field(
+        "vidyoreplaymetadata00",
+        alias="metadataProfileSystemName",
+        min_length=1,
+        description="System name of the custom metadata profile.",
+    )
+    fetch_auth: Literal["header", "url", "none"] = Field(
+        "header",
+        alias="fetchAuth",
+        description="How Kaltura logs in to VidyoReplay to pull a recording: `header` (Basic "
+        "auth in the URL resource's `urlHeaders`), `url` (credentials in the URL, for Kaltura "
+        "servers without `urlHeaders`; never logged) or `none` (links need no login).",
+    )
+
+
 class ArchiveWorkerSettings(PeriodicWorkerSettings):
     """Archiver and Restorer: dry run unless ``apply`` says otherwise."""
 
@@ -162,6 +252,55 @@ class ArchiveWorkerSettings(PeriodicWorkerSettings):
         1440, alias="intervalMinutes", ge=1, description="Minutes between two runs."
     )
     apply: bool = Field(False, description="Change things; false logs what would be done.")
+    max_entries: int | None = Field(
+        None,
+        alias="maxEntries",
+        ge=1,
+        description="Plan at most this many entries per action and run (unset: all).",
+    )
+
+
+class ArchiverSettings(ArchiveWorkerSettings):
+    """``workers.Archiver.*``: plans s3copy, then replace-video, for entries not played lately."""
+
+    unplayed_for: float = Field(
+        2.0,
+        alias="unplayedFor",
+        gt=0,
+        description="Archive entries not played in this many years (never played counts).",
+    )
+
+
+class RestorerSettings(ArchiveWorkerSettings):
+    """``workers.Restorer.*``: plans restores of placeholder entries that were played again."""
+
+    played_within: float = Field(
+        1.0,
+        alias="playedWithin",
+        gt=0,
+        description="Restore placeholder entries played in this many years.",
+    )
+
+
+class ArchiveActionsSettings(_Section):
+    """``workers.ArchiveActions.*``: the pool that runs the planned per-entry archive actions."""
+
+    enabled: bool = Field(False, description="Consume the archive queue in this daemon.")
+    count: int = Field(2, ge=1, le=64, description="Entries worked on at once.")
+    visibility_timeout: int = Field(
+        300,
+        alias="visibilityTimeout",
+        ge=10,
+        le=43200,
+        description="Seconds a received message stays hidden; renewed every third of it.",
+    )
+    wait_time_seconds: int = Field(
+        20,
+        alias="waitTimeSeconds",
+        ge=1,
+        le=20,
+        description="SQS long-poll wait; stopping waits for an open poll at most this long.",
+    )
 
 
 class WorkersSettings(_Section):
@@ -171,12 +310,11 @@ class WorkersSettings(_Section):
     dracoon_global_sharer: DracoonGlobalSharerSettings = Field(
         DracoonGlobalSharerSettings(), alias="DracoonGlobalSharer"
     )
-    vidyo_sync: PeriodicWorkerSettings = Field(
-        PeriodicWorkerSettings(interval_minutes=15), alias="VidyoSync"
-    )
-    archiver: ArchiveWorkerSettings = Field(ArchiveWorkerSettings(), alias="Archiver")
-    restorer: ArchiveWorkerSettings = Field(
-        ArchiveWorkerSettings(interval_minutes=60), alias="Restorer"
+    vidyo_sync: VidyoSyncSettings = Field(VidyoSyncSettings(), alias="VidyoSync")
+    archiver: ArchiverSettings = Field(ArchiverSettings(), alias="Archiver")
+    restorer: RestorerSettings = Field(RestorerSettings(interval_minutes=60), alias="Restorer")
+    archive_actions: ArchiveActionsSettings = Field(
+        ArchiveActionsSettings(), alias="ArchiveActions"
     )
 
 
@@ -271,6 +409,28 @@ class KalturaSettings(_Section):
     timeout: Duration = Field(120.0, description="Timeout of one API request.")
 
 
+class VidyoSettings(_Section):
+    """``vidyo.*``: the VidyoReplay server whose recordings VidyoSync imports into Kaltura."""
+
+    url: str | None = Field(
+        None,
+        description="Server base URL, e.g. https://replay.example.com (the SOAP service is at "
+        "/replay/services/VidyoReplayContentManagementService).",
+    )
+    user: str | None = Field(
+        None, description="A super (admin) user of VidyoReplay, for HTTP Basic auth."
+    )
+    password: SecretStr | None = Field(None, description="That user's password (secret).")
+    timeout: Duration = Field(60.0, description="Timeout of one SOAP request.")
+    page_size: int = Field(
+        100,
+        alias="pageSize",
+        ge=1,
+        le=200,
+        description="Records per RecordsSearch page (the server allows at most 200).",
+    )
+
+
 class ArchiveSettings(_Section):
     """``archive.*``: where Kaltura originals are kept in S3, and the rules of seed 001."""
 
@@ -306,6 +466,175 @@ class ArchiveSettings(_Section):
     concurrency: int = Field(
         16, ge=1, le=256, description="Entries looked at (flavors, S3) at the same time."
     )
+    actions_concurrency: int = Field(
+        4,
+        alias="actionsConcurrency",
+        ge=1,
+        le=64,
+        description="Entries the CLI's s3copy/replace-video/restore/repair change at once.",
+    )
+    storage_class: Literal[
+        "STANDARD",
+        "STANDARD_IA",
+        "ONEZONE_IA",
+        "INTELLIGENT_TIERING",
+        "GLACIER_IR",
+        "GLACIER",
+        "DEEP_ARCHIVE",
+    ] = Field("GLACIER", alias="storageClass", description="S3 storage class of the copies.")
+    part_size: Size = Field(
+        32 * 1024 * 1024,
+        alias="partSize",
+        ge=5 * 1024 * 1024,
+        le=5 * 1024**3,
+        description="Bytes per multipart part and per upload chunk; memory is about 3 parts.",
+    )
+    exempt_tag: str | None = Field(
+        None,
+        alias="exemptTag",
+        description="Entries with this tag (e.g. a legal hold) are never archived.",
+    )
+    placeholder_video: Path | None = Field(
+        None,
+        alias="placeholderVideo",
+        description="Video file that replaces archived originals (needed by replace-video).",
+    )
+    thumbnail_offset: float = Field(
+        0.0,
+        alias="thumbnailOffset",
+        ge=0,
+        description="Second of the placeholder the new thumbnail is taken from.",
+    )
+    verify_before_replace: bool = Field(
+        True,
+        alias="verifyBeforeReplace",
+        description="Before deleting flavors, read the original again and compare it with the "
+        "S3 copy's recorded SHA-256 (where one is recorded).",
+    )
+    ready_timeout: Duration = Field(
+        1800.0,
+        alias="readyTimeout",
+        gt=0,
+        description="How long replace-video/restore wait for the new content to be READY.",
+    )
+    ready_poll: Duration = Field(
+        10.0, alias="readyPoll", gt=0, description="Pause between two READY checks."
+    )
+    restore_days: int = Field(
+        2, alias="restoreDays", ge=1, description="Days a Glacier restore stays readable."
+    )
+    restore_tier: Literal["Bulk", "Standard", "Expedited"] = Field(
+        "Bulk", alias="restoreTier", description="Glacier retrieval tier (cost vs. hours)."
+    )
+    restore_mode: Literal["url", "stream"] = Field(
+        "url",
+        alias="restoreMode",
+        description="`url`: Kaltura fetches a presigned S3 URL; `stream`: recstore uploads "
+        "the original through an upload token (and checks its SHA-256 on the way).",
+    )
+    url_expiry: Duration = Field(
+        86400.0,
+        alias="urlExpiry",
+        ge=60,
+        le=604800,
+        description="Lifetime of the presigned URL handed to Kaltura (restoreMode url).",
+    )
+    queue: str = Field(
+        "archive", description="Archive action queue: a key of `queues` or a queue URL."
+    )
+    dead_letter_queue: str = Field(
+        "archive-dlq",
+        alias="deadLetterQueue",
+        description="Its dead-letter queue: a key of `queues` or a queue URL.",
+    )
+    report_prefix: str = Field(
+        "log/",
+        alias="reportPrefix",
+        description="Key prefix of the run reports in the bucket (then YYYY/MM/).",
+    )
+
+
+class LdapSettings(_Section):
+    """``ldap.*``: the directory that `ldap-status` asks about the creators of entries.
+
+    The defaults are seed 001's rules (``uid``, the ``puresource`` filters); the seed's base DN
+    ``o=princeton university,c=us`` is the example. ``{id}`` in a filter stands for the looked-up
+    id, escaped as RFC 4515 says, so an id such as ``*)(uid=*`` matches nothing.
+    """
+
+    urls: LdapUrls = Field(
+        default_factory=list,
+        description="Servers tried in order, e.g. `[ldaps://ldap.example.edu]` (`ldap://` "
+        "only with `startTls`); a space-separated string in the environment.",
+    )
+    bind_dn: str | None = Field(
+        None,
+        alias="bindDn",
+        description="Service account of the simple bind, e.g. "
+        "`uid=svc-recstore,o=princeton university,c=us`; unset: anonymous.",
+    )
+    bind_password: SecretStr | None = Field(
+        None, alias="bindPassword", description="Password of `bindDn` (secret)."
+    )
+    base_dn: str | None = Field(
+        None,
+        alias="baseDn",
+        description="Search base, e.g. `o=princeton university,c=us` (seed 001).",
+    )
+    user_attribute: str = Field(
+        "uid", alias="userAttribute", description="Attribute that holds the creator id."
+    )
+    active_filter: LdapFilter = Field(
+        "(&(uid={id})(|(puresource=authentication=enabled)(puresource=authentication=goingaway)))",
+        alias="activeFilter",
+        description="An account is active while this matches (seed 001's rule).",
+    )
+    going_away_filter: LdapFilterOrEmpty = Field(
+        "(&(uid={id})(puresource=authentication=goingaway))",
+        alias="goingAwayFilter",
+        description="An active account matching this is reported `goingaway`; empty: never.",
+    )
+    name_attributes: list[str] = Field(
+        default_factory=lambda: ["displayName", "cn"],
+        alias="nameAttributes",
+        description="The name column: the first of these the entry has.",
+    )
+    org_unit_attribute: str = Field(
+        "ou", alias="orgUnitAttribute", description="The org_unit column's attribute."
+    )
+    strip_email_domain: bool = Field(
+        True,
+        alias="stripEmailDomain",
+        description="Look `netid@example.edu` up as `netid`, as seed 001 did.",
+    )
+    start_tls: bool = Field(
+        False, alias="startTls", description="Upgrade `ldap://` connections with StartTLS."
+    )
+    verify_certificate: bool = Field(
+        True,
+        alias="verifyCertificate",
+        description="Check the server's certificate and name; false only for a test bench.",
+    )
+    ca_file: Path | None = Field(
+        None, alias="caFile", description="PEM file of the CA(s) to trust (default: system's)."
+    )
+    timeout: Duration = Field(10.0, gt=0, description="Timeout of connecting and of one search.")
+    concurrency: int = Field(
+        4, ge=1, le=32, description="Connections (and searches in flight) at most."
+    )
+    batch_size: int = Field(
+        50, alias="batchSize", ge=1, le=500, description="Ids asked about in one search."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LdapSettings:
+        if (self.bind_dn is None) != (self.bind_password is None):
+            raise ValueError("give both bindDn and bindPassword, or neither")
+        if self.start_tls and any(url.lower().startswith("ldaps://") for url in self.urls):
+            raise ValueError("startTls is for ldap:// URLs; ldaps:// is TLS already")
+        if self.ca_file is not None and not self.ca_file.is_file():
+            raise ValueError(f"caFile: no such file: {self.ca_file}")
+        return self
 
 
 class LeaseSettings(_Section):
@@ -324,10 +653,18 @@ class LeaseSettings(_Section):
 
 
 class HttpSettings(_Section):
-    """``http.*``: the server for /healthcheck and /metrics."""
+    """``http.*``: the server for /healthcheck, /metrics and the /status dashboard."""
 
     host: str = Field("0.0.0.0", description="Listen address.")
     port: int = Field(8080, ge=0, le=65535, description="Listen port (0: any free port).")
+    status_user: str | None = Field(
+        None,
+        alias="statusUser",
+        description="Basic auth user for /status and /status.json (with `statusPassword`).",
+    )
+    status_password: SecretStr | None = Field(
+        None, alias="statusPassword", description="Password of `statusUser` (secret)."
+    )
 
 
 class DaemonSettings(_Section):
@@ -355,6 +692,12 @@ class DaemonSettings(_Section):
         alias="stableAfter",
         description="A worker that ran this long without crashing counts as recovered.",
     )
+    queue_depth_interval: Duration = Field(
+        30.0,
+        alias="queueDepthInterval",
+        ge=1,
+        description="How often the work and dead-letter queues' depths are read from SQS.",
+    )
 
 
 class Settings(_Section):
@@ -370,7 +713,9 @@ class Settings(_Section):
     s3: S3Settings = S3Settings()
     dracoon: DracoonSettings = DracoonSettings()
     kaltura: KalturaSettings = KalturaSettings()
+    vidyo: VidyoSettings = VidyoSettings()
     archive: ArchiveSettings = ArchiveSettings()
+    ldap: LdapSettings = LdapSettings()
     leases: LeaseSettings = LeaseSettings()
     http: HttpSettings = HttpSettings()
     daemon: DaemonSettings = DaemonSettings()
@@ -521,6 +866,10 @@ def _cross_checks(settings: Settings) -> list[tuple[str, str]]:
     if (aws.access_key_id is None) != (aws.secret_access_key is None):
         missing = "aws.secretAccessKey" if aws.secret_access_key is None else "aws.accessKeyId"
         problems.append((missing, "give both aws.accessKeyId and aws.secretAccessKey, or neither"))
+    http = settings.http
+    if (http.status_user is None) != (http.status_password is None):
+        missing = "http.statusPassword" if http.status_password is None else "http.statusUser"
+        problems.append((missing, "give both http.statusUser and http.statusPassword, or neither"))
     transferer = settings.workers.file_transferer
     if transferer.enabled and "FileTransferer" in AVAILABLE_WORKERS:
         if transferer.count < 1:
@@ -553,16 +902,82 @@ def _cross_checks(settings: Settings) -> list[tuple[str, str]]:
                 "no DRACOON account to serve: configure dracoon.* or instances (or set 0)",
             )
         )
+    problems += _archive_checks(settings)
+    problems += _vidyo_checks(settings)
     for alias, key in enabled_workers(settings):
         if alias not in AVAILABLE_WORKERS:
             problems.append((f"workers.{alias}.{key}", "this worker is not in this version yet"))
     return problems
 
 
+def _archive_checks(settings: Settings) -> list[tuple[str, str]]:
+    """What the Archiver, Restorer and ArchiveActions workers need once one of them runs."""
+    workers = settings.workers
+    on = [
+        name
+        for name, enabled in (
+            ("Archiver", workers.archiver.enabled),
+            ("Restorer", workers.restorer.enabled),
+            ("ArchiveActions", workers.archive_actions.enabled),
+        )
+        if enabled
+    ]
+    archive = settings.archive
+    problems: list[tuple[str, str]] = []
+    if archive.placeholder_video is not None and not archive.placeholder_video.is_file():
+        problems.append(("archive.placeholderVideo", f"no such file: {archive.placeholder_video}"))
+    if not on:
+        return problems
+    needed = f"required while {', '.join(on)} runs"
+    kaltura = settings.kaltura
+    for key, value in (
+        ("kaltura.serviceUrl", kaltura.service_url),
+        ("kaltura.partnerId", kaltura.partner_id),
+        ("kaltura.adminSecret", kaltura.admin_secret),
+        ("archive.bucket", archive.bucket),
+    ):
+        if value is None or value == "":
+            problems.append((key, needed))
+    for key, value in (("queue", archive.queue), ("deadLetterQueue", archive.dead_letter_queue)):
+        if not value.startswith(("http://", "https://")) and value not in settings.queues:
+            problems.append((f"archive.{key}", f"{value!r} is not a key of `queues`"))
+    if workers.archiver.enabled and workers.archiver.apply and archive.placeholder_video is None:
+        problems.append(("archive.placeholderVideo", "required while the Archiver applies"))
+    return problems
+
+
+def _vidyo_checks(settings: Settings) -> list[tuple[str, str]]:
+    """What VidyoSync needs once it runs: both ends of the sync."""
+    if not settings.workers.vidyo_sync.enabled:
+        return []
+    vidyo, kaltura = settings.vidyo, settings.kaltura
+    return [
+        (key, "required while VidyoSync runs")
+        for key, value in (
+            ("vidyo.url", vidyo.url),
+            ("vidyo.user", vidyo.user),
+            ("vidyo.password", vidyo.password),
+            ("kaltura.serviceUrl", kaltura.service_url),
+            ("kaltura.partnerId", kaltura.partner_id),
+            ("kaltura.adminSecret", kaltura.admin_secret),
+        )
+        if value is None or value == ""
+    ]
+
+
 #: Workers that run in one replica at a time, under a lease.
 SINGLETON_WORKERS = frozenset({"DracoonGlobalSharer", "VidyoSync", "Archiver", "Restorer"})
 #: Workers this build can run; the others are refused at start rather than silently idle.
-AVAILABLE_WORKERS: frozenset[str] = frozenset({"FileTransferer", "DracoonGlobalSharer"})
+AVAILABLE_WORKERS: frozenset[str] = frozenset(
+    {
+        "FileTransferer",
+        "DracoonGlobalSharer",
+        "VidyoSync",
+        "Archiver",
+        "Restorer",
+        "ArchiveActions",
+    }
+)
 
 
 def enabled_workers(settings: Settings) -> list[tuple[str, str]]:
@@ -574,6 +989,7 @@ def enabled_workers(settings: Settings) -> list[tuple[str, str]]:
         ("VidyoSync", "enabled", workers.vidyo_sync.enabled),
         ("Archiver", "enabled", workers.archiver.enabled),
         ("Restorer", "enabled", workers.restorer.enabled),
+        ("ArchiveActions", "enabled", workers.archive_actions.enabled),
     ]
     return [(name, key) for name, key, on in switched if on]
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from recstore import __version__, events
 from recstore.config import Settings
+from recstore.queue_depth import QueueDepthSampler
 from recstore.supervisor import Supervisor
 from recstore.systemd import Notifier
 from recstore.web import WebServer
@@ -26,7 +27,8 @@ async def async_run(settings: Settings, workers: Sequence[Worker] | None = None)
     """Serve until SIGTERM/SIGINT; 0 after a clean drain, 1 when work had to be cancelled."""
     workers = list(build_workers(settings) if workers is None else workers)
     supervisor = Supervisor(workers, settings.daemon)
-    web = WebServer(supervisor, settings.http)
+    sampler = QueueDepthSampler(settings)
+    web = WebServer(supervisor, settings.http, queues=sampler)
     notifier = Notifier()
     await web.start()
     supervisor.install_signal_handlers()
@@ -41,7 +43,10 @@ async def async_run(settings: Settings, workers: Sequence[Worker] | None = None)
     )
     supervisor.on_stop.append(notifier.stopping)
     running = asyncio.create_task(supervisor.run(), name="supervisor")
-    helpers = [asyncio.create_task(_tell_systemd(notifier, supervisor, len(workers)))]
+    helpers = [
+        asyncio.create_task(_tell_systemd(notifier, supervisor, len(workers))),
+        asyncio.create_task(sampler.run(), name="queue-depth"),
+    ]
     try:
         clean = await running
     finally:

@@ -74,6 +74,14 @@ CONFIGURATION_ERROR = Event(15018, "error", "Configuration error")
 LIBRARY_MESSAGE = Event(15019, "info", "Message from a library (level as logged)")
 WORKER_STATUS = Event(15020, "info", "Worker status (started, stopped, restarted, healthy)")
 STOP_APPLICATION = Event(15021, "info", "Stop application (drain started, drain finished)")
+ARCHIVE_STATUS = Event(15022, "info", "Archive action status (an entry's outcome)")
+ARCHIVE_ERROR = Event(15023, "error", "Archive action error (an entry's action failed)")
+ARCHIVE_PLAN = Event(15024, "info", "Archive or restore run planned (entries enqueued)")
+VIDYO_SYNC_STATUS = Event(15025, "info", "VidyoSync cycle status (started, counts, finished)")
+VIDYO_SYNC_RECORDING = Event(15026, "info", "VidyoSync recording step done (SUCCESS lines)")
+VIDYO_SYNC_ERROR = Event(
+    15027, "error", "VidyoSync error (a recording, a batch or the cycle failed; retried next cycle)"
+)
 
 ALL_EVENTS: tuple[Event, ...] = tuple(
     value for value in list(globals().values()) if isinstance(value, Event)
@@ -189,5 +197,5 @@ def setup_logging(level: str = "info", fmt: str = "text", stream: TextIO | None 
     root.addHandler(RECENT_FAILURES)
     root.setLevel(logging.getLevelNamesMapping()[level.upper()])
     # Chatty libraries log at INFO about every request; their warnings still come through.
-    for name in ("aiobotocore", "botocore", "aiohttp.access", "urllib3", "zeep"):
+    for name in ("aiobotocore", "botocore", "aiohttp.access", "urllib3", "zeep", "httpx"):
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

@@ -6,6 +6,7 @@ what the daemon knows rather than guessing from the outside.
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import urllib.error
@@ -20,13 +21,28 @@ def status_url(http: HttpSettings) -> str:
     return f"http://{host}:{http.port}/status.json"
 
 
-def fetch_status(url: str, timeout: float = 5.0) -> dict[str, Any]:
-    """The daemon's status document; ``ConnectionError`` with a clear message when it is down."""
+def fetch_status(
+    url: str, timeout: float = 5.0, login: tuple[str, str] | None = None
+) -> dict[str, Any]:
+    """The daemon's status document; ``ConnectionError`` with a clear message when it is down.
+
+    ``login`` is ``(http.statusUser, http.statusPassword)`` when the daemon requires it.
+    """
     if not url.startswith(("http://", "https://")):
         raise ValueError(f"{url!r} is not an http(s) URL")
+    request = urllib.request.Request(url)  # noqa: S310 (scheme checked)
+    if login is not None:
+        token = base64.b64encode(f"{login[0]}:{login[1]}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as answer:  # noqa: S310 (scheme checked)
+        with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
             document: dict[str, Any] = json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        if exc.code == 401:
+            raise ConnectionError(
+                f"{url} wants a login: set http.statusUser/statusPassword in the configuration"
+            ) from None
+        raise ConnectionError(f"{url} answered {exc.code}") from None
     except (urllib.error.URLError, OSError) as exc:
         raise ConnectionError(f"no recstore daemon answers at {url}: {exc}") from None
     return document
@@ -50,8 +66,16 @@ def render(document: dict[str, Any]) -> str:
             done, total = int(job.get("bytes_done", 0)), int(job.get("bytes_total", 0))
             share = f"{100 * done / total:5.1f} %" if total else "    -"
             lines.append(f"      {job.get('job_id', '?')}  {share} of {total} bytes")
-        if worker.get("last_run"):
-            lines.append(f"      last run: {worker['last_run']}")
+        periodic = worker.get("periodic")
+        if periodic:
+            lines.append("      " + _periodic(periodic, float(document.get("time") or time.time())))
+    for queue in document.get("queues", []):
+        depth = "?" if queue.get("visible") is None else queue["visible"]
+        busy = "?" if queue.get("not_visible") is None else queue["not_visible"]
+        error = f"  ({queue['error']})" if queue.get("error") else ""
+        lines.append(
+            f"queue {queue['name']} ({queue['role']}): {depth} waiting, {busy} in flight{error}"
+        )
     failures = document.get("recent_failures", [])
     if failures:
         lines.append("recent failures:")
@@ -60,6 +84,20 @@ def render(document: dict[str, Any]) -> str:
             who = failure.get("worker") or "-"
             lines.append(f"  {when}Z {failure['code']} {who}: {failure['message']}")
     return "\n".join(lines) + "\n"
+
+
+def _periodic(periodic: dict[str, Any], now: float) -> str:
+    last = periodic.get("last_started")
+    last_text = "never run" if last is None else f"last run {_duration(now - float(last))} ago"
+    if periodic.get("last_outcome"):
+        last_text += f" ({periodic['last_outcome']})"
+    upcoming = periodic.get("next_run")
+    if upcoming is not None:
+        next_text = f"next in {_duration(max(0.0, float(upcoming) - now))}"
+    else:
+        next_text = f"lease {periodic.get('lease', '?')}"
+    counts = ", ".join(f"{k} {v}" for k, v in (periodic.get("outcomes") or {}).items())
+    return f"{last_text}; {next_text}; {counts}"
 
 
 def _duration(seconds: float) -> str:

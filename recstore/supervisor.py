@@ -181,6 +181,7 @@ class Supervisor:
         events.worker_var.set(worker.name)
         delay = self.settings.restart_backoff_initial
         metrics.WORKER_HEALTHY.labels(worker=worker.name).set(1)
+        metrics.WORKER_RESTARTS.labels(worker=worker.name)  # the series exists at 0 from start
         while not self.stop_event.is_set():
             slot.running_since = self._clock()
             metrics.WORKER_RUNNING.labels(worker=worker.name).set(1)

@@ -6,6 +6,9 @@ Only this package imports click; the commands parse, call into the package, prin
 """
 
 from recstore.cli import kaltura as _kaltura  # noqa: F401 (registers the group)
+from recstore.cli import kaltura_actions as _kaltura_actions  # noqa: F401 (its commands)
+from recstore.cli import ldap as _ldap  # noqa: F401 (the ldap-status command)
+from recstore.cli import vidyo as _vidyo  # noqa: F401 (registers the group)
 from recstore.cli.main import main
 
 __all__ = ["main"]

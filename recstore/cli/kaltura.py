@@ -199,14 +199,27 @@ main.add_command(kaltura)
     help="One row per entry, or one per flavor of each entry.",
 )
 @FORMAT_OPTION
-def list_entries(config_path: Path | None, selection: Selection, mode: str, fmt: str) -> None:
+@click.option(
+    "--ldap",
+    "with_ldap",
+    is_flag=True,
+    help="Add ldap_status, name and org_unit from the directory (ldap.*), as ldap-status does.",
+)
+def list_entries(
+    config_path: Path | None, selection: Selection, mode: str, fmt: str, with_ldap: bool
+) -> None:
     """The selected entries (seed 001's TSV columns), oldest first, past 10,000."""
+    if with_ldap and mode != "video":
+        raise click.UsageError("--ldap works with --mode video (one row per entry)")
 
     async def work(context: ArchiveContext) -> None:
         now = datetime.now(UTC)
         entries = _progress(
             inventory.select(context.kaltura, selection, now), context, selection, now
         )
+        if with_ldap:
+            await _list_with_ldap(context, entries, fmt)
+            return
         if mode == "video":
             writer = RowWriter(sys.stdout, LIST_COLUMNS, fmt)
             writer.header()
@@ -221,6 +234,26 @@ def list_entries(config_path: Path | None, selection: Selection, mode: str, fmt:
                 writer.row(row)
 
     run_archive_command(config_path, work)
+
+
+async def _list_with_ldap(
+    context: ArchiveContext, entries: AsyncIterator[dict[str, Any]], fmt: str
+) -> None:
+    """The whole report is looked up before a line is written: a directory that fails midway
+    must not leave a report that looks complete."""
+    from recstore.archive.ldap_report import LDAP_COLUMNS, add_ldap_columns
+    from recstore.clients.ldap import LdapDirectory
+
+    ldap = context.settings.ldap
+    rows = [list_row(entry, context.tags) async for entry in entries]
+    async with LdapDirectory(ldap) as directory:
+        enhanced = await add_ldap_columns(
+            rows, directory, strip_email_domain=ldap.strip_email_domain
+        )
+    writer = RowWriter(sys.stdout, LIST_COLUMNS + LDAP_COLUMNS, fmt)
+    writer.header()
+    for row in enhanced:
+        writer.row(row)
 
 
 @kaltura.command("count")

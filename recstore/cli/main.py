@@ -198,6 +198,21 @@ def config_defaults() -> None:
     click.echo(render_defaults(), nl=False)
 
 
+@config.command("reference")
+@click.option(
+    "--part",
+    type=click.Choice(["settings", "events", "metrics"]),
+    default="settings",
+    show_default=True,
+    help="settings: docs/configuration.md; events, metrics: the README's tables.",
+)
+def config_reference(part: str) -> None:
+    """Print Markdown reference generated from the code: keys, event codes or metrics."""
+    from recstore.config_doc import REFERENCE_PARTS
+
+    click.echo(REFERENCE_PARTS[part](), nl=False)
+
+
 @config.command("fetch")
 @click.argument("uri")
 @click.option(
@@ -287,10 +302,14 @@ def status(config_path: Path | None, url: str | None) -> None:
     """Workers, their health and jobs, and recent failures of a running daemon."""
     from recstore.status import fetch_status, render, status_url
 
-    if url is None:
-        url = status_url(_load(config_path).http)
+    login = None
+    if url is None or config_path is not None:
+        http = _load(config_path).http
+        url = url or status_url(http)
+        if http.status_user is not None and http.status_password is not None:
+            login = (http.status_user, http.status_password.get_secret_value())
     try:
-        document = fetch_status(url)
+        document = fetch_status(url, login=login)
     except (ConnectionError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(render(document), nl=False)

@@ -1,14 +1,26 @@
-"""S3: head, ranged reads into the caller's buffer, delete.
+"""S3: head, ranged reads into the caller's buffer, streamed multipart writes, restores, delete.
 
 Reads are ranged GETs pinned to the ETag seen when the job started (``IfMatch``): a recording
 overwritten mid-transfer fails with a permanent error instead of producing a file stitched from
 two versions. A range's body is streamed into a caller-owned buffer, so memory is the buffers
 the pipeline allocated once, whatever the object's size.
+
+Writes of unknown length (a Kaltura original streamed from its download URL) are multipart
+uploads fed one part at a time (:meth:`S3Store.upload_stream`): memory is a few parts, never
+the object. Each part carries its SHA-256 (S3's ``ChecksumAlgorithm=SHA256``), so S3 refuses
+a part damaged on the way and records the composite checksum with the object, where a later
+reader (a restore) can check the bytes it got. Servers that ignore checksums (``rclone serve
+s3``) still work; the checksum is then simply not recorded. A failed upload is aborted, so no
+half-written parts linger and bill.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import base64
+import contextlib
+import hashlib
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +47,63 @@ class ObjectInfo:
     restore: str | None = None
     #: User metadata (``x-amz-meta-*``), keys lower-case.
     metadata: Mapping[str, str] = field(default_factory=dict)
+    #: S3's SHA-256 checksum of the object (``<base64>`` or, for multipart, ``<base64>-<parts>``),
+    #: where the object was written with one and the server records it.
+    checksum_sha256: str | None = None
+
+    @property
+    def archived(self) -> bool:
+        """In a storage class whose bytes must be restored before they can be read."""
+        return self.storage_class in ARCHIVE_CLASSES
+
+    @property
+    def restore_state(self) -> str | None:
+        """None (no restore asked), ``"ongoing"`` or ``"done"`` (readable until it expires)."""
+        if not self.restore:
+            return None
+        return "ongoing" if 'ongoing-request="true"' in self.restore else "done"
+
+    @property
+    def readable(self) -> bool:
+        """Whether a GET works now: not archived, or restored."""
+        return not self.archived or self.restore_state == "done"
+
+
+#: Storage classes whose objects are read only after a restore request.
+ARCHIVE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
+#: S3's smallest part (all but the last) and most parts per upload.
+MIN_PART_SIZE = 5 * 1024 * 1024
+MAX_PARTS = 10_000
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    """What a streamed upload wrote."""
+
+    bucket: str
+    key: str
+    size: int
+    etag: str
+    parts: int
+    #: The composite checksum as S3 states it: base64 SHA-256 of the part digests, ``-<parts>``.
+    checksum_sha256: str
+
+
+def part_digest(data: bytes | bytearray | memoryview) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def composite_checksum(part_digests: list[bytes]) -> str:
+    """S3's checksum of a multipart object: SHA-256 over the part digests, then ``-<parts>``."""
+    whole = hashlib.sha256(b"".join(part_digests)).digest()
+    return f"{base64.b64encode(whole).decode()}-{len(part_digests)}"
+
+
+def same_checksum(a: str | None, b: str | None) -> bool:
+    """Compare two S3 checksums, with or without the ``-<parts>`` suffix (moto leaves it off)."""
+    if not a or not b:
+        return False
+    return a.split("-")[0] == b.split("-")[0]
 
 
 class S3Store:
@@ -47,7 +116,9 @@ class S3Store:
     async def head(self, bucket: str, key: str) -> ObjectInfo:
         async def call() -> ObjectInfo:
             with aws_errors(REMOTE, f"head of s3://{bucket}/{key}"):
-                answer = await self._client.head_object(Bucket=bucket, Key=key)
+                answer = await self._client.head_object(
+                    Bucket=bucket, Key=key, ChecksumMode="ENABLED"
+                )
             return _object_info(bucket, key, answer)
 
         return await call_with_retry(call, remote=REMOTE, policy=self._policy)
@@ -145,6 +216,208 @@ class S3Store:
 
         return await call_with_retry(call, remote=REMOTE, policy=self._policy)
 
+    async def upload_stream(
+        self,
+        bucket: str,
+        key: str,
+        parts: AsyncIterable[bytes],
+        *,
+        storage_class: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        content_type: str = "application/octet-stream",
+        checksums: bool = True,
+    ) -> UploadResult:
+        """Write ``parts`` (each at least :data:`MIN_PART_SIZE` but the last) as one object.
+
+        The next part is read while the current one is sent (one part of read-ahead), so a
+        download feeding ``parts`` and the upload overlap; memory is about three parts. Each
+        part is sent with its SHA-256, and an answer that states a different one is a damaged
+        part, sent again. Any failure (or cancellation) aborts the upload before it surfaces.
+        """
+        extra: dict[str, Any] = {"ContentType": content_type}
+        if storage_class:
+            extra["StorageClass"] = storage_class
+        if metadata:
+            extra["Metadata"] = dict(metadata)
+        if checksums:
+            extra["ChecksumAlgorithm"] = "SHA256"
+        where = f"s3://{bucket}/{key}"
+
+        async def create() -> str:
+            with aws_errors(REMOTE, f"multipart start of {where}"):
+                answer = await self._client.create_multipart_upload(Bucket=bucket, Key=key, **extra)
+            return str(answer["UploadId"])
+
+        upload_id = await call_with_retry(create, remote=REMOTE, policy=self._policy)
+        try:
+            return await self._send_parts(bucket, key, upload_id, parts, checksums)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._abort(bucket, key, upload_id))
+            raise
+
+    async def _send_parts(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        parts: AsyncIterable[bytes],
+        checksums: bool,
+    ) -> UploadResult:
+        where = f"s3://{bucket}/{key}"
+        sent: list[dict[str, Any]] = []
+        digests: list[bytes] = []
+        size = 0
+        async with contextlib.aclosing(_read_ahead(parts)) as ahead:
+            async for data in ahead:
+                number = len(sent) + 1
+                if number > MAX_PARTS:
+                    raise RemoteError(
+                        f"s3 upload of {where} needs more than {MAX_PARTS} parts: "
+                        "raise the part size",
+                        remote=REMOTE,
+                    )
+                digest = await asyncio.to_thread(part_digest, data)
+                sent.append(
+                    await self._upload_part(
+                        bucket, key, upload_id, number, data, digest if checksums else None
+                    )
+                )
+                digests.append(digest)
+                size += len(data)
+        if not sent:  # an empty object is one empty part
+            digest = part_digest(b"")
+            sent.append(
+                await self._upload_part(
+                    bucket, key, upload_id, 1, b"", digest if checksums else None
+                )
+            )
+            digests.append(digest)
+
+        async def complete() -> str:
+            with aws_errors(REMOTE, f"multipart completion of {where}"):
+                answer = await self._client.complete_multipart_upload(
+                    Bucket=bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": sent},
+                )
+            return str(answer.get("ETag", ""))
+
+        etag = await call_with_retry(complete, remote=REMOTE, policy=self._policy)
+        return UploadResult(bucket, key, size, etag, len(sent), composite_checksum(digests))
+
+    async def _upload_part(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        number: int,
+        data: bytes,
+        digest: bytes | None,
+    ) -> dict[str, Any]:
+        """One part; with ``digest`` sent as its SHA-256, which the answer must confirm."""
+        what = f"upload of part {number} of s3://{bucket}/{key}"
+        extra: dict[str, str] = {}
+        if digest is not None:
+            extra = {
+                "ChecksumAlgorithm": "SHA256",
+                "ChecksumSHA256": base64.b64encode(digest).decode(),
+            }
+
+        async def call() -> dict[str, Any]:
+            with aws_errors(REMOTE, what):
+                answer = await self._client.upload_part(
+                    Bucket=bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    Body=data,
+                    **extra,
+                )
+            stated = answer.get("ChecksumSHA256")
+            if extra and stated and stated != extra["ChecksumSHA256"]:
+                raise RemoteError(
+                    f"s3 {what}: the server holds other bytes than were sent",
+                    remote=REMOTE,
+                    code="BadDigest",
+                    transient=True,
+                )
+            part: dict[str, Any] = {"PartNumber": number, "ETag": answer["ETag"]}
+            if extra:
+                part["ChecksumSHA256"] = extra["ChecksumSHA256"]
+            return part
+
+        return await call_with_retry(call, remote=REMOTE, policy=self._policy)
+
+    async def _abort(self, bucket: str, key: str, upload_id: str) -> None:
+        async def call() -> None:
+            with aws_errors(REMOTE, f"multipart abort of s3://{bucket}/{key}"):
+                await self._client.abort_multipart_upload(
+                    Bucket=bucket, Key=key, UploadId=upload_id
+                )
+
+        await call_with_retry(call, remote=REMOTE, policy=self._policy)
+
+    async def read_chunks(self, source: ObjectInfo, chunk_size: int) -> AsyncIterator[bytes]:
+        """The object's bytes in ``chunk_size`` pieces, the next range read while one is used.
+
+        Each piece is a ranged GET pinned to the object's ETag (see :meth:`read_into`); memory
+        is two pieces whatever the object's size.
+        """
+        if chunk_size <= 0:
+            raise ValueError("chunk_size must be positive")
+
+        async def pieces() -> AsyncIterator[bytes]:
+            offset = 0
+            while offset < source.size:
+                buffer = bytearray(min(chunk_size, source.size - offset))
+                n = await self.read_into(source, offset, memoryview(buffer))
+                if n == 0:
+                    raise RemoteError(
+                        f"s3 read of s3://{source.bucket}/{source.key} ended at {offset}",
+                        remote=REMOTE,
+                        transient=True,
+                    )
+                offset += n
+                yield bytes(buffer) if n == len(buffer) else bytes(buffer[:n])
+
+        async with contextlib.aclosing(_read_ahead(pieces())) as ahead:
+            async for piece in ahead:
+                yield piece
+
+    async def restore(self, bucket: str, key: str, days: int, tier: str) -> bool:
+        """Ask S3 to bring an archived object back for ``days``; True when it already was.
+
+        S3 answers 202 for a new request and 200 when a restored copy exists already; a
+        request for an object whose restore is still running is refused with
+        ``RestoreAlreadyInProgress``, which here means "asked before" (False).
+        """
+
+        async def call() -> bool:
+            try:
+                with aws_errors(REMOTE, f"restore request of s3://{bucket}/{key}"):
+                    answer = await self._client.restore_object(
+                        Bucket=bucket,
+                        Key=key,
+                        RestoreRequest={"Days": days, "GlacierJobParameters": {"Tier": tier}},
+                    )
+            except RemoteError as exc:
+                if exc.code == "RestoreAlreadyInProgress":
+                    return False
+                raise
+            return int(answer.get("ResponseMetadata", {}).get("HTTPStatusCode", 202)) == 200
+
+        return await call_with_retry(call, remote=REMOTE, policy=self._policy)
+
+    async def presigned_get(self, bucket: str, key: str, expires: int) -> str:
+        """A URL anyone holding it can GET the object with, for ``expires`` seconds."""
+        with aws_errors(REMOTE, f"presigning of s3://{bucket}/{key}"):
+            url = await self._client.generate_presigned_url(
+                "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires
+            )
+        return str(url)
+
     async def delete(self, bucket: str, key: str) -> None:
         async def call() -> None:
             with aws_errors(REMOTE, f"delete of s3://{bucket}/{key}"):
@@ -162,4 +435,40 @@ def _object_info(bucket: str, key: str, answer: Mapping[str, Any]) -> ObjectInfo
         storage_class=str(answer.get("StorageClass") or "STANDARD"),
         restore=answer.get("Restore"),
         metadata={str(k).lower(): str(v) for k, v in (answer.get("Metadata") or {}).items()},
+        checksum_sha256=answer.get("ChecksumSHA256"),
     )
+
+
+async def _read_ahead(items: AsyncIterable[bytes]) -> AsyncGenerator[bytes, None]:
+    """Yield ``items`` while the next one is already being produced (one item of read-ahead).
+
+    The producer step runs as a task, so a download feeding an upload keeps receiving while
+    the consumer sends; its error surfaces at the consumer's next step, and stopping early
+    cancels it.
+    """
+    iterator = aiter(items)
+
+    async def step() -> bytes | None:
+        try:
+            return await anext(iterator)
+        except StopAsyncIteration:
+            return None
+
+    pending: asyncio.Task[bytes | None] | None = asyncio.create_task(step())
+    try:
+        while pending is not None:
+            item = await pending
+            if item is None:
+                pending = None
+                return
+            pending = asyncio.create_task(step())
+            yield item
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await pending  # its result or error is moot once the consumer stopped
+        closer = getattr(iterator, "aclose", None)
+        if closer is not None:
+            with contextlib.suppress(Exception):
+                await closer()

@@ -6,11 +6,12 @@ queue) is the worker's rule.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from recstore.clients.aws_errors import aws_errors
+from recstore.errors import RemoteError
 from recstore.retry import RetryPolicy, call_with_retry
 
 REMOTE = "sqs"
@@ -88,6 +89,39 @@ class SqsQueue:
             return str(answer["MessageId"])
 
         return await call_with_retry(call, remote=REMOTE, policy=self._policy)
+
+    async def send_batch(self, bodies: Sequence[str]) -> None:
+        """Send up to 10 bodies in one call; what SQS refuses is sent again, then raised.
+
+        A batch call succeeds as a whole even when single messages fail, so the answer's
+        ``Failed`` list is checked: those go again (with the retry helper's backoff) until
+        none is left or the policy gives up.
+        """
+        if not bodies:
+            return
+        if len(bodies) > 10:
+            raise ValueError("SQS takes at most 10 messages per batch")
+        pending = {str(i): body for i, body in enumerate(bodies)}
+
+        async def call() -> None:
+            with aws_errors(REMOTE, "batch send"):
+                answer = await self._client.send_message_batch(
+                    QueueUrl=self.url,
+                    Entries=[{"Id": i, "MessageBody": body} for i, body in pending.items()],
+                )
+            for done in answer.get("Successful", []):
+                pending.pop(str(done["Id"]), None)
+            failed = answer.get("Failed", [])
+            if failed:
+                first = failed[0]
+                raise RemoteError(
+                    f"sqs batch send: {len(failed)} message(s) refused ({first.get('Code')})",
+                    remote=REMOTE,
+                    code=str(first.get("Code")),
+                    transient=not any(f.get("SenderFault") for f in failed),
+                )
+
+        await call_with_retry(call, remote=REMOTE, policy=self._policy)
 
     async def depth(self) -> tuple[int, int]:
         """(messages waiting, messages in flight), as SQS approximates them."""

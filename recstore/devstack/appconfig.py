@@ -83,6 +83,15 @@ def app_config(state: dict[str, Any], http_port: int = 8080) -> dict[str, Any]:
             "adminSecret": state["kaltura_admin_secret"],
         }
         doc["archive"] = {"bucket": state.get("archive_bucket") or state.get("bucket")}
+        if state.get("archive_queue"):
+            doc["archive"]["queue"] = state["archive_queue"]
+            doc["archive"]["deadLetterQueue"] = state["archive_dead_letter_queue"]
+    if state.get("vidyo_url"):
+        doc["vidyo"] = {
+            "url": state["vidyo_url"],
+            "user": state["vidyo_user"],
+            "password": state["vidyo_password"],
+        }
     return doc
 
 

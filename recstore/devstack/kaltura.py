@@ -14,7 +14,10 @@ delete``; ``uploadToken.add/get/upload`` (chunked: ``resume``, ``resumeAt``, ``f
 Flavors are downloadable from the URL ``flavorAsset.getUrl`` returns.
 
 Admin routes: ``POST /_devstack/seed``, ``GET /_devstack/state``, ``POST /_devstack/settings``
-(``{"conversionDelay": seconds}``: how long new content "converts" before READY),
+(``{"conversionDelay": seconds}``: how long new content "converts" before READY;
+``{"callFaults": [{"service", "action", "match", "code", "message", "count"}]}``: calls of
+that action whose parameters (as JSON) contain ``match`` fail with ``code``, ``count`` times or
+always, even inside a multirequest, for tests of per-call error handling),
 ``POST /_devstack/play`` (``{"entryId", "at"?}``: one more play, ``lastPlayedAt`` = ``at`` or
 now), and ``GET/POST /_devstack/faults`` (see :mod:`recstore.devstack.faults`).
 
@@ -51,6 +54,7 @@ seed realistic unix times.
 from __future__ import annotations
 
 import base64
+import json
 import random
 import re
 import time
@@ -112,6 +116,7 @@ class KalturaStandIn:
         self.secret = admin_secret
         self.services = Services(self.store, admin_secret, conversion_delay)
         self.faults = FaultInjector()
+        self.call_faults: list[dict[str, Any]] = []
         self.base_url = ""
 
     # -- contract with the dev stack --
@@ -203,9 +208,24 @@ class KalturaStandIn:
                     f"The access to service [{service}->{action}] is forbidden",
                     SERVICE=f"{service}->{action}",
                 )
+            self._call_fault(key, params)
             return await handler(params, session)
         except ApiError as exc:
             return exc
+
+    def _call_fault(self, key: tuple[str, str], params: dict[str, Any]) -> None:
+        """Fail this one call if a planned call fault matches it (see :meth:`settings`)."""
+        if not self.call_faults:
+            return
+        text = json.dumps(params, default=str, ensure_ascii=False)
+        for fault in self.call_faults:
+            if fault["count"] is not None and fault["count"] <= 0:
+                continue
+            if (fault["service"], fault["action"]) != key or fault["match"] not in text:
+                continue
+            if fault["count"] is not None:
+                fault["count"] -= 1
+            raise ApiError(fault["code"], fault["message"])
 
     def _session(self, params: dict[str, Any]) -> Session:
         ks = as_str(params.get("ks"))
@@ -426,9 +446,13 @@ class KalturaStandIn:
             data = await request.json()
             if "conversionDelay" in data:
                 self.services.conversion_delay = float(data["conversionDelay"])
-        except (ValueError, TypeError, AttributeError) as exc:
+            if "callFaults" in data:
+                self.call_faults = [_call_fault(spec) for spec in data["callFaults"] or []]
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
             return web.json_response({"error": str(exc)}, status=400)
-        return web.json_response({"conversionDelay": self.services.conversion_delay})
+        return web.json_response(
+            {"conversionDelay": self.services.conversion_delay, "callFaults": self.call_faults}
+        )
 
     async def play(self, request: web.Request) -> web.Response:
         try:
@@ -441,6 +465,17 @@ class KalturaStandIn:
         entry.views += 1
         entry.last_played_at = at
         return web.json_response(self.services.entry_api(entry))
+
+
+def _call_fault(spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "service": str(spec["service"]).lower(),
+        "action": str(spec["action"]).lower(),
+        "match": str(spec.get("match", "")),
+        "code": str(spec.get("code", "INTERNAL_SERVERERROR")),
+        "message": str(spec.get("message", "injected call fault")),
+        "count": None if spec.get("count") is None else int(spec["count"]),
+    }
 
 
 def _resolve(call: dict[str, Any], results: list[Any]) -> dict[str, Any]:

@@ -58,6 +58,19 @@ Action = Callable[[dict[str, Any], Session | None], Awaitable[Any]]
 _STR_FIELDS = {"name": "name", "description": "description", "userId": "user_id"}
 
 
+def _url_headers(value: Any) -> dict[str, str]:
+    """``KalturaUrlResource.urlHeaders``: KalturaString objects holding ``Name: value`` lines
+    (a JSON list, or a form's ``{"0": {...}}``)."""
+    items = list(value.values()) if isinstance(value, dict) else value or []
+    headers: dict[str, str] = {}
+    for item in items:
+        line = as_str(item.get("value")) if isinstance(item, dict) else as_str(item)
+        name, sep, content = (line or "").partition(":")
+        if sep and name.strip():
+            headers[name.strip()] = content.strip()
+    return headers
+
+
 def _is_loopback(url: str) -> bool:
     host = urllib.parse.urlsplit(url).hostname or ""
     if host == "localhost":
@@ -327,7 +340,8 @@ class Services(MetadataActions):
             original = self._new_original(entry, replacing, FLAVOR_IMPORTING)
             if not replacing:
                 entry.status = ENTRY_IMPORT
-            task = asyncio.create_task(self._import(entry, original, url, replacing))
+            headers = _url_headers(resource.get("urlHeaders"))
+            task = asyncio.create_task(self._import(entry, original, url, replacing, headers))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
         else:
@@ -378,18 +392,28 @@ class Services(MetadataActions):
         self.store.pending.add(entry.id)
         self.store.tick()
 
-    async def _import(self, entry: Entry, original: Flavor, url: str, replacing: bool) -> None:
+    async def _import(
+        self,
+        entry: Entry,
+        original: Flavor,
+        url: str,
+        replacing: bool,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Pull the URL as Kaltura's import job does (``user:password@`` and ``urlHeaders`` too)."""
         path = self.content_dir / original.id
         try:
             async with (
                 aiohttp.ClientSession() as http,
-                http.get(url, timeout=aiohttp.ClientTimeout(total=600)) as response,
+                http.get(
+                    url, headers=headers or {}, timeout=aiohttp.ClientTimeout(total=600)
+                ) as response,
             ):
                 response.raise_for_status()
                 with path.open("wb") as out:
                     async for chunk in response.content.iter_chunked(1 << 16):
                         out.write(chunk)
-        except (aiohttp.ClientError, OSError, TimeoutError):
+        except (aiohttp.ClientError, OSError, TimeoutError, ValueError):  # ValueError: bad URL
             original.status = FLAVOR_ERROR
             if not replacing:
                 entry.status = ENTRY_ERROR_IMPORTING

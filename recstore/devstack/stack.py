@@ -65,6 +65,10 @@ class StackOptions:
     dead_letter_queue: str = "recordings-dlq"
     max_receive_count: int = 5
     extra_queues: Sequence[str] = ()
+    #: The Kaltura archive: its bucket, and its action queue with a dead-letter queue.
+    archive_bucket: str | None = "kaltura-archive"
+    archive_queue: str | None = "archive"
+    archive_dead_letter_queue: str = "archive-dlq"
     data_dir: Path | None = None
     stand_ins: Sequence[str] = field(default_factory=lambda: tuple(STAND_INS))
 
@@ -139,27 +143,35 @@ class DevStack:
     async def _create_aws_resources(self) -> None:
         opts = self.options
         settings = self.aws_settings()
+        buckets = list(opts.buckets)
+        if opts.archive_bucket and opts.archive_bucket not in buckets:
+            buckets.append(opts.archive_bucket)
         async with aws_client(settings, "s3") as s3:
-            for bucket in opts.buckets:
+            for bucket in buckets:
                 await s3.create_bucket(
                     Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
                 )
         self.state["bucket"] = opts.buckets[0] if opts.buckets else None
-        self.state["buckets"] = list(opts.buckets)
+        self.state["buckets"] = buckets
+        if opts.archive_bucket:
+            self.state["archive_bucket"] = opts.archive_bucket
         async with aws_client(settings, "sqs") as sqs:
-            dlq_url = (await sqs.create_queue(QueueName=opts.dead_letter_queue))["QueueUrl"]
-            attrs = await sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])
-            redrive = {
-                "deadLetterTargetArn": attrs["Attributes"]["QueueArn"],
-                "maxReceiveCount": str(opts.max_receive_count),
-            }
-            queue_url = (
-                await sqs.create_queue(
-                    QueueName=opts.queue,
-                    Attributes={"RedrivePolicy": json.dumps(redrive)},
-                )
-            )["QueueUrl"]
+            queue_url, dlq_url = await _queue_pair(
+                sqs, opts.queue, opts.dead_letter_queue, opts.max_receive_count
+            )
             queues = {opts.queue: queue_url, opts.dead_letter_queue: dlq_url}
+            if opts.archive_queue:
+                (
+                    queues[opts.archive_queue],
+                    queues[opts.archive_dead_letter_queue],
+                ) = await _queue_pair(
+                    sqs,
+                    opts.archive_queue,
+                    opts.archive_dead_letter_queue,
+                    opts.max_receive_count,
+                )
+                self.state["archive_queue"] = opts.archive_queue
+                self.state["archive_dead_letter_queue"] = opts.archive_dead_letter_queue
             for name in opts.extra_queues:
                 queues[name] = (await sqs.create_queue(QueueName=name))["QueueUrl"]
         self.state.update(queue_url=queue_url, dlq_url=dlq_url, queues=queues)
@@ -184,6 +196,20 @@ class DevStack:
         if self._own_data_dir is not None:
             shutil.rmtree(self._own_data_dir, ignore_errors=True)
             self._own_data_dir = None
+
+
+async def _queue_pair(sqs: Any, name: str, dead_letter: str, max_receives: int) -> tuple[str, str]:
+    """A work queue whose messages move to its dead-letter queue after ``max_receives``."""
+    dlq_url = (await sqs.create_queue(QueueName=dead_letter))["QueueUrl"]
+    attrs = await sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])
+    redrive = {
+        "deadLetterTargetArn": attrs["Attributes"]["QueueArn"],
+        "maxReceiveCount": str(max_receives),
+    }
+    queue_url = (
+        await sqs.create_queue(QueueName=name, Attributes={"RedrivePolicy": json.dumps(redrive)})
+    )["QueueUrl"]
+    return str(queue_url), str(dlq_url)
 
 
 def write_state(path: Path, state: dict[str, Any]) -> None:

@@ -23,8 +23,15 @@ from typing import Any, Protocol
 
 from recstore import events, metrics
 from recstore.clients.s3 import ObjectInfo
-from recstore.crypto import FileEncryptor, UserPrivateKey, encrypt_file_key, generate_file_key
+from recstore.crypto import (
+    FileEncryptor,
+    PlainFileKey,
+    UserPrivateKey,
+    encrypt_file_key,
+    generate_file_key,
+)
 from recstore.errors import PermanentJobError, RemoteError
+from recstore.progress import PROGRESS
 from recstore.transfer.expiration import parse_expiration
 from recstore.transfer.instances import Target
 from recstore.transfer.keys import MissingKeyResolver
@@ -132,6 +139,7 @@ async def share_missing_keys(
     file_id: int | None = None,
     room_id: int | None = None,
     dry_run: bool = False,
+    known_keys: Mapping[int, PlainFileKey] | None = None,
 ) -> ShareReport:
     """Hand out every missing file key the account can serve.
 
@@ -139,7 +147,7 @@ async def share_missing_keys(
     only the pairs that could not be served (they stay at the front of the list). A round that
     writes nothing new ends the loop, so a key that can never be made cannot spin it.
     """
-    resolver = MissingKeyResolver(await destination.private_key())
+    resolver = MissingKeyResolver(known=known_keys)
     report = ShareReport()
     stuck: set[tuple[int, int]] = set()
     while True:
@@ -149,6 +157,8 @@ async def share_missing_keys(
         items = page.get("items") or []
         if not items:
             return report
+        if resolver.needs_private_key(page):
+            resolver.private_key = await destination.private_key()
         result = resolver.grants_for_page(page)
         for item in result.skipped:
             if item.file_id is not None and item.user_id is not None:
@@ -201,6 +211,7 @@ class Transferer:
             for target in request.targets
         ]
         present: list[str] = []
+        known_keys: dict[int, PlainFileKey] = {}  # plain keys of the files uploaded here
         for key in request.keys:
             name = file_name(key)
             marker = marker_for(request.job_id, request.bucket, key)
@@ -221,9 +232,11 @@ class Transferer:
                     )
                 else:
                     try:
-                        stored = await self._upload(
-                            destination, info, room, name, expire_at, marker
+                        stored, plain_key = await self._upload(
+                            destination, info, room, path, name, expire_at, marker
                         )
+                        if plain_key is not None:
+                            known_keys[stored.id] = plain_key
                     except Exception as exc:
                         events.emit(
                             log,
@@ -239,7 +252,9 @@ class Transferer:
                     report.uploaded.append((key, path, stored.id))
                     report.bytes += stored.size
                 if room.encrypted:
-                    shared = await share_missing_keys(destination, file_id=stored.id)
+                    shared = await share_missing_keys(
+                        destination, file_id=stored.id, known_keys=known_keys
+                    )
                     report.keys_shared += shared.written
                     report.keys_skipped += shared.skipped
         if self._remove:
@@ -261,31 +276,39 @@ class Transferer:
         destination: Destination,
         info: ObjectInfo,
         room: Room,
+        path: str,
         name: str,
         expire_at: datetime | None,
         marker: str,
-    ) -> StoredFile:
+    ) -> tuple[StoredFile, PlainFileKey | None]:
+        """Upload one object; the stored file, and its plain file key when it is encrypted."""
         started = time.monotonic()
         encryptor: FileEncryptor | None = None
         completed_file_key: Callable[[], Mapping[str, Any]] | None = None
+        plain_keys: list[PlainFileKey] = []
         if room.encrypted:
             cipher = encryptor = FileEncryptor(generate_file_key())
             own_key = dict(await destination.own_public_key())
 
             def completed_file_key() -> Mapping[str, Any]:
                 # Called by the uploader after the last chunk, when the GCM tag exists.
-                return encrypt_file_key(cipher.finalize(), own_key)
+                plain_keys.append(cipher.finalize())
+                return encrypt_file_key(plain_keys[-1], own_key)
 
-        chunks = stream_chunks(self._source, info, self._chunk_size, encryptor)
-        stored = await destination.upload(
-            room,
-            name,
-            info.size,
-            chunks,
-            expire_at=expire_at,
-            marker=marker,
-            file_key=completed_file_key,
-        )
+        source = f"s3://{info.bucket}/{info.key}"
+        with PROGRESS.track(source, path or f"room {room.id}", info.size) as progress:
+            chunks = stream_chunks(
+                self._source, info, self._chunk_size, encryptor, progress=progress.advance
+            )
+            stored = await destination.upload(
+                room,
+                name,
+                info.size,
+                chunks,
+                expire_at=expire_at,
+                marker=marker,
+                file_key=completed_file_key,
+            )
         seconds = time.monotonic() - started
         metrics.BYTES_TRANSFERRED.inc(info.size)
         metrics.TRANSFER_SECONDS.observe(seconds)
@@ -300,7 +323,7 @@ class Transferer:
             seconds=round(seconds, 3),
             encrypted=room.encrypted,
         )
-        return stored
+        return stored, (plain_keys[-1] if plain_keys else None)
 
 
 def _expire_at(target: Target, now: datetime) -> datetime | None:

@@ -22,6 +22,7 @@ from recstore.clients.configurator import ConfiguratorClient
 from recstore.clients.s3 import S3Store
 from recstore.clients.sqs import Message, SqsQueue
 from recstore.config import Settings
+from recstore.progress import PROGRESS
 from recstore.transfer.instances import InstanceResolver, targets_for
 from recstore.transfer.job import TransferJob, parse_job
 from recstore.transfer.transferer import Transferer, TransferReport, TransferRequest
@@ -104,8 +105,12 @@ class FileTransferer:
         self.consumer: QueueConsumer | None = None
 
     def status(self) -> dict[str, Any]:
-        jobs = sorted(self.consumer.in_flight) if self.consumer else []
-        return {"in_flight": [{"job_id": job} for job in jobs]}
+        """Running jobs: uploads with their progress, then jobs not uploading right now."""
+        uploading = PROGRESS.snapshot(worker=self.name)
+        busy = {entry["job_id"] for entry in uploading}
+        jobs = sorted(set(self.consumer.job_ids.values())) if self.consumer else []
+        waiting = [{"job_id": job} for job in jobs if job not in busy]
+        return {"in_flight": uploading + waiting}
 
     async def run(self, stop: asyncio.Event) -> None:
         settings = self.settings

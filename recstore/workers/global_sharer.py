@@ -108,9 +108,7 @@ class DracoonGlobalSharer:
         self.periodic: PeriodicWorker | None = None
 
     def status(self) -> dict[str, object]:
-        if self.periodic is None:
-            return {}
-        return {"runs": self.periodic.runs}
+        return {} if self.periodic is None else self.periodic.status()
 
     async def run(self, stop: asyncio.Event) -> None:
         settings = self.settings

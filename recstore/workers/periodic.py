@@ -27,6 +27,8 @@ from recstore.workers.base import WorkerHealth
 log = logging.getLogger(__name__)
 
 Job = Callable[[], Coroutine[Any, Any, None]]
+#: How a run ended: the ``outcome`` label of ``recstore_periodic_runs_total``.
+OUTCOMES = ("success", "failed", "lease_lost", "crashed")
 
 
 def seconds_until_due(last_run_at: float | None, interval: float, now: float) -> float:
@@ -55,6 +57,30 @@ class PeriodicWorker:
         self._retry_after_error = retry_after_error
         self._last_run_at: float | None = None
         self.runs = 0
+        # What the status page shows: wall-clock times (Unix seconds) and counts by outcome.
+        self.last_started: float | None = None
+        self.last_finished: float | None = None
+        self.last_outcome = ""
+        self.next_run: float | None = None
+        self.outcomes: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
+        for outcome in OUTCOMES:
+            metrics.PERIODIC_RUNS.labels(worker=name, outcome=outcome)
+
+    def status(self) -> dict[str, object]:
+        """Last and next run and the outcome counts, for ``/status.json`` (no secrets)."""
+        lease = self._lease
+        return {
+            "periodic": {
+                "interval_seconds": self.interval,
+                "runs": self.runs,
+                "last_started": self.last_started,
+                "last_finished": self.last_finished,
+                "last_outcome": self.last_outcome,
+                "next_run": self.next_run,
+                "outcomes": dict(self.outcomes),
+                "lease": "none" if lease is None else ("held" if lease.held else "waiting"),
+            }
+        }
 
     async def run(self, stop: asyncio.Event) -> None:
         try:
@@ -74,6 +100,7 @@ class PeriodicWorker:
             try:
                 if not await lease.acquire():
                     self.health.ok()  # a replica that waits its turn is healthy
+                    self.next_run = None  # another replica's turn: its schedule, not ours
                     return lease.ttl / 3
             except RecstoreError as exc:
                 self.health.failing(f"lease store unreachable: {exc}")
@@ -82,6 +109,7 @@ class PeriodicWorker:
         else:
             last = self._last_run_at
         wait = seconds_until_due(last, self.interval, self._clock())
+        self.next_run = self._clock() + wait
         if wait > 0:
             return min(wait, lease.ttl / 3) if lease is not None else wait
         await self._run_once()
@@ -97,6 +125,7 @@ class PeriodicWorker:
         else:
             self._last_run_at = started
         self.runs += 1
+        self.last_started = started
         job = asyncio.create_task(self._job(), name=f"{self.name}:run")
         keeper = asyncio.create_task(lease.keep()) if lease is not None else None
         try:
@@ -109,14 +138,24 @@ class PeriodicWorker:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
         if job.cancelled():
+            self._finished("lease_lost")
             self.health.failing("lost the lease during a run; another replica took over")
             return
         error = job.exception()
         if isinstance(error, RecstoreError):
+            self._finished("failed")
             self.health.failing(f"last run failed: {error}")
             events.emit(log, events.WORKER_ERROR, "%s run failed: %s", self.name, error)
             return
         if error is not None:
+            self._finished("crashed")
             raise error
+        self._finished("success")
         self.health.ok()
         metrics.LAST_SUCCESS.labels(worker=self.name).set(time.time())
+
+    def _finished(self, outcome: str) -> None:
+        self.last_finished = self._clock()
+        self.last_outcome = outcome
+        self.outcomes[outcome] += 1
+        metrics.PERIODIC_RUNS.labels(worker=self.name, outcome=outcome).inc()

@@ -35,6 +35,13 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Message], Awaitable[None]]
 T = TypeVar("T")
+#: The ``outcome`` label values of ``recstore_jobs_total``.
+OUTCOMES = ("done", "retried", "dead_lettered", "handed_back")
+
+
+def queue_name(url: str) -> str:
+    """The queue's name from its URL (``.../123456789012/recordings`` → ``recordings``)."""
+    return url.rstrip("/").rsplit("/", 1)[-1]
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,16 @@ class QueueConsumer:
         self._health = health
         self._job_id = job_id or (lambda message: message.message_id)
         self.in_flight: dict[str, asyncio.Task[None]] = {}
+        #: message id → job id of the running jobs, for the status page.
+        self.job_ids: dict[str, str] = {}
+        #: Metrics name the SQS queue itself (the last segment of its URL), as the console does.
+        self._queue_label = queue_name(queue.url)
+        # Every series exists from the start at 0, so rates and alerts work before the first job.
+        for outcome in OUTCOMES:
+            metrics.JOBS.labels(worker=name, outcome=outcome)
+        for counter in (metrics.SQS_RECEIVED, metrics.SQS_DELETED, metrics.SQS_DEAD_LETTERED):
+            counter.labels(queue=self._queue_label)
+        metrics.JOBS_IN_FLIGHT.labels(worker=name).set(0)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until ``stop``; then wait for running jobs (the supervisor bounds the wait).
@@ -142,7 +159,7 @@ class QueueConsumer:
         messages = await self._queue.receive(
             free, self._settings.wait_seconds, self._settings.visibility_timeout
         )
-        metrics.SQS_RECEIVED.labels(queue=self.name).inc(len(messages))
+        metrics.SQS_RECEIVED.labels(queue=self._queue_label).inc(len(messages))
         return messages
 
     async def _slot_freed(self) -> None:
@@ -151,10 +168,13 @@ class QueueConsumer:
     def _start(self, message: Message) -> None:
         task = asyncio.create_task(self._process(message), name=f"{self.name}:{message.message_id}")
         self.in_flight[message.message_id] = task
+        metrics.JOBS_IN_FLIGHT.labels(worker=self.name).set(len(self.in_flight))
         task.add_done_callback(lambda t: self._reap(message.message_id, t))
 
     def _reap(self, message_id: str, task: asyncio.Task[None]) -> None:
         self.in_flight.pop(message_id, None)
+        self.job_ids.pop(message_id, None)
+        metrics.JOBS_IN_FLIGHT.labels(worker=self.name).set(len(self.in_flight))
         if not task.cancelled() and task.exception() is not None:
             log.error("job task failed unexpectedly", exc_info=task.exception())
 
@@ -167,6 +187,7 @@ class QueueConsumer:
 
     async def _process(self, message: Message) -> None:
         job = self._job_id(message)
+        self.job_ids[message.message_id] = job
         token = events.job_var.set(job)
         beating = asyncio.Event()
         heartbeat = asyncio.create_task(self._heartbeat(message, beating))
@@ -206,7 +227,7 @@ class QueueConsumer:
             )
         else:
             await _shielded(acknowledge(self._queue.delete(message)))
-            metrics.SQS_DELETED.labels(queue=self.name).inc()
+            metrics.SQS_DELETED.labels(queue=self._queue_label).inc()
             metrics.JOBS.labels(worker=self.name, outcome="done").inc()
             events.emit(
                 log,
@@ -226,9 +247,9 @@ class QueueConsumer:
             "worker": self.name,
         }
         await self._dead_letter.send(message.body, attributes)
-        metrics.SQS_DEAD_LETTERED.labels(queue=self.name).inc()
+        metrics.SQS_DEAD_LETTERED.labels(queue=self._queue_label).inc()
         await self._queue.delete(message)
-        metrics.SQS_DELETED.labels(queue=self.name).inc()
+        metrics.SQS_DELETED.labels(queue=self._queue_label).inc()
 
     async def _heartbeat(self, message: Message, done: asyncio.Event) -> None:
         """Extend visibility every third of the window until ``done``; never cut mid-request."""

