@@ -56,14 +56,7 @@ def ldap_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LdapServer
 
 
 def ldap_settings(server: LdapServer, **overrides: Any) -> LdapSettings:
-    values: dict[str, Any] = {
-        "urls": [server.url],
-        "bindDn": SERVICE_DN,
-        "bindPassword": SERVICE_PASSWORD,
-        "baseDn": BASE_DN,
-    }
-    values.update(overrides)
-    return LdapSettings.model_validate(values)
+    return LdapSettings.model_validate(_ldap_yaml(server, **overrides))
 
 
 def write_config(tmp_path: Path, ldap: dict[str, Any]) -> Path:

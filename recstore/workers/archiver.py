@@ -38,10 +38,9 @@ from recstore.archive.states import ArchiveTags
 from recstore.clients.aws import aws_client
 from recstore.clients.sqs import SqsQueue
 from recstore.config import ArchiveWorkerSettings, Settings
-from recstore.leases import Lease
 from recstore.workers.archive_context import archive_context, archive_tags
 from recstore.workers.base import WorkerHealth
-from recstore.workers.periodic import PeriodicWorker
+from recstore.workers.periodic import PeriodicWorker, job_lease
 
 log = logging.getLogger(__name__)
 
@@ -91,15 +90,7 @@ class ArchivePlanner:
             assert context.bucket is not None
             store, bucket = context.s3, context.bucket
             queue = SqsQueue(sqs, settings.queue_url(settings.archive.queue))
-            lease = None
-            if settings.leases.enabled and settings.leases.bucket:
-                lease = Lease(
-                    store,
-                    settings.leases.bucket,
-                    f"{settings.leases.prefix}{self.name}.json",
-                    self.name,
-                    settings.leases.ttl,
-                )
+            lease = await job_lease(stack, settings, self.name, store)
 
             def select(selection: Selection, now: datetime) -> AsyncIterator[Mapping[str, Any]]:
                 return inventory.select(context.kaltura, selection, now)

@@ -19,17 +19,14 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from recstore import events
-from recstore.clients.aws import aws_client
 from recstore.clients.dracoon import DracoonAccount
-from recstore.clients.s3 import S3Store
 from recstore.config import Settings
 from recstore.errors import RecstoreError
-from recstore.leases import Lease
 from recstore.transfer.transferer import share_missing_keys
 from recstore.workers.accounts import AccountPool
 from recstore.workers.base import WorkerHealth
 from recstore.workers.dracoon_destination import DracoonDestination
-from recstore.workers.periodic import PeriodicWorker
+from recstore.workers.periodic import PeriodicWorker, job_lease
 
 log = logging.getLogger(__name__)
 NAME = "dracoon_global_sharer"
@@ -116,16 +113,7 @@ class DracoonGlobalSharer:
             session = await stack.enter_async_context(aiohttp.ClientSession())
             pool = AccountPool(settings.dracoon, session)
             stack.push_async_callback(pool.close)
-            lease = None
-            if settings.leases.enabled and settings.leases.bucket:
-                s3 = await stack.enter_async_context(aws_client(settings.aws, "s3"))
-                lease = Lease(
-                    S3Store(s3),
-                    settings.leases.bucket,
-                    f"{settings.leases.prefix}{NAME}.json",
-                    NAME,
-                    settings.leases.ttl,
-                )
+            lease = await job_lease(stack, settings, NAME)
 
             async def run_once() -> None:
                 await share_all(settings, pool)

@@ -17,9 +17,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
+from contextlib import AsyncExitStack
 from typing import Any
 
 from recstore import events, metrics
+from recstore.clients.aws import aws_client
+from recstore.clients.s3 import S3Store
+from recstore.config import Settings
 from recstore.errors import RecstoreError
 from recstore.leases import Lease
 from recstore.workers.base import WorkerHealth
@@ -159,3 +163,18 @@ class PeriodicWorker:
         self.last_outcome = outcome
         self.outcomes[outcome] += 1
         metrics.PERIODIC_RUNS.labels(worker=self.name, outcome=outcome).inc()
+
+
+async def job_lease(
+    stack: AsyncExitStack, settings: Settings, name: str, store: S3Store | None = None
+) -> Lease | None:
+    """The S3 lease that keeps singleton job ``name`` to one replica; None when leases are off.
+
+    ``store`` reuses an S3 client the worker already has; otherwise one is opened on ``stack``.
+    """
+    leases = settings.leases
+    if not (leases.enabled and leases.bucket):
+        return None
+    if store is None:
+        store = S3Store(await stack.enter_async_context(aws_client(settings.aws, "s3")))
+    return Lease(store, leases.bucket, f"{leases.prefix}{name}.json", name, leases.ttl)

@@ -41,13 +41,10 @@ import aiohttp
 import yaml
 
 from recstore import events, metrics
-from recstore.clients.aws import aws_client
 from recstore.clients.kaltura import KalturaClient, KalturaError
-from recstore.clients.s3 import S3Store
 from recstore.clients.vidyo import Record, VidyoClient, strip_credentials
 from recstore.config import Settings, VidyoSyncSettings
 from recstore.errors import ConfigError, RecstoreError
-from recstore.leases import Lease
 from recstore.retry import RetryPolicy
 from recstore.sync.metadata import PROFILE_NAME, profile_xsd
 from recstore.sync.plan import (
@@ -67,7 +64,7 @@ from recstore.sync.plan import (
     usable_guid,
 )
 from recstore.workers.base import WorkerHealth
-from recstore.workers.periodic import PeriodicWorker
+from recstore.workers.periodic import PeriodicWorker, job_lease
 
 log = logging.getLogger(__name__)
 NAME = "vidyo_sync"
@@ -543,16 +540,7 @@ class VidyoSync:
         settings = self.settings
         async with AsyncExitStack() as stack:
             service = await stack.enter_async_context(open_sync(settings, self.policy))
-            lease = None
-            if settings.leases.enabled and settings.leases.bucket:
-                s3 = await stack.enter_async_context(aws_client(settings.aws, "s3"))
-                lease = Lease(
-                    S3Store(s3),
-                    settings.leases.bucket,
-                    f"{settings.leases.prefix}{NAME}.json",
-                    NAME,
-                    settings.leases.ttl,
-                )
+            lease = await job_lease(stack, settings, NAME)
 
             async def run_once() -> None:
                 self.last_report = await service.cycle()
