@@ -53,15 +53,19 @@ class QueueDepth:
 
 
 def watched_queues(settings: Settings) -> list[QueueDepth]:
-    """The FileTransferer's work and dead-letter queues, when the transferer runs here."""
+    """The work and dead-letter queues of the queue consumers that run in this daemon."""
+    pairs: list[tuple[str, str]] = []
     transferer = settings.workers.file_transferer
-    if not transferer.enabled:
-        return []
+    if transferer.enabled:
+        pairs.append((transferer.queue, transferer.dead_letter_queue))
+    if settings.workers.archive_actions.enabled:
+        pairs.append((settings.archive.queue, settings.archive.dead_letter_queue))
     return [
         QueueDepth(queue_name(url), role, url)
+        for work, dead in pairs
         for role, url in (
-            ("work", settings.queue_url(transferer.queue)),
-            ("dead_letter", settings.queue_url(transferer.dead_letter_queue)),
+            ("work", settings.queue_url(work)),
+            ("dead_letter", settings.queue_url(dead)),
         )
     ]
 

@@ -122,3 +122,25 @@ def test_metrics_after_a_transfer_a_dead_letter_and_a_periodic_run(setup: Setup)
     assert value(samples, "recstore_periodic_runs_total", worker=sharer, outcome="failed") == 0
     last = value(samples, "recstore_periodic_last_success_timestamp_seconds", worker=sharer)
     assert started - 1 <= last <= time.time()
+
+
+def test_queue_depths_cover_every_queue_consumer_that_runs_here() -> None:
+    from recstore.config import Settings
+    from recstore.queue_depth import watched_queues
+
+    base = "https://sqs.eu-central-1.amazonaws.com/123456789012/"
+    queues = {n: base + n for n in ("recordings", "recordings-dlq", "archive", "archive-dlq")}
+
+    def watched(workers: dict[str, object]) -> list[tuple[str, str]]:
+        settings = Settings.model_validate({"queues": queues, "workers": workers})
+        return [(q.name, q.role) for q in watched_queues(settings)]
+
+    assert watched({"FileTransferer": {"enabled": False}}) == []
+    assert watched({"FileTransferer": {"enabled": True}}) == [
+        ("recordings", "work"),
+        ("recordings-dlq", "dead_letter"),
+    ]
+    assert watched({"FileTransferer": {"enabled": False}, "ArchiveActions": {"enabled": True}}) == [
+        ("archive", "work"),
+        ("archive-dlq", "dead_letter"),
+    ]
