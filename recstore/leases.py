@@ -20,7 +20,8 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from recstore import events, metrics
@@ -46,6 +47,8 @@ class Lease:
         ttl: float,
         holder: str | None = None,
         clock: Callable[[], float] = time.time,
+        *,
+        quiet: bool = False,
     ) -> None:
         if ttl <= 0:
             raise ValueError("a lease TTL must be positive")
@@ -58,6 +61,10 @@ class Lease:
         self.last_run_at: float | None = None
         self._clock = clock
         self._etag: str | None = None
+        #: The record of the other holder that kept us out, after a refused :meth:`acquire`.
+        self.other: dict[str, Any] = {}
+        #: No metric, no event: for the many short per-entry locks (see :class:`EntryLocks`).
+        self._quiet = quiet
 
     @property
     def held(self) -> bool:
@@ -76,6 +83,8 @@ class Lease:
     def _set_held(self, etag: str | None) -> bool:
         was = self.held
         self._etag = etag
+        if self._quiet:
+            return etag is not None
         metrics.LEASE_HELD.labels(job=self.job).set(1 if etag else 0)
         if was and not etag:
             events.emit(log, events.WORKER_STATUS, "lease for %s lost", self.job)
@@ -99,6 +108,7 @@ class Lease:
             float(record.get("expires_at", 0)) > self._clock()
             and record.get("holder") != self.holder
         ):
+            self.other = record
             return False
         etag = await self.store.put_small(
             self.bucket, self.key, self._record(), if_match=current[1]
@@ -134,6 +144,68 @@ class Lease:
             self.bucket, self.key, json.dumps(record).encode(), if_match=self._etag
         )
         self._set_held(None)
+
+    async def remove(self) -> None:
+        """Give the lease up by deleting its object (for locks that should not linger)."""
+        if self._etag is None:
+            return
+        await self.store.delete(self.bucket, self.key)
+        self._set_held(None)
+
+
+class EntryLocks:
+    """One worker at a time, of any replica, changes a given Kaltura entry.
+
+    Archive actions are idempotent one after another, not side by side: two workers doing
+    ``replace-video`` on one entry at once would both upload a placeholder. That can happen,
+    since SQS delivers a message at least once and a planner run can enqueue an entry whose
+    message from the previous run still waits. So an applied action holds a quiet
+    :class:`Lease` on ``<prefix>entries/<entry id>.json`` (renewed while it runs, deleted
+    after); a second worker sees who holds it and which action they do. Within one process,
+    a set answers first and saves the round trip. ``store=None`` (leases off: one replica)
+    keeps only that set.
+    """
+
+    def __init__(self, store: S3Store | None, bucket: str | None, prefix: str, ttl: float) -> None:
+        self._store = store
+        self._bucket = bucket
+        self._prefix = prefix
+        self._ttl = ttl
+        self._local: dict[str, str] = {}
+
+    @asynccontextmanager
+    async def hold(self, entry_id: str, action: str) -> AsyncIterator[str | None]:
+        """Hold ``entry_id`` for the block: yields None, or the action another holder does."""
+        if entry_id in self._local:
+            yield self._local[entry_id]
+            return
+        self._local[entry_id] = action
+        try:
+            if self._store is None or self._bucket is None:
+                yield None
+                return
+            lease = Lease(
+                self._store,
+                self._bucket,
+                f"{self._prefix}entries/{entry_id}.json",
+                action,
+                self._ttl,
+                quiet=True,
+            )
+            if not await lease.acquire():
+                yield str(lease.other.get("job") or "an action")
+                return
+            keeper = asyncio.create_task(lease.keep(), name=f"lock:{entry_id}")
+            try:
+                yield None
+            finally:
+                keeper.cancel()
+                with suppress(asyncio.CancelledError):
+                    await keeper
+                with suppress(Exception):  # an undeleted lock expires after its TTL
+                    await asyncio.shield(lease.remove())
+        finally:
+            del self._local[entry_id]
 
 
 def _parse(data: bytes) -> dict[str, Any]:

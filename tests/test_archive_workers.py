@@ -326,3 +326,37 @@ async def test_bad_messages_and_permanent_failures_go_to_the_dead_letter_queue(e
     assert "not JSON" in reasons[0]
     assert "no S3 copy" in reasons[1]
     assert pool.outcomes["FAILED"] == 1
+
+
+async def test_a_duplicate_delivered_while_the_first_runs_is_not_done_twice(env: Env) -> None:
+    """SQS may deliver a message twice; the entry lock makes the second one stand back."""
+    await env.kaltura.seed([entry("0_dupe", video(2 * MiB))])
+    async with aiohttp.ClientSession() as admin:  # slow downloads: the two copies overlap
+        answer = await admin.post(
+            f"{env.kaltura.url}/_devstack/faults",
+            json={"latency_ms": 1500, "path_pattern": "/download/"},
+        )
+        assert answer.status == 200
+    job = {
+        "version": 1,
+        "run": "dupe-test",
+        "action": S3COPY,
+        "entryId": "0_dupe",
+        "apply": True,
+        "report": "log/2026/01/dupe-test/",
+    }
+    for _ in range(2):
+        await env.sqs.send_message(QueueUrl=env.queue_url, MessageBody=json.dumps(job))
+    settings = env.settings()
+    pools = [ArchiveActions(settings, report_age=0.2) for _ in range(2)]
+
+    async def both_reported() -> bool:
+        return len(outcome_rows(await env.reports())) >= 2
+
+    await run_until(pools, both_reported, patience=60)
+    rows = outcome_rows(await env.reports())
+    assert Counter(r["outcome"] for r in rows) == Counter({"DONE": 1, "SKIPPED": 1}), rows
+    [skipped] = [r for r in rows if r["outcome"] == "SKIPPED"]
+    assert "running on another worker" in skipped["reason"]
+    locks = await env.raw_s3.list_objects_v2(Bucket=env.bucket, Prefix="recstore/leases/entries/")
+    assert locks.get("KeyCount", 0) == 0  # released: nothing lingers per entry

@@ -14,7 +14,7 @@ from recstore.clients.aws import aws_client
 from recstore.clients.s3 import S3Store
 from recstore.devstack.seed import aws_settings_from_state
 from recstore.errors import RemoteError
-from recstore.leases import Lease
+from recstore.leases import EntryLocks, Lease
 from recstore.retry import RetryPolicy
 from recstore.workers.periodic import PeriodicWorker, seconds_until_due
 from tests.conftest import StackProcess
@@ -70,6 +70,36 @@ async def test_release_hands_over_at_once(store: S3Store, key: str) -> None:
     assert await a.acquire()
     await a.release()
     assert await b.acquire()
+
+
+async def test_entry_locks_keep_one_worker_per_entry_across_replicas(store: S3Store) -> None:
+    prefix = f"locks-{next(_keys)}/"
+    one, two = (EntryLocks(store, "recordings", prefix, ttl=30) for _ in range(2))
+    key = f"{prefix}entries/0_abc.json"
+    async with one.hold("0_abc", "s3copy") as other:
+        assert other is None
+        assert await store.get_small("recordings", key) is not None
+        async with two.hold("0_abc", "replace-video") as busy:
+            assert busy == "s3copy"  # the other replica's action, to decide what to do
+        async with one.hold("0_abc", "s3copy") as busy:  # same process: no round trip needed
+            assert busy == "s3copy"
+        async with two.hold("0_xyz", "s3copy") as other:  # other entries are free
+            assert other is None
+    assert await store.get_small("recordings", key) is None  # removed, not left to linger
+    async with two.hold("0_abc", "replace-video") as other:
+        assert other is None
+
+
+async def test_an_entry_lock_of_a_dead_worker_expires(store: S3Store) -> None:
+    prefix = f"locks-{next(_keys)}/"
+    dead = Lease(store, "recordings", f"{prefix}entries/0_abc.json", "restore", 0.5, quiet=True)
+    assert await dead.acquire()  # and then never renews, nor removes
+    locks = EntryLocks(store, "recordings", prefix, ttl=30)
+    async with locks.hold("0_abc", "restore") as busy:
+        assert busy == "restore"
+    await asyncio.sleep(0.7)
+    async with locks.hold("0_abc", "restore") as other:
+        assert other is None
 
 
 async def test_two_workers_share_one_schedule(store: S3Store, key: str) -> None:

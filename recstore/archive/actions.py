@@ -39,6 +39,7 @@ import enum
 import logging
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -272,6 +273,12 @@ def _would(reason: str) -> _Verdict:
     return _Verdict(Outcome.WOULD_DO, f"dry run: would {reason}")
 
 
+def _busy(action: str, other: str) -> _Verdict:
+    if other == action:
+        return _skip(f"{action} is running on another worker, which reports it")
+    return _fail(f"busy: {other} is running on another worker", transient=True)
+
+
 class _Failed(RecstoreError):
     """An action cannot go on; its verdict says why."""
 
@@ -280,8 +287,23 @@ class _Failed(RecstoreError):
         self.verdict = verdict
 
 
+class EntryGuard(Protocol):
+    """Keeps two workers from changing one entry at once (:class:`recstore.leases.EntryLocks`).
+
+    ``hold`` yields None while the entry is ours, or the action someone else is doing on it.
+    """
+
+    def hold(self, entry_id: str, action: str) -> AbstractAsyncContextManager[str | None]: ...
+
+
 class Archivist:
-    """Runs the four actions on single entries; see the module docstring for the rules."""
+    """Runs the four actions on single entries; see the module docstring for the rules.
+
+    With a ``guard``, an applied action first takes the entry: a duplicate of an action that
+    is running elsewhere is SKIPPED (that run carries it), and an entry busy with another
+    action is a transient failure, tried again later. Dry runs change nothing and take
+    nothing.
+    """
 
     def __init__(
         self,
@@ -291,10 +313,12 @@ class Archivist:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        guard: EntryGuard | None = None,
     ) -> None:
         self.kaltura = kaltura
         self.store = store
         self.rules = rules
+        self._guard = guard
         self._clock = clock
         self._sleep = sleep
         self._handlers = {
@@ -310,12 +334,15 @@ class Archivist:
             raise ValueError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
         started = self._clock()
         try:
-            facts = await self.look(entry_id)
-            verdict = (
-                _skip("no such entry (deleted?)")
-                if facts is None
-                else await self._handlers[action](facts, apply)
-            )
+            if apply and self._guard is not None:
+                async with self._guard.hold(entry_id, action) as other:
+                    verdict = (
+                        await self._decide(action, entry_id, apply)
+                        if other is None
+                        else _busy(action, other)
+                    )
+            else:
+                verdict = await self._decide(action, entry_id, apply)
         except _Failed as failed:
             verdict = failed.verdict
         except RemoteError as exc:
@@ -335,6 +362,12 @@ class Archivist:
             seconds=round(self._clock() - started, 3),
             transient=verdict.transient,
         )
+
+    async def _decide(self, action: str, entry_id: str, apply: bool) -> _Verdict:
+        facts = await self.look(entry_id)
+        if facts is None:
+            return _skip("no such entry (deleted?)")
+        return await self._handlers[action](facts, apply)
 
     async def run_many(
         self, action: str, entry_ids: AsyncIterable[str], *, apply: bool, concurrency: int

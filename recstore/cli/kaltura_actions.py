@@ -27,7 +27,6 @@ from recstore.archive.actions import (
     REPLACE_VIDEO,
     RESTORE,
     S3COPY,
-    Archivist,
     Outcome,
 )
 from recstore.archive.filters import Selection
@@ -40,7 +39,7 @@ from recstore.cli.kaltura import (
     selection_options,
 )
 from recstore.cli.main import CONFIG_OPTION
-from recstore.workers.archive_actions import rules_from
+from recstore.workers.archive_actions import archivist_for
 from recstore.workers.archive_context import ArchiveContext
 
 APPLY_OPTION = click.option(
@@ -66,7 +65,7 @@ def _run_action(
     async def work(context: ArchiveContext) -> Counter[str]:
         assert context.s3 is not None
         now = datetime.now(UTC)
-        archivist = Archivist(context.kaltura, context.s3, rules_from(context.settings))
+        archivist = archivist_for(context)
         entries = _progress(
             inventory.select(context.kaltura, selection, now), context, selection, now
         )

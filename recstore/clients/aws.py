@@ -24,6 +24,21 @@ def endpoint_for(settings: AwsSettings, service: Service) -> str | None:
     return specific or settings.endpoint_url
 
 
+def _s3_options(endpoint: str | None) -> dict[str, Any]:
+    """Path-style for S3-compatible endpoints; no SHA-256 of request bodies for signing.
+
+    botocore hashes every body it signs over plain ``http://`` (an S3-compatible service on
+    the local network), in the event loop, which costs a core-second per few GB uploaded.
+    Part uploads carry their own SHA-256 checksum and every other upload a CRC32 (botocore's
+    default), so the server still refuses damaged bytes; over ``https://`` this is what
+    botocore does anyway.
+    """
+    options: dict[str, Any] = {"payload_signing_enabled": False}
+    if endpoint:
+        options["addressing_style"] = "path"
+    return options
+
+
 @asynccontextmanager
 async def aws_client(
     settings: AwsSettings,
@@ -40,7 +55,7 @@ async def aws_client(
         connect_timeout=10,
         read_timeout=read_timeout,
         max_pool_connections=max_pool_connections,
-        s3={"addressing_style": "path"} if endpoint else None,
+        s3=_s3_options(endpoint),
     )
     secret = settings.secret_access_key.get_secret_value() if settings.secret_access_key else None
     session = get_session()

@@ -14,7 +14,8 @@ same heartbeat, hand-back, retry and dead-letter rules as transfers), the messag
   for the same entry is enqueued before this one is deleted.
 
 Every action checks the entry's state first, so a redelivered message is DONE_BEFORE, not a
-second change.
+second change; and an applied action holds the entry's lock (:class:`~recstore.leases.EntryLocks`),
+so a duplicate delivered while the first is still running is SKIPPED rather than done twice.
 """
 
 from __future__ import annotations
@@ -46,7 +47,13 @@ from recstore.clients.sqs import Message, SqsQueue
 from recstore.config import Settings
 from recstore.errors import JobError, PermanentJobError, RemoteError
 from recstore.leases import holder_id
-from recstore.workers.archive_context import archive_context, archive_tags, size_rule
+from recstore.workers.archive_context import (
+    ArchiveContext,
+    archive_context,
+    archive_tags,
+    entry_locks,
+    size_rule,
+)
 from recstore.workers.base import WorkerHealth
 from recstore.workers.queue_consumer import ConsumerSettings, QueueConsumer
 
@@ -78,6 +85,18 @@ def rules_from(settings: Settings) -> ArchiveRules:
         restore_tier=archive.restore_tier,
         restore_mode=archive.restore_mode,
         url_expiry=int(archive.url_expiry),
+    )
+
+
+def archivist_for(context: ArchiveContext) -> Archivist:
+    """The rules of ``archive.*`` over the context's clients, taking per-entry locks."""
+    assert context.s3 is not None, "archive actions need S3 (archive_context(need_s3=True))"
+    settings = context.settings
+    return Archivist(
+        context.kaltura,
+        context.s3,
+        rules_from(settings),
+        guard=entry_locks(settings, context.s3),
     )
 
 
@@ -192,7 +211,7 @@ class ArchiveActions:
             sqs = await stack.enter_async_context(aws_client(settings.aws, "sqs"))
             assert context.s3 is not None
             assert context.bucket is not None
-            archivist = Archivist(context.kaltura, context.s3, rules_from(settings))
+            archivist = archivist_for(context)
             work = SqsQueue(sqs, settings.queue_url(archive.queue))
             dead = SqsQueue(sqs, settings.queue_url(archive.dead_letter_queue))
             sink = self.sink = ReportSink(context.s3, context.bucket, max_age=self._report_age)

@@ -20,6 +20,7 @@ from recstore.clients.kaltura import KalturaClient
 from recstore.clients.s3 import S3Store
 from recstore.config import ArchiveSettings, Settings
 from recstore.errors import ConfigError
+from recstore.leases import EntryLocks
 
 
 def archive_tags(settings: ArchiveSettings) -> ArchiveTags:
@@ -32,6 +33,13 @@ def archive_tags(settings: ArchiveSettings) -> ArchiveTags:
 
 def size_rule(settings: ArchiveSettings) -> SizeRule:
     return SizeRule(tolerance=settings.size_tolerance, max_original_kb=settings.max_original_kb)
+
+
+def entry_locks(settings: Settings, store: S3Store | None) -> EntryLocks:
+    """Per-entry locks across replicas in ``leases.bucket``; in this process only without it."""
+    leases = settings.leases
+    shared = store if leases.enabled and leases.bucket else None
+    return EntryLocks(shared, leases.bucket, leases.prefix, leases.ttl)
 
 
 @dataclass(frozen=True)
