@@ -2,8 +2,9 @@
 
   (a) a raw download of the original's flavor URL from the Kaltura stand-in (bytes counted)
   (u) a raw multipart upload of as many bytes, from memory, to the same S3 (plain aiobotocore
-      calls on a client with recstore's settings, no other recstore code): what the S3
-      server accepts at best
+      calls on a client with recstore's settings, no other recstore code), each part with its
+      SHA-256 as s3copy sends them (one part repeated, hashed once): what the S3 server
+      accepts at best
   (p) a plain pipe: the flavor URL's body cut into parts and uploaded as they come (plain
       aiohttp + aiobotocore as in (u), no checksums, no overlap): the naive peer of (b)
   (b) ``recstore kaltura s3copy --apply``: the original streamed into an S3 multipart upload
@@ -24,7 +25,9 @@ the wait for READY), so process start-up is not counted; the wall time is printe
 from __future__ import annotations
 
 import asyncio
+import base64
 import csv
+import hashlib
 import io
 import os
 import shutil
@@ -60,6 +63,7 @@ class Bench(Stack):
         placeholder.write_bytes(b"placeholder video " * 1000)
         doc = app_config(self.state)
         self.point_config_at_s3(doc)
+        doc["leases"]["bucket"] = BUCKET  # the per-entry locks of applied actions
         doc["archive"] = {
             "bucket": BUCKET,
             "storageClass": "STANDARD",  # rclone serve s3 has no Glacier restores
@@ -114,20 +118,36 @@ class Bench(Stack):
     # (u)
     async def raw_upload(self, size: int) -> float:
         part = os.urandom(PART)
+        checksum = {  # as s3copy sends its parts: the server checks (and pays for) the SHA-256
+            "ChecksumAlgorithm": "SHA256",
+            "ChecksumSHA256": base64.b64encode(hashlib.sha256(part).digest()).decode(),
+        }
         async with aws_client(self.s3_settings, "s3") as client:
             started = time.perf_counter()
-            upload = await client.create_multipart_upload(Bucket=BUCKET, Key="raw-upload")
+            upload = await client.create_multipart_upload(
+                Bucket=BUCKET, Key="raw-upload", ChecksumAlgorithm="SHA256"
+            )
             parts = []
             for number, offset in enumerate(range(0, size, PART), start=1):
-                body = part[: min(PART, size - offset)]
+                if size - offset < PART:
+                    part = part[: size - offset]
+                    digest = hashlib.sha256(part).digest()
+                    checksum["ChecksumSHA256"] = base64.b64encode(digest).decode()
                 answer = await client.upload_part(
                     Bucket=BUCKET,
                     Key="raw-upload",
                     UploadId=upload["UploadId"],
                     PartNumber=number,
-                    Body=body,
+                    Body=part,
+                    **checksum,
                 )
-                parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+                parts.append(
+                    {
+                        "PartNumber": number,
+                        "ETag": answer["ETag"],
+                        "ChecksumSHA256": checksum["ChecksumSHA256"],
+                    }
+                )
             await client.complete_multipart_upload(
                 Bucket=BUCKET,
                 Key="raw-upload",
@@ -207,7 +227,9 @@ class Bench(Stack):
         wall = time.perf_counter() - started
         rss = usage.ru_maxrss / 1024  # KiB on Linux
         if proc.returncode:
-            raise RuntimeError(f"{action} failed ({proc.returncode}): {err.decode()[-2000:]}")
+            raise RuntimeError(
+                f"{action} failed ({proc.returncode}): {out.decode()}{err.decode()[-2000:]}"
+            )
         [row] = list(csv.DictReader(io.StringIO(out.decode()), delimiter="\t"))
         if row["outcome"] != "DONE":
             raise RuntimeError(f"{action}: {row}")

@@ -22,12 +22,13 @@ import contextlib
 import hashlib
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from recstore.clients.aws_errors import aws_errors
 from recstore.errors import RemoteError
 from recstore.retry import RetryPolicy, call_with_retry
 
+T = TypeVar("T")
 REMOTE = "s3"
 #: Bytes asked of the socket per read while filling a buffer.
 READ_SIZE = 1024 * 1024
@@ -268,8 +269,8 @@ class S3Store:
         sent: list[dict[str, Any]] = []
         digests: list[bytes] = []
         size = 0
-        async with contextlib.aclosing(_read_ahead(parts)) as ahead:
-            async for data in ahead:
+        async with contextlib.aclosing(_read_ahead(_with_digests(parts))) as ahead:
+            async for data, digest in ahead:
                 number = len(sent) + 1
                 if number > MAX_PARTS:
                     raise RemoteError(
@@ -277,7 +278,6 @@ class S3Store:
                         "raise the part size",
                         remote=REMOTE,
                     )
-                digest = await asyncio.to_thread(part_digest, data)
                 sent.append(
                     await self._upload_part(
                         bucket, key, upload_id, number, data, digest if checksums else None
@@ -439,7 +439,18 @@ def _object_info(bucket: str, key: str, answer: Mapping[str, Any]) -> ObjectInfo
     )
 
 
-async def _read_ahead(items: AsyncIterable[bytes]) -> AsyncGenerator[bytes, None]:
+async def _with_digests(parts: AsyncIterable[bytes]) -> AsyncGenerator[tuple[bytes, bytes], None]:
+    """Each part with its SHA-256, hashed in a thread: under :func:`_read_ahead` the next
+    part is hashed while the current one is sent, so the checksum costs no time in line."""
+    iterator = aiter(parts)
+    try:
+        async for data in iterator:
+            yield data, await asyncio.to_thread(part_digest, data)
+    finally:
+        await _close(iterator)
+
+
+async def _read_ahead(items: AsyncIterable[T]) -> AsyncGenerator[T, None]:
     """Yield ``items`` while the next one is already being produced (one item of read-ahead).
 
     The producer step runs as a task, so a download feeding an upload keeps receiving while
@@ -448,13 +459,13 @@ async def _read_ahead(items: AsyncIterable[bytes]) -> AsyncGenerator[bytes, None
     """
     iterator = aiter(items)
 
-    async def step() -> bytes | None:
+    async def step() -> T | None:
         try:
             return await anext(iterator)
         except StopAsyncIteration:
             return None
 
-    pending: asyncio.Task[bytes | None] | None = asyncio.create_task(step())
+    pending: asyncio.Task[T | None] | None = asyncio.create_task(step())
     try:
         while pending is not None:
             item = await pending
@@ -468,7 +479,12 @@ async def _read_ahead(items: AsyncIterable[bytes]) -> AsyncGenerator[bytes, None
             pending.cancel()
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await pending  # its result or error is moot once the consumer stopped
-        closer = getattr(iterator, "aclose", None)
-        if closer is not None:
-            with contextlib.suppress(Exception):
-                await closer()
+        with contextlib.suppress(Exception):
+            await _close(iterator)
+
+
+async def _close(iterator: AsyncIterator[Any]) -> None:
+    """Close an async generator (a download feeding parts) rather than leave it to the GC."""
+    closer = getattr(iterator, "aclose", None)
+    if closer is not None:
+        await closer()
