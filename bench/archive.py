@@ -33,14 +33,13 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import yaml
-from _stack import MB, ROOT, Stack
+from _stack import MB, ROOT, Stack, work_dir
 from pydantic import SecretStr
 
 from recstore.clients.aws import aws_client
@@ -238,7 +237,8 @@ class Bench(Stack):
 
 def main() -> None:
     sizes = [parse_size(s) for s in os.environ.get("BENCH_SIZES", "256MiB,1GiB").split(",")]
-    work = Path(tempfile.mkdtemp(prefix="recstore-bench-archive-", dir=os.environ.get("BENCH_DIR")))
+    # what (u), (p), (b) and (c) store, for every size, in RAM if it fits
+    work = work_dir("recstore-bench-archive-", need=5 * sum(sizes) + 2**30)
     bench = Bench(work)
     rows = []
     cpu: list[str] = []
@@ -273,6 +273,7 @@ def main() -> None:
         bench.stop()
         shutil.rmtree(work, ignore_errors=True)
     print(f"partSize {PART / 2**20:.0f} MiB; MB/s (1 MB = 10^6 bytes); wall = process incl. start")
+    print(f"objects and uploads kept under {work.parent} (BENCH_DIR to change)")
     print(
         f"{'size':>9} {'(a) raw':>8} {'(u) S3':>7} {'(p) pipe':>8} {'(b) s3copy':>10} {'wall':>6}"
         f" {'(c) restore':>11} {'wall':>6} {'b/a':>5} {'b/min(a,u)':>10} {'b/p':>5}"

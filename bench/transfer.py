@@ -24,14 +24,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import yaml
-from _stack import KEY, MB, ROOT, SECRET, CpuMeter, Stack, free_port, peak_rss_mib
+from _stack import KEY, MB, ROOT, SECRET, CpuMeter, Stack, free_port, peak_rss_mib, work_dir
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from pydantic import SecretStr
 
@@ -85,7 +84,7 @@ class Bench(Stack):
                         "members": [
                             {
                                 "login": self.state["dracoon_login"],
-                                "permissions": ["read", "create", "manage"],
+                                "permissions": ["read", "create", "manage", "delete"],
                             }
                         ],
                     }
@@ -93,6 +92,16 @@ class Bench(Stack):
             }
             async with session.post(f"{self.state['dracoon_url']}/_devstack/seed", json=seed) as r:
                 return int((await r.json())["rooms"]["Bench plain"])
+
+    async def clear_uploads(self, room: int) -> None:
+        """Remove what (b), (p) and (c) uploaded: the stand-in keeps bytes, in RAM here."""
+        async with DracoonClient(self.account()) as dracoon:
+            doomed = [node["id"] async for node in dracoon.nodes(room)]
+            e2e = await dracoon.child_named(self.state["dracoon_parent_room_id"], "Bench e2e")
+            if e2e is not None:
+                doomed.append(e2e["id"])
+            for node_id in doomed:
+                await dracoon.request("DELETE", f"/v4/nodes/{node_id}")
 
     # (a)
     async def raw_read(self, key: str) -> float:
@@ -224,12 +233,15 @@ class Bench(Stack):
         subprocess.run(
             [self.rclone, "copy", f"src:recordings/{key}", "crypt:"], env=env, check=True
         )
-        return size / (time.perf_counter() - started) / MB
+        rate = size / (time.perf_counter() - started) / MB
+        shutil.rmtree(out)
+        return rate
 
 
 def main() -> None:
     sizes = [parse_size(s) for s in os.environ.get("BENCH_SIZES", "1GiB,4GiB").split(",")]
-    work = Path(tempfile.mkdtemp(prefix="recstore-bench-", dir=os.environ.get("BENCH_DIR")))
+    # the objects, one phase's uploads and rclone crypt's copy of the largest, in RAM if it fits
+    work = work_dir("recstore-bench-", need=sum(sizes) + 2 * max(sizes) + 2**30)
     bench = Bench(work)
     rows = []
     cpu: list[str] = []
@@ -246,9 +258,12 @@ def main() -> None:
                 a = asyncio.run(bench.raw_read(key))
             with meters["b"].measure():
                 b = asyncio.run(bench.raw_upload(path, room))
+            asyncio.run(bench.clear_uploads(room))
             with meters["p"].measure():
                 p = asyncio.run(bench.pass_through(key, room))
+            asyncio.run(bench.clear_uploads(room))
             c, rss, meters["c"] = bench.end_to_end(key, size)
+            asyncio.run(bench.clear_uploads(room))
             with meters["d"].measure():
                 d = bench.rclone_crypt(key, size)
             rows.append((size, a, b, p, c, d, rss))
@@ -260,6 +275,7 @@ def main() -> None:
         bench.stop()
         shutil.rmtree(work, ignore_errors=True)
     print(f"chunkSize {CHUNK / MB:.0f} MB, {WORKERS} workers; MB/s (1 MB = 10^6 bytes)")
+    print(f"objects and uploads kept under {work.parent} (BENCH_DIR to change)")
     print(
         f"{'size':>8} {'(a) read':>9} {'(b) upload':>10} {'(p) pipe':>9}"
         f" {'(c) recstore':>12} {'(d) rclone':>10}"

@@ -112,6 +112,7 @@ class DracoonStandIn:
         r.add_get(f"{api}/nodes/files/{{file_id}}/user_file_key", self.user_file_key)
         r.add_post(f"{api}/nodes/files/{{file_id}}/downloads", self.create_download)
         r.add_get(f"{api}/nodes/{{node_id}}", self.get_node)
+        r.add_delete(f"{api}/nodes/{{node_id}}", self.remove_node)
         r.add_put("/_s3/{upload_id}/{part}", self.s3_put_part)
         r.add_get("/_download/{token}", self.download)
         r.add_post(ADMIN_PREFIX + "seed", self.seed)
@@ -425,6 +426,18 @@ class DracoonStandIn:
         node = self._node(request.match_info["node_id"])
         self._require(self.model.room_of(node), user, "read")
         return web.json_response(self.node_json(node, user))
+
+    async def remove_node(self, request: web.Request) -> web.Response:
+        """``removeNode``: a file needs ``delete`` in its room; a room, ``manage`` above it."""
+        user = self._user(request)
+        node = self._node(request.match_info["node_id"])
+        if node.type == "room":
+            parent = self.model.nodes.get(node.parent_id) if node.parent_id is not None else None
+            self._require(parent or node, user, "manage")
+        else:
+            self._require(self.model.room_of(node), user, "delete")
+        self.model.remove(node)
+        return web.Response(status=204)
 
     async def list_nodes(self, request: web.Request) -> web.Response:
         user = self._user(request)

@@ -125,6 +125,19 @@ class Model:
     def children(self, parent_id: int | None) -> list[Node]:
         return [n for n in self.nodes.values() if n.parent_id == parent_id]
 
+    def remove(self, node: Node) -> None:
+        """Remove a node and everything below it, and the bytes kept for its files."""
+        for child in self.children(node.id):
+            self.remove(child)
+        for part in node.parts:
+            part.unlink(missing_ok=True)
+        if node.data is not None:  # the file's bytes, or the folder of its parts
+            if node.data.is_dir():
+                node.data.rmdir()
+            else:
+                node.data.unlink(missing_ok=True)
+        del self.nodes[node.id]
+
     def room_of(self, node: Node) -> Node | None:
         return node if node.type == "room" else self.nodes.get(node.parent_id or -1)
 
