@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 from pydantic import SecretStr
 
 from recstore.clients.kaltura import KalturaClient
 from recstore.config import KalturaSettings
 from recstore.devstack.kaltura import KalturaStandIn
+from recstore.devstack.stack import serving
 from recstore.retry import RetryPolicy
 
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
@@ -29,9 +29,8 @@ ARCHIVE_BUCKET = "kaltura-archive"
 class StandIn:
     """A Kaltura stand-in served on this test's event loop (its store is at hand)."""
 
-    def __init__(self, server: KalturaStandIn, runner: web.AppRunner) -> None:
+    def __init__(self, server: KalturaStandIn) -> None:
         self.server = server
-        self.runner = runner
         self.state = server.state_entries()
         self.url: str = self.state["kaltura_url"]
 
@@ -72,15 +71,8 @@ class StandIn:
 @asynccontextmanager
 async def stand_in(data_dir: Path, conversion_delay: float = 0.2) -> AsyncIterator[StandIn]:
     server = KalturaStandIn(data_dir, conversion_delay=conversion_delay)
-    runner = web.AppRunner(server.make_app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server.set_base_url(f"http://127.0.0.1:{runner.addresses[0][1]}")
-    try:
-        yield StandIn(server, runner)
-    finally:
-        await runner.cleanup()
+    async with serving(server):
+        yield StandIn(server)
 
 
 def video(size: int) -> bytes:

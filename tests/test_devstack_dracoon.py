@@ -3,11 +3,10 @@ upload channels included, validates against the server's OpenAPI description."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from openapi_core.testing import MockRequest, MockResponse
 
 from recstore.clients.dracoon import DracoonError
 from recstore.devstack.dracoon import DracoonStandIn
+from recstore.devstack.stack import serving
 from recstore.transfer.keys import MissingKeyResolver
 from tests.conftest import SHARED
 from tests.dracoon_helpers import client, downloaded_sha256, encrypted_upload
@@ -72,13 +72,8 @@ async def test_every_exchange_validates_against_the_openapi_description(
     log: list[Exchange] = []
     app = stand_in.make_app()
     app.middlewares.insert(0, recorder(log))
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    stand_in.set_base_url(f"http://127.0.0.1:{runner.addresses[0][1]}")
-    state = stand_in.state_entries()
-    try:
+    async with serving(stand_in, app):
+        state = stand_in.state_entries()
         async with client(state) as service:
             await service.system_info()
             room = await service.ensure_room_path(
@@ -118,8 +113,6 @@ async def test_every_exchange_validates_against_the_openapi_description(
             await service.request("DELETE", f"/v4/nodes/{node['id']}")
             with pytest.raises(Exception, match="404"):
                 await service.request("GET", f"/v4/nodes/{node['id']}", retry=False)
-    finally:
-        await runner.cleanup()
 
     failures = []
     for exchange in log:
@@ -182,39 +175,28 @@ async def test_every_exchange_validates_against_the_openapi_description(
     )["items"]
 
 
-@contextlib.asynccontextmanager
-async def served(stand_in: DracoonStandIn) -> AsyncIterator[dict[str, Any]]:
-    """The stand-in on a loopback port of this event loop; its state entries."""
-    runner = web.AppRunner(stand_in.make_app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    stand_in.set_base_url(f"http://127.0.0.1:{runner.addresses[0][1]}")
-    try:
-        yield stand_in.state_entries()
-    finally:
-        await runner.cleanup()
-
-
 def stored_bytes(data_dir: Path) -> int:
     return sum(p.stat().st_size for p in data_dir.rglob("*") if p.is_file())
 
 
 async def test_removed_nodes_take_their_bytes_with_them(tmp_path: Path) -> None:
-    async with served(DracoonStandIn(tmp_path)) as state, client(state) as service:
-        room = await service.ensure_room_path(state["dracoon_parent_room_id"], ["old", "inner"])
-        data = os.urandom(6 * 1024 * 1024 + 1)
-        kept = await encrypted_upload(service, room["id"], "kept.mp4", data, 6 * 1024 * 1024)
-        gone = await encrypted_upload(service, room["id"], "gone.mp4", data, 6 * 1024 * 1024)
-        stored = stored_bytes(tmp_path)
-        await service.request("DELETE", f"/v4/nodes/{gone['id']}")
-        assert stored_bytes(tmp_path) == stored - gone["size"]
-        assert await service.child_named(room["id"], "kept.mp4") is not None
-        assert await service.child_named(room["id"], "gone.mp4") is None
-        async with client(state, "alice") as reader:  # a reader may not remove
-            with pytest.raises(DracoonError, match="403"):
-                await reader.request("DELETE", f"/v4/nodes/{kept['id']}", retry=False)
-        await service.request("DELETE", f"/v4/nodes/{room['parentId']}")  # and all below it
-        assert stored_bytes(tmp_path) == stored - gone["size"] - kept["size"]
-        with pytest.raises(DracoonError, match="404"):
-            await service.request("GET", f"/v4/nodes/{room['id']}", retry=False)
+    stand_in = DracoonStandIn(tmp_path)
+    async with serving(stand_in):
+        state = stand_in.state_entries()
+        async with client(state) as service:
+            room = await service.ensure_room_path(state["dracoon_parent_room_id"], ["old", "inner"])
+            data = os.urandom(6 * 1024 * 1024 + 1)
+            kept = await encrypted_upload(service, room["id"], "kept.mp4", data, 6 * 1024 * 1024)
+            gone = await encrypted_upload(service, room["id"], "gone.mp4", data, 6 * 1024 * 1024)
+            stored = stored_bytes(tmp_path)
+            await service.request("DELETE", f"/v4/nodes/{gone['id']}")
+            assert stored_bytes(tmp_path) == stored - gone["size"]
+            assert await service.child_named(room["id"], "kept.mp4") is not None
+            assert await service.child_named(room["id"], "gone.mp4") is None
+            async with client(state, "alice") as reader:  # a reader may not remove
+                with pytest.raises(DracoonError, match="403"):
+                    await reader.request("DELETE", f"/v4/nodes/{kept['id']}", retry=False)
+            await service.request("DELETE", f"/v4/nodes/{room['parentId']}")  # all below too
+            assert stored_bytes(tmp_path) == stored - gone["size"] - kept["size"]
+            with pytest.raises(DracoonError, match="404"):
+                await service.request("GET", f"/v4/nodes/{room['id']}", retry=False)

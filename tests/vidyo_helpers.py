@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 from pydantic import SecretStr
 
 from recstore.config import VidyoSettings
+from recstore.devstack.stack import serving
 from recstore.devstack.vidyo import VidyoStandIn
 from recstore.retry import RetryPolicy
 
@@ -21,9 +21,8 @@ FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
 class VidyoServer:
     """A VidyoReplay stand-in served on this test's event loop, driven over its admin routes."""
 
-    def __init__(self, server: VidyoStandIn, runner: web.AppRunner) -> None:
+    def __init__(self, server: VidyoStandIn) -> None:
         self.server = server
-        self.runner = runner
         self.state = server.state_entries()
         self.url: str = self.state["vidyo_url"]
         self.user: str = self.state["vidyo_user"]
@@ -66,15 +65,8 @@ class VidyoServer:
 @asynccontextmanager
 async def vidyo_stand_in(data_dir: Path) -> AsyncIterator[VidyoServer]:
     server = VidyoStandIn(data_dir)
-    runner = web.AppRunner(server.make_app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server.set_base_url(f"http://127.0.0.1:{runner.addresses[0][1]}")
-    try:
-        yield VidyoServer(server, runner)
-    finally:
-        await runner.cleanup()
+    async with serving(server):
+        yield VidyoServer(server)
 
 
 def recording(n: int, **fields: Any) -> dict[str, Any]:

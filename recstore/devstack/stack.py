@@ -17,7 +17,8 @@ import os
 import shutil
 import signal
 import tempfile
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -45,6 +46,26 @@ class StandIn(Protocol):
     def set_base_url(self, base_url: str) -> None: ...
 
     def state_entries(self) -> dict[str, Any]: ...
+
+
+async def serve(stand_in: StandIn, app: web.Application | None = None) -> web.AppRunner:
+    """Serve a stand-in (or ``app``, its app with extra middleware) on a free loopback port,
+    and tell it its address. The caller cleans the runner up."""
+    runner = web.AppRunner(app or stand_in.make_app(), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    stand_in.set_base_url(f"http://127.0.0.1:{runner.addresses[0][1]}")
+    return runner
+
+
+@asynccontextmanager
+async def serving(stand_in: StandIn, app: web.Application | None = None) -> AsyncIterator[None]:
+    """:func:`serve` for the length of a block: a test's own stand-in on its event loop."""
+    runner = await serve(stand_in, app)
+    try:
+        yield
+    finally:
+        await runner.cleanup()
 
 
 #: Every stand-in the dev stack knows, as ``module:class``; imported only when started.
@@ -177,13 +198,7 @@ class DevStack:
         self.state.update(queue_url=queue_url, dlq_url=dlq_url, queues=queues)
 
     async def _serve(self, stand_in: StandIn) -> dict[str, Any]:
-        runner = web.AppRunner(stand_in.make_app(), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self._runners.append(runner)
-        port = int(runner.addresses[0][1])
-        stand_in.set_base_url(f"http://127.0.0.1:{port}")
+        self._runners.append(await serve(stand_in))
         return stand_in.state_entries()
 
     async def close(self) -> None:
