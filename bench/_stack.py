@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from recstore.config import AwsSettings
+from recstore.devstack.stack import up_command
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY, SECRET = "bench", "bench-secret"
@@ -119,6 +120,26 @@ class CpuMeter:
         )
 
 
+def start_devstack(
+    work: Path, data_dir: Path | None = None
+) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """``recstore devstack up`` in the background; the process and its state once it answers."""
+    state_file = work / "state.json"
+    proc = subprocess.Popen(
+        up_command(state_file, data_dir),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
+    deadline = time.monotonic() + 60
+    while not state_file.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise SystemExit("the dev stack did not start")
+        time.sleep(0.1)
+    return proc, json.loads(state_file.read_text())
+
+
 class Stack:
     """``rclone serve s3`` on a folder plus ``recstore devstack up``, stopped together."""
 
@@ -140,30 +161,8 @@ class Stack:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        state_file = self.work / "state.json"
-        self.procs["devstack"] = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "recstore",
-                "devstack",
-                "up",
-                "--state-file",
-                str(state_file),
-                "--data-dir",
-                str(self.work / "devstack"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            cwd=ROOT,
-        )
+        self.procs["devstack"], self.state = start_devstack(self.work, self.work / "devstack")
         wait_port(self.s3_port)
-        deadline = time.monotonic() + 60
-        while not state_file.exists():
-            if time.monotonic() > deadline:
-                raise TimeoutError("dev stack did not start")
-            time.sleep(0.1)
-        self.state = json.loads(state_file.read_text())
 
     def stop(self) -> None:
         for proc in self.procs.values():

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from _stack import start_devstack
 from KalturaClient import KalturaClient, KalturaConfiguration
 from KalturaClient.Plugins.Core import KalturaFilterPager, KalturaMediaEntryFilter
 
@@ -34,22 +35,6 @@ ROOT = Path(__file__).resolve().parents[1]
 ENTRIES = int(os.environ.get("BENCH_ENTRIES", "50000"))
 TAG = "bench_match"
 RECSTORE = (sys.executable, "-m", "recstore")
-
-
-def start_stack(work: Path) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
-    state_file = work / "state.json"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "recstore", "devstack", "up", "--state-file", str(state_file)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while not state_file.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit("the dev stack did not start")
-        time.sleep(0.1)
-    return proc, json.loads(state_file.read_text())
 
 
 def seed(state: dict[str, Any], work: Path) -> None:
@@ -137,7 +122,7 @@ def official_list(state: dict[str, Any]) -> tuple[int, float]:
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-kaltura-") as tmp:
         work = Path(tmp)
-        proc, state = start_stack(work)
+        proc, state = start_devstack(work)
         try:
             seed(state, work)
             config = work / "app.yaml"

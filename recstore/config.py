@@ -655,6 +655,11 @@ class LeaseSettings(_Section):
         300.0, ge=10, description="A dead holder's lease expires after this; renewed at 1/3."
     )
 
+    @property
+    def shared(self) -> bool:
+        """Whether replicas coordinate through lease objects (on, with a bucket to hold them)."""
+        return self.enabled and bool(self.bucket)
+
 
 class HttpSettings(_Section):
     """``http.*``: the server for /healthcheck, /metrics and the /status dashboard."""

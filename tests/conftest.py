@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from recstore.devstack.stack import up_command
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
@@ -57,15 +59,7 @@ class StackProcess:
         self.log_file = tmp / "devstack.log"
         with self.log_file.open("w") as log:
             self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "recstore",
-                    "devstack",
-                    "up",
-                    "--state-file",
-                    str(self.state_file),
-                ],
+                up_command(self.state_file),
                 env=clean_env(),
                 cwd=ROOT,
                 stdout=log,

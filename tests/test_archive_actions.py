@@ -8,6 +8,7 @@ original edited after archival), exemptions, the streamed restore, and idempoten
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from recstore.clients.aws import aws_client
 from recstore.clients.kaltura import KalturaClient, token_resource
 from recstore.clients.s3 import S3Store
 from recstore.devstack.seed import aws_settings_from_state
+from recstore.leases import EntryLocks
 from tests.archive_helpers import (
     ARCHIVE_BUCKET,
     FAST,
@@ -318,3 +320,26 @@ def _now() -> Any:
     from datetime import UTC, datetime
 
     return datetime.now(UTC)
+
+
+async def test_an_entry_busy_with_another_action_waits_and_dry_runs_take_no_lock(
+    world: World,
+) -> None:
+    await world.kaltura.seed([entry("0_busy", video(MiB))])
+    prefix = f"locks-{uuid.uuid4().hex}/"
+    theirs = EntryLocks(world.s3, ARCHIVE_BUCKET, prefix, ttl=30)  # another replica
+    archivist = Archivist(
+        world.client,
+        world.s3,
+        world.rules,
+        guard=EntryLocks(world.s3, ARCHIVE_BUCKET, prefix, ttl=30),
+    )
+    async with theirs.hold("0_busy", REPLACE_VIDEO):
+        busy = await archivist.run(S3COPY, "0_busy", apply=True)
+        dry = await archivist.run(S3COPY, "0_busy", apply=False)
+    assert busy.outcome is Outcome.FAILED
+    assert busy.transient  # handed back to the queue, tried again later
+    assert "replace-video is running on another worker" in busy.reason
+    assert dry.outcome is Outcome.WOULD_DO
+    assert "archived_to_s3" not in tags_of(await world.entry("0_busy"))
+    assert (await archivist.run(S3COPY, "0_busy", apply=True)).outcome is Outcome.DONE

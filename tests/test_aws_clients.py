@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -140,3 +142,37 @@ async def test_s3_errors_through_the_fault_proxy_are_retried(devstack: StackProc
                 assert caught.value.status == 503
         finally:
             await admin.post(f"{proxy}/_devstack/faults", json={})
+
+
+async def test_uploads_over_http_send_checksums_instead_of_hashing_the_body_to_sign(
+    s3: Any,
+) -> None:
+    """botocore would SHA-256 every body it signs over plain http, on the event loop; the
+    part's own checksum still lets the server refuse damaged bytes."""
+    sent: list[dict[str, str]] = []
+
+    def capture(request: Any, **_: Any) -> None:
+        sent.append(
+            {
+                k.lower(): v.decode() if isinstance(v, bytes) else v
+                for k, v in request.headers.items()
+            }
+        )
+
+    s3.meta.events.register("before-send.s3.UploadPart", capture)
+    part = os.urandom(5 * 1024 * 1024)
+
+    async def parts() -> AsyncIterator[bytes]:
+        yield part
+        yield b"tail"
+
+    try:
+        await S3Store(s3, FAST).upload_stream("recordings", "t/unsigned.bin", parts())
+    finally:
+        s3.meta.events.unregister("before-send.s3.UploadPart", capture)
+    assert [h["x-amz-content-sha256"] for h in sent] == ["UNSIGNED-PAYLOAD"] * 2
+    assert (
+        sent[0]["x-amz-checksum-sha256"] == base64.b64encode(hashlib.sha256(part).digest()).decode()
+    )
+    stored = await (await s3.get_object(Bucket="recordings", Key="t/unsigned.bin"))["Body"].read()
+    assert stored == part + b"tail"

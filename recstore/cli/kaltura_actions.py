@@ -63,7 +63,6 @@ def _run_action(
     fmt: str,
 ) -> None:
     async def work(context: ArchiveContext) -> Counter[str]:
-        assert context.s3 is not None
         now = datetime.now(UTC)
         archivist = archivist_for(context)
         entries = _progress(

@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import signal
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -46,6 +47,12 @@ class StandIn(Protocol):
     def set_base_url(self, base_url: str) -> None: ...
 
     def state_entries(self) -> dict[str, Any]: ...
+
+
+def up_command(state_file: Path, data_dir: Path | None = None) -> list[str]:
+    """``recstore devstack up`` as the tests and benchmarks start it, in a process of its own."""
+    command = [sys.executable, "-m", "recstore", "devstack", "up", "--state-file", str(state_file)]
+    return command if data_dir is None else [*command, "--data-dir", str(data_dir)]
 
 
 async def serve(stand_in: StandIn, app: web.Application | None = None) -> web.AppRunner:

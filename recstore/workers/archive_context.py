@@ -38,7 +38,7 @@ def size_rule(settings: ArchiveSettings) -> SizeRule:
 def entry_locks(settings: Settings, store: S3Store | None) -> EntryLocks:
     """Per-entry locks across replicas in ``leases.bucket``; in this process only without it."""
     leases = settings.leases
-    shared = store if leases.enabled and leases.bucket else None
+    shared = store if leases.shared else None
     return EntryLocks(shared, leases.bucket, leases.prefix, leases.ttl)
 
 

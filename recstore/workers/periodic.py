@@ -173,7 +173,7 @@ async def job_lease(
     ``store`` reuses an S3 client the worker already has; otherwise one is opened on ``stack``.
     """
     leases = settings.leases
-    if not (leases.enabled and leases.bucket):
+    if not leases.shared or leases.bucket is None:
         return None
     if store is None:
         store = S3Store(await stack.enter_async_context(aws_client(settings.aws, "s3")))
