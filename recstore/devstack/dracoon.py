@@ -16,7 +16,8 @@ Seed document (``recstore devstack seed dracoon --file F``)::
 
 Rooms on a path are created as needed (sub-rooms inherit their parent's members). Key pairs
 are generated with 10,000 PBKDF2 iterations (the SDKs' older count) so seeding is quick. The
-answer lists the ids of what was created. Other admin routes: ``GET /_devstack/state``,
+answer lists the ids of what was created. Other admin routes: ``GET /_devstack/state`` (users,
+nodes, file keys, and each upload with its S3 steps in the order they arrived),
 ``POST /_devstack/settings`` (``useS3Storage``, ``tokenLifetime`` seconds, ``quotaBytes``).
 """
 
@@ -612,6 +613,7 @@ class DracoonStandIn:
             }
             for n in range(first, last + 1)
         ]
+        upload.steps.extend(f"url {n}" for n in range(first, last + 1))
         return web.json_response({"urls": urls}, status=201)
 
     async def s3_put_part(self, request: web.Request) -> web.Response:
@@ -628,6 +630,7 @@ class DracoonStandIn:
             async for chunk in request.content.iter_any():
                 out.write(chunk)
         upload.parts[number] = (path, etag)
+        upload.steps.append(f"part {number}")
         return web.Response(status=200, headers={"ETag": f'"{etag}"'})
 
     async def complete_s3(self, request: web.Request) -> web.Response:
@@ -904,5 +907,9 @@ class DracoonStandIn:
                     {"fileId": f, "userId": u, "version": v} for f, u, v in model.file_keys
                 ],
                 "openUploads": sum(u.status != "done" for u in model.uploads.values()),
+                "uploads": [
+                    {"name": u.name, "status": u.status, "steps": u.steps}
+                    for u in model.uploads.values()
+                ],
             }
         )

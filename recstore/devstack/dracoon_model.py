@@ -92,6 +92,9 @@ class Upload:
     node_id: int | None = None
     error: dict[str, Any] | None = None
     received: int = 0
+    #: S3 direct upload steps in the order the stand-in saw them ("url 2", "part 1", ...),
+    #: so tests can check how a client orders its requests.
+    steps: list[str] = field(default_factory=list)
 
 
 class Model:
