@@ -182,17 +182,21 @@ class HotMemory:
         fd, name = tempfile.mkstemp(prefix="recstore-bench-hot-", dir=shm)
         self.path = Path(name)
         block = bytes(self.STEP)
-        with os.fdopen(fd, "wb") as out:
-            while self._size < self.need:
-                out.write(block)
-                self._size += len(block)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while self._size < self.need:
+                    out.write(block)
+                    self._size += len(block)
+        except BaseException:  # interrupted: leave no ballast behind in RAM
+            self.path.unlink()
+            raise
         self._baseline = mem_free()
         self._release(self.PRIMED)
         return self
 
     def _release(self, amount: int) -> None:
+        assert self.path is not None
         while amount > 0 and self._size:
-            assert self.path is not None
             self._size = max(0, self._size - self.STEP)
             os.truncate(self.path, self._size)
             self._released += self.STEP

@@ -28,6 +28,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +43,8 @@ from recstore.clients.aws import aws_client
 from recstore.clients.dracoon import DracoonAccount, DracoonClient
 from recstore.clients.s3 import S3Store
 from recstore.clients.sqs import SqsQueue
-from recstore.config import AwsSettings
 from recstore.devstack.appconfig import DEMO_INSTANCE, app_config
+from recstore.devstack.seed import aws_settings_from_state
 from recstore.units import parse_size
 
 CHUNK = 20_000_000
@@ -196,20 +198,18 @@ class Bench(Stack):
             daemon.wait(timeout=60)
         return size / elapsed / MB, rss, meter
 
+    @asynccontextmanager
+    async def _job_queue(self) -> AsyncIterator[SqsQueue]:
+        async with aws_client(aws_settings_from_state(self.state), "sqs") as sqs:
+            yield SqsQueue(sqs, self.state["queue_url"])
+
     async def _send(self, body: str) -> None:
-        settings = AwsSettings(
-            region=self.state["region"],
-            sqs_endpoint_url=self.state["sqs_endpoint"],
-            access_key_id=self.state["aws_access_key_id"],
-            secret_access_key=SecretStr(self.state["aws_secret_access_key"]),
-        )
-        async with aws_client(settings, "sqs") as sqs:
-            await SqsQueue(sqs, self.state["queue_url"]).send(body)
-            self._sqs_settings = settings
+        async with self._job_queue() as queue:
+            await queue.send(body)
 
     async def _depth(self) -> tuple[int, int]:
-        async with aws_client(self._sqs_settings, "sqs") as sqs:
-            return await SqsQueue(sqs, self.state["queue_url"]).depth()
+        async with self._job_queue() as queue:
+            return await queue.depth()
 
     # (d)
     def rclone_crypt(self, key: str, size: int) -> float:

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from openapi_core import OpenAPI
@@ -200,3 +201,27 @@ async def test_removed_nodes_take_their_bytes_with_them(tmp_path: Path) -> None:
             assert stored_bytes(tmp_path) == stored - gone["size"] - kept["size"]
             with pytest.raises(DracoonError, match="404"):
                 await service.request("GET", f"/v4/nodes/{room['id']}", retry=False)
+
+
+async def test_a_part_url_takes_only_the_size_it_was_asked_for(tmp_path: Path) -> None:
+    """As with S3, a presigned part URL is signed for one Content-Length; a client that put
+    a part of another size through it would be refused, not silently stored."""
+    stand_in = DracoonStandIn(tmp_path)
+    async with serving(stand_in):
+        state = stand_in.state_entries()
+        async with client(state) as service, aiohttp.ClientSession() as http:
+            room = await service.ensure_room_path(state["dracoon_parent_room_id"], ["signed"])
+            upload = await service.request(
+                "POST", "/v4/nodes/files/uploads", json={"parentId": room["id"], "name": "s.bin"}
+            )
+            urls = await service.request(
+                "POST",
+                f"/v4/nodes/files/uploads/{upload['uploadId']}/s3_urls",
+                json={"size": 1000, "firstPartNumber": 1, "lastPartNumber": 1},
+            )
+            url = urls["urls"][0]["url"]
+            async with http.put(url, data=b"x" * 1001) as refused:
+                assert refused.status == 403
+                assert "SignatureDoesNotMatch" in await refused.text()
+            async with http.put(url, data=b"x" * 1000) as stored:
+                assert stored.status == 200

@@ -81,25 +81,23 @@ async def test_encrypted_uploads_decrypt_for_a_member(
             )
 
 
+async def plain_room(state: dict[str, Any], *readers: str) -> int:
+    """A fresh unencrypted room the service account manages, with ``readers`` who may read."""
+    path = f"Plain-{next(_names)}"
+    members = [
+        {"login": state["dracoon_login"], "permissions": ["read", "create", "manage"]},
+        *({"login": login, "permissions": ["read"]} for login in readers),
+    ]
+    seed = {"rooms": [{"path": path, "encrypted": False, "members": members}]}
+    return int((await admin(state, "seed", seed))["rooms"][path])
+
+
 @pytest.mark.parametrize("direct_s3", [True, False], ids=["s3-direct", "legacy"])
 async def test_plain_room_upload(
     state: dict[str, Any], service: DracoonClient, direct_s3: bool
 ) -> None:
     await admin(state, "settings", {"useS3Storage": direct_s3})
-    path = f"Plain-{next(_names)}"
-    seed = {
-        "rooms": [
-            {
-                "path": path,
-                "encrypted": False,
-                "members": [
-                    {"login": "recstore-svc", "permissions": ["read", "create", "manage"]},
-                    {"login": "alice", "permissions": ["read"]},
-                ],
-            }
-        ]
-    }
-    room_id = (await admin(state, "seed", seed))["rooms"][path]
+    room_id = await plain_room(state, "alice")
     data = os.urandom(7 * MiB + 3)
     node = await service.upload(room_id, "plain.bin", len(data), pieces(data, 2 * MiB))
     assert node["isEncrypted"] is False
@@ -174,13 +172,6 @@ async def test_room_paths_are_created_once_under_concurrency(state: dict[str, An
         wanted = "/Recordings/" + "/".join(path[:depth])
         assert sum(n["path"] == wanted for n in nodes) == 1
     assert all(r["isEncrypted"] for r in rooms)  # sub-rooms of an encrypted room are encrypted
-
-
-async def plain_room(state: dict[str, Any]) -> int:
-    path = f"Plain-{next(_names)}"
-    members = [{"login": state["dracoon_login"], "permissions": ["read", "create", "manage"]}]
-    seed = {"rooms": [{"path": path, "encrypted": False, "members": members}]}
-    return int((await admin(state, "seed", seed))["rooms"][path])
 
 
 @pytest.mark.parametrize("known", [True, False], ids=["size-known", "size-unknown"])

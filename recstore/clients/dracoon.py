@@ -18,9 +18,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import io
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -416,7 +417,7 @@ class DracoonClient:
         upload_id = channel["uploadId"]
         parts: list[dict[str, Any]] = []
         pending = bytearray()
-        with _PartUrls(self, upload_id, size) as urls:
+        with _PartUrls(functools.partial(self._part_url, upload_id), size) as urls:
             async for chunk in chunks:
                 if not pending and len(chunk) >= MIN_PART:
                     parts.append(await self._put_part(urls, len(parts) + 1, chunk))
@@ -589,11 +590,10 @@ class _PartUrls:
     size). With ``total`` known, nothing is asked for beyond the last part.
     """
 
-    def __init__(self, client: DracoonClient, upload_id: str, total: int | None) -> None:
-        self._client = client
-        self._upload_id = upload_id
+    def __init__(self, fetch: Callable[[int, int], Awaitable[str]], total: int | None) -> None:
+        self._fetch = fetch  # (part number, size) → URL
         self._left = total
-        self._ahead: tuple[int, int, asyncio.Task[str]] | None = None
+        self._ahead: tuple[int, int, asyncio.Future[str]] | None = None
 
     async def get(self, number: int, size: int) -> str:
         """The URL for part ``number`` of ``size`` bytes; the next one is asked for now."""
@@ -602,17 +602,14 @@ class _PartUrls:
             task = ahead[2]
         else:
             _discard(ahead)
-            task = asyncio.create_task(self._fetch(number, size))
+            task = asyncio.ensure_future(self._fetch(number, size))
         guess = size
         if self._left is not None:
             self._left -= size
             guess = min(size, self._left)
         if guess > 0 and number < MAX_PARTS:
-            self._ahead = (number + 1, guess, asyncio.create_task(self._fetch(number + 1, guess)))
+            self._ahead = (number + 1, guess, asyncio.ensure_future(self._fetch(number + 1, guess)))
         return await task
-
-    def _fetch(self, number: int, size: int) -> Coroutine[Any, Any, str]:
-        return self._client._part_url(self._upload_id, number, size)
 
     def __enter__(self) -> _PartUrls:
         return self
@@ -622,7 +619,7 @@ class _PartUrls:
         self._ahead = None
 
 
-def _discard(ahead: tuple[int, int, asyncio.Task[str]] | None) -> None:
+def _discard(ahead: tuple[int, int, asyncio.Future[str]] | None) -> None:
     """Drop a URL asked for ahead and not needed; its outcome, error or not, is of no use."""
     if ahead is not None:
         task = ahead[2]

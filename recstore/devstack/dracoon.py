@@ -70,6 +70,11 @@ class ApiError(Exception):
         self.response = error(status, message, error_code)
 
 
+def _part_signature(upload: Upload, number: int, size: int) -> str:
+    """What a presigned part URL carries: like S3's, valid for one part of one size only."""
+    return hashlib.sha256(f"{upload.token}:{number}:{size}".encode()).hexdigest()[:16]
+
+
 class DracoonStandIn:
     name = "dracoon"
 
@@ -605,10 +610,11 @@ class DracoonStandIn:
         first, last = int(body["firstPartNumber"]), int(body["lastPartNumber"])
         if not 1 <= first <= last <= 10000:
             raise ApiError(400, "Invalid part numbers", -80000)
-        signature = hashlib.sha256(f"{upload.token}".encode()).hexdigest()[:16]
+        size = int(body["size"])
         urls = [
             {
-                "url": f"{self.base_url}/_s3/{upload.id}/{n}?X-Amz-Signature={signature}",
+                "url": f"{self.base_url}/_s3/{upload.id}/{n}"
+                f"?X-Amz-Signature={_part_signature(upload, n, size)}",
                 "partNumber": n,
             }
             for n in range(first, last + 1)
@@ -621,6 +627,11 @@ class DracoonStandIn:
         if upload is None:
             return web.Response(status=404, text="<Error><Code>NoSuchUpload</Code></Error>")
         number = int(request.match_info["part"])
+        signed = _part_signature(upload, number, request.content_length or 0)
+        if request.query.get("X-Amz-Signature") != signed:
+            # S3 signs a presigned part URL for the Content-Length it was asked for
+            error = "<Error><Code>SignatureDoesNotMatch</Code></Error>"
+            return web.Response(status=403, text=error)
         path = upload.path.with_name(f"{upload.id}.part{number}")
         # S3's ETag of a part is opaque to clients, who only hand it back at completion: a
         # random one keeps that contract without hashing every byte (the stand-in is the sink
