@@ -174,7 +174,7 @@ class FileEncryptor:
     def update(self, data: bytes | bytearray | memoryview) -> bytes:
         return self._cipher.update(data)
 
-    def update_into(self, data: bytes | bytearray | memoryview, out: bytearray) -> int:
+    def update_into(self, data: bytes | bytearray | memoryview, out: bytearray | memoryview) -> int:
         """Encrypt into ``out`` without allocating; ``out`` needs ``len(data) + 15`` bytes."""
         return self._cipher.update_into(data, out)
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import aiohttp
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -57,14 +58,49 @@ async def test_encrypted_stream_equals_one_shot_aes_gcm(
     assert encryptor.tag == expected[-16:]
 
 
+async def test_a_body_cut_off_mid_chunk_is_resumed_without_a_byte_twice(
+    devstack: StackProcess,
+) -> None:
+    """Reads go through the S3 proxy, which breaks off two answers 300 kB into their bodies.
+
+    Received bytes are encrypted as they arrive, and a cipher cannot take a byte back: only a
+    read that resumes at the first byte not yet encrypted gives the one-shot ciphertext.
+    """
+    proxy = devstack.state["s3_proxy_url"]
+    settings = aws_settings_from_state(devstack.state).model_copy(update={"s3_endpoint_url": proxy})
+    size = 2 * MiB + 17
+    async with aws_client(settings, "s3") as client:
+        store = S3Store(client, RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.02))
+        info, plain = await object_of(devstack, store, "p/cut", size)
+        key, iv = bytes(range(32)), bytes(range(12))
+        encryptor = Cipher(algorithms.AES(key), modes.GCM(iv)).encryptor()
+        async with aiohttp.ClientSession() as admin:
+            cut = {"cut_after": 300_000, "count": 2, "methods": ["GET"]}
+            await admin.post(f"{proxy}/_devstack/faults", json=cut)
+            try:
+                chunks = [bytes(c) async for c in stream_chunks(store, info, MiB, encryptor)]
+                async with admin.get(f"{proxy}/_devstack/faults") as answer:
+                    injected = (await answer.json())["injected"]
+            finally:
+                await admin.post(f"{proxy}/_devstack/faults", json={})
+    assert injected == 2
+    encryptor.finalize()
+    expected = AESGCM(key).encrypt(iv, plain, None)
+    assert b"".join(chunks) == expected[:-16]
+    assert encryptor.tag == expected[-16:]
+    assert [len(c) for c in chunks] == [MiB, MiB, 17]
+
+
 async def test_reading_overlaps_the_consumer(devstack: StackProcess, store: S3Store) -> None:
     info, _ = await object_of(devstack, store, "p/overlap", 4 * MiB)
     read_offsets: list[int] = []
 
     class Recording:
-        async def read_into(self, source: ObjectInfo, offset: int, buffer: memoryview) -> int:
+        async def read_range(
+            self, source: ObjectInfo, offset: int, length: int, sink: Callable[[bytes], None]
+        ) -> int:
             read_offsets.append(offset)
-            return await store.read_into(source, offset, buffer)
+            return await store.read_range(source, offset, length, sink)
 
     consumed = 0
     async for _chunk in stream_chunks(Recording(), info, MiB, depth=2):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import aiohttp
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -41,6 +42,7 @@ _NETWORK = (
     ConnectTimeoutError,
     ReadTimeoutError,
     ResponseStreamingError,
+    aiohttp.ClientError,  # a body read straight from aiohttp (S3 ranged reads) breaking off
 )
 
 
@@ -49,7 +51,7 @@ def aws_errors(remote: str, what: str) -> Iterator[None]:
     """Re-raise AWS library failures inside the block as :class:`RemoteError`."""
     try:
         yield
-    except (BotoCoreError, ClientError, OSError, TimeoutError) as exc:
+    except (BotoCoreError, ClientError, aiohttp.ClientError, OSError, TimeoutError) as exc:
         raise translate(exc, remote, what) from exc
 
 

@@ -14,7 +14,7 @@ import random
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from aiohttp import web
 
@@ -29,7 +29,9 @@ class FaultPlan:
 
     ``error_rate`` and ``drop_rate`` are probabilities in [0, 1]; ``count`` limits how many
     faults are injected in all (``None``: no limit), which lets a test say "the next two uploads
-    fail" deterministically with a rate of 1.
+    fail" deterministically with a rate of 1. ``cut_after`` lets the answer start and drops the
+    connection after that many bytes of its body: a download broken off mid-way (honoured by
+    the stand-ins that stream answers, see :meth:`FaultInjector.cut_point`).
     """
 
     latency_ms: int = 0
@@ -37,6 +39,7 @@ class FaultPlan:
     error_status: int = 503
     retry_after: int | None = None
     drop_rate: float = 0.0
+    cut_after: int | None = None
     path_pattern: str = ""
     methods: frozenset[str] = frozenset()
     count: int | None = None
@@ -52,6 +55,7 @@ class FaultPlan:
             "error_status",
             "retry_after",
             "drop_rate",
+            "cut_after",
             "path_pattern",
             "methods",
             "count",
@@ -66,6 +70,7 @@ class FaultPlan:
             error_status=int(data.get("error_status", 503)),
             retry_after=None if data.get("retry_after") is None else int(data["retry_after"]),
             drop_rate=float(data.get("drop_rate", 0.0)),
+            cut_after=None if data.get("cut_after") is None else int(data["cut_after"]),
             path_pattern=str(data.get("path_pattern", "")),
             methods=frozenset(m.upper() for m in data.get("methods", [])),
             count=None if data.get("count") is None else int(data["count"]),
@@ -85,6 +90,7 @@ class FaultPlan:
             "error_status": self.error_status,
             "retry_after": self.retry_after,
             "drop_rate": self.drop_rate,
+            "cut_after": self.cut_after,
             "path_pattern": self.path_pattern,
             "methods": sorted(self.methods),
             "count": self.count,
@@ -122,7 +128,6 @@ class FaultInjector:
         if plan.draw(plan.drop_rate):
             plan.injected += 1
             _drop(request)
-            raise asyncio.CancelledError  # the transport is gone; stop the handler here
         if plan.draw(plan.error_rate):
             plan.injected += 1
             response = self._error_body(plan.error_status)
@@ -130,6 +135,16 @@ class FaultInjector:
                 response.headers["Retry-After"] = str(plan.retry_after)
             return response
         return await handler(request)
+
+    def cut_point(self, request: web.Request) -> int | None:
+        """Body bytes to send before :meth:`cut`, when the plan cuts this answer short."""
+        plan = self.plan
+        return plan.cut_after if plan.cut_after is not None and plan.applies_to(request) else None
+
+    def cut(self, request: web.Request) -> NoReturn:
+        """Drop the connection mid-answer (at the :meth:`cut_point`)."""
+        self.plan.injected += 1
+        _drop(request)
 
     async def handle_set(self, request: web.Request) -> web.Response:
         try:
@@ -148,11 +163,12 @@ class FaultInjector:
         app.router.add_post(ADMIN_PREFIX + "faults", self.handle_set)
 
 
-def _drop(request: web.Request) -> None:
-    """Close the socket without an answer, as a crashed proxy or a reset would."""
+def _drop(request: web.Request) -> NoReturn:
+    """Close the socket with no more said, as a crashed proxy or a reset would."""
     transport = request.transport
     if transport is not None:
         transport.abort()
+    raise asyncio.CancelledError  # the transport is gone; stop the handler here
 
 
 def _default_error(status: int) -> web.Response:

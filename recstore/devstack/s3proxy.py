@@ -2,8 +2,9 @@
 
 moto has no switch for outages, so reliability tests point ``aws.s3EndpointUrl`` at this proxy
 instead and drive it through ``/_devstack/faults`` like every stand-in: S3-style ``503
-ServiceUnavailable``/``SlowDown`` answers, latency, dropped connections. Requests and answers
-are streamed through unchanged (moto does not check signatures, so the Host may differ).
+ServiceUnavailable``/``SlowDown`` answers, latency, dropped connections, bodies cut off mid-way.
+Requests and answers are streamed through unchanged (moto does not check signatures, so the Host
+may differ).
 """
 
 from __future__ import annotations
@@ -83,7 +84,12 @@ class S3FaultProxy:
             if upstream.content_length is not None:
                 response.content_length = upstream.content_length
             await response.prepare(request)
+            sent, cut = 0, self.faults.cut_point(request)
             async for piece in upstream.content.iter_chunked(1024 * 1024):
+                if cut is not None and sent + len(piece) >= cut:
+                    await response.write(piece[: cut - sent])
+                    self.faults.cut(request)
                 await response.write(piece)
+                sent += len(piece)
             await response.write_eof()
             return response

@@ -2,8 +2,9 @@
 
 A producer task reads chunk n+1 (and encrypts it) while the consumer uploads chunk n; a bounded
 queue of ``depth`` chunks sits between them. Buffers are allocated once per stream and reused,
-so memory is about ``(depth + 2) x chunk_size`` whatever the object's size, and no chunk is
-copied between the socket read and the cipher.
+so memory is about ``(depth + 1) x chunk_size`` whatever the object's size. The bytes the HTTP
+client received are encrypted straight into the chunk that is uploaded: one pass over each byte
+between the socket and the uploader, no plaintext copy.
 
 The contract for the consumer: a yielded chunk (a ``memoryview``) is valid until the consumer
 asks for the next one; whoever needs it longer must copy it.
@@ -23,11 +24,13 @@ CIPHER_SLACK = 15
 
 
 class RangeReader(Protocol):
-    async def read_into(self, source: ObjectInfo, offset: int, buffer: memoryview) -> int: ...
+    async def read_range(
+        self, source: ObjectInfo, offset: int, length: int, sink: Callable[[bytes], None]
+    ) -> int: ...
 
 
 class ChunkCipher(Protocol):
-    def update_into(self, data: memoryview, out: bytearray) -> int: ...
+    def update_into(self, data: bytes, out: memoryview) -> int: ...
 
 
 async def stream_chunks(
@@ -49,19 +52,27 @@ async def stream_chunks(
     free: asyncio.Queue[bytearray] = asyncio.Queue()
     for _ in range(depth + 1):
         free.put_nowait(bytearray(chunk_size + slack))
-    plain = bytearray(chunk_size) if cipher is not None else None
     ready: asyncio.Queue[tuple[bytearray, int] | Exception | None] = asyncio.Queue(maxsize=depth)
+
+    async def fill(out: bytearray, offset: int) -> int:
+        view, filled = memoryview(out), 0
+
+        def take(piece: bytes) -> None:
+            nonlocal filled
+            if cipher is None:
+                view[filled : filled + len(piece)] = piece
+            else:  # the reader hands each byte on once, so the cipher never sees one twice
+                cipher.update_into(piece, view[filled:])
+            filled += len(piece)
+
+        return await reader.read_range(source, offset, chunk_size, take)
 
     async def produce() -> None:
         offset = 0
         try:
             while offset < source.size:
                 out = await free.get()
-                if cipher is None or plain is None:
-                    n = await reader.read_into(source, offset, memoryview(out)[:chunk_size])
-                else:
-                    n = await reader.read_into(source, offset, memoryview(plain))
-                    cipher.update_into(memoryview(plain)[:n], out)
+                n = await fill(out, offset)
                 if n == 0:
                     raise EOFError(f"{source.key}: object ended at {offset} of {source.size}")
                 offset += n
