@@ -28,8 +28,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -194,11 +192,6 @@ class Bench(Stack):
             daemon.wait(timeout=60)
         return size / elapsed / MB, rss, meter
 
-    @asynccontextmanager
-    async def _job_queue(self) -> AsyncIterator[SqsQueue]:
-        async with aws_client(aws_settings_from_state(self.state), "sqs") as sqs:
-            yield SqsQueue(sqs, self.state["queue_url"])
-
     async def _timed_job(
         self, body: str, log: Path, meter: CpuMeter, size: int
     ) -> tuple[float, tuple[int, int]]:
@@ -208,7 +201,8 @@ class Bench(Stack):
         clients first: building one (botocore's service model) takes ~0.1 s that is the
         bench's, not recstore's.
         """
-        async with self._job_queue() as queue:
+        async with aws_client(aws_settings_from_state(self.state), "sqs") as sqs:
+            queue = SqsQueue(sqs, self.state["queue_url"])
             with meter.measure(size):
                 started = time.perf_counter()
                 await queue.send(body)

@@ -62,6 +62,42 @@ async def test_a_changed_object_is_refused_not_mixed(devstack: StackProcess, s3:
     assert caught.value.transient is False
 
 
+async def test_a_server_that_ignores_range_is_refused_not_misplaced() -> None:
+    """Some S3-compatible servers answer a ranged GET with the whole object (200, no
+    Content-Range). Its first bytes would land where the range's bytes belong; the read is
+    refused as permanent instead."""
+    from aiohttp import web
+    from pydantic import SecretStr
+
+    from recstore.clients.s3 import ObjectInfo
+    from recstore.config import AwsSettings
+
+    data = os.urandom(3000)
+
+    async def whole_object(request: web.Request) -> web.Response:
+        return web.Response(body=data, headers={"ETag": '"e"'})
+
+    app = web.Application()
+    app.router.add_get("/{bucket}/{key}", whole_object)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
+    settings = AwsSettings(
+        endpoint_url=f"http://127.0.0.1:{port}", access_key_id="x", secret_access_key=SecretStr("y")
+    )
+    try:
+        async with aws_client(settings, "s3") as client:
+            store = S3Store(client, FAST)
+            buffer = bytearray(1000)
+            with pytest.raises(RemoteError, match="asked for bytes 1000-1999") as caught:
+                await store.read_into(ObjectInfo("b", "k", 3000, '"e"'), 1000, memoryview(buffer))
+    finally:
+        await runner.cleanup()
+    assert caught.value.transient is False
+    assert buffer == bytearray(1000)  # nothing of the wrong bytes was handed on
+
+
 async def test_missing_object_is_a_permanent_error(s3: Any) -> None:
     with pytest.raises(RemoteError) as caught:
         await S3Store(s3, FAST).head("recordings", "t/nothing-here")

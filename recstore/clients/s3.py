@@ -156,12 +156,11 @@ class S3Store:
                     IfMatch=source.etag,
                 )
                 async with answer["Body"] as body:
+                    _check_range(answer, position, end, what)
                     # aiohttp's own pieces as received: aiobotocore's read(n) would join them
                     # into a new bytes (a copy of every byte) and its readinto copy that again
                     # (together a tenth of recstore's CPU in the transfer benchmark).
                     async for piece, _ in body.raw_stream.content.iter_chunks():
-                        if len(piece) > end - position:
-                            piece = piece[: end - position]  # never past the range asked for
                         sink(piece)
                         position += len(piece)
             if position != end:
@@ -383,8 +382,8 @@ class S3Store:
     async def read_chunks(self, source: ObjectInfo, chunk_size: int) -> AsyncIterator[bytes]:
         """The object's bytes in ``chunk_size`` pieces, the next range read while one is used.
 
-        Each piece is a ranged GET pinned to the object's ETag (see :meth:`read_into`); memory
-        is two pieces whatever the object's size.
+        Each piece is a ranged GET pinned to the object's ETag (see :meth:`read_range`);
+        memory is two pieces whatever the object's size.
         """
         if chunk_size <= 0:
             raise ValueError("chunk_size must be positive")
@@ -392,16 +391,9 @@ class S3Store:
         async def pieces() -> AsyncIterator[bytes]:
             offset = 0
             while offset < source.size:
-                buffer = bytearray(min(chunk_size, source.size - offset))
-                n = await self.read_into(source, offset, memoryview(buffer))
-                if n == 0:
-                    raise RemoteError(
-                        f"s3 read of s3://{source.bucket}/{source.key} ended at {offset}",
-                        remote=REMOTE,
-                        transient=True,
-                    )
-                offset += n
-                yield bytes(buffer) if n == len(buffer) else bytes(buffer[:n])
+                received: list[bytes] = []
+                offset += await self.read_range(source, offset, chunk_size, received.append)
+                yield b"".join(received)  # the one copy (none when it came in one piece)
 
         async with contextlib.aclosing(_read_ahead(pieces())) as ahead:
             async for piece in ahead:
@@ -458,6 +450,22 @@ def _object_info(bucket: str, key: str, answer: Mapping[str, Any]) -> ObjectInfo
         metadata={str(k).lower(): str(v) for k, v in (answer.get("Metadata") or {}).items()},
         checksum_sha256=answer.get("ChecksumSHA256"),
     )
+
+
+def _check_range(answer: Mapping[str, Any], start: int, end: int, what: str) -> None:
+    """Refuse an answer that is not the range asked for.
+
+    Some S3-compatible servers ignore ``Range`` and send the whole object from its first byte;
+    taken as the range, those bytes would be stored at the wrong place in the file, silently.
+    """
+    got = str(answer.get("ContentRange") or "")
+    if not got.startswith(f"bytes {start}-{end - 1}/"):
+        raise RemoteError(
+            f"s3 {what}: asked for bytes {start}-{end - 1}, the answer holds "
+            f"{got or 'no Content-Range (the server ignores Range)'}",
+            remote=REMOTE,
+            transient=False,
+        )
 
 
 async def _with_digests(parts: AsyncIterable[bytes]) -> AsyncGenerator[tuple[bytes, bytes], None]:
