@@ -51,6 +51,20 @@ async def test_ranged_reads_into_one_buffer_rebuild_the_object(
     assert digest.hexdigest() == expected
 
 
+async def test_a_plain_http_endpoint_needs_no_ca_bundle(
+    devstack: StackProcess, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No TLS, nothing to verify: a CA bundle that cannot be read (or its ~20 ms load in the
+    # first job) is none of a plain-http endpoint's business.
+    monkeypatch.setenv("AWS_CA_BUNDLE", str(tmp_path / "missing.pem"))
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    await seed_s3(devstack.state, {"objects": [{"key": "t/plain.txt", "text": "plain"}]})
+    async with aws_client(aws_settings_from_state(devstack.state), "s3") as client:
+        info = await S3Store(client, FAST).head("recordings", "t/plain.txt")
+    assert info.size == len("plain")
+
+
 async def test_a_changed_object_is_refused_not_mixed(devstack: StackProcess, s3: Any) -> None:
     await seed_s3(devstack.state, {"objects": [{"key": "t/changing.bin", "text": "version one"}]})
     store = S3Store(s3, FAST)

@@ -16,7 +16,7 @@ from recstore.clients.s3 import ObjectInfo, S3Store
 from recstore.devstack.seed import aws_settings_from_state, seed_s3, synthetic_chunks
 from recstore.errors import RemoteError
 from recstore.retry import RetryPolicy
-from recstore.transfer.pipeline import stream_chunks
+from recstore.transfer.pipeline import CIPHER_SLACK, stream_chunks
 from tests.conftest import StackProcess
 
 FAST = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02)
@@ -91,6 +91,18 @@ async def test_a_body_cut_off_mid_chunk_is_resumed_without_a_byte_twice(
     assert [len(c) for c in chunks] == [MiB, MiB, 17]
 
 
+async def test_a_small_first_chunk_then_full_chunks(devstack: StackProcess, store: S3Store) -> None:
+    info, data = await object_of(devstack, store, "p/first", 3 * MiB + 5)
+    key, iv = bytes(range(32)), bytes(12)
+    encryptor = Cipher(algorithms.AES(key), modes.GCM(iv)).encryptor()
+    chunks = [
+        bytes(c) async for c in stream_chunks(store, info, MiB, encryptor, first_chunk=100_000)
+    ]
+    encryptor.finalize()
+    assert [len(c) for c in chunks] == [100_000, MiB, MiB, MiB + 5 - 100_000]
+    assert b"".join(chunks) + encryptor.tag == AESGCM(key).encrypt(iv, data, None)
+
+
 async def test_reading_overlaps_the_consumer(devstack: StackProcess, store: S3Store) -> None:
     info, _ = await object_of(devstack, store, "p/overlap", 4 * MiB)
     read_offsets: list[int] = []
@@ -118,6 +130,16 @@ async def test_memory_is_bounded_by_depth_not_size(devstack: StackProcess, store
     async for chunk in stream_chunks(store, info, MiB, depth=2):
         seen.add(id(chunk.obj))
     assert len(seen) <= 3  # depth + 1 buffers, reused
+
+
+async def test_a_small_object_gets_buffers_of_its_size(
+    devstack: StackProcess, store: S3Store
+) -> None:
+    info, _ = await object_of(devstack, store, "p/small", 1000)
+    encryptor = Cipher(algorithms.AES(bytes(32)), modes.GCM(bytes(12))).encryptor()
+    sizes = [len(chunk.obj) async for chunk in stream_chunks(store, info, 20 * MiB, encryptor)]
+    assert sizes
+    assert max(sizes) <= 1000 + CIPHER_SLACK  # not three 20 MiB buffers
 
 
 async def test_a_read_error_ends_the_stream_with_that_error(

@@ -1,10 +1,13 @@
 """The streaming pipeline: ranged reads → (encryption) → the uploader, overlapped.
 
 A producer task reads chunk n+1 (and encrypts it) while the consumer uploads chunk n; a bounded
-queue of ``depth`` chunks sits between them. Buffers are allocated once per stream and reused,
-so memory is about ``(depth + 1) x chunk_size`` whatever the object's size. The bytes the HTTP
-client received are encrypted straight into the chunk that is uploaded: one pass over each byte
-between the socket and the uploader, no plaintext copy.
+queue of ``depth`` chunks sits between them. Buffers are reused, so memory is at most
+``(depth + 1) x min(chunk_size, object size)`` whatever the object's size. They are allocated
+as the pipeline fills, not up front: a fresh buffer costs a page fault per 4 KiB, and the first
+read should not wait for the third buffer's (measured: 36 → 16 ms from upload channel to first
+read at 20 MB chunks), nor should a small recording get three chunk-sized buffers. The bytes
+the HTTP client received are encrypted straight into the chunk that is uploaded: one pass over
+each byte between the socket and the uploader, no plaintext copy.
 
 The contract for the consumer: a yielded chunk (a ``memoryview``) is valid until the consumer
 asks for the next one; whoever needs it longer must copy it.
@@ -40,21 +43,33 @@ async def stream_chunks(
     cipher: ChunkCipher | None = None,
     depth: int = 2,
     progress: Callable[[int], None] | None = None,
+    first_chunk: int | None = None,
 ) -> AsyncIterator[memoryview]:
     """Yield the object's bytes (encrypted when ``cipher`` is given) in ``chunk_size`` pieces.
 
+    ``first_chunk`` makes the first piece smaller: the consumer starts after that many bytes
+    instead of a whole chunk, while the reader goes on ahead (the uploader idles until the
+    first chunk is full; measured: ~55 ms into every job for 20 MB, ~20 ms for 5 MiB).
     ``progress`` is called with the byte count of each chunk once it has been handed on.
     A read error ends the stream with that error; nothing is yielded twice.
     """
-    if chunk_size <= 0 or depth < 1:
-        raise ValueError("chunk_size and depth must be positive")
-    slack = CIPHER_SLACK if cipher is not None else 0
+    if chunk_size <= 0 or depth < 1 or (first_chunk is not None and first_chunk <= 0):
+        raise ValueError("chunk_size, depth and first_chunk must be positive")
+    first = min(first_chunk or chunk_size, chunk_size)
+    buffer_size = min(chunk_size, source.size) + (CIPHER_SLACK if cipher is not None else 0)
     free: asyncio.Queue[bytearray] = asyncio.Queue()
-    for _ in range(depth + 1):
-        free.put_nowait(bytearray(chunk_size + slack))
+    unallocated = depth + 1
+
+    async def next_free() -> bytearray:
+        nonlocal unallocated
+        if free.empty() and unallocated:
+            unallocated -= 1
+            return bytearray(buffer_size)
+        return await free.get()
+
     ready: asyncio.Queue[tuple[bytearray, int] | Exception | None] = asyncio.Queue(maxsize=depth)
 
-    async def fill(out: bytearray, offset: int) -> int:
+    async def fill(out: bytearray, offset: int, length: int) -> int:
         view, filled = memoryview(out), 0
 
         def take(piece: bytes) -> None:
@@ -65,14 +80,14 @@ async def stream_chunks(
                 cipher.update_into(piece, view[filled:])
             filled += len(piece)
 
-        return await reader.read_range(source, offset, chunk_size, take)
+        return await reader.read_range(source, offset, length, take)
 
     async def produce() -> None:
         offset = 0
         try:
             while offset < source.size:
-                out = await free.get()
-                n = await fill(out, offset)
+                out = await next_free()
+                n = await fill(out, offset, chunk_size if offset else first)
                 if n == 0:
                     raise EOFError(f"{source.key}: object ended at {offset} of {source.size}")
                 offset += n

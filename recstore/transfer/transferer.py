@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from recstore import events, metrics
-from recstore.clients.s3 import ObjectInfo
+from recstore.clients.s3 import MIN_PART_SIZE, ObjectInfo
 from recstore.crypto import (
     FileEncryptor,
     PlainFileKey,
@@ -298,7 +298,12 @@ class Transferer:
         source = f"s3://{info.bucket}/{info.key}"
         with PROGRESS.track(source, path or f"room {room.id}", info.size) as progress:
             chunks = stream_chunks(
-                self._source, info, self._chunk_size, encryptor, progress=progress.advance
+                self._source,
+                info,
+                self._chunk_size,
+                encryptor,
+                progress=progress.advance,
+                first_chunk=MIN_PART_SIZE,  # the smallest S3 part: the upload starts soonest
             )
             stored = await destination.upload(
                 room,
