@@ -87,7 +87,9 @@ class Setup:
         doc = app_config(self.state, http_port=0)
         doc["queues"] = {"recordings": self.work_url, "recordings-dlq": self.dead_url}
         doc["workers"]["FileTransferer"].update({"count": 2, "visibilityTimeout": 10})
-        doc["s3"]["chunkSize"] = "5MiB"
+        # Above S3's smallest part: a job's 5 MiB first part, then full chunks, go through
+        # the whole daemon, and the decryption checks prove the uneven parts right.
+        doc["s3"]["chunkSize"] = "6MiB"
         doc["daemon"].update({"gracePeriod": "2s"})
         for section, values in overrides.items():
             doc.setdefault(section, {}).update(values)

@@ -29,14 +29,12 @@ from typing import Any
 import aiohttp
 from pydantic import SecretStr
 
+from recstore.clients.s3 import MAX_PARTS, MIN_PART_SIZE  # direct uploads are S3 multipart
 from recstore.crypto import UserPrivateKey, decrypt_private_key
 from recstore.errors import RemoteError
 from recstore.retry import RetryPolicy, call_with_retry
 
 REMOTE = "dracoon"
-MIN_PART = 5 * 1024 * 1024
-#: S3's (and so DRACOON's) highest part number.
-MAX_PARTS = 10_000
 PAGE = 500
 KEYS_PER_REQUEST = 100
 #: Refresh the access token this long before the server says it expires.
@@ -419,11 +417,11 @@ class DracoonClient:
         pending = bytearray()
         with _PartUrls(functools.partial(self._part_url, upload_id), size) as urls:
             async for chunk in chunks:
-                if not pending and len(chunk) >= MIN_PART:
+                if not pending and len(chunk) >= MIN_PART_SIZE:
                     parts.append(await self._put_part(urls, len(parts) + 1, chunk))
                     continue
                 pending += chunk  # small pieces are gathered into parts of at least 5 MB
-                if len(pending) >= MIN_PART:
+                if len(pending) >= MIN_PART_SIZE:
                     parts.append(await self._put_part(urls, len(parts) + 1, pending))
                     pending = bytearray()
             if pending or not parts:

@@ -1,9 +1,10 @@
-"""S3: head, ranged reads into the caller's buffer, streamed multipart writes, restores, delete.
+"""S3: head, ranged reads handed to the caller as received, streamed multipart writes, restores,
+delete.
 
 Reads are ranged GETs pinned to the ETag seen when the job started (``IfMatch``): a recording
 overwritten mid-transfer fails with a permanent error instead of producing a file stitched from
-two versions. A range's body is streamed into a caller-owned buffer, so memory is the buffers
-the pipeline allocated once, whatever the object's size.
+two versions. A range's body goes piece by piece to the caller's sink (the pipeline encrypts it
+straight into its own reused buffers), so memory does not grow with the object's size.
 
 Writes of unknown length (a Kaltura original streamed from its download URL) are multipart
 uploads fed one part at a time (:meth:`S3Store.upload_stream`): memory is a few parts, never
@@ -174,17 +175,6 @@ class S3Store:
         if end <= offset:
             return 0
         return await call_with_retry(call, remote=REMOTE, policy=self._policy)
-
-    async def read_into(self, source: ObjectInfo, offset: int, buffer: memoryview) -> int:
-        """Fill ``buffer`` from ``offset`` (or up to the end of the object); bytes read."""
-        filled = 0
-
-        def store(piece: bytes) -> None:
-            nonlocal filled
-            buffer[filled : filled + len(piece)] = piece
-            filled += len(piece)
-
-        return await self.read_range(source, offset, len(buffer), store)
 
     async def get_small(self, bucket: str, key: str) -> tuple[bytes, str] | None:
         """A small object's bytes and ETag, or None when it does not exist."""
