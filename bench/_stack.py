@@ -78,16 +78,29 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
 
 
+def stolen_seconds() -> float:
+    """CPU time the host kept from this VM's cores while they had work (``steal``, all cores).
+
+    On a shared host it comes in bursts (up to a fifth of a core in some seconds here): a phase
+    that ran through one was slowed by the host, not by the code under test.
+    """
+    with open("/proc/stat") as stat:
+        fields = stat.readline().split()  # "cpu user nice system idle iowait irq softirq steal"
+    return int(fields[8]) / _TICKS
+
+
 @dataclass
 class CpuMeter:
     """CPU seconds spent by named processes during one ``with`` block.
 
     ``"bench"`` is this process; ``"child"`` any child process that ended inside the block.
+    ``stolen`` is what the host took from the VM's cores meanwhile (not anyone's work).
     """
 
     pids: Mapping[str, int]
     spent: dict[str, float] = field(default_factory=dict)
     wall: float = 0.0
+    stolen: float = 0.0
 
     @contextmanager
     def measure(self, stores: int = 0) -> Iterator[None]:
@@ -101,13 +114,14 @@ class CpuMeter:
         os.sync()
         with HotMemory(stores) as hot:
             before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
-            own = os.times()
+            own, stolen = os.times(), stolen_seconds()
             started = time.perf_counter()
             try:
                 with hot.feeding():
                     yield
             finally:
                 self.wall = time.perf_counter() - started
+                self.stolen = stolen_seconds() - stolen
                 done = os.times()
                 self.spent = {
                     name: cpu_seconds(pid) - before[name] for name, pid in self.pids.items()
@@ -121,12 +135,14 @@ class CpuMeter:
                 )
 
     def per_gb(self, size: int) -> str:
-        """``name s/GB`` for each process, then the total and the cores kept busy."""
+        """``name s/GB`` for each process, the total and the cores kept busy, then the host's
+        steal (as CPU s/GB, so it compares with the total)."""
         gb = size / 1e9
         parts = [f"{name} {spent / gb:.2f}" for name, spent in self.spent.items() if spent > 0.01]
         total = sum(self.spent.values())
         return (
             f"{' + '.join(parts)} = {total / gb:.2f} CPU s/GB ({total / self.wall:.2f} cores busy)"
+            f"; host steal {self.stolen / gb:.2f}"
         )
 
 
@@ -217,6 +233,11 @@ class HotMemory:
             thread.join()
 
     def _feed(self) -> None:
+        # The lowest priority (Linux gives each thread its own nice value): freeing pages costs
+        # ~0.1 CPU-s per GB, and at normal priority it preempted the processes under test when
+        # they kept both cores busy (measured, (c) at 1 GiB, five interleaved pairs: 568 → 616
+        # MB/s median, every pair faster). The phases leave enough idle time for it to keep up.
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
         while not self._stop.wait(0.02):
             taken = self._baseline + self._released - mem_free()
             self._release(self.POOL - (self._released - taken))
@@ -262,8 +283,14 @@ class Stack:
         for bucket in self.buckets:
             (self.s3_root / bucket).mkdir(parents=True, exist_ok=True)
         address, auth = f"127.0.0.1:{self.s3_port}", f"{KEY},{SECRET}"
+        # No read-ahead buffer: it hides a slow remote's latency, but the files here are in
+        # local RAM, and filling it is one more copy of every byte served, in another goroutine,
+        # on the cores the benchmarked pipeline needs (measured, 1 GiB in 20 MB ranged GETs,
+        # five interleaved pairs: 0.89 → 0.62 CPU-s per GB served, median). A real S3 spends
+        # none of this machine's CPU.
+        command = [self.rclone, "serve", "s3", "--addr", address, "--auth-key", auth]
         self.procs["rclone"] = subprocess.Popen(
-            [self.rclone, "serve", "s3", "--addr", address, "--auth-key", auth, str(self.s3_root)],
+            [*command, "--buffer-size", "0", str(self.s3_root)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

