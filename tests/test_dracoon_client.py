@@ -197,6 +197,22 @@ async def test_each_part_url_is_asked_for_while_the_part_before_uploads(
         assert [s for s in steps if s.startswith("url")] == ["url 1", "url 2", "url 3", "url 4"]
 
 
+async def test_an_object_too_large_for_s3s_part_limit_goes_up_in_larger_parts(
+    state: dict[str, Any], service: DracoonClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """S3 takes at most 10,000 parts, and says so only at part 10,001. With the limit lowered
+    to 3 (so the boundary is reachable with megabytes), chunks of 6 MiB that would make five
+    parts are gathered into three, and the file is whole."""
+    monkeypatch.setattr("recstore.clients.dracoon.MAX_PARTS", 3)
+    room_id = await plain_room(state)
+    name = f"few-parts-{next(_names)}.bin"
+    data = os.urandom(4 * 6 * MiB + 1)  # five parts at 6 MiB
+    node = await service.upload(room_id, name, len(data), pieces(data, 6 * MiB))
+    steps = next(u for u in (await stand_in_state(state))["uploads"] if u["name"] == name)["steps"]
+    assert [s for s in steps if s.startswith("part")] == ["part 1", "part 2", "part 3"]
+    assert await downloaded_sha256(service, node["id"], False) == hashlib.sha256(data).hexdigest()
+
+
 async def test_throttling_and_server_errors_are_survived(
     state: dict[str, Any], service: DracoonClient
 ) -> None:
