@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from recstore.clients.aws import aws_client
-from recstore.clients.s3 import S3Store
+from recstore.clients.s3 import MAX_PARTS, MIN_PART_SIZE, S3Store, smallest_part
 from recstore.clients.sqs import SqsQueue
 from recstore.devstack.seed import aws_settings_from_state, seed_s3, synthetic_chunks
 from recstore.errors import RemoteError
@@ -58,6 +58,15 @@ async def test_a_plain_http_endpoint_needs_no_ca_bundle(
     async with aws_client(aws_settings_from_state(devstack.state), "s3") as client:
         info = await S3Store(client, FAST).head("recordings", "t/plain.txt")
     assert info.size == len("plain")
+
+
+def test_parts_grow_only_when_s3s_smallest_would_need_more_than_its_limit() -> None:
+    assert smallest_part(None) == MIN_PART_SIZE  # no size, no plan
+    assert smallest_part(MAX_PARTS * MIN_PART_SIZE) == MIN_PART_SIZE  # exactly 10,000 parts
+    assert smallest_part(MAX_PARTS * MIN_PART_SIZE + 1) == MIN_PART_SIZE + 1
+    size = 250 * 10**9  # a 250 GB recording: 25 MB parts, 10,000 of them
+    assert smallest_part(size) == 25_000_000
+    assert -(-size // smallest_part(size)) <= MAX_PARTS
 
 
 async def test_a_changed_object_is_refused_not_mixed(devstack: StackProcess, s3: Any) -> None:

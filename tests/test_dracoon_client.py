@@ -203,7 +203,7 @@ async def test_an_object_too_large_for_s3s_part_limit_goes_up_in_larger_parts(
     """S3 takes at most 10,000 parts, and says so only at part 10,001. With the limit lowered
     to 3 (so the boundary is reachable with megabytes), chunks of 6 MiB that would make five
     parts are gathered into three, and the file is whole."""
-    monkeypatch.setattr("recstore.clients.dracoon.MAX_PARTS", 3)
+    monkeypatch.setattr("recstore.clients.s3.MAX_PARTS", 3)
     room_id = await plain_room(state)
     name = f"few-parts-{next(_names)}.bin"
     data = os.urandom(4 * 6 * MiB + 1)  # five parts at 6 MiB

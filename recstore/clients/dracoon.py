@@ -29,7 +29,7 @@ from typing import Any
 import aiohttp
 from pydantic import SecretStr
 
-from recstore.clients.s3 import MAX_PARTS, MIN_PART_SIZE  # direct uploads are S3 multipart
+from recstore.clients.s3 import MAX_PARTS, smallest_part  # direct uploads are S3 multipart
 from recstore.crypto import UserPrivateKey, decrypt_private_key
 from recstore.errors import RemoteError
 from recstore.retry import RetryPolicy, call_with_retry
@@ -415,13 +415,13 @@ class DracoonClient:
         upload_id = channel["uploadId"]
         parts: list[dict[str, Any]] = []
         pending = bytearray()
-        smallest = _smallest_part(size)
+        smallest = smallest_part(size)  # above 52 GB, chunks are gathered (copied) into parts
         with _PartUrls(functools.partial(self._part_url, upload_id), size) as urls:
             async for chunk in chunks:
                 if not pending and len(chunk) >= smallest:
                     parts.append(await self._put_part(urls, len(parts) + 1, chunk))
                     continue
-                pending += chunk  # smaller pieces are gathered into parts of at least that
+                pending += chunk  # smaller pieces are gathered into parts of `smallest`
                 if len(pending) >= smallest:
                     parts.append(await self._put_part(urls, len(parts) + 1, pending))
                     pending = bytearray()
@@ -577,20 +577,6 @@ class DracoonClient:
                 )
             async for piece in response.content.iter_chunked(chunk_size):
                 yield piece
-
-
-def _smallest_part(size: int | None) -> int:
-    """S3's smallest part, or more when ``size`` bytes in parts that small would need more than
-    :data:`MAX_PARTS` of them.
-
-    S3 refuses part 10,001, and only then: a 250 GB recording read in 20 MB chunks would fail
-    after 200 GB were sent. Parts of at least ``size / MAX_PARTS`` always fit, whatever the
-    chunks the caller hands in; those are then gathered (copied) into larger parts, which only
-    objects above 10,000 x 5 MiB (52 GB) pay for. Without a size, nothing can be planned.
-    """
-    if size is None:
-        return MIN_PART_SIZE
-    return max(MIN_PART_SIZE, -(-size // MAX_PARTS))
 
 
 class _PartUrls:

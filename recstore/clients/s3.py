@@ -76,6 +76,19 @@ MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PARTS = 10_000
 
 
+def smallest_part(size: int | None) -> int:
+    """The smallest part, all but the last, that uploads ``size`` bytes in :data:`MAX_PARTS`.
+
+    S3 refuses part 10,001, and only then: a 250 GB recording sent in 20 MB parts would fail
+    after 200 GB. Parts of at least ``size / MAX_PARTS`` always fit, whatever pieces a caller
+    gathers them from; below 10,000 x 5 MiB (52 GB) that is S3's own smallest part. Without a
+    size, nothing can be planned.
+    """
+    if size is None:
+        return MIN_PART_SIZE
+    return max(MIN_PART_SIZE, -(-size // MAX_PARTS))
+
+
 @dataclass(frozen=True)
 class UploadResult:
     """What a streamed upload wrote."""
