@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import os
@@ -232,3 +233,43 @@ async def test_uploads_over_http_send_checksums_instead_of_hashing_the_body_to_s
     )
     stored = await (await s3.get_object(Bucket="recordings", Key="t/unsigned.bin"))["Body"].read()
     assert stored == part + b"tail"
+
+
+async def test_a_range_asked_for_ahead_is_read_or_retried(devstack: StackProcess) -> None:
+    """A GET sent ahead gives the range's bytes; one that failed is sent again; one for
+    another range is dropped, and the range asked for is read."""
+    import aiohttp
+
+    proxy = devstack.state["s3_proxy_url"]
+    size = 3 * 1024 * 1024
+    await seed_s3(devstack.state, {"objects": [{"key": "t/ahead.bin", "size": size, "seed": 4}]})
+    expected = b"".join(synthetic_chunks(size, 4))
+    settings = aws_settings_from_state(devstack.state).model_copy(update={"s3_endpoint_url": proxy})
+    async with aiohttp.ClientSession() as admin, aws_client(settings, "s3") as client:
+        store = S3Store(client, RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02))
+        info = await store.head("recordings", "t/ahead.bin")
+        try:
+            received: list[bytes] = []
+            ahead = store.request_range(info, 1000, 5000)
+            assert await store.read_range(info, 1000, 5000, received.append, ahead) == 5000
+            assert b"".join(received) == expected[1000:6000]
+
+            await admin.post(
+                f"{proxy}/_devstack/faults",
+                json={"error_rate": 1, "error_status": 503, "count": 1, "methods": ["GET"]},
+            )
+            failing = store.request_range(info, 2 * 1024 * 1024, 2 * 1024 * 1024)
+            await asyncio.wait([failing.answer])
+            assert failing.answer.exception() is not None  # this GET was answered 503 ...
+            received.clear()
+            got = await store.read_range(info, 2 * 1024 * 1024, 2**30, received.append, failing)
+            assert got == size - 2 * 1024 * 1024  # ... and the read sent it again
+            assert b"".join(received) == expected[2 * 1024 * 1024 :]
+
+            other = store.request_range(info, 0, 100)
+            received.clear()
+            assert await store.read_range(info, 100, 100, received.append, other) == 100
+            assert b"".join(received) == expected[100:200]
+            assert other.answer.cancelled() or other.answer.result()["Body"].raw_stream.closed
+        finally:
+            await admin.post(f"{proxy}/_devstack/faults", json={})

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -12,7 +14,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from recstore.clients.aws import aws_client
-from recstore.clients.s3 import ObjectInfo, S3Store
+from recstore.clients.s3 import ObjectInfo, RangeRequest, S3Store
 from recstore.devstack.seed import aws_settings_from_state, seed_s3, synthetic_chunks
 from recstore.errors import RemoteError
 from recstore.retry import RetryPolicy
@@ -108,11 +110,19 @@ async def test_reading_overlaps_the_consumer(devstack: StackProcess, store: S3St
     read_offsets: list[int] = []
 
     class Recording:
+        def request_range(self, source: ObjectInfo, offset: int, length: int) -> RangeRequest:
+            return store.request_range(source, offset, length)
+
         async def read_range(
-            self, source: ObjectInfo, offset: int, length: int, sink: Callable[[bytes], None]
+            self,
+            source: ObjectInfo,
+            offset: int,
+            length: int,
+            sink: Callable[[bytes], None],
+            ahead: RangeRequest | None = None,
         ) -> int:
             read_offsets.append(offset)
-            return await store.read_range(source, offset, length, sink)
+            return await store.read_range(source, offset, length, sink, ahead)
 
     consumed = 0
     async for _chunk in stream_chunks(Recording(), info, MiB, depth=2):
@@ -122,6 +132,80 @@ async def test_reading_overlaps_the_consumer(devstack: StackProcess, store: S3St
             # While the first chunk was being "uploaded", the next ones were read ahead,
             # bounded by the queue depth (2 queued + 1 in the reader's hands).
             assert 2 <= len(read_offsets) <= 4
+
+
+class Asking:
+    """The store, with a log of when each range's GET was sent and when its reading ended."""
+
+    def __init__(self, store: S3Store) -> None:
+        self.store = store
+        self.events: list[tuple[str, int]] = []
+        self.asked: list[RangeRequest] = []
+        self.served_ahead: list[bool] = []
+
+    def request_range(self, source: ObjectInfo, offset: int, length: int) -> RangeRequest:
+        self.events.append(("asked", offset))
+        self.asked.append(self.store.request_range(source, offset, length))
+        return self.asked[-1]
+
+    async def read_range(
+        self,
+        source: ObjectInfo,
+        offset: int,
+        length: int,
+        sink: Callable[[bytes], None],
+        ahead: RangeRequest | None = None,
+    ) -> int:
+        self.served_ahead.append(ahead is not None and ahead.offset == offset)
+        n = await self.store.read_range(source, offset, length, sink, ahead)
+        self.events.append(("read", offset))
+        return n
+
+
+async def test_the_next_ranges_get_is_sent_while_a_range_is_read(
+    devstack: StackProcess, store: S3Store
+) -> None:
+    # S3 takes tens of milliseconds to a range's first byte: sent only once the range before
+    # it is read, that wait would stall the stream once per chunk.
+    info, expected = await object_of(devstack, store, "p/ahead", 4 * MiB + 10)
+    reader = Asking(store)
+    encryptor = Cipher(algorithms.AES(bytes(32)), modes.GCM(bytes(12))).encryptor()
+    got = [
+        bytes(c) async for c in stream_chunks(reader, info, MiB, encryptor, first_chunk=MiB // 2)
+    ]
+    encryptor.finalize()
+    starts = [0, MiB // 2, MiB // 2 + MiB, MiB // 2 + 2 * MiB, MiB // 2 + 3 * MiB]
+    for before, start in itertools.pairwise(starts):
+        assert reader.events.index(("asked", start)) < reader.events.index(("read", before))
+    assert reader.served_ahead == [False, True, True, True, True]  # one GET per range
+    assert [e for e in reader.events if e[0] == "asked"] == [("asked", s) for s in starts[1:]]
+    assert b"".join(got) + encryptor.tag == AESGCM(bytes(32)).encrypt(bytes(12), expected, None)
+
+
+async def test_a_range_asked_for_and_not_read_is_let_go(
+    devstack: StackProcess, store: S3Store
+) -> None:
+    info, _ = await object_of(devstack, store, "p/abandoned", 4 * MiB)
+    stuck = asyncio.Event()
+
+    class Stalling(Asking):
+        async def read_range(self, *args: Any, **kwargs: Any) -> int:
+            n = await super().read_range(*args, **kwargs)
+            if len(self.served_ahead) == 2:
+                await stuck.wait()  # chunk 2 is read, chunk 3's GET is answered: stop here
+            return n
+
+    reader = Stalling(store)
+    async with contextlib.aclosing(stream_chunks(reader, info, MiB)) as chunks:
+        async for _chunk in chunks:
+            async with asyncio.timeout(30):
+                while len(reader.asked) < 2:
+                    await asyncio.sleep(0.01)
+                await reader.asked[1].answer  # chunk 3's answer came, and nobody will read it
+            break  # the consumer gives up (a failed upload)
+    assert [e for e in reader.events if e[0] == "asked"] == [("asked", MiB), ("asked", 2 * MiB)]
+    assert reader.asked[1].answer.result()["Body"].raw_stream.closed  # its connection let go
+    assert await store.read_range(info, 0, 10, lambda piece: None) == 10
 
 
 async def test_memory_is_bounded_by_depth_not_size(devstack: StackProcess, store: S3Store) -> None:

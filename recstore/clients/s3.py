@@ -102,6 +102,22 @@ class UploadResult:
     checksum_sha256: str
 
 
+@dataclass(frozen=True)
+class RangeRequest:
+    """A ranged GET sent ahead of reading it (:meth:`S3Store.request_range`)."""
+
+    offset: int
+    end: int
+    answer: asyncio.Future[Any]
+
+    def discard(self) -> None:
+        """Drop a request that will not be read: cancel it, or close the answer it got."""
+        if not self.answer.done():
+            self.answer.cancel()
+        elif not self.answer.cancelled() and self.answer.exception() is None:
+            self.answer.result()["Body"].close()
+
+
 def part_digest(data: bytes | bytearray | memoryview) -> bytes:
     return hashlib.sha256(data).digest()
 
@@ -145,8 +161,32 @@ class S3Store:
                 return None
             raise
 
+    def request_range(self, source: ObjectInfo, offset: int, length: int) -> RangeRequest:
+        """Send the GET for a range now, to be read later by :meth:`read_range` (``ahead=``).
+
+        A GET waits for S3's first byte (tens of milliseconds on S3, a request's round trip
+        and the server's work anywhere) before any byte flows; asked for while the range
+        before it is read, that wait passes in parallel. Until it is read, the server's bytes
+        wait in the kernel's receive buffer, so memory does not grow.
+        """
+        end = min(offset + length, source.size)
+        return RangeRequest(offset, end, asyncio.ensure_future(self._get(source, offset, end)))
+
+    async def _get(self, source: ObjectInfo, start: int, end: int) -> Any:
+        return await self._client.get_object(
+            Bucket=source.bucket,
+            Key=source.key,
+            Range=f"bytes={start}-{end - 1}",
+            IfMatch=source.etag,
+        )
+
     async def read_range(
-        self, source: ObjectInfo, offset: int, length: int, sink: Callable[[bytes], None]
+        self,
+        source: ObjectInfo,
+        offset: int,
+        length: int,
+        sink: Callable[[bytes], None],
+        ahead: RangeRequest | None = None,
     ) -> int:
         """Hand ``length`` bytes from ``offset`` (or up to the end) to ``sink``; bytes read.
 
@@ -154,21 +194,25 @@ class S3Store:
         between the socket and the sink, which may encrypt them straight into its output. Each
         byte reaches ``sink`` once and in order: a connection that breaks mid-body is resumed
         with a ranged GET from the first byte not yet handed on (still pinned to the ETag), so
-        a sink that cannot rewind, such as a running cipher, stays right.
+        a sink that cannot rewind, such as a running cipher, stays right. ``ahead``, sent
+        earlier by :meth:`request_range` for this range, is the first attempt's answer; it is
+        discarded if it is for another range.
         """
         end = min(offset + length, source.size)
         position = offset
+        sent = ahead
 
         async def call() -> int:
-            nonlocal position
+            nonlocal position, sent
             what = f"read of s3://{source.bucket}/{source.key} at {position}"
+            request, sent = sent, None  # an answer sent ahead serves the first attempt only
             with aws_errors(REMOTE, what):
-                answer = await self._client.get_object(
-                    Bucket=source.bucket,
-                    Key=source.key,
-                    Range=f"bytes={position}-{end - 1}",
-                    IfMatch=source.etag,
-                )
+                if request is not None and (request.offset, request.end) == (position, end):
+                    answer = await request.answer
+                else:
+                    if request is not None:
+                        request.discard()
+                    answer = await self._get(source, position, end)
                 async with answer["Body"] as body:
                     _check_range(answer, position, end, what)
                     # aiohttp's own pieces as received: aiobotocore's read(n) would join them
@@ -185,9 +229,13 @@ class S3Store:
                 )
             return end - offset
 
-        if end <= offset:
-            return 0
-        return await call_with_retry(call, remote=REMOTE, policy=self._policy)
+        try:
+            if end <= offset:
+                return 0
+            return await call_with_retry(call, remote=REMOTE, policy=self._policy)
+        finally:
+            if sent is not None:
+                sent.discard()
 
     async def get_small(self, bucket: str, key: str) -> tuple[bytes, str] | None:
         """A small object's bytes and ETag, or None when it does not exist."""
@@ -385,18 +433,29 @@ class S3Store:
     async def read_chunks(self, source: ObjectInfo, chunk_size: int) -> AsyncIterator[bytes]:
         """The object's bytes in ``chunk_size`` pieces, the next range read while one is used.
 
-        Each piece is a ranged GET pinned to the object's ETag (see :meth:`read_range`);
-        memory is two pieces whatever the object's size.
+        Each piece is a ranged GET pinned to the object's ETag (see :meth:`read_range`), the
+        one after it sent while it is read (:meth:`request_range`); memory is two pieces
+        whatever the object's size.
         """
         if chunk_size <= 0:
             raise ValueError("chunk_size must be positive")
 
         async def pieces() -> AsyncIterator[bytes]:
             offset = 0
-            while offset < source.size:
-                received: list[bytes] = []
-                offset += await self.read_range(source, offset, chunk_size, received.append)
-                yield b"".join(received)  # the one copy (none when it came in one piece)
+            ahead: RangeRequest | None = None
+            try:
+                while offset < source.size:
+                    received: list[bytes] = []
+                    sent, ahead = ahead, None
+                    if offset + chunk_size < source.size:  # its first byte's wait overlaps
+                        ahead = self.request_range(source, offset + chunk_size, chunk_size)
+                    offset += await self.read_range(
+                        source, offset, chunk_size, received.append, sent
+                    )
+                    yield b"".join(received)  # the one copy (none when it came in one piece)
+            finally:
+                if ahead is not None:
+                    ahead.discard()
 
         async with contextlib.aclosing(_read_ahead(pieces())) as ahead:
             async for piece in ahead:
