@@ -105,37 +105,8 @@ async def test_a_small_first_chunk_then_full_chunks(devstack: StackProcess, stor
     assert b"".join(chunks) + encryptor.tag == AESGCM(key).encrypt(iv, data, None)
 
 
-async def test_reading_overlaps_the_consumer(devstack: StackProcess, store: S3Store) -> None:
-    info, _ = await object_of(devstack, store, "p/overlap", 4 * MiB)
-    read_offsets: list[int] = []
-
-    class Recording:
-        def request_range(self, source: ObjectInfo, offset: int, length: int) -> RangeRequest:
-            return store.request_range(source, offset, length)
-
-        async def read_range(
-            self,
-            source: ObjectInfo,
-            offset: int,
-            length: int,
-            sink: Callable[[bytes], None],
-            ahead: RangeRequest | None = None,
-        ) -> int:
-            read_offsets.append(offset)
-            return await store.read_range(source, offset, length, sink, ahead)
-
-    consumed = 0
-    async for _chunk in stream_chunks(Recording(), info, MiB, depth=2):
-        consumed += 1
-        await asyncio.sleep(0.2)  # a slow upload
-        if consumed == 1:
-            # While the first chunk was being "uploaded", the next ones were read ahead,
-            # bounded by the queue depth (2 queued + 1 in the reader's hands).
-            assert 2 <= len(read_offsets) <= 4
-
-
 class Asking:
-    """The store, with a log of when each range's GET was sent and when its reading ended."""
+    """The store, logging when each range's GET was sent and when its reading began and ended."""
 
     def __init__(self, store: S3Store) -> None:
         self.store = store
@@ -156,10 +127,24 @@ class Asking:
         sink: Callable[[bytes], None],
         ahead: RangeRequest | None = None,
     ) -> int:
+        self.events.append(("reading", offset))
         self.served_ahead.append(ahead is not None and ahead.offset == offset)
         n = await self.store.read_range(source, offset, length, sink, ahead)
         self.events.append(("read", offset))
         return n
+
+
+async def test_reading_overlaps_the_consumer(devstack: StackProcess, store: S3Store) -> None:
+    info, _ = await object_of(devstack, store, "p/overlap", 4 * MiB)
+    reader = Asking(store)
+    consumed = 0
+    async for _chunk in stream_chunks(reader, info, MiB, depth=2):
+        consumed += 1
+        await asyncio.sleep(0.2)  # a slow upload
+        if consumed == 1:
+            # While the first chunk was being "uploaded", the next ones were read ahead,
+            # bounded by the queue depth (2 queued + 1 in the reader's hands).
+            assert 2 <= sum(event == "reading" for event, _ in reader.events) <= 4
 
 
 async def test_the_next_ranges_get_is_sent_while_a_range_is_read(
