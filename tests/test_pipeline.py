@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from recstore.clients.aws import aws_client
-from recstore.clients.s3 import ObjectInfo, RangeRequest, S3Store
+from recstore.clients.s3 import ObjectInfo, RangeCursor, RangeRequest, S3Store
 from recstore.devstack.seed import aws_settings_from_state, seed_s3, synthetic_chunks
 from recstore.errors import RemoteError
 from recstore.retry import RetryPolicy
@@ -113,6 +113,9 @@ class Asking:
         self.events: list[tuple[str, int]] = []
         self.asked: list[RangeRequest] = []
         self.served_ahead: list[bool] = []
+
+    def ranges(self, source: ObjectInfo) -> RangeCursor:
+        return RangeCursor(self, source)  # the store's cursor, reading through this log
 
     def request_range(self, source: ObjectInfo, offset: int, length: int) -> RangeRequest:
         self.events.append(("asked", offset))

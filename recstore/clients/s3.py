@@ -118,6 +118,46 @@ class RangeRequest:
             self.answer.result()["Body"].close()
 
 
+class RangeCursor:
+    """An object read from its start in consecutive ranges (:meth:`S3Store.ranges`).
+
+    A read may send the GET for the range after it first (``next_length``), so S3's wait for
+    that range's first byte passes while this one's bytes arrive; the next read takes that
+    answer. Closing the cursor drops a GET sent for a range that is then never read.
+    """
+
+    def __init__(self, store: S3Store, source: ObjectInfo) -> None:
+        self._store = store
+        self._source = source
+        self._ahead: RangeRequest | None = None
+        #: Where the next read starts.
+        self.offset = 0
+
+    async def read(
+        self, length: int, sink: Callable[[bytes], None], next_length: int | None = None
+    ) -> int:
+        """Hand the next ``length`` bytes to ``sink`` (see :meth:`S3Store.read_range`); bytes
+        read. With ``next_length``, the GET for that many bytes after them is sent first."""
+        sent, self._ahead = self._ahead, None
+        end = self.offset + length
+        if next_length and end < self._source.size:
+            self._ahead = self._store.request_range(self._source, end, next_length)
+        n = await self._store.read_range(self._source, self.offset, length, sink, sent)
+        self.offset += n
+        return n
+
+    def close(self) -> None:
+        if self._ahead is not None:
+            self._ahead.discard()
+            self._ahead = None
+
+    def __enter__(self) -> RangeCursor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
 def part_digest(data: bytes | bytearray | memoryview) -> bytes:
     return hashlib.sha256(data).digest()
 
@@ -160,6 +200,10 @@ class S3Store:
             if exc.status == 404:
                 return None
             raise
+
+    def ranges(self, source: ObjectInfo) -> RangeCursor:
+        """A cursor reading ``source`` in consecutive ranges from its start."""
+        return RangeCursor(self, source)
 
     def request_range(self, source: ObjectInfo, offset: int, length: int) -> RangeRequest:
         """Send the GET for a range now, to be read later by :meth:`read_range` (``ahead=``).
@@ -434,28 +478,18 @@ class S3Store:
         """The object's bytes in ``chunk_size`` pieces, the next range read while one is used.
 
         Each piece is a ranged GET pinned to the object's ETag (see :meth:`read_range`), the
-        one after it sent while it is read (:meth:`request_range`); memory is two pieces
+        one after it sent while it is read (:class:`RangeCursor`); memory is two pieces
         whatever the object's size.
         """
         if chunk_size <= 0:
             raise ValueError("chunk_size must be positive")
 
         async def pieces() -> AsyncIterator[bytes]:
-            offset = 0
-            ahead: RangeRequest | None = None
-            try:
-                while offset < source.size:
+            with self.ranges(source) as ranges:
+                while ranges.offset < source.size:
                     received: list[bytes] = []
-                    sent, ahead = ahead, None
-                    if offset + chunk_size < source.size:  # its first byte's wait overlaps
-                        ahead = self.request_range(source, offset + chunk_size, chunk_size)
-                    offset += await self.read_range(
-                        source, offset, chunk_size, received.append, sent
-                    )
+                    await ranges.read(chunk_size, received.append, next_length=chunk_size)
                     yield b"".join(received)  # the one copy (none when it came in one piece)
-            finally:
-                if ahead is not None:
-                    ahead.discard()
 
         async with contextlib.aclosing(_read_ahead(pieces())) as ahead:
             async for piece in ahead:

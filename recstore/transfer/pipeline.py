@@ -27,23 +27,14 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
-from recstore.clients.s3 import ObjectInfo, RangeRequest
+from recstore.clients.s3 import ObjectInfo, RangeCursor
 
 #: AES-GCM through ``update_into`` wants this much room beyond the input (block size - 1).
 CIPHER_SLACK = 15
 
 
 class RangeReader(Protocol):
-    def request_range(self, source: ObjectInfo, offset: int, length: int) -> RangeRequest: ...
-
-    async def read_range(
-        self,
-        source: ObjectInfo,
-        offset: int,
-        length: int,
-        sink: Callable[[bytes], None],
-        ahead: RangeRequest | None = None,
-    ) -> int: ...
+    def ranges(self, source: ObjectInfo) -> RangeCursor: ...
 
 
 class ChunkCipher(Protocol):
@@ -83,7 +74,7 @@ async def stream_chunks(
 
     ready: asyncio.Queue[tuple[bytearray, int] | Exception | None] = asyncio.Queue(maxsize=depth)
 
-    async def fill(out: bytearray, offset: int, length: int, ahead: RangeRequest | None) -> int:
+    async def fill(out: bytearray, ranges: RangeCursor, length: int, ahead: bool) -> int:
         view, filled = memoryview(out), 0
 
         def take(piece: bytes) -> None:
@@ -94,30 +85,25 @@ async def stream_chunks(
                 cipher.update_into(piece, view[filled:])
             filled += len(piece)
 
-        return await reader.read_range(source, offset, length, take, ahead)
+        return await ranges.read(length, take, next_length=chunk_size if ahead else None)
 
     async def produce() -> None:
-        offset = 0
-        ahead: RangeRequest | None = None  # the next range's GET, sent while this one is read
         try:
-            while offset < source.size:
-                out = await next_free()
-                length = chunk_size if offset else first
-                sent, ahead = ahead, None
-                if offset + length < source.size and (unallocated or not free.empty()):
-                    # the next read can start as soon as this one ends: its GET goes now
-                    ahead = reader.request_range(source, offset + length, chunk_size)
-                n = await fill(out, offset, length, sent)
-                if n == 0:
-                    raise EOFError(f"{source.key}: object ended at {offset} of {source.size}")
-                offset += n
-                await ready.put((out, n))
+            with reader.ranges(source) as ranges:
+                while ranges.offset < source.size:
+                    out = await next_free()
+                    # with a buffer free for it, the next read starts as soon as this one ends:
+                    # its GET goes now
+                    ahead = bool(unallocated) or not free.empty()
+                    n = await fill(out, ranges, chunk_size if ranges.offset else first, ahead)
+                    if n == 0:
+                        raise EOFError(
+                            f"{source.key}: object ended at {ranges.offset} of {source.size}"
+                        )
+                    await ready.put((out, n))
             await ready.put(None)
         except Exception as exc:
             await ready.put(exc)
-        finally:
-            if ahead is not None:
-                ahead.discard()
 
     producer = asyncio.create_task(produce(), name=f"read:{source.key}")
     try:
