@@ -33,10 +33,13 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
 from recstore.errors import ConfigError
+from recstore.transfer.expiration import parse_expiration
+from recstore.transfer.paths import check_template
 from recstore.units import parse_duration, parse_size
 
 ENV_PREFIX = "RECSTORE_"
@@ -148,7 +151,10 @@ class FileTransfererSettings(_Section):
     enabled: bool = Field(True, description="Run the transfer pool in this daemon.")
     count: int = Field(4, description="Transfers run at once (at least 1 when enabled).")
     report_level: LogLevel = Field(
-        "info", alias="reportLevel", description="Lowest level of the per-job status events."
+        "info",
+        alias="reportLevel",
+        description="Lowest level of this worker's log lines (`error`: failures only, no "
+        "per-job status lines); raises `logger.level`, never lowers it.",
     )
     queue: str = Field("recordings", description="Work queue: a key of `queues` or a queue URL.")
     dead_letter_queue: str = Field(
@@ -361,6 +367,18 @@ class DracoonSettings(_Section):
 class TargetCopy(_Section):
     path: str
     expiration: str | None = None
+
+    # Both checks raise a ValueError subclass with the reason; pydantic reports it at the key.
+    @field_validator("path")
+    @classmethod
+    def _path_renders(cls, value: str) -> str:
+        return check_template(value)
+
+    @field_validator("expiration")
+    @classmethod
+    def _expiration_parses(cls, value: str | None) -> str | None:
+        parse_expiration(value)
+        return value
 
 
 class InstanceTarget(_Section):
@@ -736,7 +754,14 @@ class Settings(_Section):
         """The URL of a queue named in ``queues``, or the value itself when it is a URL."""
         if name_or_url.startswith(("http://", "https://")):
             return name_or_url
-        return self.queues[name_or_url]
+        try:
+            return self.queues[name_or_url]
+        except KeyError:
+            # The daemon's cross-checks catch this for enabled workers; a CLI command can
+            # still name a queue of a worker that is off here.
+            raise ConfigError(
+                [(f"queues.{name_or_url}", "is not configured: add its URL under `queues`")]
+            ) from None
 
 
 def load_settings(path: Path | str | None, environ: Mapping[str, str] | None = None) -> Settings:

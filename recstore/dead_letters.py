@@ -17,6 +17,8 @@ from recstore.clients.sqs import Message, SqsQueue
 
 #: How long listed messages stay hidden while the listing runs.
 LISTING_VISIBILITY = 30
+#: Longest instance or meeting id shown from a body; they come from unvalidated input.
+MAX_SHOWN = 80
 
 
 @dataclass(frozen=True)
@@ -31,24 +33,34 @@ class DeadLetter:
 
     @classmethod
     def of(cls, message: Message) -> DeadLetter:
-        instance = meeting = ""
         try:
             doc: Any = json.loads(message.body)
         except ValueError:
             doc = None
-        if isinstance(doc, dict):
-            instance = str((doc.get("instance") or {}).get("domain", ""))
-            meeting = str((doc.get("meeting") or {}).get("id", ""))
         attrs = message.attributes
         return cls(
             message_id=message.message_id,
             reason=attrs.get("reason", "(no reason: moved by the queue's redrive policy)"),
             worker=attrs.get("worker", ""),
             receive_count=message.receive_count,
-            instance=instance,
-            meeting_id=meeting,
+            instance=_scalar(doc, "instance", "domain"),
+            meeting_id=_scalar(doc, "meeting", "id"),
             body=message.body,
         )
+
+
+def _scalar(doc: Any, section: str, name: str) -> str:
+    """``doc[section][name]`` when it is a short string or number, else "".
+
+    A dead letter is often there because its body has the wrong shape, so nothing about it
+    is assumed; a long value is cut so one odd message cannot flood the listing.
+    """
+    part = doc.get(section) if isinstance(doc, dict) else None
+    value = part.get(name) if isinstance(part, dict) else None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return ""
+    text = str(value)
+    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."
 
 
 async def _drain(dead: SqsQueue, limit: int, visibility: int) -> list[Message]:

@@ -6,7 +6,8 @@
     ├── ConfigError              bad configuration; the CLI exits 2 and names the key
     ├── RemoteError              a remote system answered badly or not at all
     │   │                        (.remote, .status, .code, .transient, .retry_after)
-    │   └── (one subclass per client: DracoonError, KalturaError, S3Error, SqsError, ...)
+    │   ├── (one subclass per client: DracoonError, KalturaError, S3Error, SqsError, ...)
+    │   └── UnknownInstance      the configurator has no configuration for a domain
     └── JobError                 a job cannot be done as asked
         └── PermanentJobError    retrying will not help: the message goes to the dead-letter queue
 
@@ -64,6 +65,15 @@ class RemoteError(RecstoreError):
         if self.code is not None:
             return str(self.code)
         return type(self).__name__
+
+
+class UnknownInstance(RemoteError):
+    """The configurator has no configuration for a domain: the one answer of it that is final.
+
+    Here, not in the configurator's client, because the rule that reads it (an unknown
+    instance dead-letters its jobs, any other configurator failure retries them) is not a
+    protocol matter.
+    """
 
 
 class JobError(RecstoreError):

@@ -186,10 +186,31 @@ class RecentFailures(logging.Handler):
 RECENT_FAILURES = RecentFailures()
 
 
+#: Per-worker thresholds (``workers.<Name>.reportLevel``), worker name → level number.
+_worker_levels: dict[str, int] = {}
+
+
+def set_worker_level(worker: str, level: str) -> None:
+    """Write only lines of ``level`` and above from ``worker``'s tasks.
+
+    A busy transfer pool writes several status lines per job; an operator who only wants its
+    failures sets ``reportLevel: error`` without silencing the other workers. This raises the
+    bar above ``logger.level`` and never lowers it; the status page's recent failures keep
+    everything.
+    """
+    _worker_levels[worker] = logging.getLevelNamesMapping()[level.upper()]
+
+
+def _worker_level_filter(record: logging.LogRecord) -> bool:
+    worker = worker_var.get()
+    return worker is None or record.levelno >= _worker_levels.get(worker, logging.NOTSET)
+
+
 def setup_logging(level: str = "info", fmt: str = "text", stream: TextIO | None = None) -> None:
     """Configure the root logger once for the daemon or a CLI command (idempotent)."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(_Formatter(as_json=fmt == "json"))
+    handler.addFilter(_worker_level_filter)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -121,12 +121,40 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
 
 
 def test_transferer_needs_a_pool_and_known_queues(tmp_path: Path) -> None:
-    problems = problems_of(write(tmp_path, {"workers": {"FileTransferer": {"count": 0}}}))
-    # This version refuses the transferer outright; once it exists, the pool and queue rules
-    # apply. Either way the key is named and the daemon does not start.
+    doc = {
+        "queues": {"recordings": "https://sqs.eu-central-1.amazonaws.com/1/recordings"},
+        "workers": {"FileTransferer": {"count": 0, "deadLetterQueue": "no-such-queue"}},
+    }
+    problems = problems_of(write(tmp_path, doc))
+    assert "workers.FileTransferer.count" in problems
     assert (
-        "workers.FileTransferer.count" in problems or "workers.FileTransferer.enabled" in problems
+        "'no-such-queue' is not a key of `queues`"
+        in problems["workers.FileTransferer.deadLetterQueue"]
     )
+    assert "workers.FileTransferer.queue" not in problems  # a key of `queues`: fine
+
+
+def test_configured_target_templates_and_expirations_are_checked_on_load(tmp_path: Path) -> None:
+    copies = [
+        {"path": "$instance/$meetingTyp"},
+        {"path": "ok/$meetingType", "expiration": "2 yeers"},
+        {"path": "/Recordings/$instance"},
+        {"path": "$instance/$meetingType", "expiration": "4 years 3 months"},
+    ]
+    dracoon = {
+        "parent-room-id": 1,
+        "login": "svc",
+        "password": "p",
+        "encryption-password": "e",
+        "targets": [{"meetingTypeId": "*any*", "copyTo": copies}],
+    }
+    doc = {**OFF, "instances": {"acme.example": {"recordings": {"dracoon": dracoon}}}}
+    problems = problems_of(write(tmp_path, doc))
+    key = "instances.acme.example.recordings.dracoon.targets.0.copyTo"
+    assert "unknown variable $meetingTyp" in problems[f"{key}.0.path"]
+    assert "'2 yeers'" in problems[f"{key}.1.expiration"]
+    assert "relative to the parent room" in problems[f"{key}.2.path"]
+    assert not [k for k in problems if k.startswith(f"{key}.3")]
 
 
 def test_environment_overrides_yaml_case_insensitively(tmp_path: Path) -> None:

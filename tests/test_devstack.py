@@ -144,8 +144,30 @@ def test_demo_runs_start_to_finish() -> None:
     result = run_cli("demo", timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "GET /healthcheck → 200" in result.stdout
-    assert result.stdout.count("matches the source") == 3
-    assert "removed after transfer" in result.stdout
-    assert "reason: storage.type: is not a known storage" in result.stdout
+    out = result.stdout
+    assert out.count("matches the source") == 4  # the video went to two rooms
+    assert out.count("source removed from S3") == 3
+    assert "job campus.example.org/22982: instance from the configurator" in out
+    assert "/Recordings/Lectures/campus.example.org/lecture-01.mp4" in out
+    assert "reason: storage.type: is not a known storage" in out
     assert "exited with status 0" in result.stdout
     assert "all checks passed" in result.stdout
+
+
+async def test_injected_faults_draw_each_listed_status(devstack: StackProcess) -> None:
+    import aiohttp
+
+    url = devstack.state["configurator_url"]
+    plan = {"error_rate": 1, "error_status": [503, 429], "retry_after": 2, "count": 12}
+    async with aiohttp.ClientSession() as session:
+        await session.post(f"{url}/_devstack/faults", json=plan)
+        seen = []
+        for _ in range(12):
+            async with session.get(f"{url}/instances/any.example") as answer:
+                seen.append((answer.status, answer.headers.get("Retry-After")))
+        async with session.get(f"{url}/instances/any.example") as answer:
+            after = answer.status  # the count is spent: the stand-in answers for itself
+        await session.post(f"{url}/_devstack/faults", json={})
+    assert {status for status, _ in seen} == {503, 429}
+    assert {retry for _, retry in seen} == {"2"}
+    assert after == 404

@@ -30,6 +30,10 @@ async def make_queues(state: dict[str, Any]) -> tuple[str, str]:
             {"reason": "storage.type: 'ftp' is unknown", "worker": "file_transferer"},
         )
         await dlq.send("not json at all", {"reason": "not JSON", "worker": "file_transferer"})
+        # Dead letters are often there for their shape: the listing must not trip over one.
+        wrong = {"instance": "acme.example", "meeting": [42]}
+        await dlq.send(json.dumps(wrong), {"reason": "instance: wrong type"})
+        await dlq.send(json.dumps([1, 2]), {"reason": "not an object"})
     return work, dead
 
 
@@ -64,11 +68,41 @@ def test_list_shows_reasons_without_personal_data(devstack: StackProcess, tmp_pa
     ]
     rows = sorted(line.split("\t")[2:] for line in lines[1:])
     assert rows == [
+        ["", "", "", "instance: wrong type"],
+        ["", "", "", "not an object"],
         ["", "", "file_transferer", "not JSON"],
         ["acme.example", "42", "file_transferer", "storage.type: 'ftp' is unknown"],
     ]
     assert "a@b.c" not in result.stdout
-    assert asyncio.run(depth(devstack.state, dead)) == (2, 0)  # listing left them in place
+    assert asyncio.run(depth(devstack.state, dead)) == (4, 0)  # listing left them in place
+
+
+def test_queues_that_are_not_configured_are_named(devstack: StackProcess, tmp_path: Path) -> None:
+    work, dead = asyncio.run(make_queues(devstack.state))
+    config = config_for(devstack.state, work, dead, tmp_path)
+    doc = yaml.safe_load(config.read_text())
+    del doc["queues"]["recordings-dlq"]  # the transferer is off here, so loading passes
+    config.write_text(yaml.safe_dump(doc))
+    for command in (["list"], ["redrive", "--all"]):
+        result = run_cli("dlq", *command, "--config", str(config))
+        assert result.returncode == 2, result.stderr
+        assert "configuration error: queues.recordings-dlq: is not configured" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_an_unreachable_sqs_is_one_line_not_a_traceback(
+    devstack: StackProcess, tmp_path: Path
+) -> None:
+    work, dead = asyncio.run(make_queues(devstack.state))
+    config = config_for(devstack.state, work, dead, tmp_path)
+    doc = yaml.safe_load(config.read_text())
+    doc["aws"]["sqsEndpointUrl"] = "http://127.0.0.1:9"
+    config.write_text(yaml.safe_dump(doc))
+    result = run_cli("dlq", "list", "--config", str(config))
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: ")
+    assert "sqs" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_redrive_moves_the_chosen_messages_back(devstack: StackProcess, tmp_path: Path) -> None:
@@ -81,6 +115,6 @@ def test_redrive_moves_the_chosen_messages_back(devstack: StackProcess, tmp_path
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"redriven {chosen}"
     assert asyncio.run(depth(devstack.state, work)) == (1, 0)
-    assert asyncio.run(depth(devstack.state, dead)) == (1, 0)
+    assert asyncio.run(depth(devstack.state, dead)) == (3, 0)
     assert run_cli("dlq", "redrive", "--config", str(config), "--all").returncode == 0
     assert asyncio.run(depth(devstack.state, dead)) == (0, 0)

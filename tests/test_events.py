@@ -83,3 +83,21 @@ def test_registered_secrets_never_reach_a_line(stream: io.StringIO) -> None:
         logging.getLogger("t").error("oops %s", "hunter2-very-secret", exc_info=exc)
     assert "hunter2-very-secret" not in stream.getvalue()
     assert "***" in stream.getvalue()
+
+
+def test_a_workers_report_level_quiets_only_that_worker(stream: io.StringIO) -> None:
+    events.setup_logging("info", "text", stream)
+    events.set_worker_level("quiet_worker", "error")
+    log = logging.getLogger("t")
+    for worker in ("quiet_worker", "other_worker", None):
+        token = events.worker_var.set(worker)
+        try:
+            events.emit(log, events.TRANSFER_STATUS, "status from %s", worker)
+            events.emit(log, events.TRANSFER_ERROR, "failure from %s", worker)
+        finally:
+            events.worker_var.reset(token)
+    lines = stream.getvalue()
+    assert "status from quiet_worker" not in lines
+    assert "failure from quiet_worker" in lines
+    assert "status from other_worker" in lines
+    assert "status from None" in lines

@@ -260,8 +260,40 @@ def test_jobs_land_decryptable_in_every_target_and_bad_ones_in_the_dlq(setup: Se
         {"path": "$instance/$meetingType", "expiration": "4 years 3 months 2 weeks 1 day"},
         {"path": f"Archive {setup.tag}/${{instance}}"},
     ]
-    ftp_job = job(DEMO_INSTANCE, keys)
-    ftp_job["storage"]["type"] = "ftp"
+    # One message of each kind of fault, each with the reason it must carry to the DLQ.
+    faulty: dict[str, str] = {
+        "this is not json": "the message is not JSON",
+    }
+
+    def fault(reason: str, change: Callable[[dict[str, Any]], object], **kw: Any) -> None:
+        body = job(DEMO_INSTANCE, keys, [{"path": "x"}], **kw)
+        change(body)
+        faulty[json.dumps(body)] = reason
+
+    fault("storage.type: is not a known storage", lambda b: b["storage"].update(type="ftp"))
+    fault("meeting.type: is missing", lambda b: b["meeting"].pop("type"))
+    fault("meeting.id: must be", lambda b: b["meeting"].update(id=[1]))
+    fault(
+        'storage.extra["aws.s3"].keys: must not be empty',
+        lambda b: b["storage"]["extra"]["aws.s3"].update(keys=[]),
+    )
+    fault(
+        "storage.extra.dracoon.targets[0].expiration: '3 fortnights'",
+        lambda b: b["storage"]["extra"]["dracoon"].update(
+            targets=[{"path": "x", "expiration": "3 fortnights"}]
+        ),
+    )
+    fault(
+        "storage.extra.dracoon.targets[0].path: '../x': segment 1 is '..'",
+        lambda b: b["storage"]["extra"]["dracoon"].update(targets=[{"path": "../x"}]),
+    )
+    faulty[json.dumps(job(f"nobody-{setup.tag}.example.com", keys, targets))] = (
+        f"instance 'nobody-{setup.tag}.example.com'"
+    )
+    # A valid message whose instance's own template cannot render for this meeting type.
+    faulty[
+        json.dumps(job(remote, [consult_key], None, meeting=3, type_name="a / b", type_id=14))
+    ] = "target path: 'by-type/$meetingType': segment 2 renders to 'a / b'"
     setup.send(
         json.dumps(job(DEMO_INSTANCE, keys, targets, meeting=1)),
         json.dumps(
@@ -269,12 +301,10 @@ def test_jobs_land_decryptable_in_every_target_and_bad_ones_in_the_dlq(setup: Se
                 remote, [consult_key], None, meeting=2, type_name=f"consult {setup.tag}", type_id=14
             )
         ),
-        "this is not json",
-        json.dumps(ftp_job),
-        json.dumps(job(f"nobody-{setup.tag}.example.com", keys, targets)),
+        *faulty,
     )
     setup.start(setup.config())
-    setup.wait(lambda: setup.depth() == (0, 0) and setup.depth(dead=True)[0] == 3)
+    setup.wait(lambda: setup.depth() == (0, 0) and setup.depth(dead=True)[0] == len(faulty))
 
     for path in (
         f"/Recordings/{DEMO_INSTANCE}/sales call",
@@ -298,13 +328,15 @@ def test_jobs_land_decryptable_in_every_target_and_bad_ones_in_the_dlq(setup: Se
     assert decrypted_sha256(state, consult["id"]) == sources[consult_key]["sha256"]
     for key in sources:
         assert not setup.source_exists(key)
-    reasons = sorted(letter["reason"] for letter in setup.dead_letters())
-    assert reasons[0].startswith("instance 'nobody-")
-    assert reasons[1] == "storage.type: is not a known storage (only 'dracoon')"
-    assert reasons[2] == "the message is not JSON"
+    letters = {letter["body"]: letter for letter in setup.dead_letters()}
+    assert sorted(letters) == sorted(faulty)  # each went at once: received once, not retried
+    for body, reason in faulty.items():
+        assert letters[body]["reason"].startswith(reason), letters[body]["reason"]
+        assert letters[body]["receive_count"] == "1"
     logs = setup.logs()
-    for personal in ("Host Person", "host@example.com", "guest@example.com"):
+    for personal in ("Host Person", "host@example.com", "Guest Person", "guest@example.com"):
         assert personal not in logs
+        assert all(personal not in letter["reason"] for letter in letters.values())
 
 
 def test_a_killed_daemon_resumes_without_duplicates(setup: Setup) -> None:
@@ -372,7 +404,14 @@ def test_jobs_survive_flaky_dracoon_and_s3_and_a_configurator_outage(setup: Setu
         admin(
             state,
             "faults",
-            {"error_rate": 0.15, "error_status": 503, "seed": 3, "path_pattern": "^/(api|_s3)/"},
+            {
+                "error_rate": 0.15,
+                "error_status": [503, 429],
+                "retry_after": 1,
+                "drop_rate": 0.03,
+                "seed": 3,
+                "path_pattern": "^/(api|_s3)/",
+            },
         )
     )
 
@@ -395,7 +434,11 @@ def test_jobs_survive_flaky_dracoon_and_s3_and_a_configurator_outage(setup: Setu
             for i, key in enumerate(sorted(sources))
         )
     )
-    setup.start(setup.config(aws={"s3EndpointUrl": proxy}))
+    config = setup.config(aws={"s3EndpointUrl": proxy})
+    doc = yaml.safe_load(config.read_text())
+    doc["workers"]["FileTransferer"]["reportLevel"] = "error"  # failures only, no status lines
+    config.write_text(yaml.safe_dump(doc))
+    setup.start(config)
     # A loaded machine may take a while to start the daemon: wait until the outage was met.
     setup.wait(lambda: injected(state["configurator_url"]) > 0, patience=60)
     assert len(files_in(state, f"/Recordings/Flaky {setup.tag}")) == 0
@@ -410,3 +453,6 @@ def test_jobs_survive_flaky_dracoon_and_s3_and_a_configurator_outage(setup: Setu
     for key, source in sources.items():
         assert decrypted_sha256(state, landed[key.rsplit("/", 1)[1]]["id"]) == source["sha256"]
     assert setup.depth(dead=True) == (0, 0)
+    logs = setup.logs()
+    assert " 15000 " in logs  # the daemon's own lines are not the worker's
+    assert " 15006 " not in logs

@@ -77,6 +77,36 @@ async def test_configurator_down_is_transient(
     assert caught.value.transient
 
 
+@pytest.mark.parametrize("status", [401, 403, 400])
+async def test_a_configurator_refusing_us_retries_the_job_instead_of_dropping_it(
+    devstack: StackProcess, configurator: ConfiguratorClient, status: int
+) -> None:
+    # Expired credentials or a broken deployment of the configurator are mended there; the
+    # jobs waiting for it must survive that, not go to the dead-letter queue one by one.
+    async with aiohttp.ClientSession() as session:
+        await session.post(
+            f"{devstack.state['configurator_url']}/_devstack/faults",
+            json={"error_rate": 1, "error_status": status},
+        )
+    with pytest.raises(RemoteError) as caught:
+        await InstanceResolver({}, configurator).resolve("remote.example")
+    assert caught.value.status == status
+    assert not isinstance(caught.value, PermanentJobError)
+
+
+async def test_an_invalid_answer_is_named_and_retried_later(
+    devstack: StackProcess, configurator: ConfiguratorClient
+) -> None:
+    broken = instance_doc("broken-svc", [{"meetingTypeId": "*any*", "copyTo": [{"path": "/x"}]}])
+    async with aiohttp.ClientSession() as session:
+        await session.post(
+            f"{devstack.state['configurator_url']}/_devstack/seed",
+            json={"instances": {"broken.example": broken}},
+        )
+    with pytest.raises(RemoteError, match=r"recordings\.dracoon\.targets\.0\.copyTo\.0\.path"):
+        await InstanceResolver({}, configurator).resolve("broken.example")
+
+
 def test_message_targets_override_the_instance() -> None:
     sent = [Target("from/message", "2 days")]
     assert targets_for(instance("x", TARGETS), "d", 14, sent) == sent

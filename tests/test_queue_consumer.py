@@ -206,6 +206,56 @@ async def test_unreachable_sqs_reports_unhealthy(devstack: StackProcess) -> None
         await asyncio.wait_for(task, 5)
 
 
+async def test_the_poll_loop_recovers_when_sqs_comes_back(
+    devstack: StackProcess, queues: Queues
+) -> None:
+    import aiohttp
+
+    proxy = devstack.state["s3_proxy_url"]  # passes SQS through too, and drops on demand
+
+    async def faults(plan: dict[str, Any]) -> None:
+        async with aiohttp.ClientSession() as session:
+            await session.post(f"{proxy}/_devstack/faults", json=plan)
+
+    via_proxy = aws_settings_from_state(devstack.state).model_copy(
+        update={"sqs_endpoint_url": proxy}
+    )
+    await faults({"drop_rate": 1})
+    handled: list[str] = []
+
+    async def handler(message: Message) -> None:
+        handled.append(message.body)
+
+    try:
+        async with aws_client(via_proxy, "sqs") as client:
+            health = WorkerHealth()
+            worker = QueueConsumer(
+                "test",
+                SqsQueue(client, queues.work.url, FAST),
+                SqsQueue(client, queues.dead.url, FAST),
+                handler,
+                ConsumerSettings(
+                    concurrency=1, wait_seconds=1, poll_backoff_initial=0.05, poll_backoff_max=0.5
+                ),
+                health,
+            )
+            stop = asyncio.Event()
+            task = asyncio.create_task(worker.run(stop))
+            async with asyncio.timeout(20):
+                while health.healthy:
+                    await asyncio.sleep(0.02)
+                await faults({})
+                await queues.work.send("after the outage")
+                while not (handled and health.healthy):
+                    await asyncio.sleep(0.05)
+            stop.set()
+            await asyncio.wait_for(task, 10)
+    finally:
+        await faults({})
+    assert handled == ["after the outage"]
+    assert await queues.work.depth() == (0, 0)
+
+
 def test_retry_delay_grows_and_is_capped() -> None:
     settings = ConsumerSettings(concurrency=1, retry_delay_base=30, retry_delay_max=900)
     assert [retry_delay(n, settings) for n in (1, 2, 3, 4, 5, 6, 50)] == [

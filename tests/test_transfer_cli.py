@@ -12,10 +12,10 @@ import yaml
 
 from recstore.clients.aws import aws_client
 from recstore.clients.sqs import SqsQueue
-from recstore.devstack.appconfig import DEMO_INSTANCE, app_config
+from recstore.devstack.appconfig import DEMO_INSTANCE, app_config, instance_document
 from recstore.devstack.seed import aws_settings_from_state, seed_s3
 from tests.conftest import StackProcess, run_cli
-from tests.dracoon_helpers import stand_in_state
+from tests.dracoon_helpers import admin, client, downloaded_sha256, stand_in_state
 
 
 def config_for(state: dict[str, Any], tmp_path: Path) -> tuple[Path, str]:
@@ -84,6 +84,48 @@ def test_transfer_runs_one_job_in_the_foreground(devstack: StackProcess, tmp_pat
     assert "source removed" not in again.stdout
     nodes = asyncio.run(stand_in_state(devstack.state))["nodes"]
     assert sum(n["path"] == f"/Recordings/{target}/talk.mp4" for n in nodes) == 1
+
+
+def test_a_recording_goes_into_an_unencrypted_room_as_it_is(
+    devstack: StackProcess, tmp_path: Path
+) -> None:
+    state = devstack.state
+    tag = uuid.uuid4().hex[:8]
+    members = [
+        {"login": state["dracoon_login"], "permissions": ["read", "create", "manage"]},
+        {"login": "alice", "permissions": ["read"]},
+    ]
+    seed = {"rooms": [{"path": f"Plain {tag}", "encrypted": False, "members": members}]}
+    parent = asyncio.run(admin(state, "seed", seed))["rooms"][f"Plain {tag}"]
+    config, _ = config_for(state, tmp_path)
+    domain = f"plain-{tag}.example"
+    doc = yaml.safe_load(config.read_text())
+    instance = instance_document(state, [{"meetingTypeId": "*any*", "copyTo": [{"path": "talks"}]}])
+    instance["recordings"]["dracoon"]["parent-room-id"] = parent
+    doc["instances"] = {domain: instance}
+    config.write_text(yaml.safe_dump(doc))
+    key = f"plain-{tag}/talk.mp4"
+    [source] = asyncio.run(seed_s3(state, {"objects": [{"key": key, "size": 7_000_001}]}))
+    body = message(key, "unused")
+    del body["storage"]["extra"]["dracoon"]  # the instance's own target applies
+    body["instance"]["domain"] = domain
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps(body))
+    result = run_cli("transfer", "--config", str(config), "--file", str(job))
+    assert result.returncode == 0, result.stderr
+    [stored] = [
+        n
+        for n in asyncio.run(stand_in_state(state))["nodes"]
+        if n["path"] == f"/Plain {tag}/talks/talk.mp4"
+    ]
+    assert stored["encrypted"] is False
+
+    async def read_as_alice() -> str:
+        async with client(state, "alice") as reader:
+            return await downloaded_sha256(reader, stored["id"], False)
+
+    assert asyncio.run(read_as_alice()) == source["sha256"]
+    assert f"source removed\t{key}" in result.stdout
 
 
 def test_devstack_seed_dracoon_through_the_cli(devstack: StackProcess, tmp_path: Path) -> None:

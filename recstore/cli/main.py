@@ -7,10 +7,11 @@ configuration (one line per problem on stderr, naming the key).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -48,6 +49,19 @@ def _config_failed(error: ConfigError) -> NoReturn:
     for key, message in error.problems:
         click.echo(f"recstore: configuration error: {key}: {message}", err=True)
     sys.exit(2)
+
+
+@contextlib.contextmanager
+def _reported() -> Iterator[None]:
+    """A command's failures as one line each: a configuration fault exits 2, a remote's 1."""
+    from recstore.errors import PermanentJobError, RemoteError
+
+    try:
+        yield
+    except ConfigError as error:
+        _config_failed(error)
+    except (PermanentJobError, RemoteError) as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _load(config_path: Path | None) -> Settings:
@@ -262,7 +276,10 @@ def dlq_list(config_path: Path | None, show_body: bool, limit: int) -> None:
     from recstore.dead_letters import list_dead_letters
 
     settings = _load(config_path)
-    letters = asyncio.run(_with_queues(settings, lambda dead, _: list_dead_letters(dead, limit)))
+    with _reported():
+        letters = asyncio.run(
+            _with_queues(settings, lambda dead, _: list_dead_letters(dead, limit))
+        )
     click.echo("message_id\treceives\tinstance\tmeeting_id\tworker\treason")
     for letter in letters:
         row = [letter.message_id, str(letter.receive_count), letter.instance, letter.meeting_id]
@@ -284,12 +301,13 @@ def dlq_redrive(config_path: Path | None, ids: tuple[str, ...], everything: bool
     if not ids and not everything:
         raise click.UsageError("name messages with --id, or pass --all")
     settings = _load(config_path)
-    moved = asyncio.run(
-        _with_queues(
-            settings,
-            lambda dead, work: redrive(dead, work, lambda d: everything or d.message_id in ids),
+    with _reported():
+        moved = asyncio.run(
+            _with_queues(
+                settings,
+                lambda dead, work: redrive(dead, work, lambda d: everything or d.message_id in ids),
+            )
         )
-    )
     for letter in moved:
         click.echo(f"redriven {letter.message_id}")
     click.echo(f"{len(moved)} message(s) sent back to the work queue", err=True)
@@ -342,7 +360,8 @@ def enqueue(config_path: Path | None, job_file: Path) -> None:
             url = settings.queue_url(settings.workers.file_transferer.queue)
             return await SqsQueue(client, url).send(body)
 
-    message_id = asyncio.run(send())
+    with _reported():
+        message_id = asyncio.run(send())
     click.echo(f"enqueued {job.job_id} as message {message_id}")
 
 
@@ -351,7 +370,6 @@ def enqueue(config_path: Path | None, job_file: Path) -> None:
 @JOB_FILE_OPTION
 def transfer(config_path: Path | None, job_file: Path) -> None:
     """Run one job in the foreground, as the daemon would, and print where the files went."""
-    from recstore.errors import PermanentJobError, RemoteError
     from recstore.workers.file_transferer import TransferService
 
     settings = _load(config_path)
@@ -362,10 +380,8 @@ def transfer(config_path: Path | None, job_file: Path) -> None:
         async with TransferService(settings) as service:
             return await service.run_job(job)
 
-    try:
+    with _reported():
         report = asyncio.run(run())
-    except (PermanentJobError, RemoteError) as exc:
-        raise click.ClickException(str(exc)) from None
     for key, path, file_id in report.uploaded:
         click.echo(f"uploaded\t{key}\t{path}\tfile {file_id}")
     for key, path, file_id in report.already_there:

@@ -3,7 +3,9 @@
 ``GET {url}/instances/{domain}`` answers the instance's configuration, either nested
 (``{"recordings": {"dracoon": {...}}}``) or with the seed's dotted keys
 (``{"recordings.dracoon.parent-room-id": 42, ...}``); both are accepted. 404 means the
-instance is unknown (permanent for its jobs); anything else that fails is transient.
+instance is unknown (:class:`~recstore.errors.UnknownInstance`, permanent for its jobs);
+anything else that fails is a :class:`RemoteError` and the job is retried later. Only network
+faults and 408/429/5xx are retried here, within the request.
 Answers are cached for ``configurator.cacheTtl`` so a busy queue does not hammer the service.
 """
 
@@ -16,15 +18,12 @@ from urllib.parse import quote
 import aiohttp
 from pydantic import ValidationError
 
+from recstore import events
 from recstore.config import ConfiguratorSettings, InstanceSettings
-from recstore.errors import RemoteError, transient_status
+from recstore.errors import RemoteError, UnknownInstance, transient_status
 from recstore.retry import RetryPolicy, call_with_retry
 
 REMOTE = "configurator"
-
-
-class UnknownInstance(RemoteError):
-    """The configurator has no configuration for this domain."""
 
 
 class ConfiguratorClient:
@@ -76,7 +75,7 @@ class ConfiguratorClient:
                 f"configurator unreachable: {type(exc).__name__}", remote=REMOTE, transient=True
             ) from exc
         try:
-            return InstanceSettings.model_validate(unflatten(document))
+            settings = InstanceSettings.model_validate(unflatten(document))
         except ValidationError as exc:
             fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors())
             raise RemoteError(
@@ -84,6 +83,12 @@ class ConfiguratorClient:
                 remote=REMOTE,
                 transient=False,
             ) from None
+        # Passwords from the YAML are redacted from every log line from the start; these
+        # arrive at run time, and get the same second line of defence.
+        dracoon = settings.recordings.dracoon
+        events.register_secret(dracoon.password.get_secret_value())
+        events.register_secret(dracoon.encryption_password.get_secret_value())
+        return settings
 
 
 def unflatten(document: Any) -> Any:

@@ -27,7 +27,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class FaultPlan:
     """What to do to the requests whose path matches ``path_pattern``.
 
-    ``error_rate`` and ``drop_rate`` are probabilities in [0, 1]; ``count`` limits how many
+    ``error_rate`` and ``drop_rate`` are probabilities in [0, 1]; ``error_status`` is one
+    status or a list to draw from (``[503, 429]``: both kinds in one run); ``count`` limits how many
     faults are injected in all (``None``: no limit), which lets a test say "the next two uploads
     fail" deterministically with a rate of 1. ``cut_after`` lets the answer start and drops the
     connection after that many bytes of its body: a download broken off mid-way (honoured by
@@ -36,7 +37,7 @@ class FaultPlan:
 
     latency_ms: int = 0
     error_rate: float = 0.0
-    error_status: int = 503
+    error_status: tuple[int, ...] = (503,)
     retry_after: int | None = None
     drop_rate: float = 0.0
     cut_after: int | None = None
@@ -67,7 +68,7 @@ class FaultPlan:
         plan = cls(
             latency_ms=int(data.get("latency_ms", 0)),
             error_rate=float(data.get("error_rate", 0.0)),
-            error_status=int(data.get("error_status", 503)),
+            error_status=_statuses(data.get("error_status", 503)),
             retry_after=None if data.get("retry_after") is None else int(data["retry_after"]),
             drop_rate=float(data.get("drop_rate", 0.0)),
             cut_after=None if data.get("cut_after") is None else int(data["cut_after"]),
@@ -87,7 +88,9 @@ class FaultPlan:
         return {
             "latency_ms": self.latency_ms,
             "error_rate": self.error_rate,
-            "error_status": self.error_status,
+            "error_status": (
+                self.error_status[0] if len(self.error_status) == 1 else list(self.error_status)
+            ),
             "retry_after": self.retry_after,
             "drop_rate": self.drop_rate,
             "cut_after": self.cut_after,
@@ -111,6 +114,13 @@ class FaultPlan:
         return rate > 0 and self._rng.random() < rate
 
 
+def _statuses(value: Any) -> tuple[int, ...]:
+    statuses = tuple(int(v) for v in (value if isinstance(value, list) else [value]))
+    if not statuses:
+        raise ValueError("error_status must name at least one status")
+    return statuses
+
+
 class FaultInjector:
     """Holds the current plan and applies it to every non-admin request."""
 
@@ -130,7 +140,7 @@ class FaultInjector:
             _drop(request)
         if plan.draw(plan.error_rate):
             plan.injected += 1
-            response = self._error_body(plan.error_status)
+            response = self._error_body(plan._rng.choice(plan.error_status))
             if plan.retry_after is not None:
                 response.headers["Retry-After"] = str(plan.retry_after)
             return response

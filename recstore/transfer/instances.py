@@ -3,7 +3,9 @@
 An instance's configuration comes from the YAML ``instances:`` section when it is there (an
 operator's local override), else from the configurator. An instance known to neither is a
 permanent failure for its jobs: falling back to the global ``dracoon.*`` test account would
-put one customer's recordings into another's rooms.
+put one customer's recordings into another's rooms. Any other failure of the configurator
+(down, refusing our request, an answer that does not validate) is the configurator's to mend,
+so the job is retried later rather than dead-lettered: once it is mended, the jobs go through.
 
 Targets: the message's own ``storage.extra.dracoon.targets`` when it has any; otherwise every
 ``copyTo`` of the instance's targets whose ``meetingTypeId`` is the meeting's type or
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from recstore.config import InstanceSettings
-from recstore.errors import PermanentJobError, RemoteError
+from recstore.errors import PermanentJobError, UnknownInstance
 
 
 @dataclass(frozen=True)
@@ -51,9 +53,7 @@ class InstanceResolver:
             )
         try:
             return await self._configurator.instance(domain)
-        except RemoteError as exc:
-            if exc.transient:
-                raise
+        except UnknownInstance as exc:
             raise PermanentJobError(f"instance {domain!r}: {exc}") from exc
 
 

@@ -121,6 +121,18 @@ def render_target_path(template: str, *, instance: str, meeting_type: str) -> tu
     return tuple(names)
 
 
+def check_template(template: str) -> str:
+    """``template`` when it can render at all; TargetPathError for faults of its own.
+
+    For configured templates, checked when the configuration is read: an unknown variable,
+    an absolute path, ``..`` or a forbidden character in the fixed text is the operator's to
+    fix, so the daemon refuses to start with it rather than failing every job later. What
+    depends on the values (a meeting type named ``a/b``) can only be found per job.
+    """
+    render_target_path(template, instance="example.org", meeting_type="Meeting")
+    return template
+
+
 def _shorten(text: str, limit: int = 60) -> str:
     """``repr`` of ``text``, cut short: error messages must stay one readable line."""
     return repr(text if len(text) <= limit else text[:limit] + "...")

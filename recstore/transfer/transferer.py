@@ -35,7 +35,7 @@ from recstore.progress import PROGRESS
 from recstore.transfer.expiration import parse_expiration
 from recstore.transfer.instances import Target
 from recstore.transfer.keys import MissingKeyResolver
-from recstore.transfer.paths import render_target_path
+from recstore.transfer.paths import TargetPathError, render_target_path
 from recstore.transfer.pipeline import RangeReader, stream_chunks
 
 log = logging.getLogger(__name__)
@@ -201,13 +201,7 @@ class Transferer:
     async def run(self, request: TransferRequest, destination: Destination) -> TransferReport:
         report = TransferReport()
         plans = [
-            (
-                target,
-                render_target_path(
-                    target.path, instance=request.instance, meeting_type=request.meeting_type
-                ),
-                _expire_at(target, self._clock()),
-            )
+            (target, _room_path(target, request), _expire_at(target, self._clock()))
             for target in request.targets
         ]
         present: list[str] = []
@@ -329,6 +323,20 @@ class Transferer:
             encrypted=room.encrypted,
         )
         return stored, (plain_keys[-1] if plain_keys else None)
+
+
+def _room_path(target: Target, request: TransferRequest) -> tuple[str, ...]:
+    """The target's room names for this job; a path that cannot be made is permanent.
+
+    Templates are checked when they are read, but a value can still break one (a meeting
+    type named ``Sales / Support`` under ``$meetingType``); retrying would never help.
+    """
+    try:
+        return render_target_path(
+            target.path, instance=request.instance, meeting_type=request.meeting_type
+        )
+    except TargetPathError as exc:
+        raise PermanentJobError(f"target path: {exc}") from None
 
 
 def _expire_at(target: Target, now: datetime) -> datetime | None:

@@ -115,6 +115,7 @@ class FileTransferer:
     async def run(self, stop: asyncio.Event) -> None:
         settings = self.settings
         config = settings.workers.file_transferer
+        events.set_worker_level(self.name, config.report_level)
         async with TransferService(settings) as service:
             work = SqsQueue(service.sqs, settings.queue_url(config.queue))
             dead = SqsQueue(service.sqs, settings.queue_url(config.dead_letter_queue))
