@@ -33,7 +33,6 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
-    field_validator,
     model_validator,
 )
 
@@ -367,18 +366,6 @@ class DracoonSettings(_Section):
 class TargetCopy(_Section):
     path: str
     expiration: str | None = None
-
-    # Both checks raise a ValueError subclass with the reason; pydantic reports it at the key.
-    @field_validator("path")
-    @classmethod
-    def _path_renders(cls, value: str) -> str:
-        return check_template(value)
-
-    @field_validator("expiration")
-    @classmethod
-    def _expiration_parses(cls, value: str | None) -> str | None:
-        parse_expiration(value)
-        return value
 
 
 class InstanceTarget(_Section):
@@ -893,6 +880,29 @@ def _problems_from(exc: ValidationError) -> list[tuple[str, str]]:
     return problems
 
 
+def _instance_target_checks(settings: Settings) -> list[tuple[str, str]]:
+    """The YAML's target templates and expirations, which are the operator's to fix.
+
+    A fault of their own (an unknown variable, an absolute path, "2 yeers") would fail every
+    job that uses them, so it stops the start instead. Configurator answers are not held to
+    this: there a bad target fails, with its reason, only the jobs that use it.
+    """
+    problems: list[tuple[str, str]] = []
+    for domain, instance in settings.instances.items():
+        for i, target in enumerate(instance.recordings.dracoon.targets):
+            for j, copy in enumerate(target.copy_to):
+                key = f"instances.{domain}.recordings.dracoon.targets.{i}.copyTo.{j}"
+                try:
+                    check_template(copy.path)
+                except ValueError as exc:
+                    problems.append((f"{key}.path", str(exc)))
+                try:
+                    parse_expiration(copy.expiration)
+                except ValueError as exc:
+                    problems.append((f"{key}.expiration", str(exc)))
+    return problems
+
+
 def _cross_checks(settings: Settings) -> list[tuple[str, str]]:
     """Rules that span sections, which field validators cannot see."""
     problems: list[tuple[str, str]] = []
@@ -936,6 +946,7 @@ def _cross_checks(settings: Settings) -> list[tuple[str, str]]:
                 "no DRACOON account to serve: configure dracoon.* or instances (or set 0)",
             )
         )
+    problems += _instance_target_checks(settings)
     problems += _archive_checks(settings)
     problems += _vidyo_checks(settings)
     for alias, key in enabled_workers(settings):

@@ -9,6 +9,7 @@ shows ids, reasons and where the job came from, and bodies only when asked.
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -53,13 +54,16 @@ def _scalar(doc: Any, section: str, name: str) -> str:
     """``doc[section][name]`` when it is a short string or number, else "".
 
     A dead letter is often there because its body has the wrong shape, so nothing about it
-    is assumed; a long value is cut so one odd message cannot flood the listing.
+    is assumed; a long value is cut so one odd message cannot flood the listing, and control
+    characters are shown as ``?``.
     """
     part = doc.get(section) if isinstance(doc, dict) else None
     value = part.get(name) if isinstance(part, dict) else None
     if isinstance(value, bool) or not isinstance(value, str | int):
         return ""
-    text = str(value)
+    # A tab or a line break would add columns or rows to the listing, an escape sequence
+    # would talk to the terminal.
+    text = "".join("?" if unicodedata.category(c) == "Cc" else c for c in str(value))
     return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."
 
 

@@ -14,8 +14,9 @@
 ``CryptoError`` (in :mod:`recstore.crypto`) also derives from :class:`RecstoreError`.
 
 Clients translate aiohttp, botocore and zeep errors into :class:`RemoteError` at their boundary
-(``raise ... from exc``), so the rest of the code decides on ``.transient`` alone and never
-imports a transport library's exceptions. Messages never carry secrets or personal data.
+(``raise ... from exc``), so the rest of the code decides on ``.transient`` (and, for the
+configurator, on :class:`UnknownInstance`) and never imports a transport library's
+exceptions. Messages never carry secrets or personal data.
 """
 
 from __future__ import annotations

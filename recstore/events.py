@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from pydantic import BaseModel, SecretStr
+
 #: The worker a log line comes from; set by the supervisor for each worker's task.
 worker_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("worker", default=None)
 #: The job a log line is about; set by a worker around each job.
@@ -94,6 +96,25 @@ def register_secret(value: str | None) -> None:
     """Redact ``value`` from every log line from now on (values under 4 characters are not)."""
     if value and len(value) >= 4:
         _secrets.add(value)
+
+
+def register_secrets_in(value: Any) -> None:
+    """Register every ``SecretStr`` found in ``value`` (settings, or a configurator's answer).
+
+    Walking the model rather than naming fields means a secret field added later is covered
+    without anyone remembering this place.
+    """
+    if isinstance(value, SecretStr):
+        register_secret(value.get_secret_value())
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            register_secrets_in(getattr(value, name))
+    elif isinstance(value, dict):
+        for item in value.values():
+            register_secrets_in(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            register_secrets_in(item)
 
 
 def redact(text: str) -> str:
@@ -202,7 +223,7 @@ def set_worker_level(worker: str, level: str) -> None:
 
 
 def _worker_level_filter(record: logging.LogRecord) -> bool:
-    worker = worker_var.get()
+    worker = getattr(record, "fields", {}).get("worker") or worker_var.get()  # as the line says
     return worker is None or record.levelno >= _worker_levels.get(worker, logging.NOTSET)
 
 
@@ -211,6 +232,7 @@ def setup_logging(level: str = "info", fmt: str = "text", stream: TextIO | None 
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(_Formatter(as_json=fmt == "json"))
     handler.addFilter(_worker_level_filter)
+    _worker_levels.clear()  # each worker sets its own again when it starts
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -161,13 +161,15 @@ async def test_injected_faults_draw_each_listed_status(devstack: StackProcess) -
     plan = {"error_rate": 1, "error_status": [503, 429], "retry_after": 2, "count": 12}
     async with aiohttp.ClientSession() as session:
         await session.post(f"{url}/_devstack/faults", json=plan)
-        seen = []
-        for _ in range(12):
+        try:
+            seen = []
+            for _ in range(12):
+                async with session.get(f"{url}/instances/any.example") as answer:
+                    seen.append((answer.status, answer.headers.get("Retry-After")))
             async with session.get(f"{url}/instances/any.example") as answer:
-                seen.append((answer.status, answer.headers.get("Retry-After")))
-        async with session.get(f"{url}/instances/any.example") as answer:
-            after = answer.status  # the count is spent: the stand-in answers for itself
-        await session.post(f"{url}/_devstack/faults", json={})
+                after = answer.status  # the count is spent: the stand-in answers for itself
+        finally:
+            await session.post(f"{url}/_devstack/faults", json={})
     assert {status for status, _ in seen} == {503, 429}
     assert {retry for _, retry in seen} == {"2"}
     assert after == 404

@@ -34,6 +34,8 @@ async def make_queues(state: dict[str, Any]) -> tuple[str, str]:
         wrong = {"instance": "acme.example", "meeting": [42]}
         await dlq.send(json.dumps(wrong), {"reason": "instance: wrong type"})
         await dlq.send(json.dumps([1, 2]), {"reason": "not an object"})
+        odd = {"instance": {"domain": "a\tb\nc\x1b[2J"}, "meeting": {"id": 7}}
+        await dlq.send(json.dumps(odd), {"reason": "instance.domain: not a host name"})
     return work, dead
 
 
@@ -71,10 +73,11 @@ def test_list_shows_reasons_without_personal_data(devstack: StackProcess, tmp_pa
         ["", "", "", "instance: wrong type"],
         ["", "", "", "not an object"],
         ["", "", "file_transferer", "not JSON"],
+        ["a?b?c?[2J", "7", "", "instance.domain: not a host name"],
         ["acme.example", "42", "file_transferer", "storage.type: 'ftp' is unknown"],
     ]
     assert "a@b.c" not in result.stdout
-    assert asyncio.run(depth(devstack.state, dead)) == (4, 0)  # listing left them in place
+    assert asyncio.run(depth(devstack.state, dead)) == (5, 0)  # listing left them in place
 
 
 def test_queues_that_are_not_configured_are_named(devstack: StackProcess, tmp_path: Path) -> None:
@@ -115,6 +118,6 @@ def test_redrive_moves_the_chosen_messages_back(devstack: StackProcess, tmp_path
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"redriven {chosen}"
     assert asyncio.run(depth(devstack.state, work)) == (1, 0)
-    assert asyncio.run(depth(devstack.state, dead)) == (3, 0)
+    assert asyncio.run(depth(devstack.state, dead)) == (4, 0)
     assert run_cli("dlq", "redrive", "--config", str(config), "--all").returncode == 0
     assert asyncio.run(depth(devstack.state, dead)) == (0, 0)

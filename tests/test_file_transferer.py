@@ -328,12 +328,15 @@ def test_jobs_land_decryptable_in_every_target_and_bad_ones_in_the_dlq(setup: Se
     assert decrypted_sha256(state, consult["id"]) == sources[consult_key]["sha256"]
     for key in sources:
         assert not setup.source_exists(key)
-    letters = {letter["body"]: letter for letter in setup.dead_letters()}
+    received = setup.dead_letters()
+    letters = {letter["body"]: letter for letter in received}
+    assert len(received) == len(letters)  # none twice
     assert sorted(letters) == sorted(faulty)  # each went at once: received once, not retried
     for body, reason in faulty.items():
         assert letters[body]["reason"].startswith(reason), letters[body]["reason"]
         assert letters[body]["receive_count"] == "1"
     logs = setup.logs()
+    assert " 15006 " in logs  # status lines at the default reportLevel (info)
     for personal in ("Host Person", "host@example.com", "Guest Person", "guest@example.com"):
         assert personal not in logs
         assert all(personal not in letter["reason"] for letter in letters.values())
@@ -355,7 +358,8 @@ def test_a_killed_daemon_resumes_without_duplicates(setup: Setup) -> None:
     assert setup.source_exists(key)
     assert files_in(state, f"/Recordings/{target}") == []
     asyncio.run(admin(state, "faults", {}))
-    setup.start(setup.config())
+    quiet = setup.config_with({"reportLevel": "error"})  # failures only, no status lines
+    setup.start(quiet)
     setup.wait(
         lambda: setup.depth() == (0, 0) and len(files_in(state, f"/Recordings/{target}")) == 1
     )
@@ -364,6 +368,9 @@ def test_a_killed_daemon_resumes_without_duplicates(setup: Setup) -> None:
     assert stored["name"] == "long.mp4"
     assert decrypted_sha256(state, stored["id"]) == sources[key]["sha256"]
     assert not setup.source_exists(key)
+    second = (setup.tmp / "daemon-1.log").read_text()
+    assert " 15000 " in second  # the daemon's own lines are not the worker's
+    assert " 15006 " not in second
 
 
 def test_sigterm_hands_the_job_back_and_another_daemon_finishes_it(setup: Setup) -> None:
@@ -434,11 +441,7 @@ def test_jobs_survive_flaky_dracoon_and_s3_and_a_configurator_outage(setup: Setu
             for i, key in enumerate(sorted(sources))
         )
     )
-    config = setup.config(aws={"s3EndpointUrl": proxy})
-    doc = yaml.safe_load(config.read_text())
-    doc["workers"]["FileTransferer"]["reportLevel"] = "error"  # failures only, no status lines
-    config.write_text(yaml.safe_dump(doc))
-    setup.start(config)
+    setup.start(setup.config(aws={"s3EndpointUrl": proxy}))
     # A loaded machine may take a while to start the daemon: wait until the outage was met.
     setup.wait(lambda: injected(state["configurator_url"]) > 0, patience=60)
     assert len(files_in(state, f"/Recordings/Flaky {setup.tag}")) == 0
@@ -453,6 +456,3 @@ def test_jobs_survive_flaky_dracoon_and_s3_and_a_configurator_outage(setup: Setu
     for key, source in sources.items():
         assert decrypted_sha256(state, landed[key.rsplit("/", 1)[1]]["id"]) == source["sha256"]
     assert setup.depth(dead=True) == (0, 0)
-    logs = setup.logs()
-    assert " 15000 " in logs  # the daemon's own lines are not the worker's
-    assert " 15006 " not in logs

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
 
+from recstore import events
 from recstore.clients.configurator import ConfiguratorClient
 from recstore.config import ConfiguratorSettings, InstanceSettings
 from recstore.errors import PermanentJobError, RemoteError
@@ -58,6 +61,24 @@ async def test_configurator_answers_other_instances(configurator: ConfiguratorCl
     assert (await resolver.resolve("remote.example")).recordings.dracoon.login == "remote-svc"
 
 
+async def test_passwords_from_the_configurator_never_reach_a_log_line(
+    devstack: StackProcess, configurator: ConfiguratorClient
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    document = instance_doc("svc", [])
+    dracoon: Any = document["recordings"]
+    dracoon["dracoon"].update({"password": f"pw-{tag}", "encryption-password": f"enc-{tag}"})
+    async with aiohttp.ClientSession() as session:
+        await session.post(
+            f"{devstack.state['configurator_url']}/_devstack/seed",
+            json={"instances": {f"secret-{tag}.example": document}},
+        )
+    line = f"login with pw-{tag}, unlocked with enc-{tag}"
+    assert events.redact(line) == line  # nothing known yet
+    await InstanceResolver({}, configurator).resolve(f"secret-{tag}.example")
+    assert events.redact(line) == "login with ***, unlocked with ***"
+
+
 async def test_unknown_instance_is_permanent_and_named(configurator: ConfiguratorClient) -> None:
     with pytest.raises(PermanentJobError, match=r"nowhere\.example"):
         await InstanceResolver({}, configurator).resolve("nowhere.example")
@@ -88,23 +109,44 @@ async def test_a_configurator_refusing_us_retries_the_job_instead_of_dropping_it
             f"{devstack.state['configurator_url']}/_devstack/faults",
             json={"error_rate": 1, "error_status": status},
         )
-    with pytest.raises(RemoteError) as caught:
+    with pytest.raises(RemoteError) as caught:  # not PermanentJobError: the job comes back
         await InstanceResolver({}, configurator).resolve("remote.example")
     assert caught.value.status == status
-    assert not isinstance(caught.value, PermanentJobError)
 
 
 async def test_an_invalid_answer_is_named_and_retried_later(
     devstack: StackProcess, configurator: ConfiguratorClient
 ) -> None:
-    broken = instance_doc("broken-svc", [{"meetingTypeId": "*any*", "copyTo": [{"path": "/x"}]}])
+    dracoon = {"parent-room-id": 1, "password": "p", "encryption-password": "e"}  # no login
+    broken = {"recordings": {"dracoon": dracoon}}
+    domain = f"broken-{uuid.uuid4().hex[:8]}.example"
     async with aiohttp.ClientSession() as session:
         await session.post(
             f"{devstack.state['configurator_url']}/_devstack/seed",
-            json={"instances": {"broken.example": broken}},
+            json={"instances": {domain: broken}},
         )
-    with pytest.raises(RemoteError, match=r"recordings\.dracoon\.targets\.0\.copyTo\.0\.path"):
-        await InstanceResolver({}, configurator).resolve("broken.example")
+    with pytest.raises(RemoteError, match=r"invalid at: recordings\.dracoon\.login"):
+        await InstanceResolver({}, configurator).resolve(domain)
+
+
+async def test_a_bad_target_from_the_configurator_fails_only_the_jobs_that_use_it(
+    devstack: StackProcess, configurator: ConfiguratorClient
+) -> None:
+    targets = [
+        {"meetingTypeId": 1, "copyTo": [{"path": "/absolute", "expiration": "2 yeers"}]},
+        {"meetingTypeId": 2, "copyTo": [{"path": "fine/$meetingType"}]},
+    ]
+    domain = f"mixed-{uuid.uuid4().hex[:8]}.example"
+    async with aiohttp.ClientSession() as session:
+        await session.post(
+            f"{devstack.state['configurator_url']}/_devstack/seed",
+            json={"instances": {domain: instance_doc("mixed-svc", targets)}},
+        )
+    settings = await InstanceResolver({}, configurator).resolve(domain)
+    assert targets_for(settings, domain, 2, []) == [Target("fine/$meetingType", None)]
+    # Type 1's jobs meet the fault in the transfer, as a permanent error with its reason
+    # (tests/test_file_transferer.py sends one through the daemon).
+    assert targets_for(settings, domain, 1, []) == [Target("/absolute", "2 yeers")]
 
 
 def test_message_targets_override_the_instance() -> None:

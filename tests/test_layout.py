@@ -54,3 +54,11 @@ def test_domain_packages_open_no_sockets() -> None:
         if p.exists()
     }
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_the_rules_settings_check_at_load_are_leaves() -> None:
+    # config.py checks the YAML's target paths and expirations with these two parsers, so they
+    # may not depend on anything of recstore's: an import cycle through config would follow.
+    for name in ("paths", "expiration"):
+        path = PACKAGE / "transfer" / f"{name}.py"
+        assert [m for m in imports_of(path) if m.startswith("recstore")] == [], path

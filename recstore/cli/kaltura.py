@@ -33,8 +33,7 @@ from recstore.archive.report import (
     list_row,
 )
 from recstore.archive.stats import STATS_COLUMNS, Stats
-from recstore.cli.main import CONFIG_OPTION, _config_failed, _load, main
-from recstore.errors import ConfigError, RecstoreError
+from recstore.cli.main import CONFIG_OPTION, _load, main, reported_errors
 from recstore.workers.archive_context import ArchiveContext, archive_context
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -152,14 +151,11 @@ def run_archive_command(
         async with archive_context(settings, need_s3=need_s3) as context:
             return await work(context)
 
-    try:
-        return asyncio.run(run())
-    except ConfigError as exc:
-        _config_failed(exc)
-    except RecstoreError as exc:
-        raise click.ClickException(str(exc)) from None
-    except BrokenPipeError:
-        sys.stderr.close()  # the reader went away: nothing left to say
+    with reported_errors():
+        try:
+            return asyncio.run(run())
+        except BrokenPipeError:
+            sys.stderr.close()  # the reader went away: nothing left to say
         sys.exit(0)
 
 

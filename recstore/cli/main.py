@@ -20,7 +20,7 @@ import yaml
 
 from recstore import __version__, events
 from recstore.config import Settings, load_settings, masked_dump
-from recstore.errors import ConfigError
+from recstore.errors import ConfigError, RecstoreError
 
 CONFIG_OPTION = click.option(
     "--config",
@@ -52,15 +52,13 @@ def _config_failed(error: ConfigError) -> NoReturn:
 
 
 @contextlib.contextmanager
-def _reported() -> Iterator[None]:
-    """A command's failures as one line each: a configuration fault exits 2, a remote's 1."""
-    from recstore.errors import PermanentJobError, RemoteError
-
+def reported_errors() -> Iterator[None]:
+    """A command's failures as one line each: a configuration fault exits 2, any other 1."""
     try:
         yield
     except ConfigError as error:
         _config_failed(error)
-    except (PermanentJobError, RemoteError) as exc:
+    except RecstoreError as exc:  # a remote, a job, a crypto failure: the message says which
         raise click.ClickException(str(exc)) from None
 
 
@@ -69,31 +67,8 @@ def _load(config_path: Path | None) -> Settings:
         settings = load_settings(config_path)
     except ConfigError as error:
         _config_failed(error)
-    for secret in _secrets_of(settings):
-        events.register_secret(secret)
+    events.register_secrets_in(settings)
     return settings
-
-
-def _secrets_of(settings: Settings) -> list[str]:
-    from pydantic import SecretStr
-
-    found: list[str] = []
-
-    def walk(value: Any) -> None:
-        if isinstance(value, SecretStr):
-            found.append(value.get_secret_value())
-        elif hasattr(value, "model_fields"):
-            for name in type(value).model_fields:
-                walk(getattr(value, name))
-        elif isinstance(value, dict):
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list | tuple):
-            for item in value:
-                walk(item)
-
-    walk(settings)
-    return found
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -276,7 +251,7 @@ def dlq_list(config_path: Path | None, show_body: bool, limit: int) -> None:
     from recstore.dead_letters import list_dead_letters
 
     settings = _load(config_path)
-    with _reported():
+    with reported_errors():
         letters = asyncio.run(
             _with_queues(settings, lambda dead, _: list_dead_letters(dead, limit))
         )
@@ -301,7 +276,7 @@ def dlq_redrive(config_path: Path | None, ids: tuple[str, ...], everything: bool
     if not ids and not everything:
         raise click.UsageError("name messages with --id, or pass --all")
     settings = _load(config_path)
-    with _reported():
+    with reported_errors():
         moved = asyncio.run(
             _with_queues(
                 settings,
@@ -360,7 +335,7 @@ def enqueue(config_path: Path | None, job_file: Path) -> None:
             url = settings.queue_url(settings.workers.file_transferer.queue)
             return await SqsQueue(client, url).send(body)
 
-    with _reported():
+    with reported_errors():
         message_id = asyncio.run(send())
     click.echo(f"enqueued {job.job_id} as message {message_id}")
 
@@ -380,7 +355,7 @@ def transfer(config_path: Path | None, job_file: Path) -> None:
         async with TransferService(settings) as service:
             return await service.run_job(job)
 
-    with _reported():
+    with reported_errors():
         report = asyncio.run(run())
     for key, path, file_id in report.uploaded:
         click.echo(f"uploaded\t{key}\t{path}\tfile {file_id}")
@@ -396,7 +371,6 @@ def transfer(config_path: Path | None, job_file: Path) -> None:
 @click.option("--dry-run", is_flag=True, help="Count what would be written; write nothing.")
 def share_keys(config_path: Path | None, room_id: int | None, dry_run: bool) -> None:
     """One DracoonGlobalSharer run in the foreground: hand out every missing file key."""
-    from recstore.errors import RecstoreError
     from recstore.workers.accounts import AccountPool
     from recstore.workers.global_sharer import share_all
 
@@ -410,10 +384,8 @@ def share_keys(config_path: Path | None, room_id: int | None, dry_run: bool) -> 
         finally:
             await pool.close()
 
-    try:
+    with reported_errors():
         report = asyncio.run(run())
-    except RecstoreError as exc:
-        raise click.ClickException(str(exc)) from None
     verb = "would write" if dry_run else "wrote"
     click.echo(
         f"{verb} {report.keys_written} file key(s) for {len(report.users)} user(s) on "

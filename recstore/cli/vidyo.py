@@ -15,8 +15,8 @@ from typing import Any
 import click
 
 from recstore import events
-from recstore.cli.main import CONFIG_OPTION, _config_failed, _load, main
-from recstore.errors import ConfigError, RecstoreError
+from recstore.cli.main import CONFIG_OPTION, _config_failed, _load, main, reported_errors
+from recstore.errors import ConfigError
 
 COLUMNS = ("recording_id", "guid", "action", "entry_id", "result")
 
@@ -63,10 +63,8 @@ def setup_metadata(config_path: Path | None, write: bool) -> None:
         async with aiohttp.ClientSession() as http:
             return await find_or_create(KalturaClient(settings.kaltura, http), system_name)
 
-    try:
+    with reported_errors():
         profile_id, created = asyncio.run(run())
-    except RecstoreError as exc:
-        raise click.ClickException(str(exc)) from None
     click.echo(profile_id)
     verb = "created" if created else "found"
     click.echo(f"{verb} metadata profile {system_name} with id {profile_id}", err=True)
@@ -94,12 +92,8 @@ def sync(config_path: Path | None, dry_run: bool) -> None:
         async with open_sync(settings) as service:
             return await service.cycle(dry_run=dry_run)
 
-    try:
+    with reported_errors():
         report = asyncio.run(run())
-    except ConfigError as exc:
-        _config_failed(exc)
-    except RecstoreError as exc:
-        raise click.ClickException(str(exc)) from None
     click.echo("\t".join(COLUMNS))
     if dry_run:
         for work in report.planned:

@@ -18,7 +18,6 @@ from urllib.parse import quote
 import aiohttp
 from pydantic import ValidationError
 
-from recstore import events
 from recstore.config import ConfiguratorSettings, InstanceSettings
 from recstore.errors import RemoteError, UnknownInstance, transient_status
 from recstore.retry import RetryPolicy, call_with_retry
@@ -69,7 +68,14 @@ class ConfiguratorClient:
                         status=response.status,
                         transient=transient_status(response.status),
                     )
-                document = await response.json(content_type=None)
+                try:
+                    document = await response.json(content_type=None)
+                except ValueError:
+                    raise RemoteError(
+                        f"configurator's answer for {domain!r} is not JSON",
+                        remote=REMOTE,
+                        transient=False,
+                    ) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise RemoteError(
                 f"configurator unreachable: {type(exc).__name__}", remote=REMOTE, transient=True
@@ -83,11 +89,6 @@ class ConfiguratorClient:
                 remote=REMOTE,
                 transient=False,
             ) from None
-        # Passwords from the YAML are redacted from every log line from the start; these
-        # arrive at run time, and get the same second line of defence.
-        dracoon = settings.recordings.dracoon
-        events.register_secret(dracoon.password.get_secret_value())
-        events.register_secret(dracoon.encryption_password.get_secret_value())
         return settings
 
 

@@ -140,7 +140,10 @@ class FaultInjector:
             _drop(request)
         if plan.draw(plan.error_rate):
             plan.injected += 1
-            response = self._error_body(plan._rng.choice(plan.error_status))
+            statuses = plan.error_status
+            # Only a list draws, so a seeded plan with one status replays as it always did.
+            status = statuses[0] if len(statuses) == 1 else plan._rng.choice(statuses)
+            response = self._error_body(status)
             if plan.retry_after is not None:
                 response.headers["Retry-After"] = str(plan.retry_after)
             return response

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from recstore import events
 from recstore.config import InstanceSettings
 from recstore.errors import PermanentJobError, UnknownInstance
 
@@ -31,7 +32,9 @@ class Target:
 
 
 class InstanceSource(Protocol):
-    async def instance(self, domain: str) -> InstanceSettings: ...
+    async def instance(self, domain: str) -> InstanceSettings:
+        """The domain's settings; UnknownInstance is the one failure that is final."""
+        ...
 
 
 class InstanceResolver:
@@ -52,9 +55,12 @@ class InstanceResolver:
                 "configurator.url is set"
             )
         try:
-            return await self._configurator.instance(domain)
+            answer = await self._configurator.instance(domain)
         except UnknownInstance as exc:
             raise PermanentJobError(f"instance {domain!r}: {exc}") from exc
+        # The YAML's passwords are kept out of log lines from the start; these arrive now.
+        events.register_secrets_in(answer)
+        return answer
 
 
 def targets_for(
