@@ -12,11 +12,13 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from dateutil.relativedelta import relativedelta
 
 from recstore.clients.aws import aws_client
 from recstore.clients.s3 import S3Store
@@ -303,8 +305,10 @@ def test_jobs_land_decryptable_in_every_target_and_bad_ones_in_the_dlq(setup: Se
         ),
         *faulty,
     )
+    sent = datetime.now(UTC)
     setup.start(setup.config())
     setup.wait(lambda: setup.depth() == (0, 0) and setup.depth(dead=True)[0] == len(faulty))
+    done = datetime.now(UTC)
 
     for path in (
         f"/Recordings/{DEMO_INSTANCE}/sales call",
@@ -317,8 +321,11 @@ def test_jobs_land_decryptable_in_every_target_and_bad_ones_in_the_dlq(setup: Se
             assert decrypted_sha256(state, stored["id"], "alice") == sources[key]["sha256"]
             assert decrypted_sha256(state, stored["id"], "bob") == sources[key]["sha256"]
             assert stored["notes"].startswith(f"recstore job={DEMO_INSTANCE}/1 ")
-    with_expiry = files_in(state, f"/Recordings/{DEMO_INSTANCE}/sales call")
-    assert all(f["expireAt"] and f["expireAt"] > "2031-02-0" for f in with_expiry)
+    # "4 years 3 months 2 weeks 1 day" from the moment the job ran, calendar-correct.
+    span = relativedelta(years=4, months=3, weeks=2, days=1)
+    for stored in files_in(state, f"/Recordings/{DEMO_INSTANCE}/sales call"):
+        expires = datetime.fromisoformat(stored["expireAt"])
+        assert sent + span <= expires <= done + span, stored["expireAt"]
     assert all(
         f["expireAt"] is None
         for f in files_in(state, f"/Recordings/Archive {setup.tag}/{DEMO_INSTANCE}")
