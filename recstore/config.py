@@ -358,7 +358,10 @@ class DracoonSettings(_Section):
         None, alias="encryptionPassword", description="Unlocks the account's key pair (secret)."
     )
     parent_room_id: int | None = Field(
-        None, alias="parentRoomId", description="Room under which target paths are made."
+        None,
+        alias="parentRoomId",
+        description="Accepted as seed 004 lists it, but unused: target paths are made under "
+        "each instance's `parent-room-id`.",
     )
     timeout: Duration = Field(60.0, description="Timeout of one API request.")
 

@@ -172,5 +172,8 @@ class WebServer:
         )
 
     async def metrics(self, request: web.Request) -> web.Response:
+        # The health gauges are worked out, not pushed: refresh them for every scrape, so a
+        # setup that scrapes and never calls /healthcheck sees a failing worker too.
+        self._health.unhealthy_workers()
         body = generate_latest(REGISTRY)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

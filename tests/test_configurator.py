@@ -119,3 +119,19 @@ def test_unflatten_merges_dotted_and_nested_keys() -> None:
         "a": {"b": 1, "c": 2},
         "d": [{"e.f": 3}],
     }
+
+
+async def test_a_404_page_from_in_front_of_the_configurator_is_not_an_unknown_instance() -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    async def default_backend(request: web.Request) -> web.Response:
+        return web.Response(status=404, text="<h1>404 Not Found</h1>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", default_backend)
+    async with TestServer(app) as server, aiohttp.ClientSession() as session:
+        with pytest.raises(RemoteError) as caught:
+            await client(session, str(server.make_url(""))).instance("acme.example")
+    assert not isinstance(caught.value, UnknownInstance)  # the job is retried, not dropped
+    assert caught.value.status == 404

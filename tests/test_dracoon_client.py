@@ -11,12 +11,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from recstore import crypto
-from recstore.clients.dracoon import DracoonClient, DracoonError
+from recstore.clients.dracoon import DracoonAccount, DracoonClient, DracoonError
+from recstore.retry import RetryPolicy
 from recstore.transfer.keys import MissingKeyResolver
 from tests.conftest import StackProcess
 from tests.dracoon_helpers import (
+    FAST,
     admin,
     client,
     downloaded_sha256,
@@ -329,3 +332,50 @@ async def test_missing_keys_page_through_more_than_a_hundred(
     async with client(state, "bob") as reader:
         key = await reader.user_file_key(files[-1]["id"])
         assert crypto.decrypt_file_key(key, await reader.private_key()).tag is not None
+
+
+class _Answering:
+    """A server in front of DRACOON's address that answers every request the same way."""
+
+    def __init__(self, status: int, text: str, delay: float = 0.0) -> None:
+        from aiohttp import web
+
+        async def answer(request: web.Request) -> web.Response:
+            await asyncio.sleep(delay)
+            return web.Response(status=status, text=text, content_type="text/html")
+
+        self.app = web.Application()
+        self.app.router.add_route("*", "/{tail:.*}", answer)
+
+    def account(self, url: str) -> DracoonAccount:
+        return DracoonAccount(
+            url, "svc", SecretStr("pw-x"), SecretStr("enc-x"), "client", SecretStr("s-x"), 1
+        )
+
+
+async def test_a_proxys_html_error_page_is_a_dracoon_error_with_its_status() -> None:
+    from aiohttp.test_utils import TestServer
+
+    proxy = _Answering(502, "<html><body><h1>502 Bad Gateway</h1></body></html>")
+    async with TestServer(proxy.app) as server:
+        account = proxy.account(str(server.make_url("")))
+        async with DracoonClient(account, policy=FAST) as dracoon:
+            with pytest.raises(DracoonError) as caught:
+                await dracoon.request("GET", "/v4/user/account")
+    assert caught.value.status == 502
+    assert caught.value.transient
+    assert "svc" in str(caught.value)
+    assert "HTTP 502" in str(caught.value)
+
+
+async def test_the_read_timeout_holds_on_a_shared_session() -> None:
+    import aiohttp
+    from aiohttp.test_utils import TestServer
+
+    stalled = _Answering(200, "{}", delay=30)
+    async with TestServer(stalled.app) as server, aiohttp.ClientSession() as shared:
+        account = stalled.account(str(server.make_url("")))  # dracoon.timeout: 1 s
+        dracoon = DracoonClient(account, shared, RetryPolicy(attempts=1))
+        async with asyncio.timeout(10):  # aiohttp's own default would wait 300 s
+            with pytest.raises(DracoonError, match="unreachable"):
+                await dracoon.request("GET", "/v4/user/account")

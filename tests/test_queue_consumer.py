@@ -256,6 +256,34 @@ async def test_the_poll_loop_recovers_when_sqs_comes_back(
     assert await queues.work.depth() == (0, 0)
 
 
+async def test_a_message_the_dlq_did_not_take_is_not_counted_as_moved(queues: Queues) -> None:
+    from prometheus_client import REGISTRY
+
+    async def handler(message: Message) -> None:
+        raise PermanentJobError("storage.type: 'ftp' is not a known storage")
+
+    name = f"dlq-down-{next(_names)}"
+    missing = SqsQueue(queues.client, queues.dead.url + "-gone", FAST)  # SQS refuses sends
+    worker = QueueConsumer(
+        name,
+        queues.work,
+        missing,
+        handler,
+        ConsumerSettings(concurrency=1, visibility_timeout=30, wait_seconds=1),
+        WorkerHealth(),
+    )
+
+    def jobs(outcome: str) -> float | None:
+        return REGISTRY.get_sample_value(
+            "recstore_jobs_total", {"worker": name, "outcome": outcome}
+        )
+
+    await queues.work.send("bad")
+    await run_until(worker, lambda: jobs("retried") == 1)
+    assert jobs("dead_lettered") == 0
+    assert await queues.work.depth() == (0, 1)  # still in the work queue: it comes back
+
+
 def test_retry_delay_grows_and_is_capped() -> None:
     settings = ConsumerSettings(concurrency=1, retry_delay_base=30, retry_delay_max=900)
     assert [retry_delay(n, settings) for n in (1, 2, 3, 4, 5, 6, 50)] == [

@@ -108,3 +108,43 @@ async def test_a_worker_that_returns_by_itself_is_restarted() -> None:
 def test_worker_names_must_be_unique() -> None:
     with pytest.raises(ValueError, match="unique"):
         Supervisor([Flaky(0), Flaky(0)], settings())
+
+
+async def test_metrics_show_a_failing_worker_without_any_healthcheck() -> None:
+    import aiohttp
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from recstore.config import HttpSettings
+    from recstore.web import WebServer
+
+    worker = Flaky(crashes=0, name="scraped_only")
+    supervisor = Supervisor([worker], settings())
+    web = WebServer(supervisor, HttpSettings(host="127.0.0.1", port=0))
+    await web.start()
+    task = asyncio.create_task(supervisor.run())
+
+    async def healthy_gauge() -> float:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{web.port}/metrics") as answer,
+        ):
+            text = await answer.text()
+        return next(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "recstore_worker_healthy"
+            and sample.labels.get("worker") == "scraped_only"
+        )
+
+    try:
+        await asyncio.sleep(0.01)
+        assert await healthy_gauge() == 1
+        worker.health.failing("SQS unreachable")
+        assert await healthy_gauge() == 0  # nobody asked /healthcheck
+        worker.health.ok()
+        assert await healthy_gauge() == 1
+    finally:
+        supervisor.request_stop()
+        await task
+        await web.close()

@@ -84,6 +84,16 @@ def test_transfer_runs_one_job_in_the_foreground(devstack: StackProcess, tmp_pat
     assert "source removed" not in again.stdout
     nodes = asyncio.run(stand_in_state(devstack.state))["nodes"]
     assert sum(n["path"] == f"/Recordings/{target}/talk.mp4" for n in nodes) == 1
+    # The producer reuses the meeting id (a recurring meeting) for a new recording under the
+    # same key: it is a new file, not "already there", or its source would go untransferred.
+    asyncio.run(seed_s3(devstack.state, {"objects": [{"key": key, "size": 2_000_001}]}))
+    reused = run_cli("transfer", "--config", str(config), "--file", str(job))
+    assert reused.returncode == 0, reused.stderr
+    assert f"uploaded\t{key}\t{target}\tfile " in reused.stdout
+    assert f"source removed\t{key}" in reused.stdout
+    nodes = asyncio.run(stand_in_state(devstack.state))["nodes"]
+    sizes = sorted(n["size"] for n in nodes if n["path"].startswith(f"/Recordings/{target}/talk"))
+    assert sizes == [2_000_000, 2_000_001]
 
 
 def test_a_recording_goes_into_an_unencrypted_room_as_it_is(

@@ -2,9 +2,11 @@
 
 ``GET {url}/instances/{domain}`` answers the instance's configuration, either nested
 (``{"recordings": {"dracoon": {...}}}``) or with the seed's dotted keys
-(``{"recordings.dracoon.parent-room-id": 42, ...}``); both are accepted. 404 means the
-instance is unknown (:class:`~recstore.errors.UnknownInstance`, permanent for its jobs);
-anything else that fails is a :class:`RemoteError` and the job is retried later. Only network
+(``{"recordings.dracoon.parent-room-id": 42, ...}``); both are accepted. 404 with a JSON
+body means the instance is unknown (:class:`~recstore.errors.UnknownInstance`, permanent for
+its jobs). A 404 page that is not JSON comes from something in front of the configurator (an
+ingress's default backend during a rollout) and says nothing about the instance: it is a
+:class:`RemoteError` like anything else that fails, and the job is retried later. Only network
 faults and 408/429/5xx are retried here, within the request.
 Answers are cached for ``configurator.cacheTtl`` so a busy queue does not hammer the service.
 """
@@ -57,7 +59,7 @@ class ConfiguratorClient:
         url = f"{self._base}/instances/{quote(domain, safe='')}"
         try:
             async with self._session.get(url, timeout=self._timeout) as response:
-                if response.status == 404:
+                if response.status == 404 and response.content_type == "application/json":
                     raise UnknownInstance(
                         f"the configurator has no instance {domain!r}", remote=REMOTE, status=404
                     )

@@ -20,6 +20,7 @@ import base64
 import contextlib
 import functools
 import io
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,10 +30,13 @@ from typing import Any
 import aiohttp
 from pydantic import SecretStr
 
+from recstore import events
 from recstore.clients.s3 import MAX_PARTS, smallest_part  # direct uploads are S3 multipart
 from recstore.crypto import UserPrivateKey, decrypt_private_key
 from recstore.errors import RemoteError
 from recstore.retry import RetryPolicy, call_with_retry
+
+log = logging.getLogger(__name__)
 
 REMOTE = "dracoon"
 PAGE = 500
@@ -160,20 +164,20 @@ class DracoonClient:
         async def attempt() -> dict[str, Any]:
             try:
                 async with self._http().post(
-                    f"{self._base}/oauth/token", data=form, headers=headers
+                    f"{self._base}/oauth/token", data=form, headers=headers, timeout=self._timeout
                 ) as response:
-                    body = await response.json(content_type=None)
-                    if response.status != 200:
-                        reason = body.get("error", "error") if isinstance(body, dict) else "error"
-                        raise DracoonError(
-                            f"DRACOON login of {self.account.login!r} refused: {reason}",
-                            remote=REMOTE,
-                            status=response.status,
-                            code=reason,
-                            transient=_transient(response.status),
-                        )
-                    result: dict[str, Any] = body
-                    return result
+                    body = await _json_or_text(response)
+                    if response.status == 200 and isinstance(body, dict) and "access_token" in body:
+                        return body
+                    reason = body.get("error", "error") if isinstance(body, dict) else "error"
+                    raise DracoonError(
+                        f"DRACOON login of {self.account.login!r} refused: {reason} "
+                        f"(HTTP {response.status})",
+                        remote=REMOTE,
+                        status=response.status,
+                        code=reason,
+                        transient=_transient(response.status),
+                    )
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise DracoonError(
                     f"DRACOON unreachable: {type(exc).__name__}", remote=REMOTE, transient=True
@@ -215,16 +219,14 @@ class DracoonClient:
         clean = {k: str(v) for k, v in (params or {}).items() if v is not None}
         try:
             async with self._http().request(
-                method, f"{self._base}/api{path}", json=json, params=clean, headers=headers
+                method,
+                f"{self._base}/api{path}",
+                json=json,
+                params=clean,
+                headers=headers,
+                timeout=self._timeout,
             ) as response:
-                text = await response.text()
-                body: Any = None
-                if text:
-                    try:
-                        body = await response.json(content_type=None)
-                    except ValueError:
-                        body = {"message": text[:200]}
-                return response.status, body, response.headers
+                return response.status, await _json_or_text(response), response.headers
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise DracoonError(
                 f"DRACOON unreachable during {method} {path}: {type(exc).__name__}",
@@ -388,8 +390,12 @@ class DracoonClient:
             raise
 
     async def _cancel(self, upload_id: str) -> None:
-        with contextlib.suppress(DracoonError):
+        try:
             await self.request("DELETE", f"/v4/nodes/files/uploads/{upload_id}", retry=False)
+        except DracoonError as exc:  # DRACOON expires abandoned uploads; say it was left open
+            events.emit(
+                log, events.REST_CLIENT_ERROR, "cancel of upload %s failed: %s", upload_id, exc
+            )
 
     def _completion(
         self, name: str, file_key: Callable[[], Mapping[str, Any]] | None, resolution: str
@@ -442,7 +448,10 @@ class DracoonClient:
         async def attempt() -> str:
             try:
                 async with self._http().put(
-                    url, data=_slices(data), headers={"Content-Length": str(len(data))}
+                    url,
+                    data=_slices(data),
+                    headers={"Content-Length": str(len(data))},
+                    timeout=self._timeout,
                 ) as response:
                     if response.status >= 400:
                         raise DracoonError(
@@ -517,12 +526,12 @@ class DracoonClient:
                 )
                 try:
                     async with self._http().post(
-                        url, data=form, headers={"Content-Range": span}
+                        url, data=form, headers={"Content-Range": span}, timeout=self._timeout
                     ) as response:
                         if response.status >= 400:
                             raise _error(
                                 response.status,
-                                await response.json(content_type=None),
+                                await _json_or_text(response),
                                 response.headers,
                                 "chunk upload",
                             )
@@ -570,7 +579,7 @@ class DracoonClient:
     async def download(self, file_id: int, chunk_size: int = 1024 * 1024) -> AsyncIterator[bytes]:
         """The stored (encrypted) bytes of a file, as any DRACOON client fetches them."""
         link = await self.request("POST", f"/v4/nodes/files/{file_id}/downloads")
-        async with self._http().get(link["downloadUrl"]) as response:
+        async with self._http().get(link["downloadUrl"], timeout=self._timeout) as response:
             if response.status >= 400:
                 raise DracoonError(
                     f"download answered {response.status}", remote=REMOTE, status=response.status
@@ -633,6 +642,21 @@ async def _slices(
     view = memoryview(data)
     for start in range(0, len(view), size):
         yield view[start : start + size]
+
+
+async def _json_or_text(response: aiohttp.ClientResponse) -> Any:
+    """The answer's JSON; None when empty; ``{"message": ...}`` when it is not JSON.
+
+    A proxy in front of DRACOON answers HTML (a 502 page): that must become a DracoonError
+    with its status, not a JSONDecodeError that names neither DRACOON nor the request.
+    """
+    text = await response.text()
+    if not text:
+        return None
+    try:
+        return await response.json(content_type=None)
+    except ValueError:
+        return {"message": text[:200]}
 
 
 def _error(status: int, body: Any, headers: Mapping[str, str], what: str) -> DracoonError:

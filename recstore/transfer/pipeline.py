@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Protocol
 
 from recstore.clients.s3 import ObjectInfo, RangeCursor
@@ -49,7 +49,7 @@ async def stream_chunks(
     depth: int = 2,
     progress: Callable[[int], None] | None = None,
     first_chunk: int | None = None,
-) -> AsyncIterator[memoryview]:
+) -> AsyncGenerator[memoryview, None]:
     """Yield the object's bytes (encrypted when ``cipher`` is given) in ``chunk_size`` pieces.
 
     ``first_chunk`` makes the first piece smaller: the consumer starts after that many bytes

@@ -14,6 +14,8 @@ The caller deletes the SQS message last. A failure anywhere leaves the source in
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -52,6 +54,7 @@ class StoredFile:
     id: int
     name: str
     size: int
+    notes: str = ""
 
 
 class Source(RangeReader, Protocol):
@@ -65,7 +68,9 @@ class Destination(Protocol):
 
     async def ensure_room_path(self, parent_id: int, names: Sequence[str]) -> Room: ...
 
-    async def find_marked(self, room_id: int, name: str, marker: str) -> StoredFile | None: ...
+    async def files_marked(self, room_id: int, name: str, marker: str) -> list[StoredFile]:
+        """The files named like ``name`` whose notes start with ``marker``."""
+        ...
 
     async def upload(
         self,
@@ -113,9 +118,44 @@ class TransferReport:
     bytes: int = 0
 
 
+#: DRACOON keeps at most this many characters of a node's notes.
+MAX_NOTES = 255
+#: The longest ETag kept in a marker (S3's are 32 hex digits, "-<parts>" and quotes).
+MAX_ETAG = 64
+
+
 def marker_for(job_id: str, bucket: str, key: str) -> str:
-    """Recorded in the uploaded file's notes; the same job and source give the same marker."""
-    return f"recstore job={job_id} source=s3://{bucket}/{key}"
+    """Names the job and source in the uploaded file's notes: a redelivered job finds its file.
+
+    Readable when it fits in DRACOON's notes with an ETag after it; a digest of the same
+    when the key is too long for that.
+    """
+    marker = f"recstore job={job_id} source=s3://{bucket}/{key}"
+    if len(marker) + len(" etag=") + MAX_ETAG > MAX_NOTES:
+        digest = hashlib.sha256(f"{job_id}\n{bucket}\n{key}".encode()).hexdigest()[:40]
+        marker = f"recstore source-sha256={digest}"
+    return marker
+
+
+def with_etag(marker: str, etag: str) -> str:
+    """The marker as stored: the source's ETag tells this recording from a later one."""
+    return f"{marker} etag={etag.strip(chr(34))[:MAX_ETAG]}"
+
+
+def same_recording(stored: StoredFile, marker: str, info: ObjectInfo | None) -> bool:
+    """Whether ``stored`` holds the recording ``marker`` names, as ``info`` describes it now.
+
+    A job's id is its instance and meeting id, which a producer may reuse (a recurring
+    meeting) with a new recording under the same key. Counting the old file as "already
+    there" would then delete the new source untransferred. So while the source exists, its
+    ETag must match (or, for a marker written before ETags were recorded, its size); once it
+    is gone, an earlier run of this job removed it after every target held it.
+    """
+    if stored.notes == marker:  # no ETag recorded
+        return info is None or stored.size == info.size
+    if not stored.notes.startswith(marker + " etag="):
+        return False
+    return info is None or stored.notes == with_etag(marker, info.etag)
 
 
 def file_name(key: str) -> str:
@@ -215,7 +255,8 @@ class Transferer:
             for target, segments, expire_at in plans:
                 room = await destination.ensure_room_path(request.parent_room_id, segments)
                 path = "/".join(segments)
-                existing = await destination.find_marked(room.id, name, marker)
+                candidates = await destination.files_marked(room.id, name, marker)
+                existing = next((f for f in candidates if same_recording(f, marker, info)), None)
                 if existing is not None:
                     report.already_there.append((key, path, existing.id))
                     stored = existing
@@ -227,7 +268,13 @@ class Transferer:
                 else:
                     try:
                         stored, plain_key = await self._upload(
-                            destination, info, room, path, name, expire_at, marker
+                            destination,
+                            info,
+                            room,
+                            path,
+                            name,
+                            expire_at,
+                            with_etag(marker, info.etag),
                         )
                         if plain_key is not None:
                             known_keys[stored.id] = plain_key
@@ -291,6 +338,8 @@ class Transferer:
 
         source = f"s3://{info.bucket}/{info.key}"
         with PROGRESS.track(source, path or f"room {room.id}", info.size) as progress:
+            # Closed here, not when collected: a failed upload frees the chunk buffers and
+            # the GET sent ahead (an S3 connection) at once.
             chunks = stream_chunks(
                 self._source,
                 info,
@@ -299,15 +348,16 @@ class Transferer:
                 progress=progress.advance,
                 first_chunk=MIN_PART_SIZE,  # the smallest S3 part: the upload starts soonest
             )
-            stored = await destination.upload(
-                room,
-                name,
-                info.size,
-                chunks,
-                expire_at=expire_at,
-                marker=marker,
-                file_key=completed_file_key,
-            )
+            async with contextlib.aclosing(chunks):
+                stored = await destination.upload(
+                    room,
+                    name,
+                    info.size,
+                    chunks,
+                    expire_at=expire_at,
+                    marker=marker,
+                    file_key=completed_file_key,
+                )
         seconds = time.monotonic() - started
         metrics.BYTES_TRANSFERRED.inc(info.size)
         metrics.TRANSFER_SECONDS.observe(seconds)

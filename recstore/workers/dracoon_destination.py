@@ -24,12 +24,18 @@ class DracoonDestination:
         node = await self.client.ensure_room_path(parent_id, names)
         return Room(int(node["id"]), bool(node.get("isEncrypted")))
 
-    async def find_marked(self, room_id: int, name: str, marker: str) -> StoredFile | None:
+    async def files_marked(self, room_id: int, name: str, marker: str) -> list[StoredFile]:
         stem = name.rsplit(".", 1)[0] if "." in name else name
+        found = []
         async for node in self.client.nodes(room_id, f"type:eq:file|name:cn:{stem}"):
-            if node.get("notes") == marker:
-                return StoredFile(int(node["id"]), str(node["name"]), int(node.get("size") or 0))
-        return None
+            notes = str(node.get("notes") or "")
+            if notes.startswith(marker):
+                found.append(
+                    StoredFile(
+                        int(node["id"]), str(node["name"]), int(node.get("size") or 0), notes
+                    )
+                )
+        return found
 
     async def upload(
         self,

@@ -209,9 +209,20 @@ class QueueConsumer:
             events.emit(log, events.WORKER_STATUS, "job handed back to the queue", job_id=job)
             raise
         except PermanentJobError as exc:
-            await _shielded(acknowledge(self._dead_letter_and_delete(message, str(exc))))
-            metrics.JOBS.labels(worker=self.name, outcome="dead_lettered").inc()
-            events.emit(log, events.TRANSFER_ERROR, "job moved to the dead-letter queue: %s", exc)
+            if await _shielded(acknowledge(self._dead_letter_and_delete(message, str(exc)))):
+                metrics.JOBS.labels(worker=self.name, outcome="dead_lettered").inc()
+                events.emit(
+                    log, events.TRANSFER_ERROR, "job moved to the dead-letter queue: %s", exc
+                )
+            else:  # still (or also) in the work queue: it comes back and fails the same way
+                metrics.JOBS.labels(worker=self.name, outcome="retried").inc()
+                events.emit(
+                    log,
+                    events.TRANSFER_ERROR,
+                    "job failed for good (%s) but was not moved to the dead-letter queue; "
+                    "it comes back after visibilityTimeout",
+                    exc,
+                )
         except Exception as exc:
             delay = retry_delay(message.receive_count, self._settings)
             await _shielded(acknowledge(self._queue.change_visibility(message, delay)))
@@ -280,8 +291,12 @@ async def _first_of(work: Awaitable[T], stop: Awaitable[object]) -> T | None:
     return None
 
 
-async def _shielded(work: Awaitable[None]) -> None:
-    """Finish ``work`` even if the caller is being cancelled; failures are logged, not raised."""
+async def _shielded(work: Awaitable[None]) -> bool:
+    """Finish ``work`` even if the caller is being cancelled; whether it succeeded.
+
+    A failure is logged, not raised: SQS gives the message back after its visibility window
+    either way, so the caller only decides what to report.
+    """
     task = asyncio.ensure_future(work)
     try:
         await asyncio.shield(task)
@@ -291,3 +306,5 @@ async def _shielded(work: Awaitable[None]) -> None:
         raise
     except RemoteError as exc:
         events.emit(log, events.SQS_ERROR, "queue acknowledgement failed: %s", exc)
+        return False
+    return True
