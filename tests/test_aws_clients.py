@@ -273,3 +273,19 @@ async def test_a_range_asked_for_ahead_is_read_or_retried(devstack: StackProcess
             assert other.answer.cancelled() or other.answer.result()["Body"].raw_stream.closed
         finally:
             await admin.post(f"{proxy}/_devstack/faults", json={})
+
+
+async def test_a_delete_pinned_to_an_etag_spares_a_newer_version(s3: Any) -> None:
+    store = S3Store(s3)
+    key = f"pinned-{os.urandom(4).hex()}.bin"
+    await s3.put_object(Bucket="recordings", Key=key, Body=b"first")
+    first = await store.head("recordings", key)
+    await s3.put_object(Bucket="recordings", Key=key, Body=b"second, newer")
+    with pytest.raises(RemoteError) as caught:
+        await store.delete("recordings", key, etag=first.etag)
+    assert caught.value.status == 412
+    second = await store.head("recordings", key)
+    assert second.size == len(b"second, newer")
+    await store.delete("recordings", key, etag=second.etag)
+    with pytest.raises(RemoteError):
+        await store.head("recordings", key)

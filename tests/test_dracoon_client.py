@@ -379,3 +379,15 @@ async def test_the_read_timeout_holds_on_a_shared_session() -> None:
         async with asyncio.timeout(10):  # aiohttp's own default would wait 300 s
             with pytest.raises(DracoonError, match="unreachable"):
                 await dracoon.request("GET", "/v4/user/account")
+
+
+async def test_a_success_page_that_is_not_json_is_not_taken_for_an_answer() -> None:
+    from aiohttp.test_utils import TestServer
+
+    portal = _Answering(200, "<html><body>Please sign in</body></html>")
+    async with TestServer(portal.app) as server:
+        account = portal.account(str(server.make_url("")))
+        async with DracoonClient(account, policy=FAST) as dracoon:
+            with pytest.raises(DracoonError, match="not JSON") as caught:
+                await dracoon.request("GET", "/v4/user/account")
+    assert caught.value.transient

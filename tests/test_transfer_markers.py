@@ -41,10 +41,10 @@ def test_the_same_recording_is_the_same_etag_while_the_source_exists() -> None:
     assert same_recording(held, marker, None)  # gone: removed after an earlier, complete run
 
 
-def test_a_marker_without_etag_is_judged_by_size() -> None:
+def test_a_marker_without_etag_counts_only_once_the_source_is_gone() -> None:
     marker = marker_for("acme.example/42", "recordings", "rec/talk.mp4")
-    assert same_recording(stored(marker), marker, source())
-    assert not same_recording(stored(marker, size=99), marker, source())
+    assert not same_recording(stored(marker), marker, source())  # uploaded again, not lost
+    assert same_recording(stored(marker), marker, None)
 
 
 def test_a_longer_key_with_the_same_start_is_another_source() -> None:

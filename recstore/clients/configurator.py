@@ -59,7 +59,7 @@ class ConfiguratorClient:
         url = f"{self._base}/instances/{quote(domain, safe='')}"
         try:
             async with self._session.get(url, timeout=self._timeout) as response:
-                if response.status == 404 and response.content_type == "application/json":
+                if response.status == 404 and response.content_type.endswith("json"):
                     raise UnknownInstance(
                         f"the configurator has no instance {domain!r}", remote=REMOTE, status=404
                     )

@@ -20,6 +20,7 @@ import base64
 import contextlib
 import functools
 import io
+import json as json_module  # `json` names request bodies here, as in aiohttp
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -645,18 +646,27 @@ async def _slices(
 
 
 async def _json_or_text(response: aiohttp.ClientResponse) -> Any:
-    """The answer's JSON; None when empty; ``{"message": ...}`` when it is not JSON.
+    """The answer's JSON; None when empty; ``{"message": ...}`` for an error that is not JSON.
 
-    A proxy in front of DRACOON answers HTML (a 502 page): that must become a DracoonError
-    with its status, not a JSONDecodeError that names neither DRACOON nor the request.
+    Something in front of DRACOON may answer HTML: a 502 page becomes a DracoonError with
+    its status, not a JSONDecodeError that names neither DRACOON nor the request. A success
+    that is not JSON (a login portal's 200 page) is not DRACOON's answer at all: taking it
+    as one would read as "no files here", so it is a transient error too.
     """
-    text = await response.text()
-    if not text:
+    raw = await response.read()
+    if not raw:
         return None
     try:
-        return await response.json(content_type=None)
-    except ValueError:
-        return {"message": text[:200]}
+        return json_module.loads(raw)
+    except ValueError:  # UnicodeDecodeError included
+        if response.status < 400:
+            raise DracoonError(
+                f"DRACOON answered {response.status} with {response.content_type}, not JSON",
+                remote=REMOTE,
+                status=response.status,
+                transient=True,
+            ) from None
+        return {"message": raw[:200].decode("utf-8", "replace")}
 
 
 def _error(status: int, body: Any, headers: Mapping[str, str], what: str) -> DracoonError:

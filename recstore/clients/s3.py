@@ -527,10 +527,17 @@ class S3Store:
             )
         return str(url)
 
-    async def delete(self, bucket: str, key: str) -> None:
+    async def delete(self, bucket: str, key: str, etag: str | None = None) -> None:
+        """Delete the object; with ``etag``, only while it is still that version.
+
+        When the object was replaced since it was read, S3 refuses with 412 (a RemoteError
+        with that status) and the newer version stays.
+        """
+        conditions = {"IfMatch": etag} if etag is not None else {}
+
         async def call() -> None:
             with aws_errors(REMOTE, f"delete of s3://{bucket}/{key}"):
-                await self._client.delete_object(Bucket=bucket, Key=key)
+                await self._client.delete_object(Bucket=bucket, Key=key, **conditions)
 
         await call_with_retry(call, remote=REMOTE, policy=self._policy)
 

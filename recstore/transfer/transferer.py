@@ -60,7 +60,7 @@ class StoredFile:
 class Source(RangeReader, Protocol):
     async def head(self, bucket: str, key: str) -> ObjectInfo: ...
 
-    async def delete(self, bucket: str, key: str) -> None: ...
+    async def delete(self, bucket: str, key: str, etag: str | None = None) -> None: ...
 
 
 class Destination(Protocol):
@@ -148,11 +148,12 @@ def same_recording(stored: StoredFile, marker: str, info: ObjectInfo | None) -> 
     A job's id is its instance and meeting id, which a producer may reuse (a recurring
     meeting) with a new recording under the same key. Counting the old file as "already
     there" would then delete the new source untransferred. So while the source exists, its
-    ETag must match (or, for a marker written before ETags were recorded, its size); once it
-    is gone, an earlier run of this job removed it after every target held it.
+    ETag must match (a marker without one, as written before ETags were recorded, never does:
+    a duplicate is better than a lost recording); once it is gone, an earlier run of this job
+    removed it after every target held it.
     """
-    if stored.notes == marker:  # no ETag recorded
-        return info is None or stored.size == info.size
+    if stored.notes == marker:  # no ETag recorded: trusted only once the source is gone
+        return info is None
     if not stored.notes.startswith(marker + " etag="):
         return False
     return info is None or stored.notes == with_etag(marker, info.etag)
@@ -244,14 +245,14 @@ class Transferer:
             (target, _room_path(target, request), _expire_at(target, self._clock()))
             for target in request.targets
         ]
-        present: list[str] = []
+        present: list[ObjectInfo] = []
         known_keys: dict[int, PlainFileKey] = {}  # plain keys of the files uploaded here
         for key in request.keys:
             name = file_name(key)
             marker = marker_for(request.job_id, request.bucket, key)
             info = await self._head_or_none(request.bucket, key)
             if info is not None:
-                present.append(key)
+                present.append(info)
             for target, segments, expire_at in plans:
                 room = await destination.ensure_room_path(request.parent_room_id, segments)
                 path = "/".join(segments)
@@ -299,9 +300,23 @@ class Transferer:
                     report.keys_shared += shared.written
                     report.keys_skipped += shared.skipped
         if self._remove:
-            for key in present:  # a source already gone was removed by an earlier run
-                await self._source.delete(request.bucket, key)
-                report.sources_removed.append(key)
+            for info in present:  # a source already gone was removed by an earlier run
+                # Only the version that was copied: a new recording written under the same
+                # key while this job ran is no target's, and stays.
+                try:
+                    await self._source.delete(info.bucket, info.key, etag=info.etag)
+                except RemoteError as exc:
+                    if exc.status != 412:
+                        raise
+                    events.emit(
+                        log,
+                        events.AMAZON_TO_DRACOON_ERROR,
+                        "source s3://%s/%s changed while it was copied: the new version is kept",
+                        info.bucket,
+                        info.key,
+                    )
+                else:
+                    report.sources_removed.append(info.key)
         return report
 
     async def _head_or_none(self, bucket: str, key: str) -> ObjectInfo | None:
