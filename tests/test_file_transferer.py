@@ -380,6 +380,20 @@ def test_a_killed_daemon_resumes_without_duplicates(setup: Setup) -> None:
     assert " 15006 " not in second
 
 
+def test_the_same_job_sent_twice_at_once_leaves_one_file(setup: Setup) -> None:
+    state = setup.state
+    sources = setup.objects({"twice.mp4": 7 * MiB})
+    [key] = sources
+    target = f"Twice {setup.tag}"
+    body = json.dumps(job(DEMO_INSTANCE, [key], [{"path": target}], meeting=9))
+    setup.send(body, body)  # a producer's re-send: two messages, one job
+    setup.start(setup.config())  # two workers: both messages are taken in one receive
+    setup.wait(lambda: setup.depth() == (0, 0))
+    [stored] = files_in(state, f"/Recordings/{target}")
+    assert decrypted_sha256(state, stored["id"]) == sources[key]["sha256"]
+    assert setup.logs().count("job done") == 2
+
+
 def test_sigterm_hands_the_job_back_and_another_daemon_finishes_it(setup: Setup) -> None:
     state = setup.state
     sources = setup.objects({"handover.mp4": 20 * MiB})

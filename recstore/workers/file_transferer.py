@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -45,6 +46,13 @@ class TransferService:
         self.accounts: AccountPool | None = None
         self.resolver: InstanceResolver | None = None
         self.transferer: Transferer | None = None
+        # One job at a time per job id: a producer's re-send, or a redelivery while the first
+        # copy still runs, would otherwise upload in parallel, both miss the other's file, and
+        # leave two. The second waits, then finds the first's file "already there". (Two
+        # daemons can still overlap; the marker then catches a redelivery after the fact.)
+        self._running: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
 
     async def __aenter__(self) -> TransferService:
         settings = self.settings
@@ -74,6 +82,11 @@ class TransferService:
         await self._stack.aclose()
 
     async def run_job(self, job: TransferJob) -> TransferReport:
+        lock = self._running.get(job.job_id) or self._running.setdefault(job.job_id, asyncio.Lock())
+        async with lock:
+            return await self._run_job(job)
+
+    async def _run_job(self, job: TransferJob) -> TransferReport:
         assert self.resolver is not None
         assert self.accounts is not None
         assert self.transferer is not None
