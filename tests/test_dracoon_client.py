@@ -391,3 +391,23 @@ async def test_a_success_page_that_is_not_json_is_not_taken_for_an_answer() -> N
             with pytest.raises(DracoonError, match="not JSON") as caught:
                 await dracoon.request("GET", "/v4/user/account")
     assert caught.value.transient
+
+
+async def test_an_upload_dracoon_is_finishing_is_not_cancelled(state: dict[str, Any]) -> None:
+    from tests.dracoon_helpers import account
+
+    room_id = await plain_room(state)
+    data = os.urandom(6 * MiB)
+    impatient = DracoonClient(account(state), policy=FAST, upload_poll_timeout=0)
+    async with impatient as dracoon:
+        with pytest.raises(DracoonError, match="did not finish the upload in time"):
+            await dracoon.upload(room_id, "finishing.bin", len(data), pieces(data, 6 * MiB))
+
+    async def landed() -> list[dict[str, Any]]:
+        nodes = (await stand_in_state(state))["nodes"]
+        return [n for n in nodes if n["parentId"] == room_id and n["name"] == "finishing.bin"]
+
+    async with asyncio.timeout(10):  # the stand-in assembles it a moment later
+        while not await landed():
+            await asyncio.sleep(0.05)
+    assert [n["size"] for n in await landed()] == [len(data)]

@@ -383,12 +383,16 @@ class DracoonClient:
             }
         channel = await self.request("POST", "/v4/nodes/files/uploads", json=body)
         try:
-            if direct:
-                return await self._upload_s3(channel, name, size, chunks, file_key, resolution)
-            return await self._upload_legacy(channel, name, size, chunks, file_key, resolution)
+            if not direct:
+                return await self._upload_legacy(channel, name, size, chunks, file_key, resolution)
+            await self._upload_s3(channel, name, size, chunks, file_key, resolution)
         except BaseException:
             await asyncio.shield(self._cancel(channel["uploadId"]))
             raise
+        # DRACOON accepted the parts and now assembles the file. Cancelling from here on could
+        # throw away a file it is finishing; if the wait ends first (a timeout, a shutdown),
+        # the next attempt of the job finds the finished file by its marker.
+        return await self._wait_until_done(channel["uploadId"])
 
     async def _cancel(self, upload_id: str) -> None:
         try:
@@ -418,7 +422,8 @@ class DracoonClient:
         chunks: AsyncIterator[bytes | bytearray | memoryview],
         file_key: Callable[[], Mapping[str, Any]] | None,
         resolution: str,
-    ) -> dict[str, Any]:
+    ) -> None:
+        """The parts, then the completion request; the caller waits for DRACOON to finish."""
         upload_id = channel["uploadId"]
         parts: list[dict[str, Any]] = []
         pending = bytearray()
@@ -439,7 +444,6 @@ class DracoonClient:
             f"/v4/nodes/files/uploads/{upload_id}/s3",
             json={"parts": parts, **self._completion(name, file_key, resolution)},
         )
-        return await self._wait_until_done(upload_id)
 
     async def _put_part(
         self, urls: _PartUrls, number: int, data: bytes | bytearray | memoryview
