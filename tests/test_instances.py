@@ -129,7 +129,7 @@ async def test_an_invalid_answer_is_named_and_retried_later(
         await InstanceResolver({}, configurator).resolve(domain)
 
 
-async def test_a_bad_target_from_the_configurator_fails_only_the_jobs_that_use_it(
+async def test_a_bad_target_in_a_configurator_answer_leaves_the_rest_usable(
     devstack: StackProcess, configurator: ConfiguratorClient
 ) -> None:
     targets = [

@@ -41,12 +41,25 @@ async def queues(devstack: StackProcess) -> AsyncIterator[Queues]:
 
 
 def consumer(
-    queues: Queues, handler: Callable[[Message], Awaitable[None]], **settings: Any
+    queues: Queues,
+    handler: Callable[[Message], Awaitable[None]],
+    *,
+    name: str = "test",
+    work: SqsQueue | None = None,
+    dead: SqsQueue | None = None,
+    health: WorkerHealth | None = None,
+    **settings: Any,
 ) -> QueueConsumer:
+    """A consumer of the test's queues (or of ``work``/``dead`` given instead)."""
     values: dict[str, Any] = {"concurrency": 2, "visibility_timeout": 30, "wait_seconds": 1}
     values.update(settings)
     return QueueConsumer(
-        "test", queues.work, queues.dead, handler, ConsumerSettings(**values), WorkerHealth()
+        name,
+        work or queues.work,
+        dead or queues.dead,
+        handler,
+        ConsumerSettings(**values),
+        health or WorkerHealth(),
     )
 
 
@@ -229,15 +242,15 @@ async def test_the_poll_loop_recovers_when_sqs_comes_back(
     try:
         async with aws_client(via_proxy, "sqs") as client:
             health = WorkerHealth()
-            worker = QueueConsumer(
-                "test",
-                SqsQueue(client, queues.work.url, FAST),
-                SqsQueue(client, queues.dead.url, FAST),
+            worker = consumer(
+                queues,
                 handler,
-                ConsumerSettings(
-                    concurrency=1, wait_seconds=1, poll_backoff_initial=0.05, poll_backoff_max=0.5
-                ),
-                health,
+                work=SqsQueue(client, queues.work.url, FAST),
+                dead=SqsQueue(client, queues.dead.url, FAST),
+                health=health,
+                concurrency=1,
+                poll_backoff_initial=0.05,
+                poll_backoff_max=0.5,
             )
             stop = asyncio.Event()
             task = asyncio.create_task(worker.run(stop))
@@ -264,14 +277,7 @@ async def test_a_message_the_dlq_did_not_take_is_not_counted_as_moved(queues: Qu
 
     name = f"dlq-down-{next(_names)}"
     missing = SqsQueue(queues.client, queues.dead.url + "-gone", FAST)  # SQS refuses sends
-    worker = QueueConsumer(
-        name,
-        queues.work,
-        missing,
-        handler,
-        ConsumerSettings(concurrency=1, visibility_timeout=30, wait_seconds=1),
-        WorkerHealth(),
-    )
+    worker = consumer(queues, handler, name=name, dead=missing, concurrency=1)
 
     def jobs(outcome: str) -> float | None:
         return REGISTRY.get_sample_value(

@@ -156,7 +156,7 @@ def run_archive_command(
             return asyncio.run(run())
         except BrokenPipeError:
             sys.stderr.close()  # the reader went away: nothing left to say
-        sys.exit(0)
+            sys.exit(0)
 
 
 async def _progress(

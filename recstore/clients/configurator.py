@@ -83,7 +83,7 @@ class ConfiguratorClient:
                 f"configurator unreachable: {type(exc).__name__}", remote=REMOTE, transient=True
             ) from exc
         try:
-            settings = InstanceSettings.model_validate(unflatten(document))
+            return InstanceSettings.model_validate(unflatten(document))
         except ValidationError as exc:
             fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors())
             raise RemoteError(
@@ -91,7 +91,6 @@ class ConfiguratorClient:
                 remote=REMOTE,
                 transient=False,
             ) from None
-        return settings
 
 
 def unflatten(document: Any) -> Any:

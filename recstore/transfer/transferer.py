@@ -139,7 +139,8 @@ def marker_for(job_id: str, bucket: str, key: str) -> str:
 
 def with_etag(marker: str, etag: str) -> str:
     """The marker as stored: the source's ETag tells this recording from a later one."""
-    return f"{marker} etag={etag.strip(chr(34))[:MAX_ETAG]}"
+    bare = etag.strip('"')[:MAX_ETAG]  # S3 quotes its ETags
+    return f"{marker} etag={bare}"
 
 
 def same_recording(stored: StoredFile, marker: str, info: ObjectInfo | None) -> bool:

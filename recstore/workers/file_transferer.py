@@ -82,7 +82,7 @@ class TransferService:
         await self._stack.aclose()
 
     async def run_job(self, job: TransferJob) -> TransferReport:
-        lock = self._running.get(job.job_id) or self._running.setdefault(job.job_id, asyncio.Lock())
+        lock = self._running.setdefault(job.job_id, asyncio.Lock())
         async with lock:
             return await self._run_job(job)
 
