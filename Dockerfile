@@ -11,6 +11,11 @@ RUN pip install . && pip install "moto[server]>=5.0" \
     && mkdir -p /state && chown recstore /state
 USER recstore
 EXPOSE 8080
-HEALTHCHECK --interval=30s --timeout=5s --retries=3 \
-  CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthcheck')"
+# The probe asks the address from the daemon's own configuration (http.host/http.port);
+# through the entrypoint, so a configuration fetched from S3 is found where the daemon put it.
+# Give the container a stop timeout above daemon.gracePeriod + 10 s (the default of 10 s would
+# kill a draining daemon): docker run --stop-timeout 45, compose stop_grace_period, Kubernetes
+# terminationGracePeriodSeconds.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 \
+  CMD ["/app/entrypoint.sh", "healthcheck"]
 ENTRYPOINT ["/app/entrypoint.sh"]

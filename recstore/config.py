@@ -364,6 +364,14 @@ class DracoonSettings(_Section):
         "each instance's `parent-room-id`.",
     )
     timeout: Duration = Field(60.0, description="Timeout of one API request.")
+    finish_timeout: Duration = Field(
+        600.0,
+        alias="finishTimeout",
+        ge=0,
+        description="How long to wait for DRACOON to finish a completed upload (assemble, "
+        "scan) before the job is retried. The upload is left to finish; the retry finds the "
+        "file by its marker instead of uploading again.",
+    )
 
 
 class TargetCopy(_Section):

@@ -1,7 +1,8 @@
-"""``recstore status``: a running daemon's state, as a human reads it.
+"""``recstore status`` and ``recstore healthcheck``: a running daemon, asked from outside.
 
-It asks the daemon's own ``/status.json`` (the address from the configuration), so it shows
-what the daemon knows rather than guessing from the outside.
+Both ask the daemon's own endpoints (the address from the configuration), so they show what
+the daemon knows rather than guessing: ``/status.json`` as a human reads it, ``/healthcheck``
+as an exit status for a container's or a service manager's probe.
 """
 
 from __future__ import annotations
@@ -16,9 +17,42 @@ from typing import Any
 from recstore.config import HttpSettings
 
 
-def status_url(http: HttpSettings) -> str:
+def daemon_url(http: HttpSettings, path: str) -> str:
+    """Where the daemon of this configuration answers ``path``, seen from the same machine.
+
+    A daemon that listens on every address is asked on loopback. ``ValueError`` when the
+    configuration cannot tell (``http.port`` 0 takes any free port).
+    """
+    if http.port == 0:
+        raise ValueError(
+            "http.port is 0 (any free port), so the daemon's address is not known: give --url"
+        )
     host = "127.0.0.1" if http.host in ("0.0.0.0", "::", "") else http.host
-    return f"http://{host}:{http.port}/status.json"
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    return f"http://{host}:{http.port}{path}"
+
+
+def check_health(url: str, timeout: float = 5.0) -> tuple[bool, str]:
+    """Whether the daemon at ``url`` says it is healthy, and a line that says why not.
+
+    Only the monitor's contract is read: 200 is healthy; a 500 names the failing worker. A
+    daemon that does not answer is unhealthy too, with the reason.
+    """
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"{url!r} is not an http(s) URL")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:  # noqa: S310 (scheme checked)
+            answer.read()
+            return True, "healthy"
+    except urllib.error.HTTPError as exc:
+        try:
+            reason = str(json.loads(exc.read()).get("error") or exc.code)
+        except (ValueError, AttributeError, OSError):
+            reason = f"HTTP {exc.code}"
+        return False, f"unhealthy: {reason}"
+    except (urllib.error.URLError, OSError) as exc:
+        return False, f"no recstore daemon answers at {url}: {exc}"
 
 
 def fetch_status(

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from pydantic import SecretStr
 
+from recstore.clients.dracoon import DracoonError
 from recstore.config import DracoonSettings, InstanceDracoon
 from recstore.workers.accounts import AccountPool
 from tests.conftest import StackProcess
-from tests.dracoon_helpers import FAST
+from tests.dracoon_helpers import FAST, admin, pieces
 
 
 def instance(state: dict[str, Any], login: str | None = None) -> InstanceDracoon:
@@ -30,20 +32,20 @@ def instance(state: dict[str, Any], login: str | None = None) -> InstanceDracoon
     )
 
 
+def pool_for(state: dict[str, Any], **settings: object) -> AccountPool:
+    defaults = {
+        "baseUrl": state["dracoon_url"],
+        "clientId": state["dracoon_client_id"],
+        "clientSecret": state["dracoon_client_secret"],
+    }
+    return AccountPool(DracoonSettings.model_validate({**defaults, **settings}), policy=FAST)
+
+
 async def test_jobs_of_one_account_share_its_client_and_its_unlocked_key(
     devstack: StackProcess,
 ) -> None:
     state = devstack.state
-    pool = AccountPool(
-        DracoonSettings.model_validate(
-            {
-                "baseUrl": state["dracoon_url"],
-                "clientId": state["dracoon_client_id"],
-                "clientSecret": state["dracoon_client_secret"],
-            }
-        ),
-        policy=FAST,
-    )
+    pool = pool_for(state)
     service = pool.account_for(instance(state))
     try:
         # Jobs arriving together, as a pool of workers would start them.
@@ -60,5 +62,23 @@ async def test_jobs_of_one_account_share_its_client_and_its_unlocked_key(
         changed = instance(state).model_copy(update={"password": SecretStr("rotated")})
         assert await pool.client(pool.account_for(changed)) is not clients[0]
         assert len(pool.clients()) == 2
+    finally:
+        await pool.close()
+
+
+async def test_the_wait_for_dracoon_to_finish_an_upload_is_the_configured_one(
+    devstack: StackProcess,
+) -> None:
+    state = devstack.state
+    members = [{"login": state["dracoon_login"], "permissions": ["read", "create", "manage"]}]
+    seed = {"rooms": [{"path": "Finish-wait", "encrypted": False, "members": members}]}
+    room_id = int((await admin(state, "seed", seed))["rooms"]["Finish-wait"])
+    data = bytes(6 * 1024 * 1024)
+    pool = pool_for(state, finishTimeout="0s")  # the stand-in takes a moment to finish
+    try:
+        dracoon = await pool.client(pool.account_for(instance(state)))
+        with pytest.raises(DracoonError, match="did not finish the upload in time") as caught:
+            await dracoon.upload(room_id, "wait.bin", len(data), pieces(data, len(data)))
+        assert caught.value.transient  # the job is retried, not dead-lettered
     finally:
         await pool.close()

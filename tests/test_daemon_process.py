@@ -16,12 +16,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from recstore.devstack.demo import free_port
 from tests.conftest import ROOT, clean_env, run_cli
 
 
-def config(tmp_path: Path, **daemon: object) -> Path:
+def config(tmp_path: Path, http_port: int = 0, **daemon: object) -> Path:
     doc = yaml.safe_load((ROOT / "conf" / "app.test.yaml").read_text())
     doc["daemon"].update(daemon)
+    doc["http"]["port"] = http_port
     path = tmp_path / "app.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
@@ -194,3 +196,39 @@ def test_status_without_a_daemon_says_so() -> None:
     result = run_cli("status", "--url", "http://127.0.0.1:9/status.json")
     assert result.returncode == 1
     assert "no recstore daemon answers at http://127.0.0.1:9/status.json" in result.stderr
+
+
+def test_recstore_healthcheck_follows_the_daemon(tmp_path: Path, markers: Path) -> None:
+    daemon = harness(
+        tmp_path,
+        markers,
+        "crash",
+        restartBackoffInitial="0.5s",
+        unhealthyAfterRestarts=2,
+        stableAfter="3s",
+    )
+    url = f"http://127.0.0.1:{daemon.port}/healthcheck"
+    wait_for(markers / "flaky.crash0")  # crash-looping now
+    probe = run_cli("healthcheck", "--url", url)
+    assert (probe.returncode, probe.stderr) == (1, "unhealthy: worker_error_flaky\n")
+    deadline = time.monotonic() + 10
+    while (probe := run_cli("healthcheck", "--url", url)).returncode != 0:
+        assert time.monotonic() < deadline, probe.stderr
+    assert probe.stdout == "healthy\n"
+    daemon.stop()
+    probe = run_cli("healthcheck", "--url", url)
+    assert probe.returncode == 1
+    assert f"no recstore daemon answers at {url}" in probe.stderr
+
+
+def test_recstore_healthcheck_finds_the_daemon_from_its_configuration(tmp_path: Path) -> None:
+    path = config(tmp_path, http_port=free_port())
+    daemon = Daemon([sys.executable, "-m", "recstore", "run", "--config", str(path)])
+    try:
+        probe = run_cli("healthcheck", "--config", str(path))
+        assert (probe.returncode, probe.stdout) == (0, "healthy\n"), probe.stderr
+    finally:
+        daemon.stop()
+    unknown = run_cli("healthcheck", "--config", str(config(tmp_path)))  # http.port 0
+    assert unknown.returncode == 2
+    assert "http.port is 0 (any free port)" in unknown.stderr

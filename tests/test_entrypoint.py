@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from recstore.devstack.demo import free_port
 from recstore.devstack.seed import seed_s3
 from tests.conftest import ROOT, StackProcess, clean_env
 
@@ -73,13 +74,11 @@ def test_missing_config_in_s3_fails_clearly(devstack: StackProcess, tmp_path: Pa
     assert "no configuration files under s3://recordings/nothing-here/" in result.stderr
 
 
-def test_the_daemon_is_exec_ed_so_sigterm_reaches_it(
-    devstack: StackProcess, tmp_path: Path
-) -> None:
-    upload_config(devstack)
+def start_daemon(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    """The image's default command; returns once the daemon logged its start (15000)."""
     proc = subprocess.Popen(
         ["sh", str(ROOT / "entrypoint.sh")],
-        env=container_env(devstack, tmp_path),
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -90,8 +89,35 @@ def test_the_daemon_is_exec_ed_so_sigterm_reaches_it(
     while " 15000 " not in started and time.monotonic() < deadline:
         started = proc.stderr.readline()
     assert " 15000 " in started
+    return proc, started
+
+
+def test_the_daemon_is_exec_ed_so_sigterm_reaches_it(
+    devstack: StackProcess, tmp_path: Path
+) -> None:
+    upload_config(devstack)
+    proc, started = start_daemon(container_env(devstack, tmp_path))
     assert f"pid={proc.pid} " in started  # the daemon *is* the entrypoint's process
     proc.send_signal(signal.SIGTERM)
     _, rest = proc.communicate(timeout=30)
     assert proc.returncode == 0
     assert "drain finished clean=True" in rest
+
+
+def test_the_image_probe_asks_the_daemon_at_its_fetched_configuration(
+    devstack: StackProcess, tmp_path: Path
+) -> None:
+    upload_config(devstack)
+    env = container_env(devstack, tmp_path, RECSTORE_HTTP__PORT=str(free_port()))
+    proc, _ = start_daemon(env)
+    # The probe must not fetch again (every 30 s): with S3 unreachable it still answers.
+    probe_env = {**env, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"}
+    try:
+        probe = entrypoint("healthcheck", env=probe_env)
+        assert (probe.returncode, probe.stdout) == (0, "healthy\n"), probe.stderr
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    probe = entrypoint("healthcheck", env=probe_env)
+    assert probe.returncode == 1
+    assert "no recstore daemon answers" in probe.stderr

@@ -293,19 +293,37 @@ def dlq_redrive(config_path: Path | None, ids: tuple[str, ...], everything: bool
 @click.option("--url", help="The daemon's /status.json (default: from http.* of the config).")
 def status(config_path: Path | None, url: str | None) -> None:
     """Workers, their health and jobs, and recent failures of a running daemon."""
-    from recstore.status import fetch_status, render, status_url
+    from recstore.status import daemon_url, fetch_status, render
 
     login = None
-    if url is None or config_path is not None:
-        http = _load(config_path).http
-        url = url or status_url(http)
-        if http.status_user is not None and http.status_password is not None:
-            login = (http.status_user, http.status_password.get_secret_value())
     try:
+        if url is None or config_path is not None:
+            http = _load(config_path).http
+            url = url or daemon_url(http, "/status.json")
+            if http.status_user is not None and http.status_password is not None:
+                login = (http.status_user, http.status_password.get_secret_value())
         document = fetch_status(url, login=login)
     except (ConnectionError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(render(document), nl=False)
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--url", help="The daemon's /healthcheck (default: from http.* of the config).")
+@click.option("--timeout", type=float, default=5.0, show_default=True, help="Seconds to wait.")
+def healthcheck(config_path: Path | None, url: str | None, timeout: float) -> None:
+    """Exit 0 when a running daemon says it is healthy, 1 when not (for container probes)."""
+    from recstore.status import check_health, daemon_url
+
+    try:
+        healthy, line = check_health(
+            url or daemon_url(_load(config_path).http, "/healthcheck"), timeout
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(line, err=not healthy)
+    sys.exit(0 if healthy else 1)
 
 
 def _job_from(body: str) -> Any:

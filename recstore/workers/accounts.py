@@ -70,7 +70,12 @@ class AccountPool:
                 await existing.close()  # the configurator changed the credentials
                 existing = None
             if existing is None:
-                existing = DracoonClient(account, self._session, self._policy)
+                existing = DracoonClient(
+                    account,
+                    self._session,
+                    self._policy,
+                    upload_poll_timeout=self._defaults.finish_timeout,
+                )
                 self._clients[key] = existing
             return existing
 
