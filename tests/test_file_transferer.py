@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -122,6 +125,18 @@ class Setup:
 
     def logs(self) -> str:
         return "\n".join(p.read_text() for p in sorted(self.tmp.glob("daemon-*.log")))
+
+    def ask(self, path: str) -> tuple[int, Any] | None:
+        """The latest daemon's answer to ``path`` (/healthcheck, /status.json); None until it
+        listens."""
+        ports = re.findall(r" 15000 .*http_port=(\d+)", self.logs())
+        if not ports:
+            return None
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{ports[-1]}{path}") as answer:
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
 
     def objects(self, sizes: dict[str, int]) -> dict[str, dict[str, Any]]:
         specs = [
@@ -465,9 +480,17 @@ def test_jobs_survive_flaky_dracoon_and_s3_and_a_configurator_outage(setup: Setu
     setup.start(setup.config(aws={"s3EndpointUrl": proxy}))
     # A loaded machine may take a while to start the daemon: wait until the outage was met.
     setup.wait(lambda: injected(state["configurator_url"]) > 0, patience=60)
+    # The monitor sees it: the jobs' remote fails, though SQS answers.
+    failing = (500, {"error": "worker_error_file_transferer", "status": "error"})
+    setup.wait(lambda: setup.ask("/healthcheck") == failing, patience=60)
+    status = setup.ask("/status.json")
+    assert status is not None
+    [worker] = [w for w in status[1]["workers"] if w["name"] == "file_transferer"]
+    assert worker["detail"].startswith("jobs fail on configurator: "), worker
     assert len(files_in(state, f"/Recordings/Flaky {setup.tag}")) == 0
     asyncio.run(configurator_down(False))
     setup.wait(lambda: setup.depth() == (0, 0), patience=150)
+    setup.wait(lambda: setup.ask("/healthcheck") == (200, {"status": "success"}), patience=10)
     assert injected(state["dracoon_url"]) > 0  # and so were DRACOON's errors
     assert injected(proxy) > 0  # and S3's
     asyncio.run(set_faults(proxy, {}))

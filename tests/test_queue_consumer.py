@@ -130,6 +130,76 @@ async def test_failed_jobs_come_back_after_a_delay(queues: Queues) -> None:
     assert await queues.work.depth() == (0, 0)
 
 
+async def test_jobs_failing_on_a_remote_report_unhealthy_until_one_succeeds(
+    queues: Queues,
+) -> None:
+    health = WorkerHealth()
+    attempts: list[str] = []
+
+    async def handler(message: Message) -> None:
+        attempts.append(message.body)
+        if message.body == "down":
+            raise RemoteError("DRACOON login of 'svc' refused", remote="dracoon", status=401)
+        if message.body == "bad":
+            raise PermanentJobError("meeting.id: missing")
+
+    worker = consumer(queues, handler, health=health, retry_delay_base=600)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        await queues.work.send("bad")  # the job's own fault says nothing about the remotes
+        async with asyncio.timeout(10):
+            while not attempts:
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+        assert health.healthy
+        await queues.work.send("down")
+        async with asyncio.timeout(10):
+            while health.healthy:
+                await asyncio.sleep(0.05)
+        assert health.detail == "jobs fail on dracoon: DRACOON login of 'svc' refused"
+        await asyncio.sleep(2.5)  # two more polls of SQS succeed: that is not the jobs' remote
+        assert not health.healthy
+        await queues.work.send("up")
+        async with asyncio.timeout(10):
+            while not health.healthy:
+                await asyncio.sleep(0.05)
+        assert attempts == ["bad", "down", "up"]
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_a_remote_failure_no_job_repeats_lapses(queues: Queues) -> None:
+    health = WorkerHealth()
+
+    async def handler(message: Message) -> None:
+        if message.receive_count == 1:
+            raise RemoteError("S3 answered 503", remote="s3", status=503, transient=True)
+        raise PermanentJobError("gone for good")  # as if the redrive policy took it away
+
+    await queues.work.send("once")
+    worker = consumer(
+        queues, handler, health=health, retry_delay_base=1, retry_delay_max=1, visibility_timeout=2
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        async with asyncio.timeout(10):
+            while health.healthy:
+                await asyncio.sleep(0.05)
+        failed_at = asyncio.get_running_loop().time()
+        assert health.detail == "jobs fail on s3: S3 answered 503"
+        async with asyncio.timeout(10):
+            while not health.healthy:
+                await asyncio.sleep(0.05)
+        # not before the failed message could have come back: the longest delay + a window
+        assert asyncio.get_running_loop().time() - failed_at >= 3
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
 async def test_heartbeat_keeps_a_long_job_hidden(queues: Queues) -> None:
     starts: list[str] = []
 

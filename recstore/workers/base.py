@@ -18,20 +18,32 @@ class WorkerHealth:
     """What a worker knows about its own health: set by the worker, read by /healthcheck.
 
     A worker marks itself unhealthy while a dependency it needs does not answer (SQS down, the
-    DRACOON login failing), and healthy again on the next success.
+    DRACOON login failing), and healthy again on the next success. Independent concerns (the
+    queue's poll, the jobs' remotes) are kept apart, so that one recovering does not hide the
+    other: the worker is healthy when none is failing.
     """
 
     healthy: bool = True
     detail: str = ""
     since: float = field(default_factory=time.time)
+    _failing: dict[str, str] = field(default_factory=dict, repr=False)
 
-    def ok(self) -> None:
-        if not self.healthy:
-            self.healthy, self.detail, self.since = True, "", time.time()
+    def ok(self, concern: str = "") -> None:
+        if self._failing.pop(concern, None) is not None:
+            self._changed()
 
-    def failing(self, detail: str) -> None:
-        if self.healthy or self.detail != detail:
-            self.healthy, self.detail, self.since = False, detail, time.time()
+    def failing(self, detail: str, concern: str = "") -> None:
+        if self._failing.get(concern) != detail:
+            self._failing[concern] = detail
+            self._changed()
+
+    def is_failing(self, concern: str = "") -> bool:
+        return concern in self._failing
+
+    def _changed(self) -> None:
+        healthy, detail = not self._failing, "; ".join(self._failing.values())
+        if (healthy, detail) != (self.healthy, self.detail):
+            self.healthy, self.detail, self.since = healthy, detail, time.time()
 
 
 class Worker(Protocol):

@@ -14,6 +14,11 @@ Rules, in the order a message meets them:
 * Cancellation (the grace period ended): hand the message back at once (visibility 0).
 
 While SQS itself cannot be reached, the worker reports unhealthy and polls again with backoff.
+It also reports unhealthy while its jobs fail on a remote (S3, DRACOON, the configurator: a
+:class:`~recstore.errors.RemoteError` after the client's own retries), as the monitor's
+contract asks, and healthy again once a job succeeds. With no job left to show that, because
+the failing message went to the dead-letter queue, the report lapses after the longest
+retry delay plus a visibility window, in which a failed message would have come back.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ Handler = Callable[[Message], Awaitable[None]]
 T = TypeVar("T")
 #: The ``outcome`` label values of ``recstore_jobs_total``.
 OUTCOMES = ("done", "retried", "dead_lettered", "handed_back")
+#: The health concerns of a consumer: its poll of SQS, and the remotes its jobs need.
+POLL, JOBS = "poll", "jobs"
 
 
 def queue_name(url: str) -> str:
@@ -81,6 +88,7 @@ class QueueConsumer:
         self._settings = settings
         self._health = health
         self._job_id = job_id or (lambda message: message.message_id)
+        self._remote_failed_at = 0.0
         self.in_flight: dict[str, asyncio.Task[None]] = {}
         #: message id → job id of the running jobs, for the status page.
         self.job_ids: dict[str, str] = {}
@@ -120,14 +128,15 @@ class QueueConsumer:
                 try:
                     messages = finished.result()
                 except RemoteError as exc:
-                    self._health.failing(f"SQS unreachable: {exc}")
+                    self._health.failing(f"SQS unreachable: {exc}", POLL)
                     events.emit(log, events.SQS_ERROR, "receive failed: %s", exc)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), timeout=backoff)
                     backoff = min(backoff * 2, self._settings.poll_backoff_max)
                     continue
                 backoff = self._settings.poll_backoff_initial
-                self._health.ok()
+                self._health.ok(POLL)
+                self._lapse_job_failures()
                 for message in messages:
                     self._start(message)
             waiting: list[asyncio.Future[Any]] = list(self.in_flight.values())
@@ -224,6 +233,9 @@ class QueueConsumer:
                     exc,
                 )
         except Exception as exc:
+            if isinstance(exc, RemoteError):
+                self._remote_failed_at = time.monotonic()
+                self._health.failing(f"jobs fail on {exc.remote}: {exc}", JOBS)
             delay = retry_delay(message.receive_count, self._settings)
             await _shielded(acknowledge(self._queue.change_visibility(message, delay)))
             metrics.JOBS.labels(worker=self.name, outcome="retried").inc()
@@ -237,6 +249,7 @@ class QueueConsumer:
                 exc_info=not isinstance(exc, RemoteError),
             )
         else:
+            self._health.ok(JOBS)
             await _shielded(acknowledge(self._queue.delete(message)))
             metrics.SQS_DELETED.labels(queue=self._queue_label).inc()
             metrics.JOBS.labels(worker=self.name, outcome="done").inc()
@@ -249,6 +262,12 @@ class QueueConsumer:
         finally:
             heartbeat.cancel()
             events.job_var.reset(token)
+
+    def _lapse_job_failures(self) -> None:
+        """Drop a remote's failure that no job has repeated for as long as a retry can take."""
+        quiet = time.monotonic() - self._remote_failed_at
+        if quiet > self._settings.retry_delay_max + self._settings.visibility_timeout:
+            self._health.ok(JOBS)
 
     async def _dead_letter_and_delete(self, message: Message, reason: str) -> None:
         attributes = {
