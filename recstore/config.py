@@ -363,7 +363,11 @@ class DracoonSettings(_Section):
         description="Accepted as seed 004 lists it, but unused: target paths are made under "
         "each instance's `parent-room-id`.",
     )
-    timeout: Duration = Field(60.0, description="Timeout of one API request.")
+    timeout: Duration = Field(
+        60.0,
+        description="How long a request may wait for an answer, or an upload for the server "
+        "to take more of its bytes, before the attempt fails and is retried.",
+    )
     finish_timeout: Duration = Field(
         600.0,
         alias="finishTimeout",

@@ -257,6 +257,35 @@ async def test_dropped_connections_mid_upload_are_retried(
     assert node["size"] == len(data)
 
 
+@pytest.mark.parametrize("direct_s3", [True, False], ids=["s3-direct", "legacy"])
+async def test_an_upload_the_server_stops_reading_fails_the_attempt(
+    state: dict[str, Any], direct_s3: bool
+) -> None:
+    """A server (or a proxy) that stops reading an upload mid-body, and keeps the connection,
+    is given up on after the account's timeout: aiohttp's own read timeout does not cover
+    writing. The body is larger than loopback's socket buffers, so its writer does block."""
+    from dataclasses import replace
+
+    from tests.dracoon_helpers import account
+
+    await admin(state, "settings", {"useS3Storage": direct_s3})
+    room_id = await plain_room(state)
+    path, method = ("^/_s3/", "PUT") if direct_s3 else ("^/api/v4/uploads/", "POST")
+    # The server reads nothing of these bodies for 60 s, then would take them in full.
+    await admin(state, "faults", {"latency_ms": 60_000, "methods": [method], "path_pattern": path})
+    impatient = DracoonClient(
+        replace(account(state), timeout=1), policy=RetryPolicy(attempts=2, base_delay=0.01)
+    )
+    data = bytes(48 * MiB)
+    async with impatient as dracoon:
+        with pytest.raises(DracoonError, match="upload failed: ClientOSError") as caught:
+            await dracoon.upload(room_id, "stalled.bin", len(data), pieces(data, len(data)))
+    assert caught.value.transient
+    await admin(state, "faults", {})
+    nodes = (await stand_in_state(state))["nodes"]
+    assert not [n for n in nodes if n["parentId"] == room_id]
+
+
 async def test_quota_exceeded_is_permanent(state: dict[str, Any], service: DracoonClient) -> None:
     room = await fresh_room(service, state)
     await admin(state, "settings", {"quotaBytes": 10})

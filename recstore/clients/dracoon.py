@@ -32,6 +32,7 @@ import aiohttp
 from pydantic import SecretStr
 
 from recstore import events
+from recstore.clients.http import http_session
 from recstore.clients.s3 import MAX_PARTS, smallest_part  # direct uploads are S3 multipart
 from recstore.crypto import UserPrivateKey, decrypt_private_key
 from recstore.errors import RemoteError
@@ -125,7 +126,7 @@ class DracoonClient:
         if self._session is None:
             if not self._own_session:
                 raise RuntimeError("the DRACOON client's session is closed")
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            self._session = http_session(self.account.timeout, self._timeout)
         return self._session
 
     # -- authentication --

@@ -57,8 +57,12 @@ def up_command(state_file: Path, data_dir: Path | None = None) -> list[str]:
 
 async def serve(stand_in: StandIn, app: web.Application | None = None) -> web.AppRunner:
     """Serve a stand-in (or ``app``, its app with extra middleware) on a free loopback port,
-    and tell it its address. The caller cleans the runner up."""
-    runner = web.AppRunner(app or stand_in.make_app(), access_log=None)
+    and tell it its address. The caller cleans the runner up.
+
+    At shutdown, requests still in a stand-in get a moment, not aiohttp's default minute: a
+    fault plan may hold one (its body unread, so its client's departure goes unseen).
+    """
+    runner = web.AppRunner(app or stand_in.make_app(), access_log=None, shutdown_timeout=2)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     stand_in.set_base_url(f"http://127.0.0.1:{runner.addresses[0][1]}")

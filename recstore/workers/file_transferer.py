@@ -15,11 +15,10 @@ import weakref
 from contextlib import AsyncExitStack
 from typing import Any
 
-import aiohttp
-
 from recstore import events
 from recstore.clients.aws import aws_client
 from recstore.clients.configurator import ConfiguratorClient
+from recstore.clients.http import http_session
 from recstore.clients.s3 import S3Store
 from recstore.clients.sqs import Message, SqsQueue
 from recstore.config import Settings
@@ -63,7 +62,7 @@ class TransferService:
             aws_client(settings.aws, "s3", max_pool_connections=pool)
         )
         self.sqs = await stack.enter_async_context(aws_client(settings.aws, "sqs"))
-        session = await stack.enter_async_context(aiohttp.ClientSession())
+        session = await stack.enter_async_context(http_session(settings.dracoon.timeout))
         self.s3 = S3Store(s3_client)
         configurator = (
             ConfiguratorClient(settings.configurator, session)

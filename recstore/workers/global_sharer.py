@@ -16,10 +16,9 @@ import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
-import aiohttp
-
 from recstore import events
 from recstore.clients.dracoon import DracoonAccount
+from recstore.clients.http import http_session
 from recstore.config import Settings
 from recstore.errors import RecstoreError
 from recstore.transfer.transferer import share_missing_keys
@@ -110,7 +109,7 @@ class DracoonGlobalSharer:
     async def run(self, stop: asyncio.Event) -> None:
         settings = self.settings
         async with AsyncExitStack() as stack:
-            session = await stack.enter_async_context(aiohttp.ClientSession())
+            session = await stack.enter_async_context(http_session(settings.dracoon.timeout))
             pool = AccountPool(settings.dracoon, session)
             stack.push_async_callback(pool.close)
             lease = await job_lease(stack, settings, NAME)
