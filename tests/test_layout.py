@@ -62,3 +62,26 @@ def test_the_rules_settings_check_at_load_are_leaves() -> None:
     for name in ("paths", "expiration"):
         path = PACKAGE / "transfer" / f"{name}.py"
         assert [m for m in imports_of(path) if m.startswith("recstore")] == [], path
+
+
+def opens_a_client_session(path: Path) -> bool:
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name == "ClientSession":
+                return True
+    return False
+
+
+def test_sessions_to_remotes_are_opened_in_one_place() -> None:
+    """Every HTTP session to a remote gives up on a peer that stops taking an upload
+    (clients/http.py); a bare aiohttp session would not. The stand-ins are not remotes."""
+    offenders = [
+        p.relative_to(ROOT)
+        for p in modules()
+        if "devstack" not in p.parts
+        and p != PACKAGE / "clients" / "http.py"
+        and opens_a_client_session(p)
+    ]
+    assert offenders == []

@@ -58,9 +58,9 @@ def setup_metadata(config_path: Path | None, write: bool) -> None:
         _config_failed(ConfigError(missing))
 
     async def run() -> tuple[int, bool]:
-        import aiohttp
+        from recstore.clients.http import http_session
 
-        async with aiohttp.ClientSession() as http:
+        async with http_session(settings.kaltura.timeout) as http:
             return await find_or_create(KalturaClient(settings.kaltura, http), system_name)
 
     with reported_errors():

@@ -1,4 +1,4 @@
-"""The HTTP session recstore opens to a remote such as DRACOON or the configurator.
+"""The HTTP session recstore opens to a remote: DRACOON, the configurator, Kaltura.
 
 Why not a bare ``aiohttp.ClientSession()``: aiohttp's read timeout does not cover writing a
 request body (measured: a server that reads nothing for 6 s holds a 64 MB PUT for those 6 s,

@@ -16,6 +16,7 @@ import aiohttp
 
 from recstore.archive.states import ArchiveTags, SizeRule
 from recstore.clients.aws import aws_client
+from recstore.clients.http import http_session
 from recstore.clients.kaltura import KalturaClient
 from recstore.clients.s3 import S3Store
 from recstore.config import ArchiveSettings, Settings
@@ -70,7 +71,7 @@ async def archive_context(settings: Settings, *, need_s3: bool) -> AsyncIterator
     if problems:
         raise ConfigError(problems)
     async with AsyncExitStack() as stack:
-        http = await stack.enter_async_context(aiohttp.ClientSession())
+        http = await stack.enter_async_context(http_session(kaltura.timeout))
         s3 = None
         if need_s3:
             s3 = S3Store(await stack.enter_async_context(aws_client(settings.aws, "s3")))

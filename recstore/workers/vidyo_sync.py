@@ -37,10 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import yaml
 
 from recstore import events, metrics
+from recstore.clients.http import http_session
 from recstore.clients.kaltura import KalturaClient, KalturaError
 from recstore.clients.vidyo import Record, VidyoClient, strip_credentials
 from recstore.config import Settings, VidyoSyncSettings
@@ -447,7 +447,7 @@ async def open_sync(
     assert vidyo.user is not None
     assert vidyo.password is not None
     async with AsyncExitStack() as stack:
-        http = await stack.enter_async_context(aiohttp.ClientSession())
+        http = await stack.enter_async_context(http_session(settings.kaltura.timeout))
         client = await stack.enter_async_context(VidyoClient(vidyo, policy))
         yield VidyoSyncService(
             settings.workers.vidyo_sync,
