@@ -365,16 +365,16 @@ class DracoonSettings(_Section):
     )
     timeout: Duration = Field(
         60.0,
-        description="How long a request may wait for an answer, or an upload for the server "
-        "to take more of its bytes, before the attempt fails and is retried.",
+        description="How long a request may wait for an answer, or (on Linux) an upload for "
+        "the server to take more of its bytes, before the attempt fails and is retried.",
     )
     finish_timeout: Duration = Field(
         600.0,
         alias="finishTimeout",
         ge=0,
-        description="How long to wait for DRACOON to finish a completed upload (assemble, "
-        "scan) before the job is retried. The upload is left to finish; the retry finds the "
-        "file by its marker instead of uploading again.",
+        description="How long to wait for DRACOON to finish a completed S3 direct upload "
+        "(assemble, scan) before the job is retried. The upload is left to finish; the retry "
+        "finds the file by its marker instead of uploading again.",
     )
 
 

@@ -8,6 +8,7 @@ as an exit status for a container's or a service manager's probe.
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import time
 import urllib.error
@@ -20,17 +21,37 @@ from recstore.config import HttpSettings
 def daemon_url(http: HttpSettings, path: str) -> str:
     """Where the daemon of this configuration answers ``path``, seen from the same machine.
 
-    A daemon that listens on every address is asked on loopback. ``ValueError`` when the
-    configuration cannot tell (``http.port`` 0 takes any free port).
+    A daemon that listens on every address is asked on loopback: IPv4's, or IPv6's for
+    ``::``, whose socket asyncio makes IPv6-only. ``ValueError`` when the configuration
+    cannot tell (``http.port`` 0 takes any free port).
     """
     if http.port == 0:
         raise ValueError(
             "http.port is 0 (any free port), so the daemon's address is not known: give --url"
         )
-    host = "127.0.0.1" if http.host in ("0.0.0.0", "::", "") else http.host
+    host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(http.host, http.host)
     if ":" in host:  # an IPv6 literal
         host = f"[{host}]"
     return f"http://{host}:{http.port}{path}"
+
+
+#: Straight to the daemon: a proxy from the environment (set for AWS or DRACOON) would be
+#: asked for a loopback address instead.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _ask(url: str, timeout: float, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    """The daemon's status code and body for ``url``; ``ConnectionError`` when none answers."""
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"{url!r} is not an http(s) URL")
+    request = urllib.request.Request(url, headers=headers or {})  # noqa: S310 (scheme checked)
+    try:
+        with _DIRECT.open(request, timeout=timeout) as answer:
+            return int(answer.status), answer.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        raise ConnectionError(f"no recstore daemon answers at {url}: {exc}") from None
 
 
 def check_health(url: str, timeout: float = 5.0) -> tuple[bool, str]:
@@ -39,20 +60,17 @@ def check_health(url: str, timeout: float = 5.0) -> tuple[bool, str]:
     Only the monitor's contract is read: 200 is healthy; a 500 names the failing worker. A
     daemon that does not answer is unhealthy too, with the reason.
     """
-    if not url.startswith(("http://", "https://")):
-        raise ValueError(f"{url!r} is not an http(s) URL")
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as answer:  # noqa: S310 (scheme checked)
-            answer.read()
-            return True, "healthy"
-    except urllib.error.HTTPError as exc:
-        try:
-            reason = str(json.loads(exc.read()).get("error") or exc.code)
-        except (ValueError, AttributeError, OSError):
-            reason = f"HTTP {exc.code}"
-        return False, f"unhealthy: {reason}"
-    except (urllib.error.URLError, OSError) as exc:
-        return False, f"no recstore daemon answers at {url}: {exc}"
+        status, body = _ask(url, timeout)
+    except ConnectionError as exc:
+        return False, str(exc)
+    if status == 200:
+        return True, "healthy"
+    try:
+        reason = str(json.loads(body).get("error") or status)
+    except (ValueError, AttributeError):
+        reason = f"HTTP {status}"
+    return False, f"unhealthy: {reason}"
 
 
 def fetch_status(
@@ -62,23 +80,18 @@ def fetch_status(
 
     ``login`` is ``(http.statusUser, http.statusPassword)`` when the daemon requires it.
     """
-    if not url.startswith(("http://", "https://")):
-        raise ValueError(f"{url!r} is not an http(s) URL")
-    request = urllib.request.Request(url)  # noqa: S310 (scheme checked)
+    headers = {}
     if login is not None:
         token = base64.b64encode(f"{login[0]}:{login[1]}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
-            document: dict[str, Any] = json.loads(answer.read())
-    except urllib.error.HTTPError as exc:
-        if exc.code == 401:
-            raise ConnectionError(
-                f"{url} wants a login: set http.statusUser/statusPassword in the configuration"
-            ) from None
-        raise ConnectionError(f"{url} answered {exc.code}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise ConnectionError(f"no recstore daemon answers at {url}: {exc}") from None
+        headers["Authorization"] = f"Basic {token}"
+    status, body = _ask(url, timeout, headers)
+    if status == 401:
+        raise ConnectionError(
+            f"{url} wants a login: set http.statusUser/statusPassword in the configuration"
+        )
+    if status != 200:
+        raise ConnectionError(f"{url} answered {status}")
+    document: dict[str, Any] = json.loads(body)
     return document
 
 

@@ -74,7 +74,8 @@ async def test_the_wait_for_dracoon_to_finish_an_upload_is_the_configured_one(
     seed = {"rooms": [{"path": "Finish-wait", "encrypted": False, "members": members}]}
     room_id = int((await admin(state, "seed", seed))["rooms"]["Finish-wait"])
     data = bytes(6 * 1024 * 1024)
-    pool = pool_for(state, finishTimeout="0s")  # the stand-in takes a moment to finish
+    await admin(state, "settings", {"finishSeconds": 3})  # the stand-in takes its time
+    pool = pool_for(state, finishTimeout="0.5s")
     try:
         dracoon = await pool.client(pool.account_for(instance(state)))
         with pytest.raises(DracoonError, match="did not finish the upload in time") as caught:
@@ -82,3 +83,4 @@ async def test_the_wait_for_dracoon_to_finish_an_upload_is_the_configured_one(
         assert caught.value.transient  # the job is retried, not dead-lettered
     finally:
         await pool.close()
+        await admin(state, "settings", {"finishSeconds": 0.05})

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import hashlib
 import os
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -197,6 +198,31 @@ async def test_s3_errors_through_the_fault_proxy_are_retried(devstack: StackProc
                     await store.head("recordings", "t/proxied.bin")
                 assert caught.value.transient
                 assert caught.value.status == 503
+        finally:
+            await admin.post(f"{proxy}/_devstack/faults", json={})
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_USER_TIMEOUT"), reason="a Linux socket option")
+async def test_an_upload_the_server_stops_reading_fails_the_attempt(
+    devstack: StackProcess,
+) -> None:
+    """botocore's read timeout does not cover writing a body either; the connection's stall
+    limit does. The body is larger than loopback's socket buffers, so its writer blocks."""
+    import aiohttp
+
+    proxy = devstack.state["s3_proxy_url"]
+    settings = aws_settings_from_state(devstack.state).model_copy(update={"s3_endpoint_url": proxy})
+    async with aiohttp.ClientSession() as admin:
+        # The proxy reads nothing of a PUT's body for 60 s, then would pass it on in full.
+        await admin.post(
+            f"{proxy}/_devstack/faults", json={"latency_ms": 60_000, "methods": ["PUT"]}
+        )
+        try:
+            async with aws_client(settings, "s3", read_timeout=1) as client:
+                store = S3Store(client, RetryPolicy(attempts=2, base_delay=0.01))
+                with pytest.raises(RemoteError) as caught:
+                    await store.put_small("recordings", "t/stalled.bin", bytes(48 * 1024 * 1024))
+                assert caught.value.transient
         finally:
             await admin.post(f"{proxy}/_devstack/faults", json={})
 

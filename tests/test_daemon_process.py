@@ -160,7 +160,7 @@ def test_crashing_worker_is_restarted_and_reported_unhealthy(tmp_path: Path, mar
         "crash",
         restartBackoffInitial="0.5s",
         unhealthyAfterRestarts=2,
-        stableAfter="3s",
+        stableAfter="6s",  # room for the CLI probe to start on a busy machine
     )
     url = f"http://127.0.0.1:{daemon.port}/healthcheck"
     wait_for(markers / "flaky.crash0")  # second crash: now crash-looping
@@ -172,7 +172,7 @@ def test_crashing_worker_is_restarted_and_reported_unhealthy(tmp_path: Path, mar
     _, _, metrics = daemon.get("/metrics")
     assert 'recstore_worker_restarts_total{worker="flaky"} 2.0' in metrics
     # Healthy again once it has run stableAfter without crashing.
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 15
     while (probe := run_cli("healthcheck", "--url", url)).returncode != 0:
         assert time.monotonic() < deadline, "worker never became healthy again"
     assert probe.stdout == "healthy\n"
@@ -208,11 +208,35 @@ def test_status_without_a_daemon_says_so() -> None:
 def test_recstore_healthcheck_finds_the_daemon_from_its_configuration(tmp_path: Path) -> None:
     path = config(tmp_path, http_port=free_port())
     daemon = Daemon([sys.executable, "-m", "recstore", "run", "--config", str(path)])
+    # A proxy set for the remotes is not asked for the daemon's loopback address.
+    behind_a_proxy = clean_env(http_proxy="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9")
     try:
-        probe = run_cli("healthcheck", "--config", str(path))
+        probe = run_cli("healthcheck", "--config", str(path), env=behind_a_proxy)
         assert (probe.returncode, probe.stdout) == (0, "healthy\n"), probe.stderr
     finally:
         daemon.stop()
+    # Not 2, which Docker reserves in a health check.
     unknown = run_cli("healthcheck", "--config", str(config(tmp_path)))  # http.port 0
-    assert unknown.returncode == 2
+    assert unknown.returncode == 1
     assert "http.port is 0 (any free port)" in unknown.stderr
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("http: {port: 99999}\n")
+    probe = run_cli("healthcheck", "--config", str(broken))
+    assert probe.returncode == 1
+    assert "http.port" in probe.stderr
+
+
+@pytest.mark.parametrize(
+    ("host", "url"),
+    [
+        ("0.0.0.0", "http://127.0.0.1:8080/healthcheck"),
+        ("::", "http://[::1]:8080/healthcheck"),  # asyncio makes a "::" socket IPv6-only
+        ("::1", "http://[::1]:8080/healthcheck"),
+        ("10.1.2.3", "http://10.1.2.3:8080/healthcheck"),
+    ],
+)
+def test_the_daemon_is_asked_where_it_listens(host: str, url: str) -> None:
+    from recstore.config import HttpSettings
+    from recstore.status import daemon_url
+
+    assert daemon_url(HttpSettings(host=host, port=8080), "/healthcheck") == url

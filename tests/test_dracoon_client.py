@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import itertools
 import os
+import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -40,7 +41,7 @@ async def state(devstack: StackProcess) -> AsyncIterator[dict[str, Any]]:
     await admin(
         devstack.state,
         "settings",
-        {"useS3Storage": True, "tokenLifetime": 3600, "quotaBytes": None},
+        {"useS3Storage": True, "tokenLifetime": 3600, "quotaBytes": None, "finishSeconds": 0.05},
     )
 
 
@@ -257,6 +258,7 @@ async def test_dropped_connections_mid_upload_are_retried(
     assert node["size"] == len(data)
 
 
+@pytest.mark.skipif(not hasattr(socket, "TCP_USER_TIMEOUT"), reason="a Linux socket option")
 @pytest.mark.parametrize("direct_s3", [True, False], ids=["s3-direct", "legacy"])
 async def test_an_upload_the_server_stops_reading_fails_the_attempt(
     state: dict[str, Any], direct_s3: bool
@@ -426,6 +428,7 @@ async def test_an_upload_dracoon_is_finishing_is_not_cancelled(state: dict[str, 
     from tests.dracoon_helpers import account
 
     room_id = await plain_room(state)
+    await admin(state, "settings", {"finishSeconds": 1})  # longer than the client waits
     data = os.urandom(6 * MiB)
     impatient = DracoonClient(account(state), policy=FAST, upload_poll_timeout=0)
     async with impatient as dracoon:

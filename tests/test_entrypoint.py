@@ -32,8 +32,10 @@ def container_env(devstack: StackProcess, tmp_path: Path, **extra: str) -> dict[
     return clean_env(**values)
 
 
-def upload_config(devstack: StackProcess) -> None:
-    app = (ROOT / "conf" / "app.test.yaml").read_text()
+def upload_config(devstack: StackProcess, http_port: int = 0) -> None:
+    doc = yaml.safe_load((ROOT / "conf" / "app.test.yaml").read_text())
+    doc["http"]["port"] = http_port
+    app = yaml.safe_dump(doc)
     objects = [
         {"key": "service-config/app.yaml", "text": app},
         {"key": "service-config/extra/topics.yml", "text": "recordings: x\n"},
@@ -107,8 +109,8 @@ def test_the_daemon_is_exec_ed_so_sigterm_reaches_it(
 def test_the_image_probe_asks_the_daemon_at_its_fetched_configuration(
     devstack: StackProcess, tmp_path: Path
 ) -> None:
-    upload_config(devstack)
-    env = container_env(devstack, tmp_path, RECSTORE_HTTP__PORT=str(free_port()))
+    upload_config(devstack, http_port=free_port())  # the address is in the fetched file only
+    env = container_env(devstack, tmp_path)
     proc, _ = start_daemon(env)
     # The probe must not fetch again (every 30 s): with S3 unreachable it still answers.
     probe_env = {**env, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"}

@@ -200,6 +200,53 @@ async def test_a_remote_failure_no_job_repeats_lapses(queues: Queues) -> None:
         await asyncio.wait_for(task, 10)
 
 
+async def test_a_remote_failure_stands_while_its_job_is_tried_again(queues: Queues) -> None:
+    """The retry of a job that failed on a remote may outlast the lapse (a remote that hangs
+    rather than refuses): the report stands until it ends."""
+    health = WorkerHealth()
+    second_try = asyncio.Event()
+
+    async def handler(message: Message) -> None:
+        if message.receive_count == 1:
+            raise RemoteError("DRACOON answered 503", remote="dracoon", status=503)
+        second_try.set()
+        await asyncio.sleep(4.5)  # longer than the lapse (1 s delay + 2 s window)
+
+    await queues.work.send("slow retry")
+    worker = consumer(
+        queues, handler, health=health, retry_delay_base=1, retry_delay_max=1, visibility_timeout=2
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        await asyncio.wait_for(second_try.wait(), 15)
+        await asyncio.sleep(3.5)  # past the lapse, with polls in between
+        assert not health.healthy
+        async with asyncio.timeout(10):
+            while not health.healthy:  # the retry succeeded
+                await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_a_remote_failure_outlives_a_restart_of_the_worker(queues: Queues) -> None:
+    health = WorkerHealth()  # the worker's, kept when the supervisor restarts its loop
+
+    async def failing(message: Message) -> None:
+        raise RemoteError("S3 answered 503", remote="s3", status=503, transient=True)
+
+    await queues.work.send("job")
+    await run_until(consumer(queues, failing, health=health), lambda: not health.healthy)
+    restarted = consumer(queues, failing, health=health, wait_seconds=0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(restarted.run(stop))
+    await asyncio.sleep(1)  # many polls of SQS
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    assert health.detail == "jobs fail on s3: S3 answered 503"
+
+
 async def test_heartbeat_keeps_a_long_job_hidden(queues: Queues) -> None:
     starts: list[str] = []
 

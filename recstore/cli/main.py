@@ -313,15 +313,19 @@ def status(config_path: Path | None, url: str | None) -> None:
 @click.option("--url", help="The daemon's /healthcheck (default: from http.* of the config).")
 @click.option("--timeout", type=float, default=5.0, show_default=True, help="Seconds to wait.")
 def healthcheck(config_path: Path | None, url: str | None, timeout: float) -> None:
-    """Exit 0 when a running daemon says it is healthy, 1 when not (for container probes)."""
+    """Exit 0 when a running daemon says it is healthy, 1 when not (for container probes).
+
+    Every failure is 1, a configuration that does not name the daemon's address included:
+    Docker reserves 2 in a health check.
+    """
     from recstore.status import check_health, daemon_url
 
     try:
-        healthy, line = check_health(
-            url or daemon_url(_load(config_path).http, "/healthcheck"), timeout
-        )
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
+        if url is None:
+            url = daemon_url(load_settings(config_path).http, "/healthcheck")
+        healthy, line = check_health(url, timeout)
+    except (ConfigError, ValueError) as exc:
+        healthy, line = False, f"recstore healthcheck: {exc}"
     click.echo(line, err=not healthy)
     sys.exit(0 if healthy else 1)
 

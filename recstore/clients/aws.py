@@ -15,6 +15,7 @@ from typing import Any, Literal
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
+from recstore.clients.http import stall_limited_sockets
 from recstore.config import AwsSettings
 
 Service = Literal["s3", "sqs"]
@@ -67,6 +68,8 @@ async def aws_client(
         read_timeout=read_timeout,
         max_pool_connections=max_pool_connections,
         s3=_s3_options(endpoint),
+        # an upload the server stops reading fails after read_timeout, as a silent answer does
+        connector_args={"socket_factory": stall_limited_sockets(read_timeout)},
     )
     secret = settings.secret_access_key.get_secret_value() if settings.secret_access_key else None
     session = get_session()

@@ -1,20 +1,23 @@
-"""The HTTP session recstore opens to a remote: DRACOON, the configurator, Kaltura.
+"""The HTTP connections recstore opens to a remote: DRACOON, the configurator, Kaltura, AWS.
 
-Why not a bare ``aiohttp.ClientSession()``: aiohttp's read timeout does not cover writing a
-request body (measured: a server that reads nothing for 6 s holds a 64 MB PUT for those 6 s,
-with ``sock_read`` at 1 s). A server or proxy that stops reading an upload and keeps the
+Why not a bare ``aiohttp.ClientSession()`` (or aiobotocore's defaults): aiohttp's read timeout,
+and so botocore's, does not cover writing a request body (measured: a server that reads
+nothing for 6 s holds a 64 MB PUT for those 6 s, with ``sock_read`` at 1 s). A server or proxy that stops reading an upload and keeps the
 connection open would hold the job, and its worker slot, for as long as TCP keeps that
 connection, which is forever while the peer answers zero-window probes. On Linux,
 ``TCP_USER_TIMEOUT`` makes the kernel give such a connection up once sent data has waited
 ``stall_timeout`` for an acknowledgement or for room at the peer (measured: a stalled PUT
 fails after 1.5 s with the option at 1 s). The write then fails (``ClientOSError``, a
-transient error), and the socket is freed at once. Other systems keep TCP's own limits.
+transient error), and the socket is freed at once. Other systems, and a timeout of 0 (no
+limit), keep TCP's own limits.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import socket
+from collections.abc import Callable
 
 import aiohttp
 
@@ -24,16 +27,27 @@ def http_session(
 ) -> aiohttp.ClientSession:
     """A session whose connections give up on a peer that takes no data for ``stall_timeout``
     seconds; ``timeout`` as in aiohttp (its default when None)."""
-    connector = aiohttp.TCPConnector(socket_factory=functools.partial(_socket, stall_timeout))
+    connector = aiohttp.TCPConnector(socket_factory=stall_limited_sockets(stall_timeout))
     if timeout is None:
         return aiohttp.ClientSession(connector=connector)
     return aiohttp.ClientSession(connector=connector, timeout=timeout)
 
 
+def stall_limited_sockets(stall_timeout: float) -> Callable[[tuple[object, ...]], socket.socket]:
+    """The socket factory of such connections, for aiohttp's and aiobotocore's connectors."""
+    return functools.partial(_socket, stall_timeout)
+
+
+#: The option's limit (a signed 32-bit count of milliseconds, about 24 days).
+_LONGEST_MS = 2**31 - 1
+
+
 def _socket(stall_timeout: float, addr_info: tuple[object, ...]) -> socket.socket:
     family, kind, proto = addr_info[:3]
     sock = socket.socket(family=family, type=kind, proto=proto)  # type: ignore[arg-type]
-    if hasattr(socket, "TCP_USER_TIMEOUT"):  # Linux
-        milliseconds = max(1, int(stall_timeout * 1000))
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, milliseconds)
+    if stall_timeout > 0 and hasattr(socket, "TCP_USER_TIMEOUT"):  # 0: no limit, as in aiohttp
+        milliseconds = min(max(1, int(stall_timeout * 1000)), _LONGEST_MS)
+        # A kernel that refuses the option keeps TCP's own limits rather than fail the call.
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, milliseconds)
     return sock

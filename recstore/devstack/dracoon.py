@@ -18,7 +18,8 @@ Rooms on a path are created as needed (sub-rooms inherit their parent's members)
 are generated with 10,000 PBKDF2 iterations (the SDKs' older count) so seeding is quick. The
 answer lists the ids of what was created. Other admin routes: ``GET /_devstack/state`` (users,
 nodes, file keys, and each upload with its S3 steps in the order they arrived),
-``POST /_devstack/settings`` (``useS3Storage``, ``tokenLifetime`` seconds, ``quotaBytes``).
+``POST /_devstack/settings`` (``useS3Storage``, ``tokenLifetime`` seconds, ``quotaBytes``,
+``finishSeconds``: how long a completed S3 upload stays "finishing").
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ class DracoonStandIn:
         self.faults = FaultInjector(error_body=lambda status: error(status, "injected fault"))
         self.base_url = ""
         self.use_s3_storage = True
+        self.finish_seconds = 0.05  # a real server takes a moment; clients must poll
         self.token_lifetime = 3600.0
         self.tokens: dict[str, tuple[int, float]] = {}
         self.refresh_tokens: dict[str, int] = {}
@@ -673,7 +675,7 @@ class DracoonStandIn:
         user: User,
         body: dict[str, Any],
     ) -> None:
-        await asyncio.sleep(0.05)  # a real server takes a moment; clients must poll
+        await asyncio.sleep(self.finish_seconds)
         parts = [upload.parts[number][0] for number in numbers]
         self._finish(upload, user, name, replace, body, parts)
 
@@ -882,6 +884,8 @@ class DracoonStandIn:
             self.token_lifetime = float(body["tokenLifetime"])
         if "quotaBytes" in body:
             self.model.quota_bytes = None if body["quotaBytes"] is None else int(body["quotaBytes"])
+        if "finishSeconds" in body:
+            self.finish_seconds = float(body["finishSeconds"])
         if body.get("expireTokens"):
             self.tokens.clear()
         return web.json_response(
@@ -889,6 +893,7 @@ class DracoonStandIn:
                 "useS3Storage": self.use_s3_storage,
                 "tokenLifetime": self.token_lifetime,
                 "quotaBytes": self.model.quota_bytes,
+                "finishSeconds": self.finish_seconds,
             }
         )
 

@@ -26,22 +26,33 @@ class WorkerHealth:
     healthy: bool = True
     detail: str = ""
     since: float = field(default_factory=time.time)
-    _failing: dict[str, str] = field(default_factory=dict, repr=False)
+    #: concern → (its detail, ``time.monotonic()`` of the last report that it fails)
+    _failing: dict[str, tuple[str, float]] = field(default_factory=dict, repr=False)
 
     def ok(self, concern: str = "") -> None:
         if self._failing.pop(concern, None) is not None:
             self._changed()
 
     def failing(self, detail: str, concern: str = "") -> None:
-        if self._failing.get(concern) != detail:
-            self._failing[concern] = detail
+        previous = self._failing.get(concern)
+        self._failing[concern] = (detail, time.monotonic())
+        if previous is None or previous[0] != detail:
             self._changed()
 
-    def is_failing(self, concern: str = "") -> bool:
-        return concern in self._failing
+    def renew(self, concern: str) -> None:
+        """Report again that ``concern`` fails, as it did (nothing when it does not)."""
+        if concern in self._failing:
+            self._failing[concern] = (self._failing[concern][0], time.monotonic())
+
+    def quiet_for(self, concern: str) -> float | None:
+        """Seconds since ``concern`` was last reported failing; None while it is not."""
+        if concern not in self._failing:
+            return None
+        return time.monotonic() - self._failing[concern][1]
 
     def _changed(self) -> None:
-        healthy, detail = not self._failing, "; ".join(self._failing.values())
+        healthy = not self._failing
+        detail = "; ".join(detail for detail, _ in self._failing.values())
         if (healthy, detail) != (self.healthy, self.detail):
             self.healthy, self.detail, self.since = healthy, detail, time.time()
 

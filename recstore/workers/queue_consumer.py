@@ -16,9 +16,10 @@ Rules, in the order a message meets them:
 While SQS itself cannot be reached, the worker reports unhealthy and polls again with backoff.
 It also reports unhealthy while its jobs fail on a remote (S3, DRACOON, the configurator: a
 :class:`~recstore.errors.RemoteError` after the client's own retries), as the monitor's
-contract asks, and healthy again once a job succeeds. With no job left to show that, because
-the failing message went to the dead-letter queue, the report lapses after the longest
-retry delay plus a visibility window, in which a failed message would have come back.
+contract asks, and healthy again once a job succeeds. While a message that failed so is tried
+again, the report stands. With no such message left, because the queue's redrive policy moved
+it to the dead-letter queue, the report lapses after the longest retry delay plus a
+visibility window, in which a failed message would have come back.
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ class QueueConsumer:
         self._settings = settings
         self._health = health
         self._job_id = job_id or (lambda message: message.message_id)
-        self._remote_failed_at = 0.0
+        #: Messages whose last attempt failed on a remote (their return renews that report).
+        self._failed_on_remote: set[str] = set()
         self.in_flight: dict[str, asyncio.Task[None]] = {}
         #: message id → job id of the running jobs, for the status page.
         self.job_ids: dict[str, str] = {}
@@ -218,6 +220,7 @@ class QueueConsumer:
             events.emit(log, events.WORKER_STATUS, "job handed back to the queue", job_id=job)
             raise
         except PermanentJobError as exc:
+            self._failed_on_remote.discard(message.message_id)
             if await _shielded(acknowledge(self._dead_letter_and_delete(message, str(exc)))):
                 metrics.JOBS.labels(worker=self.name, outcome="dead_lettered").inc()
                 events.emit(
@@ -234,7 +237,7 @@ class QueueConsumer:
                 )
         except Exception as exc:
             if isinstance(exc, RemoteError):
-                self._remote_failed_at = time.monotonic()
+                self._failed_on_remote.add(message.message_id)
                 self._health.failing(f"jobs fail on {exc.remote}: {exc}", JOBS)
             delay = retry_delay(message.receive_count, self._settings)
             await _shielded(acknowledge(self._queue.change_visibility(message, delay)))
@@ -249,6 +252,7 @@ class QueueConsumer:
                 exc_info=not isinstance(exc, RemoteError),
             )
         else:
+            self._failed_on_remote.discard(message.message_id)
             self._health.ok(JOBS)
             await _shielded(acknowledge(self._queue.delete(message)))
             metrics.SQS_DELETED.labels(queue=self._queue_label).inc()
@@ -265,9 +269,15 @@ class QueueConsumer:
 
     def _lapse_job_failures(self) -> None:
         """Drop a remote's failure that no job has repeated for as long as a retry can take."""
-        quiet = time.monotonic() - self._remote_failed_at
-        if quiet > self._settings.retry_delay_max + self._settings.visibility_timeout:
+        if not self._failed_on_remote.isdisjoint(self.in_flight):
+            self._health.renew(JOBS)  # one that failed so is being tried again: not quiet
+            return
+        quiet = self._health.quiet_for(JOBS)
+        if quiet is not None and quiet > (
+            self._settings.retry_delay_max + self._settings.visibility_timeout
+        ):
             self._health.ok(JOBS)
+            self._failed_on_remote.clear()
 
     async def _dead_letter_and_delete(self, message: Message, reason: str) -> None:
         attributes = {
