@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -75,6 +76,22 @@ async def run_until(worker: QueueConsumer, done: Callable[[], bool], patience: f
         await asyncio.wait_for(task, 30)
 
 
+@contextlib.asynccontextmanager
+async def running(worker: QueueConsumer) -> AsyncIterator[None]:
+    """The worker's loop for the length of a block."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+#: A failed message is back after 1 s; a remote's failure lapses 3 s after the last one.
+QUICK_RETRY = {"retry_delay_base": 1, "retry_delay_max": 1, "visibility_timeout": 2}
+
+
 async def test_done_jobs_are_deleted(queues: Queues) -> None:
     seen: list[str] = []
 
@@ -143,10 +160,7 @@ async def test_jobs_failing_on_a_remote_report_unhealthy_until_one_succeeds(
         if message.body == "bad":
             raise PermanentJobError("meeting.id: missing")
 
-    worker = consumer(queues, handler, health=health, retry_delay_base=600)
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
-    try:
+    async with running(consumer(queues, handler, health=health, retry_delay_base=600)):
         await queues.work.send("bad")  # the job's own fault says nothing about the remotes
         async with asyncio.timeout(10):
             while not attempts:
@@ -165,9 +179,6 @@ async def test_jobs_failing_on_a_remote_report_unhealthy_until_one_succeeds(
             while not health.healthy:
                 await asyncio.sleep(0.05)
         assert attempts == ["bad", "down", "up"]
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
 
 
 async def test_a_remote_failure_no_job_repeats_lapses(queues: Queues) -> None:
@@ -179,12 +190,7 @@ async def test_a_remote_failure_no_job_repeats_lapses(queues: Queues) -> None:
         raise PermanentJobError("gone for good")  # as if the redrive policy took it away
 
     await queues.work.send("once")
-    worker = consumer(
-        queues, handler, health=health, retry_delay_base=1, retry_delay_max=1, visibility_timeout=2
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
-    try:
+    async with running(consumer(queues, handler, health=health, **QUICK_RETRY)):
         async with asyncio.timeout(10):
             while health.healthy:
                 await asyncio.sleep(0.05)
@@ -195,9 +201,6 @@ async def test_a_remote_failure_no_job_repeats_lapses(queues: Queues) -> None:
                 await asyncio.sleep(0.05)
         # not before the failed message could have come back: the longest delay + a window
         assert asyncio.get_running_loop().time() - failed_at >= 3
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
 
 
 async def test_a_remote_failure_stands_while_its_job_is_tried_again(queues: Queues) -> None:
@@ -213,21 +216,13 @@ async def test_a_remote_failure_stands_while_its_job_is_tried_again(queues: Queu
         await asyncio.sleep(4.5)  # longer than the lapse (1 s delay + 2 s window)
 
     await queues.work.send("slow retry")
-    worker = consumer(
-        queues, handler, health=health, retry_delay_base=1, retry_delay_max=1, visibility_timeout=2
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
-    try:
+    async with running(consumer(queues, handler, health=health, **QUICK_RETRY)):
         await asyncio.wait_for(second_try.wait(), 15)
         await asyncio.sleep(3.5)  # past the lapse, with polls in between
         assert not health.healthy
         async with asyncio.timeout(10):
             while not health.healthy:  # the retry succeeded
                 await asyncio.sleep(0.05)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
 
 
 async def test_a_remote_failure_outlives_a_restart_of_the_worker(queues: Queues) -> None:
@@ -238,12 +233,8 @@ async def test_a_remote_failure_outlives_a_restart_of_the_worker(queues: Queues)
 
     await queues.work.send("job")
     await run_until(consumer(queues, failing, health=health), lambda: not health.healthy)
-    restarted = consumer(queues, failing, health=health, wait_seconds=0)
-    stop = asyncio.Event()
-    task = asyncio.create_task(restarted.run(stop))
-    await asyncio.sleep(1)  # many polls of SQS
-    stop.set()
-    await asyncio.wait_for(task, 10)
+    async with running(consumer(queues, failing, health=health, wait_seconds=0)):
+        await asyncio.sleep(1)  # many polls of SQS
     assert health.detail == "jobs fail on s3: S3 answered 503"
 
 
