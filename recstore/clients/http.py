@@ -2,14 +2,14 @@
 
 Why not a bare ``aiohttp.ClientSession()`` (or aiobotocore's defaults): aiohttp's read timeout,
 and so botocore's, does not cover writing a request body (measured: a server that reads
-nothing for 6 s holds a 64 MB PUT for those 6 s, with ``sock_read`` at 1 s). A server or proxy that stops reading an upload and keeps the
-connection open would hold the job, and its worker slot, for as long as TCP keeps that
-connection, which is forever while the peer answers zero-window probes. On Linux,
-``TCP_USER_TIMEOUT`` makes the kernel give such a connection up once sent data has waited
-``stall_timeout`` for an acknowledgement or for room at the peer (measured: a stalled PUT
-fails after 1.5 s with the option at 1 s). The write then fails (``ClientOSError``, a
-transient error), and the socket is freed at once. Other systems, and a timeout of 0 (no
-limit), keep TCP's own limits.
+nothing for 6 s holds a 64 MB PUT for those 6 s, with ``sock_read`` at 1 s). A server or
+proxy that stops reading an upload and keeps the connection open would hold the job, and its
+worker slot, for as long as TCP keeps that connection, which is forever while the peer
+answers zero-window probes. On Linux, ``TCP_USER_TIMEOUT`` makes the kernel give such a
+connection up once sent data has waited ``stall_timeout`` for an acknowledgement or for room
+at the peer (measured: a stalled PUT fails after 1.5 s with the option at 1 s). The write then
+fails (``ClientOSError``, a transient error), and the socket is freed at once. Other systems,
+and a timeout of 0 (no limit), keep TCP's own limits.
 """
 
 from __future__ import annotations
