@@ -486,7 +486,7 @@ def test_jobs_survive_flaky_dracoon_and_s3_and_a_configurator_outage(setup: Setu
     status = setup.ask("/status.json")
     assert status is not None
     [worker] = [w for w in status[1]["workers"] if w["name"] == "file_transferer"]
-    assert worker["detail"].startswith("jobs fail on configurator: "), worker
+    assert worker["detail"].startswith(f"jobs of {remote} fail on configurator: "), worker
     assert len(files_in(state, f"/Recordings/Flaky {setup.tag}")) == 0
     asyncio.run(configurator_down(False))
     setup.wait(lambda: setup.depth() == (0, 0), patience=150)

@@ -49,6 +49,7 @@ def consumer(
     work: SqsQueue | None = None,
     dead: SqsQueue | None = None,
     health: WorkerHealth | None = None,
+    scope: Callable[[Message], str] | None = None,
     **settings: Any,
 ) -> QueueConsumer:
     """A consumer of the test's queues (or of ``work``/``dead`` given instead)."""
@@ -61,6 +62,7 @@ def consumer(
         handler,
         ConsumerSettings(**values),
         health or WorkerHealth(),
+        scope=scope,
     )
 
 
@@ -179,6 +181,41 @@ async def test_jobs_failing_on_a_remote_report_unhealthy_until_one_succeeds(
             while not health.healthy:
                 await asyncio.sleep(0.05)
         assert attempts == ["bad", "down", "up"]
+
+
+async def test_a_remote_failure_of_one_scope_is_not_cleared_by_another(queues: Queues) -> None:
+    """One instance's account refused while the others work: steady red, not a flicker."""
+    health = WorkerHealth()
+    refused = {"b.example.org"}
+    done: list[str] = []
+
+    async def handler(message: Message) -> None:
+        instance = message.body.split("/")[0]
+        if instance in refused:
+            raise RemoteError(f"DRACOON login for {instance} refused", remote="dracoon", status=401)
+        done.append(message.body)
+
+    worker = consumer(
+        queues, handler, health=health, scope=lambda m: m.body.split("/")[0], **QUICK_RETRY
+    )
+    async with running(worker):
+        await queues.work.send("b.example.org/1")
+        async with asyncio.timeout(10):
+            while health.healthy:
+                await asyncio.sleep(0.05)
+        await queues.work.send("a.example.org/2")
+        async with asyncio.timeout(10):
+            while not done:
+                await asyncio.sleep(0.05)
+        assert not health.healthy  # a.example.org's success says nothing of b's account
+        assert health.detail == (
+            "jobs of b.example.org fail on dracoon: DRACOON login for b.example.org refused"
+        )
+        refused.clear()  # the password is mended; b's job comes back and goes through
+        async with asyncio.timeout(10):
+            while not health.healthy:
+                await asyncio.sleep(0.05)
+        assert sorted(done) == ["a.example.org/2", "b.example.org/1"]
 
 
 async def test_a_remote_failure_no_job_repeats_lapses(queues: Queues) -> None:

@@ -44,6 +44,9 @@ class WorkerHealth:
         if concern in self._failing:
             self._failing[concern] = (self._failing[concern][0], time.monotonic())
 
+    def failing_concerns(self) -> list[str]:
+        return list(self._failing)
+
     def quiet_for(self, concern: str) -> float | None:
         """Seconds since ``concern`` was last reported failing; None while it is not."""
         if concern not in self._failing:

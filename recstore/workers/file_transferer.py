@@ -163,8 +163,17 @@ class FileTransferer:
                 ),
                 self.health,
                 job_id=_job_id,
+                scope=_instance,
             )
             await self.consumer.run(stop)
+
+
+def _instance(message: Message) -> str:
+    """The instance a job is for: each has its own account, whose failure is its own."""
+    try:
+        return str(parse_job(message.body).instance.domain)
+    except Exception:
+        return ""
 
 
 def _job_id(message: Message) -> str:

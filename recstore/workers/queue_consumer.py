@@ -16,10 +16,12 @@ Rules, in the order a message meets them:
 While SQS itself cannot be reached, the worker reports unhealthy and polls again with backoff.
 It also reports unhealthy while its jobs fail on a remote (S3, DRACOON, the configurator: a
 :class:`~recstore.errors.RemoteError` after the client's own retries), as the monitor's
-contract asks, and healthy again once a job succeeds. While a message that failed so is tried
-again, the report stands. With no such message left, because the queue's redrive policy moved
-it to the dead-letter queue, the report lapses after the longest retry delay plus a
-visibility window, in which a failed message would have come back.
+contract asks, and healthy again once a job of the same scope succeeds (the scope is the
+worker's to say, e.g. the instance, whose account may be the failing part: a success of
+another instance says nothing about it). While a message that failed so is tried again, the
+report stands. With no such message left, because the queue's redrive policy moved it to the
+dead-letter queue, the report lapses after the longest retry delay plus a visibility window,
+in which a failed message would have come back.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ class QueueConsumer:
         settings: ConsumerSettings,
         health: WorkerHealth,
         job_id: Callable[[Message], str] | None = None,
+        scope: Callable[[Message], str] | None = None,
     ) -> None:
         self.name = name
         self._queue = queue
@@ -89,8 +92,9 @@ class QueueConsumer:
         self._settings = settings
         self._health = health
         self._job_id = job_id or (lambda message: message.message_id)
-        #: Messages whose last attempt failed on a remote (their return renews that report).
-        self._failed_on_remote: set[str] = set()
+        self._scope = scope or (lambda message: "")
+        #: Messages whose last attempt failed on a remote → the health concern it set.
+        self._failed_on_remote: dict[str, str] = {}
         self.in_flight: dict[str, asyncio.Task[None]] = {}
         #: message id → job id of the running jobs, for the status page.
         self.job_ids: dict[str, str] = {}
@@ -220,7 +224,7 @@ class QueueConsumer:
             events.emit(log, events.WORKER_STATUS, "job handed back to the queue", job_id=job)
             raise
         except PermanentJobError as exc:
-            self._failed_on_remote.discard(message.message_id)
+            self._failed_on_remote.pop(message.message_id, None)
             if await _shielded(acknowledge(self._dead_letter_and_delete(message, str(exc)))):
                 metrics.JOBS.labels(worker=self.name, outcome="dead_lettered").inc()
                 events.emit(
@@ -237,8 +241,10 @@ class QueueConsumer:
                 )
         except Exception as exc:
             if isinstance(exc, RemoteError):
-                self._failed_on_remote.add(message.message_id)
-                self._health.failing(f"jobs fail on {exc.remote}: {exc}", JOBS)
+                scope = self._scope(message)
+                concern = self._failed_on_remote[message.message_id] = f"{JOBS}:{scope}"
+                jobs = f"jobs of {scope}" if scope else "jobs"
+                self._health.failing(f"{jobs} fail on {exc.remote}: {exc}", concern)
             delay = retry_delay(message.receive_count, self._settings)
             await _shielded(acknowledge(self._queue.change_visibility(message, delay)))
             metrics.JOBS.labels(worker=self.name, outcome="retried").inc()
@@ -252,8 +258,8 @@ class QueueConsumer:
                 exc_info=not isinstance(exc, RemoteError),
             )
         else:
-            self._failed_on_remote.discard(message.message_id)
-            self._health.ok(JOBS)
+            self._failed_on_remote.pop(message.message_id, None)
+            self._health.ok(f"{JOBS}:{self._scope(message)}")
             await _shielded(acknowledge(self._queue.delete(message)))
             metrics.SQS_DELETED.labels(queue=self._queue_label).inc()
             metrics.JOBS.labels(worker=self.name, outcome="done").inc()
@@ -269,15 +275,18 @@ class QueueConsumer:
 
     def _lapse_job_failures(self) -> None:
         """Drop a remote's failure that no job has repeated for as long as a retry can take."""
-        if not self._failed_on_remote.isdisjoint(self.in_flight):
-            self._health.renew(JOBS)  # one that failed so is being tried again: not quiet
-            return
-        quiet = self._health.quiet_for(JOBS)
-        if quiet is not None and quiet > (
-            self._settings.retry_delay_max + self._settings.visibility_timeout
-        ):
-            self._health.ok(JOBS)
-            self._failed_on_remote.clear()
+        longest = self._settings.retry_delay_max + self._settings.visibility_timeout
+        retried = {self._failed_on_remote.get(message_id) for message_id in self.in_flight}
+        for concern in self._health.failing_concerns():
+            if not concern.startswith(f"{JOBS}:"):
+                continue
+            if concern in retried:  # one that failed so is being tried again: not quiet
+                self._health.renew(concern)
+            elif (self._health.quiet_for(concern) or 0.0) > longest:
+                self._health.ok(concern)
+                for message_id, set_by in list(self._failed_on_remote.items()):
+                    if set_by == concern:
+                        del self._failed_on_remote[message_id]
 
     async def _dead_letter_and_delete(self, message: Message, reason: str) -> None:
         attributes = {
