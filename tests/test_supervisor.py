@@ -148,3 +148,20 @@ async def test_metrics_show_a_failing_worker_without_any_healthcheck() -> None:
         supervisor.request_stop()
         await task
         await web.close()
+
+
+def test_health_names_a_few_failing_concerns_and_counts_the_rest() -> None:
+    health = WorkerHealth()
+    for n in range(5):  # DRACOON down: every instance's jobs fail
+        health.failing(f"jobs of i{n}.example.org fail on dracoon: 503", f"jobs:i{n}")
+    health.failing("SQS unreachable: timeout", "poll")
+    assert not health.healthy
+    assert health.detail == (
+        "jobs of i0.example.org fail on dracoon: 503; jobs of i1.example.org fail on dracoon: "
+        "503; jobs of i2.example.org fail on dracoon: 503; and 3 more"
+    )
+    for n in range(5):
+        health.ok(f"jobs:i{n}")
+    assert (health.healthy, health.detail) == (False, "SQS unreachable: timeout")
+    health.ok("poll")
+    assert (health.healthy, health.detail) == (True, "")

@@ -12,6 +12,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
+#: How many failing concerns the detail names; the rest are counted.
+SHOWN_CONCERNS = 3
+
 
 @dataclass
 class WorkerHealth:
@@ -55,7 +58,11 @@ class WorkerHealth:
 
     def _changed(self) -> None:
         healthy = not self._failing
-        detail = "; ".join(detail for detail, _ in self._failing.values())
+        details = [detail for detail, _ in self._failing.values()]
+        if len(details) > SHOWN_CONCERNS:  # e.g. every instance's jobs while DRACOON is down
+            more = len(details) - SHOWN_CONCERNS
+            details = [*details[:SHOWN_CONCERNS], f"and {more} more"]
+        detail = "; ".join(details)
         if (healthy, detail) != (self.healthy, self.detail):
             self.healthy, self.detail, self.since = healthy, detail, time.time()
 
