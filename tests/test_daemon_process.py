@@ -29,6 +29,20 @@ def config(tmp_path: Path, http_port: int = 0, **daemon: object) -> Path:
     return path
 
 
+#: Daemons a test started; any still running at its end (a failed assertion) is killed.
+_started: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_daemon_outlives_its_test() -> Iterator[None]:
+    yield
+    while _started:
+        proc = _started.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
 class Daemon:
     def __init__(self, args: list[str]) -> None:
         self.proc = subprocess.Popen(
@@ -39,6 +53,7 @@ class Daemon:
             stderr=subprocess.PIPE,
             text=True,
         )
+        _started.append(self.proc)
         self.port = self._wait_for_port()
 
     def _wait_for_port(self) -> int:
