@@ -362,3 +362,37 @@ async def test_a_duplicate_delivered_while_the_first_runs_is_not_done_twice(env:
     assert "running on another worker" in skipped["reason"]
     locks = await env.raw_s3.list_objects_v2(Bucket=env.bucket, Prefix="recstore/leases/entries/")
     assert locks.get("KeyCount", 0) == 0  # released: nothing lingers per entry
+
+
+async def test_report_rows_survive_a_flush_cancelled_at_stop(devstack: StackProcess) -> None:
+    """The worker stops while a periodic flush is writing: its rows go out with the final one
+    (they were lost, and a run's report lacked its last outcomes)."""
+    from recstore.workers.archive_actions import ReportSink
+
+    proxy = devstack.state["s3_proxy_url"]  # S3, slow on purpose below
+    settings = aws_settings_from_state(devstack.state).model_copy(update={"s3_endpoint_url": proxy})
+    bucket = f"reports-{next(_serial)}-{int(time.time())}"
+    async with aws_client(settings, "s3") as raw, aiohttp.ClientSession() as admin:
+        await raw.create_bucket(
+            Bucket=bucket,
+            CreateBucketConfiguration={"LocationConstraint": devstack.state["region"]},
+        )
+        sink = ReportSink(S3Store(raw, FAST), bucket, holder="test")
+        for entry_id in ("0_a", "0_b"):
+            sink.add("log/2026/12/restore-1/", {"entry_id": entry_id, "outcome": "DONE"})
+        await admin.post(f"{proxy}/_devstack/faults", json={"latency_ms": 3000, "methods": ["PUT"]})
+        try:
+            writing = asyncio.create_task(sink.flush())
+            await asyncio.sleep(0.5)  # the part's PUT is on its way
+            writing.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await writing
+            assert sink.pending == 2
+        finally:
+            await admin.post(f"{proxy}/_devstack/faults", json={})
+        await sink.flush()  # the final flush, at stop
+        listing = await raw.list_objects_v2(Bucket=bucket, Prefix="log/")
+        keys = [item["Key"] for item in listing["Contents"]]
+        body = await (await raw.get_object(Bucket=bucket, Key=keys[-1]))["Body"].read()
+    rows = list(csv.DictReader(io.StringIO(body.decode()), delimiter="\t"))
+    assert [(r["entry_id"], r["outcome"]) for r in rows] == [("0_a", "DONE"), ("0_b", "DONE")]

@@ -154,7 +154,11 @@ class ReportSink:
         return sum(len(rows) for rows in self._rows.values())
 
     async def flush(self) -> None:
-        """Write every buffered row; rows that cannot be written stay for the next flush."""
+        """Write every buffered row; rows that cannot be written stay for the next flush.
+
+        Cancelled mid-write (the worker stopping while a periodic flush runs), the rows stay
+        too, for the flush at stop: a row written twice is better than a row lost.
+        """
         async with self._lock:
             for prefix in list(self._rows):
                 rows = self._rows.pop(prefix)
@@ -171,6 +175,9 @@ class ReportSink:
                     self._rows.setdefault(prefix, [])[:0] = rows
                     events.emit(log, events.ARCHIVE_ERROR, "report part not written: %s", exc)
                     return
+                except asyncio.CancelledError:
+                    self._rows.setdefault(prefix, [])[:0] = rows
+                    raise
                 self.written.append(key)
 
     async def run(self, stop: asyncio.Event) -> None:
