@@ -49,7 +49,8 @@ def consumer(
     work: SqsQueue | None = None,
     dead: SqsQueue | None = None,
     health: WorkerHealth | None = None,
-    scope: Callable[[Message], str] | None = None,
+    job_id: Callable[[Message], str] | None = None,
+    scope: Callable[[str], str] | None = None,
     **settings: Any,
 ) -> QueueConsumer:
     """A consumer of the test's queues (or of ``work``/``dead`` given instead)."""
@@ -62,6 +63,7 @@ def consumer(
         handler,
         ConsumerSettings(**values),
         health or WorkerHealth(),
+        job_id=job_id,
         scope=scope,
     )
 
@@ -196,7 +198,12 @@ async def test_a_remote_failure_of_one_scope_is_not_cleared_by_another(queues: Q
         done.append(message.body)
 
     worker = consumer(
-        queues, handler, health=health, scope=lambda m: m.body.split("/")[0], **QUICK_RETRY
+        queues,
+        handler,
+        health=health,
+        job_id=lambda m: m.body,  # <instance>/<meeting>, as the FileTransferer's
+        scope=lambda job: job.split("/")[0],
+        **QUICK_RETRY,
     )
     async with running(worker):
         await queues.work.send("b.example.org/1")

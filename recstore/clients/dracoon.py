@@ -129,6 +129,15 @@ class DracoonClient:
             self._session = http_session(self.account.timeout, self._timeout)
         return self._session
 
+    @contextlib.asynccontextmanager
+    async def _http_request(
+        self, method: str, url: str, **kwargs: Any
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """A request with this account's timeout, which a session shared with other clients
+        (the daemon's) does not carry."""
+        async with self._http().request(method, url, timeout=self._timeout, **kwargs) as response:
+            yield response
+
     # -- authentication --
 
     async def _access_token(self, renew: bool = False) -> str:
@@ -165,8 +174,8 @@ class DracoonClient:
 
         async def attempt() -> dict[str, Any]:
             try:
-                async with self._http().post(
-                    f"{self._base}/oauth/token", data=form, headers=headers, timeout=self._timeout
+                async with self._http_request(
+                    "POST", f"{self._base}/oauth/token", data=form, headers=headers
                 ) as response:
                     body = await _json_or_text(response)
                     if response.status == 200 and isinstance(body, dict) and "access_token" in body:
@@ -220,13 +229,8 @@ class DracoonClient:
         headers = {"Authorization": f"Bearer {token}"}
         clean = {k: str(v) for k, v in (params or {}).items() if v is not None}
         try:
-            async with self._http().request(
-                method,
-                f"{self._base}/api{path}",
-                json=json,
-                params=clean,
-                headers=headers,
-                timeout=self._timeout,
+            async with self._http_request(
+                method, f"{self._base}/api{path}", json=json, params=clean, headers=headers
             ) as response:
                 return response.status, await _json_or_text(response), response.headers
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -453,11 +457,8 @@ class DracoonClient:
 
         async def attempt() -> str:
             try:
-                async with self._http().put(
-                    url,
-                    data=_slices(data),
-                    headers={"Content-Length": str(len(data))},
-                    timeout=self._timeout,
+                async with self._http_request(
+                    "PUT", url, data=_slices(data), headers={"Content-Length": str(len(data))}
                 ) as response:
                     if response.status >= 400:
                         raise DracoonError(
@@ -531,8 +532,8 @@ class DracoonClient:
                     content_type="application/octet-stream",
                 )
                 try:
-                    async with self._http().post(
-                        url, data=form, headers={"Content-Range": span}, timeout=self._timeout
+                    async with self._http_request(
+                        "POST", url, data=form, headers={"Content-Range": span}
                     ) as response:
                         if response.status >= 400:
                             raise _error(
@@ -585,7 +586,7 @@ class DracoonClient:
     async def download(self, file_id: int, chunk_size: int = 1024 * 1024) -> AsyncIterator[bytes]:
         """The stored (encrypted) bytes of a file, as any DRACOON client fetches them."""
         link = await self.request("POST", f"/v4/nodes/files/{file_id}/downloads")
-        async with self._http().get(link["downloadUrl"], timeout=self._timeout) as response:
+        async with self._http_request("GET", link["downloadUrl"]) as response:
             if response.status >= 400:
                 raise DracoonError(
                     f"download answered {response.status}", remote=REMOTE, status=response.status

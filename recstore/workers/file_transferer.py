@@ -168,12 +168,11 @@ class FileTransferer:
             await self.consumer.run(stop)
 
 
-def _instance(message: Message) -> str:
-    """The instance a job is for: each has its own account, whose failure is its own."""
-    try:
-        return str(parse_job(message.body).instance.domain)
-    except Exception:
-        return ""
+def _instance(job_id: str) -> str:
+    """The instance of a job id (``<instance>/<meeting id>``): each instance has its own
+    account, whose failure is its own. Empty for a message that did not parse."""
+    instance, slash, _ = job_id.partition("/")
+    return instance if slash else ""
 
 
 def _job_id(message: Message) -> str:

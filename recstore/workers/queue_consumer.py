@@ -83,7 +83,7 @@ class QueueConsumer:
         settings: ConsumerSettings,
         health: WorkerHealth,
         job_id: Callable[[Message], str] | None = None,
-        scope: Callable[[Message], str] | None = None,
+        scope: Callable[[str], str] | None = None,
     ) -> None:
         self.name = name
         self._queue = queue
@@ -92,7 +92,8 @@ class QueueConsumer:
         self._settings = settings
         self._health = health
         self._job_id = job_id or (lambda message: message.message_id)
-        self._scope = scope or (lambda message: "")
+        #: Job id → the scope of its jobs' remote failures (one for all when not given).
+        self._scope = scope or (lambda job_id: "")
         #: Messages whose last attempt failed on a remote → the health concern it set.
         self._failed_on_remote: dict[str, str] = {}
         self.in_flight: dict[str, asyncio.Task[None]] = {}
@@ -202,6 +203,8 @@ class QueueConsumer:
 
     async def _process(self, message: Message) -> None:
         job = self._job_id(message)
+        scope = self._scope(job)
+        concern = f"{JOBS}:{scope}"
         self.job_ids[message.message_id] = job
         token = events.job_var.set(job)
         beating = asyncio.Event()
@@ -241,8 +244,7 @@ class QueueConsumer:
                 )
         except Exception as exc:
             if isinstance(exc, RemoteError):
-                scope = self._scope(message)
-                concern = self._failed_on_remote[message.message_id] = f"{JOBS}:{scope}"
+                self._failed_on_remote[message.message_id] = concern
                 jobs = f"jobs of {scope}" if scope else "jobs"
                 self._health.failing(f"{jobs} fail on {exc.remote}: {exc}", concern)
             delay = retry_delay(message.receive_count, self._settings)
@@ -259,7 +261,7 @@ class QueueConsumer:
             )
         else:
             self._failed_on_remote.pop(message.message_id, None)
-            self._health.ok(f"{JOBS}:{self._scope(message)}")
+            self._health.ok(concern)
             await _shielded(acknowledge(self._queue.delete(message)))
             metrics.SQS_DELETED.labels(queue=self._queue_label).inc()
             metrics.JOBS.labels(worker=self.name, outcome="done").inc()
