@@ -105,7 +105,7 @@ class Bench(Stack):
             if e2e is not None:
                 doomed.append(e2e["id"])
             for node_id in doomed:
-                await dracoon.request("DELETE", f"/v4/nodes/{node_id}")
+                await dracoon.remove_node(node_id)
 
     # (a)
     async def raw_read(self, key: str) -> float:

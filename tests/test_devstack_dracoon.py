@@ -3,6 +3,7 @@ upload channels included, validates against the server's OpenAPI description."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import os
@@ -201,6 +202,34 @@ async def test_removed_nodes_take_their_bytes_with_them(tmp_path: Path) -> None:
             assert stored_bytes(tmp_path) == stored - gone["size"] - kept["size"]
             with pytest.raises(DracoonError, match="404"):
                 await service.request("GET", f"/v4/nodes/{room['id']}", retry=False)
+
+
+async def test_uploads_finishing_together_under_one_name_get_unique_names(tmp_path: Path) -> None:
+    """DRACOON names a file when it makes it. Two S3 uploads of one name that finish at the
+    same time end as two names (``autorename``), or one of them fails (``fail``): a room
+    never holds two files of one name, whatever the order of their completions."""
+    stand_in = DracoonStandIn(tmp_path)
+    stand_in.finish_seconds = 0.3  # the second completion comes while the first is finishing
+    async with serving(stand_in):
+        state = stand_in.state_entries()
+        async with client(state) as service:
+            room = await service.ensure_room_path(state["dracoon_parent_room_id"], ["together"])
+
+            def upload(name: str, resolution: str) -> Awaitable[dict[str, Any]]:
+                return encrypted_upload(
+                    service, room["id"], name, b"recording", 1024, resolution=resolution
+                )
+
+            renamed = await asyncio.gather(*(upload("talk.mp4", "autorename") for _ in "ab"))
+            assert sorted(node["name"] for node in renamed) == ["talk (1).mp4", "talk.mp4"]
+            outcomes = await asyncio.gather(
+                *(upload("other.mp4", "fail") for _ in "ab"), return_exceptions=True
+            )
+            refused = [o for o in outcomes if isinstance(o, DracoonError)]
+            assert [o["name"] for o in outcomes if isinstance(o, dict)] == ["other.mp4"]
+            assert [error.status for error in refused] == [409]
+            names = [node["name"] async for node in service.nodes(room["id"])]
+            assert sorted(names) == ["other.mp4", "talk (1).mp4", "talk.mp4"]
 
 
 async def test_a_part_url_takes_only_the_size_it_was_asked_for(tmp_path: Path) -> None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
 from typing import Any
+
+import pytest
 
 from recstore.clients.aws import aws_client
 from recstore.clients.s3 import S3Store
@@ -12,9 +16,24 @@ from recstore.transfer.instances import Target
 from recstore.transfer.transferer import Transferer, TransferRequest
 from recstore.workers.dracoon_destination import DracoonDestination
 from tests.conftest import StackProcess
-from tests.dracoon_helpers import client
+from tests.dracoon_helpers import admin, client, downloaded_sha256
+
+MiB = 1024 * 1024
 
 NEWER = b"a newer recording, written while the job ran"
+
+
+def one_key_request(tag: str, key: str, room: str, parent: int) -> TransferRequest:
+    """A job of instance ``acme.example`` for one key into one room below ``parent``."""
+    return TransferRequest(
+        job_id=f"acme.example/{tag}",
+        instance="acme.example",
+        meeting_type="talk",
+        bucket="recordings",
+        keys=[key],
+        targets=[Target(room)],
+        parent_room_id=parent,
+    )
 
 
 class Replacing(S3Store):
@@ -32,18 +51,79 @@ async def test_a_source_replaced_while_the_job_ran_is_kept(devstack: StackProces
     key = f"replaced-{tag}/talk.mp4"
     await seed_s3(state, {"objects": [{"key": key, "size": 1_000_003}]})
     async with aws_client(aws_settings_from_state(state), "s3") as s3, client(state) as dracoon:
-        request = TransferRequest(
-            job_id=f"acme.example/{tag}",
-            instance="acme.example",
-            meeting_type="talk",
-            bucket="recordings",
-            keys=[key],
-            targets=[Target(f"Replaced {tag}")],
-            parent_room_id=state["dracoon_parent_room_id"],
-        )
+        request = one_key_request(tag, key, f"Replaced {tag}", state["dracoon_parent_room_id"])
         transferer = Transferer(Replacing(s3), 8 * 1024 * 1024, remove_after_transferring=True)
         report = await transferer.run(request, DracoonDestination(dracoon))
         assert [uploaded[0] for uploaded in report.uploaded] == [key]
         assert report.sources_removed == []
         kept = await S3Store(s3).head("recordings", key)
     assert kept.size == len(NEWER)  # the recording no target holds is still in S3
+
+
+async def run_twice_at_once(state: dict[str, Any], request: TransferRequest) -> list[Any]:
+    """The same job run by two daemons at once (a producer sent it twice): two accounts'
+    clients, one S3 client, both runs started before either has uploaded anything."""
+    async with (
+        aws_client(aws_settings_from_state(state), "s3") as s3,
+        client(state) as one,
+        client(state) as other,
+    ):
+        transferer = Transferer(S3Store(s3), 5 * MiB, remove_after_transferring=False)
+        return list(
+            await asyncio.gather(
+                transferer.run(request, DracoonDestination(one)),
+                transferer.run(request, DracoonDestination(other)),
+            )
+        )
+
+
+async def files_in(state: dict[str, Any], parent: int, room_name: str) -> list[dict[str, Any]]:
+    async with client(state) as dracoon:
+        room = await dracoon.child_named(parent, room_name, "room")
+        assert room is not None
+        return [node async for node in dracoon.nodes(room["id"])]
+
+
+async def test_two_runs_of_one_job_at_once_keep_only_the_first_copy(
+    devstack: StackProcess,
+) -> None:
+    state: dict[str, Any] = devstack.state
+    tag = uuid.uuid4().hex[:8]
+    key = f"twins-{tag}/talk.mp4"
+    (source,) = await seed_s3(state, {"objects": [{"key": key, "size": 12 * MiB + 5}]})
+    parent = state["dracoon_parent_room_id"]
+    reports = await run_twice_at_once(state, one_key_request(tag, key, f"Twins {tag}", parent))
+
+    files = await files_in(state, parent, f"Twins {tag}")
+    assert [f["name"] for f in files] == ["talk.mp4"]  # no "talk (1).mp4" beside it
+    kept = files[0]["id"]
+    # both runs uploaded; the one that finished later removed its own copy
+    assert sorted(len(report.uploaded) for report in reports) == [0, 1]
+    (removed,) = [twin for report in reports for twin in report.twins_removed]
+    assert removed[2] > kept
+    for report in reports:  # each run reports the file that stays
+        assert [found[2] for found in report.uploaded + report.already_there] == [kept]
+    async with client(state, "bob") as reader:  # and its key reached the room's members
+        assert await downloaded_sha256(reader, kept, True) == source["sha256"]
+
+
+async def test_a_second_copy_that_cannot_be_removed_stays(
+    devstack: StackProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without the delete permission both copies stay: a duplicate, and both jobs succeed."""
+    state: dict[str, Any] = devstack.state
+    tag = uuid.uuid4().hex[:8]
+    key = f"twins-{tag}/talk.mp4"
+    await seed_s3(state, {"objects": [{"key": key, "size": 6 * MiB}]})
+    members = [{"login": state["dracoon_login"], "permissions": ["read", "create", "manage"]}]
+    seed = {"rooms": [{"path": f"No delete {tag}", "encrypted": False, "members": members}]}
+    parent = int((await admin(state, "seed", seed))["rooms"][f"No delete {tag}"])
+    with caplog.at_level(logging.ERROR, logger="recstore.transfer.transferer"):
+        reports = await run_twice_at_once(state, one_key_request(tag, key, f"Twins {tag}", parent))
+
+    files = await files_in(state, parent, f"Twins {tag}")
+    assert sorted(f["name"] for f in files) == ["talk (1).mp4", "talk.mp4"]
+    assert [len(report.uploaded) for report in reports] == [1, 1]
+    assert not any(report.twins_removed for report in reports)
+    assert "could not remove file" in caplog.text
+    assert "403" in caplog.text or "Forbidden" in caplog.text

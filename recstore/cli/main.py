@@ -383,6 +383,8 @@ def transfer(config_path: Path | None, job_file: Path) -> None:
         click.echo(f"uploaded\t{key}\t{path}\tfile {file_id}")
     for key, path, file_id in report.already_there:
         click.echo(f"already there\t{key}\t{path}\tfile {file_id}")
+    for key, path, file_id in report.twins_removed:
+        click.echo(f"second copy removed\t{key}\t{path}\tfile {file_id}")
     for key in report.sources_removed:
         click.echo(f"source removed\t{key}")
 

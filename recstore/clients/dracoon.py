@@ -343,6 +343,14 @@ class DracoonClient:
             node = found
         return node
 
+    async def remove_node(self, node_id: int) -> None:
+        """Delete a node (a file goes to its room's recycle bin); one already gone is done."""
+        try:
+            await self.request("DELETE", f"/v4/nodes/{node_id}")
+        except DracoonError as exc:
+            if exc.status != 404:  # a retry after a lost answer finds it gone
+                raise
+
     async def room_users(self, room_id: int) -> list[dict[str, Any]]:
         users: list[dict[str, Any]] = []
         offset = 0

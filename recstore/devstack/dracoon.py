@@ -69,6 +69,9 @@ class ApiError(Exception):
     def __init__(self, status: int, message: str, error_code: int | None = None) -> None:
         super().__init__(message)
         self.response = error(status, message, error_code)
+        self.details = {"code": status, "message": message, "debugInfo": message}
+        if error_code is not None:
+            self.details["errorCode"] = error_code
 
 
 def _part_signature(upload: Upload, number: int, size: int) -> str:
@@ -659,23 +662,27 @@ class DracoonStandIn:
                 raise ApiError(
                     400, "Part too small (all but the last part must be at least 5 MB)", -80045
                 )
-        name, node = self._prepare_completion(upload, user, body)
+        self._prepare_completion(upload, user, body)  # a conflict known now is answered now
         upload.status = "finishing"
         asyncio.get_running_loop().create_task(
-            self._assemble(upload, [int(p["partNumber"]) for p in parts], name, node, user, body)
+            self._assemble(upload, [int(p["partNumber"]) for p in parts], user, body)
         )
         return web.Response(status=202)
 
     async def _assemble(
-        self,
-        upload: Upload,
-        numbers: list[int],
-        name: str,
-        replace: Node | None,
-        user: User,
-        body: dict[str, Any],
+        self, upload: Upload, numbers: list[int], user: User, body: dict[str, Any]
     ) -> None:
+        """Finish in the background, as DRACOON does; the status then reads "done" or "error".
+
+        The name is resolved when the file is made: another upload may have finished under
+        the same name meanwhile, and a room never holds two files of one name.
+        """
         await asyncio.sleep(self.finish_seconds)
+        try:
+            name, replace = self._prepare_completion(upload, user, body)
+        except ApiError as exc:
+            upload.status, upload.error = "error", exc.details
+            return
         parts = [upload.parts[number][0] for number in numbers]
         self._finish(upload, user, name, replace, body, parts)
 

@@ -4,7 +4,8 @@ The order is what makes it safe to kill at any point:
 
 1. For each key x target: find or create the room path; if the room already holds a file that
    carries this job's marker (recorded in the file's notes at upload), it is done — a
-   redelivered message never makes a second copy. Otherwise stream, encrypt and upload it.
+   redelivered message never makes a second copy. Otherwise stream, encrypt and upload it;
+   if another run of the same job stored it meanwhile, keep the copy that was stored first.
 2. Give the file key to every room member who lacks it (the same code the
    DracoonGlobalSharer runs, restricted to this file).
 3. Only when every key is in every target: delete the S3 sources (when configured).
@@ -72,6 +73,8 @@ class Destination(Protocol):
         """The files named like ``name`` whose notes start with ``marker``."""
         ...
 
+    async def remove_file(self, file_id: int) -> None: ...
+
     async def upload(
         self,
         room: Room,
@@ -112,6 +115,8 @@ class TransferRequest:
 class TransferReport:
     uploaded: list[tuple[str, str, int]] = field(default_factory=list)  # key, room path, file id
     already_there: list[tuple[str, str, int]] = field(default_factory=list)
+    #: Copies this run uploaded and removed again: another run had stored the same first.
+    twins_removed: list[tuple[str, str, int]] = field(default_factory=list)
     keys_shared: int = 0
     keys_skipped: int = 0
     sources_removed: list[str] = field(default_factory=list)
@@ -292,8 +297,14 @@ class Transferer:
                             size=info.size,
                         )
                         raise
-                    report.uploaded.append((key, path, stored.id))
                     report.bytes += stored.size
+                    first = await self._first_copy(destination, room, name, marker, info, stored)
+                    if first is stored:
+                        report.uploaded.append((key, path, stored.id))
+                    else:
+                        report.twins_removed.append((key, path, stored.id))
+                        report.already_there.append((key, path, first.id))
+                        stored = first
                 if room.encrypted:
                     shared = await share_missing_keys(
                         destination, file_id=stored.id, known_keys=known_keys
@@ -319,6 +330,62 @@ class Transferer:
                 else:
                     report.sources_removed.append(info.key)
         return report
+
+    async def _first_copy(
+        self,
+        destination: Destination,
+        room: Room,
+        name: str,
+        marker: str,
+        info: ObjectInfo,
+        stored: StoredFile,
+    ) -> StoredFile:
+        """The copy to keep when another run of this job stored the same recording meanwhile.
+
+        A producer may send a job twice, and two daemons may then run it at once: both find
+        nothing marked, and both upload. DRACOON numbers nodes as it creates them, so the run
+        that finished later sees the other's lower id and removes its own copy, and the other
+        sees no earlier one and keeps its own. Only a copy this run has just made is ever
+        removed, and only for a complete one of the same source version; when the check or the
+        removal fails, both copies stay (a duplicate, nothing lost) and the job still succeeds.
+        """
+        step = "look for another copy of"
+        try:
+            twins = [
+                found
+                for found in await destination.files_marked(room.id, name, marker)
+                if found.id < stored.id and same_recording(found, marker, info)
+            ]
+            if not twins:
+                return stored
+            first = min(twins, key=lambda found: found.id)
+            step = f"remove file {stored.id}, a second copy (file {first.id} is the first) of"
+            await destination.remove_file(stored.id)
+        except RemoteError as exc:
+            events.emit(
+                log,
+                events.TRANSFER_ERROR,
+                "could not %s s3://%s/%s in room %s; file %s stays: %s",
+                step,
+                info.bucket,
+                info.key,
+                room.id,
+                stored.id,
+                exc,
+            )
+            return stored
+        events.emit(
+            log,
+            events.TRANSFER_STATUS,
+            "another run of this job stored s3://%s/%s in room %s first (file %s): "
+            "this run's copy (file %s) is removed",
+            info.bucket,
+            info.key,
+            room.id,
+            first.id,
+            stored.id,
+        )
+        return first
 
     async def _head_or_none(self, bucket: str, key: str) -> ObjectInfo | None:
         try:

@@ -53,6 +53,9 @@ class DracoonDestination:
         )
         return StoredFile(int(node["id"]), str(node["name"]), int(node.get("size") or 0))
 
+    async def remove_file(self, file_id: int) -> None:
+        await self.client.remove_node(file_id)
+
     async def own_public_key(self) -> Mapping[str, Any]:
         return await self.client.public_key_container()
 

@@ -48,7 +48,7 @@ class TransferService:
         # One job at a time per job id: a producer's re-send, or a redelivery while the first
         # copy still runs, would otherwise upload in parallel, both miss the other's file, and
         # leave two. The second waits, then finds the first's file "already there". (Two
-        # daemons can still overlap; the marker then catches a redelivery after the fact.)
+        # daemons can still overlap: the copy that completes later then removes itself.)
         self._running: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
@@ -149,6 +149,7 @@ class FileTransferer:
                     job_id=job.job_id,
                     bytes=report.bytes,
                     sources_removed=len(report.sources_removed),
+                    twins_removed=len(report.twins_removed),
                 )
 
             self.consumer = QueueConsumer(
