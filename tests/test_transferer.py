@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 
 from recstore.clients.aws import aws_client
+from recstore.clients.dracoon import DracoonClient
 from recstore.clients.s3 import S3Store
 from recstore.devstack.seed import aws_settings_from_state, seed_s3
+from recstore.errors import RemoteError
 from recstore.transfer.instances import Target
-from recstore.transfer.transferer import Transferer, TransferRequest
+from recstore.transfer.transferer import StoredFile, Transferer, TransferReport, TransferRequest
 from recstore.workers.dracoon_destination import DracoonDestination
 from tests.conftest import StackProcess
 from tests.dracoon_helpers import admin, client, downloaded_sha256
@@ -60,21 +62,32 @@ async def test_a_source_replaced_while_the_job_ran_is_kept(devstack: StackProces
     assert kept.size == len(NEWER)  # the recording no target holds is still in S3
 
 
-async def run_twice_at_once(state: dict[str, Any], request: TransferRequest) -> list[Any]:
-    """The same job run by two daemons at once (a producer sent it twice): two accounts'
-    clients, one S3 client, both runs started before either has uploaded anything."""
-    async with (
-        aws_client(aws_settings_from_state(state), "s3") as s3,
-        client(state) as one,
-        client(state) as other,
-    ):
+class AfterTheOther(DracoonDestination):
+    """A daemon's destination whose upload begins only when the other run's does: both runs
+    have then looked for a marked copy and found none, as two daemons running one job at
+    once would, however the event loop happens to order them."""
+
+    def __init__(self, client: DracoonClient, both: asyncio.Barrier) -> None:
+        super().__init__(client)
+        self._both = both
+
+    async def upload(self, *args: Any, **kwargs: Any) -> StoredFile:
+        await self._both.wait()
+        return await super().upload(*args, **kwargs)
+
+
+async def run_job(state: dict[str, Any], request: TransferRequest, runs: int = 1) -> list[Any]:
+    """The job run ``runs`` times at once, each with its own DRACOON client of the service
+    account (the daemons a producer's re-send reached); each run's report, or its error."""
+    async with aws_client(aws_settings_from_state(state), "s3") as s3:
         transferer = Transferer(S3Store(s3), 5 * MiB, remove_after_transferring=False)
-        return list(
-            await asyncio.gather(
-                transferer.run(request, DracoonDestination(one)),
-                transferer.run(request, DracoonDestination(other)),
-            )
-        )
+        both = asyncio.Barrier(runs)
+
+        async def run() -> TransferReport:
+            async with client(state) as dracoon:
+                return await transferer.run(request, AfterTheOther(dracoon, both))
+
+        return list(await asyncio.gather(*(run() for _ in range(runs)), return_exceptions=True))
 
 
 async def files_in(state: dict[str, Any], parent: int, room_name: str) -> list[dict[str, Any]]:
@@ -92,7 +105,7 @@ async def test_two_runs_of_one_job_at_once_keep_only_the_first_copy(
     key = f"twins-{tag}/talk.mp4"
     (source,) = await seed_s3(state, {"objects": [{"key": key, "size": 12 * MiB + 5}]})
     parent = state["dracoon_parent_room_id"]
-    reports = await run_twice_at_once(state, one_key_request(tag, key, f"Twins {tag}", parent))
+    reports = await run_job(state, one_key_request(tag, key, f"Twins {tag}", parent), runs=2)
 
     files = await files_in(state, parent, f"Twins {tag}")
     assert [f["name"] for f in files] == ["talk.mp4"]  # no "talk (1).mp4" beside it
@@ -119,11 +132,40 @@ async def test_a_second_copy_that_cannot_be_removed_stays(
     seed = {"rooms": [{"path": f"No delete {tag}", "encrypted": False, "members": members}]}
     parent = int((await admin(state, "seed", seed))["rooms"][f"No delete {tag}"])
     with caplog.at_level(logging.ERROR, logger="recstore.transfer.transferer"):
-        reports = await run_twice_at_once(state, one_key_request(tag, key, f"Twins {tag}", parent))
+        reports = await run_job(state, one_key_request(tag, key, f"Twins {tag}", parent), runs=2)
 
     files = await files_in(state, parent, f"Twins {tag}")
     assert sorted(f["name"] for f in files) == ["talk (1).mp4", "talk.mp4"]
     assert [len(report.uploaded) for report in reports] == [1, 1]
     assert not any(report.twins_removed for report in reports)
-    assert "could not remove file" in caplog.text
-    assert "403" in caplog.text or "Forbidden" in caplog.text
+    assert "is a second copy of" in caplog.text
+    assert "403" in caplog.text
+
+
+async def test_a_removal_that_may_have_failed_leaves_the_report_to_a_retry(
+    devstack: StackProcess,
+) -> None:
+    """DRACOON answers the removal of the second copy with 503s: whether it happened is not
+    known, so that run fails as transient rather than report a file that may be gone, and its
+    retry reports the first copy."""
+    state: dict[str, Any] = devstack.state
+    tag = uuid.uuid4().hex[:8]
+    key = f"twins-{tag}/talk.mp4"
+    await seed_s3(state, {"objects": [{"key": key, "size": 6 * MiB}]})
+    parent = state["dracoon_parent_room_id"]
+    request = one_key_request(tag, key, f"Twins {tag}", parent)
+    faults = {"error_rate": 1, "methods": ["DELETE"], "path_pattern": r"^/api/v4/nodes/\d+$"}
+    await admin(state, "faults", faults)
+    try:
+        outcomes = await run_job(state, request, runs=2)
+    finally:
+        await admin(state, "faults", {})
+    (failed,) = [o for o in outcomes if isinstance(o, RemoteError)]
+    assert failed.transient
+    assert failed.status == 503
+    files = sorted(f["id"] for f in await files_in(state, parent, f"Twins {tag}"))
+    assert len(files) == 2  # the second copy stayed
+
+    (retry,) = await run_job(state, request)
+    assert retry.uploaded == []
+    assert retry.already_there == [(key, f"Twins {tag}", files[0])]

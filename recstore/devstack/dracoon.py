@@ -54,24 +54,29 @@ SERVICE_LOGIN = "recstore-svc"
 SEED_ITERATIONS = 10_000
 MIN_PART = 5 * 1024 * 1024
 MAX_PAGE_MISSING_KEYS = 100
+#: Upload states of a channel still open (or still being finished); "done" and "error" end one.
+OPEN = ("transfer", "finishing")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def error(status: int, message: str, error_code: int | None = None) -> web.Response:
+def error_body(status: int, message: str, error_code: int | None = None) -> dict[str, Any]:
+    """DRACOON's ``ErrorResponse``: an error answer's body, and an upload's ``errorDetails``."""
     body: dict[str, Any] = {"code": status, "message": message, "debugInfo": message}
     if error_code is not None:
         body["errorCode"] = error_code
-    return web.json_response(body, status=status)
+    return body
+
+
+def error(status: int, message: str, error_code: int | None = None) -> web.Response:
+    return web.json_response(error_body(status, message, error_code), status=status)
 
 
 class ApiError(Exception):
     def __init__(self, status: int, message: str, error_code: int | None = None) -> None:
         super().__init__(message)
-        self.response = error(status, message, error_code)
-        self.details = {"code": status, "message": message, "debugInfo": message}
-        if error_code is not None:
-            self.details["errorCode"] = error_code
+        self.details = error_body(status, message, error_code)
+        self.response = web.json_response(self.details, status=status)
 
 
 def _part_signature(upload: Upload, number: int, size: int) -> str:
@@ -680,8 +685,10 @@ class DracoonStandIn:
         await asyncio.sleep(self.finish_seconds)
         try:
             name, replace = self._prepare_completion(upload, user, body)
-        except ApiError as exc:
+        except ApiError as exc:  # the channel is closed; its status stays readable
             upload.status, upload.error = "error", exc.details
+            for path, _ in upload.parts.values():
+                path.unlink(missing_ok=True)
             return
         parts = [upload.parts[number][0] for number in numbers]
         self._finish(upload, user, name, replace, body, parts)
@@ -929,7 +936,7 @@ class DracoonStandIn:
                 "fileKeys": [
                     {"fileId": f, "userId": u, "version": v} for f, u, v in model.file_keys
                 ],
-                "openUploads": sum(u.status != "done" for u in model.uploads.values()),
+                "openUploads": sum(u.status in OPEN for u in model.uploads.values()),
                 "uploads": [
                     {"name": u.name, "status": u.status, "steps": u.steps}
                     for u in model.uploads.values()

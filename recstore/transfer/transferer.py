@@ -262,8 +262,8 @@ class Transferer:
             for target, segments, expire_at in plans:
                 room = await destination.ensure_room_path(request.parent_room_id, segments)
                 path = "/".join(segments)
-                candidates = await destination.files_marked(room.id, name, marker)
-                existing = next((f for f in candidates if same_recording(f, marker, info)), None)
+                copies = await _copies(destination, room, name, marker, info)
+                existing = copies[0] if copies else None
                 if existing is not None:
                     report.already_there.append((key, path, existing.id))
                     stored = existing
@@ -298,13 +298,15 @@ class Transferer:
                         )
                         raise
                     report.bytes += stored.size
-                    first = await self._first_copy(destination, room, name, marker, info, stored)
-                    if first is stored:
+                    earlier = await self._earlier_copy(
+                        destination, room, name, marker, info, stored
+                    )
+                    if earlier is None:
                         report.uploaded.append((key, path, stored.id))
-                    else:
+                    else:  # this run's copy is removed; the earlier one serves the job
                         report.twins_removed.append((key, path, stored.id))
-                        report.already_there.append((key, path, first.id))
-                        stored = first
+                        report.already_there.append((key, path, earlier.id))
+                        stored = earlier
                 if room.encrypted:
                     shared = await share_missing_keys(
                         destination, file_id=stored.id, known_keys=known_keys
@@ -331,7 +333,7 @@ class Transferer:
                     report.sources_removed.append(info.key)
         return report
 
-    async def _first_copy(
+    async def _earlier_copy(
         self,
         destination: Destination,
         room: Room,
@@ -339,41 +341,56 @@ class Transferer:
         marker: str,
         info: ObjectInfo,
         stored: StoredFile,
-    ) -> StoredFile:
-        """The copy to keep when another run of this job stored the same recording meanwhile.
+    ) -> StoredFile | None:
+        """The copy another run of this job stored before ours, once ours is removed; else None.
 
         A producer may send a job twice, and two daemons may then run it at once: both find
         nothing marked, and both upload. DRACOON numbers nodes as it creates them, so the run
-        that finished later sees the other's lower id and removes its own copy, and the other
-        sees no earlier one and keeps its own. Only a copy this run has just made is ever
-        removed, and only for a complete one of the same source version; when the check or the
-        removal fails, both copies stay (a duplicate, nothing lost) and the job still succeeds.
+        whose copy came later sees the other's lower id and removes its own, and the other
+        sees no earlier one and keeps its own. Only this run's own copy is ever removed, and
+        only in favour of a complete one of the same source version. When DRACOON refuses the
+        removal (no ``delete`` permission) or the room cannot be listed, both copies stay (a
+        duplicate, nothing lost) and the job succeeds. When the removal's outcome is unknown
+        (a transient error), the job fails and is tried again: the retry finds a copy by its
+        marker and reports that one, so no report names a file that may be gone.
         """
-        step = "look for another copy of"
         try:
-            twins = [
-                found
-                for found in await destination.files_marked(room.id, name, marker)
-                if found.id < stored.id and same_recording(found, marker, info)
+            earlier = [
+                c for c in await _copies(destination, room, name, marker, info) if c.id < stored.id
             ]
-            if not twins:
-                return stored
-            first = min(twins, key=lambda found: found.id)
-            step = f"remove file {stored.id}, a second copy (file {first.id} is the first) of"
-            await destination.remove_file(stored.id)
         except RemoteError as exc:
             events.emit(
                 log,
                 events.TRANSFER_ERROR,
-                "could not %s s3://%s/%s in room %s; file %s stays: %s",
-                step,
+                "could not look for another copy of s3://%s/%s in room %s; file %s stays: %s",
                 info.bucket,
                 info.key,
                 room.id,
                 stored.id,
                 exc,
             )
-            return stored
+            return None
+        if not earlier:
+            return None
+        first = earlier[0]
+        try:
+            await destination.remove_file(stored.id)
+        except RemoteError as exc:
+            if exc.transient:
+                raise
+            events.emit(
+                log,
+                events.TRANSFER_ERROR,
+                "file %s in room %s is a second copy of s3://%s/%s (file %s is the first) "
+                "and stays: %s",
+                stored.id,
+                room.id,
+                info.bucket,
+                info.key,
+                first.id,
+                exc,
+            )
+            return None
         events.emit(
             log,
             events.TRANSFER_STATUS,
@@ -456,6 +473,14 @@ class Transferer:
             encrypted=room.encrypted,
         )
         return stored, (plain_keys[-1] if plain_keys else None)
+
+
+async def _copies(
+    destination: Destination, room: Room, name: str, marker: str, info: ObjectInfo | None
+) -> list[StoredFile]:
+    """The room's copies of the recording ``marker`` and ``info`` name, the earliest first."""
+    found = await destination.files_marked(room.id, name, marker)
+    return sorted((f for f in found if same_recording(f, marker, info)), key=lambda f: f.id)
 
 
 def _room_path(target: Target, request: TransferRequest) -> tuple[str, ...]:
