@@ -8,6 +8,7 @@ for the archive queue). Intervals are seconds instead of minutes so several peri
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import itertools
@@ -27,7 +28,7 @@ from recstore.clients.kaltura import KalturaClient
 from recstore.clients.s3 import S3Store
 from recstore.config import Settings
 from recstore.devstack.seed import aws_settings_from_state
-from recstore.workers.archive_actions import ArchiveActions, rules_from
+from recstore.workers.archive_actions import ArchiveActions, ReportSink, rules_from
 from recstore.workers.archiver import Archiver
 from recstore.workers.restorer import Restorer
 from tests.archive_helpers import (
@@ -364,12 +365,13 @@ async def test_a_duplicate_delivered_while_the_first_runs_is_not_done_twice(env:
     assert locks.get("KeyCount", 0) == 0  # released: nothing lingers per entry
 
 
-async def test_report_rows_survive_a_flush_cancelled_at_stop(devstack: StackProcess) -> None:
-    """The worker stops while a periodic flush is writing: its rows go out with the final one
-    (they were lost, and a run's report lacked its last outcomes)."""
-    from recstore.workers.archive_actions import ReportSink
-
-    proxy = devstack.state["s3_proxy_url"]  # S3, slow on purpose below
+@contextlib.asynccontextmanager
+async def report_sink(
+    devstack: StackProcess,
+) -> AsyncIterator[tuple[ReportSink, Any, str, Callable[[dict[str, Any]], Awaitable[None]]]]:
+    """A report sink with two rows, writing through the S3 fault proxy; with the raw client,
+    the bucket and a setter of the proxy's faults (cleared at the end)."""
+    proxy = devstack.state["s3_proxy_url"]
     settings = aws_settings_from_state(devstack.state).model_copy(update={"s3_endpoint_url": proxy})
     bucket = f"reports-{next(_serial)}-{int(time.time())}"
     async with aws_client(settings, "s3") as raw, aiohttp.ClientSession() as admin:
@@ -380,19 +382,52 @@ async def test_report_rows_survive_a_flush_cancelled_at_stop(devstack: StackProc
         sink = ReportSink(S3Store(raw, FAST), bucket, holder="test")
         for entry_id in ("0_a", "0_b"):
             sink.add("log/2026/12/restore-1/", {"entry_id": entry_id, "outcome": "DONE"})
-        await admin.post(f"{proxy}/_devstack/faults", json={"latency_ms": 3000, "methods": ["PUT"]})
+
+        async def set_faults(faults: dict[str, Any]) -> None:
+            async with admin.post(f"{proxy}/_devstack/faults", json=faults) as answer:
+                assert answer.status == 200
+
         try:
-            writing = asyncio.create_task(sink.flush())
-            await asyncio.sleep(0.5)  # the part's PUT is on its way
-            writing.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await writing
-            assert sink.pending == 2
+            yield sink, raw, bucket, set_faults
         finally:
-            await admin.post(f"{proxy}/_devstack/faults", json={})
+            await set_faults({})
+
+
+async def report_rows(raw: Any, bucket: str) -> list[tuple[str, str]]:
+    """Every row of every report part written, in order."""
+    listing = await raw.list_objects_v2(Bucket=bucket, Prefix="log/")
+    rows = []
+    for item in listing.get("Contents", []):
+        body = await (await raw.get_object(Bucket=bucket, Key=item["Key"]))["Body"].read()
+        for row in csv.DictReader(io.StringIO(body.decode()), delimiter="\t"):
+            rows.append((row["entry_id"], row["outcome"]))
+    return rows
+
+
+async def test_report_rows_survive_a_flush_cancelled_at_stop(devstack: StackProcess) -> None:
+    """The worker stops while a periodic flush is writing: its rows go out with the final one
+    (they were lost, and a run's report lacked its last outcomes)."""
+    async with report_sink(devstack) as (sink, raw, bucket, faults):
+        await faults({"latency_ms": 3000, "methods": ["PUT"]})
+        writing = asyncio.create_task(sink.flush())
+        await asyncio.sleep(0.5)  # the part's PUT is on its way
+        writing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await writing
+        assert sink.pending == 2
+        await faults({})
         await sink.flush()  # the final flush, at stop
-        listing = await raw.list_objects_v2(Bucket=bucket, Prefix="log/")
-        keys = [item["Key"] for item in listing["Contents"]]
-        body = await (await raw.get_object(Bucket=bucket, Key=keys[-1]))["Body"].read()
-    rows = list(csv.DictReader(io.StringIO(body.decode()), delimiter="\t"))
-    assert [(r["entry_id"], r["outcome"]) for r in rows] == [("0_a", "DONE"), ("0_b", "DONE")]
+        assert (await report_rows(raw, bucket))[-2:] == [("0_a", "DONE"), ("0_b", "DONE")]
+
+
+async def test_report_rows_that_cannot_be_written_wait_for_the_next_flush(
+    devstack: StackProcess,
+) -> None:
+    async with report_sink(devstack) as (sink, raw, bucket, faults):
+        await faults({"error_rate": 1, "error_status": 503, "methods": ["PUT"]})
+        await sink.flush()  # S3 refuses every attempt
+        assert sink.pending == 2
+        await faults({})
+        await sink.flush()
+        assert sink.pending == 0
+        assert await report_rows(raw, bucket) == [("0_a", "DONE"), ("0_b", "DONE")]

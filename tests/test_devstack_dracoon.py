@@ -112,7 +112,7 @@ async def test_every_exchange_validates_against_the_openapi_description(
             await reader.request("GET", "/v4/user/account")
             await reader.request("GET", "/v4/user/account/keypairs")
         async with client(state) as service:
-            await service.request("DELETE", f"/v4/nodes/{node['id']}")
+            await service.remove_node(node["id"])
             with pytest.raises(Exception, match="404"):
                 await service.request("GET", f"/v4/nodes/{node['id']}", retry=False)
 
@@ -198,8 +198,8 @@ async def test_removed_nodes_take_their_bytes_with_them(tmp_path: Path) -> None:
             assert await service.child_named(room["id"], "gone.mp4") is None
             async with client(state, "alice") as reader:  # a reader may not remove
                 with pytest.raises(DracoonError, match="403"):
-                    await reader.request("DELETE", f"/v4/nodes/{kept['id']}", retry=False)
-            await service.request("DELETE", f"/v4/nodes/{room['parentId']}")  # all below too
+                    await reader.remove_node(kept["id"])
+            await service.remove_node(room["parentId"])  # all below too
             assert stored_bytes(tmp_path) == stored - gone["size"] - kept["size"]
             with pytest.raises(DracoonError, match="404"):
                 await service.request("GET", f"/v4/nodes/{room['id']}", retry=False)

@@ -156,12 +156,13 @@ class ReportSink:
     async def flush(self) -> None:
         """Write every buffered row; rows that cannot be written stay for the next flush.
 
-        Cancelled mid-write (the worker stopping while a periodic flush runs), the rows stay
-        too, for the flush at stop: a row written twice is better than a row lost.
+        Rows leave the buffer only once their part is written, so a flush that fails, or is
+        cancelled mid-write (the worker stopping while a periodic flush runs), leaves them for
+        the next one: a row written twice is better than a row lost.
         """
         async with self._lock:
             for prefix in list(self._rows):
-                rows = self._rows.pop(prefix)
+                rows = list(self._rows[prefix])  # more may be added while the part is written
                 self._seq += 1
                 key = f"{prefix}{self._holder}-{self._seq:06d}.tsv"
                 text = io.StringIO()
@@ -172,12 +173,11 @@ class ReportSink:
                 try:
                     await self._store.put_small(self._bucket, key, text.getvalue().encode())
                 except RemoteError as exc:
-                    self._rows.setdefault(prefix, [])[:0] = rows
                     events.emit(log, events.ARCHIVE_ERROR, "report part not written: %s", exc)
                     return
-                except asyncio.CancelledError:
-                    self._rows.setdefault(prefix, [])[:0] = rows
-                    raise
+                del self._rows[prefix][: len(rows)]
+                if not self._rows[prefix]:
+                    del self._rows[prefix]
                 self.written.append(key)
 
     async def run(self, stop: asyncio.Event) -> None:
