@@ -256,3 +256,25 @@ async def test_a_part_url_takes_only_the_size_it_was_asked_for(tmp_path: Path) -
                 assert "SignatureDoesNotMatch" in await refused.text()
             async with http.put(url, data=b"x" * 1000) as stored:
                 assert stored.status == 200
+
+
+async def test_a_completion_without_parts_is_refused(tmp_path: Path) -> None:
+    """S3 completes no multipart upload without a part (an empty file is one empty part), so
+    DRACOON cannot either: a client that sent none learns it at once, not at download."""
+    stand_in = DracoonStandIn(tmp_path)
+    async with serving(stand_in):
+        state = stand_in.state_entries()
+        async with client(state) as service:
+            room = await service.ensure_room_path(state["dracoon_parent_room_id"], ["no parts"])
+            upload = await service.request(
+                "POST", "/v4/nodes/files/uploads", json={"parentId": room["id"], "name": "e.bin"}
+            )
+            with pytest.raises(DracoonError) as refused:
+                await service.request(
+                    "PUT",
+                    f"/v4/nodes/files/uploads/{upload['uploadId']}/s3",
+                    json={"parts": [], "fileName": "e.bin"},
+                    retry=False,
+                )
+            assert (refused.value.status, refused.value.code) == (400, -80000)
+            assert [node async for node in service.nodes(room["id"])] == []

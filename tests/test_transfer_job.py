@@ -474,6 +474,11 @@ def test_file_name_refuses_names_dracoon_refuses(key: str, why: str) -> None:
     assert "sandbox" not in str(caught.value)
 
 
+def test_a_key_listed_twice_is_one_recording() -> None:
+    job = parse_job(variant(lambda d: s3(d).update(keys=["x/a.mp4", "b.m4a", "x/a.mp4"])))
+    assert job.keys == ("x/a.mp4", "b.m4a")
+
+
 def test_file_name_agrees_with_parse_time_checks() -> None:
     job = parse_job(variant(lambda d: s3(d).update(keys=["x/a.mp4", "b.m4a"])))
     assert [file_name(key) for key in job.keys] == ["a.mp4", "b.m4a"]

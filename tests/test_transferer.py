@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import uuid
 from typing import Any
@@ -13,7 +14,7 @@ from recstore.clients.aws import aws_client
 from recstore.clients.dracoon import DracoonClient
 from recstore.clients.s3 import S3Store
 from recstore.devstack.seed import aws_settings_from_state, seed_s3
-from recstore.errors import RemoteError
+from recstore.errors import PermanentJobError, RemoteError
 from recstore.transfer.instances import Target
 from recstore.transfer.transferer import StoredFile, Transferer, TransferReport, TransferRequest
 from recstore.workers.dracoon_destination import DracoonDestination
@@ -169,3 +170,87 @@ async def test_a_removal_that_may_have_failed_leaves_the_report_to_a_retry(
     (retry,) = await run_job(state, request)
     assert retry.uploaded == []
     assert retry.already_there == [(key, f"Twins {tag}", files[0])]
+
+
+async def test_an_empty_recording_lands_as_an_empty_file_members_can_open(
+    devstack: StackProcess,
+) -> None:
+    """A meeting recorded nothing: the file is still made, encrypted, its key shared, and the
+    source removed, like any other (a GCM tag over no bytes is a valid file)."""
+    state: dict[str, Any] = devstack.state
+    tag = uuid.uuid4().hex[:8]
+    key = f"empty-{tag}/talk.mp4"
+    (source,) = await seed_s3(state, {"objects": [{"key": key, "size": 0}]})
+    parent = state["dracoon_parent_room_id"]
+    async with aws_client(aws_settings_from_state(state), "s3") as s3, client(state) as dracoon:
+        transferer = Transferer(S3Store(s3), 5 * MiB, remove_after_transferring=True)
+        request = one_key_request(tag, key, f"Empty {tag}", parent)
+        report = await transferer.run(request, DracoonDestination(dracoon))
+        assert report.sources_removed == [key]
+        with pytest.raises(RemoteError) as gone:
+            await S3Store(s3).head("recordings", key)
+        assert gone.value.status == 404
+    (stored,) = await files_in(state, parent, f"Empty {tag}")
+    assert (stored["name"], stored["size"]) == ("talk.mp4", 0)
+    async with client(state, "bob") as reader:
+        assert await downloaded_sha256(reader, stored["id"], True) == source["sha256"]
+
+
+async def test_recordings_of_one_name_in_one_room_are_each_kept_once(
+    devstack: StackProcess,
+) -> None:
+    """Two keys of a job end in the same file name (``morning/talk.mp4``, ``evening/talk.mp4``):
+    DRACOON renames the second, and a redelivered job still finds each by its own marker
+    instead of uploading the renamed one again."""
+    state: dict[str, Any] = devstack.state
+    tag = uuid.uuid4().hex[:8]
+    keys = [f"same-{tag}/morning/talk.mp4", f"same-{tag}/evening/talk.mp4"]
+    sources = await seed_s3(state, {"objects": [{"key": k, "size": MiB + 3} for k in keys]})
+    parent = state["dracoon_parent_room_id"]
+    request = TransferRequest(
+        job_id=f"acme.example/{tag}",
+        instance="acme.example",
+        meeting_type="talk",
+        bucket="recordings",
+        keys=keys,
+        targets=[Target(f"Same {tag}")],
+        parent_room_id=parent,
+    )
+    (first,) = await run_job(state, request)
+    (again,) = await run_job(state, request)
+
+    files = {f["id"]: f["name"] for f in await files_in(state, parent, f"Same {tag}")}
+    assert sorted(files.values()) == ["talk (1).mp4", "talk.mp4"]
+    assert again.uploaded == []
+    assert again.already_there == first.uploaded
+    async with client(state, "bob") as reader:
+        for (key, _, file_id), source in zip(first.uploaded, sources, strict=True):
+            assert key == source["key"]
+            assert await downloaded_sha256(reader, file_id, True) == source["sha256"]
+
+
+async def test_an_archived_source_is_refused_with_what_to_do(devstack: StackProcess) -> None:
+    """A recording that a lifecycle rule moved to Glacier cannot be read until restored, which
+    takes hours: the job fails for good at once, saying so, and goes through once restored."""
+    state: dict[str, Any] = devstack.state
+    tag = uuid.uuid4().hex[:8]
+    key = f"cold-{tag}/talk.mp4"
+    data = b"a recording nobody copied in time" * 1000
+    parent = state["dracoon_parent_room_id"]
+    request = one_key_request(tag, key, f"Cold {tag}", parent)
+    async with aws_client(aws_settings_from_state(state), "s3") as s3:
+        await s3.put_object(Bucket="recordings", Key=key, Body=data, StorageClass="GLACIER")
+        (refused,) = await run_job(state, request)
+        assert isinstance(refused, PermanentJobError)
+        assert f"s3://recordings/{key} is in GLACIER and not restored" in str(refused)
+        assert "redrive" in str(refused)
+        assert await files_in(state, parent, f"Cold {tag}") == []
+
+        await S3Store(s3).restore("recordings", key, 1, "Standard")
+    (done,) = await run_job(state, request)
+    (stored,) = await files_in(state, parent, f"Cold {tag}")
+    assert done.uploaded == [(key, f"Cold {tag}", stored["id"])]
+    async with client(state, "bob") as reader:
+        assert (
+            await downloaded_sha256(reader, stored["id"], True) == hashlib.sha256(data).hexdigest()
+        )

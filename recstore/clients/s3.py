@@ -531,13 +531,20 @@ class S3Store:
         """Delete the object; with ``etag``, only while it is still that version.
 
         When the object was replaced since it was read, S3 refuses with 412 (a RemoteError
-        with that status) and the newer version stays.
+        with that status) and the newer version stays. An object already gone counts as
+        deleted: a plain delete says so itself, but a pinned one answers 404, as it does to
+        a retry whose first attempt deleted the object and lost the answer, or to the second
+        of two runs of one job.
         """
         conditions = {"IfMatch": etag} if etag is not None else {}
 
         async def call() -> None:
-            with aws_errors(REMOTE, f"delete of s3://{bucket}/{key}"):
-                await self._client.delete_object(Bucket=bucket, Key=key, **conditions)
+            try:
+                with aws_errors(REMOTE, f"delete of s3://{bucket}/{key}"):
+                    await self._client.delete_object(Bucket=bucket, Key=key, **conditions)
+            except RemoteError as exc:
+                if exc.status != 404:
+                    raise
 
         await call_with_retry(call, remote=REMOTE, policy=self._policy)
 

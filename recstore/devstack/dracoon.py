@@ -659,6 +659,8 @@ class DracoonStandIn:
         upload = self._upload(request.match_info["upload_id"], user)
         body = await self._json(request)
         parts = sorted(body.get("parts") or [], key=lambda p: int(p["partNumber"]))
+        if not parts:  # S3 completes no multipart upload without a part; an empty file has one
+            raise ApiError(400, "Mandatory fields cannot be empty: parts", -80000)
         for index, part in enumerate(parts):
             stored = upload.parts.get(int(part["partNumber"]))
             if stored is None or stored[1] != str(part["partEtag"]).strip('"'):

@@ -7,8 +7,9 @@ goes to the dead-letter queue with a reason an operator can act on.
 What is checked, and how strictly:
 
 * Required: ``storage.type`` (only ``"dracoon"``), ``storage.extra["aws.s3"]`` with a valid S3
-  ``bucket`` and a non-empty list of ``keys`` whose last segment is a name DRACOON accepts,
-  ``meeting.id``, ``meeting.type.name`` and ``instance.domain`` (a hostname).
+  ``bucket`` and a non-empty list of ``keys`` whose last segment is a name DRACOON accepts
+  (a key listed twice is one recording, copied once), ``meeting.id``, ``meeting.type.name``
+  and ``instance.domain`` (a hostname).
 * Optional, since producers differ: ``storage.extra.dracoon.targets`` (absent, null or empty
   all mean "use the instance's configured targets"), ``meeting.type.id`` and ``duration``,
   ``meeting.user``, ``guest``, ``date`` and ``description``.
@@ -111,7 +112,8 @@ def _at_least_one(value: tuple[str, ...]) -> tuple[str, ...]:
     # misleading "must not be empty" to a list whose items are wrong.
     if not value:
         raise ValueError("must not be empty: a job needs at least one key")
-    return value
+    # A producer that lists a key twice means one recording: copied, and removed, once.
+    return tuple(dict.fromkeys(value))
 
 
 def _hostname(value: str) -> str:

@@ -37,6 +37,7 @@ from recstore.errors import PermanentJobError, RemoteError
 from recstore.progress import PROGRESS
 from recstore.transfer.expiration import parse_expiration
 from recstore.transfer.instances import Target
+from recstore.transfer.job import file_name
 from recstore.transfer.keys import MissingKeyResolver
 from recstore.transfer.paths import TargetPathError, render_target_path
 from recstore.transfer.pipeline import RangeReader, stream_chunks
@@ -165,13 +166,6 @@ def same_recording(stored: StoredFile, marker: str, info: ObjectInfo | None) -> 
     return info is None or stored.notes == with_etag(marker, info.etag)
 
 
-def file_name(key: str) -> str:
-    name = key.rsplit("/", 1)[-1]
-    if not name:
-        raise PermanentJobError(f"S3 key {key!r} does not end in a file name")
-    return name
-
-
 @dataclass
 class ShareReport:
     written: int = 0
@@ -273,6 +267,8 @@ class Transferer:
                         f"{target.path!r} does not hold it"
                     )
                 else:
+                    if not info.readable:
+                        raise PermanentJobError(_not_readable(info))
                     try:
                         stored, plain_key = await self._upload(
                             destination,
@@ -481,6 +477,19 @@ async def _copies(
     """The room's copies of the recording ``marker`` and ``info`` name, the earliest first."""
     found = await destination.files_marked(room.id, name, marker)
     return sorted((f for f in found if same_recording(f, marker, info)), key=lambda f: f.id)
+
+
+def _not_readable(info: ObjectInfo) -> str:
+    """Why an archived source cannot be copied, and what the operator does about it.
+
+    A restore takes hours, longer than the retries of a job last, so the job goes to the
+    dead-letter queue with this reason instead of failing until the queue's redrive policy
+    moves it there without one.
+    """
+    where = f"source s3://{info.bucket}/{info.key} is in {info.storage_class}"
+    if info.restore_state == "ongoing":
+        return f"{where} and its restore is still running: redrive the job once it is done"
+    return f"{where} and not restored: restore it (S3 restore-object), then redrive the job"
 
 
 def _room_path(target: Target, request: TransferRequest) -> tuple[str, ...]:
