@@ -317,3 +317,6 @@ async def test_a_delete_pinned_to_an_etag_spares_a_newer_version(s3: Any) -> Non
         await store.head("recordings", key)
     # gone already (another run of the job, or a retry after a lost answer): done
     await store.delete("recordings", key, etag=second.etag)
+    with pytest.raises(RemoteError) as no_bucket:  # but not a bucket that is not there
+        await store.delete("no-such-bucket", key, etag=second.etag)
+    assert no_bucket.value.code == "NoSuchBucket"

@@ -534,7 +534,7 @@ class S3Store:
         with that status) and the newer version stays. An object already gone counts as
         deleted: a plain delete says so itself, but a pinned one answers 404, as it does to
         a retry whose first attempt deleted the object and lost the answer, or to the second
-        of two runs of one job.
+        of two runs of one job. A bucket that does not exist is still an error.
         """
         conditions = {"IfMatch": etag} if etag is not None else {}
 
@@ -543,7 +543,7 @@ class S3Store:
                 with aws_errors(REMOTE, f"delete of s3://{bucket}/{key}"):
                     await self._client.delete_object(Bucket=bucket, Key=key, **conditions)
             except RemoteError as exc:
-                if exc.status != 404:
+                if exc.status != 404 or exc.code == "NoSuchBucket":
                     raise
 
         await call_with_retry(call, remote=REMOTE, policy=self._policy)
