@@ -26,14 +26,14 @@ MiB = 1024 * 1024
 NEWER = b"a newer recording, written while the job ran"
 
 
-def one_key_request(tag: str, key: str, room: str, parent: int) -> TransferRequest:
-    """A job of instance ``acme.example`` for one key into one room below ``parent``."""
+def job_request(tag: str, keys: list[str], room: str, parent: int) -> TransferRequest:
+    """A job of instance ``acme.example`` for ``keys`` into one room below ``parent``."""
     return TransferRequest(
         job_id=f"acme.example/{tag}",
         instance="acme.example",
         meeting_type="talk",
         bucket="recordings",
-        keys=[key],
+        keys=keys,
         targets=[Target(room)],
         parent_room_id=parent,
     )
@@ -54,7 +54,7 @@ async def test_a_source_replaced_while_the_job_ran_is_kept(devstack: StackProces
     key = f"replaced-{tag}/talk.mp4"
     await seed_s3(state, {"objects": [{"key": key, "size": 1_000_003}]})
     async with aws_client(aws_settings_from_state(state), "s3") as s3, client(state) as dracoon:
-        request = one_key_request(tag, key, f"Replaced {tag}", state["dracoon_parent_room_id"])
+        request = job_request(tag, [key], f"Replaced {tag}", state["dracoon_parent_room_id"])
         transferer = Transferer(Replacing(s3), 8 * 1024 * 1024, remove_after_transferring=True)
         report = await transferer.run(request, DracoonDestination(dracoon))
         assert [uploaded[0] for uploaded in report.uploaded] == [key]
@@ -77,11 +77,14 @@ class AfterTheOther(DracoonDestination):
         return await super().upload(*args, **kwargs)
 
 
-async def run_job(state: dict[str, Any], request: TransferRequest, runs: int = 1) -> list[Any]:
+async def run_job(
+    state: dict[str, Any], request: TransferRequest, runs: int = 1, remove: bool = False
+) -> list[Any]:
     """The job run ``runs`` times at once, each with its own DRACOON client of the service
-    account (the daemons a producer's re-send reached); each run's report, or its error."""
+    account (the daemons a producer's re-send reached); each run's report, or its error.
+    With ``remove``, the sources are removed after the transfer."""
     async with aws_client(aws_settings_from_state(state), "s3") as s3:
-        transferer = Transferer(S3Store(s3), 5 * MiB, remove_after_transferring=False)
+        transferer = Transferer(S3Store(s3), 5 * MiB, remove_after_transferring=remove)
         both = asyncio.Barrier(runs)
 
         async def run() -> TransferReport:
@@ -106,7 +109,7 @@ async def test_two_runs_of_one_job_at_once_keep_only_the_first_copy(
     key = f"twins-{tag}/talk.mp4"
     (source,) = await seed_s3(state, {"objects": [{"key": key, "size": 12 * MiB + 5}]})
     parent = state["dracoon_parent_room_id"]
-    reports = await run_job(state, one_key_request(tag, key, f"Twins {tag}", parent), runs=2)
+    reports = await run_job(state, job_request(tag, [key], f"Twins {tag}", parent), runs=2)
 
     files = await files_in(state, parent, f"Twins {tag}")
     assert [f["name"] for f in files] == ["talk.mp4"]  # no "talk (1).mp4" beside it
@@ -133,7 +136,7 @@ async def test_a_second_copy_that_cannot_be_removed_stays(
     seed = {"rooms": [{"path": f"No delete {tag}", "encrypted": False, "members": members}]}
     parent = int((await admin(state, "seed", seed))["rooms"][f"No delete {tag}"])
     with caplog.at_level(logging.ERROR, logger="recstore.transfer.transferer"):
-        reports = await run_job(state, one_key_request(tag, key, f"Twins {tag}", parent), runs=2)
+        reports = await run_job(state, job_request(tag, [key], f"Twins {tag}", parent), runs=2)
 
     files = await files_in(state, parent, f"Twins {tag}")
     assert sorted(f["name"] for f in files) == ["talk (1).mp4", "talk.mp4"]
@@ -154,7 +157,7 @@ async def test_a_removal_that_may_have_failed_leaves_the_report_to_a_retry(
     key = f"twins-{tag}/talk.mp4"
     await seed_s3(state, {"objects": [{"key": key, "size": 6 * MiB}]})
     parent = state["dracoon_parent_room_id"]
-    request = one_key_request(tag, key, f"Twins {tag}", parent)
+    request = job_request(tag, [key], f"Twins {tag}", parent)
     faults = {"error_rate": 1, "methods": ["DELETE"], "path_pattern": r"^/api/v4/nodes/\d+$"}
     await admin(state, "faults", faults)
     try:
@@ -182,11 +185,9 @@ async def test_an_empty_recording_lands_as_an_empty_file_members_can_open(
     key = f"empty-{tag}/talk.mp4"
     (source,) = await seed_s3(state, {"objects": [{"key": key, "size": 0}]})
     parent = state["dracoon_parent_room_id"]
-    async with aws_client(aws_settings_from_state(state), "s3") as s3, client(state) as dracoon:
-        transferer = Transferer(S3Store(s3), 5 * MiB, remove_after_transferring=True)
-        request = one_key_request(tag, key, f"Empty {tag}", parent)
-        report = await transferer.run(request, DracoonDestination(dracoon))
-        assert report.sources_removed == [key]
+    (report,) = await run_job(state, job_request(tag, [key], f"Empty {tag}", parent), remove=True)
+    assert report.sources_removed == [key]
+    async with aws_client(aws_settings_from_state(state), "s3") as s3:
         with pytest.raises(RemoteError) as gone:
             await S3Store(s3).head("recordings", key)
         assert gone.value.status == 404
@@ -207,15 +208,7 @@ async def test_recordings_of_one_name_in_one_room_are_each_kept_once(
     keys = [f"same-{tag}/morning/talk.mp4", f"same-{tag}/evening/talk.mp4"]
     sources = await seed_s3(state, {"objects": [{"key": k, "size": MiB + 3} for k in keys]})
     parent = state["dracoon_parent_room_id"]
-    request = TransferRequest(
-        job_id=f"acme.example/{tag}",
-        instance="acme.example",
-        meeting_type="talk",
-        bucket="recordings",
-        keys=keys,
-        targets=[Target(f"Same {tag}")],
-        parent_room_id=parent,
-    )
+    request = job_request(tag, keys, f"Same {tag}", parent)
     (first,) = await run_job(state, request)
     (again,) = await run_job(state, request)
 
@@ -237,7 +230,7 @@ async def test_an_archived_source_is_refused_with_what_to_do(devstack: StackProc
     key = f"cold-{tag}/talk.mp4"
     data = b"a recording nobody copied in time" * 1000
     parent = state["dracoon_parent_room_id"]
-    request = one_key_request(tag, key, f"Cold {tag}", parent)
+    request = job_request(tag, [key], f"Cold {tag}", parent)
     async with aws_client(aws_settings_from_state(state), "s3") as s3:
         await s3.put_object(Bucket="recordings", Key=key, Body=data, StorageClass="GLACIER")
         (refused,) = await run_job(state, request)

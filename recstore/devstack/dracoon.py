@@ -609,6 +609,11 @@ class DracoonStandIn:
 
     def _discard(self, upload: Upload) -> None:
         self.model.uploads.pop(upload.id, None)
+        self._free(upload)
+
+    @staticmethod
+    def _free(upload: Upload) -> None:
+        """Remove the bytes an upload received (its file, or its S3 parts)."""
         upload.path.unlink(missing_ok=True)
         for path, _ in upload.parts.values():
             path.unlink(missing_ok=True)
@@ -689,8 +694,7 @@ class DracoonStandIn:
             name, replace = self._prepare_completion(upload, user, body)
         except ApiError as exc:  # the channel is closed; its status stays readable
             upload.status, upload.error = "error", exc.details
-            for path, _ in upload.parts.values():
-                path.unlink(missing_ok=True)
+            self._free(upload)
             return
         parts = [upload.parts[number][0] for number in numbers]
         self._finish(upload, user, name, replace, body, parts)

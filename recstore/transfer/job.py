@@ -107,12 +107,15 @@ def _s3_key(value: str) -> str:
     return value
 
 
-def _at_least_one(value: tuple[str, ...]) -> tuple[str, ...]:
-    # Checked after the items: min_length would count only the valid items and add a
-    # misleading "must not be empty" to a list whose items are wrong.
+def _keys_once(value: tuple[str, ...]) -> tuple[str, ...]:
+    """At least one key, each once: a producer that lists a key twice means one recording,
+    copied and removed once.
+
+    Checked after the items: min_length would count only the valid items and add a misleading
+    "must not be empty" to a list whose items are wrong.
+    """
     if not value:
         raise ValueError("must not be empty: a job needs at least one key")
-    # A producer that lists a key twice means one recording: copied, and removed, once.
     return tuple(dict.fromkeys(value))
 
 
@@ -205,7 +208,7 @@ class DracoonExtra(_Part):
 
 class S3Extra(_Part):
     bucket: BucketName
-    keys: Annotated[tuple[S3Key, ...], AfterValidator(_at_least_one)]
+    keys: Annotated[tuple[S3Key, ...], AfterValidator(_keys_once)]
 
 
 class StorageExtra(_Part):

@@ -294,9 +294,7 @@ class Transferer:
                         )
                         raise
                     report.bytes += stored.size
-                    earlier = await self._earlier_copy(
-                        destination, room, name, marker, info, stored
-                    )
+                    earlier = await _earlier_copy(destination, room, name, marker, info, stored)
                     if earlier is None:
                         report.uploaded.append((key, path, stored.id))
                     else:  # this run's copy is removed; the earlier one serves the job
@@ -328,77 +326,6 @@ class Transferer:
                 else:
                     report.sources_removed.append(info.key)
         return report
-
-    async def _earlier_copy(
-        self,
-        destination: Destination,
-        room: Room,
-        name: str,
-        marker: str,
-        info: ObjectInfo,
-        stored: StoredFile,
-    ) -> StoredFile | None:
-        """The copy another run of this job stored before ours, once ours is removed; else None.
-
-        A producer may send a job twice, and two daemons may then run it at once: both find
-        nothing marked, and both upload. DRACOON numbers nodes as it creates them, so the run
-        whose copy came later sees the other's lower id and removes its own, and the other
-        sees no earlier one and keeps its own. Only this run's own copy is ever removed, and
-        only in favour of a complete one of the same source version. When DRACOON refuses the
-        removal (no ``delete`` permission) or the room cannot be listed, both copies stay (a
-        duplicate, nothing lost) and the job succeeds. When the removal's outcome is unknown
-        (a transient error), the job fails and is tried again: the retry finds a copy by its
-        marker and reports that one, so no report names a file that may be gone.
-        """
-        try:
-            earlier = [
-                c for c in await _copies(destination, room, name, marker, info) if c.id < stored.id
-            ]
-        except RemoteError as exc:
-            events.emit(
-                log,
-                events.TRANSFER_ERROR,
-                "could not look for another copy of s3://%s/%s in room %s; file %s stays: %s",
-                info.bucket,
-                info.key,
-                room.id,
-                stored.id,
-                exc,
-            )
-            return None
-        if not earlier:
-            return None
-        first = earlier[0]
-        try:
-            await destination.remove_file(stored.id)
-        except RemoteError as exc:
-            if exc.transient:
-                raise
-            events.emit(
-                log,
-                events.TRANSFER_ERROR,
-                "file %s in room %s is a second copy of s3://%s/%s (file %s is the first) "
-                "and stays: %s",
-                stored.id,
-                room.id,
-                info.bucket,
-                info.key,
-                first.id,
-                exc,
-            )
-            return None
-        events.emit(
-            log,
-            events.TRANSFER_STATUS,
-            "another run of this job stored s3://%s/%s in room %s first (file %s): "
-            "this run's copy (file %s) is removed",
-            info.bucket,
-            info.key,
-            room.id,
-            first.id,
-            stored.id,
-        )
-        return first
 
     async def _head_or_none(self, bucket: str, key: str) -> ObjectInfo | None:
         try:
@@ -477,6 +404,77 @@ async def _copies(
     """The room's copies of the recording ``marker`` and ``info`` name, the earliest first."""
     found = await destination.files_marked(room.id, name, marker)
     return sorted((f for f in found if same_recording(f, marker, info)), key=lambda f: f.id)
+
+
+async def _earlier_copy(
+    destination: Destination,
+    room: Room,
+    name: str,
+    marker: str,
+    info: ObjectInfo,
+    stored: StoredFile,
+) -> StoredFile | None:
+    """The copy another run of this job stored before ours, once ours is removed; else None.
+
+    A producer may send a job twice, and two daemons may then run it at once: both find
+    nothing marked, and both upload. DRACOON numbers nodes as it creates them, so the run
+    whose copy came later sees the other's lower id and removes its own, and the other
+    sees no earlier one and keeps its own. Only this run's own copy is ever removed, and
+    only in favour of a complete one of the same source version. When DRACOON refuses the
+    removal (no ``delete`` permission) or the room cannot be listed, both copies stay (a
+    duplicate, nothing lost) and the job succeeds. When the removal's outcome is unknown
+    (a transient error), the job fails and is tried again: the retry finds a copy by its
+    marker and reports that one, so no report names a file that may be gone.
+    """
+    try:
+        earlier = [
+            c for c in await _copies(destination, room, name, marker, info) if c.id < stored.id
+        ]
+    except RemoteError as exc:
+        events.emit(
+            log,
+            events.TRANSFER_ERROR,
+            "could not look for another copy of s3://%s/%s in room %s; file %s stays: %s",
+            info.bucket,
+            info.key,
+            room.id,
+            stored.id,
+            exc,
+        )
+        return None
+    if not earlier:
+        return None
+    first = earlier[0]
+    try:
+        await destination.remove_file(stored.id)
+    except RemoteError as exc:
+        if exc.transient:
+            raise
+        events.emit(
+            log,
+            events.TRANSFER_ERROR,
+            "file %s in room %s is a second copy of s3://%s/%s (file %s is the first) "
+            "and stays: %s",
+            stored.id,
+            room.id,
+            info.bucket,
+            info.key,
+            first.id,
+            exc,
+        )
+        return None
+    events.emit(
+        log,
+        events.TRANSFER_STATUS,
+        "another run of this job stored s3://%s/%s in room %s first (file %s): "
+        "this run's copy (file %s) is removed",
+        info.bucket,
+        info.key,
+        room.id,
+        first.id,
+        stored.id,
+    )
+    return first
 
 
 def _not_readable(info: ObjectInfo) -> str:
