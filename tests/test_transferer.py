@@ -6,13 +6,14 @@ import asyncio
 import hashlib
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from recstore.clients.aws import aws_client
 from recstore.clients.dracoon import DracoonClient
-from recstore.clients.s3 import S3Store
+from recstore.clients.s3 import ObjectInfo, S3Store
 from recstore.devstack.seed import aws_settings_from_state, seed_s3
 from recstore.errors import PermanentJobError, RemoteError
 from recstore.transfer.instances import Target
@@ -78,13 +79,18 @@ class AfterTheOther(DracoonDestination):
 
 
 async def run_job(
-    state: dict[str, Any], request: TransferRequest, runs: int = 1, remove: bool = False
+    state: dict[str, Any],
+    request: TransferRequest,
+    runs: int = 1,
+    remove: bool = False,
+    store: Callable[[Any], S3Store] = S3Store,
 ) -> list[Any]:
     """The job run ``runs`` times at once, each with its own DRACOON client of the service
     account (the daemons a producer's re-send reached); each run's report, or its error.
-    With ``remove``, the sources are removed after the transfer."""
+    With ``remove``, the sources are removed after the transfer; ``store`` makes the source
+    from the S3 client."""
     async with aws_client(aws_settings_from_state(state), "s3") as s3:
-        transferer = Transferer(S3Store(s3), 5 * MiB, remove_after_transferring=remove)
+        transferer = Transferer(store(s3), 5 * MiB, remove_after_transferring=remove)
         both = asyncio.Barrier(runs)
 
         async def run() -> TransferReport:
@@ -247,3 +253,68 @@ async def test_an_archived_source_is_refused_with_what_to_do(devstack: StackProc
         assert (
             await downloaded_sha256(reader, stored["id"], True) == hashlib.sha256(data).hexdigest()
         )
+
+
+class ArchivedAfterHead(S3Store):
+    """The real store, and a lifecycle rule that moves each object to Glacier just after the
+    job's HEAD: the HEAD says readable, the GET is refused."""
+
+    async def head(self, bucket: str, key: str) -> ObjectInfo:
+        info = await super().head(bucket, key)
+        source = {"Bucket": bucket, "Key": key}
+        await self._client.copy_object(
+            Bucket=bucket, Key=key, CopySource=source, StorageClass="GLACIER"
+        )
+        return info
+
+
+async def test_a_source_archived_while_it_is_copied_is_refused_with_what_to_do(
+    devstack: StackProcess,
+) -> None:
+    state: dict[str, Any] = devstack.state
+    tag = uuid.uuid4().hex[:8]
+    key = f"cooling-{tag}/talk.mp4"
+    await seed_s3(state, {"objects": [{"key": key, "size": 6 * MiB}]})
+    parent = state["dracoon_parent_room_id"]
+    request = job_request(tag, [key], f"Cooling {tag}", parent)
+    (refused,) = await run_job(state, request, remove=True, store=ArchivedAfterHead)
+    assert isinstance(refused, PermanentJobError)
+    assert f"s3://recordings/{key} went to an archive tier while it was copied" in str(refused)
+    assert "restore it (S3 restore-object), then redrive the job" in str(refused)
+    async with aws_client(aws_settings_from_state(state), "s3") as s3:
+        kept = await S3Store(s3).head("recordings", key)
+    assert kept.storage_class == "GLACIER"  # the source stays
+    assert await files_in(state, parent, f"Cooling {tag}") == []  # no half file either
+
+
+def in_archive_access(s3: Any) -> S3Store:
+    """The real store, its HEAD answers saying ``x-amz-archive-status: ARCHIVE_ACCESS`` as S3
+    does for an ``INTELLIGENT_TIERING`` object in that tier (moto does not model the tiers:
+    the header is added to moto's real answer before botocore reads it)."""
+
+    def archive_access(response_dict: dict[str, Any], **_: Any) -> None:
+        response_dict["headers"]["x-amz-archive-status"] = "ARCHIVE_ACCESS"
+
+    s3.meta.events.register("before-parse.s3.HeadObject", archive_access)
+    return S3Store(s3)
+
+
+async def test_a_source_in_an_intelligent_tiering_archive_tier_is_refused_with_what_to_do(
+    devstack: StackProcess,
+) -> None:
+    """Its storage class stays ``INTELLIGENT_TIERING``; only the HEAD's archive status says
+    that a GET is refused until it is restored."""
+    state: dict[str, Any] = devstack.state
+    tag = uuid.uuid4().hex[:8]
+    key = f"tiered-{tag}/talk.mp4"
+    parent = state["dracoon_parent_room_id"]
+    request = job_request(tag, [key], f"Tiered {tag}", parent)
+    async with aws_client(aws_settings_from_state(state), "s3") as s3:
+        await s3.put_object(
+            Bucket="recordings", Key=key, Body=b"tiered" * 1000, StorageClass="INTELLIGENT_TIERING"
+        )
+    (refused,) = await run_job(state, request, remove=True, store=in_archive_access)
+    assert isinstance(refused, PermanentJobError)
+    reason = f"s3://recordings/{key} is in INTELLIGENT_TIERING (ARCHIVE_ACCESS) and not restored"
+    assert reason in str(refused)
+    assert await files_in(state, parent, f"Tiered {tag}") == []

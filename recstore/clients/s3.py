@@ -45,6 +45,10 @@ class ObjectInfo:
     storage_class: str = "STANDARD"
     #: The raw ``x-amz-restore`` header of an archived object, e.g. ``ongoing-request="true"``.
     restore: str | None = None
+    #: ``ARCHIVE_ACCESS`` or ``DEEP_ARCHIVE_ACCESS`` (``x-amz-archive-status``) for an
+    #: ``INTELLIGENT_TIERING`` object that S3 moved to an archive tier: its storage class does
+    #: not change, but it must be restored before it can be read, as Glacier's.
+    archive_status: str | None = None
     #: User metadata (``x-amz-meta-*``), keys lower-case.
     metadata: Mapping[str, str] = field(default_factory=dict)
     #: S3's SHA-256 checksum of the object (``<base64>`` or, for multipart, ``<base64>-<parts>``),
@@ -53,8 +57,16 @@ class ObjectInfo:
 
     @property
     def archived(self) -> bool:
-        """In a storage class whose bytes must be restored before they can be read."""
-        return self.storage_class in ARCHIVE_CLASSES
+        """In a storage class or tier whose bytes must be restored before they can be read."""
+        return self.storage_class in ARCHIVE_CLASSES or bool(self.archive_status)
+
+    @property
+    def tier(self) -> str:
+        """Where the bytes are, for messages: ``GLACIER``, ``INTELLIGENT_TIERING (ARCHIVE_ACCESS)``,
+        ``STANDARD``."""
+        if self.archive_status:
+            return f"{self.storage_class} ({self.archive_status})"
+        return self.storage_class
 
     @property
     def restore_state(self) -> str | None:
@@ -557,6 +569,7 @@ def _object_info(bucket: str, key: str, answer: Mapping[str, Any]) -> ObjectInfo
         str(answer["ETag"]),
         storage_class=str(answer.get("StorageClass") or "STANDARD"),
         restore=answer.get("Restore"),
+        archive_status=answer.get("ArchiveStatus"),
         metadata={str(k).lower(): str(v) for k, v in (answer.get("Metadata") or {}).items()},
         checksum_sha256=answer.get("ChecksumSHA256"),
     )

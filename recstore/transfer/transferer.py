@@ -292,6 +292,8 @@ class Transferer:
                             exc,
                             size=info.size,
                         )
+                        if (archived := _archived_while_read(info, exc)) is not None:
+                            raise PermanentJobError(archived) from exc
                         raise
                     report.bytes += stored.size
                     earlier = await _earlier_copy(destination, room, name, marker, info, stored)
@@ -477,6 +479,9 @@ async def _earlier_copy(
     return first
 
 
+RESTORE_AND_REDRIVE = "restore it (S3 restore-object), then redrive the job"
+
+
 def _not_readable(info: ObjectInfo) -> str:
     """Why an archived source cannot be copied, and what the operator does about it.
 
@@ -484,10 +489,21 @@ def _not_readable(info: ObjectInfo) -> str:
     dead-letter queue with this reason instead of failing until the queue's redrive policy
     moves it there without one.
     """
-    where = f"source s3://{info.bucket}/{info.key} is in {info.storage_class}"
+    where = f"source s3://{info.bucket}/{info.key} is in {info.tier}"
     if info.restore_state == "ongoing":
         return f"{where} and its restore is still running: redrive the job once it is done"
-    return f"{where} and not restored: restore it (S3 restore-object), then redrive the job"
+    return f"{where} and not restored: {RESTORE_AND_REDRIVE}"
+
+
+def _archived_while_read(info: ObjectInfo, exc: Exception) -> str | None:
+    """The reason for a read that S3 refused because the object went to an archive tier after
+    its HEAD (a lifecycle transition in between); None for any other failure."""
+    if not (isinstance(exc, RemoteError) and exc.code == "InvalidObjectState"):
+        return None
+    return (
+        f"source s3://{info.bucket}/{info.key} went to an archive tier while it was copied "
+        f"(S3 refused the read: InvalidObjectState): {RESTORE_AND_REDRIVE}"
+    )
 
 
 def _room_path(target: Target, request: TransferRequest) -> tuple[str, ...]:
