@@ -7,6 +7,8 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -318,3 +320,30 @@ async def test_a_source_in_an_intelligent_tiering_archive_tier_is_refused_with_w
     reason = f"s3://recordings/{key} is in INTELLIGENT_TIERING (ARCHIVE_ACCESS) and not restored"
     assert reason in str(refused)
     assert await files_in(state, parent, f"Tiered {tag}") == []
+
+
+async def test_targets_that_name_one_room_get_one_file_kept_as_long_as_any_asks(
+    devstack: StackProcess,
+) -> None:
+    """Two targets can render to one room (a list that repeats a path, ``$instance/x`` beside
+    ``acme.example/x``). The room gets one file, and no target loses its copy early: the
+    longer expiration wins, and none at all wins over any."""
+    state: dict[str, Any] = devstack.state
+    tag = uuid.uuid4().hex[:8]
+    key = f"shared-{tag}/talk.mp4"
+    await seed_s3(state, {"objects": [{"key": key, "size": 1000}]})
+    parent = state["dracoon_parent_room_id"]
+    targets = [
+        Target(f"Years {tag}", "1 year"),
+        Target(f"Kept {tag}", "1 year"),
+        Target(f"Years {tag}", "4 years"),
+        Target(f"Kept {tag}"),
+    ]
+    request = replace(job_request(tag, [key], "", parent), targets=targets)
+    before = datetime.now(UTC)
+    (report,) = await run_job(state, request)
+    assert len(report.uploaded) == 2
+    (years,) = await files_in(state, parent, f"Years {tag}")
+    assert datetime.fromisoformat(years["expireAt"]) > before + timedelta(days=4 * 365 - 1)
+    (kept,) = await files_in(state, parent, f"Kept {tag}")
+    assert kept.get("expireAt") is None

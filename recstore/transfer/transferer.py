@@ -241,10 +241,7 @@ class Transferer:
 
     async def run(self, request: TransferRequest, destination: Destination) -> TransferReport:
         report = TransferReport()
-        plans = [
-            (target, _room_path(target, request), _expire_at(target, self._clock()))
-            for target in request.targets
-        ]
+        plans = _plans(request, self._clock())
         present: list[ObjectInfo] = []
         known_keys: dict[int, PlainFileKey] = {}  # plain keys of the files uploaded here
         for key in request.keys:
@@ -518,6 +515,27 @@ def _room_path(target: Target, request: TransferRequest) -> tuple[str, ...]:
         )
     except TargetPathError as exc:
         raise PermanentJobError(f"target path: {exc}") from None
+
+
+def _plans(
+    request: TransferRequest, now: datetime
+) -> list[tuple[Target, tuple[str, ...], datetime | None]]:
+    """Each room the job's targets name, once: its first target, path and expiration.
+
+    Two targets can name one room (a list that repeats a path, ``$instance/talks`` beside
+    ``acme.example.com/talks``). The room holds one file, so it is kept as long as the
+    longer-lived of them asks, and for ever when one of them sets no expiration: no target
+    loses its copy early.
+    """
+    rooms: dict[tuple[str, ...], tuple[Target, datetime | None]] = {}
+    for target in request.targets:
+        segments, expire_at = _room_path(target, request), _expire_at(target, now)
+        if segments in rooms:
+            first, earlier = rooms[segments]
+            later = None if earlier is None or expire_at is None else max(earlier, expire_at)
+            target, expire_at = first, later
+        rooms[segments] = (target, expire_at)
+    return [(target, segments, expire_at) for segments, (target, expire_at) in rooms.items()]
 
 
 def _expire_at(target: Target, now: datetime) -> datetime | None:
