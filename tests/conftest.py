@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,14 @@ def run_cli(
         cwd=ROOT,
         check=False,
     )
+
+
+async def until(check: Callable[[], Awaitable[bool]], patience: float = 20) -> None:
+    """Wait for ``check`` to hold; a fixed sleep would be too short on a busy machine."""
+    deadline = time.monotonic() + patience
+    while not await check():
+        assert time.monotonic() < deadline, "condition never held"
+        await asyncio.sleep(0.05)
 
 
 def wait_for_file(path: Path, proc: subprocess.Popen[Any], patience: float = 60) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
@@ -17,7 +18,7 @@ from recstore.errors import RemoteError
 from recstore.leases import EntryLocks, Lease
 from recstore.retry import RetryPolicy
 from recstore.workers.periodic import PeriodicWorker, seconds_until_due
-from tests.conftest import StackProcess
+from tests.conftest import StackProcess, until
 
 _keys = itertools.count()
 
@@ -114,16 +115,23 @@ async def test_two_workers_share_one_schedule(store: S3Store, key: str) -> None:
         running -= 1
 
     workers = [
-        PeriodicWorker("sharer", 0.5, job, lease(store, key, ttl=0.6, holder=f"w{i}"))
+        PeriodicWorker("sharer", 0.5, job, lease(store, key, ttl=1.5, holder=f"w{i}"))
         for i in range(2)
     ]
     stop = asyncio.Event()
+    started = time.monotonic()
     tasks = [asyncio.create_task(w.run(stop)) for w in workers]
-    await asyncio.sleep(2.2)
+
+    async def four_runs() -> bool:
+        return runs >= 4
+
+    await until(four_runs)
     stop.set()
     await asyncio.gather(*tasks)
+    elapsed = time.monotonic() - started
     assert overlaps == 0
-    assert 4 <= runs <= 6  # once per 0.5 s period in all, not once per replica
+    # once per 0.5 s period in all, not once per replica (which would be twice as many)
+    assert runs <= elapsed / 0.5 + 1, (runs, elapsed)
     assert sorted(w.runs > 0 for w in workers) == [False, True]  # the holder kept it
 
 
@@ -136,21 +144,28 @@ async def test_the_survivor_takes_over_when_the_holder_dies(store: S3Store, key:
 
         return job
 
-    first = PeriodicWorker("sharer", 0.3, job_of("first"), lease(store, key, ttl=0.6, holder="1"))
-    second = PeriodicWorker("sharer", 0.3, job_of("second"), lease(store, key, ttl=0.6, holder="2"))
+    first = PeriodicWorker("sharer", 0.3, job_of("first"), lease(store, key, ttl=1.2, holder="1"))
+    second = PeriodicWorker("sharer", 0.3, job_of("second"), lease(store, key, ttl=1.2, holder="2"))
     stop_first, stop_second = asyncio.Event(), asyncio.Event()
     t1 = asyncio.create_task(first.run(stop_first))
-    await asyncio.sleep(0.1)
+
+    async def first_ran_twice() -> bool:
+        return ran_by.count("first") >= 2
+
+    await until(first_ran_twice)  # it holds the lease
     t2 = asyncio.create_task(second.run(stop_second))
     await asyncio.sleep(0.5)
     assert set(ran_by) == {"first"}
     t1.cancel()  # killed: no release, its lease must expire
     with pytest.raises(asyncio.CancelledError):
         await t1
-    await asyncio.sleep(1.5)
+
+    async def second_ran() -> bool:
+        return "second" in ran_by
+
+    await until(second_ran)
     stop_second.set()
     await t2
-    assert "second" in ran_by
 
 
 async def test_a_holder_that_loses_its_lease_stops_the_run(store: S3Store, key: str) -> None:
@@ -177,21 +192,26 @@ async def test_a_holder_that_loses_its_lease_stops_the_run(store: S3Store, key: 
 
 
 async def test_failed_runs_mark_the_worker_unhealthy_until_one_succeeds() -> None:
-    outcomes = [RemoteError("DRACOON down", remote="dracoon", transient=True), None]
+    outcomes = iter([RemoteError("DRACOON down", remote="dracoon", transient=True)])
 
     async def job() -> None:
-        outcome = outcomes.pop(0)
+        outcome = next(outcomes, None)  # then every run succeeds
         if outcome is not None:
             raise outcome
 
     worker = PeriodicWorker("sharer", 0.2, job)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
-    await asyncio.sleep(0.1)
-    assert not worker.health.healthy
+
+    async def failing() -> bool:
+        return not worker.health.healthy
+
+    async def healthy() -> bool:
+        return worker.health.healthy
+
+    await until(failing)
     assert "DRACOON down" in worker.health.detail
-    await asyncio.sleep(0.25)
-    assert worker.health.healthy
+    await until(healthy)
     stop.set()
     await task
 

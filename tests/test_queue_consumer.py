@@ -227,9 +227,12 @@ async def test_a_remote_failure_of_one_scope_is_not_cleared_by_another(queues: Q
 
 async def test_a_remote_failure_no_job_repeats_lapses(queues: Queues) -> None:
     health = WorkerHealth()
+    failed_at = 0.0
 
     async def handler(message: Message) -> None:
+        nonlocal failed_at
         if message.receive_count == 1:
+            failed_at = asyncio.get_running_loop().time()  # not later than the failure counts
             raise RemoteError("S3 answered 503", remote="s3", status=503, transient=True)
         raise PermanentJobError("gone for good")  # as if the redrive policy took it away
 
@@ -238,7 +241,6 @@ async def test_a_remote_failure_no_job_repeats_lapses(queues: Queues) -> None:
         async with asyncio.timeout(10):
             while health.healthy:
                 await asyncio.sleep(0.05)
-        failed_at = asyncio.get_running_loop().time()
         assert health.detail == "jobs fail on s3: S3 answered 503"
         async with asyncio.timeout(10):
             while not health.healthy:

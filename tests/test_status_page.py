@@ -167,8 +167,9 @@ def test_dashboard_shows_the_running_transfer_and_its_progress_moves(daemon: Dae
     setup = daemon.setup
     size = 60 * MiB
     [key] = setup.objects({"watched.mp4": size})
-    # 12 parts of 5 MiB, each held 0.6 s by the stand-in: the upload takes 7 s or more.
-    asyncio.run(admin(setup.state, "faults", {"latency_ms": 600, "path_pattern": "^/_s3/"}))
+    # 12 parts of 5 MiB, each held 1 s by the stand-in: the upload takes 12 s or more, room
+    # for Chromium's start (seconds on a busy machine) and two of the page's refreshes.
+    asyncio.run(admin(setup.state, "faults", {"latency_ms": 1000, "path_pattern": "^/_s3/"}))
     setup.send(
         json.dumps(job(DEMO_INSTANCE, [key], [{"path": f"Watched {setup.tag}"}], meeting=42)),
         "this is not json",

@@ -12,7 +12,7 @@ import itertools
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from recstore.sync.metadata import FIELDS, profile_xsd
 from recstore.web import WebServer
 from recstore.workers.vidyo_sync import CycleReport, VidyoSync, open_sync, setup_metadata
 from tests.archive_helpers import StandIn, original_bytes, stand_in
-from tests.conftest import StackProcess
+from tests.conftest import StackProcess, until
 from tests.vidyo_helpers import FAST, VidyoServer, recording, vidyo_stand_in
 
 HOSTILE_TITLE = "Q&A <intro> \"quoted\" 'single' — Zürich 東京 🎥"
@@ -301,13 +301,6 @@ async def health(port: int) -> tuple[int, Any]:
         session.get(f"http://127.0.0.1:{port}/healthcheck") as answer,
     ):
         return answer.status, json.loads(await answer.text())
-
-
-async def until(check: Callable[[], Awaitable[bool]], patience: float = 20) -> None:
-    deadline = time.monotonic() + patience
-    while not await check():
-        assert time.monotonic() < deadline, "condition never held"
-        await asyncio.sleep(0.1)
 
 
 async def test_vidyoreplay_down_or_faulting_is_reported_and_the_next_cycle_recovers(
