@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from recstore import events, metrics
 from recstore.clients.s3 import MIN_PART_SIZE, ObjectInfo
+from recstore.clients.s3 import REMOTE as S3
 from recstore.crypto import (
     FileEncryptor,
     PlainFileKey,
@@ -495,7 +496,7 @@ def _not_readable(info: ObjectInfo) -> str:
 def _archived_while_read(info: ObjectInfo, exc: Exception) -> str | None:
     """The reason for a read that S3 refused because the object went to an archive tier after
     its HEAD (a lifecycle transition in between); None for any other failure."""
-    if not (isinstance(exc, RemoteError) and exc.code == "InvalidObjectState"):
+    if not (isinstance(exc, RemoteError) and exc.remote == S3 and exc.code == "InvalidObjectState"):
         return None
     return (
         f"source s3://{info.bucket}/{info.key} went to an archive tier while it was copied "
