@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -40,6 +42,43 @@ def run_cli(
         cwd=ROOT,
         check=False,
     )
+
+
+class LogLines:
+    """A child process's log pipe, read line by line by one thread from start to end.
+
+    Reading the first lines with the pipe's line reader and the rest with ``communicate()``
+    loses whatever the line reader had buffered (``communicate`` reads the descriptor), and a
+    pipe nobody reads blocks the child once it is full.
+    """
+
+    def __init__(self, pipe: IO[str]) -> None:
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, args=(pipe,), daemon=True)
+        self._reader.start()
+
+    def _read(self, pipe: IO[str]) -> None:
+        with pipe:  # closed at its end, when the child has gone
+            for line in pipe:
+                self.lines.append(line)
+
+    def wait_for(self, pattern: str, patience: float = 30) -> re.Match[str]:
+        """The first line matching ``pattern``; an error when the pipe ends or time runs out."""
+        deadline = time.monotonic() + patience
+        while time.monotonic() < deadline:
+            ended = not self._reader.is_alive()
+            for line in list(self.lines):
+                if (found := re.search(pattern, line)) is not None:
+                    return found
+            if ended:
+                break
+            time.sleep(0.02)
+        raise AssertionError(f"no line matched {pattern!r}:\n" + "".join(self.lines))
+
+    def finish(self, patience: float = 30) -> str:
+        """Everything logged, once the pipe has ended (call it after the child exited)."""
+        self._reader.join(timeout=patience)
+        return "".join(self.lines)
 
 
 async def until(check: Callable[[], Awaitable[bool]], patience: float = 20) -> None:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -18,7 +16,7 @@ import pytest
 import yaml
 
 from recstore.devstack.demo import free_port
-from tests.conftest import ROOT, clean_env, run_cli
+from tests.conftest import ROOT, LogLines, clean_env, run_cli
 
 
 def config(tmp_path: Path, http_port: int = 0, **daemon: object) -> Path:
@@ -45,13 +43,7 @@ def _no_daemon_outlives_its_test() -> Iterator[None]:
 
 
 class Daemon:
-    """A daemon process whose stderr is read line by line as it comes, into :attr:`log`.
-
-    One reader from start to end: a test that read the start line itself and then the rest
-    with ``communicate()`` lost whatever the line reader had buffered beyond that line
-    (``communicate`` reads the pipe's descriptor, not the reader's buffer): a crash logged
-    right after the start went missing, now and then.
-    """
+    """A daemon process, its log read as it comes (:class:`LogLines`)."""
 
     def __init__(self, args: list[str]) -> None:
         self.proc = subprocess.Popen(
@@ -63,28 +55,9 @@ class Daemon:
             text=True,
         )
         _started.append(self.proc)
-        self.log: list[str] = []
-        self._reader = threading.Thread(target=self._read_log, daemon=True)
-        self._reader.start()
-        self.port = self._wait_for_port()
-
-    def _read_log(self) -> None:
         assert self.proc.stderr is not None
-        with self.proc.stderr as pipe:  # closed at its end, when the daemon has gone
-            for line in pipe:
-                self.log.append(line)
-
-    def _wait_for_port(self) -> int:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            for line in list(self.log):
-                match = re.search(r" 15000 .*http_port=(\d+)", line)
-                if match:
-                    return int(match.group(1))
-            if not self._reader.is_alive():
-                break
-            time.sleep(0.02)
-        raise AssertionError("daemon did not start:\n" + "".join(self.log))
+        self.log = LogLines(self.proc.stderr)
+        self.port = int(self.log.wait_for(r" 15000 .*http_port=(\d+)").group(1))
 
     def get(self, path: str) -> tuple[int, str, str]:
         try:
@@ -97,8 +70,7 @@ class Daemon:
         """Send ``sig``; the exit code and everything the daemon logged."""
         self.proc.send_signal(sig)
         self.proc.wait(timeout=patience)
-        self._reader.join(timeout=patience)  # the pipe's last lines, up to its end
-        return self.proc.returncode, "".join(self.log)
+        return self.proc.returncode, self.log.finish(patience)
 
 
 @pytest.fixture

@@ -7,14 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import yaml
 
 from recstore.devstack.demo import free_port
 from recstore.devstack.seed import seed_s3
-from tests.conftest import ROOT, StackProcess, clean_env
+from tests.conftest import ROOT, LogLines, StackProcess, clean_env
 
 
 def container_env(devstack: StackProcess, tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -76,8 +75,8 @@ def test_missing_config_in_s3_fails_clearly(devstack: StackProcess, tmp_path: Pa
     assert "no configuration files under s3://recordings/nothing-here/" in result.stderr
 
 
-def start_daemon(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
-    """The image's default command; returns once the daemon logged its start (15000)."""
+def start_daemon(env: dict[str, str]) -> tuple[subprocess.Popen[str], LogLines, str]:
+    """The image's default command, its log, and its start line (15000), once logged."""
     proc = subprocess.Popen(
         ["sh", str(ROOT / "entrypoint.sh")],
         env=env,
@@ -86,24 +85,19 @@ def start_daemon(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
         text=True,
     )
     assert proc.stderr is not None
-    deadline = time.monotonic() + 30
-    started = ""
-    while " 15000 " not in started and time.monotonic() < deadline:
-        started = proc.stderr.readline()
-    assert " 15000 " in started
-    return proc, started
+    log = LogLines(proc.stderr)
+    return proc, log, log.wait_for(" 15000 .*").group(0)
 
 
 def test_the_daemon_is_exec_ed_so_sigterm_reaches_it(
     devstack: StackProcess, tmp_path: Path
 ) -> None:
     upload_config(devstack)
-    proc, started = start_daemon(container_env(devstack, tmp_path))
+    proc, log, started = start_daemon(container_env(devstack, tmp_path))
     assert f"pid={proc.pid} " in started  # the daemon *is* the entrypoint's process
     proc.send_signal(signal.SIGTERM)
-    _, rest = proc.communicate(timeout=30)
-    assert proc.returncode == 0
-    assert "drain finished clean=True" in rest
+    assert proc.wait(timeout=30) == 0
+    assert "drain finished clean=True" in log.finish()
 
 
 def test_the_image_probe_asks_the_daemon_at_its_fetched_configuration(
@@ -111,7 +105,7 @@ def test_the_image_probe_asks_the_daemon_at_its_fetched_configuration(
 ) -> None:
     upload_config(devstack, http_port=free_port())  # the address is in the fetched file only
     env = container_env(devstack, tmp_path)
-    proc, _ = start_daemon(env)
+    proc, log, _ = start_daemon(env)
     # The probe must not fetch again (every 30 s): with S3 unreachable it still answers.
     probe_env = {**env, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"}
     try:
@@ -119,7 +113,8 @@ def test_the_image_probe_asks_the_daemon_at_its_fetched_configuration(
         assert (probe.returncode, probe.stdout) == (0, "healthy\n"), probe.stderr
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+        log.finish()
     probe = entrypoint("healthcheck", env=probe_env)
     assert probe.returncode == 1
     assert "no recstore daemon answers" in probe.stderr
