@@ -42,6 +42,15 @@ def job_request(tag: str, keys: list[str], room: str, parent: int) -> TransferRe
     )
 
 
+async def recording(state: dict[str, Any], prefix: str, size: int) -> tuple[str, str, Any]:
+    """A fresh tag, and a recording of ``size`` bytes seeded at ``<prefix>-<tag>/talk.mp4``:
+    the tag, the key, and what the seeding says of it (its ``sha256``)."""
+    tag = uuid.uuid4().hex[:8]
+    key = f"{prefix}-{tag}/talk.mp4"
+    (source,) = await seed_s3(state, {"objects": [{"key": key, "size": size}]})
+    return tag, key, source
+
+
 class Replacing(S3Store):
     """The real store, and a producer that writes a new recording under the key just before
     the job removes its source."""
@@ -53,9 +62,7 @@ class Replacing(S3Store):
 
 async def test_a_source_replaced_while_the_job_ran_is_kept(devstack: StackProcess) -> None:
     state: dict[str, Any] = devstack.state
-    tag = uuid.uuid4().hex[:8]
-    key = f"replaced-{tag}/talk.mp4"
-    await seed_s3(state, {"objects": [{"key": key, "size": 1_000_003}]})
+    tag, key, _ = await recording(state, "replaced", 1_000_003)
     async with aws_client(aws_settings_from_state(state), "s3") as s3, client(state) as dracoon:
         request = job_request(tag, [key], f"Replaced {tag}", state["dracoon_parent_room_id"])
         transferer = Transferer(Replacing(s3), 8 * 1024 * 1024, remove_after_transferring=True)
@@ -113,9 +120,7 @@ async def test_two_runs_of_one_job_at_once_keep_only_the_first_copy(
     devstack: StackProcess,
 ) -> None:
     state: dict[str, Any] = devstack.state
-    tag = uuid.uuid4().hex[:8]
-    key = f"twins-{tag}/talk.mp4"
-    (source,) = await seed_s3(state, {"objects": [{"key": key, "size": 12 * MiB + 5}]})
+    tag, key, source = await recording(state, "twins", 12 * MiB + 5)
     parent = state["dracoon_parent_room_id"]
     reports = await run_job(state, job_request(tag, [key], f"Twins {tag}", parent), runs=2)
 
@@ -137,9 +142,7 @@ async def test_a_second_copy_that_cannot_be_removed_stays(
 ) -> None:
     """Without the delete permission both copies stay: a duplicate, and both jobs succeed."""
     state: dict[str, Any] = devstack.state
-    tag = uuid.uuid4().hex[:8]
-    key = f"twins-{tag}/talk.mp4"
-    await seed_s3(state, {"objects": [{"key": key, "size": 6 * MiB}]})
+    tag, key, _ = await recording(state, "twins", 6 * MiB)
     members = [{"login": state["dracoon_login"], "permissions": ["read", "create", "manage"]}]
     seed = {"rooms": [{"path": f"No delete {tag}", "encrypted": False, "members": members}]}
     parent = int((await admin(state, "seed", seed))["rooms"][f"No delete {tag}"])
@@ -161,9 +164,7 @@ async def test_a_removal_that_may_have_failed_leaves_the_report_to_a_retry(
     known, so that run fails as transient rather than report a file that may be gone, and its
     retry reports the first copy."""
     state: dict[str, Any] = devstack.state
-    tag = uuid.uuid4().hex[:8]
-    key = f"twins-{tag}/talk.mp4"
-    await seed_s3(state, {"objects": [{"key": key, "size": 6 * MiB}]})
+    tag, key, _ = await recording(state, "twins", 6 * MiB)
     parent = state["dracoon_parent_room_id"]
     request = job_request(tag, [key], f"Twins {tag}", parent)
     faults = {"error_rate": 1, "methods": ["DELETE"], "path_pattern": r"^/api/v4/nodes/\d+$"}
@@ -189,9 +190,7 @@ async def test_an_empty_recording_lands_as_an_empty_file_members_can_open(
     """A meeting recorded nothing: the file is still made, encrypted, its key shared, and the
     source removed, like any other (a GCM tag over no bytes is a valid file)."""
     state: dict[str, Any] = devstack.state
-    tag = uuid.uuid4().hex[:8]
-    key = f"empty-{tag}/talk.mp4"
-    (source,) = await seed_s3(state, {"objects": [{"key": key, "size": 0}]})
+    tag, key, source = await recording(state, "empty", 0)
     parent = state["dracoon_parent_room_id"]
     (report,) = await run_job(state, job_request(tag, [key], f"Empty {tag}", parent), remove=True)
     assert report.sources_removed == [key]
@@ -274,9 +273,7 @@ async def test_a_source_archived_while_it_is_copied_is_refused_with_what_to_do(
     devstack: StackProcess,
 ) -> None:
     state: dict[str, Any] = devstack.state
-    tag = uuid.uuid4().hex[:8]
-    key = f"cooling-{tag}/talk.mp4"
-    await seed_s3(state, {"objects": [{"key": key, "size": 6 * MiB}]})
+    tag, key, _ = await recording(state, "cooling", 6 * MiB)
     parent = state["dracoon_parent_room_id"]
     request = job_request(tag, [key], f"Cooling {tag}", parent)
     (refused,) = await run_job(state, request, remove=True, store=ArchivedAfterHead)
@@ -329,9 +326,7 @@ async def test_targets_that_name_one_room_get_one_file_kept_as_long_as_any_asks(
     ``acme.example/x``). The room gets one file, and no target loses its copy early: the
     longer expiration wins, and none at all wins over any."""
     state: dict[str, Any] = devstack.state
-    tag = uuid.uuid4().hex[:8]
-    key = f"shared-{tag}/talk.mp4"
-    await seed_s3(state, {"objects": [{"key": key, "size": 1000}]})
+    tag, key, _ = await recording(state, "shared", 1000)
     parent = state["dracoon_parent_room_id"]
     targets = [
         Target(f"Years {tag}", "1 year"),
