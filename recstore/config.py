@@ -541,7 +541,11 @@ class ArchiveSettings(_Section):
         10.0, alias="readyPoll", gt=0, description="Pause between two READY checks."
     )
     restore_days: int = Field(
-        2, alias="restoreDays", ge=1, description="Days a Glacier restore stays readable."
+        2,
+        alias="restoreDays",
+        ge=1,
+        description="Days a Glacier restore stays readable (an Intelligent-Tiering copy in an "
+        "archive tier comes back for good).",
     )
     restore_tier: Literal["Bulk", "Standard", "Expedited"] = Field(
         "Bulk", alias="restoreTier", description="Glacier retrieval tier (cost vs. hours)."

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import aiohttp
 import pytest
 
 from recstore.devstack.stack import up_command
@@ -115,6 +116,22 @@ class StackProcess:
             )
         wait_for_file(self.state_file, self.proc)
         self.state: dict[str, Any] = json.loads(self.state_file.read_text())
+
+    def through_s3_proxy(self) -> dict[str, Any]:
+        """The state with S3 reached through the dev stack's proxy (its faults, and the
+        archive tiers of Intelligent-Tiering)."""
+        return {**self.state, "s3_endpoint": self.state["s3_proxy_url"]}
+
+    async def move_to_archive_tier(
+        self, bucket: str, key: str, tier: str = "ARCHIVE_ACCESS", restore_lookups: int = 1
+    ) -> None:
+        """Do what S3 does to an ``INTELLIGENT_TIERING`` object nobody read for months, as the
+        proxy sees it (moto does not model the tiers); the restore runs ``restore_lookups``
+        HEADs."""
+        doc = {"bucket": bucket, "key": key, "tier": tier, "restoreLookups": restore_lookups}
+        url = f"{self.state['s3_proxy_url']}/_devstack/tiering"
+        async with aiohttp.ClientSession() as admin, admin.post(url, json=doc) as answer:
+            assert answer.status == 200, await answer.text()
 
     def stop(self) -> int:
         if self.proc.poll() is None:

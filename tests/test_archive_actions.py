@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +67,6 @@ class World:
         self.archivist = Archivist(client, s3, rules)
 
     def with_rules(self, **changes: Any) -> Archivist:
-        from dataclasses import replace
-
         return Archivist(self.client, self.s3, replace(self.rules, **changes))
 
     async def run(self, action: str, entry_id: str, apply: bool = True) -> Any:
@@ -230,6 +229,40 @@ async def test_an_original_edited_after_archival_is_not_lost(world: World, same_
     await world.kaltura.play(entry_id)
     restored = await world.with_rules(restore_mode="stream").run(RESTORE, entry_id, apply=True)
     assert restored.outcome is Outcome.WAIT_GLACIER  # GLACIER: asked, not readable yet
+
+
+async def test_an_intelligent_tiering_copy_comes_back_from_its_archive_tier(
+    world: World, devstack: StackProcess
+) -> None:
+    """With ``archive.storageClass: INTELLIGENT_TIERING`` and the bucket's archive tiers on, S3
+    moves a copy nobody read into an archive tier. The Restorer asks for it back without a
+    number of days (S3 refuses one for these tiers), waits, and puts the original back."""
+    settings = aws_settings_from_state(devstack.through_s3_proxy())
+    entry_id = "0_tiered1"
+    content = video(6 * MiB + 7)
+    await world.kaltura.seed([entry(entry_id, content)])
+    async with aws_client(settings, "s3") as raw:
+        rules = replace(world.rules, storage_class="INTELLIGENT_TIERING")
+        archivist = Archivist(world.client, S3Store(raw, FAST), rules)
+        for action in (S3COPY, REPLACE_VIDEO):
+            assert (await archivist.run(action, entry_id, apply=True)).outcome is Outcome.DONE
+        await devstack.move_to_archive_tier(ARCHIVE_BUCKET, entry_id, restore_lookups=2)
+        await world.kaltura.play(entry_id)
+        results = []
+        for _ in range(10):
+            results.append(await archivist.run(RESTORE, entry_id, apply=True))
+            if results[-1].outcome not in (Outcome.WAIT_GLACIER, Outcome.WAIT):
+                break
+    asked = results[0]
+    assert asked.outcome is Outcome.WAIT_GLACIER, asked
+    assert asked.reason == (
+        "restore from INTELLIGENT_TIERING (ARCHIVE_ACCESS) requested "
+        "(Bulk, back to Frequent Access)"
+    )
+    assert Outcome.WAIT in [r.outcome for r in results]  # the restore ran for a while
+    assert results[-1].outcome is Outcome.DONE, results[-1]
+    assert await original_bytes(world.client, entry_id) == content
+    assert tags_of(await world.entry(entry_id)) == {"lecture", "archived_to_s3"}
 
 
 async def test_streamed_restore_from_a_standard_copy(world: World) -> None:

@@ -21,6 +21,7 @@ from recstore.clients.aws import aws_client
 from recstore.clients.kaltura import KalturaClient
 from recstore.clients.s3 import S3Store, composite_checksum, same_checksum
 from recstore.devstack.seed import aws_settings_from_state
+from recstore.errors import RemoteError
 from tests.archive_helpers import ARCHIVE_BUCKET, FAST, MiB, moto_restore_transition, video
 from tests.conftest import StackProcess
 
@@ -88,6 +89,42 @@ async def test_empty_and_small_objects(s3: tuple[S3Store, Any]) -> None:
     assert small.parts == 1
 
 
+async def test_an_intelligent_tiering_object_comes_back_from_its_archive_tier(
+    devstack: StackProcess,
+) -> None:
+    """S3 moves an ``INTELLIGENT_TIERING`` object nobody read into an archive tier: its class
+    stays, a GET is refused, and a restore brings it back to the Frequent Access tier for good.
+    S3 refuses such a restore when it names a number of days, so none is sent."""
+    state = devstack.through_s3_proxy()
+    data = video(2 * MiB + 1)
+    async with aws_client(aws_settings_from_state(state), "s3") as client:
+        store = S3Store(client, FAST)
+        await store.upload_stream(
+            ARCHIVE_BUCKET, "t/tiered", parts_of(data, 5 * MiB), storage_class="INTELLIGENT_TIERING"
+        )
+        await devstack.move_to_archive_tier(
+            ARCHIVE_BUCKET, "t/tiered", "DEEP_ARCHIVE_ACCESS", restore_lookups=2
+        )
+        info = await store.head(ARCHIVE_BUCKET, "t/tiered")
+        assert info.tier == "INTELLIGENT_TIERING (DEEP_ARCHIVE_ACCESS)"
+        assert (info.archived, info.readable, info.restore_state) == (True, False, None)
+        with pytest.raises(RemoteError) as refused:
+            await store.read_range(info, 0, MiB, lambda piece: None)
+        assert refused.value.code == "InvalidObjectState"
+
+        assert await store.restore(info, 30, "Bulk") is False
+        assert await store.restore(info, 30, "Bulk") is False  # asked before: still running
+        ongoing = [await store.head(ARCHIVE_BUCKET, "t/tiered") for _ in range(2)]
+        assert [(i.restore_state, i.readable) for i in ongoing] == [("ongoing", False)] * 2
+        info = await store.head(ARCHIVE_BUCKET, "t/tiered")
+        assert (info.storage_class, info.archived, info.readable) == (
+            "INTELLIGENT_TIERING",
+            False,
+            True,
+        )
+        assert b"".join([piece async for piece in store.read_chunks(info, MiB)]) == data
+
+
 async def test_restore_progression_and_presigned_reads(
     s3: tuple[S3Store, Any], devstack: StackProcess
 ) -> None:
@@ -100,7 +137,7 @@ async def test_restore_progression_and_presigned_reads(
     try:
         info = await store.head(ARCHIVE_BUCKET, "t/glacier")
         assert info.restore_state is None
-        assert await store.restore(ARCHIVE_BUCKET, "t/glacier", 1, "Bulk") is False
+        assert await store.restore(info, 1, "Bulk") is False
         states = []
         for _ in range(8):
             info = await store.head(ARCHIVE_BUCKET, "t/glacier")
@@ -111,7 +148,7 @@ async def test_restore_progression_and_presigned_reads(
         assert states[-1] == "done"
     finally:
         await moto_restore_transition(devstack.state["s3_endpoint"], None)
-    assert await store.restore(ARCHIVE_BUCKET, "t/glacier", 1, "Bulk") is True
+    assert await store.restore(info, 1, "Bulk") is True
     pieces = [p async for p in store.read_chunks(info, MiB)]
     assert [len(p) for p in pieces] == [MiB, MiB, MiB, 5]
     assert b"".join(pieces) == data

@@ -21,7 +21,7 @@ from recstore.errors import PermanentJobError, RemoteError
 from recstore.transfer.instances import Target
 from recstore.transfer.transferer import StoredFile, Transferer, TransferReport, TransferRequest
 from recstore.workers.dracoon_destination import DracoonDestination
-from tests.conftest import StackProcess
+from tests.conftest import StackProcess, until
 from tests.dracoon_helpers import admin, client, downloaded_sha256
 
 MiB = 1024 * 1024
@@ -229,24 +229,42 @@ async def test_recordings_of_one_name_in_one_room_are_each_kept_once(
             assert await downloaded_sha256(reader, file_id, True) == source["sha256"]
 
 
-async def test_an_archived_source_is_refused_with_what_to_do(devstack: StackProcess) -> None:
-    """A recording that a lifecycle rule moved to Glacier cannot be read until restored, which
-    takes hours: the job fails for good at once, saying so, and goes through once restored."""
-    state: dict[str, Any] = devstack.state
+@pytest.mark.parametrize(
+    ("storage_class", "tier"), [("GLACIER", None), ("INTELLIGENT_TIERING", "ARCHIVE_ACCESS")]
+)
+async def test_an_archived_source_is_refused_with_what_to_do(
+    devstack: StackProcess, storage_class: str, tier: str | None
+) -> None:
+    """A recording that a lifecycle rule moved to Glacier, or that Intelligent-Tiering moved to
+    an archive tier (its class stays; only the HEAD's archive status tells), cannot be read
+    until restored, which takes hours: the job fails for good at once, saying so, leaves the
+    source where it is, and goes through once restored."""
+    state = devstack.through_s3_proxy()
     tag = uuid.uuid4().hex[:8]
     key = f"cold-{tag}/talk.mp4"
     data = b"a recording nobody copied in time" * 1000
     parent = state["dracoon_parent_room_id"]
     request = job_request(tag, [key], f"Cold {tag}", parent)
     async with aws_client(aws_settings_from_state(state), "s3") as s3:
-        await s3.put_object(Bucket="recordings", Key=key, Body=data, StorageClass="GLACIER")
-        (refused,) = await run_job(state, request)
+        await s3.put_object(Bucket="recordings", Key=key, Body=data, StorageClass=storage_class)
+        if tier is not None:
+            await devstack.move_to_archive_tier("recordings", key, tier)
+        (refused,) = await run_job(state, request, remove=True)
         assert isinstance(refused, PermanentJobError)
-        assert f"s3://recordings/{key} is in GLACIER and not restored" in str(refused)
-        assert "redrive" in str(refused)
+        where = f"{storage_class} ({tier})" if tier else storage_class
+        assert f"s3://recordings/{key} is in {where} and not restored" in str(refused)
+        assert "restore it (S3 restore-object), then redrive the job" in str(refused)
+        store = S3Store(s3)
+        kept = await store.head("recordings", key)
+        assert kept.archived  # the source stays, where it was
         assert await files_in(state, parent, f"Cold {tag}") == []
 
-        await S3Store(s3).restore("recordings", key, 1, "Standard")
+        await store.restore(kept, 1, "Bulk")  # what the reason says to do, then wait for it
+
+        async def restored() -> bool:
+            return (await store.head("recordings", key)).readable
+
+        await until(restored)
     (done,) = await run_job(state, request)
     (stored,) = await files_in(state, parent, f"Cold {tag}")
     assert done.uploaded == [(key, f"Cold {tag}", stored["id"])]
@@ -284,39 +302,6 @@ async def test_a_source_archived_while_it_is_copied_is_refused_with_what_to_do(
         kept = await S3Store(s3).head("recordings", key)
     assert kept.storage_class == "GLACIER"  # the source stays
     assert await files_in(state, parent, f"Cooling {tag}") == []  # no half file either
-
-
-def in_archive_access(s3: Any) -> S3Store:
-    """The real store, its HEAD answers saying ``x-amz-archive-status: ARCHIVE_ACCESS`` as S3
-    does for an ``INTELLIGENT_TIERING`` object in that tier (moto does not model the tiers:
-    the header is added to moto's real answer before botocore reads it)."""
-
-    def archive_access(response_dict: dict[str, Any], **_: Any) -> None:
-        response_dict["headers"]["x-amz-archive-status"] = "ARCHIVE_ACCESS"
-
-    s3.meta.events.register("before-parse.s3.HeadObject", archive_access)
-    return S3Store(s3)
-
-
-async def test_a_source_in_an_intelligent_tiering_archive_tier_is_refused_with_what_to_do(
-    devstack: StackProcess,
-) -> None:
-    """Its storage class stays ``INTELLIGENT_TIERING``; only the HEAD's archive status says
-    that a GET is refused until it is restored."""
-    state: dict[str, Any] = devstack.state
-    tag = uuid.uuid4().hex[:8]
-    key = f"tiered-{tag}/talk.mp4"
-    parent = state["dracoon_parent_room_id"]
-    request = job_request(tag, [key], f"Tiered {tag}", parent)
-    async with aws_client(aws_settings_from_state(state), "s3") as s3:
-        await s3.put_object(
-            Bucket="recordings", Key=key, Body=b"tiered" * 1000, StorageClass="INTELLIGENT_TIERING"
-        )
-    (refused,) = await run_job(state, request, remove=True, store=in_archive_access)
-    assert isinstance(refused, PermanentJobError)
-    reason = f"s3://recordings/{key} is in INTELLIGENT_TIERING (ARCHIVE_ACCESS) and not restored"
-    assert reason in str(refused)
-    assert await files_in(state, parent, f"Tiered {tag}") == []
 
 
 async def test_targets_that_name_one_room_get_one_file_kept_as_long_as_any_asks(

@@ -170,7 +170,7 @@ class ArchiveStore(Protocol):
 
     def read_chunks(self, source: ObjectInfo, chunk_size: int) -> AsyncIterator[bytes]: ...
 
-    async def restore(self, bucket: str, key: str, days: int, tier: str) -> bool: ...
+    async def restore(self, source: ObjectInfo, days: int, tier: str) -> bool: ...
 
     async def presigned_get(self, bucket: str, key: str, expires: int) -> str: ...
 
@@ -267,6 +267,14 @@ def _skip(reason: str) -> _Verdict:
 
 def _fail(reason: str, transient: bool = False) -> _Verdict:
     return _Verdict(Outcome.FAILED, reason, transient=transient)
+
+
+def _restore_terms(copy: ObjectInfo, rules: ArchiveRules) -> str:
+    """The retrieval tier, and how long the restored copy stays: ``restoreDays`` for Glacier;
+    an Intelligent-Tiering copy returns to its Frequent Access tier for good."""
+    if copy.archive_status:
+        return f"{rules.restore_tier}, back to Frequent Access"
+    return f"{rules.restore_tier}, {rules.restore_days} days"
 
 
 def _would(reason: str) -> _Verdict:
@@ -650,16 +658,13 @@ class Archivist:
         rules = self.rules
         if not s3.readable:
             if s3.restore_state == "ongoing":
-                return _Verdict(Outcome.WAIT, f"Glacier restore of {self._where(facts.id)} runs")
+                where = self._where(facts.id)
+                return _Verdict(Outcome.WAIT, f"restore of {where} from {s3.tier} runs")
+            how = _restore_terms(s3, rules)
             if not apply:
-                return _would(
-                    f"request a Glacier restore ({rules.restore_tier}, {rules.restore_days} days)"
-                )
-            await self.store.restore(rules.bucket, facts.id, rules.restore_days, rules.restore_tier)
-            return _Verdict(
-                Outcome.WAIT_GLACIER,
-                f"Glacier restore requested ({rules.restore_tier}, {rules.restore_days} days)",
-            )
+                return _would(f"request a restore from {s3.tier} ({how})")
+            await self.store.restore(s3, rules.restore_days, rules.restore_tier)
+            return _Verdict(Outcome.WAIT_GLACIER, f"restore from {s3.tier} requested ({how})")
         if not apply:
             return _would(
                 f"put the original back from {self._where(facts.id)} ({s3.size} bytes, "

@@ -507,21 +507,25 @@ class S3Store:
             async for piece in ahead:
                 yield piece
 
-    async def restore(self, bucket: str, key: str, days: int, tier: str) -> bool:
+    async def restore(self, source: ObjectInfo, days: int, tier: str) -> bool:
         """Ask S3 to bring an archived object back for ``days``; True when it already was.
 
         S3 answers 202 for a new request and 200 when a restored copy exists already; a
         request for an object whose restore is still running is refused with
-        ``RestoreAlreadyInProgress``, which here means "asked before" (False).
+        ``RestoreAlreadyInProgress``, which here means "asked before" (False). An object in
+        an Intelligent-Tiering archive tier comes back to the Frequent Access tier for good,
+        and S3 refuses a request for it that names ``days``, so none is sent.
         """
+        bucket, key = source.bucket, source.key
+        request: dict[str, Any] = {"GlacierJobParameters": {"Tier": tier}}
+        if not source.archive_status:
+            request["Days"] = days
 
         async def call() -> bool:
             try:
                 with aws_errors(REMOTE, f"restore request of s3://{bucket}/{key}"):
                     answer = await self._client.restore_object(
-                        Bucket=bucket,
-                        Key=key,
-                        RestoreRequest={"Days": days, "GlacierJobParameters": {"Tier": tier}},
+                        Bucket=bucket, Key=key, RestoreRequest=request
                     )
             except RemoteError as exc:
                 if exc.code == "RestoreAlreadyInProgress":

@@ -1,20 +1,32 @@
-"""A pass-through proxy in front of moto's S3 that can fail on purpose.
+"""A pass-through proxy in front of moto's S3 that can fail on purpose, and that adds the
+archive tiers of Intelligent-Tiering, which moto does not model.
 
 moto has no switch for outages, so reliability tests point ``aws.s3EndpointUrl`` at this proxy
 instead and drive it through ``/_devstack/faults`` like every stand-in: S3-style ``503
 ServiceUnavailable``/``SlowDown`` answers, latency, dropped connections, bodies cut off mid-way.
 Requests and answers are streamed through unchanged (moto does not check signatures, so the Host
 may differ).
+
+``POST /_devstack/tiering`` ``{"bucket", "key", "tier", "restoreLookups"}`` moves an object
+(path-style addressing) into ``ARCHIVE_ACCESS`` or ``DEEP_ARCHIVE_ACCESS``, as S3 does with an
+``INTELLIGENT_TIERING`` object nobody read for months. From then on, as on S3 (its user guide,
+"Restoring an archived object"): a HEAD says ``x-amz-archive-status``, a GET is refused with
+``InvalidObjectState``, and a restore request brings it back to the Frequent Access tier for
+good, so it must not carry ``Days`` (this proxy refuses one with ``InvalidArgument``; S3 only
+documents that such a request fails). The restore runs for ``restoreLookups`` HEADs (default 1),
+saying ``x-amz-restore: ongoing-request="true"``; then the object is readable again.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 import aiohttp
 from aiohttp import web
 
-from recstore.devstack.faults import FaultInjector
+from recstore.devstack.faults import ADMIN_PREFIX, FaultInjector
 
 HOP_BY_HOP = {
     "connection",
@@ -30,13 +42,40 @@ HOP_BY_HOP = {
 S3_CODES = {503: "ServiceUnavailable", 500: "InternalError", 429: "SlowDown"}
 
 
-def s3_error(status: int) -> web.Response:
-    code = S3_CODES.get(status, "InternalError")
+ARCHIVE_TIERS = ("ARCHIVE_ACCESS", "DEEP_ARCHIVE_ACCESS")
+#: Query keys of a GET that reads what S3 keeps beside an object's bytes, not the bytes.
+SUBRESOURCES = frozenset({"acl", "attributes", "legal-hold", "retention", "tagging", "torrent"})
+
+
+def s3_error(status: int, code: str | None = None, message: str = "injected fault") -> web.Response:
+    code = code or S3_CODES.get(status, "InternalError")
     body = (
         "<?xml version='1.0' encoding='UTF-8'?>"
-        f"<Error><Code>{code}</Code><Message>injected fault</Message></Error>"
+        f"<Error><Code>{code}</Code><Message>{message}</Message></Error>"
     )
     return web.Response(status=status, body=body.encode(), content_type="application/xml")
+
+
+def _replaces(request: web.Request) -> bool:
+    """Whether the request puts a new object (or none) in the key's place: a delete, a PUT or
+    copy, or a multipart upload's completion (not its parts)."""
+    query = request.query.keys()
+    if query & SUBRESOURCES:
+        return False
+    return (
+        request.method == "DELETE"
+        or (request.method == "PUT" and "uploadId" not in query)
+        or (request.method == "POST" and "uploadId" in query)
+    )
+
+
+@dataclass
+class ArchivedObject:
+    """An Intelligent-Tiering object in an archive tier, and its restore once asked for."""
+
+    tier: str
+    restore_lookups: int
+    restoring: bool = False
 
 
 class S3FaultProxy:
@@ -47,11 +86,13 @@ class S3FaultProxy:
         self.faults = FaultInjector(error_body=s3_error)
         self.base_url = ""
         self._session: aiohttp.ClientSession | None = None
+        self.archived: dict[tuple[str, str], ArchivedObject] = {}
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=1024**3)
         self.faults.install(app)
-        app.router.add_route("*", "/{tail:.*}", self.forward)
+        app.router.add_post(ADMIN_PREFIX + "tiering", self.set_tier)
+        app.router.add_route("*", "/{tail:.*}", self.serve)
         app.on_cleanup.append(self._close)
         return app
 
@@ -65,7 +106,54 @@ class S3FaultProxy:
         if self._session is not None:
             await self._session.close()
 
-    async def forward(self, request: web.Request) -> web.StreamResponse:
+    async def set_tier(self, request: web.Request) -> web.Response:
+        doc = await request.json()
+        tier = doc.get("tier")
+        if tier not in ARCHIVE_TIERS or not doc.get("bucket") or not doc.get("key"):
+            error = f"needs bucket, key and a tier of {', '.join(ARCHIVE_TIERS)}"
+            return web.json_response({"error": error}, status=400)
+        where = (str(doc["bucket"]), str(doc["key"]))
+        self.archived[where] = ArchivedObject(tier, int(doc.get("restoreLookups", 1)))
+        return web.json_response({"bucket": where[0], "key": where[1], "tier": tier})
+
+    async def serve(self, request: web.Request) -> web.StreamResponse:
+        """Answer for an object in an archive tier where S3 would differ from moto; else
+        forward."""
+        bucket, _, key = unquote(request.path).lstrip("/").partition("/")
+        archived = self.archived.get((bucket, key))
+        if archived is None:
+            return await self.forward(request)
+        if request.method == "POST" and "restore" in request.query:
+            return await self._restore(request, archived)
+        if request.method == "GET" and not request.query.keys() & SUBRESOURCES:
+            message = "The operation is not valid for the object's access tier"
+            return s3_error(403, "InvalidObjectState", message)
+        if request.method != "HEAD":
+            if _replaces(request):
+                del self.archived[(bucket, key)]  # a new object, or none, in its place
+            return await self.forward(request)
+        headers = {"x-amz-archive-status": archived.tier}
+        if archived.restoring:
+            archived.restore_lookups -= 1
+            if archived.restore_lookups < 0:  # back in the Frequent Access tier
+                del self.archived[(bucket, key)]
+                return await self.forward(request)
+            headers["x-amz-restore"] = 'ongoing-request="true"'
+        return await self.forward(request, headers)
+
+    async def _restore(self, request: web.Request, archived: ArchivedObject) -> web.Response:
+        if b"<Days>" in await request.read():
+            message = "Days is not accepted for objects in an Intelligent-Tiering archive tier"
+            return s3_error(400, "InvalidArgument", message)
+        if archived.restoring:
+            message = "Object restore is already in progress"
+            return s3_error(409, "RestoreAlreadyInProgress", message)
+        archived.restoring = True
+        return web.Response(status=202)
+
+    async def forward(
+        self, request: web.Request, extra_headers: dict[str, str] | None = None
+    ) -> web.StreamResponse:
         if self._session is None:
             self._session = aiohttp.ClientSession(auto_decompress=False)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
@@ -81,6 +169,7 @@ class S3FaultProxy:
             for key, value in upstream.headers.items():
                 if key.lower() not in HOP_BY_HOP and key.lower() != "content-length":
                     response.headers[key] = value
+            response.headers.update(extra_headers or {})
             if upstream.content_length is not None:
                 response.content_length = upstream.content_length
             await response.prepare(request)
