@@ -230,10 +230,19 @@ async def test_recordings_of_one_name_in_one_room_are_each_kept_once(
 
 
 @pytest.mark.parametrize(
-    ("storage_class", "tier"), [("GLACIER", None), ("INTELLIGENT_TIERING", "ARCHIVE_ACCESS")]
+    ("storage_class", "tier", "what_to_do"),
+    [
+        ("GLACIER", None, "restore it (S3 restore-object), then redrive the job"),
+        (
+            "INTELLIGENT_TIERING",
+            "ARCHIVE_ACCESS",
+            "restore it (S3 restore-object without Days: it returns to the Frequent Access "
+            "tier), then redrive the job",
+        ),
+    ],
 )
 async def test_an_archived_source_is_refused_with_what_to_do(
-    devstack: StackProcess, storage_class: str, tier: str | None
+    devstack: StackProcess, storage_class: str, tier: str | None, what_to_do: str
 ) -> None:
     """A recording that a lifecycle rule moved to Glacier, or that Intelligent-Tiering moved to
     an archive tier (its class stays; only the HEAD's archive status tells), cannot be read
@@ -252,8 +261,9 @@ async def test_an_archived_source_is_refused_with_what_to_do(
         (refused,) = await run_job(state, request, remove=True)
         assert isinstance(refused, PermanentJobError)
         where = f"{storage_class} ({tier})" if tier else storage_class
-        assert f"s3://recordings/{key} is in {where} and not restored" in str(refused)
-        assert "restore it (S3 restore-object), then redrive the job" in str(refused)
+        assert str(refused).endswith(
+            f"s3://recordings/{key} is in {where} and not restored: {what_to_do}"
+        )
         store = S3Store(s3)
         kept = await store.head("recordings", key)
         assert kept.archived  # the source stays, where it was

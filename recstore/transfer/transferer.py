@@ -478,6 +478,10 @@ async def _earlier_copy(
 
 
 RESTORE_AND_REDRIVE = "restore it (S3 restore-object), then redrive the job"
+RESTORE_FOR_GOOD_AND_REDRIVE = (
+    "restore it (S3 restore-object without Days: it returns to the Frequent Access tier), "
+    "then redrive the job"
+)
 
 
 def _not_readable(info: ObjectInfo) -> str:
@@ -490,6 +494,8 @@ def _not_readable(info: ObjectInfo) -> str:
     where = f"source s3://{info.bucket}/{info.key} is in {info.tier}"
     if info.restore_state == "ongoing":
         return f"{where} and its restore is still running: redrive the job once it is done"
+    if info.archive_status:  # S3 refuses a restore of these tiers that names a number of days
+        return f"{where} and not restored: {RESTORE_FOR_GOOD_AND_REDRIVE}"
     return f"{where} and not restored: {RESTORE_AND_REDRIVE}"
 
 
