@@ -97,15 +97,16 @@ async def test_an_intelligent_tiering_object_comes_back_from_its_archive_tier(
     S3 refuses such a restore when it names a number of days, so none is sent."""
     state = devstack.through_s3_proxy()
     data = video(2 * MiB + 1)
+    key = "t/tiered %41 ü.bin"  # the proxy knows it by its path, decoded once
     async with aws_client(aws_settings_from_state(state), "s3") as client:
         store = S3Store(client, FAST)
         await store.upload_stream(
-            ARCHIVE_BUCKET, "t/tiered", parts_of(data, 5 * MiB), storage_class="INTELLIGENT_TIERING"
+            ARCHIVE_BUCKET, key, parts_of(data, 5 * MiB), storage_class="INTELLIGENT_TIERING"
         )
         await devstack.move_to_archive_tier(
-            ARCHIVE_BUCKET, "t/tiered", "DEEP_ARCHIVE_ACCESS", restore_lookups=2
+            ARCHIVE_BUCKET, key, "DEEP_ARCHIVE_ACCESS", restore_lookups=2
         )
-        info = await store.head(ARCHIVE_BUCKET, "t/tiered")
+        info = await store.head(ARCHIVE_BUCKET, key)
         assert info.tier == "INTELLIGENT_TIERING (DEEP_ARCHIVE_ACCESS)"
         assert (info.archived, info.readable, info.restore_state) == (True, False, None)
         with pytest.raises(RemoteError) as refused:
@@ -114,9 +115,9 @@ async def test_an_intelligent_tiering_object_comes_back_from_its_archive_tier(
 
         assert await store.restore(info, 30, "Bulk") is False
         assert await store.restore(info, 30, "Bulk") is False  # asked before: still running
-        ongoing = [await store.head(ARCHIVE_BUCKET, "t/tiered") for _ in range(2)]
+        ongoing = [await store.head(ARCHIVE_BUCKET, key) for _ in range(2)]
         assert [(i.restore_state, i.readable) for i in ongoing] == [("ongoing", False)] * 2
-        info = await store.head(ARCHIVE_BUCKET, "t/tiered")
+        info = await store.head(ARCHIVE_BUCKET, key)
         assert (info.storage_class, info.archived, info.readable) == (
             "INTELLIGENT_TIERING",
             False,

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
 
 import aiohttp
 from aiohttp import web
@@ -119,7 +118,7 @@ class S3FaultProxy:
     async def serve(self, request: web.Request) -> web.StreamResponse:
         """Answer for an object in an archive tier where S3 would differ from moto; else
         forward."""
-        bucket, _, key = unquote(request.path).lstrip("/").partition("/")
+        bucket, _, key = request.path.lstrip("/").partition("/")  # path-style, decoded
         archived = self.archived.get((bucket, key))
         if archived is None:
             return await self.forward(request)
