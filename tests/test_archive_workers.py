@@ -372,7 +372,7 @@ async def report_sink(
     """A report sink with two rows, writing through the S3 fault proxy; with the raw client,
     the bucket and a setter of the proxy's faults (cleared at the end)."""
     proxy = devstack.state["s3_proxy_url"]
-    settings = aws_settings_from_state(devstack.state).model_copy(update={"s3_endpoint_url": proxy})
+    settings = aws_settings_from_state(devstack.through_s3_proxy())
     bucket = f"reports-{next(_serial)}-{int(time.time())}"
     async with aws_client(settings, "s3") as raw, aiohttp.ClientSession() as admin:
         await raw.create_bucket(

@@ -174,7 +174,7 @@ async def test_s3_errors_through_the_fault_proxy_are_retried(devstack: StackProc
     await seed_s3(
         devstack.state, {"objects": [{"key": "t/proxied.bin", "size": 3 * 1024 * 1024, "seed": 9}]}
     )
-    settings = aws_settings_from_state(devstack.state).model_copy(update={"s3_endpoint_url": proxy})
+    settings = aws_settings_from_state(devstack.through_s3_proxy())
     async with aiohttp.ClientSession() as admin:
         await admin.post(
             f"{proxy}/_devstack/faults", json={"error_rate": 1, "error_status": 503, "count": 2}
@@ -211,7 +211,7 @@ async def test_an_upload_the_server_stops_reading_fails_the_attempt(
     import aiohttp
 
     proxy = devstack.state["s3_proxy_url"]
-    settings = aws_settings_from_state(devstack.state).model_copy(update={"s3_endpoint_url": proxy})
+    settings = aws_settings_from_state(devstack.through_s3_proxy())
     async with aiohttp.ClientSession() as admin:
         # The proxy reads nothing of a PUT's body for 60 s, then would pass it on in full.
         await admin.post(
@@ -270,7 +270,7 @@ async def test_a_range_asked_for_ahead_is_read_or_retried(devstack: StackProcess
     size = 3 * 1024 * 1024
     await seed_s3(devstack.state, {"objects": [{"key": "t/ahead.bin", "size": size, "seed": 4}]})
     expected = b"".join(synthetic_chunks(size, 4))
-    settings = aws_settings_from_state(devstack.state).model_copy(update={"s3_endpoint_url": proxy})
+    settings = aws_settings_from_state(devstack.through_s3_proxy())
     async with aiohttp.ClientSession() as admin, aws_client(settings, "s3") as client:
         store = S3Store(client, RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02))
         info = await store.head("recordings", "t/ahead.bin")

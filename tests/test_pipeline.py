@@ -69,7 +69,7 @@ async def test_a_body_cut_off_mid_chunk_is_resumed_without_a_byte_twice(
     read that resumes at the first byte not yet encrypted gives the one-shot ciphertext.
     """
     proxy = devstack.state["s3_proxy_url"]
-    settings = aws_settings_from_state(devstack.state).model_copy(update={"s3_endpoint_url": proxy})
+    settings = aws_settings_from_state(devstack.through_s3_proxy())
     size = 2 * MiB + 17
     async with aws_client(settings, "s3") as client:
         store = S3Store(client, RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.02))

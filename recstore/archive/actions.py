@@ -23,7 +23,8 @@ What keeps an original from being lost:
   interrupted run leaves an entry that the next run (or ``repair``) finishes.
 
 Outcomes: ``DONE``; ``DONE_BEFORE``; ``WOULD_DO`` (dry run: what ``--apply`` would do);
-``SKIPPED`` (with the reason); ``WAIT_GLACIER`` (a Glacier restore was just requested);
+``SKIPPED`` (with the reason); ``WAIT_GLACIER`` (a restore from Glacier or an
+Intelligent-Tiering archive tier was just requested);
 ``WAIT`` (a restore or an import is still running); ``FAILED`` (with the reason; ``transient``
 says whether trying again later may help). One entry's failure is its own row, never the
 batch's end.

@@ -129,8 +129,8 @@ for _action, _help in (
     ),
     (
         RESTORE,
-        "Put archived originals back: request Glacier restores (WAIT_GLACIER), wait for them "
-        "(WAIT), then hand the S3 copy to Kaltura and remove flavors_deleted.",
+        "Put archived originals back: request restores of archived copies (WAIT_GLACIER), "
+        "wait for them (WAIT), then hand the S3 copy to Kaltura and remove flavors_deleted.",
     ),
     (
         REPAIR,
