@@ -273,9 +273,9 @@ def _fail(reason: str, transient: bool = False) -> _Verdict:
 def _restore_terms(copy: ObjectInfo, rules: ArchiveRules) -> str:
     """The retrieval tier, and how long the restored copy stays: ``restoreDays`` for Glacier;
     an Intelligent-Tiering copy returns to its Frequent Access tier for good."""
-    if copy.archive_status:
-        return f"{rules.restore_tier}, back to Frequent Access"
-    return f"{rules.restore_tier}, {rules.restore_days} days"
+    if copy.restore_expires:
+        return f"{rules.restore_tier}, {rules.restore_days} days"
+    return f"{rules.restore_tier}, back to Frequent Access"
 
 
 def _would(reason: str) -> _Verdict:

@@ -61,6 +61,14 @@ class ObjectInfo:
         return self.storage_class in ARCHIVE_CLASSES or bool(self.archive_status)
 
     @property
+    def restore_expires(self) -> bool:
+        """Whether a restore of it is a copy that expires after the days asked for (Glacier,
+        Deep Archive), rather than bringing it back for good: S3 returns an Intelligent-Tiering
+        object in an archive tier to its Frequent Access tier, and refuses a restore request
+        for one that names days."""
+        return not self.archive_status
+
+    @property
     def tier(self) -> str:
         """Where the bytes are, for messages: ``GLACIER``, ``INTELLIGENT_TIERING (ARCHIVE_ACCESS)``,
         ``STANDARD``."""
@@ -512,13 +520,12 @@ class S3Store:
 
         S3 answers 202 for a new request and 200 when a restored copy exists already; a
         request for an object whose restore is still running is refused with
-        ``RestoreAlreadyInProgress``, which here means "asked before" (False). An object in
-        an Intelligent-Tiering archive tier comes back to the Frequent Access tier for good,
-        and S3 refuses a request for it that names ``days``, so none is sent.
+        ``RestoreAlreadyInProgress``, which here means "asked before" (False). ``days`` is
+        left out where the restore does not expire (:attr:`ObjectInfo.restore_expires`).
         """
         bucket, key = source.bucket, source.key
         request: dict[str, Any] = {"GlacierJobParameters": {"Tier": tier}}
-        if not source.archive_status:
+        if source.restore_expires:
             request["Days"] = days
 
         async def call() -> bool:

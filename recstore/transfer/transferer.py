@@ -494,9 +494,9 @@ def _not_readable(info: ObjectInfo) -> str:
     where = f"source s3://{info.bucket}/{info.key} is in {info.tier}"
     if info.restore_state == "ongoing":
         return f"{where} and its restore is still running: redrive the job once it is done"
-    if info.archive_status:  # S3 refuses a restore of these tiers that names a number of days
-        return f"{where} and not restored: {RESTORE_FOR_GOOD_AND_REDRIVE}"
-    return f"{where} and not restored: {RESTORE_AND_REDRIVE}"
+    if info.restore_expires:
+        return f"{where} and not restored: {RESTORE_AND_REDRIVE}"
+    return f"{where} and not restored: {RESTORE_FOR_GOOD_AND_REDRIVE}"
 
 
 def _archived_while_read(info: ObjectInfo, exc: Exception) -> str | None:
