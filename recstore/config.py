@@ -548,7 +548,10 @@ class ArchiveSettings(_Section):
         "archive tier comes back for good).",
     )
     restore_tier: Literal["Bulk", "Standard", "Expedited"] = Field(
-        "Bulk", alias="restoreTier", description="Glacier retrieval tier (cost vs. hours)."
+        "Bulk",
+        alias="restoreTier",
+        description="Retrieval tier of restores (cost vs. hours). Deep Archive offers no "
+        "`Expedited`: such copies are asked for at `Standard`, and the report says so.",
     )
     restore_mode: Literal["url", "stream"] = Field(
         "url",

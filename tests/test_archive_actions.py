@@ -231,22 +231,35 @@ async def test_an_original_edited_after_archival_is_not_lost(world: World, same_
     assert restored.outcome is Outcome.WAIT_GLACIER  # GLACIER: asked, not readable yet
 
 
+@pytest.mark.parametrize(
+    ("tier", "restore_tier", "terms"),
+    [
+        ("ARCHIVE_ACCESS", "Bulk", "Bulk, back to Frequent Access"),
+        (
+            "DEEP_ARCHIVE_ACCESS",
+            "Expedited",
+            "Standard: Expedited is not offered there, back to Frequent Access",
+        ),
+    ],
+)
 async def test_an_intelligent_tiering_copy_comes_back_from_its_archive_tier(
-    world: World, devstack: StackProcess
+    world: World, devstack: StackProcess, tier: str, restore_tier: str, terms: str
 ) -> None:
     """With ``archive.storageClass: INTELLIGENT_TIERING`` and the bucket's archive tiers on, S3
     moves a copy nobody read into an archive tier. The Restorer asks for it back without a
-    number of days (S3 refuses one for these tiers), waits, and puts the original back."""
+    number of days (S3 refuses one for these tiers), waits, and puts the original back. S3
+    refuses an Expedited restore from Deep Archive Access every time, so the Restorer asks for
+    the fastest tier offered there."""
     settings = aws_settings_from_state(devstack.through_s3_proxy())
-    entry_id = "0_tiered1"
+    entry_id = f"0_tiered_{tier.lower()}"
     content = video(6 * MiB + 7)
     await world.kaltura.seed([entry(entry_id, content)])
     async with aws_client(settings, "s3") as raw:
-        rules = replace(world.rules, storage_class="INTELLIGENT_TIERING")
+        rules = replace(world.rules, storage_class="INTELLIGENT_TIERING", restore_tier=restore_tier)
         archivist = Archivist(world.client, S3Store(raw, FAST), rules)
         for action in (S3COPY, REPLACE_VIDEO):
             assert (await archivist.run(action, entry_id, apply=True)).outcome is Outcome.DONE
-        await devstack.move_to_archive_tier(ARCHIVE_BUCKET, entry_id, restore_lookups=2)
+        await devstack.move_to_archive_tier(ARCHIVE_BUCKET, entry_id, tier, restore_lookups=2)
         await world.kaltura.play(entry_id)
         results = []
         for _ in range(10):
@@ -255,10 +268,7 @@ async def test_an_intelligent_tiering_copy_comes_back_from_its_archive_tier(
                 break
     asked = results[0]
     assert asked.outcome is Outcome.WAIT_GLACIER, asked
-    assert asked.reason == (
-        "restore from INTELLIGENT_TIERING (ARCHIVE_ACCESS) requested "
-        "(Bulk, back to Frequent Access)"
-    )
+    assert asked.reason == f"restore from INTELLIGENT_TIERING ({tier}) requested ({terms})"
     assert Outcome.WAIT in [r.outcome for r in results]  # the restore ran for a while
     assert results[-1].outcome is Outcome.DONE, results[-1]
     assert await original_bytes(world.client, entry_id) == content

@@ -62,6 +62,12 @@ async def test_streamed_upload_records_sizes_checksums_and_class(
     assert info.storage_class == "DEEP_ARCHIVE"
     assert info.archived
     assert not info.readable
+    # S3 offers no Expedited retrieval from Deep Archive: the fastest it offers is asked for
+    assert [info.retrieval_tier(t) for t in ("Expedited", "Standard", "Bulk")] == [
+        "Standard",
+        "Standard",
+        "Bulk",
+    ]
     assert info.metadata["kaltura-entry-id"] == "0_x"
     assert same_checksum(info.checksum_sha256, expected)
 
@@ -112,6 +118,10 @@ async def test_an_intelligent_tiering_object_comes_back_from_its_archive_tier(
         with pytest.raises(RemoteError) as refused:
             await store.read_range(info, 0, MiB, lambda piece: None)
         assert refused.value.code == "InvalidObjectState"
+        with pytest.raises(RemoteError) as refused:  # not offered for this tier
+            await store.restore(info, 30, "Expedited")
+        assert refused.value.code == "InvalidArgument"
+        assert info.retrieval_tier("Expedited") == "Standard"
 
         assert await store.restore(info, 30, "Bulk") is False
         assert await store.restore(info, 30, "Bulk") is False  # asked before: still running
@@ -138,6 +148,7 @@ async def test_restore_progression_and_presigned_reads(
     try:
         info = await store.head(ARCHIVE_BUCKET, "t/glacier")
         assert info.restore_state is None
+        assert info.retrieval_tier("Expedited") == "Expedited"  # offered for Glacier
         assert await store.restore(info, 1, "Bulk") is False
         states = []
         for _ in range(8):

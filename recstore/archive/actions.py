@@ -270,12 +270,15 @@ def _fail(reason: str, transient: bool = False) -> _Verdict:
     return _Verdict(Outcome.FAILED, reason, transient=transient)
 
 
-def _restore_terms(copy: ObjectInfo, rules: ArchiveRules) -> str:
-    """The retrieval tier, and how long the restored copy stays: ``restoreDays`` for Glacier;
-    an Intelligent-Tiering copy returns to its Frequent Access tier for good."""
+def _restore_terms(copy: ObjectInfo, rules: ArchiveRules, tier: str) -> str:
+    """The retrieval tier asked for (and why, when it is not ``restoreTier``), and how long the
+    restored copy stays: ``restoreDays`` for Glacier; an Intelligent-Tiering copy returns to
+    its Frequent Access tier for good."""
+    if tier != rules.restore_tier:
+        tier += f": {rules.restore_tier} is not offered there"
     if copy.restore_expires:
-        return f"{rules.restore_tier}, {rules.restore_days} days"
-    return f"{rules.restore_tier}, back to Frequent Access"
+        return f"{tier}, {rules.restore_days} days"
+    return f"{tier}, back to Frequent Access"
 
 
 def _would(reason: str) -> _Verdict:
@@ -661,10 +664,11 @@ class Archivist:
             if s3.restore_state == "ongoing":
                 where = self._where(facts.id)
                 return _Verdict(Outcome.WAIT, f"restore of {where} from {s3.tier} runs")
-            how = _restore_terms(s3, rules)
+            tier = s3.retrieval_tier(rules.restore_tier)
+            how = _restore_terms(s3, rules, tier)
             if not apply:
                 return _would(f"request a restore from {s3.tier} ({how})")
-            await self.store.restore(s3, rules.restore_days, rules.restore_tier)
+            await self.store.restore(s3, rules.restore_days, tier)
             return _Verdict(Outcome.WAIT_GLACIER, f"restore from {s3.tier} requested ({how})")
         if not apply:
             return _would(

@@ -68,6 +68,14 @@ class ObjectInfo:
         for one that names days."""
         return not self.archive_status
 
+    def retrieval_tier(self, wanted: str) -> str:
+        """The restore tier to ask for, given the one configured: ``Expedited`` is not offered
+        for Deep Archive (the storage class, or Intelligent-Tiering's tier), and S3 refuses
+        such a request every time, so the fastest tier offered there, ``Standard``, is asked
+        for instead."""
+        deep = self.storage_class == "DEEP_ARCHIVE" or self.archive_status == "DEEP_ARCHIVE_ACCESS"
+        return "Standard" if deep and wanted == "Expedited" else wanted
+
     @property
     def tier(self) -> str:
         """Where the bytes are, for messages: ``GLACIER``, ``INTELLIGENT_TIERING (ARCHIVE_ACCESS)``,

@@ -13,8 +13,9 @@ may differ).
 "Restoring an archived object"): a HEAD says ``x-amz-archive-status``, a GET is refused with
 ``InvalidObjectState``, and a restore request brings it back to the Frequent Access tier for
 good, so it must not carry ``Days`` (this proxy refuses one with ``InvalidArgument``; S3 only
-documents that such a request fails). The restore runs for ``restoreLookups`` HEADs (default 1),
-saying ``x-amz-restore: ongoing-request="true"``; then the object is readable again.
+documents that such a request fails). Nor is the ``Expedited`` tier offered for
+``DEEP_ARCHIVE_ACCESS`` (refused the same way). The restore runs for ``restoreLookups`` HEADs
+(default 1), saying ``x-amz-restore: ongoing-request="true"``; then the object is readable again.
 """
 
 from __future__ import annotations
@@ -141,8 +142,12 @@ class S3FaultProxy:
         return await self.forward(request, headers)
 
     async def _restore(self, request: web.Request, archived: ArchivedObject) -> web.Response:
-        if b"<Days>" in await request.read():
+        body = await request.read()
+        if b"<Days>" in body:
             message = "Days is not accepted for objects in an Intelligent-Tiering archive tier"
+            return s3_error(400, "InvalidArgument", message)
+        if archived.tier == "DEEP_ARCHIVE_ACCESS" and b"<Tier>Expedited</Tier>" in body:
+            message = "Expedited retrieval is not offered for the Deep Archive Access tier"
             return s3_error(400, "InvalidArgument", message)
         if archived.restoring:
             message = "Object restore is already in progress"
