@@ -173,3 +173,67 @@ async def test_injected_faults_draw_each_listed_status(devstack: StackProcess) -
     assert {status for status, _ in seen} == {503, 429}
     assert {retry for _, retry in seen} == {"2"}
     assert after == 404
+
+
+async def test_the_s3_proxy_keeps_a_tiered_object_archived_until_it_is_replaced(
+    devstack: StackProcess,
+) -> None:
+    """The proxy's Intelligent-Tiering model ends only where S3's would: tags, reads of tags
+    and a multipart upload's parts leave the object in its archive tier; a new PUT or a delete
+    of the key ends it. A malformed move is refused with what it needs."""
+    import aiohttp
+    from botocore.exceptions import ClientError
+
+    bucket, key = devstack.state["bucket"], "tiering/model.bin"
+    settings = aws_settings_from_state(devstack.through_s3_proxy())
+    direct = aws_settings_from_state(devstack.state)  # moto itself, past the proxy
+    async with aws_client(settings, "s3") as s3, aws_client(direct, "s3") as moto:
+
+        async def archive_status() -> str | None:
+            head = await s3.head_object(Bucket=bucket, Key=key)
+            return head.get("ArchiveStatus")
+
+        await s3.put_object(Bucket=bucket, Key=key, Body=b"old", StorageClass="INTELLIGENT_TIERING")
+        await devstack.move_to_archive_tier(bucket, key)
+        await s3.put_object_tagging(
+            Bucket=bucket, Key=key, Tagging={"TagSet": [{"Key": "k", "Value": "v"}]}
+        )
+        tags = await s3.get_object_tagging(Bucket=bucket, Key=key)
+        assert tags["TagSet"] == [{"Key": "k", "Value": "v"}]
+        upload = await s3.create_multipart_upload(Bucket=bucket, Key=key)
+        part = await s3.upload_part(
+            Bucket=bucket, Key=key, UploadId=upload["UploadId"], PartNumber=1, Body=b"new"
+        )
+        assert await archive_status() == "ARCHIVE_ACCESS"
+        with pytest.raises(ClientError) as refused:
+            await s3.get_object(Bucket=bucket, Key=key)
+        assert refused.value.response["Error"]["Code"] == "InvalidObjectState"
+
+        await s3.complete_multipart_upload(
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload["UploadId"],
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+        )
+        assert await archive_status() is None
+        answer = await s3.get_object(Bucket=bucket, Key=key)
+        assert await answer["Body"].read() == b"new"
+
+        for replace in ("put", "delete"):
+            await devstack.move_to_archive_tier(bucket, key, "DEEP_ARCHIVE_ACCESS")
+            assert await archive_status() == "DEEP_ARCHIVE_ACCESS"
+            if replace == "put":
+                await s3.put_object(Bucket=bucket, Key=key, Body=b"newer")
+                assert await archive_status() is None
+            else:  # the model goes with the object, so one written past the proxy is readable
+                await s3.delete_object(Bucket=bucket, Key=key)
+                await moto.put_object(Bucket=bucket, Key=key, Body=b"newest")
+                assert await archive_status() is None
+        await s3.delete_object(Bucket=bucket, Key=key)
+
+    url = f"{devstack.state['s3_proxy_url']}/_devstack/tiering"
+    async with aiohttp.ClientSession() as admin:
+        for doc in ({"bucket": bucket, "key": key, "tier": "GLACIER"}, {"tier": "ARCHIVE_ACCESS"}):
+            async with admin.post(url, json=doc) as answer:
+                assert answer.status == 400
+                assert "needs bucket, key and a tier of ARCHIVE_ACCESS" in await answer.text()
