@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from botocore.exceptions import ClientError
 
 from recstore.clients.aws import aws_client
 from recstore.clients.kaltura import KalturaClient
@@ -118,12 +119,17 @@ async def test_an_intelligent_tiering_object_comes_back_from_its_archive_tier(
         with pytest.raises(RemoteError) as refused:
             await store.read_range(info, 0, MiB, lambda piece: None)
         assert refused.value.code == "InvalidObjectState"
-        with pytest.raises(RemoteError) as refused:  # not offered for this tier
-            await store.restore(info, 30, "Expedited")
-        assert refused.value.code == "InvalidArgument"
+        with pytest.raises(ClientError) as not_offered:  # S3 has no Expedited from this tier
+            await client.restore_object(
+                Bucket=ARCHIVE_BUCKET,
+                Key=key,
+                RestoreRequest={"GlacierJobParameters": {"Tier": "Expedited"}},
+            )
+        assert not_offered.value.response["Error"]["Code"] == "InvalidArgument"
         assert info.retrieval_tier("Expedited") == "Standard"
 
-        assert await store.restore(info, 30, "Bulk") is False
+        # the store sends neither Days nor a tier S3 would refuse
+        assert await store.restore(info, 30, "Expedited") is False
         assert await store.restore(info, 30, "Bulk") is False  # asked before: still running
         ongoing = [await store.head(ARCHIVE_BUCKET, key) for _ in range(2)]
         assert [(i.restore_state, i.readable) for i in ongoing] == [("ongoing", False)] * 2

@@ -270,10 +270,11 @@ def _fail(reason: str, transient: bool = False) -> _Verdict:
     return _Verdict(Outcome.FAILED, reason, transient=transient)
 
 
-def _restore_terms(copy: ObjectInfo, rules: ArchiveRules, tier: str) -> str:
-    """The retrieval tier asked for (and why, when it is not ``restoreTier``), and how long the
-    restored copy stays: ``restoreDays`` for Glacier; an Intelligent-Tiering copy returns to
-    its Frequent Access tier for good."""
+def _restore_terms(copy: ObjectInfo, rules: ArchiveRules) -> str:
+    """The retrieval tier the S3 client asks for (and why, when it is not ``restoreTier``), and
+    how long the restored copy stays: ``restoreDays`` for Glacier; an Intelligent-Tiering copy
+    returns to its Frequent Access tier for good."""
+    tier = copy.retrieval_tier(rules.restore_tier)
     if tier != rules.restore_tier:
         tier += f": {rules.restore_tier} is not offered there"
     if copy.restore_expires:
@@ -664,11 +665,10 @@ class Archivist:
             if s3.restore_state == "ongoing":
                 where = self._where(facts.id)
                 return _Verdict(Outcome.WAIT, f"restore of {where} from {s3.tier} runs")
-            tier = s3.retrieval_tier(rules.restore_tier)
-            how = _restore_terms(s3, rules, tier)
+            how = _restore_terms(s3, rules)
             if not apply:
                 return _would(f"request a restore from {s3.tier} ({how})")
-            await self.store.restore(s3, rules.restore_days, tier)
+            await self.store.restore(s3, rules.restore_days, rules.restore_tier)
             return _Verdict(Outcome.WAIT_GLACIER, f"restore from {s3.tier} requested ({how})")
         if not apply:
             return _would(

@@ -528,11 +528,13 @@ class S3Store:
 
         S3 answers 202 for a new request and 200 when a restored copy exists already; a
         request for an object whose restore is still running is refused with
-        ``RestoreAlreadyInProgress``, which here means "asked before" (False). ``days`` is
-        left out where the restore does not expire (:attr:`ObjectInfo.restore_expires`).
+        ``RestoreAlreadyInProgress``, which here means "asked before" (False). What S3 would
+        refuse for this object is not sent: ``days`` where the restore does not expire
+        (:attr:`ObjectInfo.restore_expires`), a ``tier`` it does not offer
+        (:meth:`ObjectInfo.retrieval_tier`).
         """
         bucket, key = source.bucket, source.key
-        request: dict[str, Any] = {"GlacierJobParameters": {"Tier": tier}}
+        request: dict[str, Any] = {"GlacierJobParameters": {"Tier": source.retrieval_tier(tier)}}
         if source.restore_expires:
             request["Days"] = days
 
