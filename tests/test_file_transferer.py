@@ -270,8 +270,15 @@ def test_jobs_land_decryptable_in_every_target_and_bad_ones_in_the_dlq(setup: Se
     consult_key = f"{setup.tag}/consult.mp4"
     keys = sorted(k for k in sources if k != consult_key)
     remote = f"remote-{setup.tag}.example.com"
+    # Type 14 keeps its copy for a year, every type's for ever: one room, kept for ever.
+    by_type = "by-type/$meetingType"
     seed_instance(
-        state, remote, [{"meetingTypeId": 14, "copyTo": [{"path": "by-type/$meetingType"}]}]
+        state,
+        remote,
+        [
+            {"meetingTypeId": 14, "copyTo": [{"path": by_type, "expiration": "1 year"}]},
+            {"meetingTypeId": "*any*", "copyTo": [{"path": by_type}]},
+        ],
     )
     targets = [
         {"path": "$instance/$meetingType", "expiration": "4 years 3 months 2 weeks 1 day"},
@@ -345,9 +352,11 @@ def test_jobs_land_decryptable_in_every_target_and_bad_ones_in_the_dlq(setup: Se
         f["expireAt"] is None
         for f in files_in(state, f"/Recordings/Archive {setup.tag}/{DEMO_INSTANCE}")
     )
-    # The configurator's instance: its own targets, chosen by meeting type id 14.
+    # The configurator's instance: its own targets, chosen by meeting type id 14 and *any*;
+    # the room both name holds one file, kept as long as the longer-lived target asks.
     [consult] = files_in(state, f"/Recordings/by-type/consult {setup.tag}")
     assert decrypted_sha256(state, consult["id"]) == sources[consult_key]["sha256"]
+    assert consult["expireAt"] is None
     for key in sources:
         assert not setup.source_exists(key)
     received = setup.dead_letters()

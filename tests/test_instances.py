@@ -154,13 +154,28 @@ def test_message_targets_override_the_instance() -> None:
     assert targets_for(instance("x", TARGETS), "d", 14, sent) == sent
 
 
-def test_specific_and_any_targets_both_apply_once_each() -> None:
+def test_specific_and_any_targets_both_apply_each_with_its_expiration() -> None:
+    """Both name ``sales/$meetingType``: both stay, so the transfer keeps the file for as long
+    as the longer-lived (here: for ever) asks (tests/test_file_transferer.py sees it happen)."""
     chosen = targets_for(instance("x", TARGETS), "d", 14, [])
-    assert chosen == [Target("sales/$meetingType", "1 year"), Target("all", None)]
+    assert chosen == [
+        Target("sales/$meetingType", "1 year"),
+        Target("all", None),
+        Target("sales/$meetingType", None),
+    ]
     assert targets_for(instance("x", TARGETS), "d", 99, []) == [
         Target("all", None),
         Target("sales/$meetingType", None),
     ]
+
+
+def test_a_target_listed_twice_is_used_once() -> None:
+    twice = {"path": "a", "expiration": "2 years"}
+    targets = [
+        {"meetingTypeId": 14, "copyTo": [twice, twice]},
+        {"meetingTypeId": "*any*", "copyTo": [twice]},
+    ]
+    assert targets_for(instance("x", targets), "d", 14, []) == [Target("a", "2 years")]
 
 
 def test_no_target_at_all_is_permanent() -> None:

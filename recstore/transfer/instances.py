@@ -9,7 +9,8 @@ so the job is retried later rather than dead-lettered: once it is mended, the jo
 
 Targets: the message's own ``storage.extra.dracoon.targets`` when it has any; otherwise every
 ``copyTo`` of the instance's targets whose ``meetingTypeId`` is the meeting's type or
-``*any*`` (both apply; a path named twice is used once, the first expiration winning).
+``*any*`` (both apply). A room that several of them name gets one file, kept as long as the
+longest of their expirations asks (``transferer._plans``), so the list keeps every one of them.
 """
 
 from __future__ import annotations
@@ -72,14 +73,16 @@ def targets_for(
     """The targets of one job; PermanentJobError when there are none."""
     if message_targets:
         return list(message_targets)
-    chosen: dict[str, Target] = {}
+    # Only exact repeats are dropped: the same path with another expiration is the transfer's
+    # to weigh, and dropping it here would let the first one listed shorten the other's.
+    chosen: dict[Target, None] = {}
     for target in instance.recordings.dracoon.targets:
         if target.meeting_type_id in ("*any*", meeting_type_id):
             for copy in target.copy_to:
-                chosen.setdefault(copy.path, Target(copy.path, copy.expiration))
+                chosen[Target(copy.path, copy.expiration)] = None
     if not chosen:
         raise PermanentJobError(
             f"instance {domain!r} has no target for meeting type {meeting_type_id} "
             "and the message names none"
         )
-    return list(chosen.values())
+    return list(chosen)
