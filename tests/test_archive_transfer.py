@@ -84,6 +84,36 @@ async def test_a_failing_source_aborts_the_upload(s3: tuple[S3Store, Any]) -> No
     assert uploads.get("Uploads", []) == []
 
 
+async def test_an_upload_that_cannot_be_aborted_is_logged_and_its_failure_raised(
+    devstack: StackProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its parts stay stored (and billed) until removed, so the operator needs its id; the
+    error to raise is still the upload's own."""
+    proxy = devstack.state["s3_proxy_url"]
+    refuse_abort = {"error_rate": 1, "error_status": 403, "methods": ["DELETE"]}
+    async with (
+        aws_client(aws_settings_from_state(devstack.through_s3_proxy()), "s3") as client,
+        aiohttp.ClientSession() as admin,
+    ):
+        await (await admin.post(f"{proxy}/_devstack/faults", json=refuse_abort)).release()
+        try:
+            with pytest.raises(ConnectionResetError):
+                await S3Store(client, FAST).upload_stream(
+                    ARCHIVE_BUCKET, "t/unabortable", parts_of(video(11 * MiB), 5 * MiB, fail_at=1)
+                )
+        finally:
+            await (await admin.post(f"{proxy}/_devstack/faults", json={})).release()
+        listing = await client.list_multipart_uploads(Bucket=ARCHIVE_BUCKET, Prefix="t/unab")
+        (left,) = listing["Uploads"]
+        await client.abort_multipart_upload(
+            Bucket=ARCHIVE_BUCKET, Key="t/unabortable", UploadId=left["UploadId"]
+        )
+    (line,) = [r.getMessage() for r in caplog.records if "left open" in r.getMessage()]
+    assert f"multipart upload {left['UploadId']} of s3://{ARCHIVE_BUCKET}/t/unabortable" in line
+    # the abort's own failure, as S3 (the proxy's fault) answered it
+    assert f"multipart abort of s3://{ARCHIVE_BUCKET}/t/unabortable failed: InternalError" in line
+
+
 async def test_empty_and_small_objects(s3: tuple[S3Store, Any]) -> None:
     store, _ = s3
     empty = await store.upload_stream(ARCHIVE_BUCKET, "t/empty", parts_of(b"", MiB))

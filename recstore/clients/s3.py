@@ -21,13 +21,17 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import logging
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from recstore import events
 from recstore.clients.aws_errors import aws_errors
 from recstore.errors import RemoteError
 from recstore.retry import RetryPolicy, call_with_retry
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 REMOTE = "s3"
@@ -396,8 +400,7 @@ class S3Store:
         try:
             return await self._send_parts(bucket, key, upload_id, parts, checksums)
         except BaseException:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._abort(bucket, key, upload_id))
+            await asyncio.shield(self._abort(bucket, key, upload_id))
             raise
 
     async def _send_parts(
@@ -494,13 +497,28 @@ class S3Store:
         return await call_with_retry(call, remote=REMOTE, policy=self._policy)
 
     async def _abort(self, bucket: str, key: str, upload_id: str) -> None:
+        """Abort an upload that failed; one that cannot be aborted is logged, not raised (the
+        upload's own failure is the one to report)."""
+
         async def call() -> None:
             with aws_errors(REMOTE, f"multipart abort of s3://{bucket}/{key}"):
                 await self._client.abort_multipart_upload(
                     Bucket=bucket, Key=key, UploadId=upload_id
                 )
 
-        await call_with_retry(call, remote=REMOTE, policy=self._policy)
+        try:
+            await call_with_retry(call, remote=REMOTE, policy=self._policy)
+        except RemoteError as exc:  # its parts are stored (and billed) until removed
+            events.emit(
+                log,
+                events.STORAGE_ERROR,
+                "multipart upload %s of s3://%s/%s left open (a lifecycle rule with "
+                "AbortIncompleteMultipartUpload removes it): %s",
+                upload_id,
+                bucket,
+                key,
+                exc,
+            )
 
     async def read_chunks(self, source: ObjectInfo, chunk_size: int) -> AsyncIterator[bytes]:
         """The object's bytes in ``chunk_size`` pieces, the next range read while one is used.
