@@ -6,7 +6,8 @@
     ├── ConfigError              bad configuration; the CLI exits 2 and names the key
     ├── RemoteError              a remote system answered badly or not at all
     │   │                        (.remote, .status, .code, .transient, .retry_after)
-    │   ├── (one subclass per client: DracoonError, KalturaError, S3Error, SqsError, ...)
+    │   ├── (a subclass per client that adds to it: DracoonError, KalturaError, VidyoError,
+    │   │    LdapError; S3 and SQS raise RemoteError itself)
     │   └── UnknownInstance      the configurator has no configuration for a domain
     └── JobError                 a job cannot be done as asked
         └── PermanentJobError    retrying will not help: the message goes to the dead-letter queue
@@ -85,6 +86,11 @@ class PermanentJobError(JobError):
     """A job can never succeed as it stands (malformed message, unknown instance, ...)."""
 
 
+#: 5xx answers that are the server's last word rather than an outage: Not Implemented, HTTP
+#: Version Not Supported, Insufficient Storage (DRACOON's quota). Asking again changes nothing.
+FINAL_5XX = frozenset({501, 505, 507})
+
+
 def transient_status(status: int) -> bool:
-    """HTTP statuses that every official client of our remotes retries."""
-    return status in (408, 429) or status >= 500
+    """Whether an HTTP answer is worth another attempt: a timeout, throttling, an outage."""
+    return status in (408, 429) or (status >= 500 and status not in FINAL_5XX)

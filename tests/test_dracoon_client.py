@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 import pytest
 from pydantic import SecretStr
 
@@ -301,6 +302,28 @@ async def test_quota_exceeded_is_permanent(state: dict[str, Any], service: Draco
     )
 
 
+@pytest.mark.parametrize(("status", "tries"), [(501, 1), (502, FAST.attempts)])
+async def test_answers_asking_again_cannot_change_are_not_retried(
+    state: dict[str, Any], service: DracoonClient, status: int, tries: int
+) -> None:
+    """A 501 (Not Implemented) is the server's last word; a 502 is an outage, tried again."""
+    await service.system_info()  # logged in before the fault
+    fault = {"error_rate": 1, "error_status": status, "path_pattern": "/nodes$"}
+    await admin(state, "faults", fault)
+    try:
+        with pytest.raises(DracoonError) as caught:
+            await service.request("GET", "/v4/nodes")
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{state['dracoon_url']}/_devstack/faults") as answer,
+        ):
+            injected = (await answer.json())["injected"]
+    finally:
+        await admin(state, "faults", {})
+    assert (caught.value.status, caught.value.transient) == (status, status == 502)
+    assert injected == tries
+
+
 async def test_an_account_without_key_pair_is_a_permanent_error(state: dict[str, Any]) -> None:
     login = f"nokeys{next(_names)}"
     await admin(state, "seed", {"users": [{"login": login, "password": "pw-nokeys"}]})
@@ -320,6 +343,19 @@ async def test_expired_tokens_are_renewed(state: dict[str, Any], service: Dracoo
     await admin(state, "settings", {"expireTokens": True})  # every issued token is now invalid
     room = await fresh_room(service, state)
     assert room["isEncrypted"]
+
+
+async def test_requests_refused_together_log_in_again_once(
+    state: dict[str, Any], service: DracoonClient
+) -> None:
+    """A revoked token fails every request in flight; one login serves them all."""
+    await service.system_info()
+    login = state["dracoon_login"]
+    before = (await stand_in_state(state))["tokensIssued"][login]
+    await admin(state, "settings", {"expireTokens": True})
+    rooms = await asyncio.gather(*(service.request("GET", "/v4/nodes") for _ in range(5)))
+    assert all("items" in room for room in rooms)
+    assert (await stand_in_state(state))["tokensIssued"][login] == before + 1
 
 
 async def test_a_failing_stream_cancels_its_upload(

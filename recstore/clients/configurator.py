@@ -20,6 +20,7 @@ from urllib.parse import quote
 import aiohttp
 from pydantic import ValidationError
 
+from recstore.clients.http import connection_errors
 from recstore.config import ConfiguratorSettings, InstanceSettings
 from recstore.errors import RemoteError, UnknownInstance, transient_status
 from recstore.retry import RetryPolicy, call_with_retry
@@ -57,7 +58,7 @@ class ConfiguratorClient:
 
     async def _fetch(self, domain: str) -> InstanceSettings:
         url = f"{self._base}/instances/{quote(domain, safe='')}"
-        try:
+        with connection_errors("configurator unreachable", REMOTE):
             async with self._session.get(url, timeout=self._timeout) as response:
                 if response.status == 404 and response.content_type.endswith("json"):
                     raise UnknownInstance(
@@ -78,10 +79,6 @@ class ConfiguratorClient:
                         remote=REMOTE,
                         transient=False,
                     ) from None
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise RemoteError(
-                f"configurator unreachable: {type(exc).__name__}", remote=REMOTE, transient=True
-            ) from exc
         try:
             return InstanceSettings.model_validate(unflatten(document))
         except ValidationError as exc:

@@ -23,6 +23,7 @@ import io
 import json as json_module  # `json` names request bodies here, as in aiohttp
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,10 +33,10 @@ import aiohttp
 from pydantic import SecretStr
 
 from recstore import events
-from recstore.clients.http import http_session
+from recstore.clients.http import connection_errors, http_session
 from recstore.clients.s3 import MAX_PARTS, smallest_part  # direct uploads are S3 multipart
 from recstore.crypto import UserPrivateKey, decrypt_private_key
-from recstore.errors import RemoteError
+from recstore.errors import RemoteError, transient_status
 from recstore.retry import RetryPolicy, call_with_retry
 
 log = logging.getLogger(__name__)
@@ -74,9 +75,8 @@ class DracoonAccount:
     timeout: float = 60.0
 
 
-def _transient(status: int) -> bool:
-    # 507 (quota) and 501 are answers, not outages.
-    return status in (408, 429, 500, 502, 503, 504)
+def _unreachable(what: str) -> contextlib.AbstractContextManager[None]:
+    return connection_errors(what, REMOTE, DracoonError)
 
 
 class DracoonClient:
@@ -105,7 +105,11 @@ class DracoonClient:
         self._private_key: UserPrivateKey | None = None
         self._key_pair: dict[str, Any] | None = None
         self._system_info: dict[str, Any] | None = None
-        self._path_locks: dict[tuple[int, str], asyncio.Lock] = {}
+        # One creator per room name at a time; a lock lives while a request holds it, not for
+        # as long as the daemon runs.
+        self._path_locks: weakref.WeakValueDictionary[tuple[int, str], asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
         self._poll_timeout = upload_poll_timeout
 
     def __repr__(self) -> str:
@@ -140,40 +144,43 @@ class DracoonClient:
 
     # -- authentication --
 
-    async def _access_token(self, renew: bool = False) -> str:
+    async def _access_token(self, refused: str | None = None) -> str:
+        """A token to call the API with. ``refused``: one the server answered 401 to, renewed
+        with the password unless another request has renewed it meanwhile (a revoked token
+        fails every request in flight at once, and each would log in again)."""
         async with self._auth_lock:
-            if not renew and self._token and time.monotonic() < self._token_expires - TOKEN_MARGIN:
-                return self._token
-            form = {
-                "grant_type": "password",
-                "username": self.account.login,
-                "password": self.account.password.get_secret_value(),
-            }
-            if self._refresh and not renew:
-                form = {"grant_type": "refresh_token", "refresh_token": self._refresh}
-            try:
-                answer = await self._oauth(form)
-            except DracoonError:
-                if form["grant_type"] != "refresh_token":
-                    raise
-                answer = await self._oauth(
-                    {
-                        "grant_type": "password",
-                        "username": self.account.login,
-                        "password": self.account.password.get_secret_value(),
-                    }
-                )
+            if self._token is not None:
+                if refused is not None and self._token != refused:
+                    return self._token  # renewed meanwhile
+                if refused is None and time.monotonic() < self._token_expires - TOKEN_MARGIN:
+                    return self._token
+            if self._refresh and refused is None:
+                try:
+                    answer = await self._oauth(
+                        {"grant_type": "refresh_token", "refresh_token": self._refresh}
+                    )
+                except DracoonError:
+                    answer = await self._oauth(self._password_grant())
+            else:
+                answer = await self._oauth(self._password_grant())
             self._token = str(answer["access_token"])
             self._refresh = answer.get("refresh_token")
             self._token_expires = time.monotonic() + float(answer.get("expires_in", 3600))
             return self._token
+
+    def _password_grant(self) -> dict[str, str]:
+        return {
+            "grant_type": "password",
+            "username": self.account.login,
+            "password": self.account.password.get_secret_value(),
+        }
 
     async def _oauth(self, form: dict[str, str]) -> dict[str, Any]:
         client = f"{self.account.client_id}:{self.account.client_secret.get_secret_value()}"
         headers = {"Authorization": "Basic " + base64.b64encode(client.encode()).decode()}
 
         async def attempt() -> dict[str, Any]:
-            try:
+            with _unreachable("DRACOON unreachable"):
                 async with self._http_request(
                     "POST", f"{self._base}/oauth/token", data=form, headers=headers
                 ) as response:
@@ -187,12 +194,8 @@ class DracoonClient:
                         remote=REMOTE,
                         status=response.status,
                         code=reason,
-                        transient=_transient(response.status),
+                        transient=transient_status(response.status),
                     )
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                raise DracoonError(
-                    f"DRACOON unreachable: {type(exc).__name__}", remote=REMOTE, transient=True
-                ) from exc
 
         return await call_with_retry(attempt, remote=REMOTE, policy=self._policy)
 
@@ -213,7 +216,7 @@ class DracoonClient:
             token = await self._access_token()
             status, body, headers = await self._send(method, path, token, json, params)
             if status == 401:
-                token = await self._access_token(renew=True)
+                token = await self._access_token(refused=token)
                 status, body, headers = await self._send(method, path, token, json, params)
             if status >= 400:
                 raise _error(status, body, headers, f"{method} {path}")
@@ -228,17 +231,11 @@ class DracoonClient:
     ) -> tuple[int, Any, Mapping[str, str]]:
         headers = {"Authorization": f"Bearer {token}"}
         clean = {k: str(v) for k, v in (params or {}).items() if v is not None}
-        try:
+        with _unreachable(f"DRACOON unreachable during {method} {path}"):
             async with self._http_request(
                 method, f"{self._base}/api{path}", json=json, params=clean, headers=headers
             ) as response:
                 return response.status, await _json_or_text(response), response.headers
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise DracoonError(
-                f"DRACOON unreachable during {method} {path}: {type(exc).__name__}",
-                remote=REMOTE,
-                transient=True,
-            ) from exc
 
     # -- capabilities and keys --
 
@@ -464,7 +461,7 @@ class DracoonClient:
         url = await urls.get(number, len(data))
 
         async def attempt() -> str:
-            try:
+            with _unreachable(f"S3 part {number} upload failed"):
                 async with self._http_request(
                     "PUT", url, data=_slices(data), headers={"Content-Length": str(len(data))}
                 ) as response:
@@ -473,15 +470,9 @@ class DracoonClient:
                             f"S3 part {number} upload answered {response.status}",
                             remote=REMOTE,
                             status=response.status,
-                            transient=_transient(response.status),
+                            transient=transient_status(response.status),
                         )
                     return response.headers.get("ETag", "").strip('"')
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                raise DracoonError(
-                    f"S3 part {number} upload failed: {type(exc).__name__}",
-                    remote=REMOTE,
-                    transient=True,
-                ) from exc
 
         etag = await call_with_retry(attempt, remote=REMOTE, policy=self._policy)
         return {"partNumber": number, "partEtag": etag}
@@ -539,7 +530,7 @@ class DracoonClient:
                     filename="chunk",
                     content_type="application/octet-stream",
                 )
-                try:
+                with _unreachable("chunk upload failed"):
                     async with self._http_request(
                         "POST", url, data=form, headers={"Content-Range": span}
                     ) as response:
@@ -550,10 +541,6 @@ class DracoonClient:
                                 response.headers,
                                 "chunk upload",
                             )
-                except (aiohttp.ClientError, TimeoutError) as exc:
-                    raise DracoonError(
-                        f"chunk upload failed: {type(exc).__name__}", remote=REMOTE, transient=True
-                    ) from exc
 
             await call_with_retry(attempt, remote=REMOTE, policy=self._policy)
             offset += len(data)
@@ -694,6 +681,6 @@ def _error(status: int, body: Any, headers: Mapping[str, str], what: str) -> Dra
         remote=REMOTE,
         status=status,
         code=error_code if isinstance(error_code, int) else None,
-        transient=_transient(status),
+        transient=transient_status(status),
         retry_after=retry_after,
     )

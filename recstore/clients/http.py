@@ -1,4 +1,5 @@
-"""The HTTP connections recstore opens to a remote: DRACOON, the configurator, Kaltura, AWS.
+"""The HTTP connections recstore opens to a remote: DRACOON, the configurator, Kaltura, AWS,
+and how a connection that fails is reported (:func:`connection_errors`).
 
 Why not a bare ``aiohttp.ClientSession()`` (or aiobotocore's defaults): aiohttp's read timeout,
 and so botocore's, does not cover writing a request body (measured: a server that reads
@@ -17,9 +18,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import aiohttp
+
+from recstore.errors import RemoteError
 
 
 def http_session(
@@ -31,6 +34,19 @@ def http_session(
     if timeout is None:
         return aiohttp.ClientSession(connector=connector)
     return aiohttp.ClientSession(connector=connector, timeout=timeout)
+
+
+@contextlib.contextmanager
+def connection_errors(
+    what: str, remote: str, error: type[RemoteError] = RemoteError
+) -> Iterator[None]:
+    """Raise a connection that fails inside the block (refused, reset, timed out, stalled) as
+    a transient ``error``: ``what``, then the failure's type. Not its text, which may name the
+    URL (a presigned one carries its signature)."""
+    try:
+        yield
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise error(f"{what}: {type(exc).__name__}", remote=remote, transient=True) from exc
 
 
 def stall_limited_sockets(stall_timeout: float) -> Callable[[tuple[object, ...]], socket.socket]:

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import os
@@ -27,6 +28,7 @@ from typing import Any
 import aiohttp
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from recstore.clients.http import connection_errors
 from recstore.config import KalturaSettings
 from recstore.errors import RemoteError, transient_status
 from recstore.retry import RetryPolicy, call_with_retry
@@ -46,9 +48,21 @@ READ_SIZE = 1024 * 1024
 class KalturaError(RemoteError):
     """A ``KalturaAPIException`` (``code`` such as ``ENTRY_ID_NOT_FOUND``) or a failed call."""
 
-    def __init__(self, message: str, *, code: str | None = None, args: Any = None, **kw: Any):
-        super().__init__(message, remote=REMOTE, code=code, **kw)
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        args: Any = None,
+        remote: str = REMOTE,
+        **kw: Any,
+    ):
+        super().__init__(message, remote=remote, code=code, **kw)
         self.kaltura_args = args or {}
+
+
+def _unreachable() -> contextlib.AbstractContextManager[None]:
+    return connection_errors("kaltura unreachable", REMOTE, KalturaError)
 
 
 def make_ks(
@@ -177,7 +191,7 @@ class KalturaClient:
         payload = {**body, "ks": ks, "format": 1}
 
         async def attempt() -> Any:
-            try:
+            with _unreachable():
                 async with self._session.post(url, json=payload, timeout=self._timeout) as answer:
                     if answer.status != 200:
                         raise KalturaError(
@@ -186,10 +200,6 @@ class KalturaClient:
                             transient=transient_status(answer.status),
                         )
                     return await answer.json(content_type=None)
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                raise KalturaError(
-                    f"kaltura unreachable: {type(exc).__name__}", transient=True
-                ) from exc
 
         return await call_with_retry(attempt, remote=REMOTE, policy=self._policy)
 
@@ -440,7 +450,7 @@ class KalturaClient:
             "fileData", io.BytesIO(data), filename="upload", content_type="application/octet-stream"
         )
         url = f"{self._base}/uploadtoken/action/upload?format=1"
-        try:
+        with _unreachable():
             async with self._session.post(url, data=form, timeout=self._timeout) as answer:
                 if answer.status != 200:
                     raise KalturaError(
@@ -449,10 +459,6 @@ class KalturaClient:
                         transient=transient_status(answer.status),
                     )
                 result = await answer.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise KalturaError(
-                f"kaltura unreachable: {type(exc).__name__}", transient=True
-            ) from exc
         _raise_if_error(result, "uploadToken.upload")
 
     async def metadata_profiles(self, system_name: str) -> list[dict[str, Any]]:

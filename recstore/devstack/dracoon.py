@@ -17,15 +17,17 @@ Seed document (``recstore devstack seed dracoon --file F``)::
 Rooms on a path are created as needed (sub-rooms inherit their parent's members). Key pairs
 are generated with 10,000 PBKDF2 iterations (the SDKs' older count) so seeding is quick. The
 answer lists the ids of what was created. Other admin routes: ``GET /_devstack/state`` (users,
-nodes, file keys, and each upload with its S3 steps in the order they arrived),
-``POST /_devstack/settings`` (``useS3Storage``, ``tokenLifetime`` seconds, ``quotaBytes``,
-``finishSeconds``: how long a completed S3 upload stays "finishing").
+nodes, file keys, tokens granted per login, and each upload with its S3 steps in the order
+they arrived), ``POST /_devstack/settings`` (``useS3Storage``, ``tokenLifetime`` seconds,
+``quotaBytes``, ``finishSeconds``: how long a completed S3 upload stays "finishing";
+``expireTokens``: every token issued so far is refused from now on).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import hashlib
 import re
 import secrets
@@ -95,6 +97,8 @@ class DracoonStandIn:
         self.finish_seconds = 0.05  # a real server takes a moment; clients must poll
         self.token_lifetime = 3600.0
         self.tokens: dict[str, tuple[int, float]] = {}
+        #: Tokens granted per login, for ``/_devstack/state``: how often a client logged in.
+        self.tokens_issued: collections.Counter[str] = collections.Counter()
         self.refresh_tokens: dict[str, int] = {}
         self.download_tokens: dict[str, int] = {}
         self.passwords: dict[str, str] = {}
@@ -361,6 +365,7 @@ class DracoonStandIn:
         access, refresh = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         self.tokens[access] = (user.id, time.time() + self.token_lifetime)
         self.refresh_tokens[refresh] = user.id
+        self.tokens_issued[user.login] += 1
         return web.json_response(
             {
                 "access_token": access,
@@ -943,6 +948,7 @@ class DracoonStandIn:
                     {"fileId": f, "userId": u, "version": v} for f, u, v in model.file_keys
                 ],
                 "openUploads": sum(u.status in OPEN for u in model.uploads.values()),
+                "tokensIssued": dict(self.tokens_issued),
                 "uploads": [
                     {"name": u.name, "status": u.status, "steps": u.steps}
                     for u in model.uploads.values()
