@@ -168,6 +168,45 @@ def test_a_corrupt_public_key_does_not_stop_the_others(
     assert asyncio.run(can_open(state, f"ivan{tag}", file_id, data))
 
 
+async def dracoon_faults(state: dict[str, Any], plan: dict[str, Any]) -> int:
+    """Set the DRACOON stand-in's fault plan; how many faults the plan before it injected."""
+    import aiohttp
+
+    url = f"{state['dracoon_url']}/_devstack/faults"
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url) as answer:
+            injected = int((await answer.json())["injected"])
+        async with session.post(url, json=plan) as answer:
+            assert answer.status == 200, await answer.text()
+    return injected
+
+
+def test_a_server_that_keeps_listing_accepted_keys_gets_each_key_once(
+    devstack: StackProcess, tmp_path: Path
+) -> None:
+    """DRACOON drops a written key from its list of missing ones, and the sharer asks for the
+    list again after each write. A server that accepts keys and keeps listing them (here: it
+    answers 204 and stores nothing) must not make the run write them for ever."""
+    state = devstack.state
+    tag = uuid.uuid4().hex[:6]
+    name = f"Lossy {tag}"
+    room, _ = asyncio.run(room_with_files(state, 2, name))
+    asyncio.run(join(state, name, f"lena{tag}", ["RSA-4096"]))
+    lossy = {"error_rate": 1, "error_status": 204, "path_pattern": "/nodes/files/keys$"}
+    asyncio.run(dracoon_faults(state, {**lossy, "methods": ["POST"]}))
+    try:
+        result = run_cli(
+            "share-keys", "--config", str(config(state, tmp_path)), "--room", str(room)
+        )
+    finally:
+        writes = asyncio.run(dracoon_faults(state, {}))
+    assert result.returncode == 0, result.stderr
+    assert "wrote 2 file key(s) for 1 user(s) on 2 file(s)" in result.stdout
+    assert writes == 1  # both keys in one request, sent once
+    assert "DRACOON still lists 2 file key(s) it accepted" in result.stderr
+    assert " 15016 " in result.stderr
+
+
 def lease_held(port: int) -> bool:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
         text = answer.read().decode()

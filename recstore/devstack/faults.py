@@ -28,7 +28,8 @@ class FaultPlan:
     """What to do to the requests whose path matches ``path_pattern``.
 
     ``error_rate`` and ``drop_rate`` are probabilities in [0, 1]; ``error_status`` is one
-    status or a list to draw from (``[503, 429]``: both kinds in one run); ``count`` limits how many
+    status or a list to draw from (``[503, 429]``: both kinds in one run; a 2xx answers success
+    without the request being carried out); ``count`` limits how many
     faults are injected in all (``None``: no limit), which lets a test say "the next two uploads
     fail" deterministically with a rate of 1. ``cut_after`` lets the answer start and drops the
     connection after that many bytes of its body: a download broken off mid-way (honoured by
@@ -143,7 +144,8 @@ class FaultInjector:
             statuses = plan.error_status
             # Only a list draws, so a seeded plan with one status replays as it always did.
             status = statuses[0] if len(statuses) == 1 else plan._rng.choice(statuses)
-            response = self._error_body(status)
+            # A 2xx answers success and does nothing: a server that loses what it accepted.
+            response = web.Response(status=status) if status < 300 else self._error_body(status)
             if plan.retry_after is not None:
                 response.headers["Retry-After"] = str(plan.retry_after)
             return response

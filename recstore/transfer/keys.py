@@ -10,10 +10,12 @@ the others.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+from recstore import events
 from recstore.crypto import (
     CryptoError,
     PlainFileKey,
@@ -21,6 +23,8 @@ from recstore.crypto import (
     decrypt_file_key,
     encrypt_file_key,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -126,3 +130,91 @@ class MissingKeyResolver:
                 continue
             result.extend(grants_for_users(file_id, plain, [(user_id, containers)]))
         return result
+
+
+class KeyServer(Protocol):
+    """What handing out file keys needs of one DRACOON account."""
+
+    async def private_key(self) -> UserPrivateKey: ...
+
+    async def missing_file_keys_page(
+        self, *, offset: int = 0, room_id: int | None = None, file_id: int | None = None
+    ) -> Mapping[str, Any]: ...
+
+    async def set_file_keys(self, items: Sequence[Mapping[str, Any]]) -> None: ...
+
+
+@dataclass
+class ShareReport:
+    written: int = 0
+    skipped: int = 0
+    files: set[int] = field(default_factory=set)
+    users: set[int] = field(default_factory=set)
+
+
+async def share_missing_keys(
+    server: KeyServer,
+    *,
+    file_id: int | None = None,
+    room_id: int | None = None,
+    dry_run: bool = False,
+    known_keys: Mapping[int, PlainFileKey] | None = None,
+    error_event: events.Event = events.GLOBAL_SHARER_ERROR,
+) -> ShareReport:
+    """Hand out every missing file key the account can serve; problems are logged as
+    ``error_event`` (the caller's own code: the sharer's, or the transferer's for its file).
+
+    Written keys leave the server's list, so each round asks again from the front, paging past
+    only the pairs that stay at its front: those that could not be served, and those already
+    written (in a dry run, or by a server that keeps listing keys it accepted). Each round
+    writes a pair not written before or ends the loop, so none of them can spin it.
+    """
+    resolver = MissingKeyResolver(known=known_keys)
+    report = ShareReport()
+    passed: set[tuple[int, int]] = set()
+    written: set[tuple[int, int]] = set()
+    while True:
+        page = await server.missing_file_keys_page(
+            offset=len(passed), room_id=room_id, file_id=file_id
+        )
+        if not page.get("items"):
+            return report
+        if resolver.needs_private_key(page):
+            resolver.private_key = await server.private_key()
+        result = resolver.grants_for_page(page)
+        for item in result.skipped:
+            if item.file_id is not None and item.user_id is not None:
+                passed.add((item.file_id, item.user_id))
+            events.emit(
+                log,
+                error_event,
+                "file key for user %s on file %s skipped: %s",
+                item.user_id,
+                item.file_id,
+                item.reason,
+            )
+        report.skipped += len(result.skipped)
+        if not dry_run and (again := {(g.file_id, g.user_id) for g in result.grants} & written):
+            passed |= again
+            first_file, first_user = min(again)
+            events.emit(
+                log,
+                error_event,
+                "DRACOON still lists %d file key(s) it accepted, the first for user %s on "
+                "file %s: not written again",
+                len(again),
+                first_user,
+                first_file,
+            )
+        grants = [g for g in result.grants if (g.file_id, g.user_id) not in written]
+        if not grants:
+            return report
+        pairs = {(g.file_id, g.user_id) for g in grants}
+        if dry_run:  # nothing leaves the list, so page on past what would be written
+            passed |= pairs
+        else:
+            await server.set_file_keys([grant.to_json() for grant in grants])
+        written |= pairs
+        report.written += len(grants)
+        report.files.update(g.file_id for g in grants)
+        report.users.update(g.user_id for g in grants)

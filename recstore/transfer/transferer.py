@@ -22,7 +22,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from recstore import events, metrics
 from recstore.clients.s3 import MIN_PART_SIZE, ObjectInfo
@@ -30,7 +30,6 @@ from recstore.clients.s3 import REMOTE as S3
 from recstore.crypto import (
     FileEncryptor,
     PlainFileKey,
-    UserPrivateKey,
     encrypt_file_key,
     generate_file_key,
 )
@@ -39,7 +38,7 @@ from recstore.progress import PROGRESS
 from recstore.transfer.expiration import parse_expiration
 from recstore.transfer.instances import Target
 from recstore.transfer.job import file_name
-from recstore.transfer.keys import MissingKeyResolver
+from recstore.transfer.keys import KeyServer, share_missing_keys
 from recstore.transfer.paths import TargetPathError, render_target_path
 from recstore.transfer.pipeline import RangeReader, stream_chunks
 
@@ -61,12 +60,14 @@ class StoredFile:
 
 
 class Source(RangeReader, Protocol):
-    async def head(self, bucket: str, key: str) -> ObjectInfo: ...
+    async def find(self, bucket: str, key: str) -> ObjectInfo | None:
+        """The object's HEAD; None when it does not exist."""
+        ...
 
     async def delete(self, bucket: str, key: str, etag: str | None = None) -> None: ...
 
 
-class Destination(Protocol):
+class Destination(KeyServer, Protocol):
     """What a transfer needs of one DRACOON account (implemented over the DRACOON client)."""
 
     async def ensure_room_path(self, parent_id: int, names: Sequence[str]) -> Room: ...
@@ -90,14 +91,6 @@ class Destination(Protocol):
     ) -> StoredFile: ...
 
     async def own_public_key(self) -> Mapping[str, Any]: ...
-
-    async def private_key(self) -> UserPrivateKey: ...
-
-    async def missing_file_keys_page(
-        self, *, offset: int = 0, room_id: int | None = None, file_id: int | None = None
-    ) -> Mapping[str, Any]: ...
-
-    async def set_file_keys(self, items: Sequence[Mapping[str, Any]]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -167,64 +160,6 @@ def same_recording(stored: StoredFile, marker: str, info: ObjectInfo | None) -> 
     return info is None or stored.notes == with_etag(marker, info.etag)
 
 
-@dataclass
-class ShareReport:
-    written: int = 0
-    skipped: int = 0
-    files: set[int] = field(default_factory=set)
-    users: set[int] = field(default_factory=set)
-
-
-async def share_missing_keys(
-    destination: Destination,
-    *,
-    file_id: int | None = None,
-    room_id: int | None = None,
-    dry_run: bool = False,
-    known_keys: Mapping[int, PlainFileKey] | None = None,
-) -> ShareReport:
-    """Hand out every missing file key the account can serve.
-
-    Written keys leave the server's list, so each round asks again from the front, skipping
-    only the pairs that could not be served (they stay at the front of the list). A round that
-    writes nothing new ends the loop, so a key that can never be made cannot spin it.
-    """
-    resolver = MissingKeyResolver(known=known_keys)
-    report = ShareReport()
-    stuck: set[tuple[int, int]] = set()
-    while True:
-        page = await destination.missing_file_keys_page(
-            offset=len(stuck), room_id=room_id, file_id=file_id
-        )
-        items = page.get("items") or []
-        if not items:
-            return report
-        if resolver.needs_private_key(page):
-            resolver.private_key = await destination.private_key()
-        result = resolver.grants_for_page(page)
-        for item in result.skipped:
-            if item.file_id is not None and item.user_id is not None:
-                stuck.add((item.file_id, item.user_id))
-            events.emit(
-                log,
-                events.GLOBAL_SHARER_ERROR,
-                "file key for user %s on file %s skipped: %s",
-                item.user_id,
-                item.file_id,
-                item.reason,
-            )
-        report.skipped += len(result.skipped)
-        if not result.grants:
-            return report
-        if dry_run:  # nothing leaves the list, so page on past what would be written
-            stuck.update((g.file_id, g.user_id) for g in result.grants)
-        else:
-            await destination.set_file_keys([grant.to_json() for grant in result.grants])
-        report.written += len(result.grants)
-        report.files.update(g.file_id for g in result.grants)
-        report.users.update(g.user_id for g in result.grants)
-
-
 class Transferer:
     """Runs :class:`TransferRequest`s against one source and an account's destination."""
 
@@ -248,92 +183,103 @@ class Transferer:
         for key in request.keys:
             name = file_name(key)
             marker = marker_for(request.job_id, request.bucket, key)
-            info = await self._head_or_none(request.bucket, key)
+            # None: removed after an earlier, complete run; each target is checked for it
+            info = await self._source.find(request.bucket, key)
             if info is not None:
                 present.append(info)
-            for target, segments, expire_at in plans:
-                room = await destination.ensure_room_path(request.parent_room_id, segments)
-                path = "/".join(segments)
-                copies = await _copies(destination, room, name, marker, info)
-                existing = copies[0] if copies else None
-                if existing is not None:
-                    report.already_there.append((key, path, existing.id))
-                    stored = existing
-                elif info is None:
-                    raise PermanentJobError(
-                        f"source s3://{request.bucket}/{key} does not exist and target "
-                        f"{target.path!r} does not hold it"
-                    )
-                else:
-                    if not info.readable:
-                        raise PermanentJobError(_not_readable(info))
-                    try:
-                        stored, plain_key = await self._upload(
-                            destination,
-                            info,
-                            room,
-                            path,
-                            name,
-                            expire_at,
-                            with_etag(marker, info.etag),
-                        )
-                        if plain_key is not None:
-                            known_keys[stored.id] = plain_key
-                    except Exception as exc:
-                        events.emit(
-                            log,
-                            events.AMAZON_TO_DRACOON_ERROR,
-                            "copy of s3://%s/%s into room %s failed: %s",
-                            request.bucket,
-                            key,
-                            room.id,
-                            exc,
-                            size=info.size,
-                        )
-                        if (archived := _archived_while_read(info, exc)) is not None:
-                            raise PermanentJobError(archived) from exc
-                        raise
-                    report.bytes += stored.size
-                    earlier = await _earlier_copy(destination, room, name, marker, info, stored)
-                    if earlier is None:
-                        report.uploaded.append((key, path, stored.id))
-                    else:  # this run's copy is removed; the earlier one serves the job
-                        report.twins_removed.append((key, path, stored.id))
-                        report.already_there.append((key, path, earlier.id))
-                        stored = earlier
+            recording = _Recording(key, name, marker, info)
+            for plan in plans:
+                room = await destination.ensure_room_path(request.parent_room_id, plan.segments)
+                stored = await self._into_room(
+                    destination, request.bucket, recording, plan, room, report, known_keys
+                )
                 if room.encrypted:
                     shared = await share_missing_keys(
-                        destination, file_id=stored.id, known_keys=known_keys
+                        destination,
+                        file_id=stored.id,
+                        known_keys=known_keys,
+                        error_event=events.TRANSFER_ERROR,
                     )
                     report.keys_shared += shared.written
                     report.keys_skipped += shared.skipped
         if self._remove:
-            for info in present:  # a source already gone was removed by an earlier run
-                # Only the version that was copied: a new recording written under the same
-                # key while this job ran is no target's, and stays.
-                try:
-                    await self._source.delete(info.bucket, info.key, etag=info.etag)
-                except RemoteError as exc:
-                    if exc.status != 412:
-                        raise
-                    events.emit(
-                        log,
-                        events.AMAZON_TO_DRACOON_ERROR,
-                        "source s3://%s/%s changed while it was copied: the new version is kept",
-                        info.bucket,
-                        info.key,
-                    )
-                else:
-                    report.sources_removed.append(info.key)
+            await self._remove_sources(present, report)
         return report
 
-    async def _head_or_none(self, bucket: str, key: str) -> ObjectInfo | None:
+    async def _into_room(
+        self,
+        destination: Destination,
+        bucket: str,
+        recording: _Recording,
+        plan: _Plan,
+        room: Room,
+        report: TransferReport,
+        known_keys: dict[int, PlainFileKey],
+    ) -> StoredFile:
+        """The room's copy of the recording: the one an earlier run stored, or a new one."""
+        key, name, marker, info = recording
+        path = "/".join(plan.segments)
+        copies = await _copies(destination, room, name, marker, info)
+        if copies:
+            report.already_there.append((key, path, copies[0].id))
+            return copies[0]
+        if info is None:
+            raise PermanentJobError(
+                f"source s3://{bucket}/{key} does not exist and target "
+                f"{plan.target.path!r} does not hold it"
+            )
+        if not info.readable:
+            raise PermanentJobError(_not_readable(info))
         try:
-            return await self._source.head(bucket, key)
-        except RemoteError as exc:
-            if exc.status == 404:
-                return None  # removed after an earlier, complete run; checked per target
+            stored, plain_key = await self._upload(
+                destination, info, room, path, name, plan.expire_at, with_etag(marker, info.etag)
+            )
+        except Exception as exc:
+            events.emit(
+                log,
+                events.AMAZON_TO_DRACOON_ERROR,
+                "copy of s3://%s/%s into room %s failed: %s",
+                bucket,
+                key,
+                room.id,
+                exc,
+                size=info.size,
+            )
+            if (archived := _archived_while_read(info, exc)) is not None:
+                raise PermanentJobError(archived) from exc
             raise
+        if plain_key is not None:
+            known_keys[stored.id] = plain_key
+        report.bytes += stored.size
+        earlier = await _earlier_copy(destination, room, name, marker, info, stored)
+        if earlier is None:
+            report.uploaded.append((key, path, stored.id))
+            return stored
+        # this run's copy is removed; the earlier one serves the job
+        report.twins_removed.append((key, path, stored.id))
+        report.already_there.append((key, path, earlier.id))
+        return earlier
+
+    async def _remove_sources(self, present: list[ObjectInfo], report: TransferReport) -> None:
+        """Delete the sources this run found, once every target holds them. A source already
+        gone was removed by an earlier run."""
+        for info in present:
+            # Only the version that was copied: a new recording written under the same key
+            # while this job ran is no target's, and stays.
+            try:
+                await self._source.delete(info.bucket, info.key, etag=info.etag)
+            except RemoteError as exc:
+                if exc.status != 412:
+                    raise
+                events.emit(
+                    log,
+                    events.AMAZON_TO_DRACOON_ERROR,
+                    "source s3://%s/%s changed while it was copied: the new version is kept",
+                    info.bucket,
+                    info.key,
+                )
+            else:
+                report.sources_removed.append(info.key)
 
     async def _upload(
         self,
@@ -524,9 +470,24 @@ def _room_path(target: Target, request: TransferRequest) -> tuple[str, ...]:
         raise PermanentJobError(f"target path: {exc}") from None
 
 
-def _plans(
-    request: TransferRequest, now: datetime
-) -> list[tuple[Target, tuple[str, ...], datetime | None]]:
+class _Recording(NamedTuple):
+    """One key of a job: its file name, the marker of its copies, its HEAD (None: gone)."""
+
+    key: str
+    name: str
+    marker: str
+    info: ObjectInfo | None
+
+
+class _Plan(NamedTuple):
+    """One room of a job: the first target that names it, its names, its expiration."""
+
+    target: Target
+    segments: tuple[str, ...]
+    expire_at: datetime | None
+
+
+def _plans(request: TransferRequest, now: datetime) -> list[_Plan]:
     """Each room the job's targets name, once: its first target, path and expiration.
 
     Two targets can name one room (a list that repeats a path, ``$instance/talks`` beside
@@ -542,7 +503,7 @@ def _plans(
             later = None if earlier is None or expire_at is None else max(earlier, expire_at)
             target, expire_at = first, later
         rooms[segments] = (target, expire_at)
-    return [(target, segments, expire_at) for segments, (target, expire_at) in rooms.items()]
+    return [_Plan(target, segments, expire_at) for segments, (target, expire_at) in rooms.items()]
 
 
 def _expire_at(target: Target, now: datetime) -> datetime | None:

@@ -54,6 +54,13 @@ class TransferService:
         )
 
     async def __aenter__(self) -> TransferService:
+        try:
+            return await self._open()
+        except BaseException:  # what opened before the failure closes now, not at exit
+            await self._stack.aclose()
+            raise
+
+    async def _open(self) -> TransferService:
         settings = self.settings
         stack = self._stack
         transferer = settings.workers.file_transferer

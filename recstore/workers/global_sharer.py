@@ -21,7 +21,7 @@ from recstore.clients.dracoon import DracoonAccount
 from recstore.clients.http import http_session
 from recstore.config import Settings
 from recstore.errors import RecstoreError
-from recstore.transfer.transferer import share_missing_keys
+from recstore.transfer.keys import share_missing_keys
 from recstore.workers.accounts import AccountPool
 from recstore.workers.base import WorkerHealth
 from recstore.workers.dracoon_destination import DracoonDestination
