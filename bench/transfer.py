@@ -290,7 +290,7 @@ def measure_size(bench: Bench, room: int, size: int, rounds: int) -> dict[str, A
         asyncio.run(bench.clear_uploads(room))
         timed("d", lambda: bench.rclone_crypt(key, size), size)
     best = {name: max(found, key=lambda run: run[0]) for name, found in runs.items()}
-    # each round's phases ran within a minute of each other
+    # each round's phases ran within two minutes of each other
     rounds_rates = [{name: runs[name][i][0] for name in "abpcd"} for i in range(rounds)]
     return {
         "rates": {name: run[0] for name, run in best.items()},

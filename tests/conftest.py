@@ -90,6 +90,24 @@ async def until(check: Callable[[], Awaitable[bool]], patience: float = 20) -> N
         await asyncio.sleep(0.05)
 
 
+async def set_faults(url: str, plan: dict[str, Any]) -> None:
+    """Set the fault plan of the stand-in (or S3 proxy) at ``url``; ``{}`` ends it."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{url}/_devstack/faults", json=plan) as answer,
+    ):
+        assert answer.status == 200, await answer.text()
+
+
+async def faults_injected(url: str) -> int:
+    """How many faults the current plan of the stand-in at ``url`` has injected."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{url}/_devstack/faults") as answer,
+    ):
+        return int((await answer.json())["injected"])
+
+
 def wait_for_file(path: Path, proc: subprocess.Popen[Any], patience: float = 60) -> None:
     deadline = time.monotonic() + patience
     while not path.exists():

@@ -24,7 +24,7 @@ from recstore.clients.s3 import S3Store, composite_checksum, same_checksum
 from recstore.devstack.seed import aws_settings_from_state
 from recstore.errors import RemoteError
 from tests.archive_helpers import ARCHIVE_BUCKET, FAST, MiB, moto_restore_transition, video
-from tests.conftest import StackProcess
+from tests.conftest import StackProcess, set_faults
 
 
 @pytest.fixture
@@ -91,18 +91,15 @@ async def test_an_upload_that_cannot_be_aborted_is_logged_and_its_failure_raised
     error to raise is still the upload's own."""
     proxy = devstack.state["s3_proxy_url"]
     refuse_abort = {"error_rate": 1, "error_status": 403, "methods": ["DELETE"]}
-    async with (
-        aws_client(aws_settings_from_state(devstack.through_s3_proxy()), "s3") as client,
-        aiohttp.ClientSession() as admin,
-    ):
-        await (await admin.post(f"{proxy}/_devstack/faults", json=refuse_abort)).release()
+    async with aws_client(aws_settings_from_state(devstack.through_s3_proxy()), "s3") as client:
+        await set_faults(proxy, refuse_abort)
         try:
             with pytest.raises(ConnectionResetError):
                 await S3Store(client, FAST).upload_stream(
                     ARCHIVE_BUCKET, "t/unabortable", parts_of(video(11 * MiB), 5 * MiB, fail_at=1)
                 )
         finally:
-            await (await admin.post(f"{proxy}/_devstack/faults", json={})).release()
+            await set_faults(proxy, {})
         listing = await client.list_multipart_uploads(Bucket=ARCHIVE_BUCKET, Prefix="t/unab")
         (left,) = listing["Uploads"]
         await client.abort_multipart_upload(

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
 import pytest
 from pydantic import SecretStr
 
@@ -19,7 +18,7 @@ from recstore import crypto
 from recstore.clients.dracoon import DracoonAccount, DracoonClient, DracoonError
 from recstore.retry import RetryPolicy
 from recstore.transfer.keys import MissingKeyResolver
-from tests.conftest import StackProcess
+from tests.conftest import StackProcess, faults_injected
 from tests.dracoon_helpers import (
     FAST,
     admin,
@@ -313,11 +312,7 @@ async def test_answers_asking_again_cannot_change_are_not_retried(
     try:
         with pytest.raises(DracoonError) as caught:
             await service.request("GET", "/v4/nodes")
-        async with (
-            aiohttp.ClientSession() as session,
-            session.get(f"{state['dracoon_url']}/_devstack/faults") as answer,
-        ):
-            injected = (await answer.json())["injected"]
+        injected = await faults_injected(state["dracoon_url"])
     finally:
         await admin(state, "faults", {})
     assert (caught.value.status, caught.value.transient) == (status, status == 502)

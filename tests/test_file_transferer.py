@@ -28,7 +28,7 @@ from recstore.clients.s3 import S3Store
 from recstore.clients.sqs import SqsQueue
 from recstore.devstack.appconfig import DEMO_INSTANCE, app_config, instance_document
 from recstore.devstack.seed import aws_settings_from_state, seed_s3
-from tests.conftest import ROOT, StackProcess, clean_env
+from tests.conftest import ROOT, StackProcess, clean_env, faults_injected, set_faults
 from tests.dracoon_helpers import admin, client, downloaded_sha256, stand_in_state
 
 MiB = 1024 * 1024
@@ -234,21 +234,8 @@ def decrypted_sha256(state: dict[str, Any], file_id: int, member: str = "alice")
     return asyncio.run(go())
 
 
-async def set_faults(url: str, plan: dict[str, Any]) -> None:
-    import aiohttp
-
-    async with aiohttp.ClientSession() as session:
-        await session.post(f"{url}/_devstack/faults", json=plan)
-
-
 def injected(url: str) -> int:
-    async def go() -> int:
-        import aiohttp
-
-        async with aiohttp.ClientSession() as session, session.get(f"{url}/_devstack/faults") as r:
-            return int((await r.json())["injected"])
-
-    return asyncio.run(go())
+    return asyncio.run(faults_injected(url))
 
 
 def seed_instance(state: dict[str, Any], domain: str, targets: list[dict[str, Any]]) -> None:
@@ -468,16 +455,10 @@ def test_jobs_survive_flaky_dracoon_and_s3_and_a_configurator_outage(setup: Setu
         )
     )
 
-    async def configurator_down(on: bool) -> None:
-        import aiohttp
+    def configurator_down(on: bool) -> None:
+        asyncio.run(set_faults(state["configurator_url"], {"error_rate": 1} if on else {}))
 
-        async with aiohttp.ClientSession() as session:
-            await session.post(
-                f"{state['configurator_url']}/_devstack/faults",
-                json={"error_rate": 1} if on else {},
-            )
-
-    asyncio.run(configurator_down(True))
+    configurator_down(True)
     proxy = state["s3_proxy_url"]
     s3_faults = {"error_rate": 0.1, "error_status": 503, "drop_rate": 0.05, "seed": 5}
     asyncio.run(set_faults(proxy, s3_faults))
@@ -498,7 +479,7 @@ def test_jobs_survive_flaky_dracoon_and_s3_and_a_configurator_outage(setup: Setu
     [worker] = [w for w in status[1]["workers"] if w["name"] == "file_transferer"]
     assert worker["detail"].startswith(f"jobs of {remote} fail on configurator: "), worker
     assert len(files_in(state, f"/Recordings/Flaky {setup.tag}")) == 0
-    asyncio.run(configurator_down(False))
+    configurator_down(False)
     setup.wait(lambda: setup.depth() == (0, 0), patience=150)
     setup.wait(lambda: setup.ask("/healthcheck") == (200, {"status": "success"}), patience=10)
     assert injected(state["dracoon_url"]) > 0  # and so were DRACOON's errors

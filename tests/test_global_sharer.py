@@ -19,7 +19,7 @@ import yaml
 
 from recstore import crypto
 from recstore.devstack.appconfig import app_config
-from tests.conftest import ROOT, StackProcess, clean_env, run_cli
+from tests.conftest import ROOT, StackProcess, clean_env, faults_injected, run_cli, set_faults
 from tests.dracoon_helpers import admin, client, downloaded_sha256, encrypted_upload
 
 MEMBER_PASSWORD = "pw-member"
@@ -168,19 +168,6 @@ def test_a_corrupt_public_key_does_not_stop_the_others(
     assert asyncio.run(can_open(state, f"ivan{tag}", file_id, data))
 
 
-async def dracoon_faults(state: dict[str, Any], plan: dict[str, Any]) -> int:
-    """Set the DRACOON stand-in's fault plan; how many faults the plan before it injected."""
-    import aiohttp
-
-    url = f"{state['dracoon_url']}/_devstack/faults"
-    async with aiohttp.ClientSession() as session:
-        async with session.get(url) as answer:
-            injected = int((await answer.json())["injected"])
-        async with session.post(url, json=plan) as answer:
-            assert answer.status == 200, await answer.text()
-    return injected
-
-
 def test_a_server_that_keeps_listing_accepted_keys_gets_each_key_once(
     devstack: StackProcess, tmp_path: Path
 ) -> None:
@@ -192,14 +179,16 @@ def test_a_server_that_keeps_listing_accepted_keys_gets_each_key_once(
     name = f"Lossy {tag}"
     room, _ = asyncio.run(room_with_files(state, 2, name))
     asyncio.run(join(state, name, f"lena{tag}", ["RSA-4096"]))
+    url = state["dracoon_url"]
     lossy = {"error_rate": 1, "error_status": 204, "path_pattern": "/nodes/files/keys$"}
-    asyncio.run(dracoon_faults(state, {**lossy, "methods": ["POST"]}))
+    asyncio.run(set_faults(url, {**lossy, "methods": ["POST"]}))
     try:
         result = run_cli(
             "share-keys", "--config", str(config(state, tmp_path)), "--room", str(room)
         )
+        writes = asyncio.run(faults_injected(url))
     finally:
-        writes = asyncio.run(dracoon_faults(state, {}))
+        asyncio.run(set_faults(url, {}))
     assert result.returncode == 0, result.stderr
     assert "wrote 2 file key(s) for 1 user(s) on 2 file(s)" in result.stdout
     assert writes == 1  # both keys in one request, sent once
