@@ -1,7 +1,7 @@
 """DRACOON client-side encryption ("TripleCrypt"), compatible with the official SDKs.
 
 Pure functions and two small cipher classes: no I/O, no logging. The facts are in
-``shared/specs/dracoon.md``; in short:
+``docs/design/dracoon.md``; in short:
 
 * a file is AES-256-GCM with a fresh 32-byte key and 12-byte IV, no AAD; the ciphertext is as
   long as the plaintext and the 16-byte tag travels in the file key, not in the file;

@@ -21,7 +21,7 @@ import pytest
 from recstore.devstack.stack import up_command
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+DATA = ROOT / "tests" / "data"
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from recstore import crypto
-from tests.conftest import SHARED
+from tests.conftest import DATA
 
-VECTORS = SHARED / "vectors" / "dracoon-crypto-java"
+VECTORS = DATA / "dracoon-crypto-java"
 UNIT = VECTORS / "unit" / "data"
 ORIGINS = ["unit", "integration/csharp", "integration/js", "integration/swift"]
 

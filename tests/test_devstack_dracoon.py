@@ -21,7 +21,7 @@ from recstore.clients.dracoon import DracoonError
 from recstore.devstack.dracoon import DracoonStandIn
 from recstore.devstack.stack import serving
 from recstore.transfer.keys import MissingKeyResolver
-from tests.conftest import SHARED
+from tests.conftest import DATA
 from tests.dracoon_helpers import client, downloaded_sha256, encrypted_upload
 
 pytestmark = pytest.mark.filterwarnings(
@@ -64,7 +64,7 @@ def recorder(log: list[Exchange]) -> Callable[..., Awaitable[web.StreamResponse]
 
 @pytest.fixture(scope="module")
 def openapi() -> OpenAPI:
-    return OpenAPI.from_file_path(str(SHARED / "specs" / "dracoon-api-v4.26.7.json"))
+    return OpenAPI.from_file_path(str(DATA / "specs" / "dracoon-api-v4.26.7.json"))
 
 
 async def test_every_exchange_validates_against_the_openapi_description(

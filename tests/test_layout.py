@@ -1,4 +1,4 @@
-"""The house rules of ../shared/DESIGN.md that a reader relies on to find things."""
+"""The house rules of docs/design/DESIGN.md that a reader relies on to find things."""
 
 from __future__ import annotations
 

@@ -47,7 +47,7 @@ KEYS_PER_REQUEST = 100
 #: Refresh the access token this long before the server says it expires.
 TOKEN_MARGIN = 60.0
 
-# errorCodes worth naming (shared/specs/dracoon.md)
+# errorCodes worth naming (docs/design/dracoon.md)
 NAME_CONFLICT = -40010
 FILE_KEY_REQUIRED = -40763
 S3_DIRECT_UPLOAD_ENFORCED = -90033

@@ -1,5 +1,5 @@
 """A DRACOON stand-in: the API subset recstore uses, with the server's JSON shapes, status
-codes and error bodies (``shared/specs/dracoon-api-v4.26.7.json``; tests validate against it).
+codes and error bodies (``tests/data/specs/dracoon-api-v4.26.7.json``; tests validate against it).
 
 OAuth under ``/oauth``, the API under ``/api``: password and refresh-token grants, the user's
 account and key pairs, rooms (nested, encrypted or not, inherited members), node listing, both
