@@ -1,17 +1,22 @@
-# Every target makes .venv when it is missing (or when pyproject.toml changed).
+# Every target makes .venv when it is missing (or when the lock changed). The venv installs
+# the hash-checked lock requirements/test.txt, then recstore itself (editable, no deps).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-test
 BENCH_STAMP := $(VENV)/.installed-bench
-SRC := $(wildcard recstore tests bench)
+SRC := recstore tests bench
+# Where each lock is made for: the image's and CI's platform, whatever machine refreshes it.
+LOCK_FLAGS := --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+	--no-header --quiet
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test check lint bench lock clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements/test.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/test.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
 $(BENCH_STAMP): $(STAMP)
@@ -26,12 +31,28 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check $(SRC)
 	$(BIN)/mypy
 
+# The inner loop: lint, types and the tests that need neither the dev stack nor a process.
+check: lint
+	$(BIN)/pytest -m "not stack and not e2e" -q
+
+# Everything: lint, types, and every test (the dev stack and real processes included), on
+# PYTEST_WORKERS pytest-xdist workers (each with its own dev stack; docs/development.md).
+PYTEST_WORKERS ?= 4
 test: lint
 	bash scripts/ensure-slapd
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS)
 
 bench: $(BENCH_STAMP)
 	@for script in $(filter-out bench/_%,$(wildcard bench/*.py)); do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+# Refresh the locks from pyproject.toml's ranges (newest releases that fit); commit the result.
+# requirements/test.txt is the whole closure; the image's two are constrained to it, so every
+# lock names the same versions.
+lock: $(STAMP)
+	$(BIN)/python -m pip install --quiet 'uv>=0.5'
+	$(BIN)/uv pip compile pyproject.toml --extra test $(LOCK_FLAGS) --upgrade -o requirements/test.txt
+	$(BIN)/uv pip compile pyproject.toml $(LOCK_FLAGS) -c requirements/test.txt -o requirements/daemon.txt
+	$(BIN)/uv pip compile pyproject.toml --extra devstack $(LOCK_FLAGS) -c requirements/test.txt -o requirements/devstack.txt
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .devstack

@@ -6,6 +6,8 @@ import asyncio
 import json
 import signal
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,10 @@ import yaml
 from recstore.clients.aws import aws_client
 from recstore.config import load_settings
 from recstore.devstack.seed import aws_settings_from_state, synthetic_sha256
-from tests.conftest import StackProcess, run_cli
+from tests.conftest import ROOT, StackProcess, daemon_env, run_cli, run_cli_process
+
+# The dev stack and the demo as the CLI starts them, in processes of their own.
+pytestmark = pytest.mark.e2e
 
 REQUIRED = {
     "s3_endpoint",
@@ -141,7 +146,7 @@ def test_up_and_down_leaves_nothing_behind(tmp_path: Path, sig: int) -> None:
 
 
 def test_demo_runs_start_to_finish() -> None:
-    result = run_cli("demo", timeout=180)
+    result = run_cli_process("demo", timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "GET /healthcheck → 200" in result.stdout
     out = result.stdout
@@ -237,3 +242,24 @@ async def test_the_s3_proxy_keeps_a_tiered_object_archived_until_it_is_replaced(
             async with admin.post(url, json=doc) as answer:
                 assert answer.status == 400
                 assert "needs bucket, key and a tier of ARCHIVE_ACCESS" in await answer.text()
+
+
+def test_without_the_extra_the_daemon_runs_and_the_dev_stack_says_how_to_get_it(
+    tmp_path: Path,
+) -> None:
+    """The image installs recstore without ``recstore[devstack]``: the daemon's commands work
+    there (the transfer tests run every daemon so), and the dev stack's name what to install."""
+    env = daemon_env()
+    blocked = run_cli_process("--help", env=env)
+    assert blocked.returncode == 0, blocked.stderr
+    probe = subprocess.run(
+        [sys.executable, "-c", "import moto.server"], env=env, capture_output=True, text=True
+    )
+    assert "No module named 'moto" in probe.stderr  # the stand-in for the slim image holds
+    test_config = str(ROOT / "conf" / "app.test.yaml")
+    assert run_cli_process("config", "check", "--config", test_config, env=env).returncode == 0
+    for command in (["devstack", "up", "--state-file", str(tmp_path / "s.json")], ["demo"]):
+        refused = run_cli_process(*command, env=env)
+        assert refused.returncode == 1
+        assert "pip install 'recstore[devstack]'" in refused.stderr
+        assert "Traceback" not in refused.stderr

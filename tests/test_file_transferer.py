@@ -28,8 +28,11 @@ from recstore.clients.s3 import S3Store
 from recstore.clients.sqs import SqsQueue
 from recstore.devstack.appconfig import DEMO_INSTANCE, app_config, instance_document
 from recstore.devstack.seed import aws_settings_from_state, seed_s3
-from tests.conftest import ROOT, StackProcess, clean_env, faults_injected, set_faults
+from tests.conftest import ROOT, StackProcess, daemon_env, faults_injected, set_faults
 from tests.dracoon_helpers import admin, client, downloaded_sha256, stand_in_state
+
+# The daemon as a process against the dev stack: what an operator runs.
+pytestmark = pytest.mark.e2e
 
 MiB = 1024 * 1024
 
@@ -115,7 +118,7 @@ class Setup:
         proc = subprocess.Popen(
             [sys.executable, "-m", "recstore", "run", "--config", str(config)],
             cwd=ROOT,
-            env=clean_env(),
+            env=daemon_env(),
             stdout=log,
             stderr=subprocess.STDOUT,
             text=True,

@@ -19,7 +19,14 @@ import yaml
 
 from recstore import crypto
 from recstore.devstack.appconfig import app_config
-from tests.conftest import ROOT, StackProcess, clean_env, faults_injected, run_cli, set_faults
+from tests.conftest import (
+    ROOT,
+    StackProcess,
+    daemon_env,
+    faults_injected,
+    run_cli,
+    set_faults,
+)
 from tests.dracoon_helpers import admin, client, downloaded_sha256, encrypted_upload
 
 MEMBER_PASSWORD = "pw-member"
@@ -207,7 +214,7 @@ def start(path: Path, log: Path) -> tuple[subprocess.Popen[str], int]:
         proc = subprocess.Popen(
             [sys.executable, "-m", "recstore", "run", "--config", str(path)],
             cwd=ROOT,
-            env=clean_env(),
+            env=daemon_env(),
             stdout=out,
             stderr=subprocess.STDOUT,
             text=True,
@@ -222,6 +229,7 @@ def start(path: Path, log: Path) -> tuple[subprocess.Popen[str], int]:
     raise AssertionError(log.read_text())
 
 
+@pytest.mark.e2e
 def test_two_daemons_one_lease_and_a_takeover(devstack: StackProcess, tmp_path: Path) -> None:
     cfg = config(devstack.state, tmp_path)
     (first, port1), (second, port2) = start(cfg, tmp_path / "a.log"), start(cfg, tmp_path / "b.log")

@@ -109,6 +109,21 @@ def config_show(config_path: Path | None) -> None:
     click.echo(yaml.safe_dump(masked_dump(settings), sort_keys=False), nl=False)
 
 
+def _require_devstack_extra() -> None:
+    """Stop with how to install the dev stack, where this install lacks it.
+
+    The daemon's image and a plain ``pip install recstore`` leave out moto's server (and its
+    Flask and Werkzeug): the stand-ins are for demos, tests and benchmarks, not production.
+    """
+    try:
+        import moto.server  # noqa: F401  (the stand-ins import it when they start)
+    except ModuleNotFoundError:
+        raise click.ClickException(
+            "the dev stack is not installed here: pip install 'recstore[devstack]' "
+            "(or, in a checkout, make demo), or use the image's dev target"
+        ) from None
+
+
 @main.group()
 def devstack() -> None:
     """The local stand-ins for S3/SQS, DRACOON, Kaltura, VidyoReplay and the configurator."""
@@ -123,6 +138,7 @@ def devstack() -> None:
 )
 def devstack_up(state_file: Path, data_dir: Path | None) -> None:
     """Start the dev stack in the foreground; write STATE_FILE once it answers."""
+    _require_devstack_extra()
     from recstore.devstack.stack import DevStack, StackOptions, serve_until_signalled
 
     events.setup_logging("info")
@@ -172,6 +188,7 @@ def devstack_seed(system: str, state_file: Path, data_file: Path) -> None:
 @main.command()
 def demo() -> None:
     """Start the dev stack, run the daemon against it and show each job's result."""
+    _require_devstack_extra()
     from recstore.devstack.demo import run_demo
 
     events.setup_logging("warning")
