@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import os
 import re
 import signal
@@ -11,13 +13,16 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import aiohttp
 import pytest
+from click.testing import CliRunner
 
+from recstore.cli import main as cli_main
 from recstore.devstack.stack import up_command
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,9 +36,21 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(
+#: Its ``sitecustomize`` makes a child interpreter one without ``recstore[devstack]``.
+WITHOUT_DEVSTACK = ROOT / "tests" / "without_devstack"
+
+
+def daemon_env(**extra: str) -> dict[str, str]:
+    """The environment of a daemon process as the image runs it: without the dev stack's
+    extra (moto's server, Flask, Werkzeug), so a run-time need for it fails the test."""
+    return clean_env(PYTHONPATH=str(WITHOUT_DEVSTACK), **extra)
+
+
+def run_cli_process(
     *args: str, env: dict[str, str] | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
+    """``python -m recstore ARGS`` in a process of its own: for what only a real process
+    shows (its exit status as the shell sees it, signals, the interpreter's start)."""
     return subprocess.run(
         [sys.executable, "-m", "recstore", *args],
         capture_output=True,
@@ -43,6 +60,62 @@ def run_cli(
         cwd=ROOT,
         check=False,
     )
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """``recstore ARGS`` run in this process by click's runner, as a process would see it.
+
+    A new interpreter costs about a second of imports per call; this costs none. What a
+    process would have is kept: only ``env`` in the environment (RECSTORE_ variables of the
+    caller removed), the repository as working directory, stdout and stderr apart, the exit
+    status, and a crash's traceback on stderr. Logging, which a command configures for itself,
+    is put back afterwards. Called from inside a running event loop (an async test), the
+    command runs in a thread of its own, since it starts its own loop.
+    """
+    environment = env if env is not None else clean_env()
+    overrides: dict[str, str | None] = {k: None for k in os.environ if k not in environment}
+    overrides.update(environment)
+
+    def invoke() -> subprocess.CompletedProcess[str]:
+        with _logging_restored(), contextlib.chdir(ROOT):
+            result = CliRunner().invoke(cli_main, list(args), env=overrides)
+        stderr = result.stderr
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            assert result.exc_info is not None
+            stderr += "".join(traceback.format_exception(*result.exc_info))
+        return subprocess.CompletedProcess(args, result.exit_code, result.stdout, stderr)
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return invoke()
+    outcome: list[subprocess.CompletedProcess[str]] = []
+    worker = threading.Thread(target=lambda: outcome.append(invoke()), daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if not outcome:
+        raise subprocess.TimeoutExpired(["recstore", *args], timeout)
+    return outcome[0]
+
+
+@contextlib.contextmanager
+def _logging_restored() -> Iterator[None]:
+    """The root logger and the library loggers as they were before a command set them."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    named = {name: logging.getLogger(name).level for name in logging.root.manager.loggerDict}
+    try:
+        yield
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in handlers:
+            root.addHandler(handler)
+        root.setLevel(level)
+        for name, was in named.items():
+            logging.getLogger(name).setLevel(was)
 
 
 class LogLines:
@@ -88,6 +161,34 @@ async def until(check: Callable[[], Awaitable[bool]], patience: float = 20) -> N
     while not await check():
         assert time.monotonic() < deadline, "condition never held"
         await asyncio.sleep(0.05)
+
+
+class ManualClock:
+    """A monotonic clock that a test moves by hand, for code that takes a ``clock``.
+
+    ``reads`` counts how often the code under test looked at it, so a test can wait for the
+    code's next look (a poll, a check) instead of sleeping for one.
+    """
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self.reads = 0
+
+    def __call__(self) -> float:
+        self.reads += 1
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    async def looked_again(self, times: int = 1, patience: float = 20) -> None:
+        """Return once the code under test has read the clock ``times`` more times."""
+        target = self.reads + times
+
+        async def looked() -> bool:
+            return self.reads >= target
+
+        await until(looked, patience)
 
 
 async def set_faults(url: str, plan: dict[str, Any]) -> None:
@@ -167,3 +268,14 @@ def devstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackProcess]
     stack = StackProcess(tmp_path_factory.mktemp("devstack"))
     yield stack
     stack.stop()
+
+
+#: Fixtures that bring up a server of the dev stack (or the directory) for the test.
+_STACK_FIXTURES = frozenset({"devstack", "ldap_server"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs a stand-in server ``stack``: ``make check`` leaves them out."""
+    for item in items:
+        if _STACK_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.stack)

@@ -10,7 +10,7 @@ import yaml
 from recstore.config import Settings, load_settings
 from recstore.config_doc import render_defaults
 from recstore.errors import ConfigError
-from tests.conftest import ROOT, clean_env, run_cli
+from tests.conftest import ROOT, clean_env, run_cli, run_cli_process
 
 OFF = {"workers": {"FileTransferer": {"enabled": False}, "DracoonGlobalSharer": {"count": 0}}}
 
@@ -237,9 +237,10 @@ def test_config_check_exits_2_naming_each_key(tmp_path: Path) -> None:
     assert any("workers.DracoonGlobalSharer.count:" in line for line in lines)
 
 
+@pytest.mark.e2e
 def test_run_with_bad_config_exits_2_before_starting(tmp_path: Path) -> None:
     path = write(tmp_path, "s3: [not, a, mapping\n")
-    result = run_cli("run", "--config", str(path))
+    result = run_cli_process("run", "--config", str(path))  # the status the shell sees
     assert result.returncode == 2
     assert "is not valid YAML at line" in result.stderr
 

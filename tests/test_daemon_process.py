@@ -16,7 +16,10 @@ import pytest
 import yaml
 
 from recstore.devstack.demo import free_port
-from tests.conftest import ROOT, LogLines, clean_env, run_cli
+from tests.conftest import ROOT, LogLines, clean_env, run_cli, run_cli_process
+
+# Real daemon processes: signals, exit status, the probe as a container runs it.
+pytestmark = pytest.mark.e2e
 
 
 def config(tmp_path: Path, http_port: int = 0, **daemon: object) -> Path:
@@ -171,7 +174,7 @@ def test_crashing_worker_is_restarted_and_reported_unhealthy(tmp_path: Path, mar
     wait_for(markers / "flaky.crash0")  # second crash: now crash-looping
     status, _, body = daemon.get("/healthcheck")
     assert (status, json.loads(body)) == (500, {"error": "worker_error_flaky", "status": "error"})
-    probe = run_cli("healthcheck", "--url", url)  # what a container's probe runs
+    probe = run_cli_process("healthcheck", "--url", url)  # what a container's probe runs
     assert (probe.returncode, probe.stderr) == (1, "unhealthy: worker_error_flaky\n")
     wait_for(markers / "flaky.steady")
     _, _, metrics = daemon.get("/metrics")

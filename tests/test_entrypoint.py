@@ -9,11 +9,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from recstore.devstack.demo import free_port
 from recstore.devstack.seed import seed_s3
 from tests.conftest import ROOT, LogLines, StackProcess, clean_env
+
+# The container entrypoint, run as the image runs it.
+pytestmark = pytest.mark.e2e
 
 
 def container_env(devstack: StackProcess, tmp_path: Path, **extra: str) -> dict[str, str]:

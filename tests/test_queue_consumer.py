@@ -17,7 +17,7 @@ from recstore.errors import PermanentJobError, RemoteError
 from recstore.retry import RetryPolicy
 from recstore.workers.base import WorkerHealth
 from recstore.workers.queue_consumer import ConsumerSettings, QueueConsumer, retry_delay
-from tests.conftest import StackProcess
+from tests.conftest import ManualClock, StackProcess
 
 FAST = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02)
 _names = itertools.count()
@@ -154,7 +154,8 @@ async def test_failed_jobs_come_back_after_a_delay(queues: Queues) -> None:
 async def test_jobs_failing_on_a_remote_report_unhealthy_until_one_succeeds(
     queues: Queues,
 ) -> None:
-    health = WorkerHealth()
+    clock = ManualClock()  # never moved: no report may lapse here
+    health = WorkerHealth(clock=clock)
     attempts: list[str] = []
 
     async def handler(message: Message) -> None:
@@ -176,7 +177,7 @@ async def test_jobs_failing_on_a_remote_report_unhealthy_until_one_succeeds(
             while health.healthy:
                 await asyncio.sleep(0.05)
         assert health.detail == "jobs fail on dracoon: DRACOON login of 'svc' refused"
-        await asyncio.sleep(2.5)  # two more polls of SQS succeed: that is not the jobs' remote
+        await clock.looked_again(times=2)  # two more polls of SQS succeed: not the jobs' remote
         assert not health.healthy
         await queues.work.send("up")
         async with asyncio.timeout(10):
@@ -226,46 +227,49 @@ async def test_a_remote_failure_of_one_scope_is_not_cleared_by_another(queues: Q
 
 
 async def test_a_remote_failure_no_job_repeats_lapses(queues: Queues) -> None:
-    health = WorkerHealth()
-    failed_at = 0.0
+    clock = ManualClock()
+    health = WorkerHealth(clock=clock)
+    gone = asyncio.Event()
 
     async def handler(message: Message) -> None:
-        nonlocal failed_at
         if message.receive_count == 1:
-            failed_at = asyncio.get_running_loop().time()  # not later than the failure counts
             raise RemoteError("S3 answered 503", remote="s3", status=503, transient=True)
+        gone.set()
         raise PermanentJobError("gone for good")  # as if the redrive policy took it away
 
     await queues.work.send("once")
     async with running(consumer(queues, handler, health=health, **QUICK_RETRY)):
-        async with asyncio.timeout(10):
-            while health.healthy:
-                await asyncio.sleep(0.05)
+        await asyncio.wait_for(gone.wait(), 10)
         assert health.detail == "jobs fail on s3: S3 answered 503"
-        async with asyncio.timeout(10):
-            while not health.healthy:
-                await asyncio.sleep(0.05)
         # not before the failed message could have come back: the longest delay + a window
-        assert asyncio.get_running_loop().time() - failed_at >= 3
+        clock.advance(2.9)
+        await clock.looked_again()
+        assert not health.healthy
+        clock.advance(0.2)
+        await clock.looked_again()
+        assert health.healthy
 
 
 async def test_a_remote_failure_stands_while_its_job_is_tried_again(queues: Queues) -> None:
     """The retry of a job that failed on a remote may outlast the lapse (a remote that hangs
     rather than refuses): the report stands until it ends."""
-    health = WorkerHealth()
-    second_try = asyncio.Event()
+    clock = ManualClock()
+    health = WorkerHealth(clock=clock)
+    second_try, release = asyncio.Event(), asyncio.Event()
 
     async def handler(message: Message) -> None:
         if message.receive_count == 1:
             raise RemoteError("DRACOON answered 503", remote="dracoon", status=503)
         second_try.set()
-        await asyncio.sleep(4.5)  # longer than the lapse (1 s delay + 2 s window)
+        await release.wait()  # a retry that hangs past the lapse
 
     await queues.work.send("slow retry")
     async with running(consumer(queues, handler, health=health, **QUICK_RETRY)):
         await asyncio.wait_for(second_try.wait(), 15)
-        await asyncio.sleep(3.5)  # past the lapse, with polls in between
+        clock.advance(10)  # far past the lapse (1 s delay + 2 s window)
+        await clock.looked_again(times=2)  # polls in between
         assert not health.healthy
+        release.set()
         async with asyncio.timeout(10):
             while not health.healthy:  # the retry succeeded
                 await asyncio.sleep(0.05)

@@ -9,8 +9,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from recstore.systemd import Notifier
 from tests.conftest import ROOT, clean_env
+
+# The daemon under the notify protocol, as systemd starts it.
+pytestmark = pytest.mark.e2e
 
 
 def test_daemon_speaks_the_notify_protocol(tmp_path: Path) -> None:

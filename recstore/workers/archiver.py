@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
@@ -59,6 +60,7 @@ class ArchivePlanner:
         config: ArchiveWorkerSettings,
         steps: Steps,
         interval: float | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.name = name
@@ -67,6 +69,8 @@ class ArchivePlanner:
         self.steps = steps
         #: Seconds between runs; ``intervalMinutes`` unless a test asks for less.
         self.interval = interval if interval is not None else config.interval_minutes * 60.0
+        #: What the schedule reads the time from (a test moves its own to end a period).
+        self.clock = clock
         self.health = WorkerHealth()
         self.periodic: PeriodicWorker | None = None
         self.summaries: list[PlanSummary] = []
@@ -96,7 +100,7 @@ class ArchivePlanner:
                 return inventory.select(context.kaltura, selection, now)
 
             async def run_once() -> None:
-                now = datetime.now(UTC)
+                now = datetime.fromtimestamp(self.clock(), UTC)
                 run = run_id(self.kind, now)
                 prefix = report_prefix(settings.archive.report_prefix, run, now)
                 summary = await plan(
@@ -126,7 +130,7 @@ class ArchivePlanner:
                     planned=",".join(f"{k}:{v}" for k, v in summary.planned.items()),
                 )
 
-            self.periodic = PeriodicWorker(self.name, self.interval, run_once, lease)
+            self.periodic = PeriodicWorker(self.name, self.interval, run_once, lease, self.clock)
             self.periodic.health = self.health
             await self.periodic.run(stop)
 
@@ -134,12 +138,23 @@ class ArchivePlanner:
 class Archiver(ArchivePlanner):
     """``workers.Archiver``: plans seed 002's archive job."""
 
-    def __init__(self, settings: Settings, interval: float | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        interval: float | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         config = settings.workers.archiver
 
         def steps(tags: ArchiveTags) -> Sequence[PlanStep]:
             return archive_steps(tags, config.unplayed_for, config.max_entries)
 
         super().__init__(
-            settings, name="archiver", kind="archive", config=config, steps=steps, interval=interval
+            settings,
+            name="archiver",
+            kind="archive",
+            config=config,
+            steps=steps,
+            interval=interval,
+            clock=clock,
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -29,7 +30,10 @@ class WorkerHealth:
     healthy: bool = True
     detail: str = ""
     since: float = field(default_factory=time.time)
-    #: concern → (its detail, ``time.monotonic()`` of the last report that it fails)
+    #: What ``quiet_for`` measures with: a test moves its own clock instead of sleeping
+    #: through the lapse windows.
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    #: concern → (its detail, ``clock()`` of the last report that it fails)
     _failing: dict[str, tuple[str, float]] = field(default_factory=dict, repr=False)
 
     def ok(self, concern: str = "") -> None:
@@ -38,14 +42,14 @@ class WorkerHealth:
 
     def failing(self, detail: str, concern: str = "") -> None:
         previous = self._failing.get(concern)
-        self._failing[concern] = (detail, time.monotonic())
+        self._failing[concern] = (detail, self.clock())
         if previous is None or previous[0] != detail:
             self._changed()
 
     def renew(self, concern: str) -> None:
         """Report again that ``concern`` fails, as it did (nothing when it does not)."""
         if concern in self._failing:
-            self._failing[concern] = (self._failing[concern][0], time.monotonic())
+            self._failing[concern] = (self._failing[concern][0], self.clock())
 
     def failing_concerns(self) -> list[str]:
         return list(self._failing)
@@ -54,7 +58,7 @@ class WorkerHealth:
         """Seconds since ``concern`` was last reported failing; None while it is not."""
         if concern not in self._failing:
             return None
-        return time.monotonic() - self._failing[concern][1]
+        return self.clock() - self._failing[concern][1]
 
     def _changed(self) -> None:
         healthy = not self._failing
