@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+import httpx
 import pytest
 import zeep
+from lxml import etree
 
 from recstore.clients.vidyo import (
     SERVICE_PATH,
@@ -19,6 +23,12 @@ from recstore.clients.vidyo import (
 from recstore.config import VidyoSettings
 from recstore.retry import RetryPolicy
 from tests.vidyo_helpers import FAST, VidyoServer, recording, vidyo_stand_in
+
+SOAP11 = """<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"
+    xmlns:ns="http://replay.vidyo.com/apiservice">
+  <soapenv:Body>{payload}</soapenv:Body>
+</soapenv:Envelope>"""
 
 SOAP11_SEARCH = """<?xml version="1.0" encoding="UTF-8"?>
 <soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"
@@ -33,6 +43,13 @@ SOAP11_SEARCH = """<?xml version="1.0" encoding="UTF-8"?>
     </ns:RecordsSearchRequest>
   </soapenv:Body>
 </soapenv:Envelope>"""
+
+
+def payload_of(envelope: str) -> tuple[str, dict[str, str | None]]:
+    """A SOAP answer's payload: its element's local name and its members' texts."""
+    body = etree.fromstring(envelope.encode())[0]
+    payload = body[0]
+    return etree.QName(payload).localname, {etree.QName(c).localname: c.text for c in payload}
 
 
 @pytest.fixture
@@ -142,6 +159,9 @@ async def test_a_server_that_ignores_start_does_not_loop(vidyo: VidyoServer) -> 
 
 
 async def test_limit_is_at_most_200_on_both_sides(vidyo: VidyoServer) -> None:
+    """The client asks for no more than 200 (the seed: "VidyoReplay's API max limit"); the
+    WSDL's classes show no bound, so the stand-in does not refuse 201 but answers 200."""
+    await vidyo.seed([recording(n, text="x") for n in range(1, 202)])
     async with VidyoClient(vidyo.settings(), FAST) as client:
         with pytest.raises(ValueError, match="between 1 and 200"):
             await client.search(limit=201)
@@ -155,9 +175,96 @@ async def test_limit_is_at_most_200_on_both_sides(vidyo: VidyoServer) -> None:
         ) as answer,
     ):
         body = await answer.text()
-    assert answer.status == 500
-    assert "<faultcode>soap:Client</faultcode>" in body
-    assert "limit" in body
+    assert answer.status == 200
+    assert body.count("<ns:records>") == 200
+    assert "<ns:searchCount>201</ns:searchCount>" in body
+
+
+#: Answers of servers whose WSDL is not ours: each must read as the WSDL's answer does.
+SHAPES = {
+    "an extra element": {"extra": {"storageLocation": "/var/replay/store"}},
+    "missing optional ones": {"omit": ["endTime", "pin", "tags", "comments"]},
+    "another order": {"reverse": True},
+}
+
+
+@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
+async def test_answers_are_read_leniently(vidyo: VidyoServer, shape: dict[str, Any]) -> None:
+    """As the seed's PHP SoapClient: unknown members ignored, missing ones empty, any order."""
+    await vidyo.seed([recording(n, pin="4711") for n in (1, 2, 3)])
+    async with VidyoClient(vidyo.settings(pageSize=2), FAST) as client:
+        expected = [r async for page in client.pages() for r in page]
+        one = await client.record(2)
+        await vidyo.configure(answerShape=shape)
+        got = [r async for page in client.pages() for r in page]
+        again = await client.record(2)
+        count = (await client.search()).search_count
+    omitted = {
+        "endTime": "end_time",
+        "pin": "pin",
+        "tags": "tags",
+        "comments": "comments",
+    }
+    cleared = {omitted[name]: None for name in shape.get("omit", [])}
+    assert got == [dataclasses.replace(r, **cleared) for r in expected]
+    assert one is not None
+    assert again == dataclasses.replace(one, **cleared)
+    assert count == 3
+    assert [r.id for r in got] == [1, 2, 3]
+
+
+async def test_a_search_sends_record_scope_nil_as_the_seed_did(vidyo: VidyoServer) -> None:
+    """The seed's RecordsSearchRequest(null, null, null, null, null, date, ASC, 100, start,
+    null): every filter nil, recordScope included."""
+    await vidyo.seed([recording(1)])
+    sent: list[bytes] = []
+
+    async def keep(request: httpx.Request) -> None:
+        sent.append(request.content)
+
+    async with VidyoClient(vidyo.settings(), FAST) as client:
+        client._http.event_hooks["request"].append(keep)  # what goes on the wire
+        assert (await client.search()).records[0].id == 1
+    [body] = sent
+    request = etree.fromstring(body).find(".//{http://replay.vidyo.com/apiservice}recordScope")
+    assert request is not None
+    assert request.get("{http://www.w3.org/2001/XMLSchema-instance}nil") == "true"
+
+
+async def test_update_and_delete_answer_their_own_response_elements(vidyo: VidyoServer) -> None:
+    """UpdateRecordResponse/DeleteRecordResponse with OK (the generated classes); an
+    UpdateRecordRequest with ``locked`` (no source shows it) is refused."""
+    await vidyo.seed([recording(1), recording(2)])
+    login = {"Authorization": aiohttp.encode_basic_auth(vidyo.user, vidyo.password)}
+    answers = {}
+    async with aiohttp.ClientSession(headers=login) as session:
+        for name, payload in (
+            (
+                "update",
+                "<ns:UpdateRecordRequest><ns:id>1</ns:id><ns:title>New</ns:title>"
+                "</ns:UpdateRecordRequest>",
+            ),
+            (
+                "locked",
+                "<ns:UpdateRecordRequest><ns:id>1</ns:id><ns:locked>true</ns:locked>"
+                "</ns:UpdateRecordRequest>",
+            ),
+            ("delete", "<ns:DeleteRecordRequest><ns:id>2</ns:id></ns:DeleteRecordRequest>"),
+        ):
+            async with session.post(
+                vidyo.url + SERVICE_PATH,
+                data=SOAP11.format(payload=payload),
+                headers={"Content-Type": "text/xml; charset=utf-8"},
+            ) as answer:
+                answers[name] = (answer.status, await answer.text())
+    assert answers["update"][0] == 200
+    assert payload_of(answers["update"][1]) == ("UpdateRecordResponse", {"OK": "OK"})
+    assert answers["locked"][0] == 500
+    assert "<faultcode>soap:Client</faultcode>" in answers["locked"][1]
+    assert answers["delete"][0] == 200
+    assert payload_of(answers["delete"][1]) == ("DeleteRecordResponse", {"OK": "OK"})
+    state = await vidyo.snapshot()
+    assert [(r["id"], r["title"]) for r in state["records"]] == [(1, "New")]
 
 
 async def test_soap_11_envelopes_are_answered_in_11(vidyo: VidyoServer) -> None:
