@@ -208,3 +208,25 @@ async def test_a_profile_that_lacks_a_field_is_reported_at_start_not_by_each_wri
         repaired = await service.cycle()
     assert (repaired.repairs, repaired.repaired, repaired.failed) == (2, 2, 0)
     assert len(await env.metadata()) == 2
+
+
+async def test_recordings_the_seed_left_out_on_purpose_stay_out_with_import_after_id(
+    env: Env,
+) -> None:
+    """The seed's Connexus variant (syncv2k.connexus.php) kept its last synced recording id in
+    LastVidyoUpload.log and skipped recordings tagged VIDYO_BLOCK_UPLOAD_TAG, which therefore
+    have no entry; ``importAfterId`` = that id keeps them out, and completes what exists."""
+    one, two, blocked, four = (recording(n) for n in range(1, 5))
+    blocked["tags"] = "lecture,noupload"
+    await env.vidyo.seed([one, two, blocked, four])
+    await env.kaltura.seed([seed_entry(one), seed_entry(two, status=7)])  # 2: content failed
+    settings = env.settings(tag=SEED_TAG, metadata=False, importAfterId=3)
+    first = await env.cycle(settings)
+    assert (first.new, first.imported, first.held_back, first.complete) == (1, 1, 1, 1)
+    assert [(w.record.id, w.steps) for w in first.planned] == [
+        (2, ("content",)),
+        (4, ("entry", "content")),
+    ]
+    entries = await env.entries()
+    assert blocked["guid"] not in entries
+    assert len(entries[four["guid"]]) == 1

@@ -66,6 +66,8 @@ class SyncRules:
     user_id: str | None = None
     #: The custom metadata profile; None: no metadata is written.
     profile_id: int | None = None
+    #: Recordings of this id or lower get no new entry (``importAfterId``).
+    import_after: int | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,8 @@ class PagePlan:
     complete: int = 0
     deleted: int = 0
     repeated: int = 0
+    #: Recordings without an entry that ``importAfterId`` leaves out.
+    held_back: int = 0
     #: Recordings that cannot be imported as they stand, with the reason (reported each cycle).
     unusable: list[tuple[Record, str]] = field(default_factory=list)
 
@@ -201,6 +205,9 @@ def plan_page(
             continue
         seen.add(record.guid)
         entries = found.get(record.guid, ())
+        if not entries and rules.import_after is not None and record.id <= rules.import_after:
+            plan.held_back += 1
+            continue
         if not entries:
             steps = [Step.ENTRY, Step.CONTENT]
             if rules.profile_id is not None:

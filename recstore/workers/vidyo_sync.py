@@ -90,6 +90,7 @@ class CycleReport:
     deleted: int = 0
     #: Recordings found by id and tag on an entry without reference id (seed 000's marks).
     by_id: int = 0
+    held_back: int = 0
     repeated: int = 0
     unusable: int = 0
     new: int = 0
@@ -108,6 +109,7 @@ class CycleReport:
             "in_kaltura": self.complete,
             "deleted_in_kaltura": self.deleted,
             "found_by_id": self.by_id,
+            "held_back": self.held_back,
             "unusable": self.unusable,
             "new": self.new,
             "repairs": self.repairs,
@@ -237,6 +239,7 @@ class VidyoSyncService:
             categories=tuple(config.categories),
             user_id=config.user_id,
             profile_id=profile_id,
+            import_after=config.import_after_id,
         )
 
     async def profile_id(self) -> int | None:
@@ -331,6 +334,7 @@ class VidyoSyncService:
             plan = plan_page(records, found, with_metadata, rules, seen)
             report.complete += plan.complete
             report.deleted += plan.deleted
+            report.held_back += plan.held_back
             report.repeated += plan.repeated
             report.unusable += len(plan.unusable)
             for record, reason in plan.unusable:
