@@ -572,6 +572,15 @@ async def open_sync(
         )
 
 
+async def existing_profile_problems(kaltura: KalturaClient, system_name: str) -> list[str]:
+    """Why the profile of that system name would refuse recstore's metadata ([] if it would
+    not, or if Kaltura does not show its XSD): seed 000's ``setupMetadata.php`` reused an
+    existing profile as it stood, and so does :func:`setup_metadata`."""
+    found = await kaltura.metadata_profiles(system_name)
+    xsd = found[0].get("xsd") if found else None
+    return profile_problems(str(xsd)) if xsd else []
+
+
 async def setup_metadata(kaltura: KalturaClient, system_name: str) -> tuple[int, bool]:
     """The profile's id, creating it from the shipped XSD when missing; ``(id, created)``."""
     found = await kaltura.metadata_profiles(system_name)
