@@ -17,6 +17,7 @@ from lxml import etree
 
 from recstore.clients.vidyo import (
     SERVICE_PATH,
+    WSDL_PATH,
     VidyoClient,
     VidyoError,
 )
@@ -374,3 +375,81 @@ async def test_the_password_appears_in_no_log_line(
             await client.record(1)
     assert caplog.records  # zeep and httpx did log the exchange
     assert vidyo.password not in caplog.text
+
+
+#: The members of each type, in order, as the client classes that seed 000 generated from the
+#: real WSDL declare them (kaltura/VidyoReplayToKaltura, vidyomanage/<type>.php; ``Exception``
+#: is ExceptionCustom.php), and the enumerations' values (recordScopeFilter.php...).
+GENERATED_TYPES = {
+    "Record": [
+        "id", "guid", "tenantName", "userName", "userFullName", "dateCreated",
+        "dateCreatedString", "endTime", "duration", "resolution", "framerate", "pin",
+        "recordScope", "title", "roomName", "fileLink", "recorderId", "webcast", "tags",
+        "comments", "locked",
+    ],
+    "RecordsSearchRequest": [
+        "tenantName", "roomFilter", "usernameFilter", "query", "recordScope", "sortBy", "dir",
+        "limit", "start", "webcast",
+    ],
+    "RecordsSearchResponse": [
+        "allVideosCount", "searchCount", "myVideosCount", "webcastCount", "newCount",
+        "privateCount", "organizationalCount", "publicCount", "records",
+    ],
+    "RecordsByIdRequest": ["id"],
+    "RecordsResponse": ["records"],
+    "UpdateRecordRequest": ["id", "title", "comments", "tags", "recordScope", "pin"],
+    "DeleteRecordRequest": ["id"],
+    "UpdateRecordResponse": ["OK"],
+    "DeleteRecordResponse": ["OK"],
+    "GeneralFault": ["GeneralFault"],
+    "AccessViolationFault": ["AccessViolationFault"],
+    "Exception": ["Exception"],
+}  # fmt: skip
+GENERATED_ENUMS = {
+    "recordScopeFilter": ["all", "allUser", "new", "private", "organizational", "public"],
+    "recordScopeUpdate": ["new", "private", "organizational", "public"],
+    "sortBy": ["date", "title", "room"],
+    "sortDirection": ["ASC", "DESC"],
+    "OK": ["OK"],
+}
+#: What the WSDL has beyond the generated classes, and its source.
+BEYOND_GENERATED = {"Record": ["externalPlaybackLink"]}  # docs/design/vidyoreplay.md
+
+
+def test_the_wsdl_declares_what_the_seeds_generated_classes_do() -> None:
+    """Every type, member and order of the WSDL is the generated classes' (plus the one member
+    the design notes add): nothing invented (an UpdateRecordRequest.locked, an OkResponse, a
+    facet on limit), nothing left out."""
+    xsd = "{http://www.w3.org/2001/XMLSchema}"
+    schema = etree.parse(str(WSDL_PATH)).getroot().find(f".//{xsd}schema")
+    assert schema is not None
+    types: dict[str, list[str]] = {}
+    for node in schema:
+        if node.tag in (f"{xsd}element", f"{xsd}complexType"):
+            sequence = node.find(f".//{xsd}sequence")
+            children = [] if sequence is None else sequence.iterchildren(f"{xsd}element")
+            members = [e.get("name") for e in children]
+            types[node.get("name")] = members
+    expected = {
+        name: members + BEYOND_GENERATED.get(name, []) for name, members in GENERATED_TYPES.items()
+    }
+    assert types == expected
+    enums = {
+        node.get("name"): [v.get("value") for v in node.iter(f"{xsd}enumeration")]
+        for node in schema.iter(f"{xsd}simpleType")
+    }
+    assert enums == GENERATED_ENUMS
+    facets = [n.tag for n in schema.iter(f"{xsd}minInclusive", f"{xsd}maxInclusive")]
+    assert facets == []
+    wsdl = "{http://schemas.xmlsoap.org/wsdl/}"
+    outputs = {
+        op.get("name"): op.find(f"{wsdl}output").get("message")
+        for op in etree.parse(str(WSDL_PATH)).getroot().iter(f"{wsdl}operation")
+        if op.find(f"{wsdl}output") is not None and op.find(f"{wsdl}output").get("message")
+    }
+    assert outputs == {
+        "RecordsSearch": "ns:RecordsSearchResponse",
+        "RecordsById": "ns:RecordsResponse",
+        "UpdateRecord": "ns:UpdateRecordResponse",
+        "DeleteRecord": "ns:DeleteRecordResponse",
+    }
