@@ -264,6 +264,8 @@ class VidyoSyncService:
         else:
             found = await self._profile_by_id(wanted)
         profile_id = int(found[0]["id"]) if found else wanted
+        # Every KalturaMetadataProfile carries its XSD (kaltura/server,
+        # plugins/metadata/lib/KalturaMetadataProfile.php, fromObject), list answers included.
         if not found:
             problems = ["Kaltura knows no metadata profile of that id"]
         else:
