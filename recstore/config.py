@@ -241,6 +241,14 @@ class VidyoSyncSettings(PeriodicWorkerSettings):
         min_length=1,
         description="System name of the custom metadata profile.",
     )
+    import_after_id: int | None = Field(
+        None,
+        alias="importAfterId",
+        ge=0,
+        description="Recordings of this id or lower are never imported (entries that exist are "
+        "still completed): where seed 000 left a recording out on purpose, its last synced id "
+        "(docs/migration.md).",
+    )
     fetch_auth: Literal["header", "url", "none"] = Field(
         "header",
         alias="fetchAuth",

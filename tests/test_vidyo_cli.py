@@ -3,6 +3,7 @@ the session's dev stack (``devstack up``: its VidyoReplay and Kaltura stand-ins)
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import urllib.request
@@ -12,11 +13,14 @@ from typing import Any
 import pytest
 import yaml
 
+from recstore.clients.http import http_session
+from recstore.clients.kaltura import KalturaClient
 from recstore.clients.vidyo import SERVICE_PATH
 from recstore.config import load_settings
 from recstore.devstack.appconfig import app_config
 from recstore.errors import ConfigError
 from tests.conftest import StackProcess, run_cli
+from tests.test_vidyo_seed000 import lacking
 from tests.vidyo_helpers import recording
 
 CONFIG_TAIL = """\
@@ -166,3 +170,33 @@ def test_enabling_the_worker_requires_both_ends(tmp_path: Path) -> None:
     problems = dict(caught.value.problems)
     for key in ("vidyo.url", "vidyo.user", "vidyo.password", "kaltura.serviceUrl"):
         assert problems[key] == "required while VidyoSync runs"
+
+
+def test_setup_metadata_refuses_an_existing_profile_that_lacks_a_field(
+    devstack: StackProcess, tmp_path: Path
+) -> None:
+    """Seed 000's setupMetadata.php reused an existing profile as it stood; recstore checks it
+    first and exits 2 naming what it lacks, without writing the id into the file."""
+    name = f"vidyo-lacking-{int(time.time() * 1000)}"
+    config = write_config(tmp_path, devstack.state)
+    text = config.read_text().replace(
+        "    tag: vidyoreplay", f"    tag: vidyoreplay\n    metadataProfileSystemName: {name}"
+    )
+    config.write_text(text)
+    settings = load_settings(config, {})
+
+    async def create() -> int:
+        async with http_session(10) as http:
+            added = await KalturaClient(settings.kaltura, http).add_metadata_profile(
+                name, name, lacking("Locked")
+            )
+            return int(added["id"])
+
+    profile_id = asyncio.run(create())
+    setup = run_cli("vidyo", "setup-metadata", "--config", str(config), "--write")
+    assert setup.returncode == 2, setup.stderr
+    assert (
+        "configuration error: workers.VidyoSync.metadataProfileSystemName: the existing profile "
+        f"{name} (id {profile_id}) cannot take recstore's metadata: it lacks the field(s) Locked"
+    ) in setup.stderr
+    assert "metadataProfileId: null" in config.read_text()

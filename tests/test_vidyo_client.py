@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+import httpx
 import pytest
 import zeep
+from lxml import etree
 
 from recstore.clients.vidyo import (
     SERVICE_PATH,
+    WSDL_PATH,
     VidyoClient,
     VidyoError,
 )
 from recstore.config import VidyoSettings
 from recstore.retry import RetryPolicy
 from tests.vidyo_helpers import FAST, VidyoServer, recording, vidyo_stand_in
+
+SOAP11 = """<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"
+    xmlns:ns="http://replay.vidyo.com/apiservice">
+  <soapenv:Body>{payload}</soapenv:Body>
+</soapenv:Envelope>"""
 
 SOAP11_SEARCH = """<?xml version="1.0" encoding="UTF-8"?>
 <soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"
@@ -33,6 +44,13 @@ SOAP11_SEARCH = """<?xml version="1.0" encoding="UTF-8"?>
     </ns:RecordsSearchRequest>
   </soapenv:Body>
 </soapenv:Envelope>"""
+
+
+def payload_of(envelope: str) -> tuple[str, dict[str, str | None]]:
+    """A SOAP answer's payload: its element's local name and its members' texts."""
+    body = etree.fromstring(envelope.encode())[0]
+    payload = body[0]
+    return etree.QName(payload).localname, {etree.QName(c).localname: c.text for c in payload}
 
 
 @pytest.fixture
@@ -142,6 +160,9 @@ async def test_a_server_that_ignores_start_does_not_loop(vidyo: VidyoServer) -> 
 
 
 async def test_limit_is_at_most_200_on_both_sides(vidyo: VidyoServer) -> None:
+    """The client asks for no more than 200 (the seed: "VidyoReplay's API max limit"); the
+    WSDL's classes show no bound, so the stand-in does not refuse 201 but answers 200."""
+    await vidyo.seed([recording(n, text="x") for n in range(1, 202)])
     async with VidyoClient(vidyo.settings(), FAST) as client:
         with pytest.raises(ValueError, match="between 1 and 200"):
             await client.search(limit=201)
@@ -155,9 +176,96 @@ async def test_limit_is_at_most_200_on_both_sides(vidyo: VidyoServer) -> None:
         ) as answer,
     ):
         body = await answer.text()
-    assert answer.status == 500
-    assert "<faultcode>soap:Client</faultcode>" in body
-    assert "limit" in body
+    assert answer.status == 200
+    assert body.count("<ns:records>") == 200
+    assert "<ns:searchCount>201</ns:searchCount>" in body
+
+
+#: Answers of servers whose WSDL is not ours: each must read as the WSDL's answer does.
+SHAPES = {
+    "an extra element": {"extra": {"storageLocation": "/var/replay/store"}},
+    "missing optional ones": {"omit": ["endTime", "pin", "tags", "comments"]},
+    "another order": {"reverse": True},
+}
+
+
+@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
+async def test_answers_are_read_leniently(vidyo: VidyoServer, shape: dict[str, Any]) -> None:
+    """As the seed's PHP SoapClient: unknown members ignored, missing ones empty, any order."""
+    await vidyo.seed([recording(n, pin="4711") for n in (1, 2, 3)])
+    async with VidyoClient(vidyo.settings(pageSize=2), FAST) as client:
+        expected = [r async for page in client.pages() for r in page]
+        one = await client.record(2)
+        await vidyo.configure(answerShape=shape)
+        got = [r async for page in client.pages() for r in page]
+        again = await client.record(2)
+        count = (await client.search()).search_count
+    omitted = {
+        "endTime": "end_time",
+        "pin": "pin",
+        "tags": "tags",
+        "comments": "comments",
+    }
+    cleared = {omitted[name]: None for name in shape.get("omit", [])}
+    assert got == [dataclasses.replace(r, **cleared) for r in expected]
+    assert one is not None
+    assert again == dataclasses.replace(one, **cleared)
+    assert count == 3
+    assert [r.id for r in got] == [1, 2, 3]
+
+
+async def test_a_search_sends_record_scope_nil_as_the_seed_did(vidyo: VidyoServer) -> None:
+    """The seed's RecordsSearchRequest(null, null, null, null, null, date, ASC, 100, start,
+    null): every filter nil, recordScope included."""
+    await vidyo.seed([recording(1)])
+    sent: list[bytes] = []
+
+    async def keep(request: httpx.Request) -> None:
+        sent.append(request.content)
+
+    async with VidyoClient(vidyo.settings(), FAST) as client:
+        client._http.event_hooks["request"].append(keep)  # what goes on the wire
+        assert (await client.search()).records[0].id == 1
+    [body] = sent
+    request = etree.fromstring(body).find(".//{http://replay.vidyo.com/apiservice}recordScope")
+    assert request is not None
+    assert request.get("{http://www.w3.org/2001/XMLSchema-instance}nil") == "true"
+
+
+async def test_update_and_delete_answer_their_own_response_elements(vidyo: VidyoServer) -> None:
+    """UpdateRecordResponse/DeleteRecordResponse with OK (the generated classes); an
+    UpdateRecordRequest with ``locked`` (no source shows it) is refused."""
+    await vidyo.seed([recording(1), recording(2)])
+    login = {"Authorization": aiohttp.encode_basic_auth(vidyo.user, vidyo.password)}
+    answers = {}
+    async with aiohttp.ClientSession(headers=login) as session:
+        for name, payload in (
+            (
+                "update",
+                "<ns:UpdateRecordRequest><ns:id>1</ns:id><ns:title>New</ns:title>"
+                "</ns:UpdateRecordRequest>",
+            ),
+            (
+                "locked",
+                "<ns:UpdateRecordRequest><ns:id>1</ns:id><ns:locked>true</ns:locked>"
+                "</ns:UpdateRecordRequest>",
+            ),
+            ("delete", "<ns:DeleteRecordRequest><ns:id>2</ns:id></ns:DeleteRecordRequest>"),
+        ):
+            async with session.post(
+                vidyo.url + SERVICE_PATH,
+                data=SOAP11.format(payload=payload),
+                headers={"Content-Type": "text/xml; charset=utf-8"},
+            ) as answer:
+                answers[name] = (answer.status, await answer.text())
+    assert answers["update"][0] == 200
+    assert payload_of(answers["update"][1]) == ("UpdateRecordResponse", {"OK": "OK"})
+    assert answers["locked"][0] == 500
+    assert "<faultcode>soap:Client</faultcode>" in answers["locked"][1]
+    assert answers["delete"][0] == 200
+    assert payload_of(answers["delete"][1]) == ("DeleteRecordResponse", {"OK": "OK"})
+    state = await vidyo.snapshot()
+    assert [(r["id"], r["title"]) for r in state["records"]] == [(1, "New")]
 
 
 async def test_soap_11_envelopes_are_answered_in_11(vidyo: VidyoServer) -> None:
@@ -267,3 +375,81 @@ async def test_the_password_appears_in_no_log_line(
             await client.record(1)
     assert caplog.records  # zeep and httpx did log the exchange
     assert vidyo.password not in caplog.text
+
+
+#: The members of each type, in order, as the client classes that seed 000 generated from the
+#: real WSDL declare them (kaltura/VidyoReplayToKaltura, vidyomanage/<type>.php; ``Exception``
+#: is ExceptionCustom.php), and the enumerations' values (recordScopeFilter.php...).
+GENERATED_TYPES = {
+    "Record": [
+        "id", "guid", "tenantName", "userName", "userFullName", "dateCreated",
+        "dateCreatedString", "endTime", "duration", "resolution", "framerate", "pin",
+        "recordScope", "title", "roomName", "fileLink", "recorderId", "webcast", "tags",
+        "comments", "locked",
+    ],
+    "RecordsSearchRequest": [
+        "tenantName", "roomFilter", "usernameFilter", "query", "recordScope", "sortBy", "dir",
+        "limit", "start", "webcast",
+    ],
+    "RecordsSearchResponse": [
+        "allVideosCount", "searchCount", "myVideosCount", "webcastCount", "newCount",
+        "privateCount", "organizationalCount", "publicCount", "records",
+    ],
+    "RecordsByIdRequest": ["id"],
+    "RecordsResponse": ["records"],
+    "UpdateRecordRequest": ["id", "title", "comments", "tags", "recordScope", "pin"],
+    "DeleteRecordRequest": ["id"],
+    "UpdateRecordResponse": ["OK"],
+    "DeleteRecordResponse": ["OK"],
+    "GeneralFault": ["GeneralFault"],
+    "AccessViolationFault": ["AccessViolationFault"],
+    "Exception": ["Exception"],
+}  # fmt: skip
+GENERATED_ENUMS = {
+    "recordScopeFilter": ["all", "allUser", "new", "private", "organizational", "public"],
+    "recordScopeUpdate": ["new", "private", "organizational", "public"],
+    "sortBy": ["date", "title", "room"],
+    "sortDirection": ["ASC", "DESC"],
+    "OK": ["OK"],
+}
+#: What the WSDL has beyond the generated classes, and its source.
+BEYOND_GENERATED = {"Record": ["externalPlaybackLink"]}  # docs/design/vidyoreplay.md
+
+
+def test_the_wsdl_declares_what_the_seeds_generated_classes_do() -> None:
+    """Every type, member and order of the WSDL is the generated classes' (plus the one member
+    the design notes add): nothing invented (an UpdateRecordRequest.locked, an OkResponse, a
+    facet on limit), nothing left out."""
+    xsd = "{http://www.w3.org/2001/XMLSchema}"
+    schema = etree.parse(str(WSDL_PATH)).getroot().find(f".//{xsd}schema")
+    assert schema is not None
+    types: dict[str, list[str]] = {}
+    for node in schema:
+        if node.tag in (f"{xsd}element", f"{xsd}complexType"):
+            sequence = node.find(f".//{xsd}sequence")
+            children = [] if sequence is None else sequence.iterchildren(f"{xsd}element")
+            members = [e.get("name") for e in children]
+            types[node.get("name")] = members
+    expected = {
+        name: members + BEYOND_GENERATED.get(name, []) for name, members in GENERATED_TYPES.items()
+    }
+    assert types == expected
+    enums = {
+        node.get("name"): [v.get("value") for v in node.iter(f"{xsd}enumeration")]
+        for node in schema.iter(f"{xsd}simpleType")
+    }
+    assert enums == GENERATED_ENUMS
+    facets = [n.tag for n in schema.iter(f"{xsd}minInclusive", f"{xsd}maxInclusive")]
+    assert facets == []
+    wsdl = "{http://schemas.xmlsoap.org/wsdl/}"
+    outputs = {
+        op.get("name"): op.find(f"{wsdl}output").get("message")
+        for op in etree.parse(str(WSDL_PATH)).getroot().iter(f"{wsdl}operation")
+        if op.find(f"{wsdl}output") is not None and op.find(f"{wsdl}output").get("message")
+    }
+    assert outputs == {
+        "RecordsSearch": "ns:RecordsSearchResponse",
+        "RecordsById": "ns:RecordsResponse",
+        "UpdateRecord": "ns:UpdateRecordResponse",
+        "DeleteRecord": "ns:DeleteRecordResponse",
+    }

@@ -231,8 +231,8 @@ def test_calls_refer_to_the_new_entry_by_index_and_outcomes_check_every_element(
 def test_wire_records_come_as_lists_with_absolute_links_and_no_credentials() -> None:
     one = {"id": 4, "guid": "g", "fileLink": "/replay/files/g.mp4", "framerate": 25}
     assert records_of({"records": one}) == [one]
-    assert records_of([one, one]) == [one, one]
-    assert records_of(None) == []
+    assert records_of({"records": [one, one]}) == [one, one]
+    assert records_of({"records": None}) == records_of({}) == []
     assert as_list(one) == [one]
     parsed = record_from_wire(one, "https://replay.example.com/")
     assert parsed.file_link == "https://replay.example.com/replay/files/g.mp4"

@@ -36,8 +36,8 @@ def vidyo() -> None:
 def setup_metadata(config_path: Path | None, write: bool) -> None:
     """Find or create the custom metadata profile and print its id."""
     from recstore.clients.kaltura import KalturaClient
+    from recstore.workers.vidyo_sync import existing_profile_problems, write_profile_id
     from recstore.workers.vidyo_sync import setup_metadata as find_or_create
-    from recstore.workers.vidyo_sync import write_profile_id
 
     if write and config_path is None:
         raise click.UsageError("--write needs --config: the file to write the id into")
@@ -57,14 +57,29 @@ def setup_metadata(config_path: Path | None, write: bool) -> None:
     if missing:
         _config_failed(ConfigError(missing))
 
-    async def run() -> tuple[int, bool]:
+    async def run() -> tuple[int, bool, list[str]]:
         from recstore.clients.http import http_session
 
         async with http_session(settings.kaltura.timeout) as http:
-            return await find_or_create(KalturaClient(settings.kaltura, http), system_name)
+            client = KalturaClient(settings.kaltura, http)
+            profile_id, created = await find_or_create(client, system_name)
+            problems = [] if created else await existing_profile_problems(client, system_name)
+            return profile_id, created, problems
 
     with reported_errors():
-        profile_id, created = asyncio.run(run())
+        profile_id, created, problems = asyncio.run(run())
+    if problems:  # an existing profile that would refuse every metadata.add: nothing written
+        _config_failed(
+            ConfigError(
+                [
+                    (
+                        "workers.VidyoSync.metadataProfileSystemName",
+                        f"the existing profile {system_name} (id {profile_id}) cannot take "
+                        f"recstore's metadata: {'; '.join(problems)}",
+                    )
+                ]
+            )
+        )
     click.echo(profile_id)
     verb = "created" if created else "found"
     click.echo(f"{verb} metadata profile {system_name} with id {profile_id}", err=True)

@@ -4,10 +4,15 @@
   ``vidyo/`` and loaded from the package, never fetched: the dev stack's stand-in serves the
   same file, so client and stand-in cannot disagree. Calls go to ``<vidyo.url>`` +
   :data:`SERVICE_PATH` over the SOAP 1.2 binding, with HTTP Basic auth.
+* Requests are built from the WSDL (zeep); answers are read leniently, as the seed's PHP
+  ``SoapClient`` read them: members by name, in any order, unknown ones ignored, missing or
+  nil ones empty (:func:`read_answer`). The WSDL is reconstructed, so one element a real server
+  adds, leaves out or orders differently must not stop the sync.
 * ``RecordsSearch`` pages at most :data:`MAX_LIMIT` (200) records at a time. A page with one
   record may come back as the record itself rather than a list (seen on real servers), and
   older servers give ``fileLink`` relative to the server: :class:`Record` always holds a list's
-  worth of records and an absolute link.
+  worth of records and an absolute link. ``recordScope`` goes nil unless asked for, as the
+  seed sent it.
 * Transport errors, timeouts and HTTP 408/429/5xx are transient and go through the one retry
   helper; SOAP faults (``GeneralFault``, ``AccessViolationFault``) and 401/403 are not. Each
   becomes a :class:`VidyoError` at this boundary.
@@ -28,7 +33,7 @@ from typing import Any
 import httpx
 import zeep
 import zeep.exceptions
-import zeep.helpers
+from lxml import etree
 from zeep.proxy import AsyncServiceProxy
 from zeep.transports import AsyncTransport
 
@@ -42,7 +47,8 @@ SERVICE_PATH = "/replay/services/VidyoReplayContentManagementService"
 #: The project's WSDL; the stand-in serves this very file.
 WSDL_PATH = Path(__file__).with_name("vidyo") / "VidyoReplayContentManagementService.wsdl"
 BINDING = f"{{{NAMESPACE}}}VidyoReplayContentManagementServiceSoap12Binding"
-#: The server refuses larger pages.
+#: "VidyoReplay's API max limit" (seed 000, syncv2k.php: "max 200/null"); the WSDL's classes
+#: show no bound, so the client keeps it and the stand-in answers at most this many.
 MAX_LIMIT = 200
 RECORD_SCOPES = ("all", "allUser", "new", "private", "organizational", "public")
 
@@ -92,6 +98,13 @@ class SearchPage:
     all_count: int
 
 
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+_ENVELOPES = (
+    "http://schemas.xmlsoap.org/soap/envelope/",
+    "http://www.w3.org/2003/05/soap-envelope",
+)
+
+
 def as_list(value: Any) -> list[Any]:
     """A repeated element as a list, whether it came as nothing, one object or a list."""
     if value is None:
@@ -101,12 +114,77 @@ def as_list(value: Any) -> list[Any]:
     return [value]
 
 
-def records_of(answer: Any) -> list[Any]:
-    """The records of an answer: zeep unwraps a response whose only child is ``records`` into
-    the records themselves, and one record may come as the record rather than a list."""
-    if isinstance(answer, Mapping) and "records" in answer:
-        return as_list(answer["records"])
-    return as_list(answer)
+def records_of(answer: Mapping[str, Any]) -> list[Any]:
+    """The records of an answer; one record may come as the record rather than a list."""
+    return [r for r in as_list(answer.get("records")) if isinstance(r, Mapping)]
+
+
+def _local(tag: Any) -> str:
+    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
+
+
+def _parser() -> Any:
+    return etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+
+
+def members(element: Any) -> dict[str, Any]:
+    """An element's children by local name, whatever their order or namespace.
+
+    A child with children is a dict of its own; a nil or empty leaf is None, any other its
+    text. A name that repeats becomes a list (in document order). Nothing is checked against
+    the WSDL: unknown members are carried along and ignored by whoever reads the dict.
+    """
+    found: dict[str, Any] = {}
+    for child in element.iterchildren(tag=etree.Element):
+        name = _local(child.tag)
+        if child.get(f"{{{XSI}}}nil") in ("true", "1"):
+            value: Any = None
+        elif len(child):
+            value = members(child)
+        else:
+            value = child.text
+        if name in found:
+            previous = found[name]
+            found[name] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            found[name] = value
+    return found
+
+
+def _child(element: Any, name: str) -> Any:
+    return next((c for c in element.iterchildren(tag=etree.Element) if _local(c.tag) == name), None)
+
+
+def _http_error(operation: str, status: int) -> VidyoError:
+    return VidyoError(
+        f"VidyoReplay {operation} answered HTTP {status}",
+        status=status,
+        transient=transient_status(status),
+    )
+
+
+def read_answer(operation: str, status: int, content: bytes) -> dict[str, Any]:
+    """The SOAP answer's payload as :func:`members`; a fault or a bad answer as VidyoError.
+
+    SOAP 1.1 and 1.2 envelopes alike. An HTTP error without a SOAP fault is an HTTP error
+    (transient as its status says); a fault is final and named by its detail (``GeneralFault``,
+    ``AccessViolationFault``).
+    """
+    try:
+        envelope = etree.fromstring(content, _parser()) if content else None
+    except etree.XMLSyntaxError:
+        envelope = None
+    body = None
+    if envelope is not None and envelope.tag in {f"{{{ns}}}Envelope" for ns in _ENVELOPES}:
+        body = _child(envelope, "Body")
+    payload = None if body is None else next(body.iterchildren(tag=etree.Element), None)
+    if payload is not None and _local(payload.tag) == "Fault":
+        raise _fault(operation, payload)
+    if status != 200:
+        raise _http_error(operation, status)
+    if payload is None:
+        raise VidyoError(f"VidyoReplay {operation} answered no SOAP payload")
+    return members(payload)
 
 
 def strip_credentials(url: str) -> str:
@@ -129,23 +207,46 @@ def _optional(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def _flag(value: Any) -> bool:
+    """xsd:boolean's lexical forms; anything else (missing included) is false."""
+    return str(value).strip().lower() in ("true", "1") if value is not None else False
+
+
+def _number(value: Any) -> int | None:
+    try:
+        return None if value is None else int(str(value).strip())
+    except ValueError:
+        return None
+
+
 def _when(value: Any) -> datetime | None:
-    if value is None:
+    if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, datetime):
         return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    parsed = datetime.fromisoformat(str(value))
+    try:
+        parsed = datetime.fromisoformat(str(value).strip())
+    except ValueError:
+        return None
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def record_from_wire(data: Mapping[str, Any], server: str) -> Record:
-    """A :class:`Record` from a serialized ``Record``; ``server`` resolves a relative link."""
+    """A :class:`Record` from a ``Record``'s members; ``server`` resolves a relative link.
+
+    Only ``id`` is needed (every step of the sync names the recording by it); a member that is
+    missing, nil or unreadable leaves its field empty, as PHP's ``SoapClient`` did.
+    """
+    record_id = _number(data.get("id"))
+    if record_id is None:
+        raise VidyoError(
+            f"VidyoReplay answered a record without a numeric id (guid {data.get('guid')!r})"
+        )
     link = _text(data.get("fileLink")).strip()
     if link:
         link = strip_credentials(urllib.parse.urljoin(server.rstrip("/") + "/", link))
-    framerate = data.get("framerate")
     return Record(
-        id=int(data["id"]),
+        id=record_id,
         guid=_text(data.get("guid")).strip(),
         tenant_name=_text(data.get("tenantName")),
         user_name=_text(data.get("userName")),
@@ -155,17 +256,17 @@ def record_from_wire(data: Mapping[str, Any], server: str) -> Record:
         end_time=_when(data.get("endTime")),
         duration=_text(data.get("duration")),
         resolution=_text(data.get("resolution")),
-        framerate=None if framerate is None else int(framerate),
+        framerate=_number(data.get("framerate")),
         pin=_optional(data.get("pin")),
         record_scope=_text(data.get("recordScope")),
         title=_text(data.get("title")),
         room_name=_text(data.get("roomName")),
         file_link=link,
         recorder_id=_text(data.get("recorderId")),
-        webcast=bool(data.get("webcast")),
+        webcast=_flag(data.get("webcast")),
         tags=_optional(data.get("tags")),
         comments=_optional(data.get("comments")),
-        locked=bool(data.get("locked")),
+        locked=_flag(data.get("locked")),
         external_playback_link=_optional(data.get("externalPlaybackLink")),
     )
 
@@ -195,7 +296,8 @@ class VidyoClient:
         self._zeep = zeep.AsyncClient(  # type: ignore[no-untyped-call]
             str(WSDL_PATH),
             transport=transport,
-            settings=zeep.Settings(strict=True, xml_huge_tree=False, forbid_entities=True),
+            # zeep builds and sends the request; the answer comes back raw for read_answer.
+            settings=zeep.Settings(raw_response=True, xml_huge_tree=False, forbid_entities=True),
         )
         # AsyncClient.create_service hands out a synchronous proxy (zeep 4.3), so the async
         # one is built here from the binding, as AsyncClient.bind would.
@@ -233,19 +335,25 @@ class VidyoClient:
         limit: int | None = None,
         sort_by: str = "date",
         direction: str = "ASC",
-        scope: str = "all",
+        scope: str | None = None,
         query: str | None = None,
         tenant: str | None = None,
         room: str | None = None,
         user: str | None = None,
         webcast: bool | None = None,
     ) -> SearchPage:
-        """One ``RecordsSearch`` page: ``limit`` records (``vidyo.pageSize``) from ``start``."""
+        """One ``RecordsSearch`` page: ``limit`` records (``vidyo.pageSize``) from ``start``.
+
+        Filters left None go nil, ``recordScope`` included: the seed asked for its whole
+        library that way (``RecordsSearchRequest(null, null, null, null, null, ...)``).
+        """
         limit = self._settings.page_size if limit is None else limit
         if not 1 <= limit <= MAX_LIMIT:
             raise ValueError(f"limit must be between 1 and {MAX_LIMIT}, not {limit}")
         if start < 0:
             raise ValueError("start must not be negative")
+        if scope is not None and scope not in RECORD_SCOPES:
+            raise ValueError(f"scope must be one of {', '.join(RECORD_SCOPES)}, not {scope!r}")
         answer = await self._call(
             "RecordsSearch",
             tenantName=tenant,
@@ -259,12 +367,10 @@ class VidyoClient:
             start=start,
             webcast=webcast,
         )
-        if not isinstance(answer, Mapping):
-            raise VidyoError("VidyoReplay RecordsSearch answered no RecordsSearchResponse")
         return SearchPage(
             records=[record_from_wire(r, self.server) for r in records_of(answer)],
-            search_count=int(answer.get("searchCount") or 0),
-            all_count=int(answer.get("allVideosCount") or 0),
+            search_count=_number(answer.get("searchCount")) or 0,
+            all_count=_number(answer.get("allVideosCount")) or 0,
         )
 
     async def pages(self, page_size: int | None = None) -> AsyncIterator[list[Record]]:
@@ -290,51 +396,46 @@ class VidyoClient:
 
     async def record(self, record_id: int) -> Record | None:
         """``RecordsById``: the record, or None when the server knows no such id."""
-        answer = await self._call("RecordsById", id=record_id)
-        records = records_of(answer)
+        records = records_of(await self._call("RecordsById", id=record_id))
         return record_from_wire(records[0], self.server) if records else None
 
     # -- plumbing ------------------------------------------------------------------------------
 
-    async def _call(self, operation: str, **params: Any) -> Any:
-        """The operation's answer as plain dicts and lists (zeep's objects serialized)."""
+    async def _call(self, operation: str, **params: Any) -> dict[str, Any]:
+        """The operation's answer as :func:`read_answer` gives it."""
         if self._closed:
             raise RuntimeError("this VidyoClient is closed")
         method = getattr(self._service, operation)
 
-        async def attempt() -> Any:
+        async def attempt() -> dict[str, Any]:
             try:
-                answer = await method(**params)
-            except zeep.exceptions.Fault as exc:
-                raise _fault(operation, exc) from exc
-            except zeep.exceptions.TransportError as exc:
-                status = int(exc.status_code or 0)
-                raise VidyoError(
-                    f"VidyoReplay {operation} answered HTTP {status}",
-                    status=status,
-                    transient=transient_status(status),
-                ) from exc
+                response = await method(**params)
             except httpx.HTTPError as exc:
                 raise VidyoError(
                     f"VidyoReplay unreachable: {type(exc).__name__}", transient=True
                 ) from exc
-            except zeep.exceptions.Error as exc:
-                raise VidyoError(f"VidyoReplay {operation} answered badly: {exc}") from exc
-            return zeep.helpers.serialize_object(  # type: ignore[no-untyped-call]
-                answer, dict
-            )
+            except zeep.exceptions.Error as exc:  # our request does not fit the WSDL
+                raise ValueError(f"VidyoReplay {operation} request: {exc}") from exc
+            return read_answer(operation, int(response.status_code), bytes(response.content))
 
         return await call_with_retry(attempt, remote=REMOTE, policy=self._policy)
 
 
-def _fault(operation: str, exc: zeep.exceptions.Fault) -> VidyoError:
-    """The fault's name (``GeneralFault``...) as the code, its message as the reason."""
-    name = None
-    detail = exc.detail
-    if detail is not None and len(detail):
-        tag = detail[0].tag
-        name = tag.rsplit("}", 1)[-1] if isinstance(tag, str) else None
+def _fault(operation: str, fault: Any) -> VidyoError:
+    """The fault's name (its detail's element: ``GeneralFault``...) as the code, its reason
+    as the message; SOAP 1.2 (``Code``/``Reason``/``Detail``) or 1.1 (``faultcode``...)."""
+    detail = _child(fault, "Detail")
+    if detail is None:
+        detail = _child(fault, "detail")
+    first = None if detail is None else next(detail.iterchildren(tag=etree.Element), None)
+    name = _local(first.tag) if first is not None else None
+    reason = _child(fault, "Reason")
+    text = _child(reason, "Text") if reason is not None else _child(fault, "faultstring")
+    message = "".join(text.itertext()).strip() if text is not None else ""
+    code = _child(fault, "Code")
+    value = _child(code, "Value") if code is not None else _child(fault, "faultcode")
+    soap_code = (value.text or "").strip() if value is not None else ""
     return VidyoError(
-        f"VidyoReplay {operation} failed: {name or 'SOAP fault'}: {exc.message}",
-        code=name or _text(exc.code) or "Fault",
+        f"VidyoReplay {operation} failed: {name or 'SOAP fault'}: {message}",
+        code=name or soap_code or "Fault",
     )

@@ -4,9 +4,13 @@ It serves the project's WSDL (the client's own file, ``...?wsdl``, with this ser
 and answers its operations at ``/replay/services/VidyoReplayContentManagementService``: SOAP
 1.2 envelopes (``application/soap+xml``, what zeep sends) and 1.1 (``text/xml``), answered in
 the version asked. Requests and answers are validated against the WSDL's schema, so a client
-that puts an element out of order, or asks for more than 200 records, gets the ``Sender``
-fault a strict server gives. HTTP Basic auth guards the service and the files; a non-admin
-user gets ``AccessViolationFault``.
+that puts an element out of order gets the ``Sender`` fault a strict server gives; a page
+holds at most 200 records whatever ``limit`` asks (seed 000: "VidyoReplay's API max limit").
+HTTP Basic auth guards the service and the files; a non-admin user gets
+``AccessViolationFault``. Faults carry the detail the generated classes show
+(``<GeneralFault><GeneralFault><Exception>message</Exception>...``) and the message as the
+reason. ``UpdateRecord`` and ``DeleteRecord`` answer ``<OK>OK</OK>`` in their own response
+elements.
 
 Operations: ``RecordsSearch`` (filters ``tenantName``, ``roomFilter``, ``usernameFilter``,
 ``query``, ``recordScope``, ``webcast``; ``sortBy`` date|title|room, ``dir``, ``limit``,
@@ -16,8 +20,11 @@ Operations: ``RecordsSearch`` (filters ``tenantName``, ``roomFilter``, ``usernam
 Admin routes: ``POST /_devstack/seed``, ``GET /_devstack/state``, ``POST /_devstack/settings``
 and ``GET/POST /_devstack/faults`` (see :mod:`recstore.devstack.faults`). Settings:
 ``{"soapFault": {"fault": "GeneralFault" | "AccessViolationFault", "message": "...",
-"count": N | null} | null, "ignoreStart": bool}`` (``ignoreStart`` mimics servers whose paging
-ignores ``start``).
+"count": N | null} | null, "ignoreStart": bool, "answerShape": {"extra": {"name": "text"},
+"omit": ["pin", ...], "reverse": bool} | null}`` (``ignoreStart`` mimics servers whose paging
+ignores ``start``; ``answerShape`` answers as a server whose WSDL differs from ours: the extra
+members in every answer and every record, the omitted ``Record`` members left out, the
+members in reverse order; such answers are not checked against the WSDL).
 
 Seed document (``recstore devstack seed vidyo --file F``)::
 
@@ -74,6 +81,8 @@ WSDL_NS = "http://schemas.xmlsoap.org/wsdl/"
 XSD_NS = "http://www.w3.org/2001/XMLSchema"
 _CONTENT_TYPES = {SOAP11: "text/xml", SOAP12: "application/soap+xml"}
 _FAULTS = ("GeneralFault", "AccessViolationFault")
+#: RecordsSearch answers no more records than this (seed 000, syncv2k.php's comments).
+MAX_PAGE = 200
 
 
 def _q(name: str) -> str:
@@ -160,6 +169,7 @@ class VidyoStandIn:
         self.calls: Counter[str] = Counter()
         self.soap_fault: dict[str, Any] | None = None
         self.ignore_start = False
+        self.answer_shape: dict[str, Any] | None = None
         self.faults = FaultInjector()
         self.base_url = ""
         wsdl = etree.parse(str(WSDL_PATH), _parser())
@@ -231,7 +241,9 @@ class VidyoStandIn:
             answer = self._dispatch(payload, user, admin)
         except SoapFault as fault:
             return self._fault(version, fault)
-        if not self.schema.validate(answer):  # a stand-in bug, not the client's
+        if self.answer_shape is not None:
+            _reshape(answer, self.answer_shape)
+        elif not self.schema.validate(answer):  # a stand-in bug, not the client's
             return self._fault(version, SoapFault(f"bad answer: {self.schema.error_log}"))
         return self._envelope(version, answer, 200)
 
@@ -294,7 +306,7 @@ class VidyoStandIn:
             "room": lambda r: (r.roomName.casefold(), r.id),
         }
         found.sort(key=keys[args.get("sortBy") or "date"], reverse=args.get("dir") == "DESC")
-        limit = int(args.get("limit") or 200)
+        limit = min(int(args.get("limit") or MAX_PAGE), MAX_PAGE)
         start = 0 if self.ignore_start else max(int(args.get("start") or 0), 0)
         every = list(self.records.values())
         answer = etree.Element(_q("RecordsSearchResponse"), nsmap={"ns": NAMESPACE})
@@ -328,14 +340,12 @@ class VidyoStandIn:
         for name in ("title", "comments", "tags", "recordScope", "pin"):
             if name in args:
                 setattr(record, name, args[name])
-        if args.get("locked") is not None:
-            record.locked = args["locked"] == "true"
-        return _ok()
+        return _ok("UpdateRecordResponse")
 
     def _delete(self, args: dict[str, Any], user: str) -> Any:
         if self.records.pop(int(args["id"]), None) is None:
             raise SoapFault(f"no record {args['id']}", detail=_FAULTS[0])
-        return _ok()
+        return _ok("DeleteRecordResponse")
 
     def file_link(self, record: StoredRecord) -> str:
         if record.fileLink is not None:
@@ -387,7 +397,8 @@ class VidyoStandIn:
             detail_parent = etree.SubElement(element, "detail") if fault.detail else None
         if detail_parent is not None and fault.detail:
             detail = etree.SubElement(detail_parent, _q(fault.detail), nsmap={"ns": NAMESPACE})
-            etree.SubElement(detail, _q("ErrorMessage")).text = fault.message
+            inner = etree.SubElement(detail, _q(fault.detail))
+            etree.SubElement(inner, _q("Exception")).text = fault.message
         return self._envelope(version, element, 500)
 
     # -- files --
@@ -480,6 +491,7 @@ class VidyoStandIn:
                 "calls": dict(self.calls),
                 "soapFault": self.soap_fault,
                 "ignoreStart": self.ignore_start,
+                "answerShape": self.answer_shape,
             }
         )
 
@@ -493,9 +505,17 @@ class VidyoStandIn:
                 self.soap_fault = None if fault is None else dict(fault)
             if "ignoreStart" in data:
                 self.ignore_start = bool(data["ignoreStart"])
+            if "answerShape" in data:
+                self.answer_shape = _answer_shape(data["answerShape"])
         except (ValueError, TypeError, AttributeError) as exc:
             return web.json_response({"error": str(exc)}, status=400)
-        return web.json_response({"soapFault": self.soap_fault, "ignoreStart": self.ignore_start})
+        return web.json_response(
+            {
+                "soapFault": self.soap_fault,
+                "ignoreStart": self.ignore_start,
+                "answerShape": self.answer_shape,
+            }
+        )
 
 
 def _values(payload: Any) -> dict[str, Any]:
@@ -519,10 +539,43 @@ def _in_scope(record: StoredRecord, scope: str, user: str) -> bool:
     return record.recordScope == scope
 
 
-def _ok() -> Any:
-    answer = etree.Element(_q("OkResponse"), nsmap={"ns": NAMESPACE})
+def _ok(response: str) -> Any:
+    """``UpdateRecordResponse``/``DeleteRecordResponse``: one ``OK`` member of enum ``OK``."""
+    answer = etree.Element(_q(response), nsmap={"ns": NAMESPACE})
     etree.SubElement(answer, _q("OK")).text = "OK"
     return answer
+
+
+def _answer_shape(value: Any) -> dict[str, Any] | None:
+    """A checked ``answerShape`` setting (None: answers as the WSDL says)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) - {"extra", "omit", "reverse"}:
+        raise ValueError("answerShape takes extra, omit and reverse")
+    extra = value.get("extra") or {}
+    omit = value.get("omit") or []
+    if not isinstance(extra, dict) or not all(isinstance(v, str) for v in extra.values()):
+        raise ValueError("answerShape.extra maps element names to their text")
+    unknown = set(omit) - set(RECORD_FIELDS)
+    if unknown or "id" in omit:
+        raise ValueError(f"answerShape.omit names Record members other than id: {omit}")
+    return {"extra": dict(extra), "omit": list(omit), "reverse": bool(value.get("reverse"))}
+
+
+def _reshape(answer: Any, shape: dict[str, Any]) -> None:
+    """``answer`` as a server with another WSDL gives it (see ``answerShape``)."""
+    targets = [answer, *answer.iterchildren(_q("records"))]
+    for element in targets:
+        if element is not answer:
+            for child in list(element):
+                if etree.QName(child).localname in shape["omit"]:
+                    element.remove(child)
+        for name, text in shape["extra"].items():
+            etree.SubElement(element, _q(name)).text = text
+        if shape["reverse"]:  # the members' order; the records keep theirs, ahead of the rest
+            records = [c for c in element if c.tag == _q("records")]
+            others = [c for c in element if c.tag != _q("records")]
+            element[:] = records + list(reversed(others))
 
 
 def _content(spec: dict[str, Any], record_id: int) -> bytes:

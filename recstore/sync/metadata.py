@@ -6,6 +6,12 @@ concatenation without escaping, so a title with ``&`` or ``<`` broke its whole b
 every value is escaped, characters XML 1.0 cannot carry are dropped, empty optional fields are
 left out (an empty ``dateType`` is not a number), and :data:`FIELDS` is kept equal to the
 XSD's sequence by a test.
+
+An existing profile of that system name is reused as it stands: the seed's
+``setupMetadata.php`` made one from its own ``VidyoReplayCustomMetadata.xsd`` (the same 13
+elements in the same order), but a profile edited since, or made by hand, may lack a field or
+order them otherwise, and then Kaltura refuses every ``metadata.add``.
+:func:`profile_problems` says so before anything is written.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ import importlib.resources
 import re
 from datetime import UTC, datetime
 from xml.sax.saxutils import escape
+
+from lxml import etree
 
 from recstore.clients.vidyo import Record
 
@@ -41,6 +49,26 @@ FIELDS: tuple[str, ...] = (
 #: Characters outside XML 1.0's Char production (controls, lone surrogates, U+FFFE/U+FFFF).
 _NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _ESCAPES = {'"': "&quot;", "'": "&apos;"}
+_XSD = "{http://www.w3.org/2001/XMLSchema}"
+#: What recstore writes, at its fullest and at its sparsest (empty fields are left out).
+_SAMPLES = (
+    Record(
+        id=63,
+        guid="f7b86816-b57c-49c4-84d1-ac56d374bd25",
+        tenant_name="Default",
+        user_name="alice",
+        user_full_name="Alice Example",
+        date_created=datetime(2013, 1, 16, 8, 2, 36, tzinfo=UTC),
+        date_created_string="2013-01-16 08:02:36",
+        end_time=datetime(2013, 1, 16, 8, 45, 0, tzinfo=UTC),
+        pin="4711",
+        record_scope="public",
+        room_name="Lecture Hall",
+        recorder_id="recorder-1",
+        locked=True,
+    ),
+    Record(id=63, guid="f7b86816-b57c-49c4-84d1-ac56d374bd25"),
+)
 
 
 def profile_xsd() -> str:
@@ -91,3 +119,26 @@ def metadata_xml(record: Record) -> str:
         parts.append(f"<{name}>{xml_text(value)}</{name}>")
     parts.append("</metadata>")
     return "".join(parts)
+
+
+def profile_problems(xsd: str) -> list[str]:
+    """Why a profile with this XSD would refuse the metadata recstore writes; [] if it takes it.
+
+    The fields recstore writes must all be declared, and the XML of a recording (every field
+    filled, and only those always filled) must validate, as Kaltura validates ``metadata.add``.
+    """
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+    try:
+        root = etree.fromstring(xsd.encode(), parser)
+        schema = etree.XMLSchema(root)
+    except (etree.XMLSyntaxError, etree.XMLSchemaParseError) as exc:
+        return [f"its XSD cannot be read: {exc}"]
+    declared = {e.get("name") for e in root.iter(f"{_XSD}element")}
+    missing = [name for name in FIELDS if name not in declared]
+    if missing:
+        return [f"it lacks the field(s) {', '.join(missing)}"]
+    for sample in _SAMPLES:
+        if not schema.validate(etree.fromstring(metadata_xml(sample).encode(), parser)):
+            error = schema.error_log.last_error
+            return [f"it refuses recstore's metadata: {error.message if error else 'invalid'}"]
+    return []

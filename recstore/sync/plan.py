@@ -42,6 +42,9 @@ NO_CONTENT = 7
 ALL_STATUSES = "-2,-1,0,1,2,3,4,5,6,7"
 #: Kaltura's ``referenceId`` holds at most this many characters.
 MAX_REFERENCE_ID = 255
+#: Kaltura keeps the first 150 values of an ``...In`` filter (``SphinxCriterion``,
+#: ``MAX_IN_VALUES``); longer lists are sent in chunks of this size.
+MAX_IN_VALUES = 150
 
 
 class Step(enum.StrEnum):
@@ -63,6 +66,8 @@ class SyncRules:
     user_id: str | None = None
     #: The custom metadata profile; None: no metadata is written.
     profile_id: int | None = None
+    #: Recordings of this id or lower get no new entry (``importAfterId``).
+    import_after: int | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,8 @@ class PagePlan:
     complete: int = 0
     deleted: int = 0
     repeated: int = 0
+    #: Recordings without an entry that ``importAfterId`` leaves out.
+    held_back: int = 0
     #: Recordings that cannot be imported as they stand, with the reason (reported each cycle).
     unusable: list[tuple[Record, str]] = field(default_factory=list)
 
@@ -129,6 +136,36 @@ def group_by_reference(entries: Iterable[Mapping[str, Any]]) -> dict[str, list[K
         entry = KalturaEntry.from_api(data)
         grouped.setdefault(entry.reference_id, []).append(entry)
     return grouped
+
+
+def chunks(values: Sequence[str], size: int = MAX_IN_VALUES) -> Iterator[list[str]]:
+    """``values`` in lists of at most ``size``, for ``...In`` filters."""
+    for start in range(0, len(values), size):
+        yield list(values[start : start + size])
+
+
+def by_sort_value(
+    records: Iterable[Record], entries: Iterable[Mapping[str, Any]]
+) -> dict[str, list[KalturaEntry]]:
+    """Entries that lost their reference id, found by the seed's other mark, by GUID.
+
+    Seed 000 (every version since May 2012) gave each entry the recording's GUID as
+    ``referenceId`` and its id as ``partnerSortValue``, under its tag (``VIDYO_KALTURA_TAGS``),
+    and found "the last one synced" by that ``partnerSortValue``. An entry whose reference id
+    was cleared (an editor, a tool) keeps the other two marks; only such an entry (no
+    reference id at all) stands for the recording of that id, never one whose reference id
+    names something else.
+    """
+    by_id: dict[int, list[KalturaEntry]] = {}
+    for data in entries:
+        if str(data.get("referenceId") or "").strip():
+            continue
+        try:
+            value = int(data.get("partnerSortValue") or 0)
+        except (TypeError, ValueError):
+            continue
+        by_id.setdefault(value, []).append(KalturaEntry.from_api(data))
+    return {r.guid: by_id[r.id] for r in records if r.id in by_id}
 
 
 def choose_entry(entries: Sequence[KalturaEntry]) -> KalturaEntry | None:
@@ -168,6 +205,9 @@ def plan_page(
             continue
         seen.add(record.guid)
         entries = found.get(record.guid, ())
+        if not entries and rules.import_after is not None and record.id <= rules.import_after:
+            plan.held_back += 1
+            continue
         if not entries:
             steps = [Step.ENTRY, Step.CONTENT]
             if rules.profile_id is not None:

@@ -2,7 +2,10 @@
 
 One cycle (seed 000, done again without its flaws):
 
-1. Resolve the custom metadata profile (``metadataProfileId``, else by system name).
+1. Resolve the custom metadata profile (``metadataProfileId``, else by system name) and check
+   that its XSD takes what recstore writes; a profile that would refuse it is a configuration
+   error (15002, once per verdict) and the cycle imports without metadata, which a later
+   cycle adds once the profile is fixed.
 2. Page through every VidyoReplay record (oldest first) and, page by page, look the GUIDs up
    in Kaltura by reference id; :func:`recstore.sync.plan.plan_page` decides what each
    recording still needs (a new entry with content and metadata, or only the step an earlier
@@ -46,7 +49,7 @@ from recstore.clients.vidyo import Record, VidyoClient, strip_credentials
 from recstore.config import Settings, VidyoSyncSettings
 from recstore.errors import ConfigError, RecstoreError
 from recstore.retry import RetryPolicy
-from recstore.sync.metadata import PROFILE_NAME, profile_xsd
+from recstore.sync.metadata import PROFILE_NAME, profile_problems, profile_xsd
 from recstore.sync.plan import (
     ALL_STATUSES,
     KalturaEntry,
@@ -56,7 +59,9 @@ from recstore.sync.plan import (
     Work,
     batches,
     build_calls,
+    by_sort_value,
     choose_entry,
+    chunks,
     group_by_reference,
     plan_page,
     read_outcomes,
@@ -83,6 +88,9 @@ class CycleReport:
     listed: int = 0
     complete: int = 0
     deleted: int = 0
+    #: Recordings found by id and tag on an entry without reference id (seed 000's marks).
+    by_id: int = 0
+    held_back: int = 0
     repeated: int = 0
     unusable: int = 0
     new: int = 0
@@ -100,6 +108,8 @@ class CycleReport:
             "listed": self.listed,
             "in_kaltura": self.complete,
             "deleted_in_kaltura": self.deleted,
+            "found_by_id": self.by_id,
+            "held_back": self.held_back,
             "unusable": self.unusable,
             "new": self.new,
             "repairs": self.repairs,
@@ -156,7 +166,8 @@ class VidyoSyncService:
         self.vidyo = vidyo
         self.kaltura = kaltura
         self.writer = writer
-        self._profile_id: int | None = None
+        #: The last profile verdict reported (id, problems), so a bad profile is told once.
+        self._profile_verdict: tuple[int | None, tuple[str, ...]] | None = None
         user, password = login
         self._headers: list[str] = []
         self._url_login: tuple[str, str] | None = None
@@ -228,16 +239,17 @@ class VidyoSyncService:
             categories=tuple(config.categories),
             user_id=config.user_id,
             profile_id=profile_id,
+            import_after=config.import_after_id,
         )
 
     async def profile_id(self) -> int | None:
-        """The metadata profile to write, or None (metadata off, or no such profile yet)."""
+        """The metadata profile to write, or None: metadata off, no such profile yet, or a
+        profile that would refuse what recstore writes (reported as a configuration error)."""
         config = self.config
         if not config.metadata:
             return None
-        if config.metadata_profile_id is not None:
-            return config.metadata_profile_id
-        if self._profile_id is None:
+        wanted = config.metadata_profile_id
+        if wanted is None:
             found = await self.kaltura.metadata_profiles(config.metadata_profile_system_name)
             if not found:
                 events.emit(
@@ -249,8 +261,63 @@ class VidyoSyncService:
                     level=logging.WARNING,
                 )
                 return None
-            self._profile_id = int(found[0]["id"])
-        return self._profile_id
+        else:
+            found = await self._profile_by_id(wanted)
+        profile_id = int(found[0]["id"]) if found else wanted
+        # Every KalturaMetadataProfile carries its XSD (kaltura/server,
+        # plugins/metadata/lib/KalturaMetadataProfile.php, fromObject), list answers included.
+        if not found:
+            problems = ["Kaltura knows no metadata profile of that id"]
+        else:
+            xsd = found[0].get("xsd")
+            problems = profile_problems(str(xsd)) if xsd else []
+        self._tell_profile(profile_id, problems)
+        return None if problems else profile_id
+
+    async def _profile_by_id(self, profile_id: int) -> list[dict[str, Any]]:
+        page = await self.kaltura.call(
+            "metadata_metadataProfile",
+            "list",
+            filter={"objectType": "KalturaMetadataProfileFilter", "idEqual": profile_id},
+        )
+        return [dict(o) for o in page.get("objects") or [] if isinstance(o, Mapping)]
+
+    def _tell_profile(self, profile_id: int | None, problems: list[str]) -> None:
+        """A profile that would refuse recstore's metadata is a configuration error (15002):
+        told when first seen and whenever the verdict changes, not by each failed write."""
+        verdict = (profile_id, tuple(problems))
+        if verdict == self._profile_verdict:
+            return
+        first = self._profile_verdict is None
+        self._profile_verdict = verdict
+        config = self.config
+        key = (
+            "workers.VidyoSync.metadataProfileId"
+            if config.metadata_profile_id is not None
+            else "workers.VidyoSync.metadataProfileSystemName"
+        )
+        if problems:
+            events.emit(
+                log,
+                events.CONFIG_LOAD_FAILED,
+                "%s: metadata profile %s (id %s) cannot take recstore's metadata: %s; importing "
+                "without custom metadata until it is fixed (add the missing fields, or point %s "
+                "at a profile made by `recstore vidyo setup-metadata`)",
+                key,
+                config.metadata_profile_system_name,
+                profile_id,
+                "; ".join(problems),
+                key,
+                profile_id=profile_id,
+            )
+        elif not first:
+            events.emit(
+                log,
+                events.VIDYO_SYNC_STATUS,
+                "metadata profile %s takes recstore's metadata again",
+                profile_id,
+                profile_id=profile_id,
+            )
 
     async def _scan(self, rules: SyncRules, report: CycleReport) -> list[Work]:
         work: list[Work] = []
@@ -259,11 +326,17 @@ class VidyoSyncService:
             report.listed += len(records)
             guids = sorted({r.guid for r in records if usable_guid(r.guid)})
             found = await self._lookup(guids)
+            lost = [r for r in records if usable_guid(r.guid) and r.guid not in found]
+            if lost:
+                recovered = await self._lookup_by_id(lost)
+                report.by_id += len(recovered)
+                found = {**found, **recovered}
             alive = [e for e in (choose_entry(v) for v in found.values()) if e is not None]
             with_metadata = await self._with_metadata(rules.profile_id, [e.id for e in alive])
             plan = plan_page(records, found, with_metadata, rules, seen)
             report.complete += plan.complete
             report.deleted += plan.deleted
+            report.held_back += plan.held_back
             report.repeated += plan.repeated
             report.unusable += len(plan.unusable)
             for record, reason in plan.unusable:
@@ -313,6 +386,49 @@ class VidyoSyncService:
             index += 1
         wanted = set(guids)
         return {g: e for g, e in group_by_reference(objects).items() if g in wanted}
+
+    async def _lookup_by_id(self, records: Sequence[Record]) -> dict[str, list[KalturaEntry]]:
+        """Entries without reference id that carry these recordings' ids and the sync tag."""
+        objects: list[Mapping[str, Any]] = []
+        for ids in chunks(sorted({str(r.id) for r in records})):
+            index = 1
+            while True:
+                page = await self.kaltura.call(
+                    "media",
+                    "list",
+                    filter={
+                        "objectType": "KalturaMediaEntryFilter",
+                        "partnerSortValueIn": ",".join(ids),
+                        "tagsLike": self.config.tag,
+                        "statusIn": ALL_STATUSES,
+                    },
+                    pager={
+                        "objectType": "KalturaFilterPager",
+                        "pageSize": LOOKUP_PAGE,
+                        "pageIndex": index,
+                    },
+                )
+                rows = page.get("objects") or []
+                objects.extend(rows)
+                if len(rows) < LOOKUP_PAGE:
+                    break
+                index += 1
+        found = by_sort_value(records, objects)
+        for record in records:
+            for entry in found.get(record.guid, ()):
+                events.emit(
+                    log,
+                    events.VIDYO_SYNC_STATUS,
+                    "recording %d is entry %s (its id as partnerSortValue, tag %s), "
+                    "although the entry has no reference id",
+                    record.id,
+                    entry.id,
+                    self.config.tag,
+                    recording=record.id,
+                    guid=record.guid,
+                    entry_id=entry.id,
+                )
+        return found
 
     async def _with_metadata(self, profile_id: int | None, entry_ids: Sequence[str]) -> set[str]:
         """The entries among ``entry_ids`` that already hold the profile's metadata."""
@@ -458,6 +574,15 @@ async def open_sync(
         )
 
 
+async def existing_profile_problems(kaltura: KalturaClient, system_name: str) -> list[str]:
+    """Why the profile of that system name would refuse recstore's metadata ([] if it would
+    not, or if Kaltura does not show its XSD): seed 000's ``setupMetadata.php`` reused an
+    existing profile as it stood, and so does :func:`setup_metadata`."""
+    found = await kaltura.metadata_profiles(system_name)
+    xsd = found[0].get("xsd") if found else None
+    return profile_problems(str(xsd)) if xsd else []
+
+
 async def setup_metadata(kaltura: KalturaClient, system_name: str) -> tuple[int, bool]:
     """The profile's id, creating it from the shipped XSD when missing; ``(id, created)``."""
     found = await kaltura.metadata_profiles(system_name)
@@ -540,6 +665,7 @@ class VidyoSync:
         settings = self.settings
         async with AsyncExitStack() as stack:
             service = await stack.enter_async_context(open_sync(settings, self.policy))
+            await self._check_profile(service)
             lease = await job_lease(stack, settings, NAME)
 
             async def run_once() -> None:
@@ -548,3 +674,13 @@ class VidyoSync:
             self.periodic = PeriodicWorker(NAME, self.interval, run_once, lease)
             self.periodic.health = self.health
             await self.periodic.run(stop)
+
+    @staticmethod
+    async def _check_profile(service: VidyoSyncService) -> None:
+        """Check the metadata profile at start, in every replica, whichever runs the cycles: a
+        profile that would refuse recstore's metadata is reported now (15002). Kaltura out of
+        reach is left to the cycle, which reports it."""
+        try:
+            await service.profile_id()
+        except RecstoreError as exc:
+            log.debug("metadata profile not checked at start: %s", exc)
