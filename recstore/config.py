@@ -148,7 +148,12 @@ class DestinationSettings(_Section):
 class FileTransfererSettings(_Section):
     """``workers.FileTransferer.*``: the pool that turns SQS job messages into DRACOON files."""
 
-    enabled: bool = Field(True, description="Run the transfer pool in this daemon.")
+    enabled: bool = Field(
+        True,
+        description="Run the transfer pool in this daemon. Left unset with no work queue in "
+        "`queues` (and no other key of this section set), it stays off and the start line "
+        "says so.",
+    )
     count: int = Field(4, description="Transfers run at once (at least 1 when enabled).")
     report_level: LogLevel = Field(
         "info",
@@ -183,7 +188,13 @@ class FileTransfererSettings(_Section):
 class DracoonGlobalSharerSettings(_Section):
     """``workers.DracoonGlobalSharer.*``: the periodic hand-out of missing file keys."""
 
-    count: int = Field(1, ge=0, le=1, description="0 turns the sharer off; at most 1.")
+    count: int = Field(
+        1,
+        ge=0,
+        le=1,
+        description="0 turns the sharer off; at most 1. Left unset with no DRACOON account "
+        "(`dracoon.*`, `instances`), it stays off and the start line says so.",
+    )
     job_delay_minutes: int = Field(
         60, alias="jobDelayMinutes", ge=1, description="Minutes between two runs."
     )
@@ -812,17 +823,18 @@ SEED_KALTURA_URL = "https://www.kaltura.com"
 SEED_LDAP_BASE = "o=princeton university,c=us"
 
 
-def _seed_doit(value: str) -> str:
-    """``DOIT``: the seed's scripts change things only when it is exactly ``true``."""
+def _seed_doit(value: str, _: Mapping[str, str]) -> str:
+    """`true` when it is exactly `true`, else `false` (as the seed's scripts read it)."""
     return "true" if value == "true" else "false"
 
 
 def _seed_ldap_url(value: str, environ: Mapping[str, str]) -> str:
-    """``LDAP_SERVER`` is a host name; the seed connects to ``ldaps://host:LDAP_PORT``."""
+    """`ldaps://HOST:PORT`, PORT from `LDAP_PORT` or 636 (the seed's connection)."""
     return f"ldaps://{value}:{environ.get('LDAP_PORT') or 636}"
 
 
 def _seed_ldap_user(value: str, _: Mapping[str, str]) -> str:
+    """`uid=USER,o=princeton university,c=us` (the seed's bind DN)."""
     return f"uid={value},{SEED_LDAP_BASE}"
 
 
@@ -837,8 +849,8 @@ SEED_ENV: dict[str, tuple[tuple[str, Any], ...]] = {
     "PLACEHOLDER_VIDEO": (("archive.placeholderVideo", None),),
     "N_YEARS": (("workers.Archiver.unplayedFor", None), ("workers.Restorer.playedWithin", None)),
     "DOIT": (
-        ("workers.Archiver.apply", lambda v, _: _seed_doit(v)),
-        ("workers.Restorer.apply", lambda v, _: _seed_doit(v)),
+        ("workers.Archiver.apply", _seed_doit),
+        ("workers.Restorer.apply", _seed_doit),
     ),
     "LDAP_SERVER": (("ldap.urls", _seed_ldap_url), ("ldap.baseDn", SEED_LDAP_BASE)),
     "LDAP_USER": (("ldap.bindDn", _seed_ldap_user),),

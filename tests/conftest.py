@@ -18,6 +18,7 @@ from typing import IO, Any
 import aiohttp
 import pytest
 
+from recstore.config import SEED_ENV
 from recstore.devstack.stack import up_command
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,8 +26,11 @@ DATA = ROOT / "tests" / "data"
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """The environment of a child process: no stray RECSTORE_ overrides from the caller."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECSTORE_")}
+    """The environment of a child process: no stray RECSTORE_ overrides from the caller, nor
+    the seed 001 variables that configure recstore too (``recstore.config.SEED_ENV``)."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("RECSTORE_") and k not in SEED_ENV
+    }
     env.update(extra)
     return env
 
