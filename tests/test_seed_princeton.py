@@ -152,6 +152,7 @@ def seed_setup(devstack: StackProcess, tmp_path_factory: pytest.TempPathFactory)
     entries = [
         entry(f"{PREFIX}_a", video(1024 * 1024)),
         entry(f"{PREFIX}_b", video(2048), tags="archived_to_s3,deleted_flavors"),
+        entry(f"{PREFIX}_audio", video(2048), mediaType=5),
     ]
     asyncio.run(seed_stand_in(state, "kaltura", {"entries": entries}))
     s3 = boto3.client(
@@ -209,6 +210,16 @@ def test_seed_status_lists_select_as_in_the_seed(seed_setup: dict[str, Any]) -> 
     assert ready.stdout.strip() == "2", ready.stderr
     unlimited = seed_cli(seed_setup, "count", "-M", "-1", "-i", f"{PREFIX}_a", "-s", "50")
     assert unlimited.stdout.strip() == "1", unlimited.stderr
+
+
+def test_media_type_selects_as_the_seed_did(seed_setup: dict[str, Any]) -> None:
+    """The seed worked on videos only; recstore takes every type unless told (README)."""
+    both = ids("a", "audio")
+    assert seed_cli(seed_setup, "count", *both).stdout.strip() == "2"
+    videos = seed_cli(seed_setup, "count", "--media_type", "video", *both)
+    assert videos.stdout.strip() == "1", videos.stderr
+    audio = seed_cli(seed_setup, "list", "--media_type", "audio", *both)
+    assert list(rows(audio.stdout)) == ["audio"], audio.stderr
 
 
 def test_seed_command_names_and_switches_run(seed_setup: dict[str, Any]) -> None:

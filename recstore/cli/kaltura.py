@@ -55,6 +55,8 @@ FORMAT_OPTION = click.option(
     show_default=True,
     help="tsv and csv with a header line; json is one object per line.",
 )
+#: KalturaMediaType values of seed 001's ``--media_type`` choices.
+MEDIA_TYPES = {"video": 1, "image": 2, "audio": 5}
 _FILTERS = (
     click.option(
         "--tag",
@@ -115,6 +117,12 @@ _FILTERS = (
         "-M",
         type=int,
         help="Stop after this many entries (-1, as in seed 001: no limit, the default).",
+    ),
+    click.option(
+        "--media_type",
+        "--media-type",
+        type=click.Choice(list(MEDIA_TYPES)),
+        help="Only entries of this media type (seed 001 worked on videos only; default: all).",
     ),
     click.option(
         "--page_size",
@@ -231,6 +239,7 @@ def _selection(kwargs: dict[str, Any]) -> Selection:
         unplayed_for=kwargs.pop("unplayed_for"),
         ids=tuple(ids),
         max_entries=max_entries,
+        extra={"mediaTypeEqual": MEDIA_TYPES[media]} if (media := kwargs.pop("media_type")) else {},
     )
 
 
