@@ -273,3 +273,16 @@ def test_the_daemon_runs_a_kaltura_only_configuration_and_says_what_it_runs(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_config_checks_access_as_the_seed_did(seed_setup: dict[str, Any], tmp_path: Path) -> None:
+    """``kaltura_aws.py config``: a session on Kaltura and the bucket, or exit 1 saying which."""
+    ok = seed_cli(seed_setup, "config")
+    assert ok.returncode == 0, ok.stderr
+    assert f"s3: bucket {seed_setup['bucket']} reachable" in ok.stdout
+    assert "kaltura: partner" in ok.stdout
+    env = {**seed_setup["env"], "AWS_BUCKET": "no-such-bucket-here"}
+    missing = run_cli("kaltura", "config", "--config", str(seed_setup["config"]), env=env)
+    assert missing.returncode == 1
+    assert "no-such-bucket-here" in missing.stderr
+    assert seed_setup["env"]["KALTURA_SECRET"] not in missing.stderr + missing.stdout

@@ -42,6 +42,8 @@ from recstore.archive.report import (
 )
 from recstore.archive.stats import STATS_COLUMNS, Stats
 from recstore.cli.main import CONFIG_OPTION, _load, main, reported_errors
+from recstore.clients.aws import aws_client
+from recstore.clients.aws_errors import aws_errors
 from recstore.workers.archive_context import ArchiveContext, archive_context
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -449,3 +451,38 @@ def stats(config_path: Path | None, selection: Selection, fmt: str) -> None:
     writer.header()
     for row in result.rows():
         writer.row(row)
+
+
+@kaltura.command("config")
+@CONFIG_OPTION
+def check_access(config_path: Path | None) -> None:
+    """Seed 001's `config`: reach Kaltura (a session, one count) and the archive bucket.
+
+    `recstore config check` reads the settings; this also uses them, so a wrong secret, an
+    unreachable server or a missing bucket shows here (exit 1) before a run does.
+    """
+
+    async def work(context: ArchiveContext) -> list[str]:
+        settings = context.settings
+        entries = await context.kaltura.count({"objectType": "KalturaMediaEntryFilter"})
+        kaltura = settings.kaltura
+        where = f"partner {kaltura.partner_id} at {kaltura.service_url}"
+        lines = [f"kaltura: {where}: {entries} entries"]
+        bucket = settings.archive.bucket
+        if bucket:
+            async with aws_client(settings.aws, "s3") as s3:
+                with aws_errors("s3", f"head of bucket {bucket}"):
+                    await s3.head_bucket(Bucket=bucket)
+            lines.append(f"s3: bucket {bucket} reachable")
+        else:
+            lines.append("s3: archive.bucket is not set (s3copy, replace-video, restore need it)")
+        placeholder = settings.archive.placeholder_video
+        lines.append(
+            f"placeholder: {placeholder}"
+            if placeholder is not None
+            else "placeholder: archive.placeholderVideo is not set (replace-video needs it)"
+        )
+        return lines
+
+    for line in run_archive_command(config_path, work):
+        click.echo(line)
