@@ -149,8 +149,9 @@ def seed_setup(devstack: StackProcess, tmp_path_factory: pytest.TempPathFactory)
     state = devstack.state
     tmp = tmp_path_factory.mktemp("seed-princeton")
     bucket = state.get("archive_bucket") or state["bucket"]
+    content = video(1024 * 1024)
     entries = [
-        entry(f"{PREFIX}_a", video(1024 * 1024)),
+        entry(f"{PREFIX}_a", content),
         entry(f"{PREFIX}_b", video(2048), tags="archived_to_s3,deleted_flavors"),
         entry(f"{PREFIX}_audio", video(2048), mediaType=5),
     ]
@@ -184,7 +185,7 @@ def seed_setup(devstack: StackProcess, tmp_path_factory: pytest.TempPathFactory)
         KALTURA_USERID="netid@princeton.edu",
         AWS_BUCKET=bucket,
     )
-    return {"config": config, "env": env, "s3": s3, "bucket": bucket}
+    return {"config": config, "env": env, "s3": s3, "bucket": bucket, "content": content}
 
 
 def seed_cli(setup: dict[str, Any], *args: str) -> Any:
@@ -286,3 +287,16 @@ def test_config_checks_access_as_the_seed_did(seed_setup: dict[str, Any], tmp_pa
     assert missing.returncode == 1
     assert "no-such-bucket-here" in missing.stderr
     assert seed_setup["env"]["KALTURA_SECRET"] not in missing.stderr + missing.stdout
+
+
+def test_download_saves_the_original_as_the_seed_did(
+    seed_setup: dict[str, Any], tmp_path: Path
+) -> None:
+    saved = seed_cli(seed_setup, "download", "-i", f"{PREFIX}_a", "--tmp", str(tmp_path))
+    assert saved.returncode == 0, saved.stderr
+    target = tmp_path / f"{PREFIX}_a"
+    assert saved.stdout.strip() == f"downloaded to {target}"
+    assert target.read_bytes() == seed_setup["content"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+    none = seed_cli(seed_setup, "download", "--id", f"{PREFIX}_nope", "--tmp", str(tmp_path))
+    assert none.returncode == 1

@@ -40,6 +40,7 @@ from recstore.archive.report import (
     health_row,
     list_row,
 )
+from recstore.archive.states import Flavor, original_flavor
 from recstore.archive.stats import STATS_COLUMNS, Stats
 from recstore.cli.main import CONFIG_OPTION, _load, main, reported_errors
 from recstore.clients.aws import aws_client
@@ -486,3 +487,47 @@ def check_access(config_path: Path | None) -> None:
 
     for line in run_archive_command(config_path, work):
         click.echo(line)
+
+
+@kaltura.command("download")
+@CONFIG_OPTION
+@click.option("--id", "-i", "entry_id", required=True, help="The entry whose original to fetch.")
+@click.option(
+    "--tmp",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Folder the file is written to, named after the entry id (seed 001's --tmp).",
+)
+def download(config_path: Path | None, entry_id: str, folder: Path) -> None:
+    """Seed 001's `download`: save an entry's READY original flavor as FOLDER/ENTRY_ID.
+
+    Written under a temporary name and renamed when complete, so a failed download never
+    leaves a file that looks whole; exit 1 when the entry has no READY original.
+    """
+
+    async def work(context: ArchiveContext) -> Path | str:
+        flavors = [Flavor.from_api(f) for f in await context.kaltura.flavors(entry_id)]
+        found = original_flavor(flavors)
+        if found is None or not found.ready:
+            state = "no original flavor" if found is None else f"original is {found.status_name}"
+            return f"{entry_id}: {state}, nothing downloaded"
+        url = await context.kaltura.flavor_url(found.id)
+        target = folder / entry_id
+        partial = folder / f".{entry_id}.part"
+        await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+        out = await asyncio.to_thread(partial.open, "wb")
+        try:
+            with out:
+                async for piece in context.kaltura.download(url, context.settings.s3.chunk_size):
+                    await asyncio.to_thread(out.write, piece)
+            await asyncio.to_thread(partial.replace, target)
+        finally:
+            await asyncio.to_thread(partial.unlink, missing_ok=True)
+        return target
+
+    result = run_archive_command(config_path, work)
+    if isinstance(result, str):
+        raise click.ClickException(result)
+    click.echo(f"downloaded to {result}")
