@@ -189,9 +189,10 @@ def seed_setup(devstack: StackProcess, tmp_path_factory: pytest.TempPathFactory)
 
 
 def seed_cli(setup: dict[str, Any], *args: str) -> Any:
-    return run_cli(
-        "kaltura", *args, "--config", str(setup["config"]), env=setup["env"], timeout=180
-    )
+    """``recstore kaltura ARGS``, the configuration named in the environment, so that ARGS
+    is the seed's line and nothing else."""
+    env = {**setup["env"], "RECSTORE_CONFIG": str(setup["config"])}
+    return run_cli("kaltura", *args, env=env, timeout=180)
 
 
 def rows(stdout: str) -> dict[str, dict[str, str]]:
@@ -300,3 +301,56 @@ def test_download_saves_the_original_as_the_seed_did(
     assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
     none = seed_cli(seed_setup, "download", "--id", f"{PREFIX}_nope", "--tmp", str(tmp_path))
     assert none.returncode == 1
+
+
+#: Command lines of seed 001's own scripts (archive.rc, restore.rc, health.rc in
+#: PrincetonUniversity/kaltura_archiver), N_YEARS=3, as cron runs them in test mode.
+SEED_SCRIPT_LINES = [
+    "count --unplayed_for 3 --tag !archived_to_s3",
+    "count --created_before 3 --tag !archived_to_s3",
+    "--loglevel INFO s3copy --unplayed_for 3 --tag !archived_to_s3 --max_entries 1",
+    "--loglevel INFO replace_video --unplayed_for 3 --tag archived_to_s3 --max_entries 1",
+    "count --unplayed_for 3 --tag !flavors_deleted",
+    "--loglevel INFO restore_from_s3 --tag flavors_deleted --played_within 3 --max_entries 1",
+    "--loglevel INFO restore_from_s3 --tag flavors_deleted --created_within 3 --max_entries 1",
+    "count --tag flavors_deleted --played_within 3",
+    "-l INFO health --played_within 3 --tag flavors_deleted",
+    "-l INFO health --plays 1 --created_before 3 --tag !flavors_deleted",
+]
+
+
+SEED_INVOCATIONS = ("kaltura_aws.py ", "./kaltura_aws.py ", "python kaltura_aws.py ")
+
+
+def seed_readme_lines() -> list[str]:
+    """Every ``kaltura_aws.py`` command line in seeds 001 and 003's READMEs, unchanged but for
+    their ``[filter-options]`` placeholder (one entry id here) and output redirection."""
+    from tests.conftest import DATA
+
+    lines = []
+    for path in sorted((DATA / "seeds").glob("00[13]_*.txt")):
+        for line in path.read_text().splitlines():
+            if not line.strip().startswith(SEED_INVOCATIONS):
+                continue
+            args = line.split("kaltura_aws.py", 1)[1].split(">", 1)[0]
+            for placeholder in ("[filter-options]", "[fiOlter-options]"):
+                args = args.replace(placeholder, f"--id {PREFIX}_a")
+            lines.append(" ".join(args.split()))
+    return list(dict.fromkeys(lines))
+
+
+def test_the_seed_readme_lines_are_found() -> None:
+    lines = seed_readme_lines()
+    assert "count --status --status 1 -2 0 1 7 4" in lines
+    assert f"archive --id {PREFIX}_a" in lines  # seed 003
+    assert f"replace_video --id {PREFIX}_a" in lines
+    assert "--help" in lines
+
+
+@pytest.mark.parametrize("line", [*seed_readme_lines(), *SEED_SCRIPT_LINES])
+def test_every_seed_command_line_runs_unchanged(seed_setup: dict[str, Any], line: str) -> None:
+    """Parsed as the seed parsed it (no usage error), and run (a dry run where it acts)."""
+    result = seed_cli(seed_setup, *line.split())
+    assert result.returncode in (0, 1), result.stderr
+    assert "Usage:" not in result.stderr, result.stderr
+    assert "WOULD_DO" not in result.stdout or "dry run" in result.stderr
