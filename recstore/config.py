@@ -804,8 +804,8 @@ def load_settings(
     environ = os.environ if environ is None else environ
     raw = _read_yaml(Path(path)) if path is not None else {}
     problems: list[tuple[str, str]] = []
-    from_seed = _apply_seed_env(raw, environ)
     _apply_env(raw, environ, problems)
+    from_seed = _apply_seed_env(raw, environ)  # after: fills only what is still unset
     _resolve_files(raw, "", problems)
     try:
         settings = Settings.model_validate(raw)

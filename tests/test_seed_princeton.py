@@ -111,6 +111,9 @@ def test_a_bad_seed_value_names_its_variable() -> None:
     problems = dict(caught.value.problems)
     assert "(from KALTURA_PARTNERID)" in problems["kaltura.partnerId"]
     assert "s3cr3t-value" not in str(caught.value.problems)
+    with pytest.raises(ConfigError) as caught:  # the variable that set it is the one named
+        load_settings(None, {"KALTURA_PARTNERID": "1", "RECSTORE_KALTURA__PARTNERID": "x"})
+    assert "KALTURA_PARTNERID" not in dict(caught.value.problems)["kaltura.partnerId"]
 
 
 def kaltura_only(tmp_path: Path, **extra: Any) -> Path:
