@@ -151,8 +151,8 @@ class FileTransfererSettings(_Section):
     enabled: bool = Field(
         True,
         description="Run the transfer pool in this daemon. Left unset with no work queue in "
-        "`queues` (and no other key of this section set), it stays off and the start line "
-        "says so.",
+        "`queues`, no DRACOON destination (`configurator.url`, `instances`, `dracoon.baseUrl`) "
+        "and no other key of this section set, it stays off and the start line says so.",
     )
     count: int = Field(4, description="Transfers run at once (at least 1 when enabled).")
     report_level: LogLevel = Field(
@@ -904,21 +904,23 @@ def _settle_default_workers(settings: Settings) -> Settings:
     """Turn off the default-on workers that nothing in the configuration sets up.
 
     FileTransferer and DracoonGlobalSharer are on by default (seed 004). A configuration that
-    says nothing about one of them and gives it nothing to work on (no work queue; no DRACOON
-    account) is one for other work, such as the Kaltura archive: the worker is left off and
-    the daemon says so at start. Once any of its keys is set, it is held to its checks.
+    says nothing about one of them and gives it nothing to work on (for the transferer: no
+    work queue and no DRACOON destination, neither ``configurator.url``, ``instances`` nor
+    ``dracoon.baseUrl``; for the sharer: no DRACOON account) is one for other work, such as
+    the Kaltura archive: the worker is left off and the daemon says so at start. Once any of
+    its keys is set, or a sign of its work is there, it is held to its checks.
     """
     workers = settings.workers
     transferer, sharer = workers.file_transferer, workers.dracoon_global_sharer
     skipped: dict[str, str] = {}
     update: dict[str, Any] = {}
     queue = transferer.queue
-    if (
-        transferer.enabled
-        and not transferer.model_fields_set
-        and not queue.startswith(("http://", "https://"))
-        and queue not in settings.queues
-    ):
+    has_queue = queue.startswith(("http://", "https://")) or queue in settings.queues
+    # Any sign of transfers (a queue, a DRACOON destination) keeps it on, and checked.
+    for_transfers = has_queue or bool(
+        settings.configurator.url or settings.instances or settings.dracoon.base_url
+    )
+    if transferer.enabled and not transferer.model_fields_set and not for_transfers:
         skipped["FileTransferer"] = f"no work queue: `queues.{queue}` is not configured"
         update["file_transferer"] = transferer.model_copy(update={"enabled": False})
     if sharer.count > 0 and not sharer.model_fields_set and not _has_dracoon_account(settings):

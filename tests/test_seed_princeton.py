@@ -143,6 +143,11 @@ def test_a_worker_asked_for_is_still_held_to_its_checks_but_not_by_other_command
     assert "workers.FileTransferer.queue" in dict(caught.value.problems)
     assert load_settings(path, {}, workers=False).kaltura.partner_id == 1
     assert run_cli("config", "check", "--config", str(path)).returncode == 2
+    # a transfer destination without its queue is a mistake, not a Kaltura-only setup
+    transfers = kaltura_only(tmp_path, configurator={"url": "http://configurator.example"})
+    with pytest.raises(ConfigError) as caught:
+        load_settings(transfers, {})
+    assert "workers.FileTransferer.queue" in dict(caught.value.problems)
 
 
 @pytest.fixture(scope="module")
