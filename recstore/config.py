@@ -31,6 +31,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     model_validator,
@@ -147,7 +148,12 @@ class DestinationSettings(_Section):
 class FileTransfererSettings(_Section):
     """``workers.FileTransferer.*``: the pool that turns SQS job messages into DRACOON files."""
 
-    enabled: bool = Field(True, description="Run the transfer pool in this daemon.")
+    enabled: bool = Field(
+        True,
+        description="Run the transfer pool in this daemon. Left unset with no work queue in "
+        "`queues`, no DRACOON destination (`configurator.url`, `instances`, `dracoon.baseUrl`) "
+        "and no other key of this section set, it stays off and the start line says so.",
+    )
     count: int = Field(4, description="Transfers run at once (at least 1 when enabled).")
     report_level: LogLevel = Field(
         "info",
@@ -182,7 +188,13 @@ class FileTransfererSettings(_Section):
 class DracoonGlobalSharerSettings(_Section):
     """``workers.DracoonGlobalSharer.*``: the periodic hand-out of missing file keys."""
 
-    count: int = Field(1, ge=0, le=1, description="0 turns the sharer off; at most 1.")
+    count: int = Field(
+        1,
+        ge=0,
+        le=1,
+        description="0 turns the sharer off; at most 1. Left unset with no DRACOON account "
+        "(`dracoon.*`, `instances`), it stays off and the start line says so.",
+    )
     job_delay_minutes: int = Field(
         60, alias="jobDelayMinutes", ge=1, description="Minutes between two runs."
     )
@@ -474,9 +486,10 @@ class ArchiveSettings(_Section):
         description="Tag of an entry whose flavors were replaced by the placeholder.",
     )
     flavors_deleted_aliases: list[str] = Field(
-        default_factory=lambda: ["place_holder_video"],
+        default_factory=lambda: ["place_holder_video", "deleted_flavors"],
         alias="flavorsDeletedAliases",
-        description="Older names read as the flavors-deleted tag (seed 003).",
+        description="Other names read as the flavors-deleted tag: seed 003's "
+        "`place_holder_video`, seed 001 README's `deleted_flavors`.",
     )
     size_tolerance: float = Field(
         0.03,
@@ -766,6 +779,13 @@ class Settings(_Section):
     instances: dict[str, InstanceSettings] = Field(
         default_factory=dict, description="Per-instance configuration keyed by domain."
     )
+    #: Workers left off because nothing configures them: name → what would turn them on.
+    _not_started: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @property
+    def not_started(self) -> dict[str, str]:
+        """Default-on workers this configuration gives nothing to do, with the reason."""
+        return dict(self._not_started)
 
     def queue_url(self, name_or_url: str) -> str:
         """The URL of a queue named in ``queues``, or the value itself when it is a URL."""
@@ -781,21 +801,149 @@ class Settings(_Section):
             ) from None
 
 
-def load_settings(path: Path | str | None, environ: Mapping[str, str] | None = None) -> Settings:
-    """Read, override, resolve and validate; raise :class:`ConfigError` listing every problem."""
+def load_settings(
+    path: Path | str | None, environ: Mapping[str, str] | None = None, *, workers: bool = True
+) -> Settings:
+    """Read, override, resolve and validate; raise :class:`ConfigError` listing every problem.
+
+    ``workers`` false checks the settings without what the daemon's workers need: for the
+    one-shot commands, which check what they use when they use it.
+    """
     environ = os.environ if environ is None else environ
     raw = _read_yaml(Path(path)) if path is not None else {}
     problems: list[tuple[str, str]] = []
     _apply_env(raw, environ, problems)
+    from_seed = _apply_seed_env(raw, environ)  # after: fills only what is still unset
     _resolve_files(raw, "", problems)
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(problems + _problems_from(exc)) from None
-    problems += _cross_checks(settings)
+        raise ConfigError(_name_seed_sources(problems + _problems_from(exc), from_seed)) from None
+    settings = _settle_default_workers(settings)
+    problems += _cross_checks(settings, workers)
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(_name_seed_sources(problems, from_seed))
     return settings
+
+
+#: The Princeton archiver's (seeds 001/003) fixed choices, used with its variables below.
+SEED_KALTURA_URL = "https://www.kaltura.com"
+SEED_LDAP_BASE = "o=princeton university,c=us"
+
+
+def _seed_doit(value: str, _: Mapping[str, str]) -> str:
+    """`true` when it is exactly `true`, else `false` (as the seed's scripts read it)."""
+    return "true" if value == "true" else "false"
+
+
+def _seed_ldap_url(value: str, environ: Mapping[str, str]) -> str:
+    """`ldaps://HOST:PORT`, PORT from `LDAP_PORT` or 636 (the seed's connection)."""
+    return f"ldaps://{value}:{environ.get('LDAP_PORT') or 636}"
+
+
+def _seed_ldap_user(value: str, _: Mapping[str, str]) -> str:
+    """`uid=USER,o=princeton university,c=us` (the seed's bind DN)."""
+    return f"uid={value},{SEED_LDAP_BASE}"
+
+
+#: Seed 001/003's environment (``bash.rc``, ``csh.rc``, ``env.list``, ``src/envvars.py``):
+#: variable → the keys it fills, each with how its value becomes the key's (None: as it is).
+#: ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` are not here: the AWS chain reads them.
+SEED_ENV: dict[str, tuple[tuple[str, Any], ...]] = {
+    "KALTURA_PARTNERID": (("kaltura.partnerId", None), ("kaltura.serviceUrl", SEED_KALTURA_URL)),
+    "KALTURA_SECRET": (("kaltura.adminSecret", None),),
+    "KALTURA_USERID": (("kaltura.userId", None),),
+    "AWS_BUCKET": (("archive.bucket", None),),
+    "PLACEHOLDER_VIDEO": (("archive.placeholderVideo", None),),
+    "N_YEARS": (("workers.Archiver.unplayedFor", None), ("workers.Restorer.playedWithin", None)),
+    "DOIT": (
+        ("workers.Archiver.apply", _seed_doit),
+        ("workers.Restorer.apply", _seed_doit),
+    ),
+    "LDAP_SERVER": (("ldap.urls", _seed_ldap_url), ("ldap.baseDn", SEED_LDAP_BASE)),
+    "LDAP_USER": (("ldap.bindDn", _seed_ldap_user),),
+    "LDAP_PWD": (("ldap.bindPassword", None),),
+}
+
+
+def _apply_seed_env(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
+    """Fill keys the YAML leaves unset from the seed's variables; key → variable used.
+
+    The YAML wins over them and ``RECSTORE_*`` over both, so a file written for recstore is
+    never changed by an old environment; an empty variable counts as unset, as in the seed.
+    """
+    used: dict[str, str] = {}
+    for name, targets in SEED_ENV.items():
+        value = environ.get(name, "")
+        if not value:
+            continue
+        for key, convert in targets:
+            *parents, leaf = key.split(".")
+            node = raw
+            for part in parents:
+                child = node.get(_match_key(node, part))
+                if child is None:
+                    child = node[part] = {}
+                if not isinstance(child, dict):
+                    break  # a malformed section: validation names it
+                node = child
+            else:
+                if _match_key(node, leaf) in node or _match_key(node, leaf + FILE_SUFFIX) in node:
+                    continue
+                if callable(convert):
+                    node[leaf] = convert(value, environ)
+                else:
+                    node[leaf] = value if convert is None else convert
+                used[key] = name
+    return used
+
+
+def _name_seed_sources(
+    problems: list[tuple[str, str]], from_seed: Mapping[str, str]
+) -> list[tuple[str, str]]:
+    """A problem with a key filled from a seed variable names that variable too."""
+    return [
+        (key, f"{message} (from {from_seed[key]})" if key in from_seed else message)
+        for key, message in problems
+    ]
+
+
+def _settle_default_workers(settings: Settings) -> Settings:
+    """Turn off the default-on workers that nothing in the configuration sets up.
+
+    FileTransferer and DracoonGlobalSharer are on by default (seed 004). A configuration that
+    says nothing about one of them and gives it nothing to work on (for the transferer: no
+    work queue and no DRACOON destination, neither ``configurator.url``, ``instances`` nor
+    ``dracoon.baseUrl``; for the sharer: no DRACOON account) is one for other work, such as
+    the Kaltura archive: the worker is left off and the daemon says so at start. Once any of
+    its keys is set, or a sign of its work is there, it is held to its checks.
+    """
+    workers = settings.workers
+    transferer, sharer = workers.file_transferer, workers.dracoon_global_sharer
+    skipped: dict[str, str] = {}
+    update: dict[str, Any] = {}
+    queue = transferer.queue
+    has_queue = queue.startswith(("http://", "https://")) or queue in settings.queues
+    # Any sign of transfers (a queue, a DRACOON destination) keeps it on, and checked.
+    for_transfers = has_queue or bool(
+        settings.configurator.url or settings.instances or settings.dracoon.base_url
+    )
+    if transferer.enabled and not transferer.model_fields_set and not for_transfers:
+        skipped["FileTransferer"] = f"no work queue: `queues.{queue}` is not configured"
+        update["file_transferer"] = transferer.model_copy(update={"enabled": False})
+    if sharer.count > 0 and not sharer.model_fields_set and not _has_dracoon_account(settings):
+        skipped["DracoonGlobalSharer"] = "no DRACOON account: neither `dracoon.*` nor `instances`"
+        update["dracoon_global_sharer"] = sharer.model_copy(update={"count": 0})
+    if not update:
+        return settings
+    settled = settings.model_copy(update={"workers": workers.model_copy(update=update)})
+    settled._not_started = skipped
+    return settled
+
+
+def _has_dracoon_account(settings: Settings) -> bool:
+    dracoon = settings.dracoon
+    return bool(settings.instances) or bool(dracoon.base_url and dracoon.login and dracoon.password)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -933,8 +1081,12 @@ def _instance_target_checks(settings: Settings) -> list[tuple[str, str]]:
     return problems
 
 
-def _cross_checks(settings: Settings) -> list[tuple[str, str]]:
-    """Rules that span sections, which field validators cannot see."""
+def _cross_checks(settings: Settings, workers: bool) -> list[tuple[str, str]]:
+    """Rules that span sections, which field validators cannot see.
+
+    ``workers`` false: a one-shot command, which runs no worker, is not held to what the
+    workers need (a Kaltura command does not care whether the transfer queue is set up).
+    """
     problems: list[tuple[str, str]] = []
     aws = settings.aws
     if (aws.access_key_id is None) != (aws.secret_access_key is None):
@@ -944,6 +1096,16 @@ def _cross_checks(settings: Settings) -> list[tuple[str, str]]:
     if (http.status_user is None) != (http.status_password is None):
         missing = "http.statusPassword" if http.status_password is None else "http.statusUser"
         problems.append((missing, "give both http.statusUser and http.statusPassword, or neither"))
+    problems += _instance_target_checks(settings)
+    problems += _archive_checks(settings, workers)
+    if workers:
+        problems += _worker_checks(settings)
+    return problems
+
+
+def _worker_checks(settings: Settings) -> list[tuple[str, str]]:
+    """What the workers the configuration turns on need to run."""
+    problems: list[tuple[str, str]] = []
     transferer = settings.workers.file_transferer
     if transferer.enabled and "FileTransferer" in AVAILABLE_WORKERS:
         if transferer.count < 1:
@@ -966,18 +1128,13 @@ def _cross_checks(settings: Settings) -> list[tuple[str, str]]:
             )
         )
     sharer_on = settings.workers.dracoon_global_sharer.count > 0
-    has_account = bool(settings.instances) or bool(
-        settings.dracoon.base_url and settings.dracoon.login and settings.dracoon.password
-    )
-    if sharer_on and not has_account:
+    if sharer_on and not _has_dracoon_account(settings):
         problems.append(
             (
                 "workers.DracoonGlobalSharer.count",
                 "no DRACOON account to serve: configure dracoon.* or instances (or set 0)",
             )
         )
-    problems += _instance_target_checks(settings)
-    problems += _archive_checks(settings)
     problems += _vidyo_checks(settings)
     for alias, key in enabled_workers(settings):
         if alias not in AVAILABLE_WORKERS:
@@ -985,7 +1142,7 @@ def _cross_checks(settings: Settings) -> list[tuple[str, str]]:
     return problems
 
 
-def _archive_checks(settings: Settings) -> list[tuple[str, str]]:
+def _archive_checks(settings: Settings, for_workers: bool) -> list[tuple[str, str]]:
     """What the Archiver, Restorer and ArchiveActions workers need once one of them runs."""
     workers = settings.workers
     on = [
@@ -1001,7 +1158,7 @@ def _archive_checks(settings: Settings) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     if archive.placeholder_video is not None and not archive.placeholder_video.is_file():
         problems.append(("archive.placeholderVideo", f"no such file: {archive.placeholder_video}"))
-    if not on:
+    if not on or not for_workers:
         return problems
     needed = f"required while {', '.join(on)} runs"
     kaltura = settings.kaltura

@@ -19,7 +19,7 @@ from pydantic import BaseModel, BeforeValidator, SecretStr
 from pydantic.fields import FieldInfo
 
 from recstore import events, metrics
-from recstore.config import Settings
+from recstore.config import SEED_ENV, Settings
 from recstore.units import parse_duration, parse_size
 
 HEADER = """\
@@ -114,6 +114,31 @@ def settings_reference() -> str:
     lines += [
         f"| `{key}` | {kind} | {default} | {_cell(text)} |" for key, kind, default, text in rows
     ]
+    return "\n".join(lines) + "\n" + seed_env_section()
+
+
+SEED_ENV_HEADER = """
+## Seeds 001/003's environment
+
+The variables of the Princeton archiver (`bash.rc`, `csh.rc`, `env.list`) configure the keys
+below when neither the YAML nor a `RECSTORE_*` variable sets them (an empty variable counts as
+unset, as in the seed). `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` are read by the AWS
+credential chain, as before. docs/migration.md says what else changes.
+"""
+
+
+def seed_env_section() -> str:
+    """The seed variables and the keys each fills, from :data:`recstore.config.SEED_ENV`."""
+    lines = [SEED_ENV_HEADER, "| variable | fills | value |", "|---|---|---|"]
+    for name, targets in SEED_ENV.items():
+        for key, convert in targets:
+            if convert is None:
+                value = "as given"
+            elif callable(convert):
+                value = _cell((convert.__doc__ or "converted").strip().splitlines()[0])
+            else:
+                value = f"`{convert}` (the seed's fixed value)"
+            lines.append(f"| `{name}` | `{key}` | {value} |")
     return "\n".join(lines) + "\n"
 
 

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Sequence
+from typing import Any
 
 from recstore import __version__, events
 from recstore.config import Settings
@@ -32,6 +33,10 @@ async def async_run(settings: Settings, workers: Sequence[Worker] | None = None)
     notifier = Notifier()
     await web.start()
     supervisor.install_signal_handlers()
+    # Which workers run, and which default-on ones nothing configures (and so do not run).
+    skipped: dict[str, Any] = {}
+    if settings.not_started:
+        skipped["not_started"] = _not_started(settings)
     events.emit(
         log,
         events.START_APPLICATION,
@@ -40,6 +45,7 @@ async def async_run(settings: Settings, workers: Sequence[Worker] | None = None)
         pid=os.getpid(),
         http_port=web.port,
         workers=",".join(w.name for w in workers) or "none",
+        **skipped,
     )
     supervisor.on_stop.append(notifier.stopping)
     running = asyncio.create_task(supervisor.run(), name="supervisor")
@@ -56,6 +62,10 @@ async def async_run(settings: Settings, workers: Sequence[Worker] | None = None)
         supervisor.remove_signal_handlers()
         await web.close()
     return 0 if clean else 1
+
+
+def _not_started(settings: Settings) -> str:
+    return "; ".join(f"{name} ({why})" for name, why in settings.not_started.items())
 
 
 async def _tell_systemd(notifier: Notifier, supervisor: Supervisor, workers: int) -> None:

@@ -23,6 +23,7 @@ import pytest
 from click.testing import CliRunner
 
 from recstore.cli import main as cli_main
+from recstore.config import SEED_ENV
 from recstore.devstack.stack import up_command
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,8 +31,11 @@ DATA = ROOT / "tests" / "data"
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """The environment of a child process: no stray RECSTORE_ overrides from the caller."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECSTORE_")}
+    """The environment of a child process: no stray RECSTORE_ overrides from the caller, nor
+    the seed 001 variables that configure recstore too (``recstore.config.SEED_ENV``)."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("RECSTORE_") and k not in SEED_ENV
+    }
     env.update(extra)
     return env
 

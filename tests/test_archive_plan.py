@@ -62,10 +62,19 @@ def test_the_seed_002_steps() -> None:
     replace, copy = archive_steps(tags, 2.0)
     assert (replace.action, copy.action, copy.then) == (REPLACE_VIDEO, S3COPY, REPLACE_VIDEO)
     assert copy.selection.tags == ("!archived_to_s3",)
-    assert replace.selection.tags == ("archived_to_s3", "!flavors_deleted", "!place_holder_video")
+    assert replace.selection.tags == (
+        "archived_to_s3",
+        "!flavors_deleted",
+        "!place_holder_video",
+        "!deleted_flavors",
+    )
     assert copy.selection.unplayed_for == replace.selection.unplayed_for == 2.0
     restores = restore_steps(tags, 1.0, max_entries=5)
-    assert [s.selection.tags for s in restores] == [("flavors_deleted",), ("place_holder_video",)]
+    assert [s.selection.tags for s in restores] == [
+        ("flavors_deleted",),
+        ("place_holder_video",),
+        ("deleted_flavors",),
+    ]
     assert {s.action for s in restores} == {RESTORE}
     assert restores[0].selection.max_entries == 5
 
@@ -91,6 +100,7 @@ async def test_plan_batches_and_plans_an_entry_once_per_action() -> None:
     listed: dict[tuple[str, ...], list[str]] = {
         ("flavors_deleted",): [f"0_{i}" for i in range(23)],
         ("place_holder_video",): ["0_5", "0_99"],  # 0_5 carries both names
+        ("deleted_flavors",): ["0_7"],  # seed 001 README's name, also both
     }
 
     async def select(selection: Selection) -> AsyncIterator[Mapping[str, Any]]:

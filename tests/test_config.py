@@ -108,7 +108,9 @@ def test_aws_keys_come_in_pairs(tmp_path: Path) -> None:
 
 
 def test_singleton_workers_need_a_lease_bucket_unless_leases_are_off(tmp_path: Path) -> None:
-    doc: dict[str, object] = {"workers": {"FileTransferer": {"enabled": False}}}
+    doc: dict[str, object] = {
+        "workers": {"FileTransferer": {"enabled": False}, "DracoonGlobalSharer": {"count": 1}}
+    }
     assert "leases.bucket" in problems_of(write(tmp_path, doc))
     off = problems_of(write(tmp_path, {**doc, "leases": {"enabled": False}}), {})
     assert "leases.bucket" not in off

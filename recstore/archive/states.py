@@ -2,8 +2,12 @@
 
 Seed 001 names three states: *initial* (no S3 copy, neither tag), *archived* (S3 copy and
 ``archived_to_s3``) and *place_holder* (also ``flavors_deleted``, the original flavor being the
-placeholder video). Tags are one comma-separated string in Kaltura; they are compared as a set
-of trimmed words, never by substring (``archived_to_s3_old`` is not ``archived_to_s3``).
+placeholder video). Its README calls that tag ``deleted_flavors``; its code
+(``kaltura_aws.py``, ``PLACE_HOLDER_VIDEO = "flavors_deleted"``) and scripts write and select
+``flavors_deleted``. Both are read; ``flavors_deleted`` is written.
+
+Tags are one comma-separated string in Kaltura; they are compared as a set of trimmed words,
+never by substring (``archived_to_s3_old`` is not ``archived_to_s3``).
 
 Flavor sizes: ``size`` is in KB and approximate, ``sizeInBytes`` exact where the server has it,
 so a size check is exact when it can be and within a tolerance when it cannot.
@@ -60,8 +64,10 @@ class ArchiveTags:
 
     archived: str = "archived_to_s3"
     flavors_deleted: str = "flavors_deleted"
-    #: Seed 003's earlier name for ``flavors_deleted``.
-    flavors_deleted_aliases: tuple[str, ...] = ("place_holder_video",)
+    #: Other names of ``flavors_deleted``: seed 003's earlier ``place_holder_video``, and
+    #: ``deleted_flavors``, the name seed 001's README gives the tag (its code writes
+    #: ``flavors_deleted``, which is why recstore writes that one).
+    flavors_deleted_aliases: tuple[str, ...] = ("place_holder_video", "deleted_flavors")
 
     def is_archived(self, tags: Iterable[str]) -> bool:
         return self.archived.lower() in _lower(tags)

@@ -7,6 +7,11 @@ anywhere. With ``--apply`` the per-entry code is the one the ArchiveActions work
 never the end of the batch. stdout gets one TSV row per entry
 (``entry_id action outcome reason mode bytes seconds``), stderr a summary; the exit code is
 1 when an entry FAILED.
+
+Seed 001's spellings run unchanged: its command names (``replace_video``, ``restore_from_s3``,
+and seed 003's ``archive`` for s3copy), its per-command switches for ``--apply`` (``--s3copy``,
+``--replace``, ``--restore``, ``--repair``), and ``--tmp``/``--wait_ready``, which recstore
+does not need (it streams, and always waits for READY) and accepts so the lines still run.
 """
 
 from __future__ import annotations
@@ -42,10 +47,49 @@ from recstore.cli.main import CONFIG_OPTION
 from recstore.workers.archive_actions import archivist_for
 from recstore.workers.archive_context import ArchiveContext
 
-APPLY_OPTION = click.option(
-    "--apply",
-    is_flag=True,
-    help="Change things. Without it nothing is changed: each entry's row says what would be.",
+#: Each action's seed 001 switch for ``--apply`` (its ``DRYRUN unless --X is given``).
+SEED_APPLY_FLAGS = {
+    S3COPY: "--s3copy",
+    REPLACE_VIDEO: "--replace",
+    RESTORE: "--restore",
+    REPAIR: "--repair",
+}
+#: Seed command names → recstore's (``archive`` is seed 003's name for s3copy).
+SEED_COMMANDS = {
+    "replace_video": REPLACE_VIDEO,
+    "restore_from_s3": RESTORE,
+    "archive": S3COPY,
+}
+
+
+def apply_option(action: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """``--apply``, also spelled as seed 001 spelled it for this action."""
+    return click.option(
+        "--apply",
+        SEED_APPLY_FLAGS[action],
+        "apply",
+        is_flag=True,
+        help="Change things. Without it nothing is changed: each entry's row says what would "
+        f"be. ({SEED_APPLY_FLAGS[action]} is seed 001's name for it.)",
+    )
+
+
+SEED_NO_OPS = (
+    click.option(
+        "--tmp",
+        "_tmp",
+        type=click.Path(file_okay=False),
+        hidden=True,
+        help="Seed 001's folder for temporary files; recstore streams and needs none.",
+    ),
+    click.option(
+        "--wait_ready",
+        "-w",
+        "_wait_ready",
+        is_flag=True,
+        hidden=True,
+        help="Seed 001's wait for READY; recstore always waits (archive.readyTimeout).",
+    ),
 )
 CONCURRENCY_OPTION = click.option(
     "--concurrency",
@@ -99,15 +143,19 @@ async def _ids(entries: AsyncIterator[dict[str, Any]]) -> AsyncIterator[str]:
 def _command(action: str, help_text: str) -> Callable[..., None]:
     @CONFIG_OPTION
     @selection_options
-    @APPLY_OPTION
+    @apply_option(action)
     @CONCURRENCY_OPTION
     @FORMAT_OPTION
+    @SEED_NO_OPS[0]
+    @SEED_NO_OPS[1]
     def command(
         config_path: Path | None,
         selection: Selection,
         apply: bool,
         concurrency: int | None,
         fmt: str,
+        _tmp: str | None,
+        _wait_ready: bool,
     ) -> None:
         _run_action(action, config_path, selection, apply, concurrency, fmt)
 
@@ -140,3 +188,8 @@ for _action, _help in (
     ),
 ):
     kaltura.command(_action)(_command(_action, _help))
+
+for _seed_name, _action in SEED_COMMANDS.items():
+    kaltura.command(_seed_name, hidden=True)(
+        _command(_action, f"Seed 001/003's name for `recstore kaltura {_action}`.")
+    )

@@ -62,9 +62,11 @@ def reported_errors() -> Iterator[None]:
         raise click.ClickException(str(exc)) from None
 
 
-def _load(config_path: Path | None) -> Settings:
+def _load(config_path: Path | None, *, workers: bool = True) -> Settings:
+    """The settings, or exit 2 naming each problem; ``workers`` false: a one-shot command's
+    check, without what the daemon's workers need (see :func:`load_settings`)."""
     try:
-        settings = load_settings(config_path)
+        settings = load_settings(config_path, workers=workers)
     except ConfigError as error:
         _config_failed(error)
     events.register_secrets_in(settings)
