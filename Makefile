@@ -40,7 +40,7 @@ check: lint
 PYTEST_WORKERS ?= 4
 test: lint
 	bash scripts/ensure-slapd
-	$(BIN)/pytest -n $(PYTEST_WORKERS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadscope
 
 bench: $(BENCH_STAMP)
 	@for script in $(filter-out bench/_%,$(wildcard bench/*.py)); do echo "== $$script"; $(BIN)/python $$script || exit 1; done
