@@ -44,7 +44,9 @@ from recstore.units import parse_duration, parse_size
 ENV_PREFIX = "RECSTORE_"
 FILE_SUFFIX = "_FILE"
 #: Environment variables with the prefix that are not configuration overrides.
-RESERVED_ENV = frozenset({"RECSTORE_CONFIG", "RECSTORE_CONFIG_S3_URI", "RECSTORE_CONFIG_DIR"})
+RESERVED_ENV = frozenset(
+    {"RECSTORE_CONFIG", "RECSTORE_CONFIG_S3_URI", "RECSTORE_CONFIG_DIR", "RECSTORE_WORKERS"}
+)
 
 Size = Annotated[int, BeforeValidator(parse_size)]
 Duration = Annotated[float, BeforeValidator(parse_duration)]
@@ -773,8 +775,17 @@ class Settings(_Section):
             ) from None
 
 
-def load_settings(path: Path | str | None, environ: Mapping[str, str] | None = None) -> Settings:
-    """Read, override, resolve and validate; raise :class:`ConfigError` listing every problem."""
+def load_settings(
+    path: Path | str | None,
+    environ: Mapping[str, str] | None = None,
+    workers: str | None = None,
+) -> Settings:
+    """Read, override, resolve and validate; raise :class:`ConfigError` listing every problem.
+
+    ``workers`` (``recstore run --workers``, ``RECSTORE_WORKERS``) names the workers this
+    replica runs, comma-separated, out of those the configuration turns on; the others are
+    turned off before the cross-checks, so a replica is only asked for what it runs.
+    """
     environ = os.environ if environ is None else environ
     raw = _read_yaml(Path(path)) if path is not None else {}
     problems: list[tuple[str, str]] = []
@@ -784,6 +795,8 @@ def load_settings(path: Path | str | None, environ: Mapping[str, str] | None = N
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(problems + _problems_from(exc)) from None
+    if workers is not None:
+        settings = _select_workers(settings, workers, problems)
     problems += _cross_checks(settings)
     if problems:
         raise ConfigError(problems)
@@ -1059,6 +1072,44 @@ def enabled_workers(settings: Settings) -> list[tuple[str, str]]:
         ("ArchiveActions", "enabled", workers.archive_actions.enabled),
     ]
     return [(name, key) for name, key, on in switched if on]
+
+
+#: Each worker's switch and the value that turns it off (see :func:`enabled_workers`).
+_WORKER_OFF: dict[str, tuple[str, dict[str, Any]]] = {
+    "FileTransferer": ("file_transferer", {"enabled": False}),
+    "DracoonGlobalSharer": ("dracoon_global_sharer", {"count": 0}),
+    "VidyoSync": ("vidyo_sync", {"enabled": False}),
+    "Archiver": ("archiver", {"enabled": False}),
+    "Restorer": ("restorer", {"enabled": False}),
+    "ArchiveActions": ("archive_actions", {"enabled": False}),
+}
+
+
+def _select_workers(settings: Settings, names: str, problems: list[Any]) -> Settings:
+    """``settings`` with every worker off that ``names`` leaves out.
+
+    A name that is no worker, or one the configuration does not turn on, is a problem rather
+    than ignored: a replica started to run a worker must not quietly run nothing.
+    """
+    wanted = [name.strip() for name in names.split(",") if name.strip()]
+    where = "workers (--workers, RECSTORE_WORKERS)"
+    if not wanted:
+        problems.append((where, "names no worker"))
+    enabled = dict(enabled_workers(settings))
+    for name in wanted:
+        if name not in _WORKER_OFF:
+            problems.append((where, f"{name!r} is no worker: one of {', '.join(_WORKER_OFF)}"))
+        elif name not in enabled:
+            switch = next(iter(_WORKER_OFF[name][1]))
+            problems.append(
+                (f"workers.{name}.{switch}", "named in --workers but off in the configuration")
+            )
+    update = {
+        field: getattr(settings.workers, field).model_copy(update=off)
+        for name, (field, off) in _WORKER_OFF.items()
+        if name not in wanted
+    }
+    return settings.model_copy(update={"workers": settings.workers.model_copy(update=update)})
 
 
 def masked_dump(settings: Settings) -> dict[str, Any]:

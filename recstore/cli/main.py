@@ -62,9 +62,17 @@ def reported_errors() -> Iterator[None]:
         raise click.ClickException(str(exc)) from None
 
 
-def _load(config_path: Path | None) -> Settings:
+WORKERS_OPTION = click.option(
+    "--workers",
+    envvar="RECSTORE_WORKERS",
+    help="Only these workers, comma-separated, of those the configuration turns on "
+    "(env: RECSTORE_WORKERS), e.g. FileTransferer,ArchiveActions for the pool's replicas.",
+)
+
+
+def _load(config_path: Path | None, workers: str | None = None) -> Settings:
     try:
-        settings = load_settings(config_path)
+        settings = load_settings(config_path, workers=workers)
     except ConfigError as error:
         _config_failed(error)
     events.register_secrets_in(settings)
@@ -79,11 +87,12 @@ def main() -> None:
 
 @main.command()
 @CONFIG_OPTION
-def run(config_path: Path | None) -> None:
+@WORKERS_OPTION
+def run(config_path: Path | None, workers: str | None) -> None:
     """Run the daemon until SIGTERM/SIGINT (exit 0 after a clean drain)."""
     from recstore import daemon
 
-    settings = _load(config_path)
+    settings = _load(config_path, workers)
     events.setup_logging(settings.logger.level, settings.logger.format)
     sys.exit(daemon.run(settings))
 
@@ -95,10 +104,18 @@ def config() -> None:
 
 @config.command("check")
 @CONFIG_OPTION
-def config_check(config_path: Path | None) -> None:
-    """Validate the configuration; exit 2 with one line per problem."""
-    _load(config_path)
+@WORKERS_OPTION
+def config_check(config_path: Path | None, workers: str | None) -> None:
+    """Validate the configuration; exit 2 with one line per problem.
+
+    Then say what a replica started with it (and ``--workers``) runs and needs.
+    """
+    from recstore.replica import describe
+
+    settings = _load(config_path, workers)
     click.echo("configuration is valid")
+    for line in describe(settings):
+        click.echo(f"  {line}")
 
 
 @config.command("show")
