@@ -145,3 +145,9 @@ def role_actions(role: str) -> dict[str, set[str]]:
                 for op in methods[service][name]:
                     needed.setdefault(IAM_ACTION[op], set()).add(module)
     return needed
+
+
+def config_fetch_actions() -> set[str]:
+    """What ``recstore config fetch`` (the entrypoint's RECSTORE_CONFIG_S3_URI) calls."""
+    tree = ast.parse((PACKAGE / "config_fetch.py").read_text(encoding="utf-8"))
+    return {IAM_ACTION[op] for op in _calls(tree) & service_operations("s3")}

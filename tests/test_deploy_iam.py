@@ -14,6 +14,7 @@ from tests.iam_helpers import (
     ROLES,
     client_methods,
     client_modules,
+    config_fetch_actions,
     role_actions,
     service_operations,
 )
@@ -58,3 +59,14 @@ def test_the_derivation_sees_a_new_call() -> None:
     """The S3 client's delete reaches DeleteObject; the lease module needs it through it."""
     assert "delete_object" in client_methods("s3")["delete"]
     assert "leases.py" in role_actions("singletons")["s3:DeleteObject"]
+
+
+def test_the_configuration_fetch_policy_allows_what_config_fetch_calls() -> None:
+    assert (
+        policy_actions("config-fetch")
+        == config_fetch_actions()
+        == {
+            "s3:ListBucket",
+            "s3:GetObject",
+        }
+    )
