@@ -28,6 +28,7 @@ lint: $(STAMP)
 
 test: lint
 	bash scripts/ensure-slapd
+	bash scripts/ensure-promtool
 	$(BIN)/pytest
 
 bench: $(BENCH_STAMP)
