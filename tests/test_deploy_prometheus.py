@@ -35,7 +35,7 @@ PROMQL = {
     "sum", "min", "max", "avg", "count", "by", "without", "on", "ignoring", "group_left",
     "group_right", "and", "or", "unless", "offset", "bool", "rate", "increase", "irate", "delta",
     "absent", "histogram_quantile", "time", "vector", "max_over_time", "min_over_time",
-    "humanizePercentage",
+    "humanizePercentage", "label_replace",
 }  # fmt: skip
 #: Error-level codes alerted on by a rule that does not name them: 15014 is the daemon's own
 #: note that /healthcheck answers 500, which RecstoreUnhealthy watches through its gauge.
