@@ -1,7 +1,8 @@
 """Reading the deployment files of ``deploy/`` in tests.
 
-``kustomize build`` is not to be had here (neither Debian's archive nor PyPI ships the binary),
-so :func:`kustomize_build` renders the base and overlays itself, for the subset of Kustomize
+``kustomize build`` is not to be had here (Debian 12 has no kustomize package; PyPI's
+``kustomize`` is an unrelated Python reimplementation, not the binary), so
+:func:`kustomize_build` renders the base and overlays itself, for the subset of Kustomize
 that ``deploy/kubernetes/`` uses: ``resources`` (files and folders), ``namespace``,
 ``labels`` (metadata only), ``images`` and ``patches`` given as strategic-merge files (maps
 merged key by key, lists of named items merged by ``name``, other lists replaced). A
