@@ -1,7 +1,7 @@
 """Reading the deployment files of ``deploy/`` in tests.
 
 ``kustomize build`` is not to be had here (Debian 12 has no kustomize package; PyPI's
-``kustomize`` is an unrelated Python reimplementation, not the binary), so
+``kustomize`` is a third-party Python reimplementation, not the binary), so
 :func:`kustomize_build` renders the base and overlays itself, for the subset of Kustomize
 that ``deploy/kubernetes/`` uses: ``resources`` (files and folders), ``namespace``,
 ``labels`` (metadata only), ``images`` and ``patches`` given as strategic-merge files (maps
