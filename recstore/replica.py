@@ -76,5 +76,6 @@ def _bucket_lines(settings: Settings, names: list[str]) -> list[str]:
     if {"Archiver", "Restorer", "ArchiveActions"} & set(names) and settings.archive.bucket:
         lines.append(f"archive bucket: s3://{settings.archive.bucket}")
     if "FileTransferer" in names:
-        lines.append("reads and removes: the recordings' source objects named in each job")
+        verbs = "reads and removes" if settings.s3.remove_after_transferring else "reads"
+        lines.append(f"{verbs}: the recordings' source objects named in each job")
     return lines
