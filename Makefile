@@ -40,6 +40,7 @@ check: lint
 PYTEST_WORKERS ?= 4
 test: lint
 	bash scripts/ensure-slapd
+	bash scripts/ensure-promtool
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadscope
 
 bench: $(BENCH_STAMP)

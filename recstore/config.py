@@ -45,7 +45,9 @@ from recstore.units import parse_duration, parse_size
 ENV_PREFIX = "RECSTORE_"
 FILE_SUFFIX = "_FILE"
 #: Environment variables with the prefix that are not configuration overrides.
-RESERVED_ENV = frozenset({"RECSTORE_CONFIG", "RECSTORE_CONFIG_S3_URI", "RECSTORE_CONFIG_DIR"})
+RESERVED_ENV = frozenset(
+    {"RECSTORE_CONFIG", "RECSTORE_CONFIG_S3_URI", "RECSTORE_CONFIG_DIR", "RECSTORE_WORKERS"}
+)
 
 Size = Annotated[int, BeforeValidator(parse_size)]
 Duration = Annotated[float, BeforeValidator(parse_duration)]
@@ -802,12 +804,20 @@ class Settings(_Section):
 
 
 def load_settings(
-    path: Path | str | None, environ: Mapping[str, str] | None = None, *, workers: bool = True
+    path: Path | str | None,
+    environ: Mapping[str, str] | None = None,
+    workers: str | None = None,
+    *,
+    check_workers: bool = True,
 ) -> Settings:
     """Read, override, resolve and validate; raise :class:`ConfigError` listing every problem.
 
-    ``workers`` false checks the settings without what the daemon's workers need: for the
-    one-shot commands, which check what they use when they use it.
+    ``workers`` (``recstore run --workers``, ``RECSTORE_WORKERS``) names the workers this
+    replica runs, comma-separated, out of those the configuration turns on; the others are
+    turned off before the cross-checks, so a replica is only asked for what it runs.
+
+    ``check_workers`` false checks the settings without what the daemon's workers need: for
+    the one-shot commands, which check what they use when they use it.
     """
     environ = os.environ if environ is None else environ
     raw = _read_yaml(Path(path)) if path is not None else {}
@@ -820,7 +830,9 @@ def load_settings(
     except ValidationError as exc:
         raise ConfigError(_name_seed_sources(problems + _problems_from(exc), from_seed)) from None
     settings = _settle_default_workers(settings)
-    problems += _cross_checks(settings, workers)
+    if workers is not None:
+        settings = _select_workers(settings, workers, problems)
+    problems += _cross_checks(settings, check_workers)
     if problems:
         raise ConfigError(_name_seed_sources(problems, from_seed))
     return settings
@@ -1224,6 +1236,44 @@ def enabled_workers(settings: Settings) -> list[tuple[str, str]]:
         ("ArchiveActions", "enabled", workers.archive_actions.enabled),
     ]
     return [(name, key) for name, key, on in switched if on]
+
+
+#: Each worker's switch and the value that turns it off (see :func:`enabled_workers`).
+_WORKER_OFF: dict[str, tuple[str, dict[str, Any]]] = {
+    "FileTransferer": ("file_transferer", {"enabled": False}),
+    "DracoonGlobalSharer": ("dracoon_global_sharer", {"count": 0}),
+    "VidyoSync": ("vidyo_sync", {"enabled": False}),
+    "Archiver": ("archiver", {"enabled": False}),
+    "Restorer": ("restorer", {"enabled": False}),
+    "ArchiveActions": ("archive_actions", {"enabled": False}),
+}
+
+
+def _select_workers(settings: Settings, names: str, problems: list[Any]) -> Settings:
+    """``settings`` with every worker off that ``names`` leaves out.
+
+    A name that is no worker, or one the configuration does not turn on, is a problem rather
+    than ignored: a replica started to run a worker must not quietly run nothing.
+    """
+    wanted = [name.strip() for name in names.split(",") if name.strip()]
+    where = "workers (--workers, RECSTORE_WORKERS)"
+    if not wanted:
+        problems.append((where, "names no worker"))
+    enabled = dict(enabled_workers(settings))
+    for name in wanted:
+        if name not in _WORKER_OFF:
+            problems.append((where, f"{name!r} is no worker: one of {', '.join(_WORKER_OFF)}"))
+        elif name not in enabled:
+            switch = next(iter(_WORKER_OFF[name][1]))
+            problems.append(
+                (f"workers.{name}.{switch}", "named in --workers but off in the configuration")
+            )
+    update = {
+        field: getattr(settings.workers, field).model_copy(update=off)
+        for name, (field, off) in _WORKER_OFF.items()
+        if name not in wanted
+    }
+    return settings.model_copy(update={"workers": settings.workers.model_copy(update=update)})
 
 
 def masked_dump(settings: Settings) -> dict[str, Any]:

@@ -24,6 +24,8 @@ from typing import Any, TextIO
 
 from pydantic import BaseModel, SecretStr
 
+from recstore import metrics
+
 #: The worker a log line comes from; set by the supervisor for each worker's task.
 worker_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("worker", default=None)
 #: The job a log line is about; set by a worker around each job.
@@ -136,7 +138,9 @@ def emit(
     """Log ``message`` under ``event``; ``fields`` become key=value (text) or JSON members.
 
     Callers pass identifiers, sizes and durations as fields, never personal data or secrets.
+    Each event is counted by code (``recstore_events_total``), for alert rules.
     """
+    metrics.EVENTS.labels(code=str(event.code)).inc()
     logger.log(
         event.level if level is None else level,
         message,

@@ -100,3 +100,9 @@ VIDYO_RECORDINGS = Counter(
     "VidyoReplay recordings VidyoSync worked on, by outcome (imported, repaired, failed).",
     ["outcome"],
 )
+EVENTS = Counter(
+    "recstore_events_total",
+    "Events recstore logged, by event code (the README's table), whether or not "
+    "logger.level writes the line: alerts key on codes without a log pipeline.",
+    ["code"],
+)

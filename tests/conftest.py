@@ -30,6 +30,14 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
 
 
+def missing_tool(reason: str) -> None:
+    """Skip locally, fail in CI: a CI run without a tool the tests need must not pass quietly
+    (the scripts/ensure-* installers run first there)."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"CI=true and {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment of a child process: no stray RECSTORE_ overrides from the caller, nor
     the seed 001 variables that configure recstore too (``recstore.config.SEED_ENV``)."""

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from recstore.config import Settings, load_settings
+from recstore.config import Settings, enabled_workers, load_settings
 from recstore.config_doc import render_defaults
 from recstore.errors import ConfigError
 from tests.conftest import ROOT, clean_env, run_cli, run_cli_process
@@ -291,3 +291,91 @@ def test_documented_defaults_are_the_models_defaults() -> None:
 def test_test_configuration_is_valid() -> None:
     settings = load_settings(ROOT / "conf" / "app.test.yaml", {})
     assert settings.http.port == 0
+
+
+#: A full configuration: the pool and two singletons on, each with what it needs.
+FULL = {
+    "queues": {
+        "recordings": "https://sqs.example/1/rec",
+        "recordings-dlq": "https://sqs.example/1/d",
+    },
+    "workers": {
+        "FileTransferer": {"enabled": True},
+        "DracoonGlobalSharer": {"count": 1},
+        "VidyoSync": {"enabled": True},
+    },
+    "dracoon": {"baseUrl": "https://dracoon.example", "login": "svc", "password": "pw-one"},
+    "vidyo": {"url": "https://replay.example", "user": "admin", "password": "pw-vidyo"},
+    "kaltura": {"serviceUrl": "https://kaltura.example", "partnerId": 1, "adminSecret": "s-3"},
+    "leases": {"bucket": "leases"},
+}
+
+
+def test_workers_option_runs_only_the_named_workers(tmp_path: Path) -> None:
+    path = write(tmp_path, FULL)
+    on = [name for name, _ in enabled_workers(load_settings(path, {}))]
+    assert on == ["FileTransferer", "DracoonGlobalSharer", "VidyoSync"]
+    pool = load_settings(path, {}, workers="FileTransferer")
+    assert [name for name, _ in enabled_workers(pool)] == ["FileTransferer"]
+    singletons = load_settings(path, {}, workers=" VidyoSync,DracoonGlobalSharer ")
+    assert [name for name, _ in enabled_workers(singletons)] == ["DracoonGlobalSharer", "VidyoSync"]
+    assert singletons.workers.vidyo_sync.interval_minutes == 15  # the rest of the section kept
+
+
+def test_a_replica_is_only_asked_for_what_its_workers_need(tmp_path: Path) -> None:
+    doc = {**FULL, "leases": {}, "vidyo": {}}
+    assert {"leases.bucket", "vidyo.url"} <= problems_of(write(tmp_path, doc)).keys()
+    pool = load_settings(write(tmp_path, doc), {}, workers="FileTransferer")
+    assert pool.workers.vidyo_sync.enabled is False
+
+
+@pytest.mark.parametrize(
+    ("workers", "key", "message"),
+    [
+        (
+            "FileTransferer,Transferer",
+            "workers (--workers, RECSTORE_WORKERS)",
+            "'Transferer' is no",
+        ),
+        ("ArchiveActions", "workers.ArchiveActions.enabled", "off in the configuration"),
+        (" , ", "workers (--workers, RECSTORE_WORKERS)", "names no worker"),
+    ],
+)
+def test_workers_option_refuses_unknown_and_unconfigured_names(
+    tmp_path: Path, workers: str, key: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, FULL), {}, workers=workers)
+    assert message in dict(caught.value.problems)[key]
+
+
+def test_config_check_says_what_the_replica_runs_and_needs(tmp_path: Path) -> None:
+    path = write(tmp_path, FULL)
+    result = run_cli("config", "check", "--config", str(path), "--workers", "FileTransferer")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "configuration is valid"
+    assert "  runs: FileTransferer (pool: any number of replicas)" in lines
+    assert (
+        "  consumes: https://sqs.example/1/rec (dead letters to https://sqs.example/1/d)" in lines
+    )
+    assert "  reaches: DRACOON" in lines
+    assert "  reads and removes: the recordings' source objects named in each job" in lines
+    assert not any("leases" in line for line in lines)
+    env = clean_env(RECSTORE_WORKERS="VidyoSync,DracoonGlobalSharer")
+    result = run_cli("config", "check", "--config", str(path), env=env)
+    assert result.returncode == 0, result.stderr
+    assert "  leases: s3://leases/recstore/leases/ (held by DracoonGlobalSharer, VidyoSync)" in (
+        result.stdout.splitlines()
+    )
+    assert "  reaches: DRACOON, Kaltura, VidyoReplay" in result.stdout.splitlines()
+
+
+def test_config_check_and_run_exit_2_naming_a_worker_not_configured(tmp_path: Path) -> None:
+    path = write(tmp_path, FULL)
+    for command in (("config", "check"), ("run",)):
+        result = run_cli(*command, "--config", str(path), "--workers", "Archiver,Bogus")
+        assert result.returncode == 2
+        lines = result.stderr.strip().splitlines()
+        assert any("workers.Archiver.enabled: named in --workers but off" in line for line in lines)
+        assert any("'Bogus' is no worker: one of FileTransferer," in line for line in lines)

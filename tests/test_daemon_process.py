@@ -48,11 +48,11 @@ def _no_daemon_outlives_its_test() -> Iterator[None]:
 class Daemon:
     """A daemon process, its log read as it comes (:class:`LogLines`)."""
 
-    def __init__(self, args: list[str]) -> None:
+    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
             args,
             cwd=ROOT,
-            env=clean_env(),
+            env=clean_env() if env is None else env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -248,3 +248,22 @@ def test_the_daemon_is_asked_where_it_listens(host: str, url: str) -> None:
     from recstore.status import daemon_url
 
     assert daemon_url(HttpSettings(host=host, port=8080), "/healthcheck") == url
+
+
+def test_recstore_workers_runs_only_the_named_workers(tmp_path: Path) -> None:
+    """One configuration for every role; each replica's RECSTORE_WORKERS picks its part."""
+    path = config(tmp_path)
+    doc = yaml.safe_load(path.read_text())
+    doc["workers"] = {"FileTransferer": {"enabled": True}, "DracoonGlobalSharer": {"count": 1}}
+    doc["dracoon"] = {"baseUrl": "http://127.0.0.1:9", "login": "svc", "password": "pw-one"}
+    doc["leases"] = {"enabled": False}
+    path.write_text(yaml.safe_dump(doc))
+    env = clean_env(RECSTORE_WORKERS="DracoonGlobalSharer")
+    daemon = Daemon([sys.executable, "-m", "recstore", "run", "--config", str(path)], env=env)
+    try:
+        assert daemon.log.wait_for(r" 15000 .*workers=(\S+)").group(1) == "dracoon_global_sharer"
+        _, _, body = daemon.get("/metrics")
+        assert 'recstore_worker_running{worker="dracoon_global_sharer"}' in body
+        assert "file_transferer" not in body
+    finally:
+        daemon.stop()

@@ -101,3 +101,18 @@ def test_a_workers_report_level_quiets_only_that_worker(stream: io.StringIO) -> 
     assert "failure from quiet_worker" in lines
     assert "status from other_worker" in lines
     assert "status from None" in lines
+
+
+def test_each_event_is_counted_by_code_even_below_the_log_level(stream: io.StringIO) -> None:
+    from recstore import metrics
+
+    events.setup_logging("error", "text", stream)
+
+    def count() -> float:
+        return metrics.EVENTS.labels(code="15016")._value.get()  # type: ignore[no-any-return]
+
+    before = count()
+    events.emit(logging.getLogger("t"), events.GLOBAL_SHARER_ERROR, "a key skipped")
+    events.emit(logging.getLogger("t"), events.GLOBAL_SHARER_ERROR, "another", level=logging.INFO)
+    assert count() == before + 2
+    assert stream.getvalue().count(" 15016 ") == 1  # the info one is below the level

@@ -141,7 +141,7 @@ def test_a_worker_asked_for_is_still_held_to_its_checks_but_not_by_other_command
     with pytest.raises(ConfigError) as caught:
         load_settings(path, {})
     assert "workers.FileTransferer.queue" in dict(caught.value.problems)
-    assert load_settings(path, {}, workers=False).kaltura.partner_id == 1
+    assert load_settings(path, {}, check_workers=False).kaltura.partner_id == 1
     assert run_cli("config", "check", "--config", str(path)).returncode == 2
     # a transfer destination without its queue is a mistake, not a Kaltura-only setup
     transfers = kaltura_only(tmp_path, configurator={"url": "http://configurator.example"})

@@ -257,7 +257,7 @@ def run_archive_command(
     A bad or incomplete configuration exits 2 naming the key; a remote that fails exits 1
     with its message (never a secret); a closed stdout (``| head``) ends quietly.
     """
-    settings = _load(config_path, workers=False)
+    settings = _load(config_path, check_workers=False)
     ctx = click.get_current_context(silent=True)
     if ctx is not None and (page_size := ctx.meta.get(_PAGE_SIZE)):
         kaltura = settings.kaltura.model_copy(update={"page_size": page_size})

@@ -36,7 +36,7 @@ def ldap_status(config_path: Path | None, column: str) -> None:
     ldap_status is active, goingaway, inactive (in the directory, not active) or unknown
     (not in the directory). Every other byte of the input is kept as it was.
     """
-    settings = _load(config_path, workers=False)
+    settings = _load(config_path, check_workers=False)
     data = sys.stdin.buffer.read()
 
     async def work() -> Iterator[bytes]:

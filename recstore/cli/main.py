@@ -62,11 +62,22 @@ def reported_errors() -> Iterator[None]:
         raise click.ClickException(str(exc)) from None
 
 
-def _load(config_path: Path | None, *, workers: bool = True) -> Settings:
-    """The settings, or exit 2 naming each problem; ``workers`` false: a one-shot command's
-    check, without what the daemon's workers need (see :func:`load_settings`)."""
+WORKERS_OPTION = click.option(
+    "--workers",
+    envvar="RECSTORE_WORKERS",
+    help="Only these workers, comma-separated, of those the configuration turns on "
+    "(env: RECSTORE_WORKERS), e.g. FileTransferer,ArchiveActions for the pool's replicas.",
+)
+
+
+def _load(
+    config_path: Path | None, workers: str | None = None, *, check_workers: bool = True
+) -> Settings:
+    """The settings, or exit 2 naming each problem. ``workers``: the replica's selection
+    (``--workers``); ``check_workers`` false: a one-shot command's check, without what the
+    daemon's workers need (see :func:`load_settings`)."""
     try:
-        settings = load_settings(config_path, workers=workers)
+        settings = load_settings(config_path, workers=workers, check_workers=check_workers)
     except ConfigError as error:
         _config_failed(error)
     events.register_secrets_in(settings)
@@ -81,11 +92,12 @@ def main() -> None:
 
 @main.command()
 @CONFIG_OPTION
-def run(config_path: Path | None) -> None:
+@WORKERS_OPTION
+def run(config_path: Path | None, workers: str | None) -> None:
     """Run the daemon until SIGTERM/SIGINT (exit 0 after a clean drain)."""
     from recstore import daemon
 
-    settings = _load(config_path)
+    settings = _load(config_path, workers)
     events.setup_logging(settings.logger.level, settings.logger.format)
     sys.exit(daemon.run(settings))
 
@@ -97,10 +109,18 @@ def config() -> None:
 
 @config.command("check")
 @CONFIG_OPTION
-def config_check(config_path: Path | None) -> None:
-    """Validate the configuration; exit 2 with one line per problem."""
-    _load(config_path)
+@WORKERS_OPTION
+def config_check(config_path: Path | None, workers: str | None) -> None:
+    """Validate the configuration; exit 2 with one line per problem.
+
+    Then say what a replica started with it (and ``--workers``) runs and needs.
+    """
+    from recstore.replica import describe
+
+    settings = _load(config_path, workers)
     click.echo("configuration is valid")
+    for line in describe(settings):
+        click.echo(f"  {line}")
 
 
 @config.command("show")
