@@ -82,9 +82,29 @@ def _ldap_filter_or_empty(value: Any) -> Any:
     return value if value == "" else _ldap_filter(value)
 
 
+def dracoon_server_url(value: Any) -> Any:
+    """A DRACOON server's root URL, however the operator wrote it.
+
+    Seed 004 documents ``dracoon.baseUrl: https://dracoon.team/api/v4`` (the API's base);
+    recstore's client adds ``/api/v4`` and ``/oauth`` to the server's root. So one rule for
+    every place a server URL is read: trailing slashes go, and so does a trailing ``/api/v4``
+    or ``/api``; ``https://dracoon.team``, ``https://dracoon.team/`` and
+    ``https://dracoon.team/api/v4/`` all name the same server.
+    """
+    if not isinstance(value, str):
+        return value
+    url = value.strip().rstrip("/")
+    for suffix in ("/api/v4", "/api"):
+        if url.lower().endswith(suffix):
+            url = url[: -len(suffix)].rstrip("/")
+            break
+    return url
+
+
 LdapUrls = Annotated[list[str], BeforeValidator(_ldap_urls)]
 LdapFilter = Annotated[str, BeforeValidator(_ldap_filter)]
 LdapFilterOrEmpty = Annotated[str, BeforeValidator(_ldap_filter_or_empty)]
+DracoonUrl = Annotated[str | None, BeforeValidator(dracoon_server_url)]
 
 
 class _Section(BaseModel):
@@ -343,8 +363,11 @@ class S3Settings(_Section):
 class DracoonSettings(_Section):
     """``dracoon.*``: the default account (seed 004: for tests; production uses instances)."""
 
-    base_url: str | None = Field(
-        None, alias="baseUrl", description="Server URL, e.g. https://dracoon.team (API at /api)."
+    base_url: DracoonUrl = Field(
+        None,
+        alias="baseUrl",
+        description="Server URL, e.g. https://dracoon.team; the seed's "
+        "https://dracoon.team/api/v4 (and a trailing slash) names the same server.",
     )
     client_id: str = Field(
         "dracoon_legacy_scripting", alias="clientId", description="OAuth client id."
@@ -393,7 +416,7 @@ class InstanceDracoon(_Section):
     login: str
     password: SecretStr
     encryption_password: SecretStr = Field(alias="encryption-password")
-    base_url: str | None = Field(None, alias="base-url")
+    base_url: DracoonUrl = Field(None, alias="base-url")
     targets: tuple[InstanceTarget, ...] = ()
 
 
