@@ -20,6 +20,7 @@ Why this shape:
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,6 +34,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -418,6 +420,17 @@ class InstanceDracoon(_Section):
     encryption_password: SecretStr = Field(alias="encryption-password")
     base_url: DracoonUrl = Field(None, alias="base-url")
     targets: tuple[InstanceTarget, ...] = ()
+
+    @field_validator("targets", mode="before")
+    @classmethod
+    def _targets_json(cls, value: Any) -> Any:
+        """Seed 004 stores the targets in the instance configuration as a JSON string."""
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value) if value.strip() else ()
+        except ValueError:
+            raise ValueError("is a string but not the JSON list of targets") from None
 
 
 class InstanceRecordings(_Section):
