@@ -24,6 +24,14 @@ from recstore.config import InstanceSettings
 from recstore.errors import PermanentJobError, UnknownInstance
 
 
+class InstanceConfigurationError(PermanentJobError):
+    """The job's instance has no configuration, or none that serves this job.
+
+    Its own class so the job's line carries seed 004's code for it (15013, "InstanceJobRunner
+    error": the seed's runner resolved an instance's configuration before a job ran).
+    """
+
+
 @dataclass(frozen=True)
 class Target:
     """One room path (a template) and its expiration text, as configured or sent."""
@@ -51,14 +59,14 @@ class InstanceResolver:
         if local is not None:
             return local
         if self._configurator is None:
-            raise PermanentJobError(
+            raise InstanceConfigurationError(
                 f"instance {domain!r} has no configuration: not in `instances:` and no "
                 "configurator.url is set"
             )
         try:
             answer = await self._configurator.instance(domain)
         except UnknownInstance as exc:
-            raise PermanentJobError(f"instance {domain!r}: {exc}") from exc
+            raise InstanceConfigurationError(f"instance {domain!r}: {exc}") from exc
         # The YAML's passwords are kept out of log lines from the start; these arrive now.
         events.register_secrets_in(answer)
         return answer
@@ -81,7 +89,7 @@ def targets_for(
             for copy in target.copy_to:
                 chosen[Target(copy.path, copy.expiration)] = None
     if not chosen:
-        raise PermanentJobError(
+        raise InstanceConfigurationError(
             f"instance {domain!r} has no target for meeting type {meeting_type_id} "
             "and the message names none"
         )

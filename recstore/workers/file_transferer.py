@@ -17,13 +17,16 @@ from typing import Any
 
 from recstore import events
 from recstore.clients.aws import aws_client
+from recstore.clients.configurator import REMOTE as CONFIGURATOR
 from recstore.clients.configurator import ConfiguratorClient
 from recstore.clients.http import http_session
+from recstore.clients.s3 import REMOTE as S3
 from recstore.clients.s3 import S3Store
 from recstore.clients.sqs import Message, SqsQueue
 from recstore.config import Settings
+from recstore.errors import RemoteError
 from recstore.progress import PROGRESS
-from recstore.transfer.instances import InstanceResolver, targets_for
+from recstore.transfer.instances import InstanceConfigurationError, InstanceResolver, targets_for
 from recstore.transfer.job import TransferJob, parse_job
 from recstore.transfer.transferer import Transferer, TransferReport, TransferRequest
 from recstore.workers.accounts import AccountPool
@@ -172,8 +175,25 @@ class FileTransferer:
                 self.health,
                 job_id=_job_id,
                 scope=_instance,
+                failure_event=job_failure_event,
             )
             await self.consumer.run(stop)
+
+
+def job_failure_event(exc: BaseException) -> events.Event:
+    """The code of a failed job's line, as seed 004 logged the same failure.
+
+    S3 refusing or failing the source: 15011 (Storage error). The instance's configuration
+    missing, refused by the configurator or serving no target: 15013 (InstanceJobRunner
+    error). Anything else (DRACOON, a malformed message): 15007 (Transferer error).
+    """
+    if isinstance(exc, RemoteError) and exc.remote == S3:
+        return events.STORAGE_ERROR
+    if isinstance(exc, InstanceConfigurationError) or (
+        isinstance(exc, RemoteError) and exc.remote == CONFIGURATOR
+    ):
+        return events.INSTANCE_JOB_RUNNER_ERROR
+    return events.TRANSFER_ERROR
 
 
 def _instance(job_id: str) -> str:
