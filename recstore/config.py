@@ -994,14 +994,17 @@ def _cross_checks(settings: Settings) -> list[tuple[str, str]]:
             )
         )
     sharer_on = settings.workers.dracoon_global_sharer.count > 0
-    has_account = bool(settings.instances) or bool(
-        settings.dracoon.base_url and settings.dracoon.login and settings.dracoon.password
+    has_account = (
+        bool(settings.instances)
+        or bool(settings.configurator.url)  # the instances it serves jobs of
+        or bool(settings.dracoon.base_url and settings.dracoon.login and settings.dracoon.password)
     )
     if sharer_on and not has_account:
         problems.append(
             (
                 "workers.DracoonGlobalSharer.count",
-                "no DRACOON account to serve: configure dracoon.* or instances (or set 0)",
+                "no DRACOON account to serve: configure dracoon.*, instances or configurator.url "
+                "(or set 0)",
             )
         )
     problems += _instance_target_checks(settings)

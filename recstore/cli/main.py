@@ -421,18 +421,25 @@ def transfer(config_path: Path | None, job_file: Path) -> None:
 @click.option("--dry-run", is_flag=True, help="Count what would be written; write nothing.")
 def share_keys(config_path: Path | None, room_id: int | None, dry_run: bool) -> None:
     """One DracoonGlobalSharer run in the foreground: hand out every missing file key."""
-    from recstore.workers.accounts import AccountPool
+    from recstore.clients.aws import aws_client
+    from recstore.clients.http import http_session
+    from recstore.clients.s3 import S3Store
+    from recstore.workers.accounts import AccountPool, ServedInstances
     from recstore.workers.global_sharer import share_all
 
     settings = _load(config_path)
     start_logging(settings)
 
     async def run() -> Any:
-        pool = AccountPool(settings.dracoon)
-        try:
-            return await share_all(settings, pool, room_id, dry_run)
-        finally:
-            await pool.close()
+        async with contextlib.AsyncExitStack() as stack:
+            session = await stack.enter_async_context(http_session(settings.dracoon.timeout))
+            pool = AccountPool(settings.dracoon, session)
+            stack.push_async_callback(pool.close)
+            store = None
+            if settings.leases.shared:  # the daemon's list of served instances is there
+                store = S3Store(await stack.enter_async_context(aws_client(settings.aws, "s3")))
+            served = ServedInstances.of(settings, store)
+            return await share_all(settings, pool, room_id, dry_run, served, session)
 
     with reported_errors():
         report = asyncio.run(run())

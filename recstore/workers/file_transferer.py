@@ -29,7 +29,7 @@ from recstore.progress import PROGRESS
 from recstore.transfer.instances import InstanceConfigurationError, InstanceResolver, targets_for
 from recstore.transfer.job import TransferJob, parse_job
 from recstore.transfer.transferer import Transferer, TransferReport, TransferRequest
-from recstore.workers.accounts import AccountPool
+from recstore.workers.accounts import AccountPool, ServedInstances
 from recstore.workers.base import WorkerHealth
 from recstore.workers.dracoon_destination import DracoonDestination
 from recstore.workers.queue_consumer import ConsumerSettings, QueueConsumer
@@ -48,6 +48,7 @@ class TransferService:
         self.accounts: AccountPool | None = None
         self.resolver: InstanceResolver | None = None
         self.transferer: Transferer | None = None
+        self.served: ServedInstances | None = None
         # One job at a time per job id: a producer's re-send, or a redelivery while the first
         # copy still runs, would otherwise upload in parallel, both miss the other's file, and
         # leave two. The second waits, then finds the first's file "already there". (Two
@@ -82,6 +83,7 @@ class TransferService:
         self.resolver = InstanceResolver(settings.instances, configurator)
         self.accounts = AccountPool(settings.dracoon, session)
         stack.push_async_callback(self.accounts.close)
+        self.served = ServedInstances.of(settings, self.s3)
         self.transferer = Transferer(
             self.s3, settings.s3.chunk_size, settings.s3.remove_after_transferring
         )
@@ -101,6 +103,8 @@ class TransferService:
         assert self.transferer is not None
         domain = job.instance.domain
         instance = await self.resolver.resolve(domain)
+        if self.served is not None:  # its account gets the DracoonGlobalSharer's runs too
+            await self.served.add(domain)
         dracoon = instance.recordings.dracoon
         targets = targets_for(instance, domain, job.meeting.type.id, job.targets)
         client = await self.accounts.client(self.accounts.account_for(dracoon))
