@@ -402,6 +402,26 @@ class DracoonSettings(_Section):
         "finds the file by its marker instead of uploading again.",
     )
 
+    test: dict[str, Any] | None = Field(
+        None,
+        description="Seed 004's `dracoon.test.*`: the same keys as `dracoon.*`, read as an "
+        "alias of them (a key given in both places must agree).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _test_alias(cls, data: Any) -> Any:
+        """``dracoon.test.*`` fills the keys of ``dracoon.*`` (seed 004 kept its test account
+        there); the section keeps no copy, so one account is configured, not two."""
+        if not isinstance(data, dict) or not isinstance(data.get("test"), dict):
+            return data
+        merged = {key: value for key, value in data.items() if key != "test"}
+        for key, value in data["test"].items():
+            if key in merged and merged[key] != value:
+                raise ValueError(f"dracoon.test.{key} and dracoon.{key} differ: give one")
+            merged[key] = value
+        return merged
+
 
 class TargetCopy(_Section):
     path: str
@@ -781,6 +801,12 @@ class Settings(_Section):
     queues: dict[str, str] = Field(
         default_factory=dict, description="Queue name → SQS queue URL (the seed's topics.yml)."
     )
+    queues_file: Path | None = Field(
+        None,
+        alias="queuesFile",
+        description="A YAML file of more queue name → URL pairs, such as seed 004's "
+        "`conf/pubsub/sqs/topics.yml`; names in `queues` win.",
+    )
     workers: WorkersSettings = WorkersSettings()
     s3: S3Settings = S3Settings()
     dracoon: DracoonSettings = DracoonSettings()
@@ -816,6 +842,7 @@ def load_settings(path: Path | str | None, environ: Mapping[str, str] | None = N
     problems: list[tuple[str, str]] = []
     _apply_env(raw, environ, problems)
     _resolve_files(raw, "", problems)
+    _read_queues_file(raw, problems)
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
@@ -842,6 +869,41 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError([("config", f"{path} must hold a mapping of sections")])
     return data
+
+
+def _read_queues_file(raw: dict[str, Any], problems: list[Any]) -> None:
+    """Merge ``queuesFile`` (seed 004's topics.yml: queue name → URL) under ``queues``.
+
+    The seed's own file is not in its documentation beyond "URLs of all AWS SQS queues are
+    stored" there; a flat mapping is read, and so is one under a single top-level key (as
+    ``topics:``). Names already in ``queues`` keep their value.
+    """
+    path = raw.get("queuesFile")
+    if not isinstance(path, str) or not path:
+        return
+    try:
+        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        problems.append(("queuesFile", f"cannot read {path}: {exc.strerror}"))
+        return
+    except yaml.YAMLError:
+        problems.append(("queuesFile", f"{path} is not valid YAML"))
+        return
+    if isinstance(document, dict) and len(document) == 1:
+        (inner,) = document.values()
+        if isinstance(inner, dict):
+            document = inner
+    if not isinstance(document, dict) or not all(
+        isinstance(key, str) and isinstance(value, str) for key, value in document.items()
+    ):
+        problems.append(("queuesFile", f"{path} must map queue names to queue URLs"))
+        return
+    queues = raw.get("queues")
+    if queues is None:
+        queues = raw["queues"] = {}
+    if isinstance(queues, dict):
+        for name, url in document.items():
+            queues.setdefault(name, url)
 
 
 def _apply_env(raw: dict[str, Any], environ: Mapping[str, str], problems: list[Any]) -> None:

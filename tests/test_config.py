@@ -288,3 +288,48 @@ def test_documented_defaults_are_the_models_defaults() -> None:
 def test_test_configuration_is_valid() -> None:
     settings = load_settings(ROOT / "conf" / "app.test.yaml", {})
     assert settings.http.port == 0
+
+
+def test_the_seeds_dracoon_test_keys_are_an_alias_of_the_account(tmp_path: Path) -> None:
+    seed_test = {
+        "baseUrl": "https://dracoon.team/api/v4",
+        "login": "svc-test",
+        "password": "pw-test-1",
+        "encryptionPassword": "pw-test-2",
+        "parentRoomId": 42,
+    }
+    settings = load_settings(write(tmp_path, {**OFF, "dracoon": {"test": seed_test}}), {})
+    assert settings.dracoon.login == "svc-test"
+    assert settings.dracoon.base_url == "https://dracoon.team"
+    assert settings.dracoon.encryption_password is not None
+    assert settings.dracoon.encryption_password.get_secret_value() == "pw-test-2"
+    assert settings.dracoon.parent_room_id == 42
+    both = {**OFF, "dracoon": {"login": "svc", "test": {"login": "other"}}}
+    assert (
+        "dracoon.test.login and dracoon.login differ"
+        in problems_of(write(tmp_path, both))["dracoon"]
+    )
+
+
+def test_the_seeds_topics_yml_names_the_queues(tmp_path: Path) -> None:
+    work, dead = "https://sqs.example/1/recordings", "https://sqs.example/1/recordings-dlq"
+    topics = write(tmp_path, {"recordings": work, "recordings-dlq": dead}, "topics.yml")
+    no_sharer = {"workers": {"DracoonGlobalSharer": {"count": 0}}}  # FileTransferer: on
+    doc = {
+        **no_sharer,
+        "queuesFile": str(topics),
+        "queues": {"recordings-dlq": "https://sqs.example/1/mine"},
+    }
+    settings = load_settings(write(tmp_path, doc), {})
+    assert settings.queue_url("recordings") == work  # the FileTransferer's queue is found
+    assert settings.queue_url("recordings-dlq") == "https://sqs.example/1/mine"  # queues win
+    nested = write(tmp_path, {"topics": {"recordings": work, "recordings-dlq": dead}}, "t2.yml")
+    assert load_settings(write(tmp_path, {**no_sharer, "queuesFile": str(nested)}), {}).queues == {
+        "recordings": work,
+        "recordings-dlq": dead,
+    }
+    bad = write(tmp_path, {"recordings": [work]}, "bad.yml")
+    assert (
+        "must map queue names to queue URLs"
+        in problems_of(write(tmp_path, {"queuesFile": str(bad)}))["queuesFile"]
+    )
