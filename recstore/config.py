@@ -428,8 +428,22 @@ class TargetCopy(_Section):
     expiration: str | None = None
 
 
+def _meeting_type_key(value: Any) -> Any:
+    """A meeting type's id (``14``, or ``"14"`` as a configurator may send it), ``*any*``, or
+    the type's name: a message without ``meeting.type.id`` (seed 004's own example) is told by
+    ``meeting.type.name``."""
+    if isinstance(value, str):
+        if value.strip().isdigit():
+            return int(value)
+        if not value.strip():
+            raise ValueError("must be a meeting type id, *any* or a meeting type name")
+    return value
+
+
 class InstanceTarget(_Section):
-    meeting_type_id: int | Literal["*any*"] = Field(alias="meetingTypeId")
+    meeting_type_id: Annotated[int | str, BeforeValidator(_meeting_type_key)] = Field(
+        alias="meetingTypeId"
+    )
     copy_to: tuple[TargetCopy, ...] = Field(alias="copyTo")
 
 

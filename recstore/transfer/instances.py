@@ -77,20 +77,40 @@ def targets_for(
     domain: str,
     meeting_type_id: int | None,
     message_targets: Sequence[Target],
+    meeting_type_name: str | None = None,
 ) -> list[Target]:
-    """The targets of one job; PermanentJobError when there are none."""
+    """The targets of one job; InstanceConfigurationError when there are none.
+
+    A target's ``meetingTypeId`` matches the message's ``meeting.type.id``; seed 004's own
+    example message carries no id, only ``meeting.type.name``, so a target may also be keyed
+    by the type's name (compared without regard to case), which every message has. ``*any*``
+    matches every meeting.
+    """
     if message_targets:
         return list(message_targets)
     # Only exact repeats are dropped: the same path with another expiration is the transfer's
     # to weigh, and dropping it here would let the first one listed shorten the other's.
     chosen: dict[Target, None] = {}
     for target in instance.recordings.dracoon.targets:
-        if target.meeting_type_id in ("*any*", meeting_type_id):
+        if _matches(target.meeting_type_id, meeting_type_id, meeting_type_name):
             for copy in target.copy_to:
                 chosen[Target(copy.path, copy.expiration)] = None
     if not chosen:
+        which = (
+            f"meeting type {meeting_type_id}"
+            if meeting_type_id is not None
+            else f"meeting type {meeting_type_name!r} (the message names no meeting.type.id: "
+            "key targets by *any* or by the type's name)"
+        )
         raise InstanceConfigurationError(
-            f"instance {domain!r} has no target for meeting type {meeting_type_id} "
-            "and the message names none"
+            f"instance {domain!r} has no target for {which} and the message names none"
         )
     return list(chosen)
+
+
+def _matches(key: int | str, type_id: int | None, type_name: str | None) -> bool:
+    if key == "*any*":
+        return True
+    if isinstance(key, int):
+        return key == type_id
+    return type_name is not None and key.casefold() == type_name.casefold()

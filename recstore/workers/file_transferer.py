@@ -106,7 +106,8 @@ class TransferService:
         if self.served is not None:  # its account gets the DracoonGlobalSharer's runs too
             await self.served.add(domain)
         dracoon = instance.recordings.dracoon
-        targets = targets_for(instance, domain, job.meeting.type.id, job.targets)
+        meeting_type = job.meeting.type
+        targets = targets_for(instance, domain, meeting_type.id, job.targets, meeting_type.name)
         client = await self.accounts.client(self.accounts.account_for(dracoon))
         request = TransferRequest(
             job_id=job.job_id,
