@@ -587,7 +587,8 @@ class ArchiveSettings(_Section):
     placeholder_video: Path | None = Field(
         None,
         alias="placeholderVideo",
-        description="Video file that replaces archived originals (needed by replace-video).",
+        description="Video file that replaces archived originals; unset: the placeholder "
+        "recstore ships (a 2-second MP4 of a few KB).",
     )
     thumbnail_offset: float = Field(
         0.0,
@@ -1123,8 +1124,6 @@ def _archive_checks(settings: Settings) -> list[tuple[str, str]]:
     for key, value in (("queue", archive.queue), ("deadLetterQueue", archive.dead_letter_queue)):
         if not value.startswith(("http://", "https://")) and value not in settings.queues:
             problems.append((f"archive.{key}", f"{value!r} is not a key of `queues`"))
-    if workers.archiver.enabled and workers.archiver.apply and archive.placeholder_video is None:
-        problems.append(("archive.placeholderVideo", "required while the Archiver applies"))
     return problems
 
 
