@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -220,3 +221,61 @@ async def test_targets_that_are_a_string_but_not_json_are_named(admin: tuple[Any
         await client(session, url).instance("bad.example")
     assert "recordings.dracoon.targets" in str(caught.value)
     assert caught.value.transient is False
+
+
+async def test_the_seeds_example_message_and_configurator_answer_run_unchanged(
+    devstack: StackProcess,
+) -> None:
+    """Seed 004's own example message (its bucket, key, instance and targets) and its
+    configurator answer (dotted keys, targets as JSON, wrapup beside) transfer a recording
+    into DRACOON as they stand: only the account's credentials are the stand-in's."""
+    from recstore.config import Settings
+    from recstore.devstack.appconfig import app_config
+    from recstore.devstack.seed import aws_settings_from_state, seed_s3
+    from recstore.transfer.job import parse_job
+    from recstore.workers.file_transferer import TransferService
+    from tests.dracoon_helpers import client as dracoon_client
+    from tests.dracoon_helpers import downloaded_sha256, stand_in_state
+    from tests.test_instances import seed_example_message
+
+    state = devstack.state
+    message = seed_example_message()
+    job = parse_job(message)
+    answer = seed_example_answer() | {
+        "recordings.dracoon.parent-room-id": state["dracoon_parent_room_id"],
+        "recordings.dracoon.login": state["dracoon_login"],
+        "recordings.dracoon.password": state["dracoon_password"],
+        "recordings.dracoon.encryption-password": state["dracoon_encryption_password"],
+    }
+    async with aiohttp.ClientSession() as session:
+        seeded = await session.post(
+            f"{state['configurator_url']}/_devstack/seed",
+            json={"instances": {job.instance.domain: answer}},
+        )
+        assert seeded.status == 200
+    from recstore.clients.aws import aws_client
+
+    async with aws_client(aws_settings_from_state(state), "s3") as s3:
+        with contextlib.suppress(Exception):  # there from an earlier run of this stack
+            await s3.create_bucket(
+                Bucket=job.bucket,
+                CreateBucketConfiguration={"LocationConstraint": state["region"]},
+            )
+    [source] = await seed_s3(
+        state, {"objects": [{"bucket": job.bucket, "key": job.keys[0], "size": 300_000}]}
+    )
+    doc = app_config(state, http_port=0)
+    doc.pop("instances", None)  # the configurator's answer, not a local override
+    settings = Settings.model_validate(doc)
+    async with TransferService(settings) as service:
+        report = await service.run_job(parse_job(message))
+    assert [(key, path) for key, path, _ in report.uploaded] == [
+        ("sandbox/test-video.mp4", "some room/sub-room")
+    ]
+    assert report.sources_removed == ["sandbox/test-video.mp4"]
+    [(_, _, file_id)] = report.uploaded
+    [node] = [n for n in (await stand_in_state(state))["nodes"] if n["id"] == file_id]
+    assert node["name"] == "test-video.mp4"
+    assert node["expireAt"] is not None  # "4 years 3 months 2 weeks 1 day"
+    async with dracoon_client(state) as reader:
+        assert await downloaded_sha256(reader, file_id, True) == source["sha256"]
