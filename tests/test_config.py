@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -333,3 +335,55 @@ def test_the_seeds_topics_yml_names_the_queues(tmp_path: Path) -> None:
         "must map queue names to queue URLs"
         in problems_of(write(tmp_path, {"queuesFile": str(bad)}))["queuesFile"]
     )
+
+
+SEED_004 = next((ROOT / "tests" / "data" / "seeds").glob("004_*.txt")).read_text()
+
+
+def test_every_setting_the_seed_documents_loads_with_the_seeds_values(tmp_path: Path) -> None:
+    """Seed 004's configuration keys, found in its own text, each given a value as the seed
+    describes it (its baseUrl, its test account, its topics.yml). What recstore adds to such a
+    file: the dead-letter queue's URL and leases off (or a lease bucket) for the sharer."""
+    found = re.finditer(
+        r"(?<!/)(?<!recordings\.)(?<!extra\.)(?:workers|s3|dracoon|configurator|logger)\.[A-Za-z.*]*[A-Za-z*]",
+        SEED_004,
+    )
+    named = {m.group(0) for m in found if not m.group(0).endswith(".*")}
+    values: dict[str, object] = {
+        "configurator.url": "http://configurator.local",
+        "workers.FileTransferer.count": 1,
+        "workers.FileTransferer.reportLevel": "info",
+        "workers.FileTransferer.queue": "recordings",
+        "workers.FileTransferer.source.type": "s3",
+        "workers.FileTransferer.destination.type": "dracoon",
+        "workers.DracoonGlobalSharer.count": 1,
+        "workers.DracoonGlobalSharer.jobDelayMinutes": 60,
+        "s3.chunkSize": 20_000_000,
+        "s3.removeAfterTransferring": True,
+        "dracoon.baseUrl": "https://dracoon.team/api/v4",
+        "dracoon.login": "svc",
+        "dracoon.password": "pw-seed-1",
+        "dracoon.encryptionPassword": "pw-seed-2",
+        "dracoon.parentRoomId": 42,
+    }
+    assert named == set(values)  # the seed's keys, no more, no fewer
+    doc: dict[str, Any] = {}
+    for key, value in values.items():
+        *path, last = key.split(".")
+        node = doc
+        for part in path:
+            node = node.setdefault(part, {})
+        node[last] = value
+    doc["dracoon"]["test"] = {k: doc["dracoon"][k] for k in ("login", "password")}  # seed's alias
+    doc["logger"] = {"level": "info"}
+    topics = write(
+        tmp_path,
+        {"recordings": "https://sqs.example/1/rec", "recordings-dlq": "https://sqs.example/1/dlq"},
+        "topics.yml",
+    )
+    doc["queuesFile"] = str(topics)
+    doc["leases"] = {"enabled": False}
+    settings = load_settings(write(tmp_path, doc), {})
+    assert settings.dracoon.base_url == "https://dracoon.team"
+    assert settings.queue_url(settings.workers.file_transferer.queue) == "https://sqs.example/1/rec"
+    assert settings.s3.chunk_size == 20_000_000
