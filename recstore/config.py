@@ -20,6 +20,7 @@ Why this shape:
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,6 +35,7 @@ from pydantic import (
     PrivateAttr,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -85,9 +87,29 @@ def _ldap_filter_or_empty(value: Any) -> Any:
     return value if value == "" else _ldap_filter(value)
 
 
+def dracoon_server_url(value: Any) -> Any:
+    """A DRACOON server's root URL, however the operator wrote it.
+
+    Seed 004 documents ``dracoon.baseUrl: https://dracoon.team/api/v4`` (the API's base);
+    recstore's client adds ``/api/v4`` and ``/oauth`` to the server's root. So one rule for
+    every place a server URL is read: trailing slashes go, and so does a trailing ``/api/v4``
+    or ``/api``; ``https://dracoon.team``, ``https://dracoon.team/`` and
+    ``https://dracoon.team/api/v4/`` all name the same server.
+    """
+    if not isinstance(value, str):
+        return value
+    url = value.strip().rstrip("/")
+    for suffix in ("/api/v4", "/api"):
+        if url.lower().endswith(suffix):
+            url = url[: -len(suffix)].rstrip("/")
+            break
+    return url
+
+
 LdapUrls = Annotated[list[str], BeforeValidator(_ldap_urls)]
 LdapFilter = Annotated[str, BeforeValidator(_ldap_filter)]
 LdapFilterOrEmpty = Annotated[str, BeforeValidator(_ldap_filter_or_empty)]
+DracoonUrl = Annotated[str | None, BeforeValidator(dracoon_server_url)]
 
 
 class _Section(BaseModel):
@@ -365,8 +387,11 @@ class S3Settings(_Section):
 class DracoonSettings(_Section):
     """``dracoon.*``: the default account (seed 004: for tests; production uses instances)."""
 
-    base_url: str | None = Field(
-        None, alias="baseUrl", description="Server URL, e.g. https://dracoon.team (API at /api)."
+    base_url: DracoonUrl = Field(
+        None,
+        alias="baseUrl",
+        description="Server URL, e.g. https://dracoon.team; the seed's "
+        "https://dracoon.team/api/v4 (and a trailing slash) names the same server.",
     )
     client_id: str = Field(
         "dracoon_legacy_scripting", alias="clientId", description="OAuth client id."
@@ -399,14 +424,48 @@ class DracoonSettings(_Section):
         "finds the file by its marker instead of uploading again.",
     )
 
+    test: dict[str, Any] | None = Field(
+        None,
+        description="Seed 004's `dracoon.test.*`: the same keys as `dracoon.*`, read as an "
+        "alias of them (a key given in both places must agree).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _test_alias(cls, data: Any) -> Any:
+        """``dracoon.test.*`` fills the keys of ``dracoon.*`` (seed 004 kept its test account
+        there); the section keeps no copy, so one account is configured, not two."""
+        if not isinstance(data, dict) or not isinstance(data.get("test"), dict):
+            return data
+        merged = {key: value for key, value in data.items() if key != "test"}
+        for key, value in data["test"].items():
+            if key in merged and merged[key] != value:
+                raise ValueError(f"dracoon.test.{key} and dracoon.{key} differ: give one")
+            merged[key] = value
+        return merged
+
 
 class TargetCopy(_Section):
     path: str
     expiration: str | None = None
 
 
+def _meeting_type_key(value: Any) -> Any:
+    """A meeting type's id (``14``, or ``"14"`` as a configurator may send it), ``*any*``, or
+    the type's name: a message without ``meeting.type.id`` (seed 004's own example) is told by
+    ``meeting.type.name``."""
+    if isinstance(value, str):
+        if value.strip().isdigit():
+            return int(value)
+        if not value.strip():
+            raise ValueError("must be a meeting type id, *any* or a meeting type name")
+    return value
+
+
 class InstanceTarget(_Section):
-    meeting_type_id: int | Literal["*any*"] = Field(alias="meetingTypeId")
+    meeting_type_id: Annotated[int | str, BeforeValidator(_meeting_type_key)] = Field(
+        alias="meetingTypeId"
+    )
     copy_to: tuple[TargetCopy, ...] = Field(alias="copyTo")
 
 
@@ -415,8 +474,19 @@ class InstanceDracoon(_Section):
     login: str
     password: SecretStr
     encryption_password: SecretStr = Field(alias="encryption-password")
-    base_url: str | None = Field(None, alias="base-url")
+    base_url: DracoonUrl = Field(None, alias="base-url")
     targets: tuple[InstanceTarget, ...] = ()
+
+    @field_validator("targets", mode="before")
+    @classmethod
+    def _targets_json(cls, value: Any) -> Any:
+        """Seed 004 stores the targets in the instance configuration as a JSON string."""
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value) if value.strip() else ()
+        except ValueError:
+            raise ValueError("is a string but not the JSON list of targets") from None
 
 
 class InstanceRecordings(_Section):
@@ -540,7 +610,8 @@ class ArchiveSettings(_Section):
     placeholder_video: Path | None = Field(
         None,
         alias="placeholderVideo",
-        description="Video file that replaces archived originals (needed by replace-video).",
+        description="Video file that replaces archived originals; unset: the placeholder "
+        "recstore ships (a 2-second MP4 of a few KB).",
     )
     thumbnail_offset: float = Field(
         0.0,
@@ -768,6 +839,12 @@ class Settings(_Section):
     queues: dict[str, str] = Field(
         default_factory=dict, description="Queue name → SQS queue URL (the seed's topics.yml)."
     )
+    queues_file: Path | None = Field(
+        None,
+        alias="queuesFile",
+        description="A YAML file of more queue name → URL pairs, such as seed 004's "
+        "`conf/pubsub/sqs/topics.yml`; names in `queues` win.",
+    )
     workers: WorkersSettings = WorkersSettings()
     s3: S3Settings = S3Settings()
     dracoon: DracoonSettings = DracoonSettings()
@@ -825,6 +902,7 @@ def load_settings(
     _apply_env(raw, environ, problems)
     from_seed = _apply_seed_env(raw, environ)  # after: fills only what is still unset
     _resolve_files(raw, "", problems)
+    _read_queues_file(raw, problems)
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
@@ -954,8 +1032,14 @@ def _settle_default_workers(settings: Settings) -> Settings:
 
 
 def _has_dracoon_account(settings: Settings) -> bool:
+    """A DRACOON account to serve: the ``dracoon.*`` one, YAML instances', or those of the
+    instances the configurator answers for (the ones whose jobs the daemon serves)."""
     dracoon = settings.dracoon
-    return bool(settings.instances) or bool(dracoon.base_url and dracoon.login and dracoon.password)
+    return (
+        bool(settings.instances)
+        or bool(settings.configurator.url)
+        or bool(dracoon.base_url and dracoon.login and dracoon.password)
+    )
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -974,6 +1058,41 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError([("config", f"{path} must hold a mapping of sections")])
     return data
+
+
+def _read_queues_file(raw: dict[str, Any], problems: list[Any]) -> None:
+    """Merge ``queuesFile`` (seed 004's topics.yml: queue name → URL) under ``queues``.
+
+    The seed's own file is not in its documentation beyond "URLs of all AWS SQS queues are
+    stored" there; a flat mapping is read, and so is one under a single top-level key (as
+    ``topics:``). Names already in ``queues`` keep their value.
+    """
+    path = raw.get("queuesFile")
+    if not isinstance(path, str) or not path:
+        return
+    try:
+        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        problems.append(("queuesFile", f"cannot read {path}: {exc.strerror}"))
+        return
+    except yaml.YAMLError:
+        problems.append(("queuesFile", f"{path} is not valid YAML"))
+        return
+    if isinstance(document, dict) and len(document) == 1:
+        (inner,) = document.values()
+        if isinstance(inner, dict):
+            document = inner
+    if not isinstance(document, dict) or not all(
+        isinstance(key, str) and isinstance(value, str) for key, value in document.items()
+    ):
+        problems.append(("queuesFile", f"{path} must map queue names to queue URLs"))
+        return
+    queues = raw.get("queues")
+    if queues is None:
+        queues = raw["queues"] = {}
+    if isinstance(queues, dict):
+        for name, url in document.items():
+            queues.setdefault(name, url)
 
 
 def _apply_env(raw: dict[str, Any], environ: Mapping[str, str], problems: list[Any]) -> None:
@@ -1144,7 +1263,8 @@ def _worker_checks(settings: Settings) -> list[tuple[str, str]]:
         problems.append(
             (
                 "workers.DracoonGlobalSharer.count",
-                "no DRACOON account to serve: configure dracoon.* or instances (or set 0)",
+                "no DRACOON account to serve: configure dracoon.*, instances or configurator.url "
+                "(or set 0)",
             )
         )
     problems += _vidyo_checks(settings)
@@ -1185,8 +1305,6 @@ def _archive_checks(settings: Settings, for_workers: bool) -> list[tuple[str, st
     for key, value in (("queue", archive.queue), ("deadLetterQueue", archive.dead_letter_queue)):
         if not value.startswith(("http://", "https://")) and value not in settings.queues:
             problems.append((f"archive.{key}", f"{value!r} is not a key of `queues`"))
-    if workers.archiver.enabled and workers.archiver.apply and archive.placeholder_video is None:
-        problems.append(("archive.placeholderVideo", "required while the Archiver applies"))
     return problems
 
 

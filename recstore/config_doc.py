@@ -144,9 +144,10 @@ def seed_env_section() -> str:
 
 def events_table() -> str:
     """The README's event code table, from :data:`recstore.events.ALL_EVENTS`."""
-    lines = ["| code | level | meaning |", "|---|---|---|"]
+    lines = ["| code | level | meaning | when recstore logs it |", "|---|---|---|---|"]
     for event in sorted(events.ALL_EVENTS, key=lambda e: e.code):
-        lines.append(f"| {event.code} | {event.severity} | {_cell(event.meaning)} |")
+        occasion = _cell(event.occasion) if event.occasion else "as the meaning says"
+        lines.append(f"| {event.code} | {event.severity} | {_cell(event.meaning)} | {occasion} |")
     return "\n".join(lines) + "\n"
 
 

@@ -47,33 +47,147 @@ class Event:
     code: int
     severity: str
     meaning: str
+    #: When recstore logs it, for the README's table; a seed code recstore never has occasion
+    #: to log says so there.
+    occasion: str = ""
 
     @property
     def level(self) -> int:
         return _LEVELS[self.severity]
 
 
-START_APPLICATION = Event(15000, "info", "Start application")
-START_CLI = Event(15001, "info", "Start CLI application")
-CONFIG_LOAD_FAILED = Event(
-    15002, "alert", "Application (or worker) can not load config for workers"
+START_APPLICATION = Event(
+    15000,
+    "info",
+    "Start application",
+    occasion="The daemon (`recstore run`) started.",
 )
-AMAZON_SESSION_ERROR = Event(15003, "critical", "Amazon session error")
-AMAZON_CONFIG_ERROR = Event(15004, "critical", "Amazon configuration error")
-SQS_ERROR = Event(15005, "error", "SQS error")
-TRANSFER_STATUS = Event(15006, "info", "Transferer status")
-TRANSFER_ERROR = Event(15007, "error", "Transferer error")
-WORKER_PROFILING = Event(15008, "info", "Worker profiling")
-AMAZON_TO_DRACOON_ERROR = Event(15009, "error", "AmazonToDracoon error")
-REST_CLIENT_ERROR = Event(15010, "error", "REST client error")
-STORAGE_ERROR = Event(15011, "error", "Storage error")
-STORAGE_STATUS = Event(15012, "info", "Storage status")
-INSTANCE_JOB_RUNNER_ERROR = Event(15013, "error", "InstanceJobRunner error")
-HEALTHCHECK_ERROR = Event(15014, "error", "HealthCheck error")
-WORKER_ERROR = Event(15015, "error", "Worker error")
-GLOBAL_SHARER_ERROR = Event(15016, "error", "DracoonGlobalSharer error")
-GLOBAL_SHARER_STATUS = Event(15017, "info", "DracoonGlobalSharer status")
-CONFIGURATION_ERROR = Event(15018, "error", "Configuration error")
+START_CLI = Event(
+    15001,
+    "info",
+    "Start CLI application",
+    occasion=(
+        "A one-shot command started: `transfer`, `share-keys`, `vidyo sync`, `vidyo "
+        "setup-metadata`."
+    ),
+)
+CONFIG_LOAD_FAILED = Event(
+    15002,
+    "alert",
+    "Application (or worker) can not load config for workers",
+    occasion=(
+        "`recstore run` does not start: its configuration has problems (each one a 15018 "
+        "line before it)."
+    ),
+)
+AMAZON_SESSION_ERROR = Event(
+    15003,
+    "critical",
+    "Amazon session error",
+    occasion="AWS credentials missing or refused (S3, SQS).",
+)
+AMAZON_CONFIG_ERROR = Event(
+    15004,
+    "critical",
+    "Amazon configuration error",
+    occasion=(
+        "An AWS setting names what does not exist or lies elsewhere: a queue that does "
+        "not exist, a bucket in another region, no region."
+    ),
+)
+SQS_ERROR = Event(
+    15005,
+    "error",
+    "SQS error",
+    occasion="An SQS receive, delete, send or visibility change failed.",
+)
+TRANSFER_STATUS = Event(
+    15006,
+    "info",
+    "Transferer status",
+    occasion="A transfer's steps and outcome (uploaded, job done).",
+)
+TRANSFER_ERROR = Event(
+    15007,
+    "error",
+    "Transferer error",
+    occasion="A transfer job failed (DRACOON, the message): retried or dead-lettered.",
+)
+WORKER_PROFILING = Event(
+    15008,
+    "info",
+    "Worker profiling",
+    occasion=(
+        "A periodic worker's run ended, with its duration (DracoonGlobalSharer, "
+        "VidyoSync, Archiver, Restorer)."
+    ),
+)
+AMAZON_TO_DRACOON_ERROR = Event(
+    15009,
+    "error",
+    "AmazonToDracoon error",
+    occasion="Copying a recording from S3 into DRACOON failed.",
+)
+REST_CLIENT_ERROR = Event(
+    15010,
+    "error",
+    "REST client error",
+    occasion="Cancelling a failed DRACOON upload failed.",
+)
+STORAGE_ERROR = Event(
+    15011,
+    "error",
+    "Storage error",
+    occasion=(
+        "S3 refused or failed a transfer's source (the job's line, retried); a multipart "
+        "upload could not be aborted."
+    ),
+)
+STORAGE_STATUS = Event(
+    15012,
+    "info",
+    "Storage status",
+    occasion="A transfer's S3 source was removed once every target held it.",
+)
+INSTANCE_JOB_RUNNER_ERROR = Event(
+    15013,
+    "error",
+    "InstanceJobRunner error",
+    occasion=(
+        "A job's instance has no usable configuration: unknown, configurator down or "
+        "refusing, no target for the meeting type."
+    ),
+)
+HEALTHCHECK_ERROR = Event(
+    15014,
+    "error",
+    "HealthCheck error",
+    occasion="`/healthcheck` answered unhealthy.",
+)
+WORKER_ERROR = Event(
+    15015,
+    "error",
+    "Worker error",
+    occasion="A worker crashed or stopped; a lease renewal or a periodic run failed.",
+)
+GLOBAL_SHARER_ERROR = Event(
+    15016,
+    "error",
+    "DracoonGlobalSharer error",
+    occasion="Key sharing failed for an account or a file.",
+)
+GLOBAL_SHARER_STATUS = Event(
+    15017,
+    "info",
+    "DracoonGlobalSharer status",
+    occasion="A key-sharing run's counts.",
+)
+CONFIGURATION_ERROR = Event(
+    15018,
+    "error",
+    "Configuration error",
+    occasion="A configuration problem, one line per key, before the command exits 2.",
+)
 # Added by recstore.
 LIBRARY_MESSAGE = Event(15019, "info", "Message from a library (level as logged)")
 WORKER_STATUS = Event(15020, "info", "Worker status (started, stopped, restarted, healthy)")

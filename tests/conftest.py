@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import aiohttp
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -92,7 +93,7 @@ def run_cli(
 
     def invoke() -> subprocess.CompletedProcess[str]:
         with _logging_restored(), contextlib.chdir(ROOT):
-            result = CliRunner().invoke(cli_main, list(args), env=overrides)
+            result = _Runner().invoke(cli_main, list(args), env=overrides)
         stderr = result.stderr
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             assert result.exc_info is not None
@@ -112,12 +113,22 @@ def run_cli(
     return outcome[0]
 
 
+class _Runner(CliRunner):
+    """Click's runner, naming the program as the console script does."""
+
+    def get_default_prog_name(self, cli: click.Command) -> str:
+        return "recstore"
+
+
 @contextlib.contextmanager
 def _logging_restored() -> Iterator[None]:
     """The root logger and the library loggers as they were before a command set them."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     named = {name: logging.getLogger(name).level for name in logging.root.manager.loggerDict}
+    for handler in handlers:  # as in a new interpreter: what is logged before a command
+        root.removeHandler(handler)  # sets logging up reaches stderr (logging's last resort)
+    root.setLevel(logging.WARNING)
     try:
         yield
     finally:

@@ -84,3 +84,24 @@ async def test_the_wait_for_dracoon_to_finish_an_upload_is_the_configured_one(
     finally:
         await pool.close()
         await admin(state, "settings", {"finishSeconds": 0.05})
+
+
+@pytest.mark.parametrize("suffix", ["", "/", "/api/v4", "/api/v4/", "/api", "/API/v4//"])
+async def test_the_seeds_base_url_with_or_without_the_api_path_reaches_the_same_server(
+    devstack: StackProcess, suffix: str
+) -> None:
+    """Seed 004 writes ``dracoon.baseUrl: https://dracoon.team/api/v4``; requests must not go
+    to ``.../api/v4/api/v4/...``. The instance's ``base-url`` follows the same rule."""
+    state = devstack.state
+    pool = pool_for(state, baseUrl=state["dracoon_url"] + suffix)
+    try:
+        dracoon = await pool.client(pool.account_for(instance(state)))
+        assert dracoon.account.base_url == state["dracoon_url"]
+        assert (await dracoon.key_pair())["publicKeyContainer"]
+        own = instance(state).model_copy(update={"base_url": None})
+        on_instance = InstanceDracoon.model_validate(
+            {**own.model_dump(by_alias=True), "base-url": state["dracoon_url"] + suffix}
+        )
+        assert on_instance.base_url == state["dracoon_url"]
+    finally:
+        await pool.close()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -379,3 +381,100 @@ def test_config_check_and_run_exit_2_naming_a_worker_not_configured(tmp_path: Pa
         lines = result.stderr.strip().splitlines()
         assert any("workers.Archiver.enabled: named in --workers but off" in line for line in lines)
         assert any("'Bogus' is no worker: one of FileTransferer," in line for line in lines)
+
+
+def test_the_seeds_dracoon_test_keys_are_an_alias_of_the_account(tmp_path: Path) -> None:
+    seed_test = {
+        "baseUrl": "https://dracoon.team/api/v4",
+        "login": "svc-test",
+        "password": "pw-test-1",
+        "encryptionPassword": "pw-test-2",
+        "parentRoomId": 42,
+    }
+    settings = load_settings(write(tmp_path, {**OFF, "dracoon": {"test": seed_test}}), {})
+    assert settings.dracoon.login == "svc-test"
+    assert settings.dracoon.base_url == "https://dracoon.team"
+    assert settings.dracoon.encryption_password is not None
+    assert settings.dracoon.encryption_password.get_secret_value() == "pw-test-2"
+    assert settings.dracoon.parent_room_id == 42
+    both = {**OFF, "dracoon": {"login": "svc", "test": {"login": "other"}}}
+    assert (
+        "dracoon.test.login and dracoon.login differ"
+        in problems_of(write(tmp_path, both))["dracoon"]
+    )
+
+
+def test_the_seeds_topics_yml_names_the_queues(tmp_path: Path) -> None:
+    work, dead = "https://sqs.example/1/recordings", "https://sqs.example/1/recordings-dlq"
+    topics = write(tmp_path, {"recordings": work, "recordings-dlq": dead}, "topics.yml")
+    no_sharer = {"workers": {"DracoonGlobalSharer": {"count": 0}}}  # FileTransferer: on
+    doc = {
+        **no_sharer,
+        "queuesFile": str(topics),
+        "queues": {"recordings-dlq": "https://sqs.example/1/mine"},
+    }
+    settings = load_settings(write(tmp_path, doc), {})
+    assert settings.queue_url("recordings") == work  # the FileTransferer's queue is found
+    assert settings.queue_url("recordings-dlq") == "https://sqs.example/1/mine"  # queues win
+    nested = write(tmp_path, {"topics": {"recordings": work, "recordings-dlq": dead}}, "t2.yml")
+    assert load_settings(write(tmp_path, {**no_sharer, "queuesFile": str(nested)}), {}).queues == {
+        "recordings": work,
+        "recordings-dlq": dead,
+    }
+    bad = write(tmp_path, {"recordings": [work]}, "bad.yml")
+    assert (
+        "must map queue names to queue URLs"
+        in problems_of(write(tmp_path, {"queuesFile": str(bad)}))["queuesFile"]
+    )
+
+
+SEED_004 = next((ROOT / "tests" / "data" / "seeds").glob("004_*.txt")).read_text()
+
+
+def test_every_setting_the_seed_documents_loads_with_the_seeds_values(tmp_path: Path) -> None:
+    """Seed 004's configuration keys, found in its own text, each given a value as the seed
+    describes it (its baseUrl, its test account, its topics.yml). What recstore adds to such a
+    file: the dead-letter queue's URL and leases off (or a lease bucket) for the sharer."""
+    found = re.finditer(
+        r"(?<!/)(?<!recordings\.)(?<!extra\.)(?:workers|s3|dracoon|configurator|logger)\.[A-Za-z.*]*[A-Za-z*]",
+        SEED_004,
+    )
+    named = {m.group(0) for m in found if not m.group(0).endswith(".*")}
+    values: dict[str, object] = {
+        "configurator.url": "http://configurator.local",
+        "workers.FileTransferer.count": 1,
+        "workers.FileTransferer.reportLevel": "info",
+        "workers.FileTransferer.queue": "recordings",
+        "workers.FileTransferer.source.type": "s3",
+        "workers.FileTransferer.destination.type": "dracoon",
+        "workers.DracoonGlobalSharer.count": 1,
+        "workers.DracoonGlobalSharer.jobDelayMinutes": 60,
+        "s3.chunkSize": 20_000_000,
+        "s3.removeAfterTransferring": True,
+        "dracoon.baseUrl": "https://dracoon.team/api/v4",
+        "dracoon.login": "svc",
+        "dracoon.password": "pw-seed-1",
+        "dracoon.encryptionPassword": "pw-seed-2",
+        "dracoon.parentRoomId": 42,
+    }
+    assert named == set(values)  # the seed's keys, no more, no fewer
+    doc: dict[str, Any] = {}
+    for key, value in values.items():
+        *path, last = key.split(".")
+        node = doc
+        for part in path:
+            node = node.setdefault(part, {})
+        node[last] = value
+    doc["dracoon"]["test"] = {k: doc["dracoon"][k] for k in ("login", "password")}  # seed's alias
+    doc["logger"] = {"level": "info"}
+    topics = write(
+        tmp_path,
+        {"recordings": "https://sqs.example/1/rec", "recordings-dlq": "https://sqs.example/1/dlq"},
+        "topics.yml",
+    )
+    doc["queuesFile"] = str(topics)
+    doc["leases"] = {"enabled": False}
+    settings = load_settings(write(tmp_path, doc), {})
+    assert settings.dracoon.base_url == "https://dracoon.team"
+    assert settings.queue_url(settings.workers.file_transferer.queue) == "https://sqs.example/1/rec"
+    assert settings.s3.chunk_size == 20_000_000

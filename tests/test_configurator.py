@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
 
+from recstore.clients import configurator as configurator_module
 from recstore.clients.configurator import ConfiguratorClient, unflatten
 from recstore.config import ConfiguratorSettings
 from recstore.errors import RemoteError, UnknownInstance
 from recstore.retry import RetryPolicy
-from tests.conftest import StackProcess
+from tests.conftest import ROOT, StackProcess
 
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02)
 NESTED = {
@@ -135,3 +140,142 @@ async def test_a_404_page_from_in_front_of_the_configurator_is_not_an_unknown_in
             await client(session, str(server.make_url(""))).instance("acme.example")
     assert not isinstance(caught.value, UnknownInstance)  # the job is retried, not dropped
     assert caught.value.status == 404
+
+
+SEED_004 = next((ROOT / "tests" / "data" / "seeds").glob("004_*.txt")).read_text()
+
+
+def seed_targets_json() -> str:
+    """The target list exactly as seed 004 shows it stored in an instance's configuration."""
+    start = SEED_004.index("It's stored in instance configuration in JSON format")
+    block = SEED_004[SEED_004.index("[", start) : SEED_004.index("So for every meeting type")]
+    return block.strip()
+
+
+def seed_instance_keys() -> set[str]:
+    """Every leaf key of an instance's configuration that seed 004 names (recordings, wrapup)."""
+    named = {m.group(0) for m in re.finditer(r"(?:recordings|wrapup)\.[a-z.-]*[a-z]", SEED_004)}
+    return {key for key in named if not any(other.startswith(key + ".") for other in named)}
+
+
+def seed_example_answer() -> dict[str, Any]:
+    """The configurator's answer for an instance as seed 004 documents it: dotted keys,
+    targets as a JSON string, and the wrapup section beside recordings."""
+    values: dict[str, Any] = {
+        "recordings.storage": "dracoon",
+        "recordings.dracoon.parent-room-id": 9,
+        "recordings.dracoon.login": "svc-seed",
+        "recordings.dracoon.password": "pw-seed-1",
+        "recordings.dracoon.encryption-password": "pw-seed-2",
+        "recordings.dracoon.targets": seed_targets_json(),
+        "wrapup.label": "Customer ID",
+        "wrapup.send-notification": False,
+    }
+    assert set(values) == seed_instance_keys()  # the seed's keys, no more, no fewer
+    return values
+
+
+def nested(dotted: dict[str, Any]) -> dict[str, Any]:
+    return dict(unflatten(dotted))
+
+
+@pytest.mark.parametrize(
+    "form",
+    ["dotted", "nested", "targets as a list"],
+)
+async def test_the_seeds_own_instance_configuration_is_accepted(
+    admin: tuple[Any, str], form: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    session, url = admin
+    answer = seed_example_answer()
+    if form != "dotted":
+        answer = nested(answer)
+    if form == "targets as a list":
+        answer["recordings"]["dracoon"]["targets"] = json.loads(seed_targets_json())
+    domain = f"seed-{form.replace(' ', '-')}.example"
+    seeded = await session.post(f"{url}/_devstack/seed", json={"instances": {domain: answer}})
+    assert seeded.status == 200
+    configurator = client(session, url)
+    with caplog.at_level(logging.DEBUG, logger="recstore.clients.configurator"):
+        getattr(configurator_module, "_unused_seen", set()).clear()  # named afresh here
+        instance = await configurator.instance(domain)
+        await client(session, url).instance(domain)  # a second client: not named again
+    dracoon = instance.recordings.dracoon
+    assert dracoon.parent_room_id == 9
+    assert dracoon.encryption_password.get_secret_value() == "pw-seed-2"
+    (target,) = dracoon.targets
+    assert target.meeting_type_id == 14
+    assert [(c.path, c.expiration) for c in target.copy_to] == [
+        ("some room/sub-room", "4 years 3 months 2 weeks 1 day")
+    ]
+    unused = [r for r in caplog.records if "does not use" in r.getMessage()]
+    assert [r.getMessage().rsplit(": ", 1)[-1] for r in unused] == ["wrapup"]  # once
+    assert unused[0].levelno == logging.DEBUG
+
+
+async def test_targets_that_are_a_string_but_not_json_are_named(admin: tuple[Any, str]) -> None:
+    session, url = admin
+    answer = seed_example_answer() | {"recordings.dracoon.targets": "[{meetingTypeId: 14"}
+    await session.post(f"{url}/_devstack/seed", json={"instances": {"bad.example": answer}})
+    with pytest.raises(RemoteError) as caught:
+        await client(session, url).instance("bad.example")
+    assert "recordings.dracoon.targets" in str(caught.value)
+    assert caught.value.transient is False
+
+
+async def test_the_seeds_example_message_and_configurator_answer_run_unchanged(
+    devstack: StackProcess,
+) -> None:
+    """Seed 004's own example message (its bucket, key, instance and targets) and its
+    configurator answer (dotted keys, targets as JSON, wrapup beside) transfer a recording
+    into DRACOON as they stand: only the account's credentials are the stand-in's."""
+    from recstore.config import Settings
+    from recstore.devstack.appconfig import app_config
+    from recstore.devstack.seed import aws_settings_from_state, seed_s3
+    from recstore.transfer.job import parse_job
+    from recstore.workers.file_transferer import TransferService
+    from tests.dracoon_helpers import client as dracoon_client
+    from tests.dracoon_helpers import downloaded_sha256, stand_in_state
+    from tests.test_instances import seed_example_message
+
+    state = devstack.state
+    message = seed_example_message()
+    job = parse_job(message)
+    answer = seed_example_answer() | {
+        "recordings.dracoon.parent-room-id": state["dracoon_parent_room_id"],
+        "recordings.dracoon.login": state["dracoon_login"],
+        "recordings.dracoon.password": state["dracoon_password"],
+        "recordings.dracoon.encryption-password": state["dracoon_encryption_password"],
+    }
+    async with aiohttp.ClientSession() as session:
+        seeded = await session.post(
+            f"{state['configurator_url']}/_devstack/seed",
+            json={"instances": {job.instance.domain: answer}},
+        )
+        assert seeded.status == 200
+    from recstore.clients.aws import aws_client
+
+    async with aws_client(aws_settings_from_state(state), "s3") as s3:
+        with contextlib.suppress(Exception):  # there from an earlier run of this stack
+            await s3.create_bucket(
+                Bucket=job.bucket,
+                CreateBucketConfiguration={"LocationConstraint": state["region"]},
+            )
+    [source] = await seed_s3(
+        state, {"objects": [{"bucket": job.bucket, "key": job.keys[0], "size": 300_000}]}
+    )
+    doc = app_config(state, http_port=0)
+    doc.pop("instances", None)  # the configurator's answer, not a local override
+    settings = Settings.model_validate(doc)
+    async with TransferService(settings) as service:
+        report = await service.run_job(parse_job(message))
+    assert [(key, path) for key, path, _ in report.uploaded] == [
+        ("sandbox/test-video.mp4", "some room/sub-room")
+    ]
+    assert report.sources_removed == ["sandbox/test-video.mp4"]
+    [(_, _, file_id)] = report.uploaded
+    [node] = [n for n in (await stand_in_state(state))["nodes"] if n["id"] == file_id]
+    assert node["name"] == "test-video.mp4"
+    assert node["expireAt"] is not None  # "4 years 3 months 2 weeks 1 day"
+    async with dracoon_client(state) as reader:
+        assert await downloaded_sha256(reader, file_id, True) == source["sha256"]

@@ -4,6 +4,7 @@ a corrupt key does not stop the others, and two daemons share one lease."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
+from aiohttp import ClientSession as aiohttp_session
 
 from recstore import crypto
 from recstore.devstack.appconfig import app_config
@@ -274,3 +276,69 @@ def test_config_refuses_more_than_one_sharer(tmp_path: Path, count: int) -> None
     result = run_cli("config", "check", "--config", str(path))
     assert result.returncode == 2
     assert "workers.DracoonGlobalSharer.count" in result.stderr
+
+
+async def test_instances_known_only_to_the_configurator_are_covered_once_served(
+    devstack: StackProcess,
+) -> None:
+    """Seed 004 keeps instance configuration in the configurator; the sharer must cover the
+    accounts of the instances whose jobs the daemon served, from any replica, not only
+    ``dracoon.*`` and the YAML's ``instances:``."""
+    from recstore.clients.aws import aws_client
+    from recstore.clients.http import http_session
+    from recstore.clients.s3 import S3Store
+    from recstore.config import Settings
+    from recstore.errors import RecstoreError
+    from recstore.transfer.job import parse_job
+    from recstore.workers.accounts import AccountPool, ServedInstances
+    from recstore.workers.file_transferer import TransferService
+    from recstore.workers.global_sharer import share_all
+
+    state = devstack.state
+    alice = state["dracoon_members"][0]
+    domain = f"configured-only-{uuid.uuid4().hex[:6]}.example.com"
+    answer = {
+        "recordings.dracoon.parent-room-id": state["dracoon_parent_room_id"],
+        "recordings.dracoon.login": alice["login"],
+        "recordings.dracoon.password": alice["password"],
+        "recordings.dracoon.encryption-password": alice["encryption_password"],
+    }
+    async with (
+        aiohttp_session() as http,
+        http.post(
+            f"{state['configurator_url']}/_devstack/seed", json={"instances": {domain: answer}}
+        ) as seeded,
+    ):
+        assert seeded.status == 200
+    doc = app_config(state, http_port=0)
+    doc["leases"] = {"bucket": state["bucket"], "prefix": f"served-{uuid.uuid4().hex[:6]}/"}
+    settings = Settings.model_validate(doc)
+    job = {
+        "storage": {
+            "type": "dracoon",
+            "extra": {"aws.s3": {"bucket": "recordings", "keys": ["gone/talk.mp4"]}},
+        },
+        "meeting": {"id": 1, "type": {"name": "live now"}},
+        "instance": {"domain": domain},
+    }
+
+    async def sharer_accounts() -> list[str]:
+        """The logins one sharer run on another replica covers (its own S3 list reader)."""
+        async with (
+            http_session(10) as session,
+            aws_client(settings.aws, "s3") as s3,
+        ):
+            pool = AccountPool(settings.dracoon, session)
+            try:
+                served = ServedInstances.of(settings, S3Store(s3))
+                report = await share_all(settings, pool, served=served, session=session)
+                assert report.accounts == len(pool.clients())
+                return sorted(c.account.login for c in pool.clients())
+            finally:
+                await pool.close()
+
+    assert await sharer_accounts() == [state["dracoon_login"]]
+    async with TransferService(settings) as service:
+        with pytest.raises(RecstoreError):  # the job fails (no such source): beside the point
+            await service.run_job(parse_job(json.dumps(job)))
+    assert await sharer_accounts() == sorted([state["dracoon_login"], alice["login"]])

@@ -15,7 +15,8 @@ from recstore.config import ConfiguratorSettings, InstanceSettings
 from recstore.errors import PermanentJobError, RemoteError
 from recstore.retry import RetryPolicy
 from recstore.transfer.instances import InstanceResolver, Target, targets_for
-from tests.conftest import StackProcess
+from recstore.transfer.job import parse_job
+from tests.conftest import ROOT, StackProcess
 
 
 def instance_doc(login: str, targets: list[dict[str, object]]) -> dict[str, object]:
@@ -181,3 +182,37 @@ def test_a_target_listed_twice_is_used_once() -> None:
 def test_no_target_at_all_is_permanent() -> None:
     with pytest.raises(PermanentJobError, match="no target for meeting type 7"):
         targets_for(instance("x", [{"meetingTypeId": 14, "copyTo": [{"path": "a"}]}]), "d", 7, [])
+
+
+SEED_004 = next((ROOT / "tests" / "data" / "seeds").glob("004_*.txt")).read_text()
+
+
+def seed_example_message() -> str:
+    """The job message exactly as seed 004 shows it (it names no meeting.type.id)."""
+    start = SEED_004.index("The services uses AWS SQS")
+    return SEED_004[SEED_004.index("{", start) : SEED_004.index("Explanations:")].strip()
+
+
+def test_the_seeds_message_without_a_type_id_is_told_by_its_type_name() -> None:
+    job = parse_job(seed_example_message())
+    assert job.meeting.type.id is None
+    assert job.meeting.type.name == "live now"
+    assert [(t.path, t.expiration) for t in job.targets] == [
+        ("some room/sub-room", "4 years 3 months 2 weeks 1 day")
+    ]
+    targets = [
+        {"meetingTypeId": 14, "copyTo": [{"path": "by-id"}]},
+        {"meetingTypeId": "Live Now", "copyTo": [{"path": "by-name"}]},
+        {"meetingTypeId": "*any*", "copyTo": [{"path": "all"}]},
+        {"meetingTypeId": "webinar", "copyTo": [{"path": "other-name"}]},
+    ]
+    # The instance's targets serve when the message names none (the seed's example does).
+    chosen = targets_for(
+        instance("x", targets), "d", job.meeting.type.id, [], job.meeting.type.name
+    )
+    assert chosen == [Target("by-name"), Target("all")]
+    # A message with the id still matches id-keyed targets; a configurator's "14" is 14.
+    by_id = instance("x", [{"meetingTypeId": "14", "copyTo": [{"path": "by-id"}]}])
+    assert targets_for(by_id, "d", 14, [], "live now") == [Target("by-id")]
+    with pytest.raises(PermanentJobError, match=r"names no meeting\.type\.id"):
+        targets_for(by_id, "d", None, [], "live now")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +81,18 @@ def kaltura_state(state: dict[str, Any]) -> Any:
 
 
 def bucket_state(s3: Any) -> Any:
+    """The archived copies (the runs' reports under log/ aside: every run writes one)."""
     listing = s3.list_objects_v2(Bucket=ARCHIVE_BUCKET).get("Contents", [])
-    return sorted((o["Key"], o["Size"], o["ETag"], o.get("StorageClass")) for o in listing)
+    return sorted(
+        (o["Key"], o["Size"], o["ETag"], o.get("StorageClass"))
+        for o in listing
+        if not o["Key"].startswith("log/")
+    )
+
+
+def reports(s3: Any, prefix: str = "log/") -> list[str]:
+    listing = s3.list_objects_v2(Bucket=ARCHIVE_BUCKET, Prefix=prefix).get("Contents", [])
+    return sorted(o["Key"] for o in listing)
 
 
 def test_dry_runs_print_what_would_happen_and_change_nothing(setup: dict[str, Any]) -> None:
@@ -142,3 +153,26 @@ def test_missing_placeholder_and_bucket_are_named(setup: dict[str, Any], tmp_pat
     result = run_cli("kaltura", "replace-video", "--config", str(bad), *ids("a"))
     assert result.returncode == 2
     assert "archive.placeholderVideo" in result.stderr
+
+
+def test_each_run_writes_its_report_to_s3_as_the_daemons_runs_do(setup: dict[str, Any]) -> None:
+    """Seed 002's scheduled runs left their logs in the bucket under log/YYYY/MM; a CLI run
+    writes the daemon's report there, unless --report-to none."""
+    s3 = setup["s3"]
+    result = kaltura(setup, "s3copy", *ids("a", "b"))
+    assert result.returncode == 0, result.stderr
+    [where] = [line for line in result.stderr.splitlines() if line.startswith("report: ")]
+    prefix = where.removeprefix(f"report: s3://{ARCHIVE_BUCKET}/")
+    assert re.fullmatch(r"log/\d{4}/\d{2}/cli-s3copy-\d{8}T\d{6}Z/", prefix), prefix
+    rows_written = []
+    for key in reports(s3, prefix):
+        body = s3.get_object(Bucket=ARCHIVE_BUCKET, Key=key)["Body"].read().decode()
+        rows_written += list(csv.DictReader(io.StringIO(body), delimiter="\t"))
+    assert sorted(r["entry_id"] for r in rows_written) == [f"{PREFIX}_a", f"{PREFIX}_b"]
+    assert {r["run"] for r in rows_written} == {prefix.rstrip("/").rsplit("/", 1)[1]}
+    assert {r["mode"] for r in rows_written} == {"dry-run"}
+    before = reports(s3)
+    off = kaltura(setup, "s3copy", *ids("a"), "--report-to", "none")
+    assert off.returncode == 0, off.stderr
+    assert "report: " not in off.stderr
+    assert reports(s3) == before

@@ -178,6 +178,12 @@ class ArchiveStore(Protocol):
     async def delete(self, bucket: str, key: str) -> None: ...
 
 
+#: The placeholder recstore ships (a 2-second MP4 of a few KB; its making is in
+#: ``recstore/archive/data/PROVENANCE.md``): seed 002's image shipped none, so every
+#: deployment had to bring its own before replace-video could run.
+DEFAULT_PLACEHOLDER = Path(__file__).parent / "data" / "placeholder.mp4"
+
+
 @dataclass(frozen=True)
 class Placeholder:
     """The video that stands in for archived originals."""

@@ -12,10 +12,17 @@ Seed 001's spellings run unchanged: its command names (``replace_video``, ``rest
 and seed 003's ``archive`` for s3copy), its per-command switches for ``--apply`` (``--s3copy``,
 ``--replace``, ``--restore``, ``--repair``), and ``--tmp``/``--wait_ready``, which recstore
 does not need (it streams, and always waits for READY) and accepts so the lines still run.
+
+Each run also writes the same report to S3 as the daemon's runs do (seed 002's scheduled
+``archive.rc``/``restore.rc`` left theirs under ``log/YYYY/MM``): TSV parts under
+``<archive.reportPrefix>YYYY/MM/cli-<action>-<time>/`` in ``archive.bucket``, the run's id
+in the ``run`` column. ``--report-to none`` turns it off.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -35,6 +42,7 @@ from recstore.archive.actions import (
     Outcome,
 )
 from recstore.archive.filters import Selection
+from recstore.archive.plan import report_prefix, run_id
 from recstore.archive.report import RowWriter
 from recstore.cli.kaltura import (
     FORMAT_OPTION,
@@ -44,7 +52,7 @@ from recstore.cli.kaltura import (
     selection_options,
 )
 from recstore.cli.main import CONFIG_OPTION
-from recstore.workers.archive_actions import archivist_for
+from recstore.workers.archive_actions import ReportSink, archivist_for
 from recstore.workers.archive_context import ArchiveContext
 
 #: Each action's seed 001 switch for ``--apply`` (its ``DRYRUN unless --X is given``).
@@ -91,6 +99,15 @@ SEED_NO_OPS = (
         help="Seed 001's wait for READY; recstore always waits (archive.readyTimeout).",
     ),
 )
+REPORT_OPTION = click.option(
+    "--report-to",
+    "report_to",
+    type=click.Choice(["s3", "none"]),
+    default="s3",
+    show_default=True,
+    help="Where the run's report goes besides stdout: `s3` (archive.bucket, under "
+    "archive.reportPrefix YYYY/MM/, as the daemon's runs) or `none`.",
+)
 CONCURRENCY_OPTION = click.option(
     "--concurrency",
     type=click.IntRange(1, 64),
@@ -105,7 +122,10 @@ def _run_action(
     apply: bool,
     concurrency: int | None,
     fmt: str,
+    report_to: str = "s3",
 ) -> None:
+    reported: list[str] = []
+
     async def work(context: ArchiveContext) -> Counter[str]:
         now = datetime.now(UTC)
         archivist = archivist_for(context)
@@ -115,24 +135,62 @@ def _run_action(
         writer = RowWriter(sys.stdout, OUTCOME_COLUMNS, fmt)
         writer.header()
         counts: Counter[str] = Counter()
-        async for result in archivist.run_many(
-            action,
-            _ids(entries),
-            apply=apply,
-            concurrency=concurrency or context.settings.archive.actions_concurrency,
-        ):
-            writer.row(result.row())
-            sys.stdout.flush()
-            counts[result.outcome.value] += 1
+        async with _s3_report(context, action, now, report_to) as report:
+            async for result in archivist.run_many(
+                action,
+                _ids(entries),
+                apply=apply,
+                concurrency=concurrency or context.settings.archive.actions_concurrency,
+            ):
+                writer.row(result.row())
+                sys.stdout.flush()
+                counts[result.outcome.value] += 1
+                report(result.row())
+        reported.extend(_report_where(context, action, now, report_to))
         return counts
 
     counts = run_archive_command(config_path, work, need_s3=True)
+    for where in reported:
+        click.echo(f"report: {where}", err=True)
     total = sum(counts.values())
     parts = ", ".join(f"{n} {outcome.value}" for outcome in Outcome if (n := counts[outcome.value]))
     mode = "" if apply else " (dry run: nothing was changed; --apply to do it)"
     click.echo(f"{action}: {total} entries{': ' + parts if parts else ''}{mode}", err=True)
     if counts[Outcome.FAILED.value]:
         sys.exit(1)
+
+
+@contextlib.asynccontextmanager
+async def _s3_report(
+    context: ArchiveContext, action: str, now: datetime, report_to: str
+) -> AsyncIterator[Callable[[dict[str, Any]], None]]:
+    """A function that adds a row to the run's S3 report, flushed as the daemon's are (every
+    30 s, and at the end, also when the run fails); a no-op with ``--report-to none``."""
+    if report_to != "s3" or context.s3 is None or context.bucket is None:
+        yield lambda row: None
+        return
+    run, prefix = _report_run(context, action, now)
+    sink = ReportSink(context.s3, context.bucket)
+    stop = asyncio.Event()
+    flusher = asyncio.create_task(sink.run(stop))
+    try:
+        yield lambda row: sink.add(prefix, {**row, "run": run, "attempt": 1})
+    finally:
+        stop.set()
+        await flusher
+        await sink.flush()
+
+
+def _report_run(context: ArchiveContext, action: str, now: datetime) -> tuple[str, str]:
+    """The run id (``cli-s3copy-20261207T123000Z``) and its report's key prefix."""
+    run = run_id(f"cli-{action}", now)
+    return run, report_prefix(context.settings.archive.report_prefix, run, now)
+
+
+def _report_where(context: ArchiveContext, action: str, now: datetime, report_to: str) -> list[str]:
+    if report_to != "s3" or context.s3 is None or context.bucket is None:
+        return []
+    return [f"s3://{context.bucket}/{_report_run(context, action, now)[1]}"]
 
 
 async def _ids(entries: AsyncIterator[dict[str, Any]]) -> AsyncIterator[str]:
@@ -148,6 +206,7 @@ def _command(action: str, help_text: str) -> Callable[..., None]:
     @FORMAT_OPTION
     @SEED_NO_OPS[0]
     @SEED_NO_OPS[1]
+    @REPORT_OPTION
     def command(
         config_path: Path | None,
         selection: Selection,
@@ -156,8 +215,9 @@ def _command(action: str, help_text: str) -> Callable[..., None]:
         fmt: str,
         _tmp: str | None,
         _wait_ready: bool,
+        report_to: str,
     ) -> None:
-        _run_action(action, config_path, selection, apply, concurrency, fmt)
+        _run_action(action, config_path, selection, apply, concurrency, fmt, report_to)
 
     command.__doc__ = help_text
     return command

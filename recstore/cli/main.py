@@ -45,10 +45,36 @@ STATE_OPTION = click.option(
 )
 
 
+log = logging.getLogger("recstore.cli")
+
+
 def _config_failed(error: ConfigError) -> NoReturn:
+    """One line per problem, then exit 2; each problem is also logged with seed 004's code
+    (15018), and the daemon's refusal to start as 15002, so alert rules on them fire."""
     for key, message in error.problems:
         click.echo(f"recstore: configuration error: {key}: {message}", err=True)
+    if not logging.getLogger().handlers:  # the configuration that says how to log is the one
+        events.setup_logging()  # that failed: the defaults (text on stderr) serve
+    for key, message in error.problems:
+        events.emit(log, events.CONFIGURATION_ERROR, "%s: %s", key, message, key=key)
+    context = click.get_current_context(silent=True)
+    if context is not None and context.info_name == "run":
+        events.emit(
+            log,
+            events.CONFIG_LOAD_FAILED,
+            "cannot load the configuration for the workers: %d problem(s); not starting",
+            len(error.problems),
+        )
     sys.exit(2)
+
+
+def start_logging(settings: Settings) -> None:
+    """Log as configured; a command that works (not the daemon) says so first, with seed
+    004's "Start CLI application" (15001), so a one-shot run's lines are found by it."""
+    events.setup_logging(settings.logger.level, settings.logger.format)
+    context = click.get_current_context(silent=True)
+    command = context.command_path if context is not None else "recstore"
+    events.emit(log, events.START_CLI, "%s started", command, version=__version__)
 
 
 @contextlib.contextmanager
@@ -409,7 +435,7 @@ def transfer(config_path: Path | None, job_file: Path) -> None:
     from recstore.workers.file_transferer import TransferService
 
     settings = _load(config_path)
-    events.setup_logging(settings.logger.level, settings.logger.format)
+    start_logging(settings)
     job = _job_from(job_file.read_text(encoding="utf-8"))
 
     async def run() -> Any:
@@ -434,18 +460,25 @@ def transfer(config_path: Path | None, job_file: Path) -> None:
 @click.option("--dry-run", is_flag=True, help="Count what would be written; write nothing.")
 def share_keys(config_path: Path | None, room_id: int | None, dry_run: bool) -> None:
     """One DracoonGlobalSharer run in the foreground: hand out every missing file key."""
-    from recstore.workers.accounts import AccountPool
+    from recstore.clients.aws import aws_client
+    from recstore.clients.http import http_session
+    from recstore.clients.s3 import S3Store
+    from recstore.workers.accounts import AccountPool, ServedInstances
     from recstore.workers.global_sharer import share_all
 
     settings = _load(config_path)
-    events.setup_logging(settings.logger.level, settings.logger.format)
+    start_logging(settings)
 
     async def run() -> Any:
-        pool = AccountPool(settings.dracoon)
-        try:
-            return await share_all(settings, pool, room_id, dry_run)
-        finally:
-            await pool.close()
+        async with contextlib.AsyncExitStack() as stack:
+            session = await stack.enter_async_context(http_session(settings.dracoon.timeout))
+            pool = AccountPool(settings.dracoon, session)
+            stack.push_async_callback(pool.close)
+            store = None
+            if settings.leases.shared:  # the daemon's list of served instances is there
+                store = S3Store(await stack.enter_async_context(aws_client(settings.aws, "s3")))
+            served = ServedInstances.of(settings, store)
+            return await share_all(settings, pool, room_id, dry_run, served, session)
 
     with reported_errors():
         report = asyncio.run(run())

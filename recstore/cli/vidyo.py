@@ -14,8 +14,14 @@ from typing import Any
 
 import click
 
-from recstore import events
-from recstore.cli.main import CONFIG_OPTION, _config_failed, _load, main, reported_errors
+from recstore.cli.main import (
+    CONFIG_OPTION,
+    _config_failed,
+    _load,
+    main,
+    reported_errors,
+    start_logging,
+)
 from recstore.errors import ConfigError
 
 COLUMNS = ("recording_id", "guid", "action", "entry_id", "result")
@@ -42,7 +48,7 @@ def setup_metadata(config_path: Path | None, write: bool) -> None:
     if write and config_path is None:
         raise click.UsageError("--write needs --config: the file to write the id into")
     settings = _load(config_path)
-    events.setup_logging(settings.logger.level, settings.logger.format)
+    start_logging(settings)
     system_name = settings.workers.vidyo_sync.metadata_profile_system_name
     kaltura = settings.kaltura
     missing = [
@@ -101,7 +107,7 @@ def sync(config_path: Path | None, dry_run: bool) -> None:
     from recstore.workers.vidyo_sync import open_sync
 
     settings = _load(config_path)
-    events.setup_logging(settings.logger.level, settings.logger.format)
+    start_logging(settings)
 
     async def run() -> Any:
         async with open_sync(settings) as service:

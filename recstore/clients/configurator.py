@@ -9,10 +9,17 @@ ingress's default backend during a rollout) and says nothing about the instance:
 :class:`RemoteError` like anything else that fails, and the job is retried later. Only network
 faults and 408/429/5xx are retried here, within the request.
 Answers are cached for ``configurator.cacheTtl`` so a busy queue does not hammer the service.
+
+The answer is the instance's whole configuration, of which recstore reads ``recordings``; the
+seed's configurator serves other sections beside it (``wrapup.*`` for the meeting's wrap-up
+form), which are ignored, each named once per process in a debug line. ``recordings.dracoon.
+targets`` is read as a list or as the JSON string the seed stores it as
+(:class:`~recstore.config.InstanceDracoon`).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 from urllib.parse import quote
@@ -26,6 +33,12 @@ from recstore.errors import RemoteError, UnknownInstance, transient_status
 from recstore.retry import RetryPolicy, call_with_retry
 
 REMOTE = "configurator"
+#: The sections of an instance's configuration that recstore reads.
+USED_SECTIONS = frozenset(InstanceSettings.model_fields)
+
+log = logging.getLogger(__name__)
+#: Unused sections already named in a debug line, so a busy queue does not repeat them.
+_unused_seen: set[str] = set()
 
 
 class ConfiguratorClient:
@@ -80,7 +93,7 @@ class ConfiguratorClient:
                         transient=False,
                     ) from None
         try:
-            return InstanceSettings.model_validate(unflatten(document))
+            return InstanceSettings.model_validate(used_sections(unflatten(document), domain))
         except ValidationError as exc:
             fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors())
             raise RemoteError(
@@ -88,6 +101,22 @@ class ConfiguratorClient:
                 remote=REMOTE,
                 transient=False,
             ) from None
+
+
+def used_sections(document: Any, domain: str) -> Any:
+    """The answer without the sections recstore does not use; each is logged once (debug)."""
+    if not isinstance(document, dict):
+        return document
+    unused = sorted(str(key) for key in document if key not in USED_SECTIONS)
+    new = [section for section in unused if section not in _unused_seen]
+    if new:
+        _unused_seen.update(new)
+        log.debug(
+            "configurator's answer for %s carries sections recstore does not use, ignored: %s",
+            domain,
+            ", ".join(new),
+        )
+    return {key: value for key, value in document.items() if key in USED_SECTIONS}
 
 
 def unflatten(document: Any) -> Any:

@@ -24,6 +24,14 @@ from recstore.config import InstanceSettings
 from recstore.errors import PermanentJobError, UnknownInstance
 
 
+class InstanceConfigurationError(PermanentJobError):
+    """The job's instance has no configuration, or none that serves this job.
+
+    Its own class so the job's line carries seed 004's code for it (15013, "InstanceJobRunner
+    error": the seed's runner resolved an instance's configuration before a job ran).
+    """
+
+
 @dataclass(frozen=True)
 class Target:
     """One room path (a template) and its expiration text, as configured or sent."""
@@ -51,14 +59,14 @@ class InstanceResolver:
         if local is not None:
             return local
         if self._configurator is None:
-            raise PermanentJobError(
+            raise InstanceConfigurationError(
                 f"instance {domain!r} has no configuration: not in `instances:` and no "
                 "configurator.url is set"
             )
         try:
             answer = await self._configurator.instance(domain)
         except UnknownInstance as exc:
-            raise PermanentJobError(f"instance {domain!r}: {exc}") from exc
+            raise InstanceConfigurationError(f"instance {domain!r}: {exc}") from exc
         # The YAML's passwords are kept out of log lines from the start; these arrive now.
         events.register_secrets_in(answer)
         return answer
@@ -69,20 +77,40 @@ def targets_for(
     domain: str,
     meeting_type_id: int | None,
     message_targets: Sequence[Target],
+    meeting_type_name: str | None = None,
 ) -> list[Target]:
-    """The targets of one job; PermanentJobError when there are none."""
+    """The targets of one job; InstanceConfigurationError when there are none.
+
+    A target's ``meetingTypeId`` matches the message's ``meeting.type.id``; seed 004's own
+    example message carries no id, only ``meeting.type.name``, so a target may also be keyed
+    by the type's name (compared without regard to case), which every message has. ``*any*``
+    matches every meeting.
+    """
     if message_targets:
         return list(message_targets)
     # Only exact repeats are dropped: the same path with another expiration is the transfer's
     # to weigh, and dropping it here would let the first one listed shorten the other's.
     chosen: dict[Target, None] = {}
     for target in instance.recordings.dracoon.targets:
-        if target.meeting_type_id in ("*any*", meeting_type_id):
+        if _matches(target.meeting_type_id, meeting_type_id, meeting_type_name):
             for copy in target.copy_to:
                 chosen[Target(copy.path, copy.expiration)] = None
     if not chosen:
-        raise PermanentJobError(
-            f"instance {domain!r} has no target for meeting type {meeting_type_id} "
-            "and the message names none"
+        which = (
+            f"meeting type {meeting_type_id}"
+            if meeting_type_id is not None
+            else f"meeting type {meeting_type_name!r} (the message names no meeting.type.id: "
+            "key targets by *any* or by the type's name)"
+        )
+        raise InstanceConfigurationError(
+            f"instance {domain!r} has no target for {which} and the message names none"
         )
     return list(chosen)
+
+
+def _matches(key: int | str, type_id: int | None, type_name: str | None) -> bool:
+    if key == "*any*":
+        return True
+    if isinstance(key, int):
+        return key == type_id
+    return type_name is not None and key.casefold() == type_name.casefold()

@@ -280,6 +280,14 @@ class Transferer:
                 )
             else:
                 report.sources_removed.append(info.key)
+                events.emit(
+                    log,
+                    events.STORAGE_STATUS,
+                    "source s3://%s/%s removed: every target holds it",
+                    info.bucket,
+                    info.key,
+                    size=info.size,
+                )
 
     async def _upload(
         self,

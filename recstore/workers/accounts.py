@@ -9,13 +9,21 @@ settings name the account; the global ``dracoon.*`` section supplies what instan
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 
 import aiohttp
 
+from recstore import events
+from recstore.clients.configurator import ConfiguratorClient
 from recstore.clients.dracoon import DracoonAccount, DracoonClient
-from recstore.config import DracoonSettings, InstanceDracoon
-from recstore.errors import PermanentJobError
+from recstore.clients.s3 import S3Store
+from recstore.config import DracoonSettings, InstanceDracoon, Settings
+from recstore.errors import PermanentJobError, RecstoreError
 from recstore.retry import RetryPolicy
+from recstore.transfer.instances import InstanceResolver
+
+log = logging.getLogger(__name__)
 
 
 class AccountPool:
@@ -86,3 +94,116 @@ class AccountPool:
         for client in self._clients.values():
             await client.close()
         self._clients.clear()
+
+
+#: The served instances of this process, when no lease bucket is there to share them in.
+_SERVED_HERE: set[str] = set()
+SERVED_KEY = "served-instances.json"
+
+
+class ServedInstances:
+    """The domains whose jobs the daemon has served, so the DracoonGlobalSharer covers the
+    accounts of instances known only to the configurator (seed 004's normal case), not only
+    ``dracoon.*`` and the YAML's ``instances:``.
+
+    The seed's configurator answers one instance at a time and offers no list of them, so the
+    daemon remembers which it has asked about for a job. With a lease bucket the list is one
+    small S3 object beside the leases (``<leases.prefix>served-instances.json``), written with
+    S3's conditional writes: every replica's jobs count, whichever replica holds the sharer's
+    lease, and a restart forgets nothing. It holds domains only; the sharer asks the
+    configurator for each one's account when it runs. Without a lease bucket (one replica) the
+    list lives in this process, shared by its workers.
+    """
+
+    def __init__(self, store: S3Store | None, bucket: str | None, key: str) -> None:
+        self._store = store if bucket else None
+        self._bucket = bucket or ""
+        self._key = key
+        self._written: set[str] = set()  # already in the shared list: no write per job
+
+    @classmethod
+    def of(cls, settings: Settings, store: S3Store | None) -> ServedInstances:
+        leases = settings.leases
+        bucket = leases.bucket if leases.shared else None
+        return cls(store, bucket, leases.prefix + SERVED_KEY)
+
+    async def add(self, domain: str) -> None:
+        """Remember ``domain``; a failure to write is logged, never a job's failure."""
+        domain = domain.lower()
+        if self._store is None:
+            _SERVED_HERE.add(domain)
+            return
+        if domain in self._written:
+            return
+        try:
+            for _ in range(5):  # another replica may write between our read and our write
+                current, etag = await self._read()
+                if domain in current:
+                    break
+                data = json.dumps(sorted(current | {domain})).encode()
+                if etag is None:
+                    written = await self._store.put_small(
+                        self._bucket, self._key, data, if_none_match=True
+                    )
+                else:
+                    written = await self._store.put_small(
+                        self._bucket, self._key, data, if_match=etag
+                    )
+                if written is not None:
+                    break
+            else:
+                return
+        except RecstoreError as exc:
+            events.emit(
+                log, events.STORAGE_ERROR, "cannot record instance %s as served: %s", domain, exc
+            )
+            return
+        self._written.add(domain)
+
+    async def domains(self) -> set[str]:
+        """Every domain served so far (by any replica, with a lease bucket)."""
+        if self._store is None:
+            return set(_SERVED_HERE)
+        return (await self._read())[0]
+
+    async def _read(self) -> tuple[set[str], str | None]:
+        assert self._store is not None
+        found = await self._store.get_small(self._bucket, self._key)
+        if found is None:
+            return set(), None
+        data, etag = found
+        try:
+            domains = json.loads(data)
+        except ValueError:
+            domains = []
+        return {d for d in domains if isinstance(d, str)}, etag
+
+
+async def served_accounts(
+    settings: Settings,
+    pool: AccountPool,
+    served: ServedInstances,
+    session: aiohttp.ClientSession | None,
+) -> list[DracoonAccount]:
+    """The DRACOON accounts of the served instances, as their configuration says now.
+
+    An instance whose configuration cannot be had is logged (15016) and left out of this run;
+    the next run asks again.
+    """
+    domains = await served.domains()
+    if not domains:
+        return []
+    configurator = (
+        ConfiguratorClient(settings.configurator, session)
+        if settings.configurator.url and session is not None
+        else None
+    )
+    resolver = InstanceResolver(settings.instances, configurator)
+    accounts = []
+    for domain in sorted(domains):
+        try:
+            instance = await resolver.resolve(domain)
+            accounts.append(pool.account_for(instance.recordings.dracoon))
+        except RecstoreError as exc:
+            events.emit(log, events.GLOBAL_SHARER_ERROR, "instance %s: %s", domain, exc)
+    return accounts

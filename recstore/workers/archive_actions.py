@@ -32,6 +32,7 @@ from typing import Any
 
 from recstore import events, metrics
 from recstore.archive.actions import (
+    DEFAULT_PLACEHOLDER,
     OUTCOME_COLUMNS,
     ActionResult,
     ArchiveRules,
@@ -66,9 +67,7 @@ REPORT_COLUMNS = ("run", *OUTCOME_COLUMNS, "attempt")
 def rules_from(settings: Settings) -> ArchiveRules:
     """The archive rules of the configuration (``archive.*``), read once."""
     archive = settings.archive
-    placeholder = (
-        Placeholder.of(archive.placeholder_video) if archive.placeholder_video is not None else None
-    )
+    placeholder = Placeholder.of(archive.placeholder_video or DEFAULT_PLACEHOLDER)
     return ArchiveRules(
         bucket=archive.bucket or "",
         tags=archive_tags(archive),

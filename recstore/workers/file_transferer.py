@@ -17,16 +17,19 @@ from typing import Any
 
 from recstore import events
 from recstore.clients.aws import aws_client
+from recstore.clients.configurator import REMOTE as CONFIGURATOR
 from recstore.clients.configurator import ConfiguratorClient
 from recstore.clients.http import http_session
+from recstore.clients.s3 import REMOTE as S3
 from recstore.clients.s3 import S3Store
 from recstore.clients.sqs import Message, SqsQueue
 from recstore.config import Settings
+from recstore.errors import RemoteError
 from recstore.progress import PROGRESS
-from recstore.transfer.instances import InstanceResolver, targets_for
+from recstore.transfer.instances import InstanceConfigurationError, InstanceResolver, targets_for
 from recstore.transfer.job import TransferJob, parse_job
 from recstore.transfer.transferer import Transferer, TransferReport, TransferRequest
-from recstore.workers.accounts import AccountPool
+from recstore.workers.accounts import AccountPool, ServedInstances
 from recstore.workers.base import WorkerHealth
 from recstore.workers.dracoon_destination import DracoonDestination
 from recstore.workers.queue_consumer import ConsumerSettings, QueueConsumer
@@ -45,6 +48,7 @@ class TransferService:
         self.accounts: AccountPool | None = None
         self.resolver: InstanceResolver | None = None
         self.transferer: Transferer | None = None
+        self.served: ServedInstances | None = None
         # One job at a time per job id: a producer's re-send, or a redelivery while the first
         # copy still runs, would otherwise upload in parallel, both miss the other's file, and
         # leave two. The second waits, then finds the first's file "already there". (Two
@@ -79,6 +83,7 @@ class TransferService:
         self.resolver = InstanceResolver(settings.instances, configurator)
         self.accounts = AccountPool(settings.dracoon, session)
         stack.push_async_callback(self.accounts.close)
+        self.served = ServedInstances.of(settings, self.s3)
         self.transferer = Transferer(
             self.s3, settings.s3.chunk_size, settings.s3.remove_after_transferring
         )
@@ -98,8 +103,11 @@ class TransferService:
         assert self.transferer is not None
         domain = job.instance.domain
         instance = await self.resolver.resolve(domain)
+        if self.served is not None:  # its account gets the DracoonGlobalSharer's runs too
+            await self.served.add(domain)
         dracoon = instance.recordings.dracoon
-        targets = targets_for(instance, domain, job.meeting.type.id, job.targets)
+        meeting_type = job.meeting.type
+        targets = targets_for(instance, domain, meeting_type.id, job.targets, meeting_type.name)
         client = await self.accounts.client(self.accounts.account_for(dracoon))
         request = TransferRequest(
             job_id=job.job_id,
@@ -172,8 +180,25 @@ class FileTransferer:
                 self.health,
                 job_id=_job_id,
                 scope=_instance,
+                failure_event=job_failure_event,
             )
             await self.consumer.run(stop)
+
+
+def job_failure_event(exc: BaseException) -> events.Event:
+    """The code of a failed job's line, as seed 004 logged the same failure.
+
+    S3 refusing or failing the source: 15011 (Storage error). The instance's configuration
+    missing, refused by the configurator or serving no target: 15013 (InstanceJobRunner
+    error). Anything else (DRACOON, a malformed message): 15007 (Transferer error).
+    """
+    if isinstance(exc, RemoteError) and exc.remote == S3:
+        return events.STORAGE_ERROR
+    if isinstance(exc, InstanceConfigurationError) or (
+        isinstance(exc, RemoteError) and exc.remote == CONFIGURATOR
+    ):
+        return events.INSTANCE_JOB_RUNNER_ERROR
+    return events.TRANSFER_ERROR
 
 
 def _instance(job_id: str) -> str:

@@ -2,7 +2,8 @@
 
 Users who join a room after a file was uploaded cannot open it until someone who holds the
 file key encrypts it for them. Each run asks DRACOON, for every account the daemon knows (the
-``dracoon.*`` account and each instance of ``instances:``), which users lack which file keys,
+``dracoon.*`` account, each instance of ``instances:`` and each instance whose jobs it served,
+:class:`~recstore.workers.accounts.ServedInstances`), which users lack which file keys,
 and writes them with the same code the FileTransferer uses after an upload. One account that
 fails is logged (15016) and does not stop the others; each run reports its counts (15017).
 With several replicas, the run is held to one of them by a lease.
@@ -16,13 +17,17 @@ import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
+import aiohttp
+
 from recstore import events
+from recstore.clients.aws import aws_client
 from recstore.clients.dracoon import DracoonAccount
 from recstore.clients.http import http_session
+from recstore.clients.s3 import S3Store
 from recstore.config import Settings
 from recstore.errors import RecstoreError
 from recstore.transfer.keys import share_missing_keys
-from recstore.workers.accounts import AccountPool
+from recstore.workers.accounts import AccountPool, ServedInstances, served_accounts
 from recstore.workers.base import WorkerHealth
 from recstore.workers.dracoon_destination import DracoonDestination
 from recstore.workers.periodic import PeriodicWorker, job_lease
@@ -55,12 +60,25 @@ class SharerReport:
 
 
 async def share_all(
-    settings: Settings, pool: AccountPool, room_id: int | None = None, dry_run: bool = False
+    settings: Settings,
+    pool: AccountPool,
+    room_id: int | None = None,
+    dry_run: bool = False,
+    served: ServedInstances | None = None,
+    session: aiohttp.ClientSession | None = None,
 ) -> SharerReport:
-    """One run over every known account; raises only when every account failed."""
+    """One run over every known account and every served instance's; raises only when every
+    account failed."""
     started = time.monotonic()
     report = SharerReport()
-    for account in known_accounts(settings, pool):
+    accounts = known_accounts(settings, pool)
+    if served is not None:
+        seen = {(a.base_url.rstrip("/"), a.login) for a in accounts}
+        for account in await served_accounts(settings, pool, served, session):
+            if (account.base_url.rstrip("/"), account.login) not in seen:
+                seen.add((account.base_url.rstrip("/"), account.login))
+                accounts.append(account)
+    for account in accounts:
         report.accounts += 1
         try:
             client = await pool.client(account)
@@ -112,10 +130,14 @@ class DracoonGlobalSharer:
             session = await stack.enter_async_context(http_session(settings.dracoon.timeout))
             pool = AccountPool(settings.dracoon, session)
             stack.push_async_callback(pool.close)
-            lease = await job_lease(stack, settings, NAME)
+            store = None
+            if settings.leases.shared:
+                store = S3Store(await stack.enter_async_context(aws_client(settings.aws, "s3")))
+            lease = await job_lease(stack, settings, NAME, store)
+            served = ServedInstances.of(settings, store)
 
             async def run_once() -> None:
-                await share_all(settings, pool)
+                await share_all(settings, pool, served=served, session=session)
 
             interval = settings.workers.dracoon_global_sharer.job_delay_minutes * 60.0
             self.periodic = PeriodicWorker(NAME, interval, run_once, lease)

@@ -163,6 +163,17 @@ class PeriodicWorker:
         self.last_outcome = outcome
         self.outcomes[outcome] += 1
         metrics.PERIODIC_RUNS.labels(worker=self.name, outcome=outcome).inc()
+        # Seed 004's "Worker profiling" (15008): what one run of the worker cost.
+        events.emit(
+            log,
+            events.WORKER_PROFILING,
+            "%s run ended (%s)",
+            self.name,
+            outcome,
+            worker=self.name,
+            seconds=round(self.last_finished - (self.last_started or self.last_finished), 3),
+            runs=self.runs,
+        )
 
 
 async def job_lease(

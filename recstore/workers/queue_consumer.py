@@ -84,6 +84,7 @@ class QueueConsumer:
         health: WorkerHealth,
         job_id: Callable[[Message], str] | None = None,
         scope: Callable[[str], str] | None = None,
+        failure_event: Callable[[BaseException], events.Event] | None = None,
     ) -> None:
         self.name = name
         self._queue = queue
@@ -94,6 +95,9 @@ class QueueConsumer:
         self._job_id = job_id or (lambda message: message.message_id)
         #: Job id → the scope of its jobs' remote failures (one for all when not given).
         self._scope = scope or (lambda job_id: "")
+        #: The event code of a failed job's line: the worker's to say which part failed (seed
+        #: 004 logs an S3 refusal as 15011, an instance's configuration as 15013).
+        self._failure_event = failure_event or (lambda exc: events.TRANSFER_ERROR)
         #: Messages whose last attempt failed on a remote → the health concern it set.
         self._failed_on_remote: dict[str, str] = {}
         self.in_flight: dict[str, asyncio.Task[None]] = {}
@@ -231,13 +235,13 @@ class QueueConsumer:
             if await _shielded(acknowledge(self._dead_letter_and_delete(message, str(exc)))):
                 metrics.JOBS.labels(worker=self.name, outcome="dead_lettered").inc()
                 events.emit(
-                    log, events.TRANSFER_ERROR, "job moved to the dead-letter queue: %s", exc
+                    log, self._failure_event(exc), "job moved to the dead-letter queue: %s", exc
                 )
             else:  # still (or also) in the work queue: it comes back and fails the same way
                 metrics.JOBS.labels(worker=self.name, outcome="retried").inc()
                 events.emit(
                     log,
-                    events.TRANSFER_ERROR,
+                    self._failure_event(exc),
                     "job failed for good (%s) but was not moved to the dead-letter queue; "
                     "it comes back after visibilityTimeout",
                     exc,
@@ -252,7 +256,7 @@ class QueueConsumer:
             metrics.JOBS.labels(worker=self.name, outcome="retried").inc()
             events.emit(
                 log,
-                events.TRANSFER_ERROR,
+                self._failure_event(exc),
                 "job failed, retried in %d s (attempt %d): %s",
                 delay,
                 message.receive_count,
