@@ -30,6 +30,9 @@ Seed document (``POST /_devstack/seed``)::
                   "tags": "a,b" | ["a", "b"],
                   "categories": "MediaSpace>site>X" | ["..."],   # ">" separates levels
                   "status": 2,                # KalturaEntryStatus, default 2 (READY)
+                  "moderationStatus": 6,      # default AUTO_APPROVED; 1/3 hidden by default
+                  "displayInSearch": 1,       # default PARTNER_ONLY; -2 is the recycle bin
+                  "dropAfterSearch": false,   # true: counted by the search, never shown
                   "userId": "alice", "creatorId": "alice", "referenceId": "guid"?,
                   "partnerSortValue": 0, "msDuration": 60000, "mediaType": 1,
                   "flavors": [{"id": "0_fl1"?, "isOriginal": true,
@@ -66,8 +69,10 @@ from aiohttp import web
 from recstore.devstack.faults import ADMIN_PREFIX, FaultInjector
 from recstore.devstack.kaltura_ks import KsError, Session, parse_ks
 from recstore.devstack.kaltura_model import (
+    DISPLAY_PARTNER_ONLY,
     ENTRY_READY,
     FLAVOR_READY,
+    MODERATION_AUTO_APPROVED,
     WEB_FLAVOR_PARAMS,
     Entry,
     Flavor,
@@ -341,6 +346,9 @@ class KalturaStandIn:
             partner_sort_value=int(data.get("partnerSortValue", 0)),
             ms_duration=int(data.get("msDuration", 60_000)),
             media_type=int(data.get("mediaType", 1)),
+            moderation_status=int(data.get("moderationStatus", MODERATION_AUTO_APPROVED)),
+            display_in_search=int(data.get("displayInSearch", DISPLAY_PARTNER_ONLY)),
+            drop_after_search=bool(data.get("dropAfterSearch", False)),
         )
         return entry
 
@@ -472,8 +480,8 @@ def _call_fault(spec: dict[str, Any]) -> dict[str, Any]:
         "service": str(spec["service"]).lower(),
         "action": str(spec["action"]).lower(),
         "match": str(spec.get("match", "")),
-        "code": str(spec.get("code", "INTERNAL_SERVERERROR")),
-        "message": str(spec.get("message", "injected call fault")),
+        "code": str(spec.get("code", "INTERNAL_SERVERL_ERROR")),
+        "message": str(spec.get("message", "Internal server error occurred")),
         "count": None if spec.get("count") is None else int(spec["count"]),
     }
 

@@ -71,17 +71,30 @@ class MetadataActions:
         return profile.to_api(self.store.partner_id)
 
     async def metadata_list(self, params: dict[str, Any], session: Session | None) -> Any:
+        """``metadata.list`` as ``KalturaMetadataFilter::getListResponse`` answers it.
+
+        ``metadataObjectTypeEqual`` defaults to ENTRY (1); for entries a filter naming neither
+        ``objectIdEqual`` nor ``objectIdIn`` is refused (``MUST_FILTER_ON_OBJECT_ID``), and
+        ``objectIdIn`` keeps its first 150 values as every ``...In`` list does.
+        """
         flt = params.get("filter") if isinstance(params.get("filter"), dict) else {}
         assert isinstance(flt, dict)
-        items = list(self.store.metadata.values())
+        object_type = as_str(flt.get("metadataObjectTypeEqual")) or "1"
+        if as_str(flt.get("objectIdEqual")):
+            object_ids = [as_str(flt["objectIdEqual"]) or ""]
+        else:
+            object_ids = filters.in_list(flt.get("objectIdIn"))
+        if not object_ids and object_type == "1":
+            raise ApiError("MUST_FILTER_ON_OBJECT_ID", "Must filter on object id")
+        wanted = set(object_ids)
+        items = [
+            m
+            for m in self.store.metadata.values()
+            if m.object_type == object_type and (not wanted or m.object_id in wanted)
+        ]
         if "metadataProfileIdEqual" in flt:
             pid = as_int(flt["metadataProfileIdEqual"])
             items = [m for m in items if m.profile_id == pid]
-        if "objectIdEqual" in flt:
-            items = [m for m in items if m.object_id == as_str(flt["objectIdEqual"])]
-        if "objectIdIn" in flt:
-            ids = {i.strip() for i in (as_str(flt["objectIdIn"]) or "").split(",")}
-            items = [m for m in items if m.object_id in ids]
         start, end = filters.page_bounds(params.get("pager"))
         return {
             "objectType": "KalturaMetadataListResponse",
@@ -99,7 +112,8 @@ class MetadataActions:
                 ID=profile_id,
             )
         object_id = as_str(require(params, "objectId")) or ""
-        if (as_str(params.get("objectType")) or "1") == "1":
+        object_type = as_str(params.get("objectType")) or "1"
+        if object_type == "1":
             self._entry(object_id)
         xml = as_str(require(params, "xmlData")) or ""
         check_metadata(profile.xsd, xml)
@@ -110,7 +124,13 @@ class MetadataActions:
                     f"Metadata already exists [{existing.id}]",
                     ID=existing.id,
                 )
-        item = Metadata(id=self.new_int_id(), profile_id=profile_id, object_id=object_id, xml=xml)
+        item = Metadata(
+            id=self.new_int_id(),
+            profile_id=profile_id,
+            object_id=object_id,
+            xml=xml,
+            object_type=object_type,
+        )
         self.store.metadata[item.id] = item
         return item.to_api(self.store.partner_id)
 

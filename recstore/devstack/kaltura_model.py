@@ -26,6 +26,14 @@ ENTRY_PRECONVERT = 1
 ENTRY_READY = 2
 ENTRY_DELETED = 3
 ENTRY_NO_CONTENT = 7
+# KalturaEntryModerationStatus (alpha/lib/model/entry.php)
+MODERATION_PENDING = 1
+MODERATION_REJECTED = 3
+MODERATION_AUTO_APPROVED = 6
+# EntryDisplayInSearchType (alpha/lib/enums/EntryDisplayInSearchType.php)
+DISPLAY_RECYCLED = -2
+DISPLAY_SYSTEM = -1
+DISPLAY_PARTNER_ONLY = 1
 # KalturaFlavorAssetStatus
 FLAVOR_ERROR = -1
 FLAVOR_QUEUED = 0
@@ -130,6 +138,14 @@ class Entry:
     media_type: int = 1
     replacement_status: str = "0"
     ready_at: float | None = None
+    moderation_status: int = MODERATION_AUTO_APPROVED
+    display_in_search: int = DISPLAY_PARTNER_ONLY
+    #: The display state before ``baseEntry.recycle``, given back by ``restoreRecycled``.
+    previous_display: int | None = None
+    recycled_at: int | None = None
+    #: Found by the search but dropped when the rows are read (criteria the database query
+    #: applies again, e.g. entitlement): counted and paged over, never shown.
+    drop_after_search: bool = False
     _tags_cache: tuple[str, frozenset[str]] | None = field(default=None, repr=False)
 
     @property
@@ -154,6 +170,9 @@ class UploadToken:
     path: Path
     file_name: str = ""
     file_size: int | None = None
+    auto_finalize: bool = False
+    #: Chunks sent ahead of what is held, by position, appended once the gap is filled.
+    chunks: dict[int, bytes] = field(default_factory=dict)
     uploaded: int = 0
     status: int = 0  # PENDING, 1 PARTIAL_UPLOAD, 2 FULL_UPLOAD, 3 CLOSED
     created_at: int = field(default_factory=now)
@@ -169,6 +188,7 @@ class UploadToken:
             "fileName": self.file_name,
             "fileSize": self.file_size,
             "uploadedFileSize": self.uploaded,
+            "autoFinalize": int(self.auto_finalize),
             "createdAt": self.created_at,
             "updatedAt": self.updated_at,
         }
@@ -210,6 +230,7 @@ class Metadata:
     profile_id: int
     object_id: str
     xml: str
+    object_type: str = "1"  # KalturaMetadataObjectType: 1 ENTRY
     version: int = 1
     created_at: int = field(default_factory=now)
     updated_at: int = field(default_factory=now)
@@ -221,7 +242,7 @@ class Metadata:
             "partnerId": partner_id,
             "metadataProfileId": self.profile_id,
             "metadataProfileVersion": 1,
-            "metadataObjectType": "1",
+            "metadataObjectType": self.object_type,
             "objectId": self.object_id,
             "version": self.version,
             "createdAt": self.created_at,

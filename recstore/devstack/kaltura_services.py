@@ -139,7 +139,9 @@ class Services(MetadataActions):
             "categories": ",".join(entry.categories),
             "categoriesIds": cat_ids,
             "status": str(entry.status),
-            "moderationStatus": 6,
+            "moderationStatus": entry.moderation_status,
+            "displayInSearch": entry.display_in_search,
+            "recycledAt": entry.recycled_at,
             "moderationCount": 0,
             "type": "1",
             "createdAt": entry.created_at,
@@ -216,7 +218,8 @@ class Services(MetadataActions):
         start, end = filters.page_bounds(params.get("pager"))
         return {
             "objectType": "KalturaMediaListResponse",
-            "objects": [self.entry_api(e) for e in matches[start:end]],
+            # rows the search found but the database query drops: they count, not show
+            "objects": [self.entry_api(e) for e in matches[start:end] if not e.drop_after_search],
             "totalCount": len(matches),
         }
 
@@ -445,7 +448,7 @@ class Services(MetadataActions):
             flavors = [f for f in flavors if f.status == as_int(flt["statusEqual"])]
         if "isOriginalEqual" in flt:
             flavors = [f for f in flavors if f.is_original == as_bool(flt["isOriginalEqual"])]
-        start, end = filters.page_bounds(params.get("pager"))
+        start, end = filters.page_bounds(params.get("pager"), search=False)
         return {
             "objectType": "KalturaFlavorAssetListResponse",
             "objects": [f.to_api(self.store.partner_id) for f in flavors[start:end]],
@@ -491,6 +494,7 @@ class Services(MetadataActions):
             path=uploads / token_id,
             file_name=as_str(data.get("fileName")) or "",
             file_size=as_int(data.get("fileSize")),
+            auto_finalize=bool(as_bool(data.get("autoFinalize"))),
         )
         token.path.touch()
         self.store.tokens[token_id] = token
@@ -500,6 +504,15 @@ class Services(MetadataActions):
         return self._token(require(params, "uploadTokenId")).to_api(self.store.partner_id)
 
     async def token_upload(self, params: dict[str, Any], session: Session | None) -> Any:
+        """``uploadToken.upload`` as ``kUploadTokenMgr::handleResume`` does it.
+
+        Without ``resume`` the data replaces the file; with ``resumeAt`` -1 it is appended;
+        with a position it is written there when it touches what is held, else kept aside
+        until the gap is filled. Only a final chunk at a position above 0 is checked: the file
+        must then end where the chunk does (``UPLOAD_TOKEN_CANNOT_MATCH_EXPECTED_SIZE``). The
+        ``fileSize`` given to ``add`` is checked only with ``autoFinalize``. (The server waits
+        up to 45 s for missing chunks before refusing; the stand-in refuses at once.)
+        """
         token = self._token(require(params, "uploadTokenId"))
         file_data = params.get("fileData")
         if not isinstance(file_data, FileParam):
@@ -514,30 +527,48 @@ class Services(MetadataActions):
         final = True if final is None else final
         resume_at = as_int(params.get("resumeAt"))
         resume_at = -1 if resume_at is None else resume_at
+        data = file_data.data
+        expected: int | None = None
         if not resume:
-            token.path.write_bytes(file_data.data)
+            token.path.write_bytes(data)
+        elif resume_at < 0:
+            with token.path.open("ab") as out:
+                out.write(data)
         else:
-            size = token.path.stat().st_size
-            position = size if resume_at < 0 else resume_at
-            if position > size:
-                raise ApiError(
-                    "UPLOAD_TOKEN_RESUMING_INVALID_POSITION",
-                    "Resuming not allowed when the position is beyond the uploaded size",
-                )
-            with token.path.open("r+b") as out:
-                out.seek(position)
-                out.write(file_data.data)
-        token.uploaded = token.path.stat().st_size
+            token.chunks[resume_at] = data
+            _append_available(token)
+            if final and resume_at > 0:
+                expected = resume_at + len(data)
+        size = token.path.stat().st_size
+        if (
+            token.auto_finalize
+            and token.file_size is not None
+            and max(resume_at, 0) + len(data) >= token.file_size
+        ):
+            final, expected = True, token.file_size
+        token.uploaded = size
         token.file_name = token.file_name or file_data.filename
         token.updated_at = now()
-        if final:
-            if token.file_size is not None and token.uploaded != token.file_size:
-                token.status = 1
-                raise ApiError(
-                    "UPLOAD_TOKEN_CANNOT_MATCH_EXPECTED_SIZE",
-                    "Upload token cannot match expected size",
-                )
-            token.status = 2
-        else:
+        if final and expected is not None and size != expected:
             token.status = 1
+            raise ApiError(
+                "UPLOAD_TOKEN_CANNOT_MATCH_EXPECTED_SIZE", "Failed to match expected file size"
+            )
+        token.status = 2 if final else 1
         return token.to_api(self.store.partner_id)
+
+
+def _append_available(token: UploadToken) -> None:
+    """Write the kept-aside chunks that now touch the end of the file, in order."""
+    with token.path.open("r+b") as out:
+        while token.chunks:
+            size = out.seek(0, 2)
+            position = min(token.chunks)
+            data = token.chunks[position]
+            if position > size:
+                return  # a gap: wait for the chunk that fills it
+            del token.chunks[position]
+            if position + len(data) <= size:
+                continue  # already held
+            out.seek(position)
+            out.write(data)

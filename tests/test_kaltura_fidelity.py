@@ -1,0 +1,243 @@
+"""Issue 28: the Kaltura client right against a stand-in that behaves as the real server.
+
+Each test holds one behaviour of ``kaltura/server`` (sources in ``docs/fidelity.md``) and the
+client's answer to it: ``plays`` compared through ``advancedSearch``, the READY-only default
+status, the 150-value cut of ``...In`` lists, the internal error codes worth a retry, upload
+tokens verified by the client, paging that survives short pages and entries leaving the
+filter, and ``metadata.list`` naming its objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import pytest
+
+from recstore.archive.filters import Selection
+from recstore.clients.kaltura import KalturaClient, KalturaError
+from tests.test_kaltura_client import FAST, T0, chunks_of, seed, settings, stand_in
+from tests.test_vidyo_sync import Env, env
+from tests.vidyo_helpers import recording
+
+__all__ = ["env", "stand_in"]  # fixtures, used by name below
+
+NOW = datetime.now(UTC)
+
+
+async def listed(client: KalturaClient, flt: dict[str, Any]) -> list[str]:
+    return sorted([e["id"] async for e in client.iter_entries(flt, page_size=50)])
+
+
+@pytest.fixture
+async def client(stand_in: dict[str, Any]) -> AsyncIterator[KalturaClient]:
+    async with aiohttp.ClientSession() as session:
+        yield KalturaClient(settings(stand_in), session, FAST)
+
+
+async def raw(client: KalturaClient, service: str, action: str, **params: Any) -> Any:
+    try:
+        return await client.call(service, action, **params)
+    except KalturaError as exc:
+        return exc
+
+
+async def test_plays_is_compared_on_the_server_and_a_made_up_field_filters_nothing(
+    stand_in: dict[str, Any], client: KalturaClient
+) -> None:
+    await seed(
+        stand_in,
+        [
+            {"id": "0_never", "createdAt": T0, "plays": 0, "flavors": []},
+            {"id": "0_once", "createdAt": T0 + 1, "plays": 1, "flavors": []},
+            {"id": "0_often", "createdAt": T0 + 2, "plays": 9, "flavors": []},
+        ],
+    )
+    flt = Selection(plays=0).kaltura_filter(NOW)
+    assert await listed(client, flt) == ["0_never"]
+    assert await client.count(flt) == 1
+    # the server drops a field its filter class lacks (KalturaRequestDeserializer::buildObject)
+    made_up = {"objectType": "KalturaMediaEntryFilter", "playsEqual": 0}
+    assert await listed(client, made_up) == ["0_never", "0_often", "0_once"]
+
+
+async def test_no_status_means_ready_only_on_the_server_so_selections_name_theirs(
+    stand_in: dict[str, Any], client: KalturaClient
+) -> None:
+    await seed(
+        stand_in,
+        [
+            {"id": "0_ready", "createdAt": T0, "flavors": []},
+            {"id": "0_error", "createdAt": T0 + 1, "status": -2, "flavors": []},
+            {"id": "0_converting", "createdAt": T0 + 2, "status": 1, "flavors": []},
+            {"id": "0_deleted", "createdAt": T0 + 3, "status": 3, "flavors": []},
+        ],
+    )
+    bare = {"objectType": "KalturaMediaEntryFilter"}
+    assert await listed(client, bare) == ["0_ready"]  # KalturaBaseEntryFilter::setDefaultStatus
+    everything_but_deleted = Selection().kaltura_filter(NOW)
+    assert await listed(client, everything_but_deleted) == ["0_converting", "0_error", "0_ready"]
+    assert await client.count(everything_but_deleted) == 3
+    assert await listed(client, Selection(statuses=(3,)).kaltura_filter(NOW)) == ["0_deleted"]
+
+
+async def test_internal_errors_of_the_server_are_retried(
+    stand_in: dict[str, Any], client: KalturaClient
+) -> None:
+    await seed(stand_in, [{"id": "0_a", "createdAt": T0, "flavors": []}])
+    for code in ("INTERNAL_SERVERL_ERROR", "INTERNAL_DATABASE_ERROR", "SEARCH_ENGINE_QUERY_FAILED"):
+        fault = {"service": "media", "action": "get", "code": code, "count": 1}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"{stand_in['kaltura_url']}/_devstack/settings", json={"callFaults": [fault]}
+            ) as answer,
+        ):
+            assert answer.status == 200
+        assert (await client.get_entry("0_a"))["id"] == "0_a", code
+
+
+async def test_in_lists_past_150_values_are_split_by_the_client(
+    stand_in: dict[str, Any], client: KalturaClient
+) -> None:
+    entries = [
+        {"id": f"0_in{i:03d}", "createdAt": T0 + i, "referenceId": f"ref-{i}", "flavors": []}
+        for i in range(200)
+    ]
+    await seed(stand_in, entries)
+    ids = ",".join(e["id"] for e in entries)
+    refs = ",".join(e["referenceId"] for e in entries)
+    # the stand-in keeps the first 150 values, as SphinxCriterion does
+    cut = await client.call(
+        "media",
+        "list",
+        filter={"objectType": "KalturaMediaEntryFilter", "idIn": ids},
+        pager={"pageSize": 500},
+    )
+    assert cut["totalCount"] == 150
+    flt = {"objectType": "KalturaMediaEntryFilter", "idIn": ids, "statusIn": "2"}
+    assert len(await listed(client, flt)) == 200
+    assert await client.count(flt) == 200
+    by_ref = await client.list_all(
+        "media", {"objectType": "KalturaMediaEntryFilter", "referenceIdIn": refs}, page_size=40
+    )
+    assert len(by_ref) == 200
+    with pytest.raises(ValueError, match="categoryAncestorIdIn"):
+        await client.count({"categoryAncestorIdIn": ",".join(str(i) for i in range(151))})
+
+
+async def test_upload_is_verified_by_the_client_not_by_the_token_size(
+    client: KalturaClient,
+) -> None:
+    # the server keeps fileSize without checking it (autoFinalize off)
+    token = await client.add_upload_token("short.mp4", 10)
+    await client._upload_call(token["id"], b"12345", 0, final=True)
+    held = await client.upload_token(token["id"])
+    assert (held["status"], held["uploadedFileSize"]) == (2, 5)
+    # a final chunk at a position checks only that the file ends where the chunk does
+    gap = await client.add_upload_token("gap.mp4", None)
+    await client._upload_call(gap["id"], b"abc", 0, final=False)
+    with pytest.raises(KalturaError) as refused:
+        await client._upload_call(gap["id"], b"xyz", 10, final=True)
+    assert refused.value.code == "UPLOAD_TOKEN_CANNOT_MATCH_EXPECTED_SIZE"
+    # the client checks uploadedFileSize against the announced size itself
+    other = await client.add_upload_token("other.mp4", 10)
+    with pytest.raises(KalturaError) as incomplete:
+        await client.upload(other["id"], chunks_of(b"12345", 2))
+    assert incomplete.value.code == "UPLOAD_INCOMPLETE"
+    whole = await client.add_upload_token("whole.mp4", 10)
+    done = await client.upload(whole["id"], chunks_of(b"0123456789", 3))
+    assert done["uploadedFileSize"] == 10
+
+
+async def test_listing_survives_short_pages_the_offset_cap_and_entries_leaving_the_filter(
+    stand_in: dict[str, Any], client: KalturaClient
+) -> None:
+    # rows the search counts but the database drops make a page short though more follow
+    spread = [
+        {
+            "id": f"0_sp{i:02d}",
+            "createdAt": T0 + i,
+            "tags": "spread",
+            "dropAfterSearch": 5 <= i < 40,
+            "flavors": [],
+        }
+        for i in range(60)
+    ]
+    # ten entries created in one second, tagged flavors_deleted; the consumer untags each
+    second = [
+        {"id": f"0_sec{i:02d}", "createdAt": T0 + 1000, "tags": "flavors_deleted", "flavors": []}
+        for i in range(10)
+    ]
+    await seed(stand_in, spread + second)
+    shown = await listed(client, {"tagsMultiLikeAnd": "spread", "statusIn": "2"})
+    assert shown == [f"0_sp{i:02d}" for i in range(60) if not 5 <= i < 40]
+
+    given = []
+    async for entry in client.iter_entries(
+        {"tagsMultiLikeAnd": "flavors_deleted", "statusIn": "2"}, page_size=3
+    ):
+        given.append(entry["id"])
+        await client.update_tags(entry["id"], ["restored"])
+    assert sorted(given) == [e["id"] for e in second]
+
+    capped = await raw(
+        client,
+        "media",
+        "list",
+        filter={"statusIn": "2"},
+        pager={"pageSize": 100, "pageIndex": 101},
+    )
+    assert isinstance(capped, KalturaError)
+    assert capped.code == "QUERY_EXCEEDED_MAX_MATCHES_ALLOWED"
+
+
+async def test_metadata_list_must_name_its_entries(
+    stand_in: dict[str, Any], client: KalturaClient
+) -> None:
+    xsd = (
+        '<?xml version="1.0"?><xsd:schema xmlns:xsd="http://www.w3.org/2001/XMLSchema">'
+        '<xsd:element name="metadata"><xsd:complexType><xsd:sequence>'
+        '<xsd:element name="Title" type="xsd:string" minOccurs="0"/>'
+        "</xsd:sequence></xsd:complexType></xsd:element></xsd:schema>"
+    )
+    ids = [f"0_md{i:03d}" for i in range(160)]
+    await seed(stand_in, [{"id": i, "createdAt": T0, "flavors": []} for i in ids])
+    profile = await client.add_metadata_profile("One", "sys_md", xsd)
+    for entry_id in ids:
+        await client.add_metadata(profile["id"], entry_id, "<metadata><Title>t</Title></metadata>")
+    by_profile = await raw(
+        client,
+        "metadata_metadata",
+        "list",
+        filter={"objectType": "KalturaMetadataFilter", "metadataProfileIdEqual": profile["id"]},
+    )
+    assert isinstance(by_profile, KalturaError)
+    assert by_profile.code == "MUST_FILTER_ON_OBJECT_ID"
+    flt = {
+        "objectType": "KalturaMetadataFilter",
+        "metadataProfileIdEqual": profile["id"],
+        "objectIdIn": ",".join(ids),
+    }
+    cut = await client.call("metadata_metadata", "list", filter=flt, pager={"pageSize": 500})
+    assert cut["totalCount"] == 150
+    assert len(await client.list_metadata(profile["id"], ids[-1])) == 1
+    assert len(await client.list_all("metadata_metadata", flt)) == 160
+
+
+async def test_vidyo_sync_finds_its_entries_in_the_recycle_bin_and_past_150(env: Env) -> None:
+    records = [recording(n) for n in range(1, 201)]
+    await env.vidyo.seed(records)
+    present = [{"referenceId": r["guid"], "createdAt": T0 + r["id"]} for r in records]
+    present[0].update(displayInSearch=-2)  # in the recycle bin
+    present[1].update(moderationStatus=3)  # rejected by a moderator
+    present[199].update(status=-2)  # failed import, repaired in place
+    await env.kaltura.seed(present)
+    settings = env.settings(metadata=False)
+    settings = settings.model_copy(
+        update={"vidyo": settings.vidyo.model_copy(update={"page_size": 200})}
+    )
+    report = await env.cycle(settings, dry_run=True)
+    assert report.new == 0
