@@ -181,11 +181,14 @@ async def chunks_of(data: bytes, size: int) -> AsyncIterator[bytes]:
 
 
 async def wait_ready(client: KalturaClient, entry_id: str) -> None:
-    """Until the entry and every flavor are READY (a replacement converts behind a READY entry)."""
+    """Until the entry and every flavor are READY and no replacement is under way (a
+    replacement converts in a temporary entry behind the READY entry and its old flavors)."""
     for _ in range(200):
         entry = await client.get_entry(entry_id)
         flavors = await client.flavors(entry_id)
-        if str(entry["status"]) == "2" and flavors and all(f["status"] == 2 for f in flavors):
+        replaced = not entry.get("replacingEntryId")
+        ready = str(entry["status"]) == "2" and flavors and all(f["status"] == 2 for f in flavors)
+        if ready and replaced:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"{entry_id} never became READY")

@@ -9,6 +9,7 @@ filter, and ``metadata.list`` naming its objects.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -16,13 +17,16 @@ from typing import Any
 import aiohttp
 import pytest
 
+from recstore.archive.actions import REPLACE_VIDEO, RESTORE, S3COPY, Outcome
 from recstore.archive.filters import Selection
 from recstore.clients.kaltura import KalturaClient, KalturaError
+from tests.archive_helpers import MiB, entry, original_bytes, tags_of, video
+from tests.test_archive_actions import PLACEHOLDER, World, world
 from tests.test_kaltura_client import FAST, T0, chunks_of, seed, settings, stand_in
 from tests.test_vidyo_sync import Env, env
 from tests.vidyo_helpers import recording
 
-__all__ = ["env", "stand_in"]  # fixtures, used by name below
+__all__ = ["env", "stand_in", "world"]  # fixtures, used by name below
 
 NOW = datetime.now(UTC)
 
@@ -176,11 +180,11 @@ async def test_listing_survives_short_pages_the_offset_cap_and_entries_leaving_t
     assert shown == [f"0_sp{i:02d}" for i in range(60) if not 5 <= i < 40]
 
     given = []
-    async for entry in client.iter_entries(
+    async for row in client.iter_entries(
         {"tagsMultiLikeAnd": "flavors_deleted", "statusIn": "2"}, page_size=3
     ):
-        given.append(entry["id"])
-        await client.update_tags(entry["id"], ["restored"])
+        given.append(row["id"])
+        await client.update_tags(row["id"], ["restored"])
     assert sorted(given) == [e["id"] for e in second]
 
     capped = await raw(
@@ -241,3 +245,89 @@ async def test_vidyo_sync_finds_its_entries_in_the_recycle_bin_and_past_150(env:
     )
     report = await env.cycle(settings, dry_run=True)
     assert report.new == 0
+
+
+async def kaltura_settings(url: str, **values: Any) -> None:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{url}/_devstack/settings", json=values) as answer,
+    ):
+        assert answer.status == 200, await answer.text()
+
+
+async def test_new_content_is_a_replacement_that_restore_and_replace_video_wait_for(
+    world: World,
+) -> None:
+    """media.updateContent on an entry with content converts in a temporary entry while the
+    entry and its original stay READY (KalturaEntryService::replaceResourceByEntry); the
+    actions are DONE only when the swap is over and the original is the expected file."""
+    archivist = world.with_rules(storage_class="STANDARD_IA", restore_mode="stream")
+    entry_id = "0_replace1"
+    content = video(2 * MiB + 5)
+    await world.kaltura.seed([entry(entry_id, content)])
+    assert (await archivist.run(S3COPY, entry_id, apply=True)).outcome is Outcome.DONE
+
+    # the partner approves replacements by hand: replace-video is FAILED, says why, and the
+    # next run starts no second replacement
+    await kaltura_settings(world.kaltura.url, replacementApproval=True)
+    waiting = await archivist.run(REPLACE_VIDEO, entry_id, apply=True)
+    assert waiting.outcome is Outcome.FAILED, waiting
+    assert "approv" in waiting.reason
+    again = await archivist.run(REPLACE_VIDEO, entry_id, apply=True)
+    assert again.outcome is Outcome.FAILED, again
+    assert "approv" in again.reason
+    await world.client.call("media", "approveReplace", entryId=entry_id)
+    await kaltura_settings(world.kaltura.url, replacementApproval=False)
+    done = await archivist.run(REPLACE_VIDEO, entry_id, apply=True)
+    assert done.outcome in (Outcome.DONE, Outcome.DONE_BEFORE, Outcome.WAIT), done
+    await until_replaced(world, entry_id)
+    assert await original_bytes(world.client, entry_id) == PLACEHOLDER
+
+    # a replacement whose conversion fails: the restore is FAILED, the placeholder stays READY
+    # as the original and the entry keeps flavors_deleted
+    await world.kaltura.play(entry_id)
+    await kaltura_settings(world.kaltura.url, conversionFails=1)
+    failed = await archivist.run(RESTORE, entry_id, apply=True)
+    assert failed.outcome is Outcome.FAILED, failed
+    assert "failed" in failed.reason
+    assert "flavors_deleted" in tags_of(await world.entry(entry_id))
+    assert await original_bytes(world.client, entry_id) == PLACEHOLDER
+    blocked = await archivist.run(RESTORE, entry_id, apply=True)
+    assert blocked.outcome is Outcome.FAILED, blocked
+    assert "cancel" in blocked.reason
+
+    # cancelled, the restore runs again and finishes with the S3 copy's bytes in place
+    await world.client.call("media", "cancelReplace", entryId=entry_id)
+    restored = await archivist.run(RESTORE, entry_id, apply=True)
+    assert restored.outcome is Outcome.DONE, restored
+    assert "flavors_deleted" not in tags_of(await world.entry(entry_id))
+    assert await original_bytes(world.client, entry_id) == content
+
+
+async def test_a_restore_is_not_done_while_the_placeholder_is_still_the_original(
+    world: World,
+) -> None:
+    """Slow conversion: the entry and the placeholder stay READY during the replacement, so a
+    READY entry is no proof; past the timeout the restore WAITs and keeps flavors_deleted."""
+    archivist = world.with_rules(
+        storage_class="STANDARD_IA", restore_mode="stream", ready_timeout=0.5
+    )
+    entry_id = "0_replace2"
+    content = video(MiB + 1)
+    await world.kaltura.seed([entry(entry_id, content)])
+    for action in (S3COPY, REPLACE_VIDEO):
+        assert (await archivist.run(action, entry_id, apply=True)).outcome is Outcome.DONE
+    await world.kaltura.play(entry_id)
+    await kaltura_settings(world.kaltura.url, conversionDelay=30)
+    slow = await archivist.run(RESTORE, entry_id, apply=True)
+    assert slow.outcome is Outcome.WAIT, slow
+    assert "flavors_deleted" in tags_of(await world.entry(entry_id))
+    assert (await world.run(RESTORE, entry_id, apply=False)).outcome is Outcome.WAIT
+
+
+async def until_replaced(world: World, entry_id: str) -> None:
+    for _ in range(400):
+        if not (await world.entry(entry_id)).get("replacingEntryId"):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{entry_id}: the replacement never ended")

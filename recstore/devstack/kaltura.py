@@ -15,6 +15,9 @@ Flavors are downloadable from the URL ``flavorAsset.getUrl`` returns.
 
 Admin routes: ``POST /_devstack/seed``, ``GET /_devstack/state``, ``POST /_devstack/settings``
 (``{"conversionDelay": seconds}``: how long new content "converts" before READY;
+``{"entryReplacement": bool, "replacementApproval": bool}``: the partner's
+FEATURE_ENTRY_REPLACEMENT (default on) and FEATURE_ENTRY_REPLACEMENT_APPROVAL (default off);
+``{"conversionFails": N}``: the next N conversions end in ERROR_CONVERTING;
 ``{"callFaults": [{"service", "action", "match", "code", "message", "count"}]}``: calls of
 that action whose parameters (as JSON) contain ``match`` fail with ``code``, ``count`` times or
 always, even inside a multirequest, for tests of per-call error handling),
@@ -454,12 +457,25 @@ class KalturaStandIn:
             data = await request.json()
             if "conversionDelay" in data:
                 self.services.conversion_delay = float(data["conversionDelay"])
+            if "entryReplacement" in data:
+                self.services.entry_replacement = bool(data["entryReplacement"])
+            if "replacementApproval" in data:
+                self.services.replacement_approval = bool(data["replacementApproval"])
+            if "conversionFails" in data:
+                self.services.conversion_fails = int(data["conversionFails"])
             if "callFaults" in data:
                 self.call_faults = [_call_fault(spec) for spec in data["callFaults"] or []]
         except (ValueError, TypeError, AttributeError, KeyError) as exc:
             return web.json_response({"error": str(exc)}, status=400)
+        services = self.services
         return web.json_response(
-            {"conversionDelay": self.services.conversion_delay, "callFaults": self.call_faults}
+            {
+                "conversionDelay": services.conversion_delay,
+                "entryReplacement": services.entry_replacement,
+                "replacementApproval": services.replacement_approval,
+                "conversionFails": services.conversion_fails,
+                "callFaults": self.call_faults,
+            }
         )
 
     async def play(self, request: web.Request) -> web.Response:

@@ -21,6 +21,7 @@ from typing import Any
 
 # KalturaEntryStatus
 ENTRY_ERROR_IMPORTING = -2
+ENTRY_ERROR_CONVERTING = -1
 ENTRY_IMPORT = 0
 ENTRY_PRECONVERT = 1
 ENTRY_READY = 2
@@ -41,6 +42,13 @@ FLAVOR_CONVERTING = 1
 FLAVOR_READY = 2
 FLAVOR_DELETED = 3
 FLAVOR_IMPORTING = 7
+
+# entryReplacementStatus (alpha/lib/enums/entryReplacementStatus.php)
+REPLACEMENT_NONE = "0"
+REPLACEMENT_APPROVED_BUT_NOT_READY = "1"
+REPLACEMENT_READY_BUT_NOT_APPROVED = "2"
+REPLACEMENT_NOT_READY_AND_NOT_APPROVED = "3"
+REPLACEMENT_FAILED = "4"
 
 #: Sphinx answers no row past this offset, whatever the page asks for.
 MAX_MATCHES = 10_000
@@ -136,7 +144,7 @@ class Entry:
     partner_sort_value: int = 0
     ms_duration: int = 0
     media_type: int = 1
-    replacement_status: str = "0"
+    replacement_status: str = "0"  # REPLACEMENT_*
     ready_at: float | None = None
     moderation_status: int = MODERATION_AUTO_APPROVED
     display_in_search: int = DISPLAY_PARTNER_ONLY
@@ -146,6 +154,12 @@ class Entry:
     #: Found by the search but dropped when the rows are read (criteria the database query
     #: applies again, e.g. entitlement): counted and paged over, never shown.
     drop_after_search: bool = False
+    #: The temporary entry converting this entry's new content (``media.updateContent``).
+    replacing_entry_id: str | None = None
+    #: On a temporary entry: the entry whose content it will replace.
+    replaced_entry_id: str | None = None
+    #: The conversion under way ends in ERROR_CONVERTING (``conversionFails`` setting).
+    fails_conversion: bool = False
     _tags_cache: tuple[str, frozenset[str]] | None = field(default=None, repr=False)
 
     @property
@@ -382,15 +396,67 @@ class Store:
             waiting = [f for f in self.live_flavors(entry_id) if f.ready_at is not None]
             for flavor in waiting:
                 if flavor.ready_at is not None and flavor.ready_at <= at:
-                    flavor.status, flavor.ready_at = FLAVOR_READY, None
-                    flavor.updated_at = int(at)
+                    flavor.status = FLAVOR_ERROR if entry.fails_conversion else FLAVOR_READY
+                    flavor.ready_at, flavor.updated_at = None, int(at)
             if entry.ready_at is not None and entry.ready_at <= at:
                 entry.ready_at = None
-                entry.status = ENTRY_READY
-                entry.replacement_status = "0"
+                entry.status = ENTRY_ERROR_CONVERTING if entry.fails_conversion else ENTRY_READY
                 entry.updated_at = int(at)
+                if entry.replaced_entry_id:
+                    self.replacement_converted(entry)
             if entry.ready_at is None and all(f.ready_at is None for f in waiting):
                 self.pending.discard(entry_id)
+
+    # -- content replacement (media.updateContent on an entry with content) --
+
+    def replacement_converted(self, temp: Entry) -> None:
+        """``kFlowHelper::handleEntryReplacement``: the temporary entry is READY or failed."""
+        entry = self.entries.get(temp.replaced_entry_id or "")
+        if entry is None or entry.replacing_entry_id != temp.id:
+            self.drop_entry(temp)
+            return
+        if temp.status == ENTRY_ERROR_CONVERTING:
+            entry.replacement_status = REPLACEMENT_FAILED  # cancelReplace clears it
+        elif entry.replacement_status == REPLACEMENT_APPROVED_BUT_NOT_READY:
+            self.replace_entry(entry)
+        elif entry.replacement_status == REPLACEMENT_NOT_READY_AND_NOT_APPROVED:
+            entry.replacement_status = REPLACEMENT_READY_BUT_NOT_APPROVED
+
+    def replace_entry(self, entry: Entry) -> None:
+        """``kBusinessConvertDL::replaceEntry``: the temporary entry's assets become the entry's,
+        its old ones are deleted, and the temporary entry goes."""
+        temp = self.entries.get(entry.replacing_entry_id or "")
+        at = now()
+        for flavor in self.live_flavors(entry.id):
+            flavor.status, flavor.deleted_at, flavor.ready_at = FLAVOR_DELETED, at, None
+        if temp is not None:
+            for flavor_id in self.flavors_of.get(temp.id, []):
+                self.flavors[flavor_id].entry_id = entry.id
+                self.flavors_of.setdefault(entry.id, []).append(flavor_id)
+            self.flavors_of[temp.id] = []
+            entry.ms_duration = temp.ms_duration or entry.ms_duration
+            self.drop_entry(temp)
+        entry.status = ENTRY_READY
+        entry.replacing_entry_id = None
+        entry.replacement_status = REPLACEMENT_NONE
+        entry.updated_at = at
+
+    def cancel_replacement(self, entry: Entry) -> None:
+        """``KalturaEntryService::cancelReplace``."""
+        temp = self.entries.get(entry.replacing_entry_id or "")
+        if temp is not None:
+            self.drop_entry(temp)
+        entry.replacing_entry_id = None
+        entry.replacement_status = REPLACEMENT_NONE
+        entry.updated_at = now()
+
+    def drop_entry(self, entry: Entry) -> None:
+        """``myEntryUtils::deleteEntry``: status DELETED, its flavors deleted."""
+        at = now()
+        entry.status, entry.updated_at, entry.ready_at = ENTRY_DELETED, at, None
+        self.pending.discard(entry.id)
+        for flavor in self.live_flavors(entry.id):
+            flavor.status, flavor.deleted_at, flavor.ready_at = FLAVOR_DELETED, at, None
 
     # -- listing --
 

@@ -24,16 +24,21 @@ from recstore.devstack import kaltura_filters as filters
 from recstore.devstack.kaltura_ks import Session, make_ks
 from recstore.devstack.kaltura_metadata import MetadataActions
 from recstore.devstack.kaltura_model import (
+    DISPLAY_SYSTEM,
     ENTRY_DELETED,
     ENTRY_ERROR_IMPORTING,
     ENTRY_IMPORT,
     ENTRY_NO_CONTENT,
     ENTRY_PRECONVERT,
+    ENTRY_READY,
     FLAVOR_CONVERTING,
     FLAVOR_DELETED,
     FLAVOR_ERROR,
     FLAVOR_IMPORTING,
     FLAVOR_READY,
+    REPLACEMENT_APPROVED_BUT_NOT_READY,
+    REPLACEMENT_NOT_READY_AND_NOT_APPROVED,
+    REPLACEMENT_READY_BUT_NOT_APPROVED,
     WEB_FLAVOR_PARAMS,
     Entry,
     Flavor,
@@ -88,6 +93,11 @@ class Services(MetadataActions):
         super().__init__(store)
         self.secret = secret
         self.conversion_delay = conversion_delay
+        #: The partner's FEATURE_ENTRY_REPLACEMENT and FEATURE_ENTRY_REPLACEMENT_APPROVAL.
+        self.entry_replacement = True
+        self.replacement_approval = False
+        #: How many of the next conversions end in ERROR_CONVERTING.
+        self.conversion_fails = 0
         self.base_url = ""
         self.content_dir = store.data_dir / "content"
         self.tasks: set[asyncio.Task[None]] = set()
@@ -101,6 +111,8 @@ class Services(MetadataActions):
             ("media", "addcontent", self.media_add_content, False),
             ("media", "updatecontent", self.media_update_content, False),
             ("media", "updatethumbnail", self.media_update_thumbnail, False),
+            ("media", "approvereplace", self.media_approve_replace, False),
+            ("media", "cancelreplace", self.media_cancel_replace, False),
             ("media", "update", self.entry_update, False),
             ("baseentry", "list", self.base_entry_list, False),
             ("baseentry", "count", self.entry_count, False),
@@ -155,6 +167,8 @@ class Services(MetadataActions):
             "thumbnailUrl": f"{self.base_url}/p/{pid}/sp/{pid}00/thumbnail/entry_id/{entry.id}",
             "referenceId": entry.reference_id,
             "replacementStatus": entry.replacement_status,
+            "replacingEntryId": entry.replacing_entry_id,
+            "replacedEntryId": entry.replaced_entry_id,
             "partnerSortValue": entry.partner_sort_value,
             "conversionProfileId": 1,
             "rootEntryId": entry.id,
@@ -300,15 +314,80 @@ class Services(MetadataActions):
         resource = params.get("resource")
         if not isinstance(resource, dict):
             raise missing_param("resource")
-        await self._attach(entry, resource, replacing=False)
+        await self._attach(entry, resource)
         return self.entry_api(entry)
 
     async def media_update_content(self, params: dict[str, Any], session: Session | None) -> Any:
+        """``MediaService::updateContentAction``: a NO_CONTENT entry takes the content itself;
+        any other starts a replacement (``KalturaEntryService::replaceResourceByEntry``): a
+        temporary entry (display SYSTEM) imports and converts the content while the entry and
+        its flavors stay as they are; READY, it replaces them (``replaceEntry``), at once or
+        after ``media.approveReplace`` when the partner needs approval."""
         entry = self._entry(require(params, "entryId"))
         resource = require(params, "resource")
         if not isinstance(resource, dict):
             raise missing_param("resource")
-        await self._attach(entry, resource, replacing=entry.status != ENTRY_NO_CONTENT)
+        if entry.status == ENTRY_NO_CONTENT:
+            await self._attach(entry, resource)
+        else:
+            await self._attach(self._start_replacement(entry, resource), resource)
+        return self.entry_api(entry)
+
+    def _start_replacement(self, entry: Entry, resource: dict[str, Any]) -> Entry:
+        if not self.entry_replacement:
+            raise ApiError(
+                "FEATURE_FORBIDDEN",
+                "The usage of feature [FEATURE_ENTRY_REPLACEMENT] is forbidden",
+                FEATURE="FEATURE_ENTRY_REPLACEMENT",
+            )
+        if entry.replacing_entry_id:
+            raise ApiError("ENTRY_REPLACEMENT_ALREADY_EXISTS", "Entry already in replacement")
+        self._check_resource(resource)
+        at = now()
+        temp = Entry(
+            id=self.store.new_entry_id(),
+            name=entry.name,
+            created_at=at,
+            updated_at=at,
+            seq=self.store.next_seq(),
+            status=ENTRY_NO_CONTENT,
+            user_id=entry.user_id,
+            creator_id=entry.creator_id,
+            media_type=entry.media_type,
+            display_in_search=DISPLAY_SYSTEM,
+            replaced_entry_id=entry.id,
+        )
+        self.store.add_entry(temp)
+        entry.replacing_entry_id = temp.id
+        entry.replacement_status = (
+            REPLACEMENT_NOT_READY_AND_NOT_APPROVED
+            if self.replacement_approval
+            else REPLACEMENT_APPROVED_BUT_NOT_READY
+        )
+        entry.updated_at = at
+        return temp
+
+    async def media_approve_replace(self, params: dict[str, Any], session: Session | None) -> Any:
+        """``KalturaEntryService::approveReplace``."""
+        entry = self._entry(require(params, "entryId"))
+        status = entry.replacement_status
+        if status == REPLACEMENT_READY_BUT_NOT_APPROVED:
+            self.store.replace_entry(entry)
+        elif status == REPLACEMENT_NOT_READY_AND_NOT_APPROVED:
+            entry.replacement_status = REPLACEMENT_APPROVED_BUT_NOT_READY
+            temp = self.store.entries.get(entry.replacing_entry_id or "")
+            if temp is not None and temp.status == ENTRY_READY:
+                self.store.replace_entry(entry)
+        elif status != REPLACEMENT_APPROVED_BUT_NOT_READY:
+            raise ApiError(
+                "ENTRY_ID_NOT_REPLACED", f'Entry id "{entry.id}" not replaced', ENTRY_ID=entry.id
+            )
+        return self.entry_api(entry)
+
+    async def media_cancel_replace(self, params: dict[str, Any], session: Session | None) -> Any:
+        """``KalturaEntryService::cancelReplace``: the temporary entry is deleted."""
+        entry = self._entry(require(params, "entryId"))
+        self.store.cancel_replacement(entry)
         return self.entry_api(entry)
 
     async def media_update_thumbnail(self, params: dict[str, Any], session: Session | None) -> Any:
@@ -316,9 +395,9 @@ class Services(MetadataActions):
         entry.updated_at = now()
         return self.entry_api(entry)
 
-    async def _attach(self, entry: Entry, resource: dict[str, Any], replacing: bool) -> None:
+    def _check_resource(self, resource: dict[str, Any]) -> None:
+        """Refuse a resource before anything changes (``KalturaResource::validateEntry``)."""
         kind = as_str(resource.get("objectType")) or ""
-        self.content_dir.mkdir(parents=True, exist_ok=True)
         if kind == "KalturaUploadedFileTokenResource":
             token = self.store.tokens.get(as_str(require(resource, "token")) or "")
             if token is None:
@@ -328,11 +407,6 @@ class Services(MetadataActions):
                     "UPLOAD_TOKEN_INVALID_STATUS_FOR_ADD_ENTRY",
                     "Upload token is in an invalid status for adding entry",
                 )
-            original = self._new_original(entry, replacing, FLAVOR_CONVERTING)
-            path = self.content_dir / original.id
-            shutil.move(token.path, path)
-            token.status, token.updated_at = 3, now()
-            self._content_ready(entry, original, path, replacing)
         elif kind == "KalturaUrlResource":
             url = as_str(require(resource, "url")) or ""
             if not _is_loopback(url):
@@ -340,13 +414,6 @@ class Services(MetadataActions):
                     "RESOURCE_TYPE_NOT_SUPPORTED",
                     f"Resource URL [{url}] not allowed: the stand-in fetches loopback URLs only",
                 )
-            original = self._new_original(entry, replacing, FLAVOR_IMPORTING)
-            if not replacing:
-                entry.status = ENTRY_IMPORT
-            headers = _url_headers(resource.get("urlHeaders"))
-            task = asyncio.create_task(self._import(entry, original, url, replacing, headers))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
         else:
             raise ApiError(
                 "RESOURCE_TYPE_NOT_SUPPORTED",
@@ -354,10 +421,29 @@ class Services(MetadataActions):
                 RES_TYPE=kind,
             )
 
-    def _new_original(self, entry: Entry, replacing: bool, status: int) -> Flavor:
+    async def _attach(self, entry: Entry, resource: dict[str, Any]) -> None:
+        """Content for an entry without any (a new one, or a replacement's temporary one)."""
+        self._check_resource(resource)
+        kind = as_str(resource.get("objectType")) or ""
+        self.content_dir.mkdir(parents=True, exist_ok=True)
+        if kind == "KalturaUploadedFileTokenResource":
+            token = self.store.tokens[as_str(resource.get("token")) or ""]
+            original = self._new_original(entry, FLAVOR_CONVERTING)
+            path = self.content_dir / original.id
+            shutil.move(token.path, path)
+            token.status, token.updated_at = 3, now()
+            self._content_ready(entry, original, path)
+        else:
+            url = as_str(resource.get("url")) or ""
+            original = self._new_original(entry, FLAVOR_IMPORTING)
+            entry.status = ENTRY_IMPORT
+            headers = _url_headers(resource.get("urlHeaders"))
+            task = asyncio.create_task(self._import(entry, original, url, headers))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    def _new_original(self, entry: Entry, status: int) -> Flavor:
         at = now()
-        for flavor in self.store.live_flavors(entry.id):
-            flavor.status, flavor.deleted_at, flavor.ready_at = FLAVOR_DELETED, at, None
         original = Flavor(
             id=self.store.new_flavor_id(),
             entry_id=entry.id,
@@ -367,12 +453,10 @@ class Services(MetadataActions):
             created_at=at,
         )
         self.store.add_flavor(original)
-        if replacing:
-            entry.replacement_status = "1"  # APPROVED_BUT_NOT_READY
         entry.updated_at = at
         return original
 
-    def _content_ready(self, entry: Entry, original: Flavor, path: Path, replacing: bool) -> None:
+    def _content_ready(self, entry: Entry, original: Flavor, path: Path) -> None:
         """Content is in place: convert (original plus one web flavor) for the delay."""
         ready_at = time.time() + self.conversion_delay
         original.path = path
@@ -389,9 +473,11 @@ class Services(MetadataActions):
             ready_at=ready_at,
         )
         self.store.add_flavor(web)
-        if not replacing:
-            entry.status = ENTRY_PRECONVERT
+        entry.status = ENTRY_PRECONVERT
         entry.ready_at = ready_at
+        if self.conversion_fails > 0:
+            self.conversion_fails -= 1
+            entry.fails_conversion = True
         self.store.pending.add(entry.id)
         self.store.tick()
 
@@ -400,10 +486,13 @@ class Services(MetadataActions):
         entry: Entry,
         original: Flavor,
         url: str,
-        replacing: bool,
         headers: dict[str, str] | None = None,
     ) -> None:
-        """Pull the URL as Kaltura's import job does (``user:password@`` and ``urlHeaders`` too)."""
+        """Pull the URL as Kaltura's import job does (``user:password@`` and ``urlHeaders`` too).
+
+        A failed import leaves the entry ERROR_IMPORTING (a replacement's temporary entry too:
+        ``handleEntryReplacement`` runs only on READY and ERROR_CONVERTING, so the replaced
+        entry's ``replacementStatus`` stays as it was)."""
         path = self.content_dir / original.id
         try:
             async with (
@@ -418,11 +507,10 @@ class Services(MetadataActions):
                         out.write(chunk)
         except (aiohttp.ClientError, OSError, TimeoutError, ValueError):  # ValueError: bad URL
             original.status = FLAVOR_ERROR
-            if not replacing:
-                entry.status = ENTRY_ERROR_IMPORTING
+            entry.status = ENTRY_ERROR_IMPORTING
             return
         if original.status == FLAVOR_IMPORTING:
-            self._content_ready(entry, original, path, replacing)
+            self._content_ready(entry, original, path)
 
     # -- flavors --
 
