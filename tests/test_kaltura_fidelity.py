@@ -331,3 +331,53 @@ async def until_replaced(world: World, entry_id: str) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"{entry_id}: the replacement never ended")
+
+
+async def test_actions_the_server_has_delete_and_recycle_entries(
+    stand_in: dict[str, Any], client: KalturaClient
+) -> None:
+    await seed(
+        stand_in,
+        [
+            {"id": "0_gone", "createdAt": T0, "flavors": []},
+            {"id": "0_binned", "createdAt": T0 + 1, "flavors": []},
+        ],
+    )
+    assert await client.call("media", "delete", entryId="0_gone") is None
+    missing = await raw(client, "media", "get", entryId="0_gone")
+    assert isinstance(missing, KalturaError)
+    assert missing.code == "ENTRY_ID_NOT_FOUND"
+    assert await listed(client, {"statusIn": "3"}) == ["0_gone"]
+
+    disabled = await raw(client, "baseEntry", "recycle", entryId="0_binned")
+    assert isinstance(disabled, KalturaError)
+    assert disabled.code == "FEATURE_RECYCLE_BIN_DISABLED"
+    await kaltura_settings(stand_in["kaltura_url"], recycleBin=True)
+    recycled = await client.call("baseEntry", "recycle", entryId="0_binned")
+    assert recycled["displayInSearch"] == -2
+    assert await listed(client, {"statusIn": "2"}) == []  # the recycle bin is hidden
+    assert await listed(client, {"statusIn": "2", "displayInSearchIn": "-2,1"}) == ["0_binned"]
+    await client.call("baseEntry", "restoreRecycled", entryId="0_binned")
+    assert await listed(client, {"statusIn": "2"}) == ["0_binned"]
+
+    # an action the server has but the stand-in does not model is refused as such
+    modelled = await raw(client, "media", "getMrss", entryId="0_binned")
+    assert isinstance(modelled, KalturaError)
+    assert modelled.code == "STAND_IN_ACTION_NOT_MODELLED"
+    unknown = await raw(client, "media", "explode")
+    assert isinstance(unknown, KalturaError)
+    assert unknown.code == "ACTION_DOES_NOT_EXISTS"
+
+
+async def test_a_recording_an_editor_deleted_in_kaltura_is_not_imported_again(env: Env) -> None:
+    record = recording(7)
+    await env.vidyo.seed([record])
+    settings = env.settings(metadata=False)
+    assert (await env.cycle(settings)).new == 1
+    [imported] = (await env.entries())[record["guid"]]
+    async with aiohttp.ClientSession() as session:
+        editor = KalturaClient(settings.kaltura, session, FAST)
+        await editor.call("media", "delete", entryId=imported["id"])
+    again = await env.cycle(settings)
+    assert (again.new, again.deleted) == (0, 1)
+    assert len((await env.entries())[record["guid"]]) == 1

@@ -8,9 +8,12 @@ or multipart bodies, ``format=1`` JSON or ``format=2`` XML answers, errors as
 with ``ERR_DESC`` ``EXPIRED``/``INVALID_STR``/``INVALID_PARTNER``, as the server says it),
 multirequests with ``{N:result:path}`` references and per-call errors, and the 10,000-row
 paging cap. Actions: ``session.start``; ``media.list/count/get/add/addContent/updateContent/
-updateThumbnail/update``; ``baseEntry.list/count/get/update``; ``flavorAsset.list/get/getUrl/
-delete``; ``uploadToken.add/get/upload`` (chunked: ``resume``, ``resumeAt``, ``finalChunk``);
-``metadataProfile.list/add``; ``metadata.list/add/update`` (XML checked against the XSD).
+updateThumbnail/update/delete/approveReplace/cancelReplace``; ``baseEntry.list/count/get/
+getByIds/update/updateContent/delete/recycle/restoreRecycled``; ``flavorAsset.list/get/getUrl/
+getByEntryId/delete``; ``uploadToken.add/get/list/upload/delete`` (chunked: ``resume``,
+``resumeAt``, ``finalChunk``); ``metadataProfile.list/get/add/delete``;
+``metadata.list/get/add/update/delete`` (XML checked against the XSD). Another action the
+server has answers ``STAND_IN_ACTION_NOT_MODELLED``; one it lacks ``ACTION_DOES_NOT_EXISTS``.
 Flavors are downloadable from the URL ``flavorAsset.getUrl`` returns.
 
 Admin routes: ``POST /_devstack/seed``, ``GET /_devstack/state``, ``POST /_devstack/settings``
@@ -18,6 +21,7 @@ Admin routes: ``POST /_devstack/seed``, ``GET /_devstack/state``, ``POST /_devst
 ``{"entryReplacement": bool, "replacementApproval": bool}``: the partner's
 FEATURE_ENTRY_REPLACEMENT (default on) and FEATURE_ENTRY_REPLACEMENT_APPROVAL (default off);
 ``{"conversionFails": N}``: the next N conversions end in ERROR_CONVERTING;
+``{"recycleBin": bool}``: the partner's FEATURE_RECYCLE_BIN (default off);
 ``{"callFaults": [{"service", "action", "match", "code", "message", "count"}]}``: calls of
 that action whose parameters (as JSON) contain ``match`` fail with ``code``, ``count`` times or
 always, even inside a multirequest, for tests of per-call error handling),
@@ -82,7 +86,7 @@ from recstore.devstack.kaltura_model import (
     Store,
     synthetic_chunks,
 )
-from recstore.devstack.kaltura_services import Services
+from recstore.devstack.kaltura_services import SERVER_ACTIONS, Services
 from recstore.devstack.kaltura_wire import (
     FORMAT_JSON,
     FORMAT_XML,
@@ -200,6 +204,13 @@ class KalturaStandIn:
                     "SERVICE_DOES_NOT_EXISTS",
                     f'Service "{service}" does not exists',
                     SRV_NAME=service,
+                )
+            if key not in self.services.table and key[1] in SERVER_ACTIONS.get(key[0], ()):
+                raise ApiError(
+                    "STAND_IN_ACTION_NOT_MODELLED",
+                    f"{service}.{action} exists on the server; the stand-in does not model it",
+                    ACTION_NAME=action,
+                    SERVICE_NAME=service,
                 )
             if key not in self.services.table:
                 raise ApiError(
@@ -463,6 +474,8 @@ class KalturaStandIn:
                 self.services.replacement_approval = bool(data["replacementApproval"])
             if "conversionFails" in data:
                 self.services.conversion_fails = int(data["conversionFails"])
+            if "recycleBin" in data:
+                self.services.recycle_bin = bool(data["recycleBin"])
             if "callFaults" in data:
                 self.call_faults = [_call_fault(spec) for spec in data["callFaults"] or []]
         except (ValueError, TypeError, AttributeError, KeyError) as exc:
@@ -474,6 +487,7 @@ class KalturaStandIn:
                 "entryReplacement": services.entry_replacement,
                 "replacementApproval": services.replacement_approval,
                 "conversionFails": services.conversion_fails,
+                "recycleBin": services.recycle_bin,
                 "callFaults": self.call_faults,
             }
         )

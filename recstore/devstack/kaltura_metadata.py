@@ -135,12 +135,7 @@ class MetadataActions:
         return item.to_api(self.store.partner_id)
 
     async def metadata_update(self, params: dict[str, Any], session: Session | None) -> Any:
-        metadata_id = as_int(require(params, "id")) or 0
-        item = self.store.metadata.get(metadata_id)
-        if item is None:
-            raise ApiError(
-                "INVALID_METADATA_ID", f"Invalid metadata id [{metadata_id}]", ID=metadata_id
-            )
+        item = self._metadata(require(params, "id"))
         xml = as_str(params.get("xmlData"))
         if xml is not None:
             check_metadata(self.store.profiles[item.profile_id].xsd, xml)
@@ -148,3 +143,42 @@ class MetadataActions:
             item.version += 1
             item.updated_at = now()
         return item.to_api(self.store.partner_id)
+
+    async def metadata_get(self, params: dict[str, Any], session: Session | None) -> Any:
+        return self._metadata(require(params, "id")).to_api(self.store.partner_id)
+
+    async def metadata_delete(self, params: dict[str, Any], session: Session | None) -> Any:
+        item = self._metadata(require(params, "id"))
+        del self.store.metadata[item.id]
+        return None
+
+    def _metadata(self, value: Any) -> Metadata:
+        metadata_id = as_int(value) or 0
+        item = self.store.metadata.get(metadata_id)
+        if item is None:
+            raise ApiError(
+                "METADATA_NOT_FOUND", f"metadata not found, id [{metadata_id}]", ID=metadata_id
+            )
+        return item
+
+    async def profile_get(self, params: dict[str, Any], session: Session | None) -> Any:
+        return self._profile(require(params, "id")).to_api(self.store.partner_id)
+
+    async def profile_delete(self, params: dict[str, Any], session: Session | None) -> Any:
+        """``metadataProfile.delete``: the profile and its metadata objects go."""
+        profile = self._profile(require(params, "id"))
+        del self.store.profiles[profile.id]
+        for item in [m for m in self.store.metadata.values() if m.profile_id == profile.id]:
+            del self.store.metadata[item.id]
+        return None
+
+    def _profile(self, value: Any) -> MetadataProfile:
+        profile_id = as_int(value) or 0
+        profile = self.store.profiles.get(profile_id)
+        if profile is None:
+            raise ApiError(
+                "METADATA_PROFILE_NOT_FOUND",
+                f"metadata profile not found, id [{profile_id}]",
+                ID=profile_id,
+            )
+        return profile

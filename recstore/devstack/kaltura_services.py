@@ -24,6 +24,8 @@ from recstore.devstack import kaltura_filters as filters
 from recstore.devstack.kaltura_ks import Session, make_ks
 from recstore.devstack.kaltura_metadata import MetadataActions
 from recstore.devstack.kaltura_model import (
+    DISPLAY_PARTNER_ONLY,
+    DISPLAY_RECYCLED,
     DISPLAY_SYSTEM,
     ENTRY_DELETED,
     ENTRY_ERROR_IMPORTING,
@@ -58,6 +60,37 @@ from recstore.devstack.kaltura_wire import (
 )
 
 Action = Callable[[dict[str, Any], Session | None], Awaitable[Any]]
+
+#: Every action the server has on the services the stand-in serves, as the official client's
+#: service classes name them (``KalturaClient.Plugins.Core``/``Metadata``, checked by
+#: tests/test_kaltura_oracle.py). One the stand-in does not model is refused as such, never
+#: with ``ACTION_DOES_NOT_EXISTS``, which the server gives only for an action it lacks.
+SERVER_ACTIONS: dict[str, frozenset[str]] = {
+    service: frozenset(a.lower() for a in actions.split())
+    for service, actions in {
+        "session": "end get impersonate impersonateByKs start startWidgetSession",
+        "media": "add addContent addFromBulk addFromEntry addFromFlavorAsset "
+        "addFromRecordedWebcam addFromSearchResult addFromUploadedFile addFromUrl "
+        "anonymousRank approve approveReplace bulkUploadAdd cancelReplace convert count "
+        "delete exportToCsv flag get getMrss getVolumeMap list listFlags reject "
+        "requestConversion update updateContent updateThumbnail "
+        "updateThumbnailFromSourceEntry updateThumbnailFromUrl updateThumbnailJpeg upload",
+        "baseentry": "add addContent addFromUploadedFile anonymousRank approve bulkDelete "
+        "clone count delete export exportToCsv flag get getByIds getContextData "
+        "getPlaybackContext getRemotePaths index list listByReferenceId listFlags recycle "
+        "reject restoreRecycled servePlaybackKey update updateContent "
+        "updateThumbnailFromSourceEntry updateThumbnailFromUrl updateThumbnailJpeg upload",
+        "flavorasset": "add convert delete deleteLocalContent export get getByEntryId "
+        "getDownloadUrl getFlavorAssetsWithParams getRemotePaths getUrl getVolumeMap "
+        "getWebPlayableByEntryId list reconvert serveAdStitchCmd setAsSource setContent update",
+        "uploadtoken": "add delete get list upload",
+        "metadata_metadata": "add addFromBulk addFromFile addFromUrl delete get index "
+        "invalidate list serve update updateFromFile updateFromXSL",
+        "metadata_metadataprofile": "add addFromFile delete get list listFields revert serve "
+        "serveView update updateDefinitionFromFile updateTransformationFromFile "
+        "updateViewsFromFile",
+    }.items()
+}
 
 #: Fields of a KalturaBaseEntry/KalturaMediaEntry that add/update may set.
 _STR_FIELDS = {"name": "name", "description": "description", "userId": "user_id"}
@@ -98,6 +131,8 @@ class Services(MetadataActions):
         self.replacement_approval = False
         #: How many of the next conversions end in ERROR_CONVERTING.
         self.conversion_fails = 0
+        #: The partner's FEATURE_RECYCLE_BIN (``baseEntry.recycle``); off unless enabled.
+        self.recycle_bin = False
         self.base_url = ""
         self.content_dir = store.data_dir / "content"
         self.tasks: set[asyncio.Task[None]] = set()
@@ -114,6 +149,12 @@ class Services(MetadataActions):
             ("media", "approvereplace", self.media_approve_replace, False),
             ("media", "cancelreplace", self.media_cancel_replace, False),
             ("media", "update", self.entry_update, False),
+            ("media", "delete", self.entry_delete, False),
+            ("baseentry", "delete", self.entry_delete, False),
+            ("baseentry", "recycle", self.entry_recycle, False),
+            ("baseentry", "restorerecycled", self.entry_restore_recycled, False),
+            ("baseentry", "getbyids", self.entry_get_by_ids, False),
+            ("baseentry", "updatecontent", self.media_update_content, False),
             ("baseentry", "list", self.base_entry_list, False),
             ("baseentry", "count", self.entry_count, False),
             ("baseentry", "get", self.entry_get, False),
@@ -121,15 +162,22 @@ class Services(MetadataActions):
             ("flavorasset", "list", self.flavor_list, False),
             ("flavorasset", "get", self.flavor_get, False),
             ("flavorasset", "geturl", self.flavor_get_url, False),
+            ("flavorasset", "getbyentryid", self.flavor_get_by_entry_id, False),
             ("flavorasset", "delete", self.flavor_delete, True),
             ("uploadtoken", "add", self.token_add, False),
             ("uploadtoken", "get", self.token_get, False),
             ("uploadtoken", "upload", self.token_upload, False),
+            ("uploadtoken", "list", self.token_list, False),
+            ("uploadtoken", "delete", self.token_delete, False),
             ("metadata_metadataprofile", "list", self.profile_list, False),
             ("metadata_metadataprofile", "add", self.profile_add, True),
+            ("metadata_metadataprofile", "get", self.profile_get, False),
+            ("metadata_metadataprofile", "delete", self.profile_delete, True),
             ("metadata_metadata", "list", self.metadata_list, False),
             ("metadata_metadata", "add", self.metadata_add, False),
             ("metadata_metadata", "update", self.metadata_update, False),
+            ("metadata_metadata", "get", self.metadata_get, False),
+            ("metadata_metadata", "delete", self.metadata_delete, False),
         ]:
             self.table[(service, action)] = (handler, admin)
 
@@ -306,6 +354,52 @@ class Services(MetadataActions):
             raise missing_param("baseEntry" if "baseEntry" in params else "mediaEntry")
         self._apply(entry, data)
         return self.entry_api(entry)
+
+    async def entry_delete(self, params: dict[str, Any], session: Session | None) -> Any:
+        """``media.delete``/``baseEntry.delete`` (``KalturaEntryService::deleteEntry``,
+        ``myEntryUtils::deleteEntry``): status DELETED, the flavors deleted; the entry is then
+        ``ENTRY_ID_NOT_FOUND`` for get and listed only by a status filter that names 3."""
+        entry = self._entry(require(params, "entryId"))
+        if entry.replacing_entry_id:
+            self.store.cancel_replacement(entry)
+        self.store.drop_entry(entry)
+        return None
+
+    async def entry_recycle(self, params: dict[str, Any], session: Session | None) -> Any:
+        """``baseEntry.recycle`` (``BaseEntryService::recycleAction``)."""
+        if not self.recycle_bin:
+            raise ApiError(
+                "FEATURE_RECYCLE_BIN_DISABLED", "Feature recycle bin is disabled for partner"
+            )
+        entry = self._entry(require(params, "entryId"))
+        if entry.display_in_search == DISPLAY_RECYCLED:
+            raise ApiError(
+                "INVALID_ENTRY_STATUS_FOR_RECYCLE",
+                "The entry displayInStatus is invalid for recycle",
+            )
+        entry.previous_display = entry.display_in_search
+        entry.display_in_search, entry.recycled_at = DISPLAY_RECYCLED, now()
+        entry.updated_at = now()
+        return self.entry_api(entry)
+
+    async def entry_restore_recycled(self, params: dict[str, Any], session: Session | None) -> Any:
+        """``baseEntry.restoreRecycled`` (``BaseEntryService::restoreRecycledAction``)."""
+        entry = self._entry(require(params, "entryId"))
+        if entry.display_in_search != DISPLAY_RECYCLED:
+            raise ApiError(
+                "INVALID_ENTRY_STATUS_FOR_RESTORE",
+                "Only entry in displayInStatus RECYCLED can be restored",
+            )
+        previous = entry.previous_display
+        entry.display_in_search = DISPLAY_PARTNER_ONLY if previous is None else previous
+        entry.previous_display, entry.recycled_at, entry.updated_at = None, None, now()
+        return self.entry_api(entry)
+
+    async def entry_get_by_ids(self, params: dict[str, Any], session: Session | None) -> Any:
+        """``baseEntry.getByIds``: the entries found among a comma-separated id list."""
+        ids = [i.strip() for i in (as_str(require(params, "entryIds")) or "").split(",")]
+        found = [self.store.entries.get(i) for i in ids if i]
+        return [self.entry_api(e) for e in found if e is not None and e.status != ENTRY_DELETED]
 
     async def media_add_content(self, params: dict[str, Any], session: Session | None) -> Any:
         entry = self._entry(require(params, "entryId"))
@@ -543,6 +637,12 @@ class Services(MetadataActions):
             "totalCount": len(flavors),
         }
 
+    async def flavor_get_by_entry_id(self, params: dict[str, Any], session: Session | None) -> Any:
+        """``flavorAsset.getByEntryId``: the entry's flavors as an array."""
+        entry = self._entry(require(params, "entryId"))
+        pid = self.store.partner_id
+        return [f.to_api(pid) for f in self.store.live_flavors(entry.id)]
+
     async def flavor_get(self, params: dict[str, Any], session: Session | None) -> Any:
         return self._flavor(require(params, "id")).to_api(self.store.partner_id)
 
@@ -590,6 +690,33 @@ class Services(MetadataActions):
 
     async def token_get(self, params: dict[str, Any], session: Session | None) -> Any:
         return self._token(require(params, "uploadTokenId")).to_api(self.store.partner_id)
+
+    async def token_list(self, params: dict[str, Any], session: Session | None) -> Any:
+        """``uploadToken.list`` (``statusEqual``/``statusIn``/``idIn``, paged)."""
+        flt = params.get("filter") if isinstance(params.get("filter"), dict) else {}
+        assert isinstance(flt, dict)
+        tokens = list(self.store.tokens.values())
+        if "statusEqual" in flt:
+            tokens = [t for t in tokens if t.status == as_int(flt["statusEqual"])]
+        if "statusIn" in flt:
+            wanted = {as_int(v) for v in filters.in_list(flt["statusIn"])}
+            tokens = [t for t in tokens if t.status in wanted]
+        if "idIn" in flt:
+            ids = set(filters.in_list(flt["idIn"]))
+            tokens = [t for t in tokens if t.id in ids]
+        start, end = filters.page_bounds(params.get("pager"), search=False)
+        return {
+            "objectType": "KalturaUploadTokenListResponse",
+            "objects": [t.to_api(self.store.partner_id) for t in tokens[start:end]],
+            "totalCount": len(tokens),
+        }
+
+    async def token_delete(self, params: dict[str, Any], session: Session | None) -> Any:
+        """``uploadToken.delete``: the token and what was uploaded into it go."""
+        token = self._token(require(params, "uploadTokenId"))
+        del self.store.tokens[token.id]
+        token.path.unlink(missing_ok=True)
+        return None
 
     async def token_upload(self, params: dict[str, Any], session: Session | None) -> Any:
         """``uploadToken.upload`` as ``kUploadTokenMgr::handleResume`` does it.
