@@ -9,8 +9,8 @@ filter, and ``metadata.list`` naming its objects.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
+import base64
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,8 +19,9 @@ import pytest
 
 from recstore.archive.actions import REPLACE_VIDEO, RESTORE, S3COPY, Outcome
 from recstore.archive.filters import Selection
-from recstore.clients.kaltura import KalturaClient, KalturaError
+from recstore.clients.kaltura import KalturaClient, KalturaError, token_resource
 from tests.archive_helpers import MiB, entry, original_bytes, tags_of, video
+from tests.conftest import until
 from tests.test_archive_actions import PLACEHOLDER, World, world
 from tests.test_kaltura_client import FAST, T0, chunks_of, seed, settings, stand_in
 from tests.test_vidyo_sync import Env, env
@@ -280,7 +281,7 @@ async def test_new_content_is_a_replacement_that_restore_and_replace_video_wait_
     await kaltura_settings(world.kaltura.url, replacementApproval=False)
     done = await archivist.run(REPLACE_VIDEO, entry_id, apply=True)
     assert done.outcome in (Outcome.DONE, Outcome.DONE_BEFORE, Outcome.WAIT), done
-    await until_replaced(world, entry_id)
+    await until(replaced(world.client, entry_id))
     assert await original_bytes(world.client, entry_id) == PLACEHOLDER
 
     # a replacement whose conversion fails: the restore is FAILED, the placeholder stays READY
@@ -325,12 +326,13 @@ async def test_a_restore_is_not_done_while_the_placeholder_is_still_the_original
     assert (await world.run(RESTORE, entry_id, apply=False)).outcome is Outcome.WAIT
 
 
-async def until_replaced(world: World, entry_id: str) -> None:
-    for _ in range(400):
-        if not (await world.entry(entry_id)).get("replacingEntryId"):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{entry_id}: the replacement never ended")
+def replaced(client: KalturaClient, entry_id: str) -> Callable[[], Awaitable[bool]]:
+    """A check for :func:`until`: the entry names no replacing entry any more."""
+
+    async def check() -> bool:
+        return not (await client.get_entry(entry_id)).get("replacingEntryId")
+
+    return check
 
 
 async def test_actions_the_server_has_delete_and_recycle_entries(
@@ -381,3 +383,47 @@ async def test_a_recording_an_editor_deleted_in_kaltura_is_not_imported_again(en
     again = await env.cycle(settings)
     assert (again.new, again.deleted) == (0, 1)
     assert len((await env.entries())[record["guid"]]) == 1
+
+
+async def test_a_replacement_keeps_the_entry_and_relinks_its_original(
+    stand_in: dict[str, Any], client: KalturaClient
+) -> None:
+    old, new = b"old content " * 50, b"new content, longer " * 50
+    await seed(
+        stand_in,
+        [
+            {
+                "id": "0_swap",
+                "createdAt": T0,
+                "flavors": [
+                    {"id": "0_orig", "isOriginal": True, "content": base64.b64encode(old).decode()}
+                ],
+            }
+        ],
+    )
+    await kaltura_settings(stand_in["kaltura_url"], conversionDelay=0.5)
+    token = await client.add_upload_token("new.mp4", len(new))
+    await client.upload(str(token["id"]), chunks_of(new, 300))
+    answer = await client.update_content("0_swap", token_resource(str(token["id"])))
+    temp_id = answer["replacingEntryId"]
+    assert (answer["status"], answer["replacementStatus"]) == ("2", "1")
+    # while the temporary entry converts, the entry and its original are what they were
+    [before] = await client.flavors("0_swap")
+    assert (before["id"], before["sizeInBytes"], before["status"]) == ("0_orig", len(old), 2)
+    assert (await client.get_entry(temp_id))["replacedEntryId"] == "0_swap"
+    assert temp_id not in await listed(client, {"statusIn": "0,1,2,7"})  # display SYSTEM
+    again = await raw(client, "media", "updateContent", entryId="0_swap", resource={})
+    assert isinstance(again, KalturaError)
+    assert again.code == "ENTRY_REPLACEMENT_ALREADY_EXISTS"
+    await until(replaced(client, "0_swap"))
+    flavors = await client.flavors("0_swap")
+    [original] = [f for f in flavors if f["isOriginal"]]
+    assert (original["id"], original["sizeInBytes"]) == ("0_orig", len(new))  # relinked
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(await client.flavor_url(original["id"])) as download,
+    ):
+        assert await download.read() == new
+    gone = await raw(client, "media", "get", entryId=temp_id)
+    assert isinstance(gone, KalturaError)
+    assert gone.code == "ENTRY_ID_NOT_FOUND"

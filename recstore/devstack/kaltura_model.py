@@ -423,17 +423,31 @@ class Store:
             entry.replacement_status = REPLACEMENT_READY_BUT_NOT_APPROVED
 
     def replace_entry(self, entry: Entry) -> None:
-        """``kBusinessConvertDL::replaceEntry``: the temporary entry's assets become the entry's,
-        its old ones are deleted, and the temporary entry goes."""
+        """``kBusinessConvertDL::replaceEntry``: the temporary entry's READY assets become the
+        entry's, and the temporary entry goes.
+
+        ``kReplacementHelper::relinkReplacingEntryAssetsToReplacedEntryAssets``: an old asset
+        with the flavor params of a new one keeps its id and takes the new content; an old
+        one without is deleted; a new one without an old one joins the entry.
+        """
         temp = self.entries.get(entry.replacing_entry_id or "")
         at = now()
-        for flavor in self.live_flavors(entry.id):
-            flavor.status, flavor.deleted_at, flavor.ready_at = FLAVOR_DELETED, at, None
+        new = {} if temp is None else {f.flavor_params_id: f for f in self.live_flavors(temp.id)}
+        for old in self.live_flavors(entry.id):
+            fresh = new.pop(old.flavor_params_id, None)
+            if fresh is None or fresh.status != FLAVOR_READY:
+                old.status, old.deleted_at, old.ready_at = FLAVOR_DELETED, at, None
+                continue
+            old.path, old.size_bytes, old.file_ext = fresh.path, fresh.size_bytes, fresh.file_ext
+            old.status, old.ready_at, old.updated_at = FLAVOR_READY, None, at
+            old.report_bytes = True
+            fresh.path = None
+            fresh.status, fresh.deleted_at = FLAVOR_DELETED, at
+        for fresh in new.values():
+            self.flavors_of[fresh.entry_id].remove(fresh.id)
+            fresh.entry_id = entry.id
+            self.flavors_of.setdefault(entry.id, []).append(fresh.id)
         if temp is not None:
-            for flavor_id in self.flavors_of.get(temp.id, []):
-                self.flavors[flavor_id].entry_id = entry.id
-                self.flavors_of.setdefault(entry.id, []).append(flavor_id)
-            self.flavors_of[temp.id] = []
             entry.ms_duration = temp.ms_duration or entry.ms_duration
             self.drop_entry(temp)
         entry.status = ENTRY_READY
