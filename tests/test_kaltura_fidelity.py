@@ -211,6 +211,19 @@ async def test_metadata_list_must_name_its_entries(
     ids = [f"0_md{i:03d}" for i in range(160)]
     await seed(stand_in, [{"id": i, "createdAt": T0, "flavors": []} for i in ids])
     profile = await client.add_metadata_profile("One", "sys_md", xsd)
+    twice = await raw(
+        client,
+        "metadata_metadataProfile",
+        "add",
+        metadataProfile={
+            "objectType": "KalturaMetadataProfile",
+            "metadataObjectType": 1,
+            "systemName": "sys_md",
+        },
+        xsdData=xsd,
+    )
+    assert isinstance(twice, KalturaError)
+    assert twice.code == "SYSTEM_NAME_ALREADY_EXISTS"  # KalturaMetadataProfile.php:183
     for entry_id in ids:
         await client.add_metadata(profile["id"], entry_id, "<metadata><Title>t</Title></metadata>")
     by_profile = await raw(

@@ -54,9 +54,12 @@ class MetadataActions:
         check_xsd(xsd)
         system_name = as_str(data.get("systemName")) or ""
         if system_name and any(p.system_name == system_name for p in self.store.profiles.values()):
+            # KalturaMetadataProfile::validateForInsert (plugins/metadata/lib/api/
+            # KalturaMetadataProfile.php:183)
             raise ApiError(
-                "METADATA_PROFILE_SYSTEM_NAME_ALREADY_EXISTS",
-                f"Metadata profile system name [{system_name}] already exists",
+                "SYSTEM_NAME_ALREADY_EXISTS",
+                f"System name [{system_name}] already exists",
+                SYS_NAME=system_name,
             )
         profile = MetadataProfile(
             id=self.new_int_id(),
