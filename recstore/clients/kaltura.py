@@ -635,7 +635,7 @@ def split_in_lists(flt: Mapping[str, Any]) -> list[dict[str, Any]]:
     for name, value in flt.items():
         if not name.endswith("In") or not isinstance(value, str):
             continue
-        values = [v.strip() for v in value.split(",") if v.strip()]
+        values = list(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
         if len(values) <= MAX_IN_VALUES:
             continue
         if name not in SPLITTABLE_IN:
