@@ -19,7 +19,7 @@ import pytest
 
 from recstore.archive.actions import REPLACE_VIDEO, RESTORE, S3COPY, Outcome
 from recstore.archive.filters import Selection
-from recstore.clients.kaltura import KalturaClient, KalturaError, token_resource
+from recstore.clients.kaltura import KalturaClient, KalturaError, token_resource, url_resource
 from tests.archive_helpers import MiB, entry, original_bytes, tags_of, video
 from tests.conftest import until
 from tests.test_archive_actions import PLACEHOLDER, World, world
@@ -440,3 +440,25 @@ async def test_a_replacement_keeps_the_entry_and_relinks_its_original(
     gone = await raw(client, "media", "get", entryId=temp_id)
     assert isinstance(gone, KalturaError)
     assert gone.code == "ENTRY_ID_NOT_FOUND"
+
+
+async def test_a_replacement_whose_import_failed_is_reported_not_waited_for(
+    world: World,
+) -> None:
+    """A failed import leaves the temporary entry ERROR_IMPORTING and the entry's
+    replacementStatus as it was (handleEntryReplacement runs on READY/ERROR_CONVERTING only):
+    the archivist looks at the replacing entry and says so."""
+    entry_id = "0_replace3"
+    await world.kaltura.seed([entry(entry_id, video(MiB))])
+    answer = await world.client.update_content(entry_id, url_resource("http://127.0.0.1:9/gone"))
+
+    async def import_failed() -> bool:
+        temp = await world.client.get_entry(str(answer["replacingEntryId"]))
+        return str(temp["status"]) == "-2"
+
+    await until(import_failed)
+    assert (await world.entry(entry_id))["replacementStatus"] == "1"
+    result = await world.run(REPLACE_VIDEO, entry_id)
+    assert result.outcome is Outcome.FAILED, result
+    assert "ERROR_IMPORTING" in result.reason
+    assert "media.cancelReplace" in result.reason
