@@ -4,12 +4,19 @@
   before they expire and once more when the server answers ``INVALID_KS``/``EXPIRED_KS``.
 * Requests are JSON with ``format=1``; Kaltura reports errors as ``KalturaAPIException``
   objects with HTTP 200, which become :class:`KalturaError` (permanent unless the code says the
-  server is busy). Transport errors and 5xx are transient and go through the retry helper.
+  server failed inside). Transport errors and 5xx are transient and go through the retry helper.
 * A multirequest answers one result per call; **every** element is checked and a failed one
   comes back as a :class:`KalturaError` in its place, so the caller decides per element.
 * :meth:`KalturaClient.iter_entries` lists every entry matching a filter whatever the count:
-  Kaltura pages only ~10,000 results, so it orders by ``+createdAt`` and moves a
-  ``createdAtGreaterThanOrEqual`` window, de-duplicating the boundary second by id.
+  Kaltura pages only 10,000 results (an offset past them is refused), so it orders by
+  ``+createdAt`` and moves a ``createdAtGreaterThanOrEqual`` window, de-duplicating the
+  boundary second by id; a short page is no proof of the end, and a second fuller than a page
+  is read whole before it is given (offsets shift when the caller's updates drop entries).
+* ``...In`` lists longer than the 150 values the server reads are split into parts
+  (:func:`split_in_lists`) by ``iter_entries``, ``count`` and ``list_all``.
+* Internal errors of the server (``INTERNAL_SERVERL_ERROR``, ``INTERNAL_DATABASE_ERROR``,
+  ``SEARCH_ENGINE_QUERY_FAILED``, ``LOCK_TIMED_OUT``) are retried like a 5xx.
+* An upload is verified through ``uploadToken.get`` (the server checks little itself).
 """
 
 from __future__ import annotations
