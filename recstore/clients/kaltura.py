@@ -1,7 +1,7 @@
 """Kaltura API v3 over aiohttp: sessions, calls, multirequests, and listing past 10,000.
 
 * Sessions (KS) are made locally (v2, as the official clients' ``generateSessionV2``), renewed
-  before they expire and once more when the server answers ``INVALID_KS``/``EXPIRED_KS``.
+  before they expire and once more when the server answers ``INVALID_KS``.
 * Requests are JSON with ``format=1``; Kaltura reports errors as ``KalturaAPIException``
   objects with HTTP 200, which become :class:`KalturaError` (permanent unless the code says the
   server failed inside). Transport errors and 5xx are transient and go through the retry helper.
@@ -41,7 +41,9 @@ from recstore.errors import RemoteError, transient_status
 from recstore.retry import RetryPolicy, call_with_retry
 
 REMOTE = "kaltura"
-SESSION_ERRORS = frozenset({"INVALID_KS", "EXPIRED_KS"})
+#: An expired or unreadable session: ``INVALID_KS`` (``ERR_DESC`` EXPIRED, INVALID_STR, ...;
+#: ``api_v3/lib/KalturaErrors.php``: the server has no separate code for expiry).
+SESSION_ERRORS = frozenset({"INVALID_KS"})
 #: Codes that say the server failed inside, not the request: worth another try. From
 #: ``kaltura/server``: ``api_v3/lib/KalturaErrors.php`` (``INTERNAL_SERVERL_ERROR``, sic, the
 #: catch-all of ``KalturaFrontController::getExceptionObject``; ``LOCK_TIMED_OUT``) and
