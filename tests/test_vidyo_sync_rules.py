@@ -203,7 +203,7 @@ def test_calls_refer_to_the_new_entry_by_index_and_outcomes_check_every_element(
         {"objectType": "KalturaString", "value": "X: y"}
     ]
     failed = KalturaError(
-        "media.add failed: INTERNAL_SERVERERROR: boom", code="INTERNAL_SERVERERROR"
+        "media.add failed: INTERNAL_SERVERL_ERROR: boom", code="INTERNAL_SERVERL_ERROR"
     )
     consequence = KalturaError("MISSING_MANDATORY_PARAMETER")
     results: list[Any] = [

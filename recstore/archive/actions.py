@@ -21,6 +21,13 @@ What keeps an original from being lost:
 * Order within ``replace-video``: the tag ``flavors_deleted`` first, then the placeholder is
   uploaded into a token, then the flavors are deleted and the token becomes the content. An
   interrupted run leaves an entry that the next run (or ``repair``) finishes.
+* New content for an entry that has some is a *replacement* in Kaltura
+  (``media.updateContent``): a temporary entry converts it while the entry keeps its READY
+  status and old original, and the swap may wait for approval. ``replace-video`` and
+  ``restore`` are DONE only once the replacement is over and the entry's original is the
+  expected file (its size; for a restore also the S3 copy's SHA-256 where one is recorded);
+  WAIT while it runs; FAILED with the reason when it failed or waits for approval. An entry
+  with a replacement under way is not touched by another action (WAIT or FAILED likewise).
 
 Outcomes: ``DONE``; ``DONE_BEFORE``; ``WOULD_DO`` (dry run: what ``--apply`` would do);
 ``SKIPPED`` (with the reason); ``WAIT_GLACIER`` (a restore from Glacier or an
@@ -81,6 +88,14 @@ META_PART_SIZE = "recstore-part-size"
 FLAVOR_PENDING = frozenset({0, 1, 6, 7, 8})
 FLAVOR_ERROR = -1
 ENTRY_ERRORS = frozenset({-2, -1})
+#: entryReplacementStatus (``kaltura/server`` ``alpha/lib/enums/entryReplacementStatus.php``).
+REPLACEMENT_STATUS = {
+    "0": "NONE",
+    "1": "APPROVED_BUT_NOT_READY",
+    "2": "READY_BUT_NOT_APPROVED",
+    "3": "NOT_READY_AND_NOT_APPROVED",
+    "4": "FAILED",
+}
 #: Bytes read per call when reading the placeholder file.
 FILE_READ = 1024 * 1024
 
@@ -264,6 +279,12 @@ class _Verdict:
     transient: bool = False
 
 
+def _size_text(flavor: Flavor) -> str:
+    if flavor.size_bytes is not None:
+        return f"{flavor.size_bytes} bytes"
+    return f"about {flavor.size_kb} KB"
+
+
 def _done(reason: str, size: int = 0) -> _Verdict:
     return _Verdict(Outcome.DONE, reason, size)
 
@@ -386,6 +407,8 @@ class Archivist:
         facts = await self.look(entry_id)
         if facts is None:
             return _skip("no such entry (deleted?)")
+        if action != S3COPY and (running := await self._replacement_verdict(facts.entry)):
+            return running
         return await self._handlers[action](facts, apply)
 
     async def run_many(
@@ -429,12 +452,7 @@ class Archivist:
     def _size_problem(self, original: Flavor, s3: ObjectInfo) -> str | None:
         if self.rules.sizes.matches(original, s3.size):
             return None
-        have = (
-            f"{original.size_bytes} bytes"
-            if original.size_bytes is not None
-            else f"about {original.size_kb} KB"
-        )
-        return f"S3 copy has {s3.size} bytes, the original {have}"
+        return f"S3 copy has {s3.size} bytes, the original {_size_text(original)}"
 
     def _where(self, entry_id: str) -> str:
         return f"s3://{self.rules.bucket}/{entry_id}"
@@ -567,7 +585,7 @@ class Archivist:
                 if not apply:
                     return _Verdict(Outcome.WAIT, "the placeholder is being converted")
                 await self._tag(facts, add=tags.flavors_deleted)
-                await self._await_ready(facts.id, "the placeholder")
+                await self._await_content(facts.id, "the placeholder", self._not_placeholder)
                 return _done("the placeholder is in place")
         elif original is not None:
             if state is EntryState.ARCHIVED and (problem := self._original_problem(original)):
@@ -590,7 +608,7 @@ class Archivist:
         for flavor in flavors:
             await self.kaltura.delete_flavor(flavor.id)
         await self.kaltura.update_content(facts.id, token_resource(str(token["id"])))
-        await self._await_ready(facts.id, "the placeholder")
+        await self._await_content(facts.id, "the placeholder", self._not_placeholder)
         await self.kaltura.update_thumbnail(facts.id, self.rules.thumbnail_offset)
         return _done(f"{len(flavors)} flavor(s) deleted; the placeholder is in place")
 
@@ -611,20 +629,69 @@ class Archivist:
             return "the original's SHA-256 differs from the S3 copy's"
         return None
 
-    async def _await_ready(self, entry_id: str, what: str) -> Flavor:
-        """Poll until the entry and its new original are READY; FAILED past the timeout."""
+    async def _replacement_verdict(self, entry: Mapping[str, Any]) -> _Verdict | None:
+        """None when no content replacement is under way; else WAIT (it runs) or FAILED."""
+        status = str(entry.get("replacementStatus") or "0")
+        replacing = entry.get("replacingEntryId") or None
+        if status == "0" and replacing is None:
+            return None
+        name = REPLACEMENT_STATUS.get(status, status)
+        cancel = "cancel it (media.cancelReplace) and run again"
+        if status in ("2", "3"):
+            return _fail(
+                f"the content replacement waits for approval in Kaltura ({name}): approve it "
+                "(media.approveReplace) or cancel it (media.cancelReplace)"
+            )
+        if status == "4":
+            return _fail(f"the content replacement failed in Kaltura (conversion): {cancel}")
+        if replacing is not None:
+            try:
+                temp = await self.kaltura.get_entry(str(replacing))
+            except RemoteError as exc:
+                if exc.code != "ENTRY_ID_NOT_FOUND":
+                    raise
+                # replaced between the two reads: the temporary entry goes when it is over
+                return _Verdict(Outcome.WAIT, "a content replacement is finishing in Kaltura")
+            temp_status = int(temp.get("status", -1))
+            if temp_status in ENTRY_ERRORS:
+                return _fail(
+                    f"the content replacement failed in Kaltura: the replacing entry {replacing}"
+                    f" is {ENTRY_STATUS.get(temp_status, str(temp_status))}: {cancel}"
+                )
+        return _Verdict(Outcome.WAIT, f"a content replacement runs in Kaltura ({name})")
+
+    async def _await_content(
+        self,
+        entry_id: str,
+        what: str,
+        problem: Callable[[Flavor], Awaitable[str | None]],
+    ) -> Flavor:
+        """Poll until the new content is the entry's READY original, and is what was sent.
+
+        On an entry with content that is after Kaltura's replacement (see the module
+        docstring); until then the entry and its old original look READY. ``problem`` says
+        what is wrong with the original in place at the end (FAILED), if anything.
+        """
         deadline = self._clock() + self.rules.ready_timeout
         while True:
             entry = await self.kaltura.get_entry(entry_id)
-            original = original_flavor(
-                [Flavor.from_api(f) for f in await self.kaltura.flavors(entry_id)]
-            )
-            status = int(entry.get("status", -1))
-            if status in ENTRY_ERRORS or (original is not None and original.status == FLAVOR_ERROR):
-                name = ENTRY_STATUS.get(status, str(status))
-                raise _Failed(_fail(f"{what} failed in Kaltura (entry {name})"))
-            if status == ENTRY_READY and original is not None and original.ready:
-                return original
+            running = await self._replacement_verdict(entry)
+            if running is not None and running.outcome is Outcome.FAILED:
+                raise _Failed(_fail(f"{what}: {running.reason}"))
+            if running is None:
+                original = original_flavor(
+                    [Flavor.from_api(f) for f in await self.kaltura.flavors(entry_id)]
+                )
+                status = int(entry.get("status", -1))
+                if status in ENTRY_ERRORS or (
+                    original is not None and original.status == FLAVOR_ERROR
+                ):
+                    name = ENTRY_STATUS.get(status, str(status))
+                    raise _Failed(_fail(f"{what} failed in Kaltura (entry {name})"))
+                if status == ENTRY_READY and original is not None and original.ready:
+                    if wrong := await problem(original):
+                        raise _Failed(_fail(f"{what} is not in place: {wrong}"))
+                    return original
             if self._clock() >= deadline:
                 raise _Failed(
                     _Verdict(
@@ -634,6 +701,20 @@ class Archivist:
                     )
                 )
             await self._sleep(self.rules.ready_poll)
+
+    async def _not_placeholder(self, original: Flavor) -> str | None:
+        placeholder = self.rules.placeholder
+        if placeholder is None or placeholder.looks_like(original):
+            return None
+        return f"the original has {_size_text(original)}, the placeholder {placeholder.size} bytes"
+
+    def _not_copy(self, s3: ObjectInfo) -> Callable[[Flavor], Awaitable[str | None]]:
+        async def check(original: Flavor) -> str | None:
+            if problem := self._size_problem(original, s3):
+                return problem
+            return await self._content_problem(original, s3)
+
+        return check
 
     # -- restore ------------------------------------------------------------------------------
 
@@ -688,7 +769,7 @@ class Archivist:
             resource = url_resource(url)
         await self.kaltura.update_content(facts.id, resource)
         metrics.ARCHIVE_BYTES.labels(direction="to_kaltura").inc(s3.size)
-        await self._await_ready(facts.id, "the original")
+        await self._await_content(facts.id, "the original", self._not_copy(s3))
         await self._tag(facts, remove=self._deleted_tag_names())
         return _done(f"the original is back (by {rules.restore_mode})", s3.size)
 

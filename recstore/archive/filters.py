@@ -28,9 +28,15 @@ from typing import Any
 from dateutil.relativedelta import relativedelta
 
 from recstore.archive.states import tag_words
+from recstore.clients.kaltura import MAX_IN_VALUES
 
-#: Kaltura accepts long ``idIn`` lists, but URLs and search engines do not love them.
-IDS_PER_QUERY = 200
+#: The server keeps only the first 150 values of an ``idIn`` list (``SphinxCriterion``
+#: MAX_IN_VALUES), so ``--id`` lists go in batches of that size.
+IDS_PER_QUERY = MAX_IN_VALUES
+#: KalturaEntryStatus values but DELETED (3): what a selection without ``--status`` means. Sent
+#: always: with no status field the server lists READY entries only
+#: (``KalturaBaseEntryFilter::setDefaultStatus``), hiding ERROR and PRECONVERT ones.
+NOT_DELETED = (-2, -1, 0, 1, 2, 4, 5, 6, 7)
 
 
 class SelectionError(ValueError):
@@ -46,7 +52,7 @@ class Selection:
     #: Category ids; an entry in any of them or their sub-categories matches.
     categories: tuple[int, ...] = ()
     plays: int | None = None
-    #: KalturaEntryStatus values; empty means the server's default (every status but DELETED).
+    #: KalturaEntryStatus values; empty means every status but DELETED (:data:`NOT_DELETED`).
     statuses: tuple[int, ...] = ()
     created_within: float | None = None
     created_before: float | None = None
@@ -91,9 +97,11 @@ class Selection:
         if self.categories:
             f["categoryAncestorIdIn"] = ",".join(str(c) for c in self.categories)
         if self.plays is not None:
-            f["playsEqual"] = self.plays
-        if self.statuses:
-            f["statusIn"] = ",".join(str(s) for s in self.statuses)
+            # No ``plays*`` filter field exists (plays is order-only; the server drops unknown
+            # fields unread): compare the attribute, as seed 001 did.
+            f["advancedSearch"] = plays_condition(self.plays)
+        if self.statuses or not any(k.startswith("status") for k in self.extra):
+            f["statusIn"] = ",".join(str(s) for s in self.statuses or NOT_DELETED)
         created_min: list[int] = []
         created_max: list[int] = []
         if self.created_within is not None:
@@ -127,6 +135,21 @@ class Selection:
             return [()]
         unique = list(dict.fromkeys(self.ids))
         return [tuple(unique[i : i + IDS_PER_QUERY]) for i in range(0, len(unique), IDS_PER_QUERY)]
+
+
+def plays_condition(plays: int) -> dict[str, Any]:
+    """``plays == N`` as a ``KalturaMediaEntryCompareAttributeCondition`` (``advancedSearch``).
+
+    ``attribute`` is ``KalturaMediaEntryCompareAttribute::PLAYS`` ("plays"), ``comparison``
+    ``KalturaSearchConditionComparison::EQUAL`` (1, ``alpha/lib/enums/
+    searchConditionComparison.php``).
+    """
+    return {
+        "objectType": "KalturaMediaEntryCompareAttributeCondition",
+        "attribute": "plays",
+        "comparison": "1",
+        "value": str(plays),
+    }
 
 
 def years_ago(now: datetime, years: float) -> int:

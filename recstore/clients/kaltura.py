@@ -1,15 +1,22 @@
 """Kaltura API v3 over aiohttp: sessions, calls, multirequests, and listing past 10,000.
 
 * Sessions (KS) are made locally (v2, as the official clients' ``generateSessionV2``), renewed
-  before they expire and once more when the server answers ``INVALID_KS``/``EXPIRED_KS``.
+  before they expire and once more when the server answers ``INVALID_KS``.
 * Requests are JSON with ``format=1``; Kaltura reports errors as ``KalturaAPIException``
   objects with HTTP 200, which become :class:`KalturaError` (permanent unless the code says the
-  server is busy). Transport errors and 5xx are transient and go through the retry helper.
+  server failed inside). Transport errors and 5xx are transient and go through the retry helper.
 * A multirequest answers one result per call; **every** element is checked and a failed one
   comes back as a :class:`KalturaError` in its place, so the caller decides per element.
 * :meth:`KalturaClient.iter_entries` lists every entry matching a filter whatever the count:
-  Kaltura pages only ~10,000 results, so it orders by ``+createdAt`` and moves a
-  ``createdAtGreaterThanOrEqual`` window, de-duplicating the boundary second by id.
+  Kaltura pages only 10,000 results (an offset past them is refused), so it orders by
+  ``+createdAt`` and moves a ``createdAtGreaterThanOrEqual`` window, de-duplicating the
+  boundary second by id; a short page is no proof of the end, and a second fuller than a page
+  is read whole before it is given (offsets shift when the caller's updates drop entries).
+* ``...In`` lists longer than the 150 values the server reads are split into parts
+  (:func:`split_in_lists`) by ``iter_entries``, ``count`` and ``list_all``.
+* Internal errors of the server (``INTERNAL_SERVERL_ERROR``, ``INTERNAL_DATABASE_ERROR``,
+  ``SEARCH_ENGINE_QUERY_FAILED``, ``LOCK_TIMED_OUT``) are retried like a 5xx.
+* An upload is verified through ``uploadToken.get`` (the server checks little itself).
 """
 
 from __future__ import annotations
@@ -34,8 +41,32 @@ from recstore.errors import RemoteError, transient_status
 from recstore.retry import RetryPolicy, call_with_retry
 
 REMOTE = "kaltura"
-SESSION_ERRORS = frozenset({"INVALID_KS", "EXPIRED_KS"})
-TRANSIENT_CODES = frozenset({"SERVICE_UNAVAILABLE", "INTERNAL_SERVERERROR", "LOCK_TIMED_OUT"})
+#: An expired or unreadable session: ``INVALID_KS`` (``ERR_DESC`` EXPIRED, INVALID_STR, ...;
+#: ``api_v3/lib/KalturaErrors.php``: the server has no separate code for expiry).
+SESSION_ERRORS = frozenset({"INVALID_KS"})
+#: Codes that say the server failed inside, not the request: worth another try. From
+#: ``kaltura/server``: ``api_v3/lib/KalturaErrors.php`` (``INTERNAL_SERVERL_ERROR``, sic, the
+#: catch-all of ``KalturaFrontController::getExceptionObject``; ``LOCK_TIMED_OUT``) and
+#: ``alpha/apps/kaltura/lib/webservices/APIErrors.class.php`` (``INTERNAL_DATABASE_ERROR`` for a
+#: PropelException, ``SEARCH_ENGINE_QUERY_FAILED`` for a failed Sphinx query).
+TRANSIENT_CODES = frozenset(
+    {
+        "INTERNAL_SERVERL_ERROR",
+        "INTERNAL_DATABASE_ERROR",
+        "SEARCH_ENGINE_QUERY_FAILED",
+        "LOCK_TIMED_OUT",
+    }
+)
+#: The search engine keeps only this many values of a ``...In`` list and drops the rest
+#: silently (``plugins/search/providers/sphinx_search/lib/SphinxCriterion.php``: MAX_IN_VALUES).
+MAX_IN_VALUES = 150
+#: ``...In`` fields naming one value per object, so a long list can be split into parts whose
+#: answers add up (no object matches two parts).
+SPLITTABLE_IN = frozenset(
+    {"idIn", "referenceIdIn", "statusIn", "objectIdIn", "entryIdIn", "userIdIn", "typeIn"}
+)
+#: The search engine answers no row past this offset (``QUERY_EXCEEDED_MAX_MATCHES_ALLOWED``).
+MAX_MATCHES = 10_000
 #: Renew a session this long before it expires.
 RENEW_MARGIN = 300.0
 ADMIN = 2
@@ -199,7 +230,12 @@ class KalturaClient:
                             status=answer.status,
                             transient=transient_status(answer.status),
                         )
-                    return await answer.json(content_type=None)
+                    result = await answer.json(content_type=None)
+            # An internal error of the server (not of this request) is retried like a 5xx;
+            # a multirequest's own elements are left to the caller.
+            if _error_code(result) in TRANSIENT_CODES:
+                _raise_if_error(result, path.removeprefix("service/").replace("/action/", "."))
+            return result
 
         return await call_with_retry(attempt, remote=REMOTE, policy=self._policy)
 
@@ -212,69 +248,124 @@ class KalturaClient:
         service: str = "media",
         page_size: int | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
-        """Every entry matching ``entry_filter`` once, oldest first, past Kaltura's 10,000."""
+        """Every entry matching ``entry_filter`` once, past Kaltura's 10,000.
+
+        Oldest first within each part of a split ``...In`` list (see :func:`split_in_lists`).
+        Correct when a page comes back short although more match (the server re-applies some
+        criteria after the search), and when entries leave the filter while the caller
+        consumes the listing (the window moves by ``createdAt``, not by offset; a second
+        fuller than a page is read whole before any of it is given).
+        """
         size = page_size or self._settings.page_size
         base = {k: v for k, v in entry_filter.items() if k != "orderBy"}
         base.setdefault("objectType", "KalturaMediaEntryFilter")
+        for part in split_in_lists(base):
+            async for entry in self._iter_window(service, part, size):
+                yield entry
+
+    async def _iter_window(
+        self, service: str, base: dict[str, Any], size: int
+    ) -> AsyncIterator[dict[str, Any]]:
+        base = dict(base)
         window = base.pop("createdAtGreaterThanOrEqual", None)
         boundary: set[str] = set()  # ids already given at the window's first second
         while True:
             page_filter = {**base, "orderBy": "+createdAt"}
             if window is not None:
                 page_filter["createdAtGreaterThanOrEqual"] = window
-            page = await self.call(
-                service,
-                "list",
-                filter=page_filter,
-                pager={"objectType": "KalturaFilterPager", "pageSize": size, "pageIndex": 1},
-            )
+            page = await self._list_page(service, page_filter, size, 1)
             objects: list[dict[str, Any]] = page.get("objects") or []
-            for entry in objects:
-                if entry["id"] not in boundary:
+            fresh = [entry for entry in objects if entry["id"] not in boundary]
+            for entry in fresh:
+                yield entry
+            if not fresh:
+                # Nothing new: the end, unless the server counts more in the window's first
+                # second than its first page showed (a second fuller than a page, or rows
+                # dropped after the search). Read that second whole, then go past it.
+                if window is None or not objects or _total(page) <= len(objects):
+                    return
+                second = int(window)
+                async for entry in self._one_second(service, base, second, size, boundary):
                     yield entry
-            if len(objects) < size:
-                return
-            last = int(objects[-1]["createdAt"])
-            if window is not None and last == int(window):
-                # A whole page within one second: page through that second by index instead,
-                # skipping what this and earlier pages already gave.
-                given = boundary | {e["id"] for e in objects}
-                async for entry in self._one_second(service, base, last, size, given):
-                    yield entry
-                window, boundary = last + 1, set()
+                window, boundary = second + 1, set()
                 continue
+            last = int(objects[-1]["createdAt"])
+            if window is None or last != int(window):
+                boundary = set()
+            boundary |= {e["id"] for e in objects if int(e["createdAt"]) == last}
             window = last
-            boundary = {e["id"] for e in objects if int(e["createdAt"]) == last}
 
     async def _one_second(
         self, service: str, base: dict[str, Any], second: int, size: int, given: set[str]
     ) -> AsyncIterator[dict[str, Any]]:
+        """The entries of one ``createdAt`` second not yet given, read whole before yielding.
+
+        Offsets within the second shift when an entry leaves the filter (the caller's own
+        update may do that), so every page is fetched before the first entry is handed out.
+        """
+        second_filter = {
+            **base,
+            "orderBy": "+createdAt",
+            "createdAtGreaterThanOrEqual": second,
+            "createdAtLessThanOrEqual": second,
+        }
+        found: dict[str, dict[str, Any]] = {}
         index = 1
         while True:
-            page = await self.call(
-                service,
-                "list",
-                filter={
-                    **base,
-                    "orderBy": "+createdAt",
-                    "createdAtGreaterThanOrEqual": second,
-                    "createdAtLessThanOrEqual": second,
-                },
-                pager={"objectType": "KalturaFilterPager", "pageSize": size, "pageIndex": index},
-            )
+            if (index - 1) * size >= MAX_MATCHES:
+                raise KalturaError(
+                    f"more than {MAX_MATCHES} entries created in second {second} match the "
+                    "filter; Kaltura cannot page them: narrow the filter",
+                    code="QUERY_EXCEEDED_MAX_MATCHES_ALLOWED",
+                )
+            page = await self._list_page(service, second_filter, size, index)
             objects = page.get("objects") or []
             for entry in objects:
-                if entry["id"] not in given:
-                    given.add(entry["id"])
-                    yield entry
-            if len(objects) < size:
-                return
+                found.setdefault(entry["id"], entry)
+            if not objects or index * size >= _total(page):
+                break
             index += 1
+        for entry_id, entry in found.items():
+            if entry_id not in given:
+                yield entry
+
+    async def _list_page(
+        self, service: str, flt: Mapping[str, Any], size: int, index: int
+    ) -> dict[str, Any]:
+        pager = {"objectType": "KalturaFilterPager", "pageSize": size, "pageIndex": index}
+        return _object(await self.call(service, "list", filter=dict(flt), pager=pager))
+
+    async def list_all(
+        self, service: str, flt: Mapping[str, Any], *, page_size: int = 500
+    ) -> list[dict[str, Any]]:
+        """Every object a short listing matches (a lookup by ids, not a scan of everything).
+
+        ``...In`` lists longer than the server keeps are split (:func:`split_in_lists`); each
+        part is paged by index until a page is empty or the server's ``totalCount`` is
+        reached (a short page alone is no proof of the end), and read whole before it is
+        returned. At most 10,000 objects per part, as the server pages no further.
+        """
+        found: dict[Any, dict[str, Any]] = {}
+        for part in split_in_lists(flt):
+            index = 1
+            while (index - 1) * page_size < MAX_MATCHES:
+                page = await self._list_page(service, part, page_size, index)
+                objects = page.get("objects") or []
+                for item in objects:
+                    found.setdefault(item.get("id"), item)
+                if not objects or index * page_size >= _total(page):
+                    break
+                index += 1
+        return list(found.values())
 
     # -- services used by the archive and sync jobs ------------------------------------------
 
     async def count(self, entry_filter: Mapping[str, Any]) -> int:
-        return int(await self.call("media", "count", filter=dict(entry_filter)))
+        """``media.count``, summed over the parts of a split ``...In`` list."""
+        total = 0
+        for part in split_in_lists(entry_filter):
+            total += int(await self.call("media", "count", filter=part))
+        return total
 
     async def get_entry(self, entry_id: str) -> dict[str, Any]:
         result: dict[str, Any] = await self.call("media", "get", entryId=entry_id)
@@ -385,7 +476,9 @@ class KalturaClient:
         await self.call("flavorAsset", "delete", id=flavor_id)
 
     async def add_upload_token(self, file_name: str, file_size: int | None) -> dict[str, Any]:
-        """``uploadToken.add``; with ``file_size`` the server checks the finished upload."""
+        """``uploadToken.add``. The server keeps ``fileSize`` but checks nothing against it
+        (only with ``autoFinalize``, ``kUploadTokenMgr::handleResume``): :meth:`upload`
+        compares it with what the server holds at the end."""
         token: dict[str, Any] = {"objectType": "KalturaUploadToken", "fileName": file_name}
         if file_size is not None:
             token["fileSize"] = file_size
@@ -403,7 +496,9 @@ class KalturaClient:
         received (``uploadedFileSize``), so a dropped connection costs one chunk, not the
         file; ``start_at`` continues an upload an earlier run left unfinished (the chunks
         must then start at that byte). Memory is one chunk. The last call is marked
-        ``finalChunk``, which makes the server check the size given to ``add``.
+        ``finalChunk``; the server then checks only that the chunk lands where ``resumeAt``
+        says, so the upload is verified here: ``uploadToken.get`` must report the token
+        FULL_UPLOAD (2) holding every byte sent, and the ``fileSize`` given to ``add``.
         """
         position = start_at
         pending: bytes | None = None
@@ -415,8 +510,18 @@ class KalturaClient:
         return token
 
     async def _send_final(self, token_id: str, data: bytes, position: int) -> dict[str, Any]:
-        await self._upload_chunk(token_id, data, position, final=True)
-        return await self.upload_token(token_id)
+        end = await self._upload_chunk(token_id, data, position, final=True)
+        token = await self.upload_token(token_id)
+        held = _int_or_none(token.get("uploadedFileSize"))
+        announced = _int_or_none(token.get("fileSize"))
+        status = _int_or_none(token.get("status"))
+        if held != end or (announced is not None and held != announced) or status != 2:
+            raise KalturaError(
+                f"upload token {token_id} holds {held} bytes (status {status}) after {end} were "
+                f"sent for a file of {announced}: the upload is incomplete",
+                code="UPLOAD_INCOMPLETE",
+            )
+        return token
 
     async def _upload_chunk(self, token_id: str, data: bytes, position: int, *, final: bool) -> int:
         """Upload ``data`` at ``position``; the position after it. Resumes a broken attempt."""
@@ -525,6 +630,47 @@ def url_resource(url: str) -> dict[str, Any]:
 def token_resource(token_id: str) -> dict[str, Any]:
     """Content from a finished upload token."""
     return {"objectType": "KalturaUploadedFileTokenResource", "token": token_id}
+
+
+def split_in_lists(flt: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """``flt`` as filters whose ``...In`` lists hold at most :data:`MAX_IN_VALUES` values.
+
+    The server keeps the first 150 values of a list and drops the rest without a word, so a
+    longer list is cut into parts (the answers of the parts add up: see
+    :data:`SPLITTABLE_IN`). A long list of another field (an entry may match two parts)
+    cannot be split exactly and is refused.
+    """
+    parts: list[dict[str, Any]] = [dict(flt)]
+    for name, value in flt.items():
+        if not name.endswith("In") or not isinstance(value, str):
+            continue
+        values = list(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
+        if len(values) <= MAX_IN_VALUES:
+            continue
+        if name not in SPLITTABLE_IN:
+            raise ValueError(
+                f"filter field {name} holds {len(values)} values; Kaltura reads only "
+                f"{MAX_IN_VALUES} and this field cannot be split"
+            )
+        chunks = [
+            ",".join(values[i : i + MAX_IN_VALUES]) for i in range(0, len(values), MAX_IN_VALUES)
+        ]
+        parts = [{**part, name: chunk} for part in parts for chunk in chunks]
+    return parts
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _total(page: Mapping[str, Any]) -> int:
+    try:
+        return int(page.get("totalCount") or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 def _object(result: Any) -> dict[str, Any]:

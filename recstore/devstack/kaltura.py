@@ -8,13 +8,20 @@ or multipart bodies, ``format=1`` JSON or ``format=2`` XML answers, errors as
 with ``ERR_DESC`` ``EXPIRED``/``INVALID_STR``/``INVALID_PARTNER``, as the server says it),
 multirequests with ``{N:result:path}`` references and per-call errors, and the 10,000-row
 paging cap. Actions: ``session.start``; ``media.list/count/get/add/addContent/updateContent/
-updateThumbnail/update``; ``baseEntry.list/count/get/update``; ``flavorAsset.list/get/getUrl/
-delete``; ``uploadToken.add/get/upload`` (chunked: ``resume``, ``resumeAt``, ``finalChunk``);
-``metadataProfile.list/add``; ``metadata.list/add/update`` (XML checked against the XSD).
+updateThumbnail/update/delete/approveReplace/cancelReplace``; ``baseEntry.list/count/get/
+getByIds/update/updateContent/delete/recycle/restoreRecycled``; ``flavorAsset.list/get/getUrl/
+getByEntryId/delete``; ``uploadToken.add/get/list/upload/delete`` (chunked: ``resume``,
+``resumeAt``, ``finalChunk``); ``metadataProfile.list/get/add/delete``;
+``metadata.list/get/add/update/delete`` (XML checked against the XSD). Another action the
+server has answers ``STAND_IN_ACTION_NOT_MODELLED``; one it lacks ``ACTION_DOES_NOT_EXISTS``.
 Flavors are downloadable from the URL ``flavorAsset.getUrl`` returns.
 
 Admin routes: ``POST /_devstack/seed``, ``GET /_devstack/state``, ``POST /_devstack/settings``
 (``{"conversionDelay": seconds}``: how long new content "converts" before READY;
+``{"entryReplacement": bool, "replacementApproval": bool}``: the partner's
+FEATURE_ENTRY_REPLACEMENT (default on) and FEATURE_ENTRY_REPLACEMENT_APPROVAL (default off);
+``{"conversionFails": N}``: the next N conversions end in ERROR_CONVERTING;
+``{"recycleBin": bool}``: the partner's FEATURE_RECYCLE_BIN (default off);
 ``{"callFaults": [{"service", "action", "match", "code", "message", "count"}]}``: calls of
 that action whose parameters (as JSON) contain ``match`` fail with ``code``, ``count`` times or
 always, even inside a multirequest, for tests of per-call error handling),
@@ -30,6 +37,9 @@ Seed document (``POST /_devstack/seed``)::
                   "tags": "a,b" | ["a", "b"],
                   "categories": "MediaSpace>site>X" | ["..."],   # ">" separates levels
                   "status": 2,                # KalturaEntryStatus, default 2 (READY)
+                  "moderationStatus": 6,      # default AUTO_APPROVED; 1/3 hidden by default
+                  "displayInSearch": 1,       # default PARTNER_ONLY; -2 is the recycle bin
+                  "dropAfterSearch": false,   # true: counted by the search, never shown
                   "userId": "alice", "creatorId": "alice", "referenceId": "guid"?,
                   "partnerSortValue": 0, "msDuration": 60000, "mediaType": 1,
                   "flavors": [{"id": "0_fl1"?, "isOriginal": true,
@@ -66,15 +76,17 @@ from aiohttp import web
 from recstore.devstack.faults import ADMIN_PREFIX, FaultInjector
 from recstore.devstack.kaltura_ks import KsError, Session, parse_ks
 from recstore.devstack.kaltura_model import (
+    DISPLAY_PARTNER_ONLY,
     ENTRY_READY,
     FLAVOR_READY,
+    MODERATION_AUTO_APPROVED,
     WEB_FLAVOR_PARAMS,
     Entry,
     Flavor,
     Store,
     synthetic_chunks,
 )
-from recstore.devstack.kaltura_services import Services
+from recstore.devstack.kaltura_services import SERVER_ACTIONS, Services
 from recstore.devstack.kaltura_wire import (
     FORMAT_JSON,
     FORMAT_XML,
@@ -192,6 +204,13 @@ class KalturaStandIn:
                     "SERVICE_DOES_NOT_EXISTS",
                     f'Service "{service}" does not exists',
                     SRV_NAME=service,
+                )
+            if key not in self.services.table and key[1] in SERVER_ACTIONS.get(key[0], ()):
+                raise ApiError(
+                    "STAND_IN_ACTION_NOT_MODELLED",
+                    f"{service}.{action} exists on the server; the stand-in does not model it",
+                    ACTION_NAME=action,
+                    SERVICE_NAME=service,
                 )
             if key not in self.services.table:
                 raise ApiError(
@@ -341,6 +360,9 @@ class KalturaStandIn:
             partner_sort_value=int(data.get("partnerSortValue", 0)),
             ms_duration=int(data.get("msDuration", 60_000)),
             media_type=int(data.get("mediaType", 1)),
+            moderation_status=int(data.get("moderationStatus", MODERATION_AUTO_APPROVED)),
+            display_in_search=int(data.get("displayInSearch", DISPLAY_PARTNER_ONLY)),
+            drop_after_search=bool(data.get("dropAfterSearch", False)),
         )
         return entry
 
@@ -446,12 +468,28 @@ class KalturaStandIn:
             data = await request.json()
             if "conversionDelay" in data:
                 self.services.conversion_delay = float(data["conversionDelay"])
+            if "entryReplacement" in data:
+                self.services.entry_replacement = bool(data["entryReplacement"])
+            if "replacementApproval" in data:
+                self.services.replacement_approval = bool(data["replacementApproval"])
+            if "conversionFails" in data:
+                self.services.conversion_fails = int(data["conversionFails"])
+            if "recycleBin" in data:
+                self.services.recycle_bin = bool(data["recycleBin"])
             if "callFaults" in data:
                 self.call_faults = [_call_fault(spec) for spec in data["callFaults"] or []]
         except (ValueError, TypeError, AttributeError, KeyError) as exc:
             return web.json_response({"error": str(exc)}, status=400)
+        services = self.services
         return web.json_response(
-            {"conversionDelay": self.services.conversion_delay, "callFaults": self.call_faults}
+            {
+                "conversionDelay": services.conversion_delay,
+                "entryReplacement": services.entry_replacement,
+                "replacementApproval": services.replacement_approval,
+                "conversionFails": services.conversion_fails,
+                "recycleBin": services.recycle_bin,
+                "callFaults": self.call_faults,
+            }
         )
 
     async def play(self, request: web.Request) -> web.Response:
@@ -472,8 +510,8 @@ def _call_fault(spec: dict[str, Any]) -> dict[str, Any]:
         "service": str(spec["service"]).lower(),
         "action": str(spec["action"]).lower(),
         "match": str(spec.get("match", "")),
-        "code": str(spec.get("code", "INTERNAL_SERVERERROR")),
-        "message": str(spec.get("message", "injected call fault")),
+        "code": str(spec.get("code", "INTERNAL_SERVERL_ERROR")),
+        "message": str(spec.get("message", "Internal server error occurred")),
         "count": None if spec.get("count") is None else int(spec["count"]),
     }
 

@@ -1,10 +1,16 @@
 """``KalturaMediaEntryFilter`` / ``KalturaBaseEntryFilter`` and the pager, as the server reads them.
 
-Only the fields the archiver and the syncer use, with the server's semantics: tags compare as
-whole comma-separated words (case-insensitive), a null ``lastPlayedAt`` matches neither bound
-(only ``lastPlayedAtLessThanOrEqualOrNull``), time values under ten years are relative to now
-(``kTime::getRelativeTime``: ``-86400`` means "a day ago"), deleted entries are hidden unless a
-status filter asks for them, and the pager stops at :data:`~kaltura_model.MAX_MATCHES` rows.
+Only the fields the archiver and the syncer use, with the server's semantics (sources in
+``docs/fidelity.md``): a field the filter class does not have is dropped unread
+(``KalturaRequestDeserializer::buildObject``), so a made-up ``playsEqual`` filters nothing;
+``plays`` is compared through ``advancedSearch`` (``KalturaMediaEntryCompareAttributeCondition``);
+``...In`` lists keep their first 150 values (``SphinxCriterion::MAX_IN_VALUES``); with no status
+field only READY entries are listed, moderation-pending/rejected ones and the recycle bin hidden
+(``KalturaBaseEntryFilter::prepareEntriesCriteriaFilter``); tags compare as whole
+comma-separated words (case-insensitive), a null ``lastPlayedAt`` matches neither bound (only
+``lastPlayedAtLessThanOrEqualOrNull``), time values under ten years are relative to now
+(``kTime::getRelativeTime``: ``-86400`` means "a day ago"), and the pager stops at
+:data:`~kaltura_model.MAX_MATCHES` rows.
 """
 
 from __future__ import annotations
@@ -14,14 +20,99 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from recstore.devstack.kaltura_model import ENTRY_DELETED, MAX_MATCHES, Entry, Store
-from recstore.devstack.kaltura_wire import as_int, as_str
+from recstore.devstack.kaltura_model import (
+    DISPLAY_RECYCLED,
+    DISPLAY_SYSTEM,
+    ENTRY_READY,
+    MAX_MATCHES,
+    MODERATION_PENDING,
+    MODERATION_REJECTED,
+    Entry,
+    Store,
+)
+from recstore.devstack.kaltura_wire import ApiError, as_int, as_str
 
 RELATIVE_TIME_THRESHOLD = 315_360_000  # ten years, in seconds
 DEFAULT_PAGE_SIZE = 30
 MAX_PAGE_SIZE = 500
 
 Predicate = Callable[[Entry], bool]
+
+#: ``SphinxCriterion::MAX_IN_VALUES``: values of a ``...In`` list past this are dropped.
+MAX_IN_VALUES = 150
+
+#: The ``KalturaMediaEntryFilter`` fields the stand-in reads; every one exists on the server's
+#: class (``api_v3/lib/types/entry/filters/base/KalturaBaseEntryBaseFilter.php`` and the
+#: playable/media filters; tests/test_kaltura_oracle.py checks them against the official
+#: client). Any other field is dropped, as the server's deserializer does.
+ENTRY_FILTER_FIELDS = frozenset(
+    {
+        "idEqual",
+        "idIn",
+        "idNotIn",
+        "referenceIdEqual",
+        "referenceIdIn",
+        "tagsLike",
+        "tagsMultiLikeAnd",
+        "tagsMultiLikeOr",
+        "categoriesIdsMatchOr",
+        "categoriesIdsMatchAnd",
+        "categoriesIdsNotContains",
+        "categoriesIdsEmpty",
+        "categoriesFullNameIn",
+        "categoriesMatchOr",
+        "categoriesMatchAnd",
+        "categoryAncestorIdIn",
+        "statusEqual",
+        "statusNotEqual",
+        "statusIn",
+        "statusNotIn",
+        "moderationStatusEqual",
+        "moderationStatusIn",
+        "moderationStatusNotIn",
+        "displayInSearchEqual",
+        "displayInSearchIn",
+        "createdAtGreaterThanOrEqual",
+        "createdAtLessThanOrEqual",
+        "updatedAtGreaterThanOrEqual",
+        "updatedAtLessThanOrEqual",
+        "lastPlayedAtGreaterThanOrEqual",
+        "lastPlayedAtLessThanOrEqual",
+        "lastPlayedAtLessThanOrEqualOrNull",
+        "partnerSortValueGreaterThanOrEqual",
+        "partnerSortValueLessThanOrEqual",
+        "mediaTypeEqual",
+        "userIdEqual",
+        "creatorIdEqual",
+        "nameLike",
+        "nameEqual",
+        "orderBy",
+        "advancedSearch",
+    }
+)
+
+#: ``KalturaMediaEntryCompareAttribute`` values the stand-in compares (``entryIndex``'s
+#: ``getCompareFieldByApiName`` map, ``alpha/lib/model/index/entryIndex.php``).
+_COMPARE_ATTRIBUTES: dict[str, Callable[[Entry], int]] = {
+    "plays": lambda e: e.plays,
+    "views": lambda e: e.views,
+    "lastPlayedAt": lambda e: e.last_played_at or 0,
+    "msDuration": lambda e: e.ms_duration,
+    "createdAt": lambda e: e.created_at,
+    "updatedAt": lambda e: e.updated_at,
+    "partnerSortValue": lambda e: e.partner_sort_value,
+    "mediaType": lambda e: e.media_type,
+}
+#: ``searchConditionComparison``: EQUAL 1, GREATER_THAN 2, GREATER_THAN_OR_EQUAL 3,
+#: LESS_THAN 4, LESS_THAN_OR_EQUAL 5, NOT_EQUAL 6.
+_COMPARISONS: dict[int, Callable[[int, int], bool]] = {
+    1: lambda a, b: a == b,
+    2: lambda a, b: a > b,
+    3: lambda a, b: a >= b,
+    4: lambda a, b: a < b,
+    5: lambda a, b: a <= b,
+    6: lambda a, b: a != b,
+}
 
 _ORDER_KEYS: dict[str, Callable[[Entry], Any]] = {
     "createdAt": lambda e: e.sort_key,
@@ -46,6 +137,15 @@ def _csv(value: Any) -> list[str]:
     return [v.strip() for v in text.split(",") if v.strip()]
 
 
+def in_list(value: Any) -> list[str]:
+    """A ``...In`` list as the search engine reads it: its first 150 values."""
+    return _csv(value)[:MAX_IN_VALUES]
+
+
+def _ints(value: Any) -> set[int]:
+    return {int(v) for v in in_list(value) if v.lstrip("-").isdigit()}
+
+
 @dataclass
 class EntryQuery:
     predicates: list[Predicate] = field(default_factory=list)
@@ -61,7 +161,11 @@ class EntryQuery:
 def entry_query(store: Store, flt: dict[str, Any] | None) -> EntryQuery:
     q = EntryQuery()
     flt = flt if isinstance(flt, dict) else {}
-    f = {k: v for k, v in flt.items() if as_str(v) not in (None, "")}
+    f = {
+        k: v
+        for k, v in flt.items()
+        if k in ENTRY_FILTER_FIELDS and (isinstance(v, dict) or as_str(v) not in (None, ""))
+    }
     p = q.predicates
 
     def time_bound(name: str) -> int | None:
@@ -71,18 +175,19 @@ def entry_query(store: Store, flt: dict[str, Any] | None) -> EntryQuery:
     if "idEqual" in f:
         q.narrow({as_str(f["idEqual"]) or ""})
     if "idIn" in f:
-        q.narrow(set(_csv(f["idIn"])))
+        q.narrow(set(in_list(f["idIn"])))
     if "idNotIn" in f:
-        excluded = set(_csv(f["idNotIn"]))
+        excluded = set(in_list(f["idNotIn"]))
         p.append(lambda e: e.id not in excluded)
     if "referenceIdEqual" in f:
         q.narrow(set(store.by_reference.get(as_str(f["referenceIdEqual"]) or "", set())))
     if "referenceIdIn" in f:
-        refs = _csv(f["referenceIdIn"])
+        refs = in_list(f["referenceIdIn"])
         q.narrow(set().union(*(store.by_reference.get(r, set()) for r in refs)))
     _tag_filters(f, p)
     _category_filters(store, f, p)
     _status_filters(f, p)
+    _compare_condition(f.get("advancedSearch"), p)
     q.created_min = time_bound("createdAtGreaterThanOrEqual")
     q.created_max = time_bound("createdAtLessThanOrEqual")
     _range(
@@ -102,25 +207,10 @@ def entry_query(store: Store, flt: dict[str, Any] | None) -> EntryQuery:
         p.append(lambda e: e.last_played_at is None or e.last_played_at <= or_null)
     _range(
         p,
-        as_int(f.get("playsGreaterThanOrEqual")),
-        as_int(f.get("playsLessThanOrEqual")),
-        lambda e: e.plays,
-    )
-    if "playsEqual" in f:
-        plays = as_int(f["playsEqual"])
-        p.append(lambda e: e.plays == plays)
-    _range(
-        p,
         as_int(f.get("partnerSortValueGreaterThanOrEqual")),
         as_int(f.get("partnerSortValueLessThanOrEqual")),
         lambda e: e.partner_sort_value,
     )
-    if "partnerSortValueEqual" in f:
-        psv = as_int(f["partnerSortValueEqual"])
-        p.append(lambda e: e.partner_sort_value == psv)
-    if "partnerSortValueIn" in f:
-        psvs = {int(v) for v in _csv(f["partnerSortValueIn"]) if v.lstrip("-").isdigit()}
-        p.append(lambda e: e.partner_sort_value in psvs)
     if "mediaTypeEqual" in f:
         media_type = as_int(f["mediaTypeEqual"])
         p.append(lambda e: e.media_type == media_type)
@@ -179,32 +269,93 @@ def _category_filters(store: Store, f: dict[str, Any], p: list[Predicate]) -> No
         p.append(lambda e: (not e.categories) == empty)
     for name in ("categoriesFullNameIn", "categoriesMatchOr"):
         if name in f:
-            names = set(_csv(f[name]))
+            names = set(in_list(f[name]) if name.endswith("In") else _csv(f[name]))
             p.append(lambda e, names=names: bool(names & set(e.categories)))  # type: ignore[misc]
     if "categoriesMatchAnd" in f:
         all_names = set(_csv(f["categoriesMatchAnd"]))
         p.append(lambda e: all_names <= set(e.categories))
     if "categoryAncestorIdIn" in f:
-        ancestors = {int(v) for v in _csv(f["categoryAncestorIdIn"]) if v.isdigit()}
+        ancestors = {int(v) for v in in_list(f["categoryAncestorIdIn"]) if v.isdigit()}
         p.append(lambda e: bool(ancestors & store.ancestor_ids(e)))
 
 
 def _status_filters(f: dict[str, Any], p: list[Predicate]) -> None:
-    explicit = False
+    """Status, moderation and display filters, with the server's defaults when none is given.
+
+    ``KalturaBaseEntryFilter::prepareEntriesCriteriaFilter``: unless ``idEqual`` is given, no
+    status field means READY only, no moderation field hides PENDING_MODERATION and REJECTED,
+    and (unless ``idIn`` or a ``displayInSearch`` field is given) recycled and system entries
+    are hidden.
+    """
+    by_id = "idEqual" in f
     if "statusEqual" in f:
-        explicit = True
         status = as_int(f["statusEqual"])
         p.append(lambda e: e.status == status)
+    if "statusNotEqual" in f:
+        not_status = as_int(f["statusNotEqual"])
+        p.append(lambda e: e.status != not_status)
     if "statusIn" in f:
-        explicit = True
-        statuses = {int(v) for v in _csv(f["statusIn"]) if v.lstrip("-").isdigit()}
+        statuses = _ints(f["statusIn"])
         p.append(lambda e: e.status in statuses)
     if "statusNotIn" in f:
-        explicit = True
-        not_statuses = {int(v) for v in _csv(f["statusNotIn"]) if v.lstrip("-").isdigit()}
+        not_statuses = _ints(f["statusNotIn"])
         p.append(lambda e: e.status not in not_statuses)
-    if not explicit:
-        p.append(lambda e: e.status != ENTRY_DELETED)
+    if not by_id and not {"statusEqual", "statusNotEqual", "statusIn", "statusNotIn"} & set(f):
+        p.append(lambda e: e.status == ENTRY_READY)
+    if "moderationStatusEqual" in f:
+        moderation = as_int(f["moderationStatusEqual"])
+        p.append(lambda e: e.moderation_status == moderation)
+    if "moderationStatusIn" in f:
+        moderations = _ints(f["moderationStatusIn"])
+        p.append(lambda e: e.moderation_status in moderations)
+    if "moderationStatusNotIn" in f:
+        not_moderations = _ints(f["moderationStatusNotIn"])
+        p.append(lambda e: e.moderation_status not in not_moderations)
+    moderation_fields = {"moderationStatusEqual", "moderationStatusIn", "moderationStatusNotIn"}
+    if not by_id and not moderation_fields & set(f):
+        hidden = {MODERATION_PENDING, MODERATION_REJECTED}
+        p.append(lambda e: e.moderation_status not in hidden)
+    if "displayInSearchEqual" in f:
+        display = as_int(f["displayInSearchEqual"])
+        p.append(lambda e: e.display_in_search == display)
+    if "displayInSearchIn" in f:
+        displays = _ints(f["displayInSearchIn"])
+        p.append(lambda e: e.display_in_search in displays)
+    if not by_id and not {"idIn", "displayInSearchEqual", "displayInSearchIn"} & set(f):
+        p.append(lambda e: e.display_in_search not in (DISPLAY_RECYCLED, DISPLAY_SYSTEM))
+
+
+def _compare_condition(condition: Any, p: list[Predicate]) -> None:
+    """``advancedSearch`` holding a ``KalturaMediaEntryCompareAttributeCondition``.
+
+    An unknown attribute is refused as ``getCompareFieldByApiName`` does; an unknown
+    comparison adds no condition (``AdvancedSearchFilterComparableCondition::applyCondition``
+    logs "Missing comparison type" and returns). Other search items are not modelled: refused.
+    """
+    if condition is None:
+        return
+    kind = as_str(condition.get("objectType")) if isinstance(condition, dict) else None
+    if kind != "KalturaMediaEntryCompareAttributeCondition":
+        raise ApiError(
+            "INVALID_OBJECT_TYPE", f'Invalid object type "{kind}"', INVALID_OBJ_TYPE=kind
+        )
+    assert isinstance(condition, dict)
+    attribute = as_str(condition.get("attribute")) or ""
+    get = _COMPARE_ATTRIBUTES.get(attribute)
+    if get is None:
+        raise ApiError(
+            "INVALID_ENUM_VALUE",
+            f'Invalid enumeration value "{attribute}" for parameter "attribute", expecting '
+            'enumeration type "KalturaMediaEntryCompareAttribute"',
+            ENUM_VAL=attribute,
+            PARAM_NAME="attribute",
+            ENUM_TYPE="KalturaMediaEntryCompareAttribute",
+        )
+    compare = _COMPARISONS.get(as_int(condition.get("comparison")) or 0)
+    value = as_int(condition.get("value"))
+    if compare is None or value is None:
+        return
+    p.append(lambda e: compare(get(e), value))
 
 
 def run_query(store: Store, q: EntryQuery) -> list[Entry]:
@@ -219,11 +370,23 @@ def run_query(store: Store, q: EntryQuery) -> list[Entry]:
     return matches
 
 
-def page_bounds(pager: Any) -> tuple[int, int]:
-    """``(offset, end)`` of the page, capped where the search engine stops answering."""
+def page_bounds(pager: Any, *, search: bool = True) -> tuple[int, int]:
+    """``(offset, end)`` of the page, capped where the search engine stops answering.
+
+    A search (entries, metadata) refuses an offset of 10,000 or more with
+    ``QUERY_EXCEEDED_MAX_MATCHES_ALLOWED`` and truncates a page that crosses it
+    (``SphinxCriteria::applyFilters``, ``MAX_MATCHES``); a database list just pages.
+    """
     pager = pager if isinstance(pager, dict) else {}
     size = as_int(pager.get("pageSize")) or DEFAULT_PAGE_SIZE
     size = min(max(size, 1), MAX_PAGE_SIZE)
     index = max(as_int(pager.get("pageIndex")) or 1, 1)
     offset = (index - 1) * size
-    return min(offset, MAX_MATCHES), min(offset + size, MAX_MATCHES)
+    if not search:
+        return offset, offset + size
+    if offset >= MAX_MATCHES:
+        raise ApiError(
+            "QUERY_EXCEEDED_MAX_MATCHES_ALLOWED",
+            "Unable to generate list. max matches value was reached",
+        )
+    return offset, min(offset + size, MAX_MATCHES)

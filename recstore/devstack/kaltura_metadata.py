@@ -54,9 +54,12 @@ class MetadataActions:
         check_xsd(xsd)
         system_name = as_str(data.get("systemName")) or ""
         if system_name and any(p.system_name == system_name for p in self.store.profiles.values()):
+            # KalturaMetadataProfile::validateForInsert (plugins/metadata/lib/api/
+            # KalturaMetadataProfile.php:183)
             raise ApiError(
-                "METADATA_PROFILE_SYSTEM_NAME_ALREADY_EXISTS",
-                f"Metadata profile system name [{system_name}] already exists",
+                "SYSTEM_NAME_ALREADY_EXISTS",
+                f"System name [{system_name}] already exists",
+                SYS_NAME=system_name,
             )
         profile = MetadataProfile(
             id=self.new_int_id(),
@@ -71,17 +74,30 @@ class MetadataActions:
         return profile.to_api(self.store.partner_id)
 
     async def metadata_list(self, params: dict[str, Any], session: Session | None) -> Any:
+        """``metadata.list`` as ``KalturaMetadataFilter::getListResponse`` answers it.
+
+        ``metadataObjectTypeEqual`` defaults to ENTRY (1); for entries a filter naming neither
+        ``objectIdEqual`` nor ``objectIdIn`` is refused (``MUST_FILTER_ON_OBJECT_ID``), and
+        ``objectIdIn`` keeps its first 150 values as every ``...In`` list does.
+        """
         flt = params.get("filter") if isinstance(params.get("filter"), dict) else {}
         assert isinstance(flt, dict)
-        items = list(self.store.metadata.values())
+        object_type = as_str(flt.get("metadataObjectTypeEqual")) or "1"
+        if as_str(flt.get("objectIdEqual")):
+            object_ids = [as_str(flt["objectIdEqual"]) or ""]
+        else:
+            object_ids = filters.in_list(flt.get("objectIdIn"))
+        if not object_ids and object_type == "1":
+            raise ApiError("MUST_FILTER_ON_OBJECT_ID", "Must filter on object id")
+        wanted = set(object_ids)
+        items = [
+            m
+            for m in self.store.metadata.values()
+            if m.object_type == object_type and (not wanted or m.object_id in wanted)
+        ]
         if "metadataProfileIdEqual" in flt:
             pid = as_int(flt["metadataProfileIdEqual"])
             items = [m for m in items if m.profile_id == pid]
-        if "objectIdEqual" in flt:
-            items = [m for m in items if m.object_id == as_str(flt["objectIdEqual"])]
-        if "objectIdIn" in flt:
-            ids = {i.strip() for i in (as_str(flt["objectIdIn"]) or "").split(",")}
-            items = [m for m in items if m.object_id in ids]
         start, end = filters.page_bounds(params.get("pager"))
         return {
             "objectType": "KalturaMetadataListResponse",
@@ -99,7 +115,8 @@ class MetadataActions:
                 ID=profile_id,
             )
         object_id = as_str(require(params, "objectId")) or ""
-        if (as_str(params.get("objectType")) or "1") == "1":
+        object_type = as_str(params.get("objectType")) or "1"
+        if object_type == "1":
             self._entry(object_id)
         xml = as_str(require(params, "xmlData")) or ""
         check_metadata(profile.xsd, xml)
@@ -110,17 +127,18 @@ class MetadataActions:
                     f"Metadata already exists [{existing.id}]",
                     ID=existing.id,
                 )
-        item = Metadata(id=self.new_int_id(), profile_id=profile_id, object_id=object_id, xml=xml)
+        item = Metadata(
+            id=self.new_int_id(),
+            profile_id=profile_id,
+            object_id=object_id,
+            xml=xml,
+            object_type=object_type,
+        )
         self.store.metadata[item.id] = item
         return item.to_api(self.store.partner_id)
 
     async def metadata_update(self, params: dict[str, Any], session: Session | None) -> Any:
-        metadata_id = as_int(require(params, "id")) or 0
-        item = self.store.metadata.get(metadata_id)
-        if item is None:
-            raise ApiError(
-                "INVALID_METADATA_ID", f"Invalid metadata id [{metadata_id}]", ID=metadata_id
-            )
+        item = self._metadata(require(params, "id"))
         xml = as_str(params.get("xmlData"))
         if xml is not None:
             check_metadata(self.store.profiles[item.profile_id].xsd, xml)
@@ -128,3 +146,42 @@ class MetadataActions:
             item.version += 1
             item.updated_at = now()
         return item.to_api(self.store.partner_id)
+
+    async def metadata_get(self, params: dict[str, Any], session: Session | None) -> Any:
+        return self._metadata(require(params, "id")).to_api(self.store.partner_id)
+
+    async def metadata_delete(self, params: dict[str, Any], session: Session | None) -> Any:
+        item = self._metadata(require(params, "id"))
+        del self.store.metadata[item.id]
+        return None
+
+    def _metadata(self, value: Any) -> Metadata:
+        metadata_id = as_int(value) or 0
+        item = self.store.metadata.get(metadata_id)
+        if item is None:
+            raise ApiError(
+                "METADATA_NOT_FOUND", f"metadata not found, id [{metadata_id}]", ID=metadata_id
+            )
+        return item
+
+    async def profile_get(self, params: dict[str, Any], session: Session | None) -> Any:
+        return self._profile(require(params, "id")).to_api(self.store.partner_id)
+
+    async def profile_delete(self, params: dict[str, Any], session: Session | None) -> Any:
+        """``metadataProfile.delete``: the profile and its metadata objects go."""
+        profile = self._profile(require(params, "id"))
+        del self.store.profiles[profile.id]
+        for item in [m for m in self.store.metadata.values() if m.profile_id == profile.id]:
+            del self.store.metadata[item.id]
+        return None
+
+    def _profile(self, value: Any) -> MetadataProfile:
+        profile_id = as_int(value) or 0
+        profile = self.store.profiles.get(profile_id)
+        if profile is None:
+            raise ApiError(
+                "METADATA_PROFILE_NOT_FOUND",
+                f"metadata profile not found, id [{profile_id}]",
+                ID=profile_id,
+            )
+        return profile

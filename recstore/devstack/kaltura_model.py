@@ -21,11 +21,20 @@ from typing import Any
 
 # KalturaEntryStatus
 ENTRY_ERROR_IMPORTING = -2
+ENTRY_ERROR_CONVERTING = -1
 ENTRY_IMPORT = 0
 ENTRY_PRECONVERT = 1
 ENTRY_READY = 2
 ENTRY_DELETED = 3
 ENTRY_NO_CONTENT = 7
+# KalturaEntryModerationStatus (alpha/lib/model/entry.php)
+MODERATION_PENDING = 1
+MODERATION_REJECTED = 3
+MODERATION_AUTO_APPROVED = 6
+# EntryDisplayInSearchType (alpha/lib/enums/EntryDisplayInSearchType.php)
+DISPLAY_RECYCLED = -2
+DISPLAY_SYSTEM = -1
+DISPLAY_PARTNER_ONLY = 1
 # KalturaFlavorAssetStatus
 FLAVOR_ERROR = -1
 FLAVOR_QUEUED = 0
@@ -33,6 +42,13 @@ FLAVOR_CONVERTING = 1
 FLAVOR_READY = 2
 FLAVOR_DELETED = 3
 FLAVOR_IMPORTING = 7
+
+# entryReplacementStatus (alpha/lib/enums/entryReplacementStatus.php)
+REPLACEMENT_NONE = "0"
+REPLACEMENT_APPROVED_BUT_NOT_READY = "1"
+REPLACEMENT_READY_BUT_NOT_APPROVED = "2"
+REPLACEMENT_NOT_READY_AND_NOT_APPROVED = "3"
+REPLACEMENT_FAILED = "4"
 
 #: Sphinx answers no row past this offset, whatever the page asks for.
 MAX_MATCHES = 10_000
@@ -128,8 +144,22 @@ class Entry:
     partner_sort_value: int = 0
     ms_duration: int = 0
     media_type: int = 1
-    replacement_status: str = "0"
+    replacement_status: str = "0"  # REPLACEMENT_*
     ready_at: float | None = None
+    moderation_status: int = MODERATION_AUTO_APPROVED
+    display_in_search: int = DISPLAY_PARTNER_ONLY
+    #: The display state before ``baseEntry.recycle``, given back by ``restoreRecycled``.
+    previous_display: int | None = None
+    recycled_at: int | None = None
+    #: Found by the search but dropped when the rows are read (criteria the database query
+    #: applies again, e.g. entitlement): counted and paged over, never shown.
+    drop_after_search: bool = False
+    #: The temporary entry converting this entry's new content (``media.updateContent``).
+    replacing_entry_id: str | None = None
+    #: On a temporary entry: the entry whose content it will replace.
+    replaced_entry_id: str | None = None
+    #: The conversion under way ends in ERROR_CONVERTING (``conversionFails`` setting).
+    fails_conversion: bool = False
     _tags_cache: tuple[str, frozenset[str]] | None = field(default=None, repr=False)
 
     @property
@@ -154,6 +184,9 @@ class UploadToken:
     path: Path
     file_name: str = ""
     file_size: int | None = None
+    auto_finalize: bool = False
+    #: Chunks sent ahead of what is held, by position, appended once the gap is filled.
+    chunks: dict[int, bytes] = field(default_factory=dict)
     uploaded: int = 0
     status: int = 0  # PENDING, 1 PARTIAL_UPLOAD, 2 FULL_UPLOAD, 3 CLOSED
     created_at: int = field(default_factory=now)
@@ -169,6 +202,7 @@ class UploadToken:
             "fileName": self.file_name,
             "fileSize": self.file_size,
             "uploadedFileSize": self.uploaded,
+            "autoFinalize": int(self.auto_finalize),
             "createdAt": self.created_at,
             "updatedAt": self.updated_at,
         }
@@ -210,6 +244,7 @@ class Metadata:
     profile_id: int
     object_id: str
     xml: str
+    object_type: str = "1"  # KalturaMetadataObjectType: 1 ENTRY
     version: int = 1
     created_at: int = field(default_factory=now)
     updated_at: int = field(default_factory=now)
@@ -221,7 +256,7 @@ class Metadata:
             "partnerId": partner_id,
             "metadataProfileId": self.profile_id,
             "metadataProfileVersion": 1,
-            "metadataObjectType": "1",
+            "metadataObjectType": self.object_type,
             "objectId": self.object_id,
             "version": self.version,
             "createdAt": self.created_at,
@@ -361,15 +396,81 @@ class Store:
             waiting = [f for f in self.live_flavors(entry_id) if f.ready_at is not None]
             for flavor in waiting:
                 if flavor.ready_at is not None and flavor.ready_at <= at:
-                    flavor.status, flavor.ready_at = FLAVOR_READY, None
-                    flavor.updated_at = int(at)
+                    flavor.status = FLAVOR_ERROR if entry.fails_conversion else FLAVOR_READY
+                    flavor.ready_at, flavor.updated_at = None, int(at)
             if entry.ready_at is not None and entry.ready_at <= at:
                 entry.ready_at = None
-                entry.status = ENTRY_READY
-                entry.replacement_status = "0"
+                entry.status = ENTRY_ERROR_CONVERTING if entry.fails_conversion else ENTRY_READY
                 entry.updated_at = int(at)
+                if entry.replaced_entry_id:
+                    self.replacement_converted(entry)
             if entry.ready_at is None and all(f.ready_at is None for f in waiting):
                 self.pending.discard(entry_id)
+
+    # -- content replacement (media.updateContent on an entry with content) --
+
+    def replacement_converted(self, temp: Entry) -> None:
+        """``kFlowHelper::handleEntryReplacement``: the temporary entry is READY or failed."""
+        entry = self.entries.get(temp.replaced_entry_id or "")
+        if entry is None or entry.replacing_entry_id != temp.id:
+            self.drop_entry(temp)
+            return
+        if temp.status == ENTRY_ERROR_CONVERTING:
+            entry.replacement_status = REPLACEMENT_FAILED  # cancelReplace clears it
+        elif entry.replacement_status == REPLACEMENT_APPROVED_BUT_NOT_READY:
+            self.replace_entry(entry)
+        elif entry.replacement_status == REPLACEMENT_NOT_READY_AND_NOT_APPROVED:
+            entry.replacement_status = REPLACEMENT_READY_BUT_NOT_APPROVED
+
+    def replace_entry(self, entry: Entry) -> None:
+        """``kBusinessConvertDL::replaceEntry``: the temporary entry's READY assets become the
+        entry's, and the temporary entry goes.
+
+        ``kReplacementHelper::relinkReplacingEntryAssetsToReplacedEntryAssets``: an old asset
+        with the flavor params of a new one keeps its id and takes the new content; an old
+        one without is deleted; a new one without an old one joins the entry.
+        """
+        temp = self.entries.get(entry.replacing_entry_id or "")
+        at = now()
+        new = {} if temp is None else {f.flavor_params_id: f for f in self.live_flavors(temp.id)}
+        for old in self.live_flavors(entry.id):
+            fresh = new.pop(old.flavor_params_id, None)
+            if fresh is None or fresh.status != FLAVOR_READY:
+                old.status, old.deleted_at, old.ready_at = FLAVOR_DELETED, at, None
+                continue
+            old.path, old.size_bytes, old.file_ext = fresh.path, fresh.size_bytes, fresh.file_ext
+            old.status, old.ready_at, old.updated_at = FLAVOR_READY, None, at
+            old.report_bytes = True
+            fresh.path = None
+            fresh.status, fresh.deleted_at = FLAVOR_DELETED, at
+        for fresh in new.values():
+            self.flavors_of[fresh.entry_id].remove(fresh.id)
+            fresh.entry_id = entry.id
+            self.flavors_of.setdefault(entry.id, []).append(fresh.id)
+        if temp is not None:
+            entry.ms_duration = temp.ms_duration or entry.ms_duration
+            self.drop_entry(temp)
+        entry.status = ENTRY_READY
+        entry.replacing_entry_id = None
+        entry.replacement_status = REPLACEMENT_NONE
+        entry.updated_at = at
+
+    def cancel_replacement(self, entry: Entry) -> None:
+        """``KalturaEntryService::cancelReplace``."""
+        temp = self.entries.get(entry.replacing_entry_id or "")
+        if temp is not None:
+            self.drop_entry(temp)
+        entry.replacing_entry_id = None
+        entry.replacement_status = REPLACEMENT_NONE
+        entry.updated_at = now()
+
+    def drop_entry(self, entry: Entry) -> None:
+        """``myEntryUtils::deleteEntry``: status DELETED, its flavors deleted."""
+        at = now()
+        entry.status, entry.updated_at, entry.ready_at = ENTRY_DELETED, at, None
+        self.pending.discard(entry.id)
+        for flavor in self.live_flavors(entry.id):
+            flavor.status, flavor.deleted_at, flavor.ready_at = FLAVOR_DELETED, at, None
 
     # -- listing --
 

@@ -24,16 +24,23 @@ from recstore.devstack import kaltura_filters as filters
 from recstore.devstack.kaltura_ks import Session, make_ks
 from recstore.devstack.kaltura_metadata import MetadataActions
 from recstore.devstack.kaltura_model import (
+    DISPLAY_PARTNER_ONLY,
+    DISPLAY_RECYCLED,
+    DISPLAY_SYSTEM,
     ENTRY_DELETED,
     ENTRY_ERROR_IMPORTING,
     ENTRY_IMPORT,
     ENTRY_NO_CONTENT,
     ENTRY_PRECONVERT,
+    ENTRY_READY,
     FLAVOR_CONVERTING,
     FLAVOR_DELETED,
     FLAVOR_ERROR,
     FLAVOR_IMPORTING,
     FLAVOR_READY,
+    REPLACEMENT_APPROVED_BUT_NOT_READY,
+    REPLACEMENT_NOT_READY_AND_NOT_APPROVED,
+    REPLACEMENT_READY_BUT_NOT_APPROVED,
     WEB_FLAVOR_PARAMS,
     Entry,
     Flavor,
@@ -53,6 +60,37 @@ from recstore.devstack.kaltura_wire import (
 )
 
 Action = Callable[[dict[str, Any], Session | None], Awaitable[Any]]
+
+#: Every action the server has on the services the stand-in serves, as the official client's
+#: service classes name them (``KalturaClient.Plugins.Core``/``Metadata``, checked by
+#: tests/test_kaltura_oracle.py). One the stand-in does not model is refused as such, never
+#: with ``ACTION_DOES_NOT_EXISTS``, which the server gives only for an action it lacks.
+SERVER_ACTIONS: dict[str, frozenset[str]] = {
+    service: frozenset(a.lower() for a in actions.split())
+    for service, actions in {
+        "session": "end get impersonate impersonateByKs start startWidgetSession",
+        "media": "add addContent addFromBulk addFromEntry addFromFlavorAsset "
+        "addFromRecordedWebcam addFromSearchResult addFromUploadedFile addFromUrl "
+        "anonymousRank approve approveReplace bulkUploadAdd cancelReplace convert count "
+        "delete exportToCsv flag get getMrss getVolumeMap list listFlags reject "
+        "requestConversion update updateContent updateThumbnail "
+        "updateThumbnailFromSourceEntry updateThumbnailFromUrl updateThumbnailJpeg upload",
+        "baseentry": "add addContent addFromUploadedFile anonymousRank approve bulkDelete "
+        "clone count delete export exportToCsv flag get getByIds getContextData "
+        "getPlaybackContext getRemotePaths index list listByReferenceId listFlags recycle "
+        "reject restoreRecycled servePlaybackKey update updateContent "
+        "updateThumbnailFromSourceEntry updateThumbnailFromUrl updateThumbnailJpeg upload",
+        "flavorasset": "add convert delete deleteLocalContent export get getByEntryId "
+        "getDownloadUrl getFlavorAssetsWithParams getRemotePaths getUrl getVolumeMap "
+        "getWebPlayableByEntryId list reconvert serveAdStitchCmd setAsSource setContent update",
+        "uploadtoken": "add delete get list upload",
+        "metadata_metadata": "add addFromBulk addFromFile addFromUrl delete get index "
+        "invalidate list serve update updateFromFile updateFromXSL",
+        "metadata_metadataprofile": "add addFromFile delete get list listFields revert serve "
+        "serveView update updateDefinitionFromFile updateTransformationFromFile "
+        "updateViewsFromFile",
+    }.items()
+}
 
 #: Fields of a KalturaBaseEntry/KalturaMediaEntry that add/update may set.
 _STR_FIELDS = {"name": "name", "description": "description", "userId": "user_id"}
@@ -88,6 +126,13 @@ class Services(MetadataActions):
         super().__init__(store)
         self.secret = secret
         self.conversion_delay = conversion_delay
+        #: The partner's FEATURE_ENTRY_REPLACEMENT and FEATURE_ENTRY_REPLACEMENT_APPROVAL.
+        self.entry_replacement = True
+        self.replacement_approval = False
+        #: How many of the next conversions end in ERROR_CONVERTING.
+        self.conversion_fails = 0
+        #: The partner's FEATURE_RECYCLE_BIN (``baseEntry.recycle``); off unless enabled.
+        self.recycle_bin = False
         self.base_url = ""
         self.content_dir = store.data_dir / "content"
         self.tasks: set[asyncio.Task[None]] = set()
@@ -101,7 +146,15 @@ class Services(MetadataActions):
             ("media", "addcontent", self.media_add_content, False),
             ("media", "updatecontent", self.media_update_content, False),
             ("media", "updatethumbnail", self.media_update_thumbnail, False),
+            ("media", "approvereplace", self.media_approve_replace, False),
+            ("media", "cancelreplace", self.media_cancel_replace, False),
             ("media", "update", self.entry_update, False),
+            ("media", "delete", self.entry_delete, False),
+            ("baseentry", "delete", self.entry_delete, False),
+            ("baseentry", "recycle", self.entry_recycle, False),
+            ("baseentry", "restorerecycled", self.entry_restore_recycled, False),
+            ("baseentry", "getbyids", self.entry_get_by_ids, False),
+            ("baseentry", "updatecontent", self.media_update_content, False),
             ("baseentry", "list", self.base_entry_list, False),
             ("baseentry", "count", self.entry_count, False),
             ("baseentry", "get", self.entry_get, False),
@@ -109,15 +162,22 @@ class Services(MetadataActions):
             ("flavorasset", "list", self.flavor_list, False),
             ("flavorasset", "get", self.flavor_get, False),
             ("flavorasset", "geturl", self.flavor_get_url, False),
+            ("flavorasset", "getbyentryid", self.flavor_get_by_entry_id, False),
             ("flavorasset", "delete", self.flavor_delete, True),
             ("uploadtoken", "add", self.token_add, False),
             ("uploadtoken", "get", self.token_get, False),
             ("uploadtoken", "upload", self.token_upload, False),
+            ("uploadtoken", "list", self.token_list, False),
+            ("uploadtoken", "delete", self.token_delete, False),
             ("metadata_metadataprofile", "list", self.profile_list, False),
             ("metadata_metadataprofile", "add", self.profile_add, True),
+            ("metadata_metadataprofile", "get", self.profile_get, False),
+            ("metadata_metadataprofile", "delete", self.profile_delete, True),
             ("metadata_metadata", "list", self.metadata_list, False),
             ("metadata_metadata", "add", self.metadata_add, False),
             ("metadata_metadata", "update", self.metadata_update, False),
+            ("metadata_metadata", "get", self.metadata_get, False),
+            ("metadata_metadata", "delete", self.metadata_delete, False),
         ]:
             self.table[(service, action)] = (handler, admin)
 
@@ -139,7 +199,9 @@ class Services(MetadataActions):
             "categories": ",".join(entry.categories),
             "categoriesIds": cat_ids,
             "status": str(entry.status),
-            "moderationStatus": 6,
+            "moderationStatus": entry.moderation_status,
+            "displayInSearch": entry.display_in_search,
+            "recycledAt": entry.recycled_at,
             "moderationCount": 0,
             "type": "1",
             "createdAt": entry.created_at,
@@ -153,6 +215,8 @@ class Services(MetadataActions):
             "thumbnailUrl": f"{self.base_url}/p/{pid}/sp/{pid}00/thumbnail/entry_id/{entry.id}",
             "referenceId": entry.reference_id,
             "replacementStatus": entry.replacement_status,
+            "replacingEntryId": entry.replacing_entry_id,
+            "replacedEntryId": entry.replaced_entry_id,
             "partnerSortValue": entry.partner_sort_value,
             "conversionProfileId": 1,
             "rootEntryId": entry.id,
@@ -216,7 +280,8 @@ class Services(MetadataActions):
         start, end = filters.page_bounds(params.get("pager"))
         return {
             "objectType": "KalturaMediaListResponse",
-            "objects": [self.entry_api(e) for e in matches[start:end]],
+            # rows the search found but the database query drops: they count, not show
+            "objects": [self.entry_api(e) for e in matches[start:end] if not e.drop_after_search],
             "totalCount": len(matches),
         }
 
@@ -290,6 +355,52 @@ class Services(MetadataActions):
         self._apply(entry, data)
         return self.entry_api(entry)
 
+    async def entry_delete(self, params: dict[str, Any], session: Session | None) -> Any:
+        """``media.delete``/``baseEntry.delete`` (``KalturaEntryService::deleteEntry``,
+        ``myEntryUtils::deleteEntry``): status DELETED, the flavors deleted; the entry is then
+        ``ENTRY_ID_NOT_FOUND`` for get and listed only by a status filter that names 3."""
+        entry = self._entry(require(params, "entryId"))
+        if entry.replacing_entry_id:
+            self.store.cancel_replacement(entry)
+        self.store.drop_entry(entry)
+        return None
+
+    async def entry_recycle(self, params: dict[str, Any], session: Session | None) -> Any:
+        """``baseEntry.recycle`` (``BaseEntryService::recycleAction``)."""
+        if not self.recycle_bin:
+            raise ApiError(
+                "FEATURE_RECYCLE_BIN_DISABLED", "Feature recycle bin is disabled for partner"
+            )
+        entry = self._entry(require(params, "entryId"))
+        if entry.display_in_search == DISPLAY_RECYCLED:
+            raise ApiError(
+                "INVALID_ENTRY_STATUS_FOR_RECYCLE",
+                "The entry displayInStatus is invalid for recycle",
+            )
+        entry.previous_display = entry.display_in_search
+        entry.display_in_search, entry.recycled_at = DISPLAY_RECYCLED, now()
+        entry.updated_at = now()
+        return self.entry_api(entry)
+
+    async def entry_restore_recycled(self, params: dict[str, Any], session: Session | None) -> Any:
+        """``baseEntry.restoreRecycled`` (``BaseEntryService::restoreRecycledAction``)."""
+        entry = self._entry(require(params, "entryId"))
+        if entry.display_in_search != DISPLAY_RECYCLED:
+            raise ApiError(
+                "INVALID_ENTRY_STATUS_FOR_RESTORE",
+                "Only entry in displayInStatus RECYCLED can be restored",
+            )
+        previous = entry.previous_display
+        entry.display_in_search = DISPLAY_PARTNER_ONLY if previous is None else previous
+        entry.previous_display, entry.recycled_at, entry.updated_at = None, None, now()
+        return self.entry_api(entry)
+
+    async def entry_get_by_ids(self, params: dict[str, Any], session: Session | None) -> Any:
+        """``baseEntry.getByIds``: the entries found among a comma-separated id list."""
+        ids = [i.strip() for i in (as_str(require(params, "entryIds")) or "").split(",")]
+        found = [self.store.entries.get(i) for i in ids if i]
+        return [self.entry_api(e) for e in found if e is not None and e.status != ENTRY_DELETED]
+
     async def media_add_content(self, params: dict[str, Any], session: Session | None) -> Any:
         entry = self._entry(require(params, "entryId"))
         if entry.status != ENTRY_NO_CONTENT:
@@ -297,15 +408,80 @@ class Services(MetadataActions):
         resource = params.get("resource")
         if not isinstance(resource, dict):
             raise missing_param("resource")
-        await self._attach(entry, resource, replacing=False)
+        await self._attach(entry, resource)
         return self.entry_api(entry)
 
     async def media_update_content(self, params: dict[str, Any], session: Session | None) -> Any:
+        """``MediaService::updateContentAction``: a NO_CONTENT entry takes the content itself;
+        any other starts a replacement (``KalturaEntryService::replaceResourceByEntry``): a
+        temporary entry (display SYSTEM) imports and converts the content while the entry and
+        its flavors stay as they are; READY, it replaces them (``replaceEntry``), at once or
+        after ``media.approveReplace`` when the partner needs approval."""
         entry = self._entry(require(params, "entryId"))
         resource = require(params, "resource")
         if not isinstance(resource, dict):
             raise missing_param("resource")
-        await self._attach(entry, resource, replacing=entry.status != ENTRY_NO_CONTENT)
+        if entry.status == ENTRY_NO_CONTENT:
+            await self._attach(entry, resource)
+        else:
+            await self._attach(self._start_replacement(entry, resource), resource)
+        return self.entry_api(entry)
+
+    def _start_replacement(self, entry: Entry, resource: dict[str, Any]) -> Entry:
+        if not self.entry_replacement:
+            raise ApiError(
+                "FEATURE_FORBIDDEN",
+                "The usage of feature [FEATURE_ENTRY_REPLACEMENT] is forbidden",
+                FEATURE="FEATURE_ENTRY_REPLACEMENT",
+            )
+        if entry.replacing_entry_id:
+            raise ApiError("ENTRY_REPLACEMENT_ALREADY_EXISTS", "Entry already in replacement")
+        self._check_resource(resource)
+        at = now()
+        temp = Entry(
+            id=self.store.new_entry_id(),
+            name=entry.name,
+            created_at=at,
+            updated_at=at,
+            seq=self.store.next_seq(),
+            status=ENTRY_NO_CONTENT,
+            user_id=entry.user_id,
+            creator_id=entry.creator_id,
+            media_type=entry.media_type,
+            display_in_search=DISPLAY_SYSTEM,
+            replaced_entry_id=entry.id,
+        )
+        self.store.add_entry(temp)
+        entry.replacing_entry_id = temp.id
+        entry.replacement_status = (
+            REPLACEMENT_NOT_READY_AND_NOT_APPROVED
+            if self.replacement_approval
+            else REPLACEMENT_APPROVED_BUT_NOT_READY
+        )
+        entry.updated_at = at
+        return temp
+
+    async def media_approve_replace(self, params: dict[str, Any], session: Session | None) -> Any:
+        """``KalturaEntryService::approveReplace``."""
+        entry = self._entry(require(params, "entryId"))
+        status = entry.replacement_status
+        if status == REPLACEMENT_READY_BUT_NOT_APPROVED:
+            self.store.replace_entry(entry)
+        elif status == REPLACEMENT_NOT_READY_AND_NOT_APPROVED:
+            entry.replacement_status = REPLACEMENT_APPROVED_BUT_NOT_READY
+            temp = self.store.entries.get(entry.replacing_entry_id or "")
+            if temp is not None and temp.status == ENTRY_READY:
+                self.store.replace_entry(entry)
+        elif status != REPLACEMENT_APPROVED_BUT_NOT_READY:
+            raise ApiError(
+                "ENTRY_ID_NOT_REPLACED", f'Entry id "{entry.id}" not replaced', ENTRY_ID=entry.id
+            )
+        return self.entry_api(entry)
+
+    async def media_cancel_replace(self, params: dict[str, Any], session: Session | None) -> Any:
+        """``KalturaEntryService::cancelReplace``: the temporary entry is deleted."""
+        entry = self._entry(require(params, "entryId"))
+        self.store.cancel_replacement(entry)
         return self.entry_api(entry)
 
     async def media_update_thumbnail(self, params: dict[str, Any], session: Session | None) -> Any:
@@ -313,9 +489,9 @@ class Services(MetadataActions):
         entry.updated_at = now()
         return self.entry_api(entry)
 
-    async def _attach(self, entry: Entry, resource: dict[str, Any], replacing: bool) -> None:
+    def _check_resource(self, resource: dict[str, Any]) -> None:
+        """Refuse a resource before anything changes (``KalturaResource::validateEntry``)."""
         kind = as_str(resource.get("objectType")) or ""
-        self.content_dir.mkdir(parents=True, exist_ok=True)
         if kind == "KalturaUploadedFileTokenResource":
             token = self.store.tokens.get(as_str(require(resource, "token")) or "")
             if token is None:
@@ -325,11 +501,6 @@ class Services(MetadataActions):
                     "UPLOAD_TOKEN_INVALID_STATUS_FOR_ADD_ENTRY",
                     "Upload token is in an invalid status for adding entry",
                 )
-            original = self._new_original(entry, replacing, FLAVOR_CONVERTING)
-            path = self.content_dir / original.id
-            shutil.move(token.path, path)
-            token.status, token.updated_at = 3, now()
-            self._content_ready(entry, original, path, replacing)
         elif kind == "KalturaUrlResource":
             url = as_str(require(resource, "url")) or ""
             if not _is_loopback(url):
@@ -337,13 +508,6 @@ class Services(MetadataActions):
                     "RESOURCE_TYPE_NOT_SUPPORTED",
                     f"Resource URL [{url}] not allowed: the stand-in fetches loopback URLs only",
                 )
-            original = self._new_original(entry, replacing, FLAVOR_IMPORTING)
-            if not replacing:
-                entry.status = ENTRY_IMPORT
-            headers = _url_headers(resource.get("urlHeaders"))
-            task = asyncio.create_task(self._import(entry, original, url, replacing, headers))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
         else:
             raise ApiError(
                 "RESOURCE_TYPE_NOT_SUPPORTED",
@@ -351,10 +515,29 @@ class Services(MetadataActions):
                 RES_TYPE=kind,
             )
 
-    def _new_original(self, entry: Entry, replacing: bool, status: int) -> Flavor:
+    async def _attach(self, entry: Entry, resource: dict[str, Any]) -> None:
+        """Content for an entry without any (a new one, or a replacement's temporary one)."""
+        self._check_resource(resource)
+        kind = as_str(resource.get("objectType")) or ""
+        self.content_dir.mkdir(parents=True, exist_ok=True)
+        if kind == "KalturaUploadedFileTokenResource":
+            token = self.store.tokens[as_str(resource.get("token")) or ""]
+            original = self._new_original(entry, FLAVOR_CONVERTING)
+            path = self.content_dir / original.id
+            shutil.move(token.path, path)
+            token.status, token.updated_at = 3, now()
+            self._content_ready(entry, original, path)
+        else:
+            url = as_str(resource.get("url")) or ""
+            original = self._new_original(entry, FLAVOR_IMPORTING)
+            entry.status = ENTRY_IMPORT
+            headers = _url_headers(resource.get("urlHeaders"))
+            task = asyncio.create_task(self._import(entry, original, url, headers))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    def _new_original(self, entry: Entry, status: int) -> Flavor:
         at = now()
-        for flavor in self.store.live_flavors(entry.id):
-            flavor.status, flavor.deleted_at, flavor.ready_at = FLAVOR_DELETED, at, None
         original = Flavor(
             id=self.store.new_flavor_id(),
             entry_id=entry.id,
@@ -364,12 +547,10 @@ class Services(MetadataActions):
             created_at=at,
         )
         self.store.add_flavor(original)
-        if replacing:
-            entry.replacement_status = "1"  # APPROVED_BUT_NOT_READY
         entry.updated_at = at
         return original
 
-    def _content_ready(self, entry: Entry, original: Flavor, path: Path, replacing: bool) -> None:
+    def _content_ready(self, entry: Entry, original: Flavor, path: Path) -> None:
         """Content is in place: convert (original plus one web flavor) for the delay."""
         ready_at = time.time() + self.conversion_delay
         original.path = path
@@ -386,9 +567,11 @@ class Services(MetadataActions):
             ready_at=ready_at,
         )
         self.store.add_flavor(web)
-        if not replacing:
-            entry.status = ENTRY_PRECONVERT
+        entry.status = ENTRY_PRECONVERT
         entry.ready_at = ready_at
+        if self.conversion_fails > 0:
+            self.conversion_fails -= 1
+            entry.fails_conversion = True
         self.store.pending.add(entry.id)
         self.store.tick()
 
@@ -397,10 +580,13 @@ class Services(MetadataActions):
         entry: Entry,
         original: Flavor,
         url: str,
-        replacing: bool,
         headers: dict[str, str] | None = None,
     ) -> None:
-        """Pull the URL as Kaltura's import job does (``user:password@`` and ``urlHeaders`` too)."""
+        """Pull the URL as Kaltura's import job does (``user:password@`` and ``urlHeaders`` too).
+
+        A failed import leaves the entry ERROR_IMPORTING (a replacement's temporary entry too:
+        ``handleEntryReplacement`` runs only on READY and ERROR_CONVERTING, so the replaced
+        entry's ``replacementStatus`` stays as it was)."""
         path = self.content_dir / original.id
         try:
             async with (
@@ -415,11 +601,10 @@ class Services(MetadataActions):
                         out.write(chunk)
         except (aiohttp.ClientError, OSError, TimeoutError, ValueError):  # ValueError: bad URL
             original.status = FLAVOR_ERROR
-            if not replacing:
-                entry.status = ENTRY_ERROR_IMPORTING
+            entry.status = ENTRY_ERROR_IMPORTING
             return
         if original.status == FLAVOR_IMPORTING:
-            self._content_ready(entry, original, path, replacing)
+            self._content_ready(entry, original, path)
 
     # -- flavors --
 
@@ -445,12 +630,18 @@ class Services(MetadataActions):
             flavors = [f for f in flavors if f.status == as_int(flt["statusEqual"])]
         if "isOriginalEqual" in flt:
             flavors = [f for f in flavors if f.is_original == as_bool(flt["isOriginalEqual"])]
-        start, end = filters.page_bounds(params.get("pager"))
+        start, end = filters.page_bounds(params.get("pager"), search=False)
         return {
             "objectType": "KalturaFlavorAssetListResponse",
             "objects": [f.to_api(self.store.partner_id) for f in flavors[start:end]],
             "totalCount": len(flavors),
         }
+
+    async def flavor_get_by_entry_id(self, params: dict[str, Any], session: Session | None) -> Any:
+        """``flavorAsset.getByEntryId``: the entry's flavors as an array."""
+        entry = self._entry(require(params, "entryId"))
+        pid = self.store.partner_id
+        return [f.to_api(pid) for f in self.store.live_flavors(entry.id)]
 
     async def flavor_get(self, params: dict[str, Any], session: Session | None) -> Any:
         return self._flavor(require(params, "id")).to_api(self.store.partner_id)
@@ -491,6 +682,7 @@ class Services(MetadataActions):
             path=uploads / token_id,
             file_name=as_str(data.get("fileName")) or "",
             file_size=as_int(data.get("fileSize")),
+            auto_finalize=bool(as_bool(data.get("autoFinalize"))),
         )
         token.path.touch()
         self.store.tokens[token_id] = token
@@ -499,7 +691,43 @@ class Services(MetadataActions):
     async def token_get(self, params: dict[str, Any], session: Session | None) -> Any:
         return self._token(require(params, "uploadTokenId")).to_api(self.store.partner_id)
 
+    async def token_list(self, params: dict[str, Any], session: Session | None) -> Any:
+        """``uploadToken.list`` (``statusEqual``/``statusIn``/``idIn``, paged)."""
+        flt = params.get("filter") if isinstance(params.get("filter"), dict) else {}
+        assert isinstance(flt, dict)
+        tokens = list(self.store.tokens.values())
+        if "statusEqual" in flt:
+            tokens = [t for t in tokens if t.status == as_int(flt["statusEqual"])]
+        if "statusIn" in flt:
+            wanted = {as_int(v) for v in filters.in_list(flt["statusIn"])}
+            tokens = [t for t in tokens if t.status in wanted]
+        if "idIn" in flt:
+            ids = set(filters.in_list(flt["idIn"]))
+            tokens = [t for t in tokens if t.id in ids]
+        start, end = filters.page_bounds(params.get("pager"), search=False)
+        return {
+            "objectType": "KalturaUploadTokenListResponse",
+            "objects": [t.to_api(self.store.partner_id) for t in tokens[start:end]],
+            "totalCount": len(tokens),
+        }
+
+    async def token_delete(self, params: dict[str, Any], session: Session | None) -> Any:
+        """``uploadToken.delete``: the token and what was uploaded into it go."""
+        token = self._token(require(params, "uploadTokenId"))
+        del self.store.tokens[token.id]
+        token.path.unlink(missing_ok=True)
+        return None
+
     async def token_upload(self, params: dict[str, Any], session: Session | None) -> Any:
+        """``uploadToken.upload`` as ``kUploadTokenMgr::handleResume`` does it.
+
+        Without ``resume`` the data replaces the file; with ``resumeAt`` -1 it is appended;
+        with a position it is written there when it touches what is held, else kept aside
+        until the gap is filled. Only a final chunk at a position above 0 is checked: the file
+        must then end where the chunk does (``UPLOAD_TOKEN_CANNOT_MATCH_EXPECTED_SIZE``). The
+        ``fileSize`` given to ``add`` is checked only with ``autoFinalize``. (The server waits
+        up to 45 s for missing chunks before refusing; the stand-in refuses at once.)
+        """
         token = self._token(require(params, "uploadTokenId"))
         file_data = params.get("fileData")
         if not isinstance(file_data, FileParam):
@@ -514,30 +742,48 @@ class Services(MetadataActions):
         final = True if final is None else final
         resume_at = as_int(params.get("resumeAt"))
         resume_at = -1 if resume_at is None else resume_at
+        data = file_data.data
+        expected: int | None = None
         if not resume:
-            token.path.write_bytes(file_data.data)
+            token.path.write_bytes(data)
+        elif resume_at < 0:
+            with token.path.open("ab") as out:
+                out.write(data)
         else:
-            size = token.path.stat().st_size
-            position = size if resume_at < 0 else resume_at
-            if position > size:
-                raise ApiError(
-                    "UPLOAD_TOKEN_RESUMING_INVALID_POSITION",
-                    "Resuming not allowed when the position is beyond the uploaded size",
-                )
-            with token.path.open("r+b") as out:
-                out.seek(position)
-                out.write(file_data.data)
-        token.uploaded = token.path.stat().st_size
+            token.chunks[resume_at] = data
+            _append_available(token)
+            if final and resume_at > 0:
+                expected = resume_at + len(data)
+        size = token.path.stat().st_size
+        if (
+            token.auto_finalize
+            and token.file_size is not None
+            and max(resume_at, 0) + len(data) >= token.file_size
+        ):
+            final, expected = True, token.file_size
+        token.uploaded = size
         token.file_name = token.file_name or file_data.filename
         token.updated_at = now()
-        if final:
-            if token.file_size is not None and token.uploaded != token.file_size:
-                token.status = 1
-                raise ApiError(
-                    "UPLOAD_TOKEN_CANNOT_MATCH_EXPECTED_SIZE",
-                    "Upload token cannot match expected size",
-                )
-            token.status = 2
-        else:
+        if final and expected is not None and size != expected:
             token.status = 1
+            raise ApiError(
+                "UPLOAD_TOKEN_CANNOT_MATCH_EXPECTED_SIZE", "Failed to match expected file size"
+            )
+        token.status = 2 if final else 1
         return token.to_api(self.store.partner_id)
+
+
+def _append_available(token: UploadToken) -> None:
+    """Write the kept-aside chunks that now touch the end of the file, in order."""
+    with token.path.open("r+b") as out:
+        while token.chunks:
+            size = out.seek(0, 2)
+            position = min(token.chunks)
+            data = token.chunks[position]
+            if position > size:
+                return  # a gap: wait for the chunk that fills it
+            del token.chunks[position]
+            if position + len(data) <= size:
+                continue  # already held
+            out.seek(position)
+            out.write(data)

@@ -40,6 +40,12 @@ DELETED = 3
 NO_CONTENT = 7
 #: ``statusIn`` for the lookup: every status, DELETED included (hidden by default).
 ALL_STATUSES = "-2,-1,0,1,2,3,4,5,6,7"
+#: ``moderationStatusIn`` for the lookup: every KalturaEntryModerationStatus (pending and
+#: rejected are hidden by default, ``KalturaBaseEntryFilter::setDefaultModerationStatus``).
+ALL_MODERATION_STATUSES = "1,2,3,4,5,6"
+#: ``displayInSearchIn`` for the lookup: every EntryDisplayInSearchType, RECYCLED (-2, the
+#: recycle bin) and SYSTEM (-1) included (hidden by default).
+ALL_DISPLAY_IN_SEARCH = "-2,-1,0,1,2"
 #: Kaltura's ``referenceId`` holds at most this many characters.
 MAX_REFERENCE_ID = 255
 #: Kaltura keeps the first 150 values of an ``...In`` filter (``SphinxCriterion``,

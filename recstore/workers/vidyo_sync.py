@@ -34,7 +34,7 @@ import logging
 import re
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +51,8 @@ from recstore.errors import ConfigError, RecstoreError
 from recstore.retry import RetryPolicy
 from recstore.sync.metadata import PROFILE_NAME, profile_problems, profile_xsd
 from recstore.sync.plan import (
+    ALL_DISPLAY_IN_SEARCH,
+    ALL_MODERATION_STATUSES,
     ALL_STATUSES,
     KalturaEntry,
     Outcome,
@@ -359,31 +361,26 @@ class VidyoSyncService:
         return work
 
     async def _lookup(self, guids: Sequence[str]) -> dict[str, list[KalturaEntry]]:
-        """Kaltura's entries for these reference ids, whatever their status, tag or category."""
+        """Kaltura's entries for these reference ids, whatever their status, tag or category.
+
+        Every status, moderation status and display state is named, the recycle bin
+        included: the server's default hides all but READY, moderated and recycled entries
+        (``KalturaBaseEntryFilter::prepareEntriesCriteriaFilter``), which would be imported
+        again. The client splits the ``referenceIdIn`` list into parts the server reads whole.
+        """
         if not guids:
             return {}
-        objects: list[Mapping[str, Any]] = []
-        index = 1
-        while True:
-            page = await self.kaltura.call(
-                "media",
-                "list",
-                filter={
-                    "objectType": "KalturaMediaEntryFilter",
-                    "referenceIdIn": ",".join(guids),
-                    "statusIn": ALL_STATUSES,
-                },
-                pager={
-                    "objectType": "KalturaFilterPager",
-                    "pageSize": LOOKUP_PAGE,
-                    "pageIndex": index,
-                },
-            )
-            rows = page.get("objects") or []
-            objects.extend(rows)
-            if len(rows) < LOOKUP_PAGE:
-                break
-            index += 1
+        objects = await self.kaltura.list_all(
+            "media",
+            {
+                "objectType": "KalturaMediaEntryFilter",
+                "referenceIdIn": ",".join(guids),
+                "statusIn": ALL_STATUSES,
+                "moderationStatusIn": ALL_MODERATION_STATUSES,
+                "displayInSearchIn": ALL_DISPLAY_IN_SEARCH,
+            },
+            page_size=LOOKUP_PAGE,
+        )
         wanted = set(guids)
         return {g: e for g, e in group_by_reference(objects).items() if g in wanted}
 
@@ -434,29 +431,17 @@ class VidyoSyncService:
         """The entries among ``entry_ids`` that already hold the profile's metadata."""
         if profile_id is None or not entry_ids:
             return set()
-        present: set[str] = set()
-        index = 1
-        while True:
-            page = await self.kaltura.call(
-                "metadata_metadata",
-                "list",
-                filter={
-                    "objectType": "KalturaMetadataFilter",
-                    "metadataProfileIdEqual": profile_id,
-                    "metadataObjectTypeEqual": 1,
-                    "objectIdIn": ",".join(entry_ids),
-                },
-                pager={
-                    "objectType": "KalturaFilterPager",
-                    "pageSize": LOOKUP_PAGE,
-                    "pageIndex": index,
-                },
-            )
-            rows = page.get("objects") or []
-            present.update(str(row.get("objectId")) for row in rows)
-            if len(rows) < LOOKUP_PAGE:
-                return present
-            index += 1
+        rows = await self.kaltura.list_all(
+            "metadata_metadata",
+            {
+                "objectType": "KalturaMetadataFilter",
+                "metadataProfileIdEqual": profile_id,
+                "metadataObjectTypeEqual": 1,
+                "objectIdIn": ",".join(entry_ids),
+            },
+            page_size=LOOKUP_PAGE,
+        )
+        return {str(row.get("objectId")) for row in rows}
 
     def _tell_plan(self, work: Sequence[Work]) -> None:
         for item in work:
