@@ -28,11 +28,13 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from recstore.clients.kaltura import Call
 from recstore.clients.vidyo import Record
 from recstore.sync.metadata import metadata_xml
+
+T = TypeVar("T")
 
 #: KalturaEntryStatus values the syncer reads.
 ERROR_IMPORTING = -2
@@ -144,7 +146,7 @@ def group_by_reference(entries: Iterable[Mapping[str, Any]]) -> dict[str, list[K
     return grouped
 
 
-def chunks(values: Sequence[str], size: int = MAX_IN_VALUES) -> Iterator[list[str]]:
+def chunks(values: Sequence[T], size: int = MAX_IN_VALUES) -> Iterator[list[T]]:
     """``values`` in lists of at most ``size``, for ``...In`` filters."""
     for start in range(0, len(values), size):
         yield list(values[start : start + size])

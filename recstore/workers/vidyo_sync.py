@@ -34,7 +34,7 @@ import logging
 import re
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -385,31 +385,27 @@ class VidyoSyncService:
         return {g: e for g, e in group_by_reference(objects).items() if g in wanted}
 
     async def _lookup_by_id(self, records: Sequence[Record]) -> dict[str, list[KalturaEntry]]:
-        """Entries without reference id that carry these recordings' ids and the sync tag."""
-        objects: list[Mapping[str, Any]] = []
-        for ids in chunks(sorted({str(r.id) for r in records})):
-            index = 1
-            while True:
-                page = await self.kaltura.call(
-                    "media",
-                    "list",
-                    filter={
-                        "objectType": "KalturaMediaEntryFilter",
-                        "partnerSortValueIn": ",".join(ids),
-                        "tagsLike": self.config.tag,
-                        "statusIn": ALL_STATUSES,
-                    },
-                    pager={
-                        "objectType": "KalturaFilterPager",
-                        "pageSize": LOOKUP_PAGE,
-                        "pageIndex": index,
-                    },
-                )
-                rows = page.get("objects") or []
-                objects.extend(rows)
-                if len(rows) < LOOKUP_PAGE:
-                    break
-                index += 1
+        """Entries without reference id that carry these recordings' ids and the sync tag.
+
+        Kaltura filters ``partnerSortValue`` by range only (``KalturaBaseEntryBaseFilter`` has
+        no ``...In`` for it; the server drops fields a filter lacks), so each chunk of ids asks
+        for its range and :func:`by_sort_value` keeps the exact matches.
+        """
+        objects: list[dict[str, Any]] = []
+        for part in chunks(sorted({r.id for r in records})):
+            objects += await self.kaltura.list_all(
+                "media",
+                {
+                    "objectType": "KalturaMediaEntryFilter",
+                    "partnerSortValueGreaterThanOrEqual": part[0],
+                    "partnerSortValueLessThanOrEqual": part[-1],
+                    "tagsLike": self.config.tag,
+                    "statusIn": ALL_STATUSES,
+                    "moderationStatusIn": ALL_MODERATION_STATUSES,
+                    "displayInSearchIn": ALL_DISPLAY_IN_SEARCH,
+                },
+                page_size=LOOKUP_PAGE,
+            )
         found = by_sort_value(records, objects)
         for record in records:
             for entry in found.get(record.guid, ()):
