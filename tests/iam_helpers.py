@@ -59,6 +59,7 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "workers/archive_context.py": ("s3",),
         "archive/actions.py": ("s3",),
         "leases.py": ("s3",),  # per-entry locks of applied archive actions
+        "workers/accounts.py": ("s3",),  # records the instances it served, beside the leases
     },
     "singletons": {  # DracoonGlobalSharer, VidyoSync, Archiver, Restorer
         "workers/periodic.py": ("s3",),
@@ -67,6 +68,8 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "workers/archive_context.py": ("s3",),
         "archive/inventory.py": ("s3",),
         "archive/plan.py": ("sqs",),
+        "workers/global_sharer.py": ("s3",),  # reads the served instances, beside the leases
+        "workers/accounts.py": ("s3",),
     },
 }
 #: Modules that name an S3 or SQS client but run in no daemon role: CLI commands, types only.
