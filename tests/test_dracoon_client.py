@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 import pytest
 from pydantic import SecretStr
 
@@ -476,3 +477,80 @@ async def test_an_upload_dracoon_is_finishing_is_not_cancelled(state: dict[str, 
         while not await landed():
             await asyncio.sleep(0.05)
     assert [n["size"] for n in await landed()] == [len(data)]
+
+
+LOST = [
+    pytest.param({"drop_rate": 1}, id="connection-dropped"),
+    pytest.param({"error_rate": 1, "error_status": 502}, id="proxy-502"),
+]
+
+
+@pytest.mark.parametrize("lost", LOST)
+@pytest.mark.parametrize("direct_s3", [True, False], ids=["s3-direct", "legacy"])
+async def test_a_completion_whose_answer_is_lost_is_not_sent_again(
+    state: dict[str, Any], service: DracoonClient, direct_s3: bool, lost: dict[str, Any]
+) -> None:
+    """DRACOON did the completion, the answer never came back: sending it again would get
+    -20503 (the channel is closed) and the upload would be cancelled while DRACOON finishes
+    it. The client asks the upload's status instead and takes the file DRACOON made."""
+    await admin(state, "settings", {"useS3Storage": direct_s3})
+    room = await fresh_room(service, state)
+    await service.system_info()
+    path = "/s3$" if direct_s3 else "^/api/v4/uploads/"
+    plan = {**lost, "after": True, "count": 1, "methods": ["PUT"], "path_pattern": path}
+    await admin(state, "faults", plan)
+    data, name = os.urandom(MiB + 5), f"lost-{next(_names)}.mp4"
+    node = await encrypted_upload(service, room["id"], name, data, MiB)
+    assert await faults_injected(state["dracoon_url"]) == 1
+    await admin(state, "faults", {})
+    uploads = [u for u in (await stand_in_state(state))["uploads"] if u["name"] == name]
+    assert [u["status"] for u in uploads] == ["done"]
+    assert await downloaded_sha256(service, node["id"], True) == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("direct_s3", [True, False], ids=["s3-direct", "legacy"])
+async def test_a_completion_that_never_arrived_is_sent_again(
+    state: dict[str, Any], service: DracoonClient, direct_s3: bool
+) -> None:
+    """The connection dropped before DRACOON read the completion: the status still says
+    "transfer", so the completion goes again, and the file is made once."""
+    await admin(state, "settings", {"useS3Storage": direct_s3})
+    room = await fresh_room(service, state)
+    await service.system_info()
+    path = "/s3$" if direct_s3 else "^/api/v4/uploads/"
+    await admin(
+        state, "faults", {"drop_rate": 1, "count": 1, "methods": ["PUT"], "path_pattern": path}
+    )
+    node = await encrypted_upload(service, room["id"], "again.mp4", b"abc", MiB)
+    assert await faults_injected(state["dracoon_url"]) == 1
+    nodes = (await stand_in_state(state))["nodes"]
+    assert [n["id"] for n in nodes if n["parentId"] == room["id"]] == [node["id"]]
+
+
+async def test_the_stand_in_refuses_a_second_completion_and_urls_for_a_closed_channel(
+    state: dict[str, Any], service: DracoonClient
+) -> None:
+    """Spec, completeS3FileUpload and generatePresignedUrlsFiles: 400 -20503 "Upload channel
+    is closed" once a completion has closed the channel."""
+    room_id = await plain_room(state)
+    channel = await service.request(
+        "POST", "/v4/nodes/files/uploads", json={"parentId": room_id, "name": "twice.bin"}
+    )
+    upload = f"/v4/nodes/files/uploads/{channel['uploadId']}"
+    urls = await service.request(
+        "POST", f"{upload}/s3_urls", json={"size": 3, "firstPartNumber": 1, "lastPartNumber": 1}
+    )
+    async with (
+        aiohttp.ClientSession() as session,
+        session.put(urls["urls"][0]["url"], data=b"abc") as answer,
+    ):
+        etag = answer.headers["ETag"].strip('"')
+    completion = {"parts": [{"partNumber": 1, "partEtag": etag}], "fileName": "twice.bin"}
+    await service.request("PUT", f"{upload}/s3", json=completion)
+    for method, path, body in [
+        ("PUT", f"{upload}/s3", completion),
+        ("POST", f"{upload}/s3_urls", {"size": 3, "firstPartNumber": 2, "lastPartNumber": 2}),
+    ]:
+        with pytest.raises(DracoonError) as caught:
+            await service.request(method, path, json=body)
+        assert (caught.value.status, caught.value.error_code) == (400, -20503)

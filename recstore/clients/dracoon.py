@@ -51,6 +51,7 @@ TOKEN_MARGIN = 60.0
 NAME_CONFLICT = -40010
 FILE_KEY_REQUIRED = -40763
 S3_DIRECT_UPLOAD_ENFORCED = -90033
+CHANNEL_CLOSED = -20503
 NO_KEY_PAIR = -70020
 
 
@@ -219,7 +220,7 @@ class DracoonClient:
                 token = await self._access_token(refused=token)
                 status, body, headers = await self._send(method, path, token, json, params)
             if status >= 400:
-                raise _error(status, body, headers, f"{method} {path}")
+                raise _error(status, body, headers, f"{method} {_shown(path)}")
             return body
 
         if not retry:
@@ -231,9 +232,11 @@ class DracoonClient:
     ) -> tuple[int, Any, Mapping[str, str]]:
         headers = {"Authorization": f"Bearer {token}"}
         clean = {k: str(v) for k, v in (params or {}).items() if v is not None}
-        with _unreachable(f"DRACOON unreachable during {method} {path}"):
+        # A URL the server handed out (an upload channel's uploadUrl) is used as it is.
+        url = path if _absolute(path) else f"{self._base}/api{path}"
+        with _unreachable(f"DRACOON unreachable during {method} {_shown(path)}"):
             async with self._http_request(
-                method, f"{self._base}/api{path}", json=json, params=clean, headers=headers
+                method, url, json=json, params=clean, headers=headers
             ) as response:
                 return response.status, await _json_or_text(response), response.headers
 
@@ -392,17 +395,72 @@ class DracoonClient:
                 "expireAt": expire_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
             }
         channel = await self.request("POST", "/v4/nodes/files/uploads", json=body)
+        upload_id = str(channel["uploadId"])
         try:
-            if not direct:
-                return await self._upload_legacy(channel, name, size, chunks, file_key, resolution)
-            await self._upload_s3(channel, name, size, chunks, file_key, resolution)
+            if direct:
+                parts = await self._upload_s3(upload_id, size, chunks)
+                url = f"/v4/nodes/files/uploads/{upload_id}/s3"
+                completion = {"parts": parts, **self._completion(name, file_key, resolution)}
+            else:
+                await self._upload_legacy(channel, size, chunks)
+                url = str(channel["uploadUrl"])  # `token` is deprecated since API 4.3
+                completion = self._completion(name, file_key, resolution)
         except BaseException:
-            await asyncio.shield(self._cancel(channel["uploadId"]))
+            await asyncio.shield(self._cancel(upload_id))
             raise
-        # DRACOON accepted the parts and now assembles the file. Cancelling from here on could
-        # throw away a file it is finishing; if the wait ends first (a timeout, a shutdown),
-        # the next attempt of the job finds the finished file by its marker.
-        return await self._wait_until_done(channel["uploadId"])
+        node = await self._complete(upload_id, url, completion)
+        # DRACOON accepted the completion and assembles the file (S3), or has made it (legacy).
+        # Cancelling from here on could throw away a file it is finishing; if the wait ends
+        # first (a timeout, a shutdown), the next attempt of the job finds the finished file
+        # by its marker.
+        return node if node is not None else await self._wait_until_done(upload_id)
+
+    async def _complete(
+        self, upload_id: str, url: str, completion: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """Send the completion once; the legacy channel's node, or None (S3: wait for it).
+
+        A completion closes the channel: DRACOON answers a second one with -20503 ("Upload
+        channel is closed"), so one whose answer was lost or failed is not simply sent again.
+        The upload's status decides: "transfer" (it never arrived) sends it again, within the
+        retry policy; "finishing", "done" or "error" leave the rest to the wait. A completion
+        DRACOON refused (a name conflict, a missing file key) leaves the channel open and is
+        cancelled, as before; any other failure leaves it alone, since DRACOON may be
+        finishing the file.
+        """
+
+        async def attempt() -> dict[str, Any] | None:
+            try:
+                node: dict[str, Any] | None = await self.request(
+                    "PUT", url, json=completion, retry=False
+                )
+            except DracoonError as exc:
+                if not exc.transient and exc.error_code != CHANNEL_CLOSED:
+                    await asyncio.shield(self._cancel(upload_id))
+                    raise
+                if await self._upload_status(upload_id, exc) == "transfer":
+                    raise  # it never arrived: the retry policy sends it again
+                return None
+            return node if _absolute(url) else None  # the legacy channel answers the node
+
+        answer: dict[str, Any] | None = await call_with_retry(
+            attempt, remote=REMOTE, policy=self._policy
+        )
+        return answer
+
+    async def _upload_status(self, upload_id: str, lost: DracoonError) -> str:
+        """The upload's status after its completion's answer was lost or failed."""
+        try:
+            status = await self.request("GET", f"/v4/nodes/files/uploads/{upload_id}")
+        except DracoonError as exc:
+            raise DracoonError(
+                f"DRACOON upload {upload_id} completion {lost}; its status is unknown ({exc}): "
+                "left to DRACOON, which may be finishing it",
+                remote=REMOTE,
+                status=exc.status,
+                transient=True,
+            ) from lost
+        return str(status.get("status"))
 
     async def _cancel(self, upload_id: str) -> None:
         try:
@@ -426,15 +484,11 @@ class DracoonClient:
 
     async def _upload_s3(
         self,
-        channel: Mapping[str, Any],
-        name: str,
+        upload_id: str,
         size: int | None,
         chunks: AsyncIterator[bytes | bytearray | memoryview],
-        file_key: Callable[[], Mapping[str, Any]] | None,
-        resolution: str,
-    ) -> None:
-        """The parts, then the completion request; the caller waits for DRACOON to finish."""
-        upload_id = channel["uploadId"]
+    ) -> list[dict[str, Any]]:
+        """The parts, each through its presigned URL; what the completion lists of them."""
         parts: list[dict[str, Any]] = []
         pending = bytearray()
         smallest = smallest_part(size)  # above 52 GB, chunks are gathered (copied) into parts
@@ -449,11 +503,7 @@ class DracoonClient:
                     pending = bytearray()
             if pending or not parts:
                 parts.append(await self._put_part(urls, len(parts) + 1, pending))
-        await self.request(
-            "PUT",
-            f"/v4/nodes/files/uploads/{upload_id}/s3",
-            json={"parts": parts, **self._completion(name, file_key, resolution)},
-        )
+        return parts
 
     async def _put_part(
         self, urls: _PartUrls, number: int, data: bytes | bytearray | memoryview
@@ -510,12 +560,10 @@ class DracoonClient:
     async def _upload_legacy(
         self,
         channel: Mapping[str, Any],
-        name: str,
         size: int | None,
         chunks: AsyncIterator[bytes | bytearray | memoryview],
-        file_key: Callable[[], Mapping[str, Any]] | None,
-        resolution: str,
-    ) -> dict[str, Any]:
+    ) -> None:
+        """The chunks, through the channel's ``uploadUrl`` with their ``Content-Range``."""
         url, offset = channel["uploadUrl"], 0
         total = "*" if size is None else str(size)
         async for chunk in chunks:
@@ -544,11 +592,6 @@ class DracoonClient:
 
             await call_with_retry(attempt, remote=REMOTE, policy=self._policy)
             offset += len(data)
-        token = channel["token"]
-        node: dict[str, Any] = await self.request(
-            "PUT", f"/v4/uploads/{token}", json=self._completion(name, file_key, resolution)
-        )
-        return node
 
     # -- file keys --
 
@@ -644,6 +687,16 @@ async def _slices(
     view = memoryview(data)
     for start in range(0, len(view), size):
         yield view[start : start + size]
+
+
+def _absolute(path: str) -> bool:
+    return path.startswith(("http://", "https://"))
+
+
+def _shown(path: str) -> str:
+    """What a message may say of a request's path: an upload URL carries the channel's token,
+    which lets anyone upload without logging in, so it is named, not shown."""
+    return "the upload channel's uploadUrl" if _absolute(path) else path
 
 
 async def _json_or_text(response: aiohttp.ClientResponse) -> Any:

@@ -592,8 +592,15 @@ class DracoonStandIn:
         upload = next((u for u in self.model.uploads.values() if u.token == token), None)
         if upload is None:
             raise ApiError(404, "Upload not found", -20501)
+        return self._open(upload)
+
+    @staticmethod
+    def _open(upload: Upload) -> Upload:
+        """The upload, while its channel takes data: a completion closes it, and DRACOON
+        refuses parts, part URLs and a second completion from then on (-20503, "Upload
+        channel is closed"; the spec's error tables for these operations)."""
         if upload.status != "transfer":
-            raise ApiError(400, "Upload channel closed", -20503)
+            raise ApiError(400, "Upload channel is closed", -20503)
         return upload
 
     async def upload_status(self, request: web.Request) -> web.Response:
@@ -625,7 +632,7 @@ class DracoonStandIn:
 
     async def s3_urls(self, request: web.Request) -> web.Response:
         user = self._user(request)
-        upload = self._upload(request.match_info["upload_id"], user)
+        upload = self._open(self._upload(request.match_info["upload_id"], user))
         body = await self._json(request)
         first, last = int(body["firstPartNumber"]), int(body["lastPartNumber"])
         if not 1 <= first <= last <= 10000:
@@ -666,7 +673,7 @@ class DracoonStandIn:
 
     async def complete_s3(self, request: web.Request) -> web.Response:
         user = self._user(request)
-        upload = self._upload(request.match_info["upload_id"], user)
+        upload = self._open(self._upload(request.match_info["upload_id"], user))
         body = await self._json(request)
         parts = sorted(body.get("parts") or [], key=lambda p: int(p["partNumber"]))
         if not parts:  # S3 completes no multipart upload without a part; an empty file has one
