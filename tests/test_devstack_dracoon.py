@@ -89,7 +89,7 @@ async def test_every_exchange_validates_against_the_openapi_description(
                 node = await encrypted_upload(
                     service, room["id"], f"f{direct}.mp4", data, 6 * 1024 * 1024
                 )
-            resolver = MissingKeyResolver(await service.private_key())
+            resolver = MissingKeyResolver(await service.private_keys())
             page = await service.missing_file_keys_page(room_id=room["id"])
             await service.set_file_keys(
                 [g.to_json() for g in resolver.grants_for_page(page).grants]

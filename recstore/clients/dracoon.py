@@ -1,11 +1,13 @@
 """DRACOON REST API v4: one account over one aiohttp session.
 
 What it speaks: OAuth2 password grant with refresh before expiry (and once more on 401); the
-account's key pair (its private key unlocked once per process, off the event loop: about a
-second at 1.3M PBKDF2 iterations); rooms found or created along a path; room members and
-their public keys; uploads of a stream of chunks through S3 direct upload (one presigned URL
-per part, parts of at least 5 MB but the last) or the legacy upload channel, chosen by the
-server's ``useS3Storage``; missing file keys and setting file keys; downloads.
+account's key pairs, all of them (an account moving from RSA-2048 to RSA-4096 holds one of
+each, and a file key opens only with the pair of its version), every private key unlocked once
+per process, off the event loop (about a second at 1.3M PBKDF2 iterations); rooms found or
+created along a path; room members and their public keys; uploads of a stream of chunks
+through S3 direct upload (one presigned URL per part, parts of at least 5 MB but the last) or
+the legacy upload channel, chosen by the server's ``useS3Storage``; missing file keys and
+setting file keys; downloads.
 
 It does not encrypt: callers pass encrypted chunks and file key JSON (:mod:`recstore.crypto`
 holds the rules). Errors become :class:`DracoonError` with the HTTP status, the API's negative
@@ -35,9 +37,9 @@ from pydantic import SecretStr
 from recstore import events
 from recstore.clients.http import connection_errors, http_session
 from recstore.clients.s3 import MAX_PARTS, smallest_part  # direct uploads are S3 multipart
-from recstore.crypto import UserPrivateKey, decrypt_private_key
+from recstore.crypto import CryptoError, UserPrivateKey, decrypt_private_key
 from recstore.errors import RemoteError, transient_status
-from recstore.retry import RetryPolicy, call_with_retry
+from recstore.retry import RetryPolicy, call_with_retry, parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +105,9 @@ class DracoonClient:
         self._token_expires = 0.0
         self._auth_lock = asyncio.Lock()
         self._key_lock = asyncio.Lock()
-        self._private_key: UserPrivateKey | None = None
+        self._private_keys: dict[str, UserPrivateKey] | None = None
         self._key_pair: dict[str, Any] | None = None
+        self._key_pairs: list[dict[str, Any]] | None = None
         self._system_info: dict[str, Any] | None = None
         # One creator per room name at a time; a lock lives while a request holds it, not for
         # as long as the daemon runs.
@@ -248,39 +251,88 @@ class DracoonClient:
         return self._system_info
 
     async def key_pair(self) -> dict[str, Any]:
+        """The key pair the server gives when no version is asked for: the one whose public
+        key the uploader encrypts its own file key with."""
         if self._key_pair is None:
-            try:
-                self._key_pair = await self.request("GET", "/v4/user/account/keypair")
-            except DracoonError as exc:
-                if exc.status == 404:
-                    raise DracoonError(
-                        f"DRACOON account {self.account.login!r} has no key pair",
-                        remote=REMOTE,
-                        status=404,
-                        code=NO_KEY_PAIR,
-                    ) from exc
-                raise
+            self._key_pair = await self._keys_of_account("/v4/user/account/keypair")
         return self._key_pair
+
+    async def key_pairs(self) -> list[dict[str, Any]]:
+        """Every key pair of the account (``requestUserKeyPairs``, API 4.24), one per version."""
+        if self._key_pairs is None:
+            pairs = await self._keys_of_account("/v4/user/account/keypairs")
+            if not pairs:
+                raise self._no_key_pair()
+            self._key_pairs = list(pairs)
+        return self._key_pairs
+
+    async def _keys_of_account(self, path: str) -> Any:
+        try:
+            return await self.request("GET", path)
+        except DracoonError as exc:
+            if exc.status == 404:
+                raise self._no_key_pair() from exc
+            raise
+
+    def _no_key_pair(self) -> DracoonError:
+        return DracoonError(
+            f"DRACOON account {self.account.login!r} has no key pair",
+            remote=REMOTE,
+            status=404,
+            code=NO_KEY_PAIR,
+        )
 
     async def public_key_container(self) -> dict[str, Any]:
         container: dict[str, Any] = (await self.key_pair())["publicKeyContainer"]
         return container
 
-    async def private_key(self) -> UserPrivateKey:
-        """The account's unlocked private key, unlocked once per client."""
+    async def private_keys(self) -> dict[str, UserPrivateKey]:
+        """Every private key of the account by key pair version, each unlocked once per
+        client. A pair the encryption password does not open is left out (and logged); none
+        opening is an error."""
         async with self._key_lock:
-            if self._private_key is None:
+            if self._private_keys is None:
                 if self.account.encryption_password is None:
                     raise DracoonError(
                         f"no encryption password configured for {self.account.login!r}",
                         remote=REMOTE,
                     )
-                container = (await self.key_pair())["privateKeyContainer"]
                 password = self.account.encryption_password.get_secret_value()
-                self._private_key = await asyncio.to_thread(
-                    decrypt_private_key, container, password
-                )
-            return self._private_key
+                unlocked: dict[str, UserPrivateKey] = {}
+                failure: CryptoError | None = None
+                for pair in await self.key_pairs():
+                    container = pair["privateKeyContainer"]
+                    try:
+                        key = await asyncio.to_thread(decrypt_private_key, container, password)
+                    except CryptoError as exc:
+                        failure = exc
+                        events.emit(
+                            log,
+                            events.REST_CLIENT_ERROR,
+                            "key pair %s of %s cannot be unlocked: %s",
+                            container.get("version"),
+                            self.account.login,
+                            exc,
+                        )
+                        continue
+                    unlocked[key.version] = key
+                if not unlocked and failure is not None:
+                    raise failure
+                self._private_keys = unlocked
+            return self._private_keys
+
+    async def private_key(self, version: str | None = None) -> UserPrivateKey:
+        """The unlocked private key of key pair ``version`` (by default, of :meth:`key_pair`)."""
+        if version is None:
+            version = str((await self.key_pair())["privateKeyContainer"].get("version"))
+        keys = await self.private_keys()
+        if version not in keys:
+            raise DracoonError(
+                f"DRACOON account {self.account.login!r} holds no usable key pair {version!r}",
+                remote=REMOTE,
+                code=NO_KEY_PAIR,
+            )
+        return keys[version]
 
     # -- nodes and rooms --
 
@@ -726,9 +778,7 @@ async def _json_or_text(response: aiohttp.ClientResponse) -> Any:
 def _error(status: int, body: Any, headers: Mapping[str, str], what: str) -> DracoonError:
     info = body if isinstance(body, dict) else {}
     error_code = info.get("errorCode")
-    retry_after: float | None = None
-    with contextlib.suppress(ValueError, TypeError):
-        retry_after = float(headers.get("Retry-After", ""))
+    retry_after = parse_retry_after(headers.get("Retry-After"))
     return DracoonError(
         f"DRACOON {what} failed: {status} {info.get('message', '')}".strip(),
         remote=REMOTE,

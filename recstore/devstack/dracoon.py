@@ -830,12 +830,14 @@ class DracoonStandIn:
                 }
                 if entry not in users:
                     users.append(entry)
-        files = []
-        for fid in sorted({f for _, f in page}):
-            key = next(
-                v for k, v in self.model.file_keys.items() if k[0] == fid and k[1] == user.id
-            )
-            files.append({"id": fid, "fileKeyContainer": key})
+        # One entry per file key the requester holds of a listed file: an account with two key
+        # pairs may hold two, and only one of them may open with the key its client has.
+        files = [
+            {"id": fid, "fileKeyContainer": key}
+            for fid in sorted({f for _, f in page})
+            for (kfid, kuid, _), key in sorted(self.model.file_keys.items(), key=lambda e: e[0])
+            if kfid == fid and kuid == user.id
+        ]
         return web.json_response(
             {
                 "range": {"offset": offset, "limit": limit, "total": len(pairs)},
