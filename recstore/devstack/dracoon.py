@@ -32,11 +32,12 @@ import hashlib
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from recstore.crypto import generate_user_keypair
 from recstore.devstack.dracoon_model import (
@@ -79,6 +80,67 @@ class ApiError(Exception):
         super().__init__(message)
         self.details = error_body(status, message, error_code)
         self.response = web.json_response(self.details, status=status)
+
+
+#: Names DRACOON refuses, with or without an extension (spec, "Node naming convention").
+RESERVED_NAMES = frozenset(
+    ["CON", "PRN", "AUX", "NUL"]
+    + [f"COM{i}" for i in range(1, 10)]
+    + [f"LPT{i}" for i in range(1, 10)]
+)
+MAX_NOTES = 255
+
+
+def check_name(name: object) -> str:
+    """A node name as DRACOON takes it (spec, "Node naming convention" of createRoom,
+    createFileUploadChannel and the completions): at most 150 characters, none of
+    ``\\ < > : " | ? * /``, no leading ``-`` or trailing ``.``, not a reserved device name;
+    else 400 -40755 "Bad node name"."""
+    if (
+        not isinstance(name, str)
+        or not name.strip()
+        or len(name) > 150
+        or re.search(r'[\\<>:"|?*/]', name)
+        or name.startswith("-")
+        or name.endswith(".")
+        or name.split(".", 1)[0].upper() in RESERVED_NAMES
+    ):
+        raise ApiError(400, "Bad node name", -40755)
+    return name
+
+
+def check_notes(notes: object) -> str:
+    """Notes are limited to 255 characters (spec); longer ones are 400 -80007."""
+    text = "" if notes is None else str(notes)
+    if len(text) > MAX_NOTES:
+        raise ApiError(400, "Maximum allowed length is exceeded", -80007)
+    return text
+
+
+def check_expiration(expire_at: object) -> None:
+    """An expiration must be a date-time in the future: -80006 "Expiration date is in the
+    past" (spec, createFileUploadChannel); one that is not a date, -80000."""
+    try:
+        when = datetime.fromisoformat(str(expire_at).replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(400, "Mandatory fields cannot be empty: expireAt", -80000) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    if when <= datetime.now(UTC):
+        raise ApiError(400, "Expiration date is in the past", -80006)
+
+
+def range_of(query: Mapping[str, str], default_limit: int, most: int) -> tuple[int, int]:
+    """``offset`` and ``limit`` of a listing: not numbers, or negative, are 400 -80024
+    "Invalid range parameters" (spec, requestNodes and requestMissingFileKeys)."""
+    try:
+        offset = int(query.get("offset") or 0)
+        limit = int(query.get("limit") or default_limit)
+    except ValueError:
+        raise ApiError(400, "Invalid range parameters", -80024) from None
+    if offset < 0 or limit < 0:
+        raise ApiError(400, "Invalid range parameters", -80024)
+    return offset, min(limit or default_limit, most)
 
 
 def _part_signature(upload: Upload, number: int, size: int) -> str:
@@ -332,17 +394,23 @@ class DracoonStandIn:
     # -- OAuth and account -----------------------------------------------------------------
 
     async def oauth_token(self, request: web.Request) -> web.Response:
+        """The client authenticates with HTTP Basic or with ``client_id``/``client_secret`` in
+        the form body (RFC 6749 2.3.1 allows both; the Python SDK's login and refresh send
+        them in the body)."""
+        form = await request.post()
         auth = request.headers.get("Authorization", "")
-        try:
-            client = base64.b64decode(auth.removeprefix("Basic ")).decode()
-        except ValueError:
-            client = ""
+        if auth.startswith("Basic "):
+            try:
+                client = base64.b64decode(auth.removeprefix("Basic ")).decode()
+            except ValueError:
+                client = ""
+        else:
+            client = f"{form.get('client_id', '')}:{form.get('client_secret', '')}"
         if client != f"{CLIENT_ID}:{CLIENT_SECRET}":
             return web.json_response(
                 {"error": "invalid_client", "error_description": "Bad client credentials"},
                 status=401,
             )
-        form = await request.post()
         grant = form.get("grant_type")
         if grant == "password":
             user = self.model.user_by_login(str(form.get("username", "")))
@@ -462,18 +530,17 @@ class DracoonStandIn:
 
     async def list_nodes(self, request: web.Request) -> web.Response:
         user = self._user(request)
-        parent_id = int(request.query.get("parent_id", "0") or 0)
-        if parent_id:
-            self._node(parent_id)
-        offset = int(request.query.get("offset", "0"))
-        limit = min(int(request.query.get("limit", "500")), 500)
+        wanted_parent = request.query.get("parent_id") or "0"
+        parent_id = 0 if wanted_parent == "0" else self._node(wanted_parent).id
+        offset, limit = range_of(request.query, 500, 500)
         wanted = request.query.get("filter", "")
         nodes = [
             n
             for n in sorted(
                 self.model.children(parent_id or None), key=lambda n: (n.type != "room", n.name)
             )
-            if self.model.permissions(self.model.room_of(n), user.id) and self._matches(n, wanted)
+            if self.model.permissions(self.model.room_of(n), user.id)
+            and self._matches(n, user, wanted)
         ]
         page = nodes[offset : offset + limit]
         return web.json_response(
@@ -483,15 +550,30 @@ class DracoonStandIn:
             }
         )
 
-    @staticmethod
-    def _matches(node: Node, expression: str) -> bool:
+    def _matches(self, node: Node, user: User, expression: str) -> bool:
+        """``FIELD:OP:VALUE[:VALUE...]`` filters joined by ``|`` (all must hold); several
+        values of ``eq`` are alternatives (spec, ``requestNodes``: ``type:eq:room:folder``).
+        Fields the stand-in does not model are passed over."""
         for clause in filter(None, expression.split("|")):
             field_name, _, rest = clause.partition(":")
             operator, _, value = rest.partition(":")
-            actual = {"name": node.name, "type": node.type}.get(field_name)
-            if actual is None:
+            if field_name == "name":  # a name holds no ':', so the value is the rest
+                values = [value]
+                actual = node.name
+            elif field_name in ("type", "encrypted", "perm"):
+                values = value.split(":")
+                actual = ""
+            else:
                 continue
-            values = value.split(",")
+            if field_name == "type":
+                actual = node.type
+            elif field_name == "encrypted":
+                actual = str(node.encrypted).lower()
+            elif field_name == "perm":
+                perms = self.model.permissions(self.model.room_of(node), user.id)
+                if operator == "eq" and not perms & set(values):
+                    return False
+                continue
             if operator == "eq" and actual not in values:
                 return False
             if operator == "cn" and not any(v.lower() in actual.lower() for v in values):
@@ -499,25 +581,36 @@ class DracoonStandIn:
         return True
 
     async def create_room(self, request: web.Request) -> web.Response:
+        """``createRoom``: a bad name is -40755, notes over 255 characters -80007; a name
+        taken is 409 with no errorCode ("Node already exists"). A top-level room cannot
+        inherit (-40017); a room that does not inherit needs an admin in ``adminIds``
+        (-40006), who are its admins (the creator is not, unless listed)."""
         user = self._user(request)
         body = await self._json(request)
-        name = body.get("name")
-        if (
-            not isinstance(name, str)
-            or not name.strip()
-            or len(name) > 150
-            or re.search(r'[\\<>:"|?*/]', name)
-        ):
-            raise ApiError(400, "Invalid room name", -40755)
+        name = check_name(body.get("name"))
+        check_notes(body.get("notes"))
         parent = self._node(body["parentId"], "room") if body.get("parentId") else None
         if parent is not None:
             self._require(parent, user, "manage")
+        inherit = body.get("inheritPermissions")
+        inherit = parent is not None if inherit is None else bool(inherit)
+        if parent is None and inherit:
+            raise ApiError(
+                400, "Inheritance of permissions cannot be enabled for top level rooms", -40017
+            )
+        admins = [self._user_by_id(uid) for uid in body.get("adminIds") or []]
+        if not inherit and not admins and not body.get("adminGroupIds"):
+            raise ApiError(400, "At least one non-expiring admin user / group required", -40006)
         if any(n.name == name for n in self.model.children(parent.id if parent else None)):
-            raise ApiError(409, "Node with the same name already exists", -40010)
-        room = self.model.add_room(
-            name, parent, user.id, False, bool(body.get("inheritPermissions", True))
-        )
+            raise ApiError(409, "Node already exists")
+        room = self.model.add_room(name, parent, user.id, False, inherit, [a.id for a in admins])
         return web.json_response(self.node_json(room, user), status=201)
+
+    def _user_by_id(self, user_id: Any) -> User:
+        try:
+            return self.model.users[int(user_id)]
+        except (KeyError, ValueError, TypeError):
+            raise ApiError(404, "User not found", -70501) from None
 
     async def room_users(self, request: web.Request) -> web.Response:
         user = self._user(request)
@@ -549,14 +642,15 @@ class DracoonStandIn:
         body = await self._json(request)
         parent = self._node(body.get("parentId"), "room")
         self._require(parent, user, "create")
-        name = body.get("name")
-        if not isinstance(name, str) or not name or len(name) > 150:
-            raise ApiError(400, "Invalid file name", -40755)
+        name = check_name(body.get("name"))
+        notes = check_notes(body.get("notes"))
         size = body.get("size")
         quota = self.model.quota_bytes
         if quota is not None and self.model.used_bytes() + int(size or 0) > quota:
             raise ApiError(507, "Insufficient storage: quota exceeded", -40200)
         expiration = body.get("expiration") or {}
+        if expiration.get("enableExpiration"):
+            check_expiration(expiration.get("expireAt"))
         upload_id = secrets.token_hex(12)
         token = secrets.token_urlsafe(18)
         upload = Upload(
@@ -567,7 +661,7 @@ class DracoonStandIn:
             name=name,
             size=None if size is None else int(size),
             expire_at=expiration.get("expireAt") if expiration.get("enableExpiration") else None,
-            notes=str(body.get("notes") or ""),
+            notes=notes,
             direct_s3=bool(body.get("directS3Upload")),
             path=self.model.data_dir / "uploads" / upload_id,
         )
@@ -715,7 +809,7 @@ class DracoonStandIn:
         self, upload: Upload, user: User, body: dict[str, Any]
     ) -> tuple[str, Node | None]:
         parent = self.model.nodes[upload.parent_id]
-        name = str(body.get("fileName") or upload.name)
+        name = check_name(body.get("fileName") or upload.name)
         if parent.encrypted and not body.get("fileKey"):
             raise ApiError(400, "File key required for an encrypted room", -40763)
         strategy = body.get("resolutionStrategy", "autorename")
@@ -778,15 +872,22 @@ class DracoonStandIn:
         match = re.match(r"bytes (\d+)-(\d+)/(\d+|\*)", content_range)
         if match:
             start = int(match.group(1))
-        reader = await request.multipart()
-        field_part = await reader.next()
-        if field_part is None or getattr(field_part, "name", None) != "file":
-            raise ApiError(400, "Bad request: multipart field 'file' required", -80000)
+        # uploadFileByTokenAsBinary_1: multipart/form-data with a field "file", or the raw
+        # bytes under any other Content-Type (or none).
+        source: Callable[[int], Awaitable[bytes]]
+        if request.content_type.startswith("multipart/"):
+            reader = await request.multipart()
+            field_part = await reader.next()
+            if not isinstance(field_part, BodyPartReader) or field_part.name != "file":
+                raise ApiError(400, "Bad request: multipart field 'file' required", -80000)
+            source = field_part.read_chunk
+        else:
+            source = request.content.read
         digest = hashlib.md5()  # noqa: S324 (the API's chunk hash)
         written = 0
         with upload.path.open("r+b") as out:
             out.seek(start)
-            while chunk := await field_part.read_chunk(1024 * 1024):  # type: ignore[union-attr]
+            while chunk := await source(1024 * 1024):
                 digest.update(chunk)
                 out.write(chunk)
                 written += len(chunk)
@@ -808,7 +909,10 @@ class DracoonStandIn:
         query = request.query
 
         def number(name: str) -> int | None:
-            return int(query[name]) if query.get(name) else None
+            try:
+                return int(query[name]) if query.get(name) else None
+            except ValueError:
+                raise ApiError(400, f"Invalid number: {name}", -80002) from None
 
         missing = self.model.missing_keys(
             user, number("room_id"), number("file_id"), number("user_id")
@@ -817,8 +921,7 @@ class DracoonStandIn:
         for uid, fid, _ in missing:
             if (uid, fid) not in pairs:
                 pairs.append((uid, fid))
-        offset = int(query.get("offset", "0"))
-        limit = min(int(query.get("limit", "500")), MAX_PAGE_MISSING_KEYS)
+        offset, limit = range_of(query, 500, MAX_PAGE_MISSING_KEYS)
         page = pairs[offset : offset + limit]
         wanted = {(u, f) for u, f in page}
         users = []
@@ -848,17 +951,31 @@ class DracoonStandIn:
         )
 
     async def set_file_keys(self, request: web.Request) -> web.Response:
+        """``setUserFileKeys``: "The users who already have a file key are ignored and keep
+        the distributed file key" (spec). A file outside an encrypted room is -40001; a user
+        unknown, -70501; a key of a version the user holds no key pair of, -70020; the whole
+        batch is checked before any key is stored."""
         user = self._user(request)
         body = await self._json(request)
-        for item in body.get("items") or []:
+        items = body.get("items")
+        if not isinstance(items, list) or not items:
+            raise ApiError(400, "Mandatory fields cannot be empty: items", -80000)
+        accepted: list[tuple[tuple[int, int, str], dict[str, Any]]] = []
+        for item in items:
+            if not isinstance(item, dict) or not isinstance(item.get("fileKey"), dict):
+                raise ApiError(400, "Mandatory fields cannot be empty: fileKey", -80000)
             node = self._node(item.get("fileId"), "file")
             self._require(self.model.room_of(node), user, "read")
-            target = self.model.users.get(int(item.get("userId", 0)))
-            key = item.get("fileKey") or {}
+            if not node.encrypted:
+                raise ApiError(400, "(Target) room is not encrypted", -40001)
+            target = self._user_by_id(item.get("userId"))
+            key = item["fileKey"]
             version = KEY_PAIR_OF.get(str(key.get("version")))
-            if target is None or version is None or version not in target.key_pairs:
-                raise ApiError(400, "Invalid file key for user", -40001)
-            self.model.file_keys[(node.id, target.id, version)] = key
+            if version is None or version not in target.key_pairs:
+                raise ApiError(403, "User does not have a keypair", -70020)
+            accepted.append(((node.id, target.id, version), key))
+        for slot, key in accepted:
+            self.model.file_keys.setdefault(slot, key)
         return web.Response(status=204)
 
     async def user_file_key(self, request: web.Request) -> web.Response:
