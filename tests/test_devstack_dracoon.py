@@ -117,6 +117,34 @@ async def test_every_exchange_validates_against_the_openapi_description(
             await service.remove_node(node["id"])
             with pytest.raises(Exception, match="404"):
                 await service.request("GET", f"/v4/nodes/{node['id']}", retry=False)
+            # what an ordinary DRACOON client (the Python SDK's login) asks besides
+            for path in ("defaults", "general", "infrastructure", "policies/algorithms"):
+                await service.request("GET", f"/v4/config/info/{path}")
+            for path in ("ad", "openid"):
+                await service.request("GET", f"/v4/public/system/info/auth/{path}")
+            found = await service.request(
+                "GET", "/v4/nodes/search", params={"search_string": "f", "depth_level": -1}
+            )
+            assert {n["name"] for n in found["items"]} >= {"fTrue.mp4"}  # two rooms down
+            top = await service.request(
+                "POST",
+                "/v4/nodes/rooms",
+                json={"name": "to encrypt", "adminIds": [1]},  # the service account, seeded first
+            )
+            encrypted = await service.request(
+                "PUT", f"/v4/nodes/rooms/{top['id']}/encrypt", json={"isEncrypted": True}
+            )
+            assert encrypted["isEncrypted"] is True
+            token = await service._access_token()
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(
+                    f"{state['dracoon_url']}/api/v4/user/ping",
+                    headers={"Authorization": f"Bearer {token}"},
+                ) as answer,
+            ):
+                assert answer.status == 200
+                await answer.read()
 
     failures = []
     for exchange in log:
@@ -171,6 +199,15 @@ async def test_every_exchange_validates_against_the_openapi_description(
         ("post", "/api/v4/nodes/files/keys"),
         ("get", "/api/v4/nodes/files/{file_id}/user_file_key"),
         ("post", "/api/v4/nodes/files/{file_id}/downloads"),
+        ("get", "/api/v4/config/info/defaults"),
+        ("get", "/api/v4/config/info/general"),
+        ("get", "/api/v4/config/info/infrastructure"),
+        ("get", "/api/v4/config/info/policies/algorithms"),
+        ("get", "/api/v4/public/system/info/auth/ad"),
+        ("get", "/api/v4/public/system/info/auth/openid"),
+        ("get", "/api/v4/nodes/search"),
+        ("put", "/api/v4/nodes/rooms/{room_id}/encrypt"),
+        ("get", "/api/v4/user/ping"),
     }
     assert expected <= routes, f"not exercised: {sorted(expected - routes)}"
     assert failures == [], "\n".join(failures[:20])
@@ -448,3 +485,34 @@ async def test_rooms_listings_and_file_keys_are_checked_as_the_spec_says(tmp_pat
             item = {"fileId": node["id"], "userId": me.id, "fileKey": other}
             keys = "/v4/nodes/files/keys"
             assert await refused(service, "POST", keys, json={"items": [item]}) == (400, -40001)
+
+
+async def test_search_and_room_encryption_follow_the_spec(tmp_path: Path) -> None:
+    """searchNodes: depth_level 0 is the parent's children, -1 every level; ``*`` is a
+    wildcard. encryptRoom: only an empty top-level room (-40008 with files in it)."""
+    stand_in = DracoonStandIn(tmp_path)
+    async with serving(stand_in):
+        state = stand_in.state_entries()
+        async with client(state) as service:
+            parent = state["dracoon_parent_room_id"]
+            room = await service.ensure_room_path(parent, ["talks", "2026"])
+            await encrypted_upload(service, room["id"], "keynote.mp4", b"k", 1024)
+
+            async def search(text: str, depth: int) -> list[str]:
+                params = {"search_string": text, "depth_level": depth, "parent_id": parent}
+                found = await service.request("GET", "/v4/nodes/search", params=params)
+                return [n["name"] for n in found["items"]]
+
+            assert await search("note", 0) == []
+            assert await search("note", -1) == ["keynote.mp4"]
+            assert await search("*.mp4", -1) == ["keynote.mp4"]
+            assert await search("2026", 1) == ["2026"]
+            for room_id, refusal in ((parent, -40008), (room["id"], -80000)):
+                with pytest.raises(DracoonError) as caught:
+                    await service.request(
+                        "PUT",
+                        f"/v4/nodes/rooms/{room_id}/encrypt",
+                        json={"isEncrypted": True},
+                        retry=False,
+                    )
+                assert (caught.value.status, caught.value.error_code) == (400, refusal)

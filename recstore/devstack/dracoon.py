@@ -5,7 +5,10 @@ OAuth under ``/oauth``, the API under ``/api``: password and refresh-token grant
 account and key pairs, rooms (nested, encrypted or not, inherited members), node listing, both
 upload channels (S3 direct upload with presigned part URLs served here, and the legacy
 ``Content-Range`` channel), expiration, resolution strategies, missing file keys, file keys,
-downloads. Uploaded bytes are kept on disk. Fault injection through ``/_devstack/faults``.
+downloads; and what other DRACOON tools ask (the Python SDK's login: ``/config/info/*``, the
+auth provider lists, ``/user/ping``; node search; room encryption). Every endpoint is in
+``docs/fidelity.md`` with the spec's operation and the checks it applies. Uploaded bytes are
+kept on disk. Fault injection through ``/_devstack/faults``.
 
 Seed document (``recstore devstack seed dracoon --file F``)::
 
@@ -175,13 +178,22 @@ class DracoonStandIn:
         r.add_post("/oauth/token", self.oauth_token)
         api = "/api/v4"
         r.add_get(f"{api}/public/system/info", self.system_info)
+        r.add_get(f"{api}/public/system/info/auth/ad", self.no_auth_providers)
+        r.add_get(f"{api}/public/system/info/auth/openid", self.no_auth_providers)
+        r.add_get(f"{api}/config/info/defaults", self.config_defaults)
+        r.add_get(f"{api}/config/info/general", self.config_general)
+        r.add_get(f"{api}/config/info/infrastructure", self.config_infrastructure)
+        r.add_get(f"{api}/config/info/policies/algorithms", self.config_algorithms)
+        r.add_get(f"{api}/user/ping", self.ping)
         r.add_get(f"{api}/user/account", self.account)
         r.add_get(f"{api}/user/account/keypair", self.get_keypair)
         r.add_post(f"{api}/user/account/keypair", self.set_keypair)
         r.add_get(f"{api}/user/account/keypairs", self.get_keypairs)
         r.add_get(f"{api}/nodes", self.list_nodes)
         r.add_get(f"{api}/nodes/missingFileKeys", self.missing_file_keys)
+        r.add_get(f"{api}/nodes/search", self.search_nodes)
         r.add_post(f"{api}/nodes/rooms", self.create_room)
+        r.add_put(f"{api}/nodes/rooms/{{room_id}}/encrypt", self.encrypt_room)
         r.add_get(f"{api}/nodes/rooms/{{room_id}}/users", self.room_users)
         r.add_post(f"{api}/nodes/files/uploads", self.create_upload)
         r.add_get(f"{api}/nodes/files/uploads/{{upload_id}}", self.upload_status)
@@ -458,6 +470,83 @@ class DracoonStandIn:
             }
         )
 
+    # -- what an ordinary DRACOON client asks at login (the Python SDK's DRACOON.connect) --
+
+    async def no_auth_providers(self, request: web.Request) -> web.Response:
+        """``requestActiveDirectoryAuthInfo`` / ``requestOpenIdAuthInfo``: none configured."""
+        return web.json_response({"items": []})
+
+    async def config_defaults(self, request: web.Request) -> web.Response:
+        """``requestSystemDefaultsInfo`` (authenticated)."""
+        self._user(request)
+        return web.json_response(
+            {
+                "languageDefault": "en",
+                "downloadShareDefaultExpirationPeriod": 0,
+                "uploadShareDefaultExpirationPeriod": 0,
+                "fileDefaultExpirationPeriod": 0,
+                "nonmemberViewerDefault": False,
+                "hideLoginInputFields": False,
+            }
+        )
+
+    async def config_general(self, request: web.Request) -> web.Response:
+        """``requestGeneralSettingsInfo``: client-side encryption on, the storage in use."""
+        self._user(request)
+        return web.json_response(
+            {
+                "sharePasswordSmsEnabled": False,
+                "cryptoEnabled": True,
+                "emailNotificationButtonEnabled": False,
+                "eulaEnabled": False,
+                "weakPasswordEnabled": False,
+                "useS3Storage": self.use_s3_storage,
+                "s3TagsEnabled": False,
+                "homeRoomsActive": False,
+                "mediaServerEnabled": False,
+            }
+        )
+
+    async def config_infrastructure(self, request: web.Request) -> web.Response:
+        """``requestInfrastructurePropertiesInfo``."""
+        self._user(request)
+        return web.json_response(
+            {
+                "smsConfigEnabled": False,
+                "mediaServerConfigEnabled": False,
+                "s3DefaultRegion": "eu-central-1",
+                "s3EnforceDirectUpload": False,
+                "isDracoonCloud": False,
+                "tenantUuid": "00000000-0000-4000-8000-000000000000",
+            }
+        )
+
+    async def config_algorithms(self, request: web.Request) -> web.Response:
+        """``requestAlgorithms``: the versions the stand-in's crypto knows, RSA-4096 preferred
+        (a server moving its customers to 4096-bit keys marks ``A`` DISCOURAGED)."""
+        self._user(request)
+
+        def info(version: str, description: str, status: str) -> dict[str, str]:
+            return {"version": version, "description": description, "status": status}
+
+        return web.json_response(
+            {
+                "fileKeyAlgorithms": [
+                    info("RSA-4096/AES-256-GCM", "RSA-4096 with AES-256-GCM", "REQUIRED"),
+                    info("A", "RSA-2048 with AES-256-GCM", "DISCOURAGED"),
+                ],
+                "keyPairAlgorithms": [
+                    info("RSA-4096", "RSA-4096", "REQUIRED"),
+                    info("A", "RSA-2048", "DISCOURAGED"),
+                ],
+            }
+        )
+
+    async def ping(self, request: web.Request) -> web.Response:
+        """``pingUser``: 200 text/plain while the token is good, 401 otherwise."""
+        user = self._user(request)
+        return web.Response(text=f"{iso(time.time())}|{user.login}", content_type="text/plain")
+
     async def account(self, request: web.Request) -> web.Response:
         user = self._user(request)
         return web.json_response(
@@ -605,6 +694,83 @@ class DracoonStandIn:
             raise ApiError(409, "Node already exists")
         room = self.model.add_room(name, parent, user.id, False, inherit, [a.id for a in admins])
         return web.json_response(self.node_json(room, user), status=201)
+
+    async def search_nodes(self, request: web.Request) -> web.Response:
+        """``searchNodes``: nodes below ``parent_id`` (0: every room the user sees) down to
+        ``depth_level`` (0: children only, -1: all), whose names contain ``search_string``
+        (``*`` a wildcard; ``*`` alone matches all), with the same filters as listing. The
+        stand-in compares names case-insensitively; ``sort`` is not modelled (name order)."""
+        user = self._user(request)
+        query = request.query
+        search = query.get("search_string")
+        if not search:
+            raise ApiError(400, "Mandatory fields cannot be empty: search_string", -80000)
+        offset, limit = range_of(query, 500, 500)
+        try:
+            depth = int(query.get("depth_level") or 0)
+        except ValueError:
+            raise ApiError(400, "Invalid number: depth_level", -80002) from None
+        wanted_parent = query.get("parent_id") or "0"
+        start = None if wanted_parent == "0" else self._node(wanted_parent, "room").id
+        pattern = re.compile(
+            ".*".join(re.escape(part) for part in search.lower().split("*"))
+            if "*" in search
+            else f".*{re.escape(search.lower())}.*"
+        )
+        found: list[Node] = []
+        level = [(start, 0)]
+        while level:
+            parent_id, at = level.pop(0)
+            for node in sorted(self.model.children(parent_id), key=lambda n: n.name):
+                if not self.model.permissions(self.model.room_of(node), user.id):
+                    continue
+                if pattern.fullmatch(node.name.lower()) and self._matches(
+                    node, user, query.get("filter", "")
+                ):
+                    found.append(node)
+                if node.type == "room" and (depth < 0 or at < depth):
+                    level.append((node.id, at + 1))
+        page = found[offset : offset + limit]
+        return web.json_response(
+            {
+                "range": {"offset": offset, "limit": limit, "total": len(found)},
+                "items": [self.node_json(n, user) for n in page],
+            }
+        )
+
+    async def encrypt_room(self, request: web.Request) -> web.Response:
+        """``encryptRoom``: a room administrator (manage) turns client-side encryption on or
+        off for an empty top-level room; its (empty) sub-rooms follow. A room holding files
+        is -40008 (on) or -40003 (off); a user without a key pair turning it on, -70020; a
+        sub-room (the spec: "only empty rooms at the top level"; it names no code) 400 -80000.
+        """
+        user = self._user(request)
+        room = self._node(request.match_info["room_id"], "room")
+        self._require(room, user, "manage")
+        body = await self._json(request)
+        if not isinstance(body.get("isEncrypted"), bool):
+            raise ApiError(400, "Mandatory fields cannot be empty: isEncrypted", -80000)
+        on = body["isEncrypted"]
+        if room.parent_id is not None:
+            raise ApiError(400, "Only rooms at the top level can be encrypted", -80000)
+        below = self._below(room)
+        if any(n.type == "file" for n in below):
+            if on:
+                raise ApiError(400, "Room with files cannot be encrypted", -40008)
+            raise ApiError(400, "Room with files cannot be unencrypted", -40003)
+        if on and not user.key_pairs:
+            raise ApiError(403, "User does not have a keypair", -70020)
+        for node in [room, *below]:
+            node.encrypted = on
+        return web.json_response(self.node_json(room, user))
+
+    def _below(self, room: Node) -> list[Node]:
+        nodes = []
+        for child in self.model.children(room.id):
+            nodes.append(child)
+            if child.type == "room":
+                nodes.extend(self._below(child))
+        return nodes
 
     def _user_by_id(self, user_id: Any) -> User:
         try:
