@@ -176,6 +176,7 @@ class DracoonStandIn:
         self.faults.install(app)
         r = app.router
         r.add_post("/oauth/token", self.oauth_token)
+        r.add_post("/oauth/revoke", self.oauth_revoke)
         api = "/api/v4"
         r.add_get(f"{api}/public/system/info", self.system_info)
         r.add_get(f"{api}/public/system/info/auth/ad", self.no_auth_providers)
@@ -405,11 +406,11 @@ class DracoonStandIn:
 
     # -- OAuth and account -----------------------------------------------------------------
 
-    async def oauth_token(self, request: web.Request) -> web.Response:
-        """The client authenticates with HTTP Basic or with ``client_id``/``client_secret`` in
-        the form body (RFC 6749 2.3.1 allows both; the Python SDK's login and refresh send
-        them in the body)."""
-        form = await request.post()
+    @staticmethod
+    def _client_refused(request: web.Request, form: Mapping[str, Any]) -> web.Response | None:
+        """The OAuth client authenticates with HTTP Basic or with ``client_id`` and
+        ``client_secret`` in the form body (RFC 6749 2.3.1 allows both; the Python SDK's login,
+        refresh and logout send them in the body); else 401 ``invalid_client``."""
         auth = request.headers.get("Authorization", "")
         if auth.startswith("Basic "):
             try:
@@ -418,11 +419,28 @@ class DracoonStandIn:
                 client = ""
         else:
             client = f"{form.get('client_id', '')}:{form.get('client_secret', '')}"
-        if client != f"{CLIENT_ID}:{CLIENT_SECRET}":
-            return web.json_response(
-                {"error": "invalid_client", "error_description": "Bad client credentials"},
-                status=401,
-            )
+        if client == f"{CLIENT_ID}:{CLIENT_SECRET}":
+            return None
+        return web.json_response(
+            {"error": "invalid_client", "error_description": "Bad client credentials"},
+            status=401,
+        )
+
+    async def oauth_revoke(self, request: web.Request) -> web.Response:
+        """RFC 7009: the token (access or refresh) stops working; 200 whether or not it was
+        valid, as 2.2 says; the Python SDK's logout (``client/__init__.py`` ``logout``)."""
+        form = await request.post()
+        if (refused := self._client_refused(request, form)) is not None:
+            return refused
+        token = str(form.get("token", ""))
+        self.tokens.pop(token, None)
+        self.refresh_tokens.pop(token, None)
+        return web.Response(status=200)
+
+    async def oauth_token(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        if (refused := self._client_refused(request, form)) is not None:
+            return refused
         grant = form.get("grant_type")
         if grant == "password":
             user = self.model.user_by_login(str(form.get("username", "")))
