@@ -42,7 +42,13 @@ async def state(devstack: StackProcess) -> AsyncIterator[dict[str, Any]]:
     await admin(
         devstack.state,
         "settings",
-        {"useS3Storage": True, "tokenLifetime": 3600, "quotaBytes": None, "finishSeconds": 0.05},
+        {
+            "useS3Storage": True,
+            "tokenLifetime": 3600,
+            "quotaBytes": None,
+            "finishSeconds": 0.05,
+            "failFinishes": 0,
+        },
     )
 
 
@@ -556,3 +562,25 @@ async def test_the_stand_in_refuses_a_second_completion_and_urls_for_a_closed_ch
         with pytest.raises(DracoonError) as caught:
             await service.request(method, path, json=body)
         assert (caught.value.status, caught.value.error_code) == (400, -20503)
+
+
+async def test_an_upload_dracoon_failed_to_finish_is_worth_redoing(
+    state: dict[str, Any], service: DracoonClient
+) -> None:
+    """The completion was taken and DRACOON's assembly failed on its side (S3 unreachable,
+    504 -90027): the upload's status says "error", the channel is closed, and a new upload
+    may work, so the error is transient; a refusal (a name taken under "fail") is not."""
+    room_id = await plain_room(state)
+    await admin(state, "settings", {"failFinishes": 1})
+    with pytest.raises(DracoonError) as caught:
+        await service.upload(room_id, "unlucky.bin", 3, pieces(b"abc", 3))
+    assert (caught.value.status, caught.value.error_code) == (504, -90027)
+    assert caught.value.transient
+    node = await service.upload(room_id, "unlucky.bin", 3, pieces(b"abc", 3))  # redone
+    assert node["size"] == 3
+    await admin(state, "settings", {"finishSeconds": 0.5})
+    first = service.upload(room_id, "taken.bin", 1, pieces(b"a", 1), resolution="fail")
+    second = service.upload(room_id, "taken.bin", 1, pieces(b"b", 1), resolution="fail")
+    outcomes = await asyncio.gather(first, second, return_exceptions=True)
+    refused = [o for o in outcomes if isinstance(o, DracoonError)]
+    assert [(e.status, e.error_code, e.transient) for e in refused] == [(409, -40010, False)]

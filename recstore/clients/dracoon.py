@@ -595,12 +595,17 @@ class DracoonClient:
                 node: dict[str, Any] = status["node"]
                 return node
             if status.get("status") == "error":
+                # The channel is closed either way. What DRACOON refused (a name taken under
+                # "fail", a missing file key: 4xx) stays refused; what went wrong on its side
+                # (S3 unreachable, -90027 504) is worth a new upload, so it is transient.
                 details = status.get("errorDetails") or {}
+                code = details.get("code")
                 raise DracoonError(
                     f"DRACOON could not finish the upload: {details.get('message', 'error')}",
                     remote=REMOTE,
-                    status=details.get("code"),
+                    status=code if isinstance(code, int) else None,
                     code=details.get("errorCode"),
+                    transient=transient_status(code) if isinstance(code, int) else True,
                 )
             if time.monotonic() > deadline:
                 raise DracoonError(
