@@ -47,7 +47,7 @@ async def state(devstack: StackProcess) -> AsyncIterator[dict[str, Any]]:
             "tokenLifetime": 3600,
             "quotaBytes": None,
             "finishSeconds": 0.05,
-            "failFinishes": 0,
+            "failFinishing": [],
         },
     )
 
@@ -571,7 +571,7 @@ async def test_an_upload_dracoon_failed_to_finish_is_worth_redoing(
     504 -90027): the upload's status says "error", the channel is closed, and a new upload
     may work, so the error is transient; a refusal (a name taken under "fail") is not."""
     room_id = await plain_room(state)
-    await admin(state, "settings", {"failFinishes": 1})
+    await admin(state, "settings", {"failFinishing": ["unlucky.bin"]})
     with pytest.raises(DracoonError) as caught:
         await service.upload(room_id, "unlucky.bin", 3, pieces(b"abc", 3))
     assert (caught.value.status, caught.value.error_code) == (504, -90027)

@@ -23,7 +23,7 @@ answer lists the ids of what was created. Other admin routes: ``GET /_devstack/s
 nodes, file keys, tokens granted per login, and each upload with its S3 steps in the order
 they arrived), ``POST /_devstack/settings`` (``useS3Storage``, ``tokenLifetime`` seconds,
 ``quotaBytes``, ``finishSeconds``: how long a completed S3 upload stays "finishing";
-``failFinishes``: how many S3 completions next end in "error" (504 -90027, S3 unreachable);
+``failFinishing``: names whose next S3 assembly ends in "error" (504 -90027, S3 unreachable);
 ``expireTokens``: every token issued so far is refused from now on).
 """
 
@@ -161,8 +161,9 @@ class DracoonStandIn:
         self.base_url = ""
         self.use_s3_storage = True
         self.finish_seconds = 0.05  # a real server takes a moment; clients must poll
-        #: S3 completions still to end in "error" (S3 unreachable while DRACOON assembles).
-        self.failed_finishes = 0
+        #: Names whose next S3 assembly ends in "error" (S3 unreachable while DRACOON
+        #: assembles); by name, so an assembly left running by another test takes none.
+        self.failing_finishes: set[str] = set()
         self.token_lifetime = 3600.0
         self.tokens: dict[str, tuple[int, float]] = {}
         #: Tokens granted per login, for ``/_devstack/state``: how often a client logged in.
@@ -983,8 +984,8 @@ class DracoonStandIn:
         the same name meanwhile, and a room never holds two files of one name.
         """
         await asyncio.sleep(self.finish_seconds)
-        if self.failed_finishes > 0:  # spec, completeS3FileUpload: 504 -90027
-            self.failed_finishes -= 1
+        if upload.name in self.failing_finishes:  # spec, completeS3FileUpload: 504 -90027
+            self.failing_finishes.discard(upload.name)
             upload.status = "error"
             upload.error = error_body(504, "S3 connection failed", -90027)
             self._free(upload)
@@ -1230,8 +1231,8 @@ class DracoonStandIn:
             self.model.quota_bytes = None if body["quotaBytes"] is None else int(body["quotaBytes"])
         if "finishSeconds" in body:
             self.finish_seconds = float(body["finishSeconds"])
-        if "failFinishes" in body:
-            self.failed_finishes = int(body["failFinishes"])
+        if "failFinishing" in body:
+            self.failing_finishes = {str(name) for name in body["failFinishing"]}
         if body.get("expireTokens"):
             self.tokens.clear()
         return web.json_response(
