@@ -516,3 +516,21 @@ async def test_search_and_room_encryption_follow_the_spec(tmp_path: Path) -> Non
                         retry=False,
                     )
                 assert (caught.value.status, caught.value.error_code) == (400, refusal)
+
+
+async def test_malformed_requests_are_the_clients_error_not_a_500(tmp_path: Path) -> None:
+    """A body without a field the operation needs, or a value of the wrong type: 400 -80000
+    (Mandatory fields cannot be empty), as DRACOON answers; the stand-in crashed with 500."""
+    stand_in = DracoonStandIn(tmp_path)
+    async with serving(stand_in):
+        state = stand_in.state_entries()
+        async with client(state) as service:
+            parent = state["dracoon_parent_room_id"]
+            channel = await service.request(
+                "POST", "/v4/nodes/files/uploads", json={"parentId": parent, "name": "m.bin"}
+            )
+            urls = f"/v4/nodes/files/uploads/{channel['uploadId']}/s3_urls"
+            for body in ({"firstPartNumber": 1, "lastPartNumber": 1}, {"size": "big"}):
+                with pytest.raises(DracoonError) as caught:
+                    await service.request("POST", urls, json=body, retry=False)
+                assert (caught.value.status, caught.value.error_code) == (400, -80000)

@@ -346,10 +346,18 @@ class DracoonStandIn:
 
     @web.middleware
     async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """API errors become their answers. A field missing from a body or a value of the
+        wrong type (what a handler's ``body["x"]`` or ``int(...)`` trips on) is the client's
+        error, answered as DRACOON does, 400 -80000, never a 500."""
         try:
             return await handler(request)
         except ApiError as exc:
             return exc.response
+        except (KeyError, ValueError, TypeError) as exc:
+            if not request.path.startswith("/api/"):
+                raise
+            reason = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+            return error(400, f"Bad request: {reason}", -80000)
 
     def _user(self, request: web.Request) -> User:
         header = request.headers.get("Authorization", "")
