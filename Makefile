@@ -10,7 +10,13 @@ SRC := recstore tests bench
 LOCK_FLAGS := --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 	--no-header --quiet
 
-.PHONY: demo test check lint bench lock clean
+# The official DRACOON SDK, a second client of the stand-in in tests/test_dracoon_sdk.py, lives
+# in its own environment: it pins httpx<0.28, cryptography<43 and tenacity<9 and installs the
+# obsolete "asyncio" package, none of which recstore's environment may take.
+SDK_VENV := .venv-sdk
+SDK_STAMP := $(SDK_VENV)/.installed
+
+.PHONY: demo test check lint bench lock clean sdk-venv
 
 $(STAMP): pyproject.toml requirements/test.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +28,13 @@ $(STAMP): pyproject.toml requirements/test.txt
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	touch $@
+
+$(SDK_STAMP): requirements/sdk.txt
+	test -x $(SDK_VENV)/bin/python || $(PYTHON) -m venv $(SDK_VENV)
+	$(SDK_VENV)/bin/python -m pip install --quiet --require-hashes -r requirements/sdk.txt
+	touch $@
+
+sdk-venv: $(SDK_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/recstore demo
@@ -38,7 +51,7 @@ check: lint
 # Everything: lint, types, and every test (the dev stack and real processes included), on
 # PYTEST_WORKERS pytest-xdist workers (each with its own dev stack; docs/development.md).
 PYTEST_WORKERS ?= 4
-test: lint
+test: lint $(SDK_STAMP)
 	bash scripts/ensure-slapd
 	bash scripts/ensure-promtool
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadscope
@@ -54,6 +67,7 @@ lock: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml --extra test $(LOCK_FLAGS) --upgrade -o requirements/test.txt
 	$(BIN)/uv pip compile pyproject.toml $(LOCK_FLAGS) -c requirements/test.txt -o requirements/daemon.txt
 	$(BIN)/uv pip compile pyproject.toml --extra devstack $(LOCK_FLAGS) -c requirements/test.txt -o requirements/devstack.txt
+	$(BIN)/uv pip compile requirements/sdk.in $(LOCK_FLAGS) -o requirements/sdk.txt
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .devstack
+	rm -rf $(VENV) $(SDK_VENV) .mypy_cache .pytest_cache .ruff_cache .devstack

@@ -92,6 +92,12 @@ _KEY_PAIRS = {
 _KEY_PAIR_OF_FILE_KEY = {v.file_key_version: name for name, v in _KEY_PAIRS.items()}
 
 
+def key_pair_of_file_key(file_key_version: str) -> str | None:
+    """The user key pair version an encrypted file key of this version was made for
+    (``"RSA-4096/AES-256-GCM"`` → ``"RSA-4096"``); None for a version we do not know."""
+    return _KEY_PAIR_OF_FILE_KEY.get(file_key_version)
+
+
 def _b64decode(value: object, what: str) -> bytes:
     if not isinstance(value, str):
         raise InvalidBase64Error(f"{what} must be a base64 string")

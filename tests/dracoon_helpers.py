@@ -65,11 +65,22 @@ async def pieces(data: bytes, size: int) -> AsyncIterator[memoryview]:
 
 
 async def encrypted_upload(
-    dracoon: DracoonClient, room_id: int, name: str, data: bytes, chunk: int, **kw: Any
+    dracoon: DracoonClient,
+    room_id: int,
+    name: str,
+    data: bytes,
+    chunk: int,
+    version: str | None = None,
+    **kw: Any,
 ) -> dict[str, Any]:
-    """Encrypt ``data`` as recstore does and upload it with the uploader's file key."""
+    """Encrypt ``data`` as recstore does and upload it with the uploader's file key, made for
+    its key pair ``version`` (by default, the one the server gives without a version)."""
     encryptor = crypto.FileEncryptor(crypto.generate_file_key())
-    own = await dracoon.public_key_container()
+    own = (
+        await dracoon.public_key_container()
+        if version is None
+        else (await dracoon.private_key(version)).public_key_container()
+    )
 
     async def chunks() -> AsyncIterator[bytes]:
         async for piece in pieces(data, chunk):
@@ -90,9 +101,9 @@ async def downloaded_sha256(dracoon: DracoonClient, file_id: int, encrypted: boo
     digest = hashlib.sha256()
     decryptor = None
     if encrypted:
-        file_key = crypto.decrypt_file_key(
-            await dracoon.user_file_key(file_id), await dracoon.private_key()
-        )
+        encrypted = await dracoon.user_file_key(file_id)
+        version = crypto.key_pair_of_file_key(str(encrypted["version"]))
+        file_key = crypto.decrypt_file_key(encrypted, await dracoon.private_key(version))
         decryptor = crypto.FileDecryptor(file_key)
     async for piece in dracoon.download(file_id):
         digest.update(decryptor.update(piece) if decryptor else piece)

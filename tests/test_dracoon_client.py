@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 import pytest
 from pydantic import SecretStr
 
@@ -41,7 +42,13 @@ async def state(devstack: StackProcess) -> AsyncIterator[dict[str, Any]]:
     await admin(
         devstack.state,
         "settings",
-        {"useS3Storage": True, "tokenLifetime": 3600, "quotaBytes": None, "finishSeconds": 0.05},
+        {
+            "useS3Storage": True,
+            "tokenLifetime": 3600,
+            "quotaBytes": None,
+            "finishSeconds": 0.05,
+            "failFinishing": [],
+        },
     )
 
 
@@ -58,7 +65,7 @@ async def fresh_room(service: DracoonClient, state: dict[str, Any]) -> dict[str,
 
 
 async def share_all(service: DracoonClient, file_id: int) -> None:
-    resolver = MissingKeyResolver(await service.private_key())
+    resolver = MissingKeyResolver(await service.private_keys())
     page = await service.missing_file_keys_page(file_id=file_id)
     await service.set_file_keys([g.to_json() for g in resolver.grants_for_page(page).grants])
 
@@ -390,7 +397,7 @@ async def test_missing_keys_page_through_more_than_a_hundred(
     first = await service.missing_file_keys_page(room_id=room["id"])
     assert first["range"]["total"] == 110  # 55 files x 2 readers
     assert len(first["items"]) == 100  # the server's cap, whatever the limit asked
-    resolver = MissingKeyResolver(await service.private_key())
+    resolver = MissingKeyResolver(await service.private_keys())
     while (page := await service.missing_file_keys_page(room_id=room["id"]))["items"]:
         await service.set_file_keys([g.to_json() for g in resolver.grants_for_page(page).grants])
     async with client(state, "bob") as reader:
@@ -476,3 +483,104 @@ async def test_an_upload_dracoon_is_finishing_is_not_cancelled(state: dict[str, 
         while not await landed():
             await asyncio.sleep(0.05)
     assert [n["size"] for n in await landed()] == [len(data)]
+
+
+LOST = [
+    pytest.param({"drop_rate": 1}, id="connection-dropped"),
+    pytest.param({"error_rate": 1, "error_status": 502}, id="proxy-502"),
+]
+
+
+@pytest.mark.parametrize("lost", LOST)
+@pytest.mark.parametrize("direct_s3", [True, False], ids=["s3-direct", "legacy"])
+async def test_a_completion_whose_answer_is_lost_is_not_sent_again(
+    state: dict[str, Any], service: DracoonClient, direct_s3: bool, lost: dict[str, Any]
+) -> None:
+    """DRACOON did the completion, the answer never came back: sending it again would get
+    -20503 (the channel is closed) and the upload would be cancelled while DRACOON finishes
+    it. The client asks the upload's status instead and takes the file DRACOON made."""
+    await admin(state, "settings", {"useS3Storage": direct_s3})
+    room = await fresh_room(service, state)
+    await service.system_info()
+    path = "/s3$" if direct_s3 else "^/api/v4/uploads/"
+    plan = {**lost, "after": True, "count": 1, "methods": ["PUT"], "path_pattern": path}
+    await admin(state, "faults", plan)
+    data, name = os.urandom(MiB + 5), f"lost-{next(_names)}.mp4"
+    node = await encrypted_upload(service, room["id"], name, data, MiB)
+    assert await faults_injected(state["dracoon_url"]) == 1
+    await admin(state, "faults", {})
+    uploads = [u for u in (await stand_in_state(state))["uploads"] if u["name"] == name]
+    assert [u["status"] for u in uploads] == ["done"]
+    assert await downloaded_sha256(service, node["id"], True) == hashlib.sha256(data).hexdigest()
+    await service.remove_node(room["id"])  # no key left missing for the sharer's tests
+
+
+@pytest.mark.parametrize("direct_s3", [True, False], ids=["s3-direct", "legacy"])
+async def test_a_completion_that_never_arrived_is_sent_again(
+    state: dict[str, Any], service: DracoonClient, direct_s3: bool
+) -> None:
+    """The connection dropped before DRACOON read the completion: the status still says
+    "transfer", so the completion goes again, and the file is made once."""
+    await admin(state, "settings", {"useS3Storage": direct_s3})
+    room = await fresh_room(service, state)
+    await service.system_info()
+    path = "/s3$" if direct_s3 else "^/api/v4/uploads/"
+    await admin(
+        state, "faults", {"drop_rate": 1, "count": 1, "methods": ["PUT"], "path_pattern": path}
+    )
+    node = await encrypted_upload(service, room["id"], "again.mp4", b"abc", MiB)
+    assert await faults_injected(state["dracoon_url"]) == 1
+    nodes = (await stand_in_state(state))["nodes"]
+    assert [n["id"] for n in nodes if n["parentId"] == room["id"]] == [node["id"]]
+    await service.remove_node(room["id"])
+
+
+async def test_the_stand_in_refuses_a_second_completion_and_urls_for_a_closed_channel(
+    state: dict[str, Any], service: DracoonClient
+) -> None:
+    """Spec, completeS3FileUpload and generatePresignedUrlsFiles: 400 -20503 "Upload channel
+    is closed" once a completion has closed the channel."""
+    room_id = await plain_room(state)
+    channel = await service.request(
+        "POST", "/v4/nodes/files/uploads", json={"parentId": room_id, "name": "twice.bin"}
+    )
+    upload = f"/v4/nodes/files/uploads/{channel['uploadId']}"
+    urls = await service.request(
+        "POST", f"{upload}/s3_urls", json={"size": 3, "firstPartNumber": 1, "lastPartNumber": 1}
+    )
+    async with (
+        aiohttp.ClientSession() as session,
+        session.put(urls["urls"][0]["url"], data=b"abc") as answer,
+    ):
+        etag = answer.headers["ETag"].strip('"')
+    completion = {"parts": [{"partNumber": 1, "partEtag": etag}], "fileName": "twice.bin"}
+    await service.request("PUT", f"{upload}/s3", json=completion)
+    for method, path, body in [
+        ("PUT", f"{upload}/s3", completion),
+        ("POST", f"{upload}/s3_urls", {"size": 3, "firstPartNumber": 2, "lastPartNumber": 2}),
+    ]:
+        with pytest.raises(DracoonError) as caught:
+            await service.request(method, path, json=body)
+        assert (caught.value.status, caught.value.error_code) == (400, -20503)
+
+
+async def test_an_upload_dracoon_failed_to_finish_is_worth_redoing(
+    state: dict[str, Any], service: DracoonClient
+) -> None:
+    """The completion was taken and DRACOON's assembly failed on its side (S3 unreachable,
+    504 -90027): the upload's status says "error", the channel is closed, and a new upload
+    may work, so the error is transient; a refusal (a name taken under "fail") is not."""
+    room_id = await plain_room(state)
+    await admin(state, "settings", {"failFinishing": ["unlucky.bin"]})
+    with pytest.raises(DracoonError) as caught:
+        await service.upload(room_id, "unlucky.bin", 3, pieces(b"abc", 3))
+    assert (caught.value.status, caught.value.error_code) == (504, -90027)
+    assert caught.value.transient
+    node = await service.upload(room_id, "unlucky.bin", 3, pieces(b"abc", 3))  # redone
+    assert node["size"] == 3
+    await admin(state, "settings", {"finishSeconds": 0.5})
+    first = service.upload(room_id, "taken.bin", 1, pieces(b"a", 1), resolution="fail")
+    second = service.upload(room_id, "taken.bin", 1, pieces(b"b", 1), resolution="fail")
+    outcomes = await asyncio.gather(first, second, return_exceptions=True)
+    refused = [o for o in outcomes if isinstance(o, DracoonError)]
+    assert [(e.status, e.error_code, e.transient) for e in refused] == [(409, -40010, False)]

@@ -29,7 +29,13 @@ from tests.conftest import (
     run_cli,
     set_faults,
 )
-from tests.dracoon_helpers import admin, client, downloaded_sha256, encrypted_upload
+from tests.dracoon_helpers import (
+    admin,
+    client,
+    downloaded_sha256,
+    encrypted_upload,
+    stand_in_state,
+)
 
 MEMBER_PASSWORD = "pw-member"
 ENCRYPTION = "enc-member"
@@ -115,13 +121,14 @@ def test_late_joiners_can_open_files_after_one_run(devstack: StackProcess, tmp_p
     dry = run_cli("share-keys", "--config", str(cfg), "--dry-run", "--room", str(room))
     assert dry.returncode == 0, dry.stderr
     assert "would write 8 file key(s) for 3 user(s) on 2 file(s)" in dry.stdout  # frank: 2 keys
-    result = run_cli("share-keys", "--config", str(cfg))
+    # --room: other tests of the session may leave keys missing elsewhere in the stack
+    result = run_cli("share-keys", "--config", str(cfg), "--room", str(room))
     assert result.returncode == 0, result.stderr
     assert "wrote 8 file key(s) for 3 user(s) on 2 file(s)" in result.stdout
     for login in joiners:
         for file_id, data in files:
             assert asyncio.run(can_open(state, login, file_id, data)), login
-    again = run_cli("share-keys", "--config", str(cfg))
+    again = run_cli("share-keys", "--config", str(cfg), "--room", str(room))
     assert "wrote 0 file key(s)" in again.stdout
 
 
@@ -130,6 +137,9 @@ def test_more_than_a_hundred_missing_keys_across_rooms(
 ) -> None:
     state = devstack.state
     tag = uuid.uuid4().hex[:6]
+    # Keys other tests of the session left missing are written first, so the run below
+    # counts only this test's.
+    assert run_cli("share-keys", "--config", str(config(state, tmp_path))).returncode == 0
     rooms = [f"Many {tag} {i}" for i in range(2)]
     files = []
     for name in rooms:
@@ -148,6 +158,7 @@ def test_a_corrupt_public_key_does_not_stop_the_others(
 ) -> None:
     state = devstack.state
     tag = uuid.uuid4().hex[:6]
+    assert run_cli("share-keys", "--config", str(config(state, tmp_path))).returncode == 0
     name = f"Corrupt {tag}"
     _, files = asyncio.run(room_with_files(state, 1, name))
     asyncio.run(join(state, name, f"mallory{tag}", []))
@@ -342,3 +353,61 @@ async def test_instances_known_only_to_the_configurator_are_covered_once_served(
         with pytest.raises(RecstoreError):  # the job fails (no such source): beside the point
             await service.run_job(parse_job(json.dumps(job)))
     assert await sharer_accounts() == sorted([state["dracoon_login"], alice["login"]])
+
+
+def test_an_account_moving_to_rsa_4096_shares_the_files_of_both_its_key_pairs(
+    devstack: StackProcess, tmp_path: Path
+) -> None:
+    """The sharing account holds an ``A`` and an ``RSA-4096`` key pair, as while its customer
+    moves to 4096-bit keys: one file it holds only under ``A`` (uploaded before the move),
+    one only under RSA-4096. Every member gets both, whatever their own pairs; a late joiner
+    then finds each file listed twice (once per file key the account holds)."""
+    state = devstack.state
+    tag = uuid.uuid4().hex[:6]
+    name, sharer = f"Migrating {tag}", f"mig{tag}"
+    members = {f"old{tag}": ["A"], f"new{tag}": ["RSA-4096"]}
+    asyncio.run(join(state, name, sharer, ["A", "RSA-4096"]))
+    for login, versions in members.items():
+        asyncio.run(join(state, name, login, versions))
+    owner = {"login": sharer, "permissions": ["read", "create", "manage"]}
+    room_id = asyncio.run(
+        admin(state, "seed", {"rooms": [{"path": name, "encrypted": True, "members": [owner]}]})
+    )["rooms"][name]
+    as_sharer = {
+        **with_member(state, sharer),
+        "dracoon_login": sharer,
+        "dracoon_password": MEMBER_PASSWORD,
+        "dracoon_encryption_password": ENCRYPTION,
+    }
+
+    async def upload_under_each_version() -> list[tuple[int, bytes]]:
+        files = []
+        async with client(as_sharer) as dracoon:
+            for version in ("A", "RSA-4096"):
+                data = f"held under {version}".encode()
+                node = await encrypted_upload(dracoon, room_id, f"{version}.mp4", data, 64, version)
+                files.append((int(node["id"]), data))
+        return files
+
+    files = asyncio.run(upload_under_each_version())
+    cfg = config(as_sharer, tmp_path)
+    result = run_cli("share-keys", "--config", str(cfg), "--room", str(room_id))
+    assert result.returncode == 0, result.stderr
+    # Each file: old's A, new's RSA-4096, the service account's (it made the room) and the
+    # sharer's other pair. The page says which user lacks a key to which file, not of which
+    # version, so each public key listed for the sharer gets a copy (as the Java SDK's
+    # FileKeyGenerator does): 5 a file, one of them the sharer's own again.
+    assert "wrote 10 file key(s) for 4 user(s) on 2 file(s)" in result.stdout, result.stderr
+    keys = asyncio.run(stand_in_state(state))["fileKeys"]
+    held = {(k["fileId"], k["userId"], k["version"]) for k in keys if k["fileId"] in dict(files)}
+    assert len(held) == 10  # 5 users' pairs (the sharer's two, three others' one) x 2 files
+    for login in members:
+        for file_id, data in files:
+            assert asyncio.run(can_open(state, login, file_id, data)), (login, file_id)
+
+    late = f"late{tag}"
+    asyncio.run(join(state, name, late, ["A", "RSA-4096"]))
+    result = run_cli("share-keys", "--config", str(cfg), "--room", str(room_id))
+    assert "wrote 4 file key(s) for 1 user(s) on 2 file(s)" in result.stdout, result.stderr
+    for file_id, data in files:
+        assert asyncio.run(can_open(state, late, file_id, data))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from recstore import metrics
 from recstore.errors import RemoteError
-from recstore.retry import RetryPolicy, call_with_retry
+from recstore.retry import RetryPolicy, call_with_retry, parse_retry_after
 
 FAST = RetryPolicy(attempts=4, base_delay=0.001, max_delay=0.01, deadline=10)
 
@@ -99,3 +100,26 @@ async def test_other_exceptions_are_not_retried_by_default() -> None:
     with pytest.raises(KeyError):
         await call_with_retry(bug, remote="t5", policy=FAST)
     assert calls == 1
+
+
+def test_retry_after_is_read_in_both_its_forms() -> None:
+    """RFC 9110 10.2.3: delay-seconds or an HTTP-date; an HTTP-date used to be dropped, and
+    the client's own backoff (milliseconds) went before the time the server asked for."""
+    now = datetime(2026, 12, 7, 12, 0, 0, tzinfo=UTC)
+    assert parse_retry_after("120", now) == 120.0
+    assert parse_retry_after("Mon, 07 Dec 2026 12:00:30 GMT", now) == 30.0
+    assert parse_retry_after("Mon, 07 Dec 2026 11:59:00 GMT", now) == 0.0  # already past
+    assert parse_retry_after("soon", now) is None
+    assert parse_retry_after(None, now) is None
+    assert parse_retry_after("", now) is None
+
+
+def test_a_dracoon_answer_with_an_http_date_retry_after_is_waited_for() -> None:
+    from email.utils import format_datetime
+
+    from recstore.clients.dracoon import _error
+
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=40), usegmt=True)
+    error = _error(503, {"message": "busy"}, {"Retry-After": later}, "GET /v4/nodes")
+    assert error.retry_after is not None
+    assert 35 < error.retry_after <= 40

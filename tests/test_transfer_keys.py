@@ -69,9 +69,36 @@ def test_missing_keys_page_is_resolved_with_the_accounts_private_key() -> None:
             {"id": 11, "fileKeyContainer": crypto.encrypt_file_key(foreign, stranger_public)},
         ],
     }
-    result = MissingKeyResolver(service_key).grants_for_page(page)
+    result = MissingKeyResolver({"RSA-4096": service_key}).grants_for_page(page)
     assert [(g.file_id, g.user_id) for g in result.grants] == [(10, 3)]
     assert crypto.decrypt_file_key(dict(result.grants[0].file_key), carol_key).key == ours.key
     reasons = {(s.file_id, s.user_id): s.reason for s in result.skipped}
     assert reasons[(11, 3)].startswith("file key cannot be decrypted")
     assert reasons[(10, 4)] == "the server sent no public key"
+
+
+def test_a_file_listed_once_per_key_pair_opens_with_the_key_of_its_version() -> None:
+    """An account with an ``A`` and an ``RSA-4096`` pair: the server lists a file once per
+    file key the account holds. Here the RSA-4096 key held is damaged and the ``A`` one fine;
+    the resolver tries each with the private key of its version."""
+    plain = sealed_file_key()
+    a_public, a_key = pair("migrating", "A")
+    rsa_public, rsa_key = pair("migrating", "RSA-4096")
+    carol_public, carol_key = pair("carol", "RSA-4096")
+    damaged = {**crypto.encrypt_file_key(plain, rsa_public), "key": "AAAA"}
+    page = {
+        "items": [{"userId": 3, "fileId": 10}],
+        "users": [{"id": 3, "publicKeyContainer": carol_public}],
+        "files": [
+            {"id": 10, "fileKeyContainer": crypto.encrypt_file_key(plain, a_public)},
+            {"id": 10, "fileKeyContainer": damaged},
+        ],
+    }
+    keys = {"A": a_key, "RSA-4096": rsa_key}
+    result = MissingKeyResolver(keys).grants_for_page(page)
+    assert result.skipped == []
+    assert crypto.decrypt_file_key(dict(result.grants[0].file_key), carol_key).key == plain.key
+    only_4096 = MissingKeyResolver({"RSA-4096": rsa_key}).grants_for_page(page)
+    assert [s.reason.split(":")[0] for s in only_4096.skipped] == [
+        "file key cannot be decrypted with this account's key"
+    ]

@@ -1,11 +1,13 @@
 """DRACOON REST API v4: one account over one aiohttp session.
 
 What it speaks: OAuth2 password grant with refresh before expiry (and once more on 401); the
-account's key pair (its private key unlocked once per process, off the event loop: about a
-second at 1.3M PBKDF2 iterations); rooms found or created along a path; room members and
-their public keys; uploads of a stream of chunks through S3 direct upload (one presigned URL
-per part, parts of at least 5 MB but the last) or the legacy upload channel, chosen by the
-server's ``useS3Storage``; missing file keys and setting file keys; downloads.
+account's key pairs, all of them (an account moving from RSA-2048 to RSA-4096 holds one of
+each, and a file key opens only with the pair of its version), every private key unlocked once
+per process, off the event loop (about a second at 1.3M PBKDF2 iterations); rooms found or
+created along a path; room members and their public keys; uploads of a stream of chunks
+through S3 direct upload (one presigned URL per part, parts of at least 5 MB but the last) or
+the legacy upload channel, chosen by the server's ``useS3Storage``; missing file keys and
+setting file keys; downloads.
 
 It does not encrypt: callers pass encrypted chunks and file key JSON (:mod:`recstore.crypto`
 holds the rules). Errors become :class:`DracoonError` with the HTTP status, the API's negative
@@ -35,9 +37,9 @@ from pydantic import SecretStr
 from recstore import events
 from recstore.clients.http import connection_errors, http_session
 from recstore.clients.s3 import MAX_PARTS, smallest_part  # direct uploads are S3 multipart
-from recstore.crypto import UserPrivateKey, decrypt_private_key
+from recstore.crypto import CryptoError, UserPrivateKey, decrypt_private_key
 from recstore.errors import RemoteError, transient_status
-from recstore.retry import RetryPolicy, call_with_retry
+from recstore.retry import RetryPolicy, call_with_retry, parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,7 @@ TOKEN_MARGIN = 60.0
 NAME_CONFLICT = -40010
 FILE_KEY_REQUIRED = -40763
 S3_DIRECT_UPLOAD_ENFORCED = -90033
+CHANNEL_CLOSED = -20503
 NO_KEY_PAIR = -70020
 
 
@@ -102,8 +105,9 @@ class DracoonClient:
         self._token_expires = 0.0
         self._auth_lock = asyncio.Lock()
         self._key_lock = asyncio.Lock()
-        self._private_key: UserPrivateKey | None = None
+        self._private_keys: dict[str, UserPrivateKey] | None = None
         self._key_pair: dict[str, Any] | None = None
+        self._key_pairs: list[dict[str, Any]] | None = None
         self._system_info: dict[str, Any] | None = None
         # One creator per room name at a time; a lock lives while a request holds it, not for
         # as long as the daemon runs.
@@ -219,7 +223,7 @@ class DracoonClient:
                 token = await self._access_token(refused=token)
                 status, body, headers = await self._send(method, path, token, json, params)
             if status >= 400:
-                raise _error(status, body, headers, f"{method} {path}")
+                raise _error(status, body, headers, f"{method} {_shown(path)}")
             return body
 
         if not retry:
@@ -231,9 +235,11 @@ class DracoonClient:
     ) -> tuple[int, Any, Mapping[str, str]]:
         headers = {"Authorization": f"Bearer {token}"}
         clean = {k: str(v) for k, v in (params or {}).items() if v is not None}
-        with _unreachable(f"DRACOON unreachable during {method} {path}"):
+        # A URL the server handed out (an upload channel's uploadUrl) is used as it is.
+        url = path if _absolute(path) else f"{self._base}/api{path}"
+        with _unreachable(f"DRACOON unreachable during {method} {_shown(path)}"):
             async with self._http_request(
-                method, f"{self._base}/api{path}", json=json, params=clean, headers=headers
+                method, url, json=json, params=clean, headers=headers
             ) as response:
                 return response.status, await _json_or_text(response), response.headers
 
@@ -245,39 +251,88 @@ class DracoonClient:
         return self._system_info
 
     async def key_pair(self) -> dict[str, Any]:
+        """The key pair the server gives when no version is asked for: the one whose public
+        key the uploader encrypts its own file key with."""
         if self._key_pair is None:
-            try:
-                self._key_pair = await self.request("GET", "/v4/user/account/keypair")
-            except DracoonError as exc:
-                if exc.status == 404:
-                    raise DracoonError(
-                        f"DRACOON account {self.account.login!r} has no key pair",
-                        remote=REMOTE,
-                        status=404,
-                        code=NO_KEY_PAIR,
-                    ) from exc
-                raise
+            self._key_pair = await self._keys_of_account("/v4/user/account/keypair")
         return self._key_pair
+
+    async def key_pairs(self) -> list[dict[str, Any]]:
+        """Every key pair of the account (``requestUserKeyPairs``, API 4.24), one per version."""
+        if self._key_pairs is None:
+            pairs = await self._keys_of_account("/v4/user/account/keypairs")
+            if not pairs:
+                raise self._no_key_pair()
+            self._key_pairs = list(pairs)
+        return self._key_pairs
+
+    async def _keys_of_account(self, path: str) -> Any:
+        try:
+            return await self.request("GET", path)
+        except DracoonError as exc:
+            if exc.status == 404:
+                raise self._no_key_pair() from exc
+            raise
+
+    def _no_key_pair(self) -> DracoonError:
+        return DracoonError(
+            f"DRACOON account {self.account.login!r} has no key pair",
+            remote=REMOTE,
+            status=404,
+            code=NO_KEY_PAIR,
+        )
 
     async def public_key_container(self) -> dict[str, Any]:
         container: dict[str, Any] = (await self.key_pair())["publicKeyContainer"]
         return container
 
-    async def private_key(self) -> UserPrivateKey:
-        """The account's unlocked private key, unlocked once per client."""
+    async def private_keys(self) -> dict[str, UserPrivateKey]:
+        """Every private key of the account by key pair version, each unlocked once per
+        client. A pair the encryption password does not open is left out (and logged); none
+        opening is an error."""
         async with self._key_lock:
-            if self._private_key is None:
+            if self._private_keys is None:
                 if self.account.encryption_password is None:
                     raise DracoonError(
                         f"no encryption password configured for {self.account.login!r}",
                         remote=REMOTE,
                     )
-                container = (await self.key_pair())["privateKeyContainer"]
                 password = self.account.encryption_password.get_secret_value()
-                self._private_key = await asyncio.to_thread(
-                    decrypt_private_key, container, password
-                )
-            return self._private_key
+                unlocked: dict[str, UserPrivateKey] = {}
+                failure: CryptoError | None = None
+                for pair in await self.key_pairs():
+                    container = pair["privateKeyContainer"]
+                    try:
+                        key = await asyncio.to_thread(decrypt_private_key, container, password)
+                    except CryptoError as exc:
+                        failure = exc
+                        events.emit(
+                            log,
+                            events.REST_CLIENT_ERROR,
+                            "key pair %s of %s cannot be unlocked: %s",
+                            container.get("version"),
+                            self.account.login,
+                            exc,
+                        )
+                        continue
+                    unlocked[key.version] = key
+                if not unlocked and failure is not None:
+                    raise failure
+                self._private_keys = unlocked
+            return self._private_keys
+
+    async def private_key(self, version: str | None = None) -> UserPrivateKey:
+        """The unlocked private key of key pair ``version`` (by default, of :meth:`key_pair`)."""
+        if version is None:
+            version = str((await self.key_pair())["privateKeyContainer"].get("version"))
+        keys = await self.private_keys()
+        if version not in keys:
+            raise DracoonError(
+                f"DRACOON account {self.account.login!r} holds no usable key pair {version!r}",
+                remote=REMOTE,
+                code=NO_KEY_PAIR,
+            )
+        return keys[version]
 
     # -- nodes and rooms --
 
@@ -392,17 +447,72 @@ class DracoonClient:
                 "expireAt": expire_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
             }
         channel = await self.request("POST", "/v4/nodes/files/uploads", json=body)
+        upload_id = str(channel["uploadId"])
         try:
-            if not direct:
-                return await self._upload_legacy(channel, name, size, chunks, file_key, resolution)
-            await self._upload_s3(channel, name, size, chunks, file_key, resolution)
+            if direct:
+                parts = await self._upload_s3(upload_id, size, chunks)
+                url = f"/v4/nodes/files/uploads/{upload_id}/s3"
+                completion = {"parts": parts, **self._completion(name, file_key, resolution)}
+            else:
+                await self._upload_legacy(channel, size, chunks)
+                url = str(channel["uploadUrl"])  # `token` is deprecated since API 4.3
+                completion = self._completion(name, file_key, resolution)
         except BaseException:
-            await asyncio.shield(self._cancel(channel["uploadId"]))
+            await asyncio.shield(self._cancel(upload_id))
             raise
-        # DRACOON accepted the parts and now assembles the file. Cancelling from here on could
-        # throw away a file it is finishing; if the wait ends first (a timeout, a shutdown),
-        # the next attempt of the job finds the finished file by its marker.
-        return await self._wait_until_done(channel["uploadId"])
+        node = await self._complete(upload_id, url, completion)
+        # DRACOON accepted the completion and assembles the file (S3), or has made it (legacy).
+        # Cancelling from here on could throw away a file it is finishing; if the wait ends
+        # first (a timeout, a shutdown), the next attempt of the job finds the finished file
+        # by its marker.
+        return node if node is not None else await self._wait_until_done(upload_id)
+
+    async def _complete(
+        self, upload_id: str, url: str, completion: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """Send the completion once; the legacy channel's node, or None (S3: wait for it).
+
+        A completion closes the channel: DRACOON answers a second one with -20503 ("Upload
+        channel is closed"), so one whose answer was lost or failed is not simply sent again.
+        The upload's status decides: "transfer" (it never arrived) sends it again, within the
+        retry policy; "finishing", "done" or "error" leave the rest to the wait. A completion
+        DRACOON refused (a name conflict, a missing file key) leaves the channel open and is
+        cancelled, as before; any other failure leaves it alone, since DRACOON may be
+        finishing the file.
+        """
+
+        async def attempt() -> dict[str, Any] | None:
+            try:
+                node: dict[str, Any] | None = await self.request(
+                    "PUT", url, json=completion, retry=False
+                )
+            except DracoonError as exc:
+                if not exc.transient and exc.error_code != CHANNEL_CLOSED:
+                    await asyncio.shield(self._cancel(upload_id))
+                    raise
+                if await self._upload_status(upload_id, exc) == "transfer":
+                    raise  # it never arrived: the retry policy sends it again
+                return None
+            return node if _absolute(url) else None  # the legacy channel answers the node
+
+        answer: dict[str, Any] | None = await call_with_retry(
+            attempt, remote=REMOTE, policy=self._policy
+        )
+        return answer
+
+    async def _upload_status(self, upload_id: str, lost: DracoonError) -> str:
+        """The upload's status after its completion's answer was lost or failed."""
+        try:
+            status = await self.request("GET", f"/v4/nodes/files/uploads/{upload_id}")
+        except DracoonError as exc:
+            raise DracoonError(
+                f"DRACOON upload {upload_id} completion {lost}; its status is unknown ({exc}): "
+                "left to DRACOON, which may be finishing it",
+                remote=REMOTE,
+                status=exc.status,
+                transient=True,
+            ) from lost
+        return str(status.get("status"))
 
     async def _cancel(self, upload_id: str) -> None:
         try:
@@ -426,15 +536,11 @@ class DracoonClient:
 
     async def _upload_s3(
         self,
-        channel: Mapping[str, Any],
-        name: str,
+        upload_id: str,
         size: int | None,
         chunks: AsyncIterator[bytes | bytearray | memoryview],
-        file_key: Callable[[], Mapping[str, Any]] | None,
-        resolution: str,
-    ) -> None:
-        """The parts, then the completion request; the caller waits for DRACOON to finish."""
-        upload_id = channel["uploadId"]
+    ) -> list[dict[str, Any]]:
+        """The parts, each through its presigned URL; what the completion lists of them."""
         parts: list[dict[str, Any]] = []
         pending = bytearray()
         smallest = smallest_part(size)  # above 52 GB, chunks are gathered (copied) into parts
@@ -449,11 +555,7 @@ class DracoonClient:
                     pending = bytearray()
             if pending or not parts:
                 parts.append(await self._put_part(urls, len(parts) + 1, pending))
-        await self.request(
-            "PUT",
-            f"/v4/nodes/files/uploads/{upload_id}/s3",
-            json={"parts": parts, **self._completion(name, file_key, resolution)},
-        )
+        return parts
 
     async def _put_part(
         self, urls: _PartUrls, number: int, data: bytes | bytearray | memoryview
@@ -493,12 +595,17 @@ class DracoonClient:
                 node: dict[str, Any] = status["node"]
                 return node
             if status.get("status") == "error":
+                # The channel is closed either way. What DRACOON refused (a name taken under
+                # "fail", a missing file key: 4xx) stays refused; what went wrong on its side
+                # (S3 unreachable, -90027 504) is worth a new upload, so it is transient.
                 details = status.get("errorDetails") or {}
+                code = details.get("code")
                 raise DracoonError(
                     f"DRACOON could not finish the upload: {details.get('message', 'error')}",
                     remote=REMOTE,
-                    status=details.get("code"),
+                    status=code if isinstance(code, int) else None,
                     code=details.get("errorCode"),
+                    transient=transient_status(code) if isinstance(code, int) else True,
                 )
             if time.monotonic() > deadline:
                 raise DracoonError(
@@ -510,12 +617,10 @@ class DracoonClient:
     async def _upload_legacy(
         self,
         channel: Mapping[str, Any],
-        name: str,
         size: int | None,
         chunks: AsyncIterator[bytes | bytearray | memoryview],
-        file_key: Callable[[], Mapping[str, Any]] | None,
-        resolution: str,
-    ) -> dict[str, Any]:
+    ) -> None:
+        """The chunks, through the channel's ``uploadUrl`` with their ``Content-Range``."""
         url, offset = channel["uploadUrl"], 0
         total = "*" if size is None else str(size)
         async for chunk in chunks:
@@ -544,11 +649,6 @@ class DracoonClient:
 
             await call_with_retry(attempt, remote=REMOTE, policy=self._policy)
             offset += len(data)
-        token = channel["token"]
-        node: dict[str, Any] = await self.request(
-            "PUT", f"/v4/uploads/{token}", json=self._completion(name, file_key, resolution)
-        )
-        return node
 
     # -- file keys --
 
@@ -646,6 +746,16 @@ async def _slices(
         yield view[start : start + size]
 
 
+def _absolute(path: str) -> bool:
+    return path.startswith(("http://", "https://"))
+
+
+def _shown(path: str) -> str:
+    """What a message may say of a request's path: an upload URL carries the channel's token,
+    which lets anyone upload without logging in, so it is named, not shown."""
+    return "the upload channel's uploadUrl" if _absolute(path) else path
+
+
 async def _json_or_text(response: aiohttp.ClientResponse) -> Any:
     """The answer's JSON; None when empty; ``{"message": ...}`` for an error that is not JSON.
 
@@ -673,9 +783,7 @@ async def _json_or_text(response: aiohttp.ClientResponse) -> Any:
 def _error(status: int, body: Any, headers: Mapping[str, str], what: str) -> DracoonError:
     info = body if isinstance(body, dict) else {}
     error_code = info.get("errorCode")
-    retry_after: float | None = None
-    with contextlib.suppress(ValueError, TypeError):
-        retry_after = float(headers.get("Retry-After", ""))
+    retry_after = parse_retry_after(headers.get("Retry-After"))
     return DracoonError(
         f"DRACOON {what} failed: {status} {info.get('message', '')}".strip(),
         remote=REMOTE,

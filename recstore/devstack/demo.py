@@ -145,9 +145,9 @@ async def decrypted_sha256(state: dict[str, Any], file_id: int) -> str:
         SecretStr(state["dracoon_client_secret"]),
     )
     async with DracoonClient(account) as dracoon:
-        key = crypto.decrypt_file_key(
-            await dracoon.user_file_key(file_id), await dracoon.private_key()
-        )
+        encrypted = await dracoon.user_file_key(file_id)
+        version = crypto.key_pair_of_file_key(str(encrypted["version"]))
+        key = crypto.decrypt_file_key(encrypted, await dracoon.private_key(version))
         decryptor, digest = crypto.FileDecryptor(key), hashlib.sha256()
         async for piece in dracoon.download(file_id):
             digest.update(decryptor.update(piece))

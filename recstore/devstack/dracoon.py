@@ -5,7 +5,10 @@ OAuth under ``/oauth``, the API under ``/api``: password and refresh-token grant
 account and key pairs, rooms (nested, encrypted or not, inherited members), node listing, both
 upload channels (S3 direct upload with presigned part URLs served here, and the legacy
 ``Content-Range`` channel), expiration, resolution strategies, missing file keys, file keys,
-downloads. Uploaded bytes are kept on disk. Fault injection through ``/_devstack/faults``.
+downloads; and what other DRACOON tools ask (the Python SDK's login: ``/config/info/*``, the
+auth provider lists, ``/user/ping``; node search; room encryption). Every endpoint is in
+``docs/fidelity.md`` with the spec's operation and the checks it applies. Uploaded bytes are
+kept on disk. Fault injection through ``/_devstack/faults``.
 
 Seed document (``recstore devstack seed dracoon --file F``)::
 
@@ -20,6 +23,7 @@ answer lists the ids of what was created. Other admin routes: ``GET /_devstack/s
 nodes, file keys, tokens granted per login, and each upload with its S3 steps in the order
 they arrived), ``POST /_devstack/settings`` (``useS3Storage``, ``tokenLifetime`` seconds,
 ``quotaBytes``, ``finishSeconds``: how long a completed S3 upload stays "finishing";
+``failFinishing``: names whose next S3 assembly ends in "error" (504 -90027, S3 unreachable);
 ``expireTokens``: every token issued so far is refused from now on).
 """
 
@@ -32,11 +36,12 @@ import hashlib
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from recstore.crypto import generate_user_keypair
 from recstore.devstack.dracoon_model import (
@@ -81,6 +86,67 @@ class ApiError(Exception):
         self.response = web.json_response(self.details, status=status)
 
 
+#: Names DRACOON refuses, with or without an extension (spec, "Node naming convention").
+RESERVED_NAMES = frozenset(
+    ["CON", "PRN", "AUX", "NUL"]
+    + [f"COM{i}" for i in range(1, 10)]
+    + [f"LPT{i}" for i in range(1, 10)]
+)
+MAX_NOTES = 255
+
+
+def check_name(name: object) -> str:
+    """A node name as DRACOON takes it (spec, "Node naming convention" of createRoom,
+    createFileUploadChannel and the completions): at most 150 characters, none of
+    ``\\ < > : " | ? * /``, no leading ``-`` or trailing ``.``, not a reserved device name;
+    else 400 -40755 "Bad node name"."""
+    if (
+        not isinstance(name, str)
+        or not name.strip()
+        or len(name) > 150
+        or re.search(r'[\\<>:"|?*/]', name)
+        or name.startswith("-")
+        or name.endswith(".")
+        or name.split(".", 1)[0].upper() in RESERVED_NAMES
+    ):
+        raise ApiError(400, "Bad node name", -40755)
+    return name
+
+
+def check_notes(notes: object) -> str:
+    """Notes are limited to 255 characters (spec); longer ones are 400 -80007."""
+    text = "" if notes is None else str(notes)
+    if len(text) > MAX_NOTES:
+        raise ApiError(400, "Maximum allowed length is exceeded", -80007)
+    return text
+
+
+def check_expiration(expire_at: object) -> None:
+    """An expiration must be a date-time in the future: -80006 "Expiration date is in the
+    past" (spec, createFileUploadChannel); one that is not a date, -80000."""
+    try:
+        when = datetime.fromisoformat(str(expire_at).replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(400, "Mandatory fields cannot be empty: expireAt", -80000) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    if when <= datetime.now(UTC):
+        raise ApiError(400, "Expiration date is in the past", -80006)
+
+
+def range_of(query: Mapping[str, str], default_limit: int, most: int) -> tuple[int, int]:
+    """``offset`` and ``limit`` of a listing: not numbers, or negative, are 400 -80024
+    "Invalid range parameters" (spec, requestNodes and requestMissingFileKeys)."""
+    try:
+        offset = int(query.get("offset") or 0)
+        limit = int(query.get("limit") or default_limit)
+    except ValueError:
+        raise ApiError(400, "Invalid range parameters", -80024) from None
+    if offset < 0 or limit < 0:
+        raise ApiError(400, "Invalid range parameters", -80024)
+    return offset, min(limit or default_limit, most)
+
+
 def _part_signature(upload: Upload, number: int, size: int) -> str:
     """What a presigned part URL carries: like S3's, valid for one part of one size only."""
     return hashlib.sha256(f"{upload.token}:{number}:{size}".encode()).hexdigest()[:16]
@@ -95,6 +161,9 @@ class DracoonStandIn:
         self.base_url = ""
         self.use_s3_storage = True
         self.finish_seconds = 0.05  # a real server takes a moment; clients must poll
+        #: Names whose next S3 assembly ends in "error" (S3 unreachable while DRACOON
+        #: assembles); by name, so an assembly left running by another test takes none.
+        self.failing_finishes: set[str] = set()
         self.token_lifetime = 3600.0
         self.tokens: dict[str, tuple[int, float]] = {}
         #: Tokens granted per login, for ``/_devstack/state``: how often a client logged in.
@@ -111,15 +180,25 @@ class DracoonStandIn:
         self.faults.install(app)
         r = app.router
         r.add_post("/oauth/token", self.oauth_token)
+        r.add_post("/oauth/revoke", self.oauth_revoke)
         api = "/api/v4"
         r.add_get(f"{api}/public/system/info", self.system_info)
+        r.add_get(f"{api}/public/system/info/auth/ad", self.no_auth_providers)
+        r.add_get(f"{api}/public/system/info/auth/openid", self.no_auth_providers)
+        r.add_get(f"{api}/config/info/defaults", self.config_defaults)
+        r.add_get(f"{api}/config/info/general", self.config_general)
+        r.add_get(f"{api}/config/info/infrastructure", self.config_infrastructure)
+        r.add_get(f"{api}/config/info/policies/algorithms", self.config_algorithms)
+        r.add_get(f"{api}/user/ping", self.ping)
         r.add_get(f"{api}/user/account", self.account)
         r.add_get(f"{api}/user/account/keypair", self.get_keypair)
         r.add_post(f"{api}/user/account/keypair", self.set_keypair)
         r.add_get(f"{api}/user/account/keypairs", self.get_keypairs)
         r.add_get(f"{api}/nodes", self.list_nodes)
         r.add_get(f"{api}/nodes/missingFileKeys", self.missing_file_keys)
+        r.add_get(f"{api}/nodes/search", self.search_nodes)
         r.add_post(f"{api}/nodes/rooms", self.create_room)
+        r.add_put(f"{api}/nodes/rooms/{{room_id}}/encrypt", self.encrypt_room)
         r.add_get(f"{api}/nodes/rooms/{{room_id}}/users", self.room_users)
         r.add_post(f"{api}/nodes/files/uploads", self.create_upload)
         r.add_get(f"{api}/nodes/files/uploads/{{upload_id}}", self.upload_status)
@@ -267,10 +346,18 @@ class DracoonStandIn:
 
     @web.middleware
     async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """API errors become their answers. A field missing from a body or a value of the
+        wrong type (what a handler's ``body["x"]`` or ``int(...)`` trips on) is the client's
+        error, answered as DRACOON does, 400 -80000, never a 500."""
         try:
             return await handler(request)
         except ApiError as exc:
             return exc.response
+        except (KeyError, ValueError, TypeError) as exc:
+            if not request.path.startswith("/api/"):
+                raise
+            reason = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+            return error(400, f"Bad request: {reason}", -80000)
 
     def _user(self, request: web.Request) -> User:
         header = request.headers.get("Authorization", "")
@@ -331,18 +418,41 @@ class DracoonStandIn:
 
     # -- OAuth and account -----------------------------------------------------------------
 
-    async def oauth_token(self, request: web.Request) -> web.Response:
+    @staticmethod
+    def _client_refused(request: web.Request, form: Mapping[str, Any]) -> web.Response | None:
+        """The OAuth client authenticates with HTTP Basic or with ``client_id`` and
+        ``client_secret`` in the form body (RFC 6749 2.3.1 allows both; the Python SDK's login,
+        refresh and logout send them in the body); else 401 ``invalid_client``."""
         auth = request.headers.get("Authorization", "")
-        try:
-            client = base64.b64decode(auth.removeprefix("Basic ")).decode()
-        except ValueError:
-            client = ""
-        if client != f"{CLIENT_ID}:{CLIENT_SECRET}":
-            return web.json_response(
-                {"error": "invalid_client", "error_description": "Bad client credentials"},
-                status=401,
-            )
+        if auth.startswith("Basic "):
+            try:
+                client = base64.b64decode(auth.removeprefix("Basic ")).decode()
+            except ValueError:
+                client = ""
+        else:
+            client = f"{form.get('client_id', '')}:{form.get('client_secret', '')}"
+        if client == f"{CLIENT_ID}:{CLIENT_SECRET}":
+            return None
+        return web.json_response(
+            {"error": "invalid_client", "error_description": "Bad client credentials"},
+            status=401,
+        )
+
+    async def oauth_revoke(self, request: web.Request) -> web.Response:
+        """RFC 7009: the token (access or refresh) stops working; 200 whether or not it was
+        valid, as 2.2 says; the Python SDK's logout (``client/__init__.py`` ``logout``)."""
         form = await request.post()
+        if (refused := self._client_refused(request, form)) is not None:
+            return refused
+        token = str(form.get("token", ""))
+        self.tokens.pop(token, None)
+        self.refresh_tokens.pop(token, None)
+        return web.Response(status=200)
+
+    async def oauth_token(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        if (refused := self._client_refused(request, form)) is not None:
+            return refused
         grant = form.get("grant_type")
         if grant == "password":
             user = self.model.user_by_login(str(form.get("username", "")))
@@ -389,6 +499,83 @@ class DracoonStandIn:
                 ],
             }
         )
+
+    # -- what an ordinary DRACOON client asks at login (the Python SDK's DRACOON.connect) --
+
+    async def no_auth_providers(self, request: web.Request) -> web.Response:
+        """``requestActiveDirectoryAuthInfo`` / ``requestOpenIdAuthInfo``: none configured."""
+        return web.json_response({"items": []})
+
+    async def config_defaults(self, request: web.Request) -> web.Response:
+        """``requestSystemDefaultsInfo`` (authenticated)."""
+        self._user(request)
+        return web.json_response(
+            {
+                "languageDefault": "en",
+                "downloadShareDefaultExpirationPeriod": 0,
+                "uploadShareDefaultExpirationPeriod": 0,
+                "fileDefaultExpirationPeriod": 0,
+                "nonmemberViewerDefault": False,
+                "hideLoginInputFields": False,
+            }
+        )
+
+    async def config_general(self, request: web.Request) -> web.Response:
+        """``requestGeneralSettingsInfo``: client-side encryption on, the storage in use."""
+        self._user(request)
+        return web.json_response(
+            {
+                "sharePasswordSmsEnabled": False,
+                "cryptoEnabled": True,
+                "emailNotificationButtonEnabled": False,
+                "eulaEnabled": False,
+                "weakPasswordEnabled": False,
+                "useS3Storage": self.use_s3_storage,
+                "s3TagsEnabled": False,
+                "homeRoomsActive": False,
+                "mediaServerEnabled": False,
+            }
+        )
+
+    async def config_infrastructure(self, request: web.Request) -> web.Response:
+        """``requestInfrastructurePropertiesInfo``."""
+        self._user(request)
+        return web.json_response(
+            {
+                "smsConfigEnabled": False,
+                "mediaServerConfigEnabled": False,
+                "s3DefaultRegion": "eu-central-1",
+                "s3EnforceDirectUpload": False,
+                "isDracoonCloud": False,
+                "tenantUuid": "00000000-0000-4000-8000-000000000000",
+            }
+        )
+
+    async def config_algorithms(self, request: web.Request) -> web.Response:
+        """``requestAlgorithms``: the versions the stand-in's crypto knows, RSA-4096 preferred
+        (a server moving its customers to 4096-bit keys marks ``A`` DISCOURAGED)."""
+        self._user(request)
+
+        def info(version: str, description: str, status: str) -> dict[str, str]:
+            return {"version": version, "description": description, "status": status}
+
+        return web.json_response(
+            {
+                "fileKeyAlgorithms": [
+                    info("RSA-4096/AES-256-GCM", "RSA-4096 with AES-256-GCM", "REQUIRED"),
+                    info("A", "RSA-2048 with AES-256-GCM", "DISCOURAGED"),
+                ],
+                "keyPairAlgorithms": [
+                    info("RSA-4096", "RSA-4096", "REQUIRED"),
+                    info("A", "RSA-2048", "DISCOURAGED"),
+                ],
+            }
+        )
+
+    async def ping(self, request: web.Request) -> web.Response:
+        """``pingUser``: 200 text/plain while the token is good, 401 otherwise."""
+        user = self._user(request)
+        return web.Response(text=f"{iso(time.time())}|{user.login}", content_type="text/plain")
 
     async def account(self, request: web.Request) -> web.Response:
         user = self._user(request)
@@ -462,18 +649,17 @@ class DracoonStandIn:
 
     async def list_nodes(self, request: web.Request) -> web.Response:
         user = self._user(request)
-        parent_id = int(request.query.get("parent_id", "0") or 0)
-        if parent_id:
-            self._node(parent_id)
-        offset = int(request.query.get("offset", "0"))
-        limit = min(int(request.query.get("limit", "500")), 500)
+        wanted_parent = request.query.get("parent_id") or "0"
+        parent_id = 0 if wanted_parent == "0" else self._node(wanted_parent).id
+        offset, limit = range_of(request.query, 500, 500)
         wanted = request.query.get("filter", "")
         nodes = [
             n
             for n in sorted(
                 self.model.children(parent_id or None), key=lambda n: (n.type != "room", n.name)
             )
-            if self.model.permissions(self.model.room_of(n), user.id) and self._matches(n, wanted)
+            if self.model.permissions(self.model.room_of(n), user.id)
+            and self._matches(n, user, wanted)
         ]
         page = nodes[offset : offset + limit]
         return web.json_response(
@@ -483,15 +669,30 @@ class DracoonStandIn:
             }
         )
 
-    @staticmethod
-    def _matches(node: Node, expression: str) -> bool:
+    def _matches(self, node: Node, user: User, expression: str) -> bool:
+        """``FIELD:OP:VALUE[:VALUE...]`` filters joined by ``|`` (all must hold); several
+        values of ``eq`` are alternatives (spec, ``requestNodes``: ``type:eq:room:folder``).
+        Fields the stand-in does not model are passed over."""
         for clause in filter(None, expression.split("|")):
             field_name, _, rest = clause.partition(":")
             operator, _, value = rest.partition(":")
-            actual = {"name": node.name, "type": node.type}.get(field_name)
-            if actual is None:
+            if field_name == "name":  # a name holds no ':', so the value is the rest
+                values = [value]
+                actual = node.name
+            elif field_name in ("type", "encrypted", "perm"):
+                values = value.split(":")
+                actual = ""
+            else:
                 continue
-            values = value.split(",")
+            if field_name == "type":
+                actual = node.type
+            elif field_name == "encrypted":
+                actual = str(node.encrypted).lower()
+            elif field_name == "perm":
+                perms = self.model.permissions(self.model.room_of(node), user.id)
+                if operator == "eq" and not perms & set(values):
+                    return False
+                continue
             if operator == "eq" and actual not in values:
                 return False
             if operator == "cn" and not any(v.lower() in actual.lower() for v in values):
@@ -499,25 +700,113 @@ class DracoonStandIn:
         return True
 
     async def create_room(self, request: web.Request) -> web.Response:
+        """``createRoom``: a bad name is -40755, notes over 255 characters -80007; a name
+        taken is 409 with no errorCode ("Node already exists"). A top-level room cannot
+        inherit (-40017); a room that does not inherit needs an admin in ``adminIds``
+        (-40006), who are its admins (the creator is not, unless listed)."""
         user = self._user(request)
         body = await self._json(request)
-        name = body.get("name")
-        if (
-            not isinstance(name, str)
-            or not name.strip()
-            or len(name) > 150
-            or re.search(r'[\\<>:"|?*/]', name)
-        ):
-            raise ApiError(400, "Invalid room name", -40755)
+        name = check_name(body.get("name"))
+        check_notes(body.get("notes"))
         parent = self._node(body["parentId"], "room") if body.get("parentId") else None
         if parent is not None:
             self._require(parent, user, "manage")
+        inherit = body.get("inheritPermissions")
+        inherit = parent is not None if inherit is None else bool(inherit)
+        if parent is None and inherit:
+            raise ApiError(
+                400, "Inheritance of permissions cannot be enabled for top level rooms", -40017
+            )
+        admins = [self._user_by_id(uid) for uid in body.get("adminIds") or []]
+        if not inherit and not admins and not body.get("adminGroupIds"):
+            raise ApiError(400, "At least one non-expiring admin user / group required", -40006)
         if any(n.name == name for n in self.model.children(parent.id if parent else None)):
-            raise ApiError(409, "Node with the same name already exists", -40010)
-        room = self.model.add_room(
-            name, parent, user.id, False, bool(body.get("inheritPermissions", True))
-        )
+            raise ApiError(409, "Node already exists")
+        room = self.model.add_room(name, parent, user.id, False, inherit, [a.id for a in admins])
         return web.json_response(self.node_json(room, user), status=201)
+
+    async def search_nodes(self, request: web.Request) -> web.Response:
+        """``searchNodes``: nodes below ``parent_id`` (0: every room the user sees) down to
+        ``depth_level`` (0: children only, -1: all), whose names contain ``search_string``
+        (``*`` a wildcard; ``*`` alone matches all), with the same filters as listing. The
+        stand-in compares names case-insensitively; ``sort`` is not modelled (name order)."""
+        user = self._user(request)
+        query = request.query
+        search = query.get("search_string")
+        if not search:
+            raise ApiError(400, "Mandatory fields cannot be empty: search_string", -80000)
+        offset, limit = range_of(query, 500, 500)
+        try:
+            depth = int(query.get("depth_level") or 0)
+        except ValueError:
+            raise ApiError(400, "Invalid number: depth_level", -80002) from None
+        wanted_parent = query.get("parent_id") or "0"
+        start = None if wanted_parent == "0" else self._node(wanted_parent, "room").id
+        pattern = re.compile(
+            ".*".join(re.escape(part) for part in search.lower().split("*"))
+            if "*" in search
+            else f".*{re.escape(search.lower())}.*"
+        )
+        found: list[Node] = []
+        level = [(start, 0)]
+        while level:
+            parent_id, at = level.pop(0)
+            for node in sorted(self.model.children(parent_id), key=lambda n: n.name):
+                if not self.model.permissions(self.model.room_of(node), user.id):
+                    continue
+                if pattern.fullmatch(node.name.lower()) and self._matches(
+                    node, user, query.get("filter", "")
+                ):
+                    found.append(node)
+                if node.type == "room" and (depth < 0 or at < depth):
+                    level.append((node.id, at + 1))
+        page = found[offset : offset + limit]
+        return web.json_response(
+            {
+                "range": {"offset": offset, "limit": limit, "total": len(found)},
+                "items": [self.node_json(n, user) for n in page],
+            }
+        )
+
+    async def encrypt_room(self, request: web.Request) -> web.Response:
+        """``encryptRoom``: a room administrator (manage) turns client-side encryption on or
+        off for an empty top-level room; its (empty) sub-rooms follow. A room holding files
+        is -40008 (on) or -40003 (off); a user without a key pair turning it on, -70020; a
+        sub-room (the spec: "only empty rooms at the top level"; it names no code) 400 -80000.
+        """
+        user = self._user(request)
+        room = self._node(request.match_info["room_id"], "room")
+        self._require(room, user, "manage")
+        body = await self._json(request)
+        if not isinstance(body.get("isEncrypted"), bool):
+            raise ApiError(400, "Mandatory fields cannot be empty: isEncrypted", -80000)
+        on = body["isEncrypted"]
+        if room.parent_id is not None:
+            raise ApiError(400, "Only rooms at the top level can be encrypted", -80000)
+        below = self._below(room)
+        if any(n.type == "file" for n in below):
+            if on:
+                raise ApiError(400, "Room with files cannot be encrypted", -40008)
+            raise ApiError(400, "Room with files cannot be unencrypted", -40003)
+        if on and not user.key_pairs:
+            raise ApiError(403, "User does not have a keypair", -70020)
+        for node in [room, *below]:
+            node.encrypted = on
+        return web.json_response(self.node_json(room, user))
+
+    def _below(self, room: Node) -> list[Node]:
+        nodes = []
+        for child in self.model.children(room.id):
+            nodes.append(child)
+            if child.type == "room":
+                nodes.extend(self._below(child))
+        return nodes
+
+    def _user_by_id(self, user_id: Any) -> User:
+        try:
+            return self.model.users[int(user_id)]
+        except (KeyError, ValueError, TypeError):
+            raise ApiError(404, "User not found", -70501) from None
 
     async def room_users(self, request: web.Request) -> web.Response:
         user = self._user(request)
@@ -549,14 +838,15 @@ class DracoonStandIn:
         body = await self._json(request)
         parent = self._node(body.get("parentId"), "room")
         self._require(parent, user, "create")
-        name = body.get("name")
-        if not isinstance(name, str) or not name or len(name) > 150:
-            raise ApiError(400, "Invalid file name", -40755)
+        name = check_name(body.get("name"))
+        notes = check_notes(body.get("notes"))
         size = body.get("size")
         quota = self.model.quota_bytes
         if quota is not None and self.model.used_bytes() + int(size or 0) > quota:
             raise ApiError(507, "Insufficient storage: quota exceeded", -40200)
         expiration = body.get("expiration") or {}
+        if expiration.get("enableExpiration"):
+            check_expiration(expiration.get("expireAt"))
         upload_id = secrets.token_hex(12)
         token = secrets.token_urlsafe(18)
         upload = Upload(
@@ -567,7 +857,7 @@ class DracoonStandIn:
             name=name,
             size=None if size is None else int(size),
             expire_at=expiration.get("expireAt") if expiration.get("enableExpiration") else None,
-            notes=str(body.get("notes") or ""),
+            notes=notes,
             direct_s3=bool(body.get("directS3Upload")),
             path=self.model.data_dir / "uploads" / upload_id,
         )
@@ -592,8 +882,15 @@ class DracoonStandIn:
         upload = next((u for u in self.model.uploads.values() if u.token == token), None)
         if upload is None:
             raise ApiError(404, "Upload not found", -20501)
+        return self._open(upload)
+
+    @staticmethod
+    def _open(upload: Upload) -> Upload:
+        """The upload, while its channel takes data: a completion closes it, and DRACOON
+        refuses parts, part URLs and a second completion from then on (-20503, "Upload
+        channel is closed"; the spec's error tables for these operations)."""
         if upload.status != "transfer":
-            raise ApiError(400, "Upload channel closed", -20503)
+            raise ApiError(400, "Upload channel is closed", -20503)
         return upload
 
     async def upload_status(self, request: web.Request) -> web.Response:
@@ -625,7 +922,7 @@ class DracoonStandIn:
 
     async def s3_urls(self, request: web.Request) -> web.Response:
         user = self._user(request)
-        upload = self._upload(request.match_info["upload_id"], user)
+        upload = self._open(self._upload(request.match_info["upload_id"], user))
         body = await self._json(request)
         first, last = int(body["firstPartNumber"]), int(body["lastPartNumber"])
         if not 1 <= first <= last <= 10000:
@@ -666,7 +963,7 @@ class DracoonStandIn:
 
     async def complete_s3(self, request: web.Request) -> web.Response:
         user = self._user(request)
-        upload = self._upload(request.match_info["upload_id"], user)
+        upload = self._open(self._upload(request.match_info["upload_id"], user))
         body = await self._json(request)
         parts = sorted(body.get("parts") or [], key=lambda p: int(p["partNumber"]))
         if not parts:  # S3 completes no multipart upload without a part; an empty file has one
@@ -695,6 +992,12 @@ class DracoonStandIn:
         the same name meanwhile, and a room never holds two files of one name.
         """
         await asyncio.sleep(self.finish_seconds)
+        if upload.name in self.failing_finishes:  # spec, completeS3FileUpload: 504 -90027
+            self.failing_finishes.discard(upload.name)
+            upload.status = "error"
+            upload.error = error_body(504, "S3 connection failed", -90027)
+            self._free(upload)
+            return
         try:
             name, replace = self._prepare_completion(upload, user, body)
         except ApiError as exc:  # the channel is closed; its status stays readable
@@ -708,7 +1011,7 @@ class DracoonStandIn:
         self, upload: Upload, user: User, body: dict[str, Any]
     ) -> tuple[str, Node | None]:
         parent = self.model.nodes[upload.parent_id]
-        name = str(body.get("fileName") or upload.name)
+        name = check_name(body.get("fileName") or upload.name)
         if parent.encrypted and not body.get("fileKey"):
             raise ApiError(400, "File key required for an encrypted room", -40763)
         strategy = body.get("resolutionStrategy", "autorename")
@@ -771,15 +1074,22 @@ class DracoonStandIn:
         match = re.match(r"bytes (\d+)-(\d+)/(\d+|\*)", content_range)
         if match:
             start = int(match.group(1))
-        reader = await request.multipart()
-        field_part = await reader.next()
-        if field_part is None or getattr(field_part, "name", None) != "file":
-            raise ApiError(400, "Bad request: multipart field 'file' required", -80000)
+        # uploadFileByTokenAsBinary_1: multipart/form-data with a field "file", or the raw
+        # bytes under any other Content-Type (or none).
+        source: Callable[[int], Awaitable[bytes]]
+        if request.content_type.startswith("multipart/"):
+            reader = await request.multipart()
+            field_part = await reader.next()
+            if not isinstance(field_part, BodyPartReader) or field_part.name != "file":
+                raise ApiError(400, "Bad request: multipart field 'file' required", -80000)
+            source = field_part.read_chunk
+        else:
+            source = request.content.read
         digest = hashlib.md5()  # noqa: S324 (the API's chunk hash)
         written = 0
         with upload.path.open("r+b") as out:
             out.seek(start)
-            while chunk := await field_part.read_chunk(1024 * 1024):  # type: ignore[union-attr]
+            while chunk := await source(1024 * 1024):
                 digest.update(chunk)
                 out.write(chunk)
                 written += len(chunk)
@@ -801,7 +1111,10 @@ class DracoonStandIn:
         query = request.query
 
         def number(name: str) -> int | None:
-            return int(query[name]) if query.get(name) else None
+            try:
+                return int(query[name]) if query.get(name) else None
+            except ValueError:
+                raise ApiError(400, f"Invalid number: {name}", -80002) from None
 
         missing = self.model.missing_keys(
             user, number("room_id"), number("file_id"), number("user_id")
@@ -810,8 +1123,7 @@ class DracoonStandIn:
         for uid, fid, _ in missing:
             if (uid, fid) not in pairs:
                 pairs.append((uid, fid))
-        offset = int(query.get("offset", "0"))
-        limit = min(int(query.get("limit", "500")), MAX_PAGE_MISSING_KEYS)
+        offset, limit = range_of(query, 500, MAX_PAGE_MISSING_KEYS)
         page = pairs[offset : offset + limit]
         wanted = {(u, f) for u, f in page}
         users = []
@@ -823,12 +1135,14 @@ class DracoonStandIn:
                 }
                 if entry not in users:
                     users.append(entry)
-        files = []
-        for fid in sorted({f for _, f in page}):
-            key = next(
-                v for k, v in self.model.file_keys.items() if k[0] == fid and k[1] == user.id
-            )
-            files.append({"id": fid, "fileKeyContainer": key})
+        # One entry per file key the requester holds of a listed file: an account with two key
+        # pairs may hold two, and only one of them may open with the key its client has.
+        files = [
+            {"id": fid, "fileKeyContainer": key}
+            for fid in sorted({f for _, f in page})
+            for (kfid, kuid, _), key in sorted(self.model.file_keys.items(), key=lambda e: e[0])
+            if kfid == fid and kuid == user.id
+        ]
         return web.json_response(
             {
                 "range": {"offset": offset, "limit": limit, "total": len(pairs)},
@@ -839,17 +1153,31 @@ class DracoonStandIn:
         )
 
     async def set_file_keys(self, request: web.Request) -> web.Response:
+        """``setUserFileKeys``: "The users who already have a file key are ignored and keep
+        the distributed file key" (spec). A file outside an encrypted room is -40001; a user
+        unknown, -70501; a key of a version the user holds no key pair of, -70020; the whole
+        batch is checked before any key is stored."""
         user = self._user(request)
         body = await self._json(request)
-        for item in body.get("items") or []:
+        items = body.get("items")
+        if not isinstance(items, list) or not items:
+            raise ApiError(400, "Mandatory fields cannot be empty: items", -80000)
+        accepted: list[tuple[tuple[int, int, str], dict[str, Any]]] = []
+        for item in items:
+            if not isinstance(item, dict) or not isinstance(item.get("fileKey"), dict):
+                raise ApiError(400, "Mandatory fields cannot be empty: fileKey", -80000)
             node = self._node(item.get("fileId"), "file")
             self._require(self.model.room_of(node), user, "read")
-            target = self.model.users.get(int(item.get("userId", 0)))
-            key = item.get("fileKey") or {}
+            if not node.encrypted:
+                raise ApiError(400, "(Target) room is not encrypted", -40001)
+            target = self._user_by_id(item.get("userId"))
+            key = item["fileKey"]
             version = KEY_PAIR_OF.get(str(key.get("version")))
-            if target is None or version is None or version not in target.key_pairs:
-                raise ApiError(400, "Invalid file key for user", -40001)
-            self.model.file_keys[(node.id, target.id, version)] = key
+            if version is None or version not in target.key_pairs:
+                raise ApiError(403, "User does not have a keypair", -70020)
+            accepted.append(((node.id, target.id, version), key))
+        for slot, key in accepted:
+            self.model.file_keys.setdefault(slot, key)
         return web.Response(status=204)
 
     async def user_file_key(self, request: web.Request) -> web.Response:
@@ -911,6 +1239,8 @@ class DracoonStandIn:
             self.model.quota_bytes = None if body["quotaBytes"] is None else int(body["quotaBytes"])
         if "finishSeconds" in body:
             self.finish_seconds = float(body["finishSeconds"])
+        if "failFinishing" in body:
+            self.failing_finishes = {str(name) for name in body["failFinishing"]}
         if body.get("expireTokens"):
             self.tokens.clear()
         return web.json_response(

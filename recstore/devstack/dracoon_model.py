@@ -158,8 +158,16 @@ class Model:
         return {uid: perms for uid in self.users if (perms := self.permissions(room, uid))}
 
     def add_room(
-        self, name: str, parent: Node | None, creator: int, encrypted: bool, inherit: bool
+        self,
+        name: str,
+        parent: Node | None,
+        creator: int,
+        encrypted: bool,
+        inherit: bool,
+        admins: list[int] | None = None,
     ) -> Node:
+        """A room; one that does not inherit gets ``admins`` (by default its creator) as
+        its admins, with every permission."""
         room = Node(
             self.next_id(),
             "room",
@@ -170,7 +178,8 @@ class Model:
             inherit=inherit and parent is not None,
         )
         if parent is None or not inherit:
-            room.members[creator] = set(ALL_PERMISSIONS)
+            for admin in [creator] if admins is None else admins:
+                room.members[admin] = set(ALL_PERMISSIONS)
         self.nodes[room.id] = room
         return room
 

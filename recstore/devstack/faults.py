@@ -33,7 +33,9 @@ class FaultPlan:
     faults are injected in all (``None``: no limit), which lets a test say "the next two uploads
     fail" deterministically with a rate of 1. ``cut_after`` lets the answer start and drops the
     connection after that many bytes of its body: a download broken off mid-way (honoured by
-    the stand-ins that stream answers, see :meth:`FaultInjector.cut_point`).
+    the stand-ins that stream answers, see :meth:`FaultInjector.cut_point`). ``after``: the
+    request is carried out first and only its answer is dropped or replaced, as when a proxy
+    or the network loses the answer to a request the server did.
     """
 
     latency_ms: int = 0
@@ -46,6 +48,7 @@ class FaultPlan:
     methods: frozenset[str] = frozenset()
     count: int | None = None
     seed: int = 0
+    after: bool = False
     injected: int = 0
     _rng: random.Random = field(default_factory=random.Random, repr=False)
 
@@ -62,6 +65,7 @@ class FaultPlan:
             "methods",
             "count",
             "seed",
+            "after",
         }
         unknown = set(data) - allowed
         if unknown:
@@ -77,6 +81,7 @@ class FaultPlan:
             methods=frozenset(m.upper() for m in data.get("methods", [])),
             count=None if data.get("count") is None else int(data["count"]),
             seed=int(data.get("seed", 0)),
+            after=bool(data.get("after", False)),
         )
         re.compile(plan.path_pattern)
         for name in ("error_rate", "drop_rate"):
@@ -99,6 +104,7 @@ class FaultPlan:
             "methods": sorted(self.methods),
             "count": self.count,
             "seed": self.seed,
+            "after": self.after,
             "injected": self.injected,
         }
 
@@ -136,6 +142,7 @@ class FaultInjector:
             return await handler(request)
         if plan.latency_ms:
             await asyncio.sleep(plan.latency_ms / 1000)
+        done = await handler(request) if plan.after else None
         if plan.draw(plan.drop_rate):
             plan.injected += 1
             _drop(request)
@@ -149,7 +156,7 @@ class FaultInjector:
             if plan.retry_after is not None:
                 response.headers["Retry-After"] = str(plan.retry_after)
             return response
-        return await handler(request)
+        return done if done is not None else await handler(request)
 
     def cut_point(self, request: web.Request) -> int | None:
         """Body bytes to send before :meth:`cut`, when the plan cuts this answer short."""

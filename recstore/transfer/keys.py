@@ -6,6 +6,12 @@ upload (it still holds the plain file key), the sharer from the server's list of
 pairs (one per version); each gets its own encrypted copy. A key that cannot be made — a
 corrupt public key, a file key that is not ours — is skipped with its reason and never stops
 the others.
+
+The account that hands keys out may hold several key pairs too (an ``A`` and an ``RSA-4096``
+one while its customer moves to 4096-bit keys): the server then lists a file once per file
+key the account holds, and each is opened with the private key of its own version (the Java
+SDK's ``FileKeyGenerator``: a list of encrypted file keys per file id, decrypted with the key
+pair of their version).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from recstore.crypto import (
     UserPrivateKey,
     decrypt_file_key,
     encrypt_file_key,
+    key_pair_of_file_key,
 )
 
 log = logging.getLogger(__name__)
@@ -75,52 +82,66 @@ def grants_for_users(
 class MissingKeyResolver:
     """Turns pages of ``GET /v4/nodes/missingFileKeys`` into grants.
 
-    Each file's key is decrypted once per run (the page lists it once per file, but a file can
-    appear on several pages), which matters with thousands of users.
+    Each file's key is decrypted once per run (a page may list a file several times, once per
+    file key the account holds, and a file can appear on several pages), which matters with
+    thousands of users. ``private_keys``: the account's unlocked keys by key pair version.
     """
 
     def __init__(
         self,
-        private_key: UserPrivateKey | None = None,
+        private_keys: Mapping[str, UserPrivateKey] | None = None,
         known: Mapping[int, PlainFileKey] | None = None,
     ) -> None:
-        self.private_key = private_key
+        self.private_keys = private_keys
         self._plain: dict[int, PlainFileKey | str] = dict(known or {})
 
-    def needs_private_key(self, page: Mapping[str, Any]) -> bool:
+    def needs_private_keys(self, page: Mapping[str, Any]) -> bool:
         """Whether the page lists a file whose key is not known yet (and no key is at hand).
 
         The transferer knows the plain key of the file it just uploaded, so sharing it needs
         no private key at all: unlocking one costs a PBKDF2 of 1.3 million rounds.
         """
-        if self.private_key is not None:
+        if self.private_keys is not None:
             return False
         return any(int(f["id"]) not in self._plain for f in page.get("files", []))
 
-    def _file_key(self, file_id: int, container: Mapping[str, Any] | None) -> PlainFileKey | str:
+    def _file_key(
+        self, file_id: int, containers: Sequence[Mapping[str, Any]]
+    ) -> PlainFileKey | str:
         known = self._plain.get(file_id)
         if known is not None:
             return known
-        if container is None:
+        if not containers:
             return "the server sent no file key for it"
-        if self.private_key is None:
-            return "no private key to decrypt its file key with"
-        try:
-            result: PlainFileKey | str = decrypt_file_key(dict(container), self.private_key)
-        except CryptoError as exc:
-            result = f"file key cannot be decrypted with this account's key: {exc}"
+        result: PlainFileKey | str = "no private key to decrypt its file key with"
+        for container in containers:
+            version = key_pair_of_file_key(str(container.get("version")))
+            key = (self.private_keys or {}).get(version or "")
+            if key is None:
+                if self.private_keys is not None:
+                    result = f"no private key of key pair {version or container.get('version')!r}"
+                continue
+            try:
+                result = decrypt_file_key(dict(container), key)
+            except CryptoError as exc:
+                result = f"file key cannot be decrypted with this account's key: {exc}"
+                continue
+            break
         self._plain[file_id] = result
         return result
 
     def grants_for_page(self, page: Mapping[str, Any]) -> Grants:
-        files = {int(f["id"]): f.get("fileKeyContainer") for f in page.get("files", [])}
+        files: dict[int, list[Mapping[str, Any]]] = {}
+        for entry in page.get("files", []):
+            container = entry.get("fileKeyContainer")
+            files.setdefault(int(entry["id"]), []).extend([container] if container else [])
         keys_of: dict[int, list[Mapping[str, Any]]] = {}
         for user in page.get("users", []):
             keys_of.setdefault(int(user["id"]), []).append(user.get("publicKeyContainer") or {})
         result = Grants()
         for item in page.get("items", []):
             file_id, user_id = int(item["fileId"]), int(item["userId"])
-            plain = self._file_key(file_id, files.get(file_id))
+            plain = self._file_key(file_id, files.get(file_id, []))
             if isinstance(plain, str):
                 result.skipped.append(Skipped(file_id, user_id, plain))
                 continue
@@ -135,7 +156,7 @@ class MissingKeyResolver:
 class KeyServer(Protocol):
     """What handing out file keys needs of one DRACOON account."""
 
-    async def private_key(self) -> UserPrivateKey: ...
+    async def private_keys(self) -> Mapping[str, UserPrivateKey]: ...
 
     async def missing_file_keys_page(
         self, *, offset: int = 0, room_id: int | None = None, file_id: int | None = None
@@ -179,8 +200,8 @@ async def share_missing_keys(
         )
         if not page.get("items"):
             return report
-        if resolver.needs_private_key(page):
-            resolver.private_key = await server.private_key()
+        if resolver.needs_private_keys(page):
+            resolver.private_keys = await server.private_keys()
         result = resolver.grants_for_page(page)
         for item in result.skipped:
             if item.file_id is not None and item.user_id is not None:

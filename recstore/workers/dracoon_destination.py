@@ -59,8 +59,8 @@ class DracoonDestination:
     async def own_public_key(self) -> Mapping[str, Any]:
         return await self.client.public_key_container()
 
-    async def private_key(self) -> UserPrivateKey:
-        return await self.client.private_key()
+    async def private_keys(self) -> Mapping[str, UserPrivateKey]:
+        return await self.client.private_keys()
 
     async def missing_file_keys_page(
         self, *, offset: int = 0, room_id: int | None = None, file_id: int | None = None
