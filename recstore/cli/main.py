@@ -214,7 +214,7 @@ def devstack_config(state_file: Path, http_port: int) -> None:
     "data_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     required=True,
-    help="JSON document in the system's seed schema (see the README).",
+    help="JSON document in the system's seed schema (see docs/devstack.md).",
 )
 def devstack_seed(system: str, state_file: Path, data_file: Path) -> None:
     """Load test data into a running stand-in; prints what was created as JSON."""

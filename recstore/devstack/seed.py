@@ -1,7 +1,7 @@
 """``recstore devstack seed <system>``: load test data into a running dev stack.
 
 S3 objects are written through the S3 API; every stand-in takes its own JSON document at
-``POST <url>/_devstack/seed`` (schemas in the README's dev-stack section and each stand-in's
+``POST <url>/_devstack/seed`` (schemas in docs/devstack.md and each stand-in's
 module docstring), so tests and the CLI seed the same way.
 
 S3 seed schema::
