@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import boto3
 from pydantic import SecretStr
 
 from recstore.clients.kaltura import KalturaClient
@@ -145,3 +146,14 @@ async def bucket_snapshot(s3: Any, bucket: str) -> dict[str, Any]:
     uploads = await s3.list_multipart_uploads(Bucket=bucket)
     snapshot["__multipart_uploads__"] = len(uploads.get("Uploads", []))
     return snapshot
+
+
+def sync_s3(state: dict[str, Any]) -> Any:
+    """A plain boto3 S3 client on the dev stack's S3, for a test's own checks and seeding."""
+    return boto3.client(
+        "s3",
+        endpoint_url=state["s3_endpoint"],
+        region_name=state["region"],
+        aws_access_key_id=state["aws_access_key_id"],
+        aws_secret_access_key=state["aws_secret_access_key"],
+    )

@@ -13,13 +13,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import yaml
 
 from recstore.devstack.appconfig import app_config
 from recstore.devstack.seed import seed_stand_in
-from tests.archive_helpers import ARCHIVE_BUCKET, entry, video
+from tests.archive_helpers import ARCHIVE_BUCKET, entry, sync_s3, video
 from tests.conftest import StackProcess, run_cli
 
 PREFIX = "9_act"
@@ -51,13 +50,7 @@ def setup(devstack: StackProcess, tmp_path_factory: pytest.TempPathFactory) -> d
     )
     config = tmp / "app.yaml"
     config.write_text(yaml.safe_dump(doc))
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=state["s3_endpoint"],
-        region_name=state["region"],
-        aws_access_key_id=state["aws_access_key_id"],
-        aws_secret_access_key=state["aws_secret_access_key"],
-    )
+    s3 = sync_s3(state)
     return {"config": config, "s3": s3, "state": state}
 
 

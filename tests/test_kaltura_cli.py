@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import yaml
 
 from recstore.devstack.appconfig import app_config
 from recstore.devstack.seed import seed_stand_in
+from tests.archive_helpers import sync_s3
 from tests.conftest import StackProcess, clean_env, run_cli
 
 LIST_HEADER = (
@@ -88,13 +88,7 @@ def kaltura_stack(devstack: StackProcess, tmp_path_factory: pytest.TempPathFacto
     asyncio.run(seed_stand_in(state, "kaltura", {"entries": entries}))
     doc = app_config(state)
     bucket = doc["archive"]["bucket"]
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=state["s3_endpoint"],
-        region_name=state["region"],
-        aws_access_key_id=state["aws_access_key_id"],
-        aws_secret_access_key=state["aws_secret_access_key"],
-    )
+    s3 = sync_s3(state)
     for name, (_, _, size, _) in CASES.items():
         if size is not None:
             s3.put_object(Bucket=bucket, Key=f"{PREFIX}_{name}", Body=b"\0" * size)

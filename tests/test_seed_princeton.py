@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import yaml
 
@@ -24,7 +23,7 @@ from recstore.cli.kaltura import seed_status_args
 from recstore.config import SEED_KALTURA_URL, load_settings
 from recstore.devstack.seed import seed_stand_in
 from recstore.errors import ConfigError
-from tests.archive_helpers import entry, video
+from tests.archive_helpers import entry, sync_s3, video
 from tests.conftest import ROOT, LogLines, StackProcess, clean_env, run_cli
 
 PREFIX = "9_seed"
@@ -164,13 +163,7 @@ def seed_setup(devstack: StackProcess, tmp_path_factory: pytest.TempPathFactory)
         entry(f"{PREFIX}_audio", video(2048), mediaType=5),
     ]
     asyncio.run(seed_stand_in(state, "kaltura", {"entries": entries}))
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=state["s3_endpoint"],
-        region_name=state["region"],
-        aws_access_key_id=state["aws_access_key_id"],
-        aws_secret_access_key=state["aws_secret_access_key"],
-    )
+    s3 = sync_s3(state)
     s3.put_object(Bucket=bucket, Key=f"{PREFIX}_b", Body=b"\0" * 4096)
     config = tmp / "kaltura.yaml"
     config.write_text(
