@@ -836,6 +836,13 @@ class HttpSettings(_Section):
     status_password: SecretStr | None = Field(
         None, alias="statusPassword", description="Password of `statusUser` (secret)."
     )
+    status_open: bool = Field(
+        False,
+        alias="statusOpen",
+        description="Serve /status and /status.json to anyone who reaches the address, without "
+        "a login. Off: they need `statusUser`/`statusPassword`, or answer only requests from "
+        "this machine (loopback). /healthcheck and /metrics are always open.",
+    )
 
 
 class DaemonSettings(_Section):
@@ -1268,6 +1275,10 @@ def _cross_checks(settings: Settings, workers: bool) -> list[tuple[str, str]]:
     if (http.status_user is None) != (http.status_password is None):
         missing = "http.statusPassword" if http.status_password is None else "http.statusUser"
         problems.append((missing, "give both http.statusUser and http.statusPassword, or neither"))
+    if http.status_open and http.status_user is not None:
+        problems.append(
+            ("http.statusOpen", "the status page is either open or behind statusUser: not both")
+        )
     problems += _instance_target_checks(settings)
     problems += _archive_checks(settings, workers)
     if workers:

@@ -363,7 +363,10 @@ def test_config_check_says_what_the_replica_runs_and_needs(tmp_path: Path) -> No
         "  consumes: https://sqs.example/1/rec (dead letters to https://sqs.example/1/d)" in lines
     )
     assert "  reaches: DRACOON" in lines
-    assert "  reads and removes: the recordings' source objects named in each job" in lines
+    assert (
+        "  reads and removes: the recordings' source objects named in each job, only under "
+        "s3://recordings (workers.FileTransferer.sourceBuckets)" in lines
+    )
     assert not any("leases" in line for line in lines)
     env = clean_env(RECSTORE_WORKERS="VidyoSync,DracoonGlobalSharer")
     result = run_cli("config", "check", "--config", str(path), env=env)

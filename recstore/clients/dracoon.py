@@ -22,6 +22,7 @@ import functools
 import io
 import json as json_module  # `json` names request bodies here, as in aiohttp
 import logging
+import re
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -219,7 +220,7 @@ class DracoonClient:
                 token = await self._access_token(refused=token)
                 status, body, headers = await self._send(method, path, token, json, params)
             if status >= 400:
-                raise _error(status, body, headers, f"{method} {path}")
+                raise _error(status, body, headers, f"{method} {_without_tokens(path)}")
             return body
 
         if not retry:
@@ -231,7 +232,7 @@ class DracoonClient:
     ) -> tuple[int, Any, Mapping[str, str]]:
         headers = {"Authorization": f"Bearer {token}"}
         clean = {k: str(v) for k, v in (params or {}).items() if v is not None}
-        with _unreachable(f"DRACOON unreachable during {method} {path}"):
+        with _unreachable(f"DRACOON unreachable during {method} {_without_tokens(path)}"):
             async with self._http_request(
                 method, f"{self._base}/api{path}", json=json, params=clean, headers=headers
             ) as response:
@@ -677,10 +678,20 @@ def _error(status: int, body: Any, headers: Mapping[str, str], what: str) -> Dra
     with contextlib.suppress(ValueError, TypeError):
         retry_after = float(headers.get("Retry-After", ""))
     return DracoonError(
-        f"DRACOON {what} failed: {status} {info.get('message', '')}".strip(),
+        _without_tokens(f"DRACOON {what} failed: {status} {info.get('message', '')}".strip()),
         remote=REMOTE,
         status=status,
         code=error_code if isinstance(error_code, int) else None,
         transient=transient_status(status),
         retry_after=retry_after,
     )
+
+
+#: A legacy upload channel's token, in its URL (``/api/v4/uploads/<token>``) or the completion's
+#: path: a bearer secret for that channel, so never part of an error text (issue 33 §5).
+_UPLOAD_TOKEN = re.compile(r"(/uploads/)[^/?#\s\"']+")
+
+
+def _without_tokens(text: str) -> str:
+    """``text`` with every upload channel token masked, wherever an error text is made."""
+    return _UPLOAD_TOKEN.sub(r"\1***", text)

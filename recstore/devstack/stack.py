@@ -29,6 +29,7 @@ from pydantic import SecretStr
 
 from recstore.clients.aws import aws_client
 from recstore.config import AwsSettings
+from recstore.secret_files import write_private
 
 log = logging.getLogger(__name__)
 
@@ -245,11 +246,10 @@ async def _queue_pair(sqs: Any, name: str, dead_letter: str, max_receives: int) 
 
 
 def write_state(path: Path, state: dict[str, Any]) -> None:
-    """Write atomically, so a reader polling for the file never sees half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    """Write atomically, so a reader polling for the file never sees half of it; 0600 from
+    the start in a directory of this user's, since it holds every stand-in's password."""
+    data = json.dumps(state, indent=2, sort_keys=True) + "\n"
+    write_private(path, data.encode("utf-8"))
 
 
 def read_state(path: Path) -> dict[str, Any]:
