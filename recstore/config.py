@@ -1327,9 +1327,18 @@ def _worker_checks(settings: Settings) -> list[tuple[str, str]]:
     return problems
 
 
-def protected_buckets(settings: Settings) -> dict[str, str]:
-    """The buckets recstore writes itself, each with the key that names it: never a source."""
-    named = (("archive.bucket", settings.archive.bucket), ("leases.bucket", settings.leases.bucket))
+def protected_buckets(
+    settings: Settings, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The buckets recstore writes itself, each with the key that names it, and the one its
+    configuration (with every secret) was fetched from: never a source."""
+    environ = os.environ if environ is None else environ
+    fetched = environ.get("RECSTORE_CONFIG_S3_URI", "").removeprefix("s3://").split("/")[0]
+    named = (
+        ("RECSTORE_CONFIG_S3_URI", fetched),
+        ("archive.bucket", settings.archive.bucket),
+        ("leases.bucket", settings.leases.bucket),
+    )
     return {bucket: key for key, bucket in reversed(named) if bucket}
 
 

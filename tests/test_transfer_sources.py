@@ -195,3 +195,27 @@ def test_the_daemon_refuses_each_source_it_may_not_touch_and_leaves_it_in_place(
     landed = [f["name"] for f in files_in(state, f"/Recordings/src-{tag}")]
     assert landed == ["ok.mp4"]  # the allowed job went through; nothing else was shared
     assert not exists(state, "recordings", f"{tag}/in/ok.mp4")
+
+
+def test_the_bucket_the_configuration_came_from_is_never_a_source() -> None:
+    """Its objects hold every secret of the configuration; the entrypoint fetched them from
+    RECSTORE_CONFIG_S3_URI."""
+    from recstore.config import Settings, protected_buckets
+
+    settings = Settings.model_validate(
+        {"archive": {"bucket": "kaltura-archive"}, "leases": {"bucket": "recstore-leases"}}
+    )
+    environ = {"RECSTORE_CONFIG_S3_URI": "s3://team-config/recstore/"}
+    protected = protected_buckets(settings, environ)
+    assert protected == {
+        "team-config": "RECSTORE_CONFIG_S3_URI",
+        "kaltura-archive": "archive.bucket",
+        "recstore-leases": "leases.bucket",
+    }
+    assert "(RECSTORE_CONFIG_S3_URI)" in refusal(
+        SourcePolicy(["team-config"], protected), "team-config", "recstore/app.yaml"
+    )
+    assert protected_buckets(settings, {}) == {
+        "kaltura-archive": "archive.bucket",
+        "recstore-leases": "leases.bucket",
+    }

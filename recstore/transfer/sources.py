@@ -12,7 +12,8 @@ have it shared and destroyed. So a source must be allowed explicitly:
 * An instance's configuration may narrow it (``recordings.source-buckets``, from the
   configurator or ``instances:``): its jobs must then match both lists.
 * The buckets recstore writes itself (``archive.bucket``, which also holds the run reports,
-  and ``leases.bucket``) are never a source, whatever either list says.
+  and ``leases.bucket``) and the one its configuration came from (``RECSTORE_CONFIG_S3_URI``)
+  are never a source, whatever either list says (``config.protected_buckets``).
 
 A refused job is a :class:`PermanentJobError`: it goes to the dead-letter queue with the
 reason, before anything is read or uploaded. The keys are not repeated in the reason (a file
