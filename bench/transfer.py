@@ -69,7 +69,8 @@ def make_object(path: Path, size: int) -> None:
 
 class Bench(Stack):
     def __init__(self, work: Path) -> None:
-        super().__init__(work, buckets=("recordings",))
+        # the lease bucket apart from the recordings (served instances are kept there)
+        super().__init__(work, buckets=("recordings", "recstore-leases"))
 
     def account(self) -> DracoonAccount:
         s = self.state

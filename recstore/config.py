@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -42,6 +43,7 @@ from pydantic import (
 from recstore.errors import ConfigError
 from recstore.transfer.expiration import parse_expiration
 from recstore.transfer.paths import check_template
+from recstore.transfer.sources import SOURCE_BUCKETS_KEY, parse_rules
 from recstore.units import parse_duration, parse_size
 
 ENV_PREFIX = "RECSTORE_"
@@ -112,6 +114,24 @@ LdapFilterOrEmpty = Annotated[str, BeforeValidator(_ldap_filter_or_empty)]
 DracoonUrl = Annotated[str | None, BeforeValidator(dracoon_server_url)]
 
 
+#: botocore.utils.validate_region_name's host label, as a full match.
+_REGION = re.compile(r"(?![0-9]+$)(?!-)[a-zA-Z0-9-]{1,63}(?<!-)")
+
+
+def _source_entries(value: Any) -> Any:
+    """``bucket`` or ``bucket/prefix`` entries: a list, or one comma-separated string (as an
+    environment variable or a configurator's flat answer gives them); each must parse."""
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, list | tuple) and all(isinstance(entry, str) for entry in value):
+        parse_rules(value)  # ValueError naming the entry
+        return tuple(value)
+    return value
+
+
+SourceEntries = Annotated[tuple[str, ...] | None, BeforeValidator(_source_entries)]
+
+
 class _Section(BaseModel):
     """Strict, immutable base: unknown keys are errors, YAML keys are the aliases."""
 
@@ -146,6 +166,18 @@ class AwsSettings(_Section):
     """
 
     region: str = Field("eu-central-1", description="AWS region of the bucket(s) and queues.")
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        """botocore's rule for a region name (a host label, not all digits), checked here so
+        every command, not only the daemon, names the key instead of failing in botocore."""
+        if not _REGION.fullmatch(value):
+            raise ValueError(
+                "is not an AWS region name (letters, digits and '-', like eu-central-1)"
+            )
+        return value
+
     endpoint_url: str | None = Field(
         None, alias="endpointUrl", description="One endpoint for S3 and SQS (dev stack, MinIO)."
     )
@@ -204,6 +236,13 @@ class FileTransfererSettings(_Section):
         ge=1,
         le=20,
         description="SQS long-poll wait; stopping waits for an open poll at most this long.",
+    )
+    source_buckets: SourceEntries = Field(
+        None,
+        alias="sourceBuckets",
+        description="The S3 sources job messages may name: `bucket`, or `bucket/prefix` for "
+        "keys under a prefix. Required while the FileTransferer runs (it copies and then "
+        "deletes what a message names); archive.bucket and leases.bucket are never a source.",
     )
     source: SourceSettings = SourceSettings()
     destination: DestinationSettings = DestinationSettings()
@@ -492,6 +531,8 @@ class InstanceDracoon(_Section):
 class InstanceRecordings(_Section):
     storage: Literal["dracoon"] = "dracoon"
     dracoon: InstanceDracoon
+    #: Narrows workers.FileTransferer.sourceBuckets for this instance's jobs (never widens).
+    source_buckets: SourceEntries = Field(None, alias="source-buckets")
 
 
 class InstanceSettings(_Section):
@@ -794,6 +835,13 @@ class HttpSettings(_Section):
     )
     status_password: SecretStr | None = Field(
         None, alias="statusPassword", description="Password of `statusUser` (secret)."
+    )
+    status_open: bool = Field(
+        False,
+        alias="statusOpen",
+        description="Serve /status and /status.json to anyone who reaches the address, without "
+        "a login. Off: they need `statusUser`/`statusPassword`, or answer only requests from "
+        "this machine (loopback). /healthcheck and /metrics are always open.",
     )
 
 
@@ -1227,6 +1275,10 @@ def _cross_checks(settings: Settings, workers: bool) -> list[tuple[str, str]]:
     if (http.status_user is None) != (http.status_password is None):
         missing = "http.statusPassword" if http.status_password is None else "http.statusUser"
         problems.append((missing, "give both http.statusUser and http.statusPassword, or neither"))
+    if http.status_open and http.status_user is not None:
+        problems.append(
+            ("http.statusOpen", "the status page is either open or behind statusUser: not both")
+        )
     problems += _instance_target_checks(settings)
     problems += _archive_checks(settings, workers)
     if workers:
@@ -1249,6 +1301,7 @@ def _worker_checks(settings: Settings) -> list[tuple[str, str]]:
                 problems.append(
                     (f"workers.FileTransferer.{key}", f"{value!r} is not a key of `queues`")
                 )
+        problems += _source_checks(settings)
     singletons = [name for name, _ in enabled_workers(settings) if name in SINGLETON_WORKERS]
     if singletons and settings.leases.enabled and not settings.leases.bucket:
         problems.append(
@@ -1272,6 +1325,43 @@ def _worker_checks(settings: Settings) -> list[tuple[str, str]]:
         if alias not in AVAILABLE_WORKERS:
             problems.append((f"workers.{alias}.{key}", "this worker is not in this version yet"))
     return problems
+
+
+def protected_buckets(
+    settings: Settings, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The buckets recstore writes itself, each with the key that names it, and the one its
+    configuration (with every secret) was fetched from: never a source."""
+    environ = os.environ if environ is None else environ
+    fetched = environ.get("RECSTORE_CONFIG_S3_URI", "").removeprefix("s3://").split("/")[0]
+    named = (
+        ("RECSTORE_CONFIG_S3_URI", fetched),
+        ("archive.bucket", settings.archive.bucket),
+        ("leases.bucket", settings.leases.bucket),
+    )
+    return {bucket: key for key, bucket in reversed(named) if bucket}
+
+
+def _source_checks(settings: Settings) -> list[tuple[str, str]]:
+    """The FileTransferer copies and then deletes whatever a message names: it starts only
+    with its sources listed, none of them a bucket recstore writes itself."""
+    entries = settings.workers.file_transferer.source_buckets
+    if entries is None:
+        return [
+            (
+                SOURCE_BUCKETS_KEY,
+                "required while the FileTransferer runs: list the buckets (or bucket/prefix) "
+                "that job messages may name as their source, e.g. [recordings]",
+            )
+        ]
+    if not entries:
+        return [(SOURCE_BUCKETS_KEY, "names no bucket: no job could run (turn the worker off)")]
+    protected = protected_buckets(settings)
+    return [
+        (SOURCE_BUCKETS_KEY, f"{rule.bucket!r} is {protected[rule.bucket]}: never a source")
+        for rule in parse_rules(entries)
+        if rule.bucket in protected
+    ]
 
 
 def _archive_checks(settings: Settings, for_workers: bool) -> list[tuple[str, str]]:

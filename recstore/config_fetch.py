@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 from recstore.clients.aws import aws_client
 from recstore.clients.aws_errors import aws_errors
 from recstore.config import AwsSettings
+from recstore.secret_files import private_directory, write_private
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -25,8 +26,13 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
 
 
 async def fetch(uri: str, target: Path, region: str | None = None) -> list[Path]:
-    """Copy every object under the prefix into ``target``, keeping relative paths."""
+    """Copy every object under the prefix into ``target``, keeping relative paths.
+
+    The files hold secrets: ``target`` must be this user's (made 0700 when new), and each file
+    is created 0600 (:mod:`recstore.secret_files`); UnsafeDirectory (a ValueError) otherwise.
+    """
     bucket, prefix = parse_s3_uri(uri)
+    private_directory(target)
     settings = AwsSettings(region=region) if region else AwsSettings()
     written: list[Path] = []
     async with aws_client(settings, "s3") as s3:
@@ -41,12 +47,6 @@ async def fetch(uri: str, target: Path, region: str | None = None) -> list[Path]
                     async with answer["Body"] as body:
                         data = await body.read()
                     path = target.joinpath(*relative.parts)
-                    await asyncio.to_thread(_write, path, data)
+                    await asyncio.to_thread(write_private, path, data)
                     written.append(path)
     return written
-
-
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    path.chmod(0o600)

@@ -36,7 +36,7 @@ class DeadLetter:
     def of(cls, message: Message) -> DeadLetter:
         try:
             doc: Any = json.loads(message.body)
-        except ValueError:
+        except (ValueError, RecursionError):  # a dead letter may be anything, "[" * 200000 too
             doc = None
         attrs = message.attributes
         return cls(

@@ -27,7 +27,10 @@ def describe(settings: Settings) -> list[str]:
     """One line per thing the replica runs or needs, in the order an operator sets them up."""
     names = [name for name, _ in enabled_workers(settings)]
     if not names:
-        return ["runs: no worker (only /healthcheck, /metrics and /status)"]
+        return [
+            "runs: no worker (only /healthcheck, /metrics and /status)",
+            *endpoint_lines(settings),
+        ]
     lines = ["runs: " + ", ".join(f"{name} ({_kind(name)})" for name in names)]
     lines += _queue_lines(settings, names)
     lines += _bucket_lines(settings, names)
@@ -36,7 +39,27 @@ def describe(settings: Settings) -> list[str]:
         remotes.append(f"configurator {settings.configurator.url}")
     lines.append("reaches: " + ", ".join(remotes))
     lines.append(f"serves: http://{settings.http.host}:{settings.http.port}/healthcheck, /metrics")
+    lines += endpoint_lines(settings)
     return lines
+
+
+def endpoint_lines(settings: Settings) -> list[str]:
+    """Who may ask each HTTP endpoint: the status pages show job ids, S3 keys and room paths."""
+    http = settings.http
+    address = f"{http.host}:{http.port}"
+    if http.status_user is not None:
+        status = f"need the login of http.statusUser ({http.status_user})"
+    elif http.status_open:
+        status = f"open to anyone who reaches {address} (http.statusOpen: true)"
+    else:
+        status = (
+            "answer only requests from this machine (loopback); set http.statusUser and "
+            "http.statusPassword to log in from elsewhere"
+        )
+    return [
+        f"open: /healthcheck, /metrics to anyone who reaches {address} (no job, key or person)",
+        f"status: /status, /status.json {status}",
+    ]
 
 
 def _kind(name: str) -> str:
@@ -77,5 +100,10 @@ def _bucket_lines(settings: Settings, names: list[str]) -> list[str]:
         lines.append(f"archive bucket: s3://{settings.archive.bucket}")
     if "FileTransferer" in names:
         verbs = "reads and removes" if settings.s3.remove_after_transferring else "reads"
-        lines.append(f"{verbs}: the recordings' source objects named in each job")
+        sources = settings.workers.file_transferer.source_buckets or ()
+        allowed = ", ".join(f"s3://{entry}" for entry in sources) or "none"
+        lines.append(
+            f"{verbs}: the recordings' source objects named in each job, only under {allowed} "
+            "(workers.FileTransferer.sourceBuckets)"
+        )
     return lines

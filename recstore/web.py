@@ -7,21 +7,28 @@ worker. Nothing else (no detail, no secret) goes into the answer; details are in
 
 ``/status`` is a static page (``web_status.html``, no external assets, so it works on a
 machine without internet access) whose inline script redraws from ``/status.json`` every two
-seconds. Both show identifiers, sizes and reasons, never secrets or participants' data, and
-may be put behind Basic auth (``http.statusUser``/``statusPassword``); the monitor's
-``/healthcheck`` and Prometheus' ``/metrics`` stay open because their callers cannot log in.
+seconds. Both show identifiers, sizes and reasons, never secrets or participants' data, but
+job ids, S3 keys (a file name may carry personal data), room paths and failure reasons: so they
+are closed by default (issue 33 §4). With ``http.statusUser``/``statusPassword`` they need that
+Basic auth login; without, they answer only requests from this machine (loopback; ``recstore
+status`` asks there), unless the operator opens them explicitly (``http.statusOpen: true``).
+The monitor's ``/healthcheck`` and Prometheus' ``/metrics`` stay open because their callers
+cannot log in; they carry worker, queue and outcome labels, no job, key or person.
 """
 
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import hmac
 import importlib.resources
+import ipaddress
 import json
 import logging
 import os
 import re
+import socket
 import time
 from typing import Protocol
 
@@ -30,6 +37,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from recstore import __version__, events
 from recstore.config import HttpSettings
+from recstore.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +72,39 @@ def status_page() -> tuple[str, str]:
     return html, _POLICY.format(scripts=hashes("script"), styles=hashes("style"))
 
 
+#: The answer to another machine asking for a status page that has no login configured.
+CLOSED_TO_OTHERS = (
+    "the status page answers only on this machine: set http.statusUser and "
+    "http.statusPassword to log in from elsewhere (or http.statusOpen: true to open it)\n"
+)
+
+
+def _from_this_machine(request: web.Request) -> bool:
+    """Whether the request's peer is a loopback address (IPv4, IPv6, or IPv4 mapped in IPv6).
+
+    A reverse proxy on this machine makes every request look local: give it a login instead.
+    """
+    try:
+        peer = ipaddress.ip_address((request.remote or "").split("%", 1)[0])
+    except ValueError:
+        return False  # a Unix socket or no peer: not a TCP client of this machine
+    if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped is not None:
+        peer = peer.ipv4_mapped
+    return peer.is_loopback
+
+
+def _bind_problem(settings: HttpSettings, exc: OSError) -> tuple[str, str]:
+    """The key to change and why, for a failed bind of ``settings``' address."""
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    address = f"{host}:{settings.port}"
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.EADDRINUSE:
+        return ("http.port", f"cannot listen on {address}: the address is already in use")
+    if exc.errno == errno.EADDRNOTAVAIL or isinstance(exc, socket.gaierror):
+        return ("http.host", f"cannot listen on {address}: {reason} (not an address of this host)")
+    return ("http.port", f"cannot listen on {address}: {reason}")
+
+
 class WebServer:
     """Serves the daemon's HTTP endpoints; ``start()`` binds, ``close()`` releases the port."""
 
@@ -88,9 +129,12 @@ class WebServer:
         return app
 
     def _require_login(self, request: web.Request) -> None:
-        """Raise 401 unless Basic auth is off or the request carries the configured login."""
+        """Raise 401 unless the request carries the configured login; without one configured,
+        403 for a request from another machine unless the page is opened explicitly."""
         user, password = self._settings.status_user, self._settings.status_password
         if user is None or password is None:
+            if not (self._settings.status_open or _from_this_machine(request)):
+                raise web.HTTPForbidden(text=CLOSED_TO_OTHERS)
             return
         try:
             given = BasicAuth.decode(request.headers.get(hdrs.AUTHORIZATION, ""), "utf-8")
@@ -108,10 +152,20 @@ class WebServer:
             )
 
     async def start(self) -> None:
+        """Bind and serve; ConfigError naming the key when the address cannot be had.
+
+        A port another process holds, an address this machine lacks or a port it may not
+        bind is the configuration's to change, like any other configuration error: the
+        daemon exits 2 with 15018/15002, not with a traceback.
+        """
         self._runner = web.AppRunner(self.make_app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._settings.host, self._settings.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await self.close()
+            raise ConfigError([_bind_problem(self._settings, exc)]) from None
         self.port = int(self._runner.addresses[0][1])
 
     async def close(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -302,7 +303,7 @@ FULL = {
         "recordings-dlq": "https://sqs.example/1/d",
     },
     "workers": {
-        "FileTransferer": {"enabled": True},
+        "FileTransferer": {"enabled": True, "sourceBuckets": ["recordings"]},
         "DracoonGlobalSharer": {"count": 1},
         "VidyoSync": {"enabled": True},
     },
@@ -362,7 +363,10 @@ def test_config_check_says_what_the_replica_runs_and_needs(tmp_path: Path) -> No
         "  consumes: https://sqs.example/1/rec (dead letters to https://sqs.example/1/d)" in lines
     )
     assert "  reaches: DRACOON" in lines
-    assert "  reads and removes: the recordings' source objects named in each job" in lines
+    assert (
+        "  reads and removes: the recordings' source objects named in each job, only under "
+        "s3://recordings (workers.FileTransferer.sourceBuckets)" in lines
+    )
     assert not any("leases" in line for line in lines)
     env = clean_env(RECSTORE_WORKERS="VidyoSync,DracoonGlobalSharer")
     result = run_cli("config", "check", "--config", str(path), env=env)
@@ -407,7 +411,12 @@ def test_the_seeds_dracoon_test_keys_are_an_alias_of_the_account(tmp_path: Path)
 def test_the_seeds_topics_yml_names_the_queues(tmp_path: Path) -> None:
     work, dead = "https://sqs.example/1/recordings", "https://sqs.example/1/recordings-dlq"
     topics = write(tmp_path, {"recordings": work, "recordings-dlq": dead}, "topics.yml")
-    no_sharer = {"workers": {"DracoonGlobalSharer": {"count": 0}}}  # FileTransferer: on
+    no_sharer = {  # FileTransferer: on
+        "workers": {
+            "DracoonGlobalSharer": {"count": 0},
+            "FileTransferer": {"sourceBuckets": "recordings"},
+        }
+    }
     doc = {
         **no_sharer,
         "queuesFile": str(topics),
@@ -474,7 +483,70 @@ def test_every_setting_the_seed_documents_loads_with_the_seeds_values(tmp_path: 
     )
     doc["queuesFile"] = str(topics)
     doc["leases"] = {"enabled": False}
+    assert problems_of(write(tmp_path, doc)) == {
+        "workers.FileTransferer.sourceBuckets": "required while the FileTransferer runs: list "
+        "the buckets (or bucket/prefix) that job messages may name as their source, e.g. "
+        "[recordings]"
+    }
+    doc["workers"]["FileTransferer"]["sourceBuckets"] = ["recordings"]
     settings = load_settings(write(tmp_path, doc), {})
     assert settings.dracoon.base_url == "https://dracoon.team"
     assert settings.queue_url(settings.workers.file_transferer.queue) == "https://sqs.example/1/rec"
     assert settings.s3.chunk_size == 20_000_000
+
+
+def test_the_file_transferer_starts_only_with_its_sources_listed_none_of_them_recstores_own(
+    tmp_path: Path,
+) -> None:
+    """Issue 33 §1: a message names its bucket, so the daemon refuses to start a transferer that
+    would take any bucket; the archive and lease buckets are never a source."""
+    doc: dict[str, Any] = json.loads(json.dumps(FULL))
+    doc["archive"] = {"bucket": "kaltura-archive"}
+    del doc["workers"]["FileTransferer"]["sourceBuckets"]
+    assert (
+        "required while the FileTransferer runs"
+        in problems_of(write(tmp_path, doc))["workers.FileTransferer.sourceBuckets"]
+    )
+    listed = ["recordings", "leases/x/", "kaltura-archive"]
+    doc["workers"]["FileTransferer"]["sourceBuckets"] = listed
+    problems = problems_of(write(tmp_path, doc))
+    assert problems["workers.FileTransferer.sourceBuckets"] == (
+        "'kaltura-archive' is archive.bucket: never a source"
+    )
+    doc["workers"]["FileTransferer"]["sourceBuckets"] = ["recordings", "leases/x/"]
+    assert (
+        "'leases' is leases.bucket"
+        in problems_of(write(tmp_path, doc))["workers.FileTransferer.sourceBuckets"]
+    )
+    doc["workers"]["FileTransferer"]["sourceBuckets"] = ["recordings\n"]
+    assert (
+        "not a valid S3 bucket name"
+        in problems_of(write(tmp_path, doc))["workers.FileTransferer.sourceBuckets"]
+    )
+    env = {"RECSTORE_WORKERS__FILETRANSFERER__SOURCEBUCKETS": "recordings, other/in/"}
+    del doc["workers"]["FileTransferer"]["sourceBuckets"]
+    settings = load_settings(write(tmp_path, doc), env)
+    assert settings.workers.file_transferer.source_buckets == ("recordings", "other/in/")
+
+
+def test_an_invalid_aws_region_is_a_configuration_error_naming_the_key(tmp_path: Path) -> None:
+    for region in ("eu central 1", "eu-central-1\n", "-eu", "12", ""):
+        assert "not an AWS region name" in problems_of(
+            write(tmp_path, {"aws": {"region": region}})
+        ).get("aws.region", ""), region
+    job = {
+        "storage": {"type": "dracoon", "extra": {"aws.s3": {"bucket": "recs", "keys": ["a.mp4"]}}},
+        "meeting": {"id": 5, "type": {"name": "cli"}},
+        "instance": {"domain": "acme.example.com"},
+    }
+    config = {"aws": {"region": "eu central 1"}, "instances": {}}
+    result = run_cli(
+        "transfer",
+        "--config",
+        str(write(tmp_path, config)),
+        "--file",
+        str(write(tmp_path, job, "job.json")),
+    )
+    assert result.returncode == 2, result.stderr
+    assert "aws.region: is not an AWS region name" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -266,6 +266,7 @@ async def test_the_seeds_example_message_and_configurator_answer_run_unchanged(
     )
     doc = app_config(state, http_port=0)
     doc.pop("instances", None)  # the configurator's answer, not a local override
+    doc["workers"]["FileTransferer"]["sourceBuckets"] = [job.bucket]  # the seed's 24s-public
     settings = Settings.model_validate(doc)
     async with TransferService(settings) as service:
         report = await service.run_job(parse_job(message))

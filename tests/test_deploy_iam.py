@@ -70,3 +70,22 @@ def test_the_configuration_fetch_policy_allows_what_config_fetch_calls() -> None
             "s3:GetObject",
         }
     )
+
+
+def test_the_pool_reads_and_deletes_only_the_configured_sources() -> None:
+    """Issue 33 §1: the RecordingSources statement grants exactly the example configuration's
+    workers.FileTransferer.sourceBuckets (bucket/prefix → arn:aws:s3:::bucket/prefix*), and
+    none of recstore's own buckets; the policy stops what the daemon's own check misses."""
+    import yaml
+
+    from recstore.transfer.sources import parse_rules
+
+    config = yaml.safe_load((DEPLOY / "ecs" / "app.yaml").read_text())
+    rules = parse_rules(config["workers"]["FileTransferer"]["sourceBuckets"])
+    policy = json.loads((DEPLOY / "iam" / "pool.json").read_text())
+    [sources] = [s for s in policy["Statement"] if s["Sid"] == "RecordingSources"]
+    assert sorted(sources["Resource"]) == sorted(
+        f"arn:aws:s3:::{rule.bucket}/{rule.prefix}*" for rule in rules
+    )
+    own = {config["archive"]["bucket"], config["leases"]["bucket"]}
+    assert not any(rule.bucket in own for rule in rules)

@@ -322,7 +322,8 @@ async def test_instances_known_only_to_the_configurator_are_covered_once_served(
     ):
         assert seeded.status == 200
     doc = app_config(state, http_port=0)
-    doc["leases"] = {"bucket": state["bucket"], "prefix": f"served-{uuid.uuid4().hex[:6]}/"}
+    # the lease bucket apart from the recordings: a bucket recstore writes is never a source
+    doc["leases"] = {"bucket": state["lease_bucket"], "prefix": f"served-{uuid.uuid4().hex[:6]}/"}
     settings = Settings.model_validate(doc)
     job = {
         "storage": {

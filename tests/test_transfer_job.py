@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -482,3 +483,37 @@ def test_a_key_listed_twice_is_one_recording() -> None:
 def test_file_name_agrees_with_parse_time_checks() -> None:
     job = parse_job(variant(lambda d: s3(d).update(keys=["x/a.mp4", "b.m4a"])))
     assert [file_name(key) for key in job.keys] == ["a.mp4", "b.m4a"]
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        (lambda d: d["meeting"].update(id="2014\n"), "meeting.id"),
+        (lambda d: d["instance"].update(domain="x.com\n"), "instance.domain"),
+        (lambda d: s3(d).update(bucket="recordings\n"), 'storage.extra["aws.s3"].bucket'),
+    ],
+)
+def test_a_trailing_newline_is_not_part_of_a_valid_value(
+    change: Callable[[dict[str, Any]], object], where: str
+) -> None:
+    """Issue 33 §5: ``$`` matched before a final newline, which then split log lines and
+    reached DRACOON notes; the patterns are full matches now."""
+    with pytest.raises(PermanentJobError, match=re.escape(where)):
+        parse_job(variant(change))
+
+
+@pytest.mark.parametrize("body", ["[" * 200_000, '{"a":' * 200_000, b"[" * 200_000])
+def test_deeply_nested_json_is_a_permanent_failure_with_a_reason(body: str | bytes) -> None:
+    """A RecursionError was retried as transient until the redrive dead-lettered the message
+    without a reason."""
+    with pytest.raises(PermanentJobError, match="nested too deeply"):
+        parse_job(body)
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["rec/abc\u202etxt.exe", "rec/zero\u200bwidth.mp4", "rec/bom\ufeff.mp4", "rec/\u3164.mp4"],
+)
+def test_invisible_characters_in_a_file_name_are_refused(key: str) -> None:
+    with pytest.raises(PermanentJobError, match=r"keys\[0\]: does not end in a file name"):
+        parse_job(variant(lambda d: s3(d).update(keys=[key])))

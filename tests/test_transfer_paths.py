@@ -155,6 +155,14 @@ def test_good_node_names(name: str) -> None:
         ("-x", "starts with '-'"),
         ("x.", "ends with '.'"),
         ("CON.mp4", "reserved"),
+        # issue 33 §5: displays as "abcexe.txt"
+        ("abc\u202etxt.exe", "contains the format character U+202E"),
+        ("zero\u200bwidth", "format character U+200B"),
+        ("joiner\u2060x", "format character U+2060"),
+        ("line\u2028break", "line separator character U+2028"),
+        ("private\ue000use", "private use character U+E000"),
+        ("unassigned\U000e0080x", "unassigned character U+E0080"),
+        ("hangul\u3164filler", "invisible character U+3164"),
     ],
 )
 def test_bad_node_names(name: str, why: str) -> None:
@@ -193,3 +201,8 @@ def test_rendered_names_are_always_acceptable(instance: str, meeting_type: str) 
     assert names == ("Recordings", instance, meeting_type)
     assert all(node_name_problem(name) is None for name in names)
     assert ".." not in names
+
+
+def test_a_value_with_a_format_character_is_refused() -> None:
+    with pytest.raises(TargetPathError, match="format character U\\+202E"):
+        render("$meetingType", meeting_type="abc\u202etxt.exe")

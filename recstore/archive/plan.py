@@ -83,6 +83,8 @@ def parse_job(body: str) -> ArchiveJob:
         data = json.loads(body)
     except ValueError:
         raise PermanentJobError("archive message is not JSON") from None
+    except RecursionError:  # "[" * 200000: the message's fault, retrying never helps
+        raise PermanentJobError("archive message is JSON nested too deeply to read") from None
     if not isinstance(data, dict):
         raise PermanentJobError("archive message is not a JSON object")
     if data.get("version") != VERSION:

@@ -125,7 +125,11 @@ def run(config_path: Path | None, workers: str | None) -> None:
 
     settings = _load(config_path, workers)
     events.setup_logging(settings.logger.level, settings.logger.format)
-    sys.exit(daemon.run(settings))
+    try:
+        status = daemon.run(settings)
+    except ConfigError as error:  # found only when used: the HTTP address taken, for one
+        _config_failed(error)
+    sys.exit(status)
 
 
 @main.group()

@@ -24,6 +24,7 @@ import functools
 import io
 import json as json_module  # `json` names request bodies here, as in aiohttp
 import logging
+import re
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -753,7 +754,7 @@ def _absolute(path: str) -> bool:
 def _shown(path: str) -> str:
     """What a message may say of a request's path: an upload URL carries the channel's token,
     which lets anyone upload without logging in, so it is named, not shown."""
-    return "the upload channel's uploadUrl" if _absolute(path) else path
+    return "the upload channel's uploadUrl" if _absolute(path) else _without_tokens(path)
 
 
 async def _json_or_text(response: aiohttp.ClientResponse) -> Any:
@@ -785,10 +786,20 @@ def _error(status: int, body: Any, headers: Mapping[str, str], what: str) -> Dra
     error_code = info.get("errorCode")
     retry_after = parse_retry_after(headers.get("Retry-After"))
     return DracoonError(
-        f"DRACOON {what} failed: {status} {info.get('message', '')}".strip(),
+        _without_tokens(f"DRACOON {what} failed: {status} {info.get('message', '')}".strip()),
         remote=REMOTE,
         status=status,
         code=error_code if isinstance(error_code, int) else None,
         transient=transient_status(status),
         retry_after=retry_after,
     )
+
+
+#: A legacy upload channel's token, in its URL (``/api/v4/uploads/<token>``) or the completion's
+#: path: a bearer secret for that channel, so never part of an error text (issue 33 §5).
+_UPLOAD_TOKEN = re.compile(r"(/uploads/)[^/?#\s\"']+")
+
+
+def _without_tokens(text: str) -> str:
+    """``text`` with every upload channel token masked, wherever an error text is made."""
+    return _UPLOAD_TOKEN.sub(r"\1***", text)

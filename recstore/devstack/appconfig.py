@@ -51,6 +51,7 @@ def app_config(state: dict[str, Any], http_port: int = 8080) -> dict[str, Any]:
                 "count": 2,
                 "queue": _name_of(queues, state.get("queue_url"), "recordings"),
                 "deadLetterQueue": _name_of(queues, state.get("dlq_url"), "recordings-dlq"),
+                "sourceBuckets": source_buckets(state),
             },
             "DracoonGlobalSharer": {
                 "count": 1 if "DracoonGlobalSharer" in AVAILABLE_WORKERS else 0,
@@ -58,7 +59,7 @@ def app_config(state: dict[str, Any], http_port: int = 8080) -> dict[str, Any]:
             },
         },
         "s3": {"chunkSize": "8MiB", "removeAfterTransferring": True},
-        "leases": {"bucket": state.get("bucket"), "ttl": "30s"},
+        "leases": {"bucket": state.get("lease_bucket") or state.get("bucket"), "ttl": "30s"},
         "http": {"host": "127.0.0.1", "port": http_port},
         "daemon": {"gracePeriod": "20s"},
     }
@@ -93,6 +94,14 @@ def app_config(state: dict[str, Any], http_port: int = 8080) -> dict[str, Any]:
             "password": state["vidyo_password"],
         }
     return doc
+
+
+def source_buckets(state: dict[str, Any]) -> list[str]:
+    """The stack's recording buckets: every bucket but the archive and lease ones, which
+    recstore writes itself and never reads a job's source from."""
+    own = {state.get("archive_bucket"), state.get("lease_bucket")}
+    buckets = state.get("buckets") or ([state["bucket"]] if state.get("bucket") else [])
+    return [bucket for bucket in buckets if bucket not in own]
 
 
 def _name_of(queues: dict[str, str], url: str | None, default: str) -> str:

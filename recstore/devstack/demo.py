@@ -37,6 +37,7 @@ from recstore.devstack.appconfig import DEMO_INSTANCE, instance_document, render
 from recstore.devstack.seed import aws_settings_from_state, seed_s3
 from recstore.devstack.stack import DevStack
 from recstore.errors import RemoteError
+from recstore.secret_files import write_private
 
 Say = Callable[[str], None]
 MiB = 1024 * 1024
@@ -231,7 +232,7 @@ async def run_demo(say: Say = print) -> int:
         say(f"enqueued {len(jobs)} job messages (the last names an unknown storage type)")
         port = free_port()
         config = workdir / "app.yaml"
-        config.write_text(render(state, http_port=port), encoding="utf-8")
+        write_private(config, render(state, http_port=port).encode("utf-8"))  # passwords
         env = {k: v for k, v in os.environ.items() if not k.startswith("RECSTORE_")}
         daemon = await asyncio.create_subprocess_exec(
             sys.executable,

@@ -29,6 +29,7 @@ from pydantic import SecretStr
 
 from recstore.clients.aws import aws_client
 from recstore.config import AwsSettings
+from recstore.secret_files import write_private
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,9 @@ class StackOptions:
     archive_bucket: str | None = "kaltura-archive"
     archive_queue: str | None = "archive"
     archive_dead_letter_queue: str = "archive-dlq"
+    #: recstore's leases, in a bucket of their own: a bucket recstore writes is never a
+    #: source of transfers (issue 33), so it cannot be the recordings bucket.
+    lease_bucket: str | None = "recstore-leases"
     data_dir: Path | None = None
     stand_ins: Sequence[str] = field(default_factory=lambda: tuple(STAND_INS))
 
@@ -176,8 +180,9 @@ class DevStack:
         opts = self.options
         settings = self.aws_settings()
         buckets = list(opts.buckets)
-        if opts.archive_bucket and opts.archive_bucket not in buckets:
-            buckets.append(opts.archive_bucket)
+        for own in (opts.archive_bucket, opts.lease_bucket):
+            if own and own not in buckets:
+                buckets.append(own)
         async with aws_client(settings, "s3") as s3:
             for bucket in buckets:
                 await s3.create_bucket(
@@ -187,6 +192,8 @@ class DevStack:
         self.state["buckets"] = buckets
         if opts.archive_bucket:
             self.state["archive_bucket"] = opts.archive_bucket
+        if opts.lease_bucket:
+            self.state["lease_bucket"] = opts.lease_bucket
         async with aws_client(settings, "sqs") as sqs:
             queue_url, dlq_url = await _queue_pair(
                 sqs, opts.queue, opts.dead_letter_queue, opts.max_receive_count
@@ -239,11 +246,10 @@ async def _queue_pair(sqs: Any, name: str, dead_letter: str, max_receives: int) 
 
 
 def write_state(path: Path, state: dict[str, Any]) -> None:
-    """Write atomically, so a reader polling for the file never sees half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    """Write atomically, so a reader polling for the file never sees half of it; 0600 from
+    the start in a directory of this user's, since it holds every stand-in's password."""
+    data = json.dumps(state, indent=2, sort_keys=True) + "\n"
+    write_private(path, data.encode("utf-8"))
 
 
 def read_state(path: Path) -> dict[str, Any]:

@@ -31,6 +31,21 @@ VARIABLES = ("instance", "meetingType")
 # characters are refused too: DRACOON's clients refuse them, and Windows clients could not
 # sync such a room.
 _FORBIDDEN = re.compile(r'[\\<>:"|?*/]')
+#: Characters a reader cannot see, or that change how the rest displays: control (Cc), format
+#: (Cf: U+202E RIGHT-TO-LEFT OVERRIDE makes "abc\u202etxt.exe" display as "abcexe.txt",
+#: zero-width spaces and joiners), surrogate, private use and unassigned code points, and the
+#: line and paragraph separators.
+_INVISIBLE_CATEGORIES = {
+    "Cc": "control",
+    "Cf": "format",
+    "Cs": "surrogate",
+    "Co": "private use",
+    "Cn": "unassigned",
+    "Zl": "line separator",
+    "Zp": "paragraph separator",
+}
+#: Letters that display as blank space (Unicode's default-ignorable Hangul fillers).
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")
 _RESERVED = frozenset(
     ["CON", "PRN", "AUX", "NUL"] + [f"{port}{n}" for port in ("COM", "LPT") for n in range(1, 10)]
 )
@@ -56,8 +71,11 @@ def node_name_problem(name: str) -> str | None:
     if forbidden is not None:
         return f"contains {forbidden.group()!r}"
     for char in name:
-        if unicodedata.category(char) == "Cc":
-            return f"contains the control character U+{ord(char):04X}"
+        kind = _INVISIBLE_CATEGORIES.get(unicodedata.category(char))
+        if kind is not None:
+            return f"contains the {kind} character U+{ord(char):04X}"
+        if char in _BLANK_LETTERS:
+            return f"contains the invisible character U+{ord(char):04X}"
     if name.startswith("-"):
         return "starts with '-'"
     if name[0].isspace() or name[-1].isspace():

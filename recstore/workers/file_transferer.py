@@ -23,11 +23,12 @@ from recstore.clients.http import http_session
 from recstore.clients.s3 import REMOTE as S3
 from recstore.clients.s3 import S3Store
 from recstore.clients.sqs import Message, SqsQueue
-from recstore.config import Settings
+from recstore.config import Settings, protected_buckets
 from recstore.errors import RemoteError
 from recstore.progress import PROGRESS
 from recstore.transfer.instances import InstanceConfigurationError, InstanceResolver, targets_for
 from recstore.transfer.job import TransferJob, parse_job
+from recstore.transfer.sources import SourcePolicy
 from recstore.transfer.transferer import Transferer, TransferReport, TransferRequest
 from recstore.workers.accounts import AccountPool, ServedInstances
 from recstore.workers.base import WorkerHealth
@@ -49,6 +50,9 @@ class TransferService:
         self.resolver: InstanceResolver | None = None
         self.transferer: Transferer | None = None
         self.served: ServedInstances | None = None
+        self.sources = SourcePolicy(
+            settings.workers.file_transferer.source_buckets, protected_buckets(settings)
+        )
         # One job at a time per job id: a producer's re-send, or a redelivery while the first
         # copy still runs, would otherwise upload in parallel, both miss the other's file, and
         # leave two. The second waits, then finds the first's file "already there". (Two
@@ -102,7 +106,10 @@ class TransferService:
         assert self.accounts is not None
         assert self.transferer is not None
         domain = job.instance.domain
+        # Before anything else, the configurator too: a refused source is final either way.
+        self.sources.check(job.bucket, job.keys)
         instance = await self.resolver.resolve(domain)
+        self.sources.check(job.bucket, job.keys, instance.recordings.source_buckets)
         if self.served is not None:  # its account gets the DracoonGlobalSharer's runs too
             await self.served.add(domain)
         dracoon = instance.recordings.dracoon
