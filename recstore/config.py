@@ -203,7 +203,7 @@ class FileTransfererSettings(_Section):
         alias="waitTimeSeconds",
         ge=1,
         le=20,
-        description="SQS long-poll wait; stopping waits for an open poll at most this long.",
+        description="SQS long-poll wait; stopping cancels an open poll at once.",
     )
     source: SourceSettings = SourceSettings()
     destination: DestinationSettings = DestinationSettings()
@@ -348,7 +348,7 @@ class ArchiveActionsSettings(_Section):
         alias="waitTimeSeconds",
         ge=1,
         le=20,
-        description="SQS long-poll wait; stopping waits for an open poll at most this long.",
+        description="SQS long-poll wait; stopping cancels an open poll at once.",
     )
 
 

@@ -461,20 +461,76 @@ def test_retry_delay_grows_and_is_capped() -> None:
     ]
 
 
-async def test_a_poll_open_at_stop_finishes_and_its_messages_are_handed_back(
+async def test_an_idle_consumer_stops_at_once_and_its_abandoned_poll_hides_nothing_long(
     queues: Queues,
 ) -> None:
-    """SQS keeps serving a long poll whose caller went away, so stopping must not cancel it."""
+    """Stopping cancels the open long poll; SQS still serves it, but what it takes then is
+    claimed for ``claim_seconds`` only, not for the visibility window."""
 
     async def never(message: Message) -> None:
         raise AssertionError("no job may start once stopping")
 
-    worker = consumer(queues, never, wait_seconds=3, visibility_timeout=600)
+    worker = consumer(queues, never, wait_seconds=4, visibility_timeout=600, claim_seconds=2)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     await asyncio.sleep(0.5)  # the poll is open
+    stopped = asyncio.get_running_loop().time()
     stop.set()
-    await queues.work.send("arrives during the drain")
     await asyncio.wait_for(task, 10)
-    [message] = await queues.work.receive(10, wait_seconds=1)  # visible again, not hidden 600 s
-    assert message.body == "arrives during the drain"
+    assert asyncio.get_running_loop().time() - stopped < 0.5  # not the poll's 4 s
+    await queues.work.send("arrives after the stop")  # the abandoned poll takes it server-side
+    await asyncio.sleep(0.5)
+    [message] = await queues.work.receive(10, wait_seconds=5)  # back after 2 s, not 600
+    assert message.body == "arrives after the stop"
+
+
+async def test_a_job_handed_back_at_the_end_of_the_grace_is_not_taken_by_our_own_poll(
+    queues: Queues,
+) -> None:
+    """The grace period shorter than the poll's wait: the hand-back happens while the
+    abandoned poll is still open at SQS; it may take the message, but only for the claim."""
+    started = asyncio.Event()
+
+    async def forever(message: Message) -> None:
+        started.set()
+        await asyncio.sleep(3600)
+
+    await queues.work.send("interrupted")
+    worker = consumer(
+        queues, forever, concurrency=2, wait_seconds=10, visibility_timeout=600, claim_seconds=2
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    await asyncio.wait_for(started.wait(), 10)
+    await asyncio.sleep(0.5)  # the next poll (one free slot) is open
+    stop.set()
+    await asyncio.sleep(0.5)  # the grace period
+    task.cancel()  # as the supervisor does when it ends: the job is handed back
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # SQS gives a visible message to an open poll at once; moto's poll looks again each second
+    await asyncio.sleep(1.5)
+    [back] = await queues.work.receive(10, wait_seconds=6)  # by another consumer, in seconds
+    assert back.body == "interrupted"
+
+
+async def test_what_a_poll_brings_is_extended_to_the_window_at_once(queues: Queues) -> None:
+    """The short claim of a poll never lets a running job's message go to another consumer."""
+    starts: list[str] = []
+
+    async def slow(message: Message) -> None:
+        starts.append(message.message_id)
+        await asyncio.sleep(3)  # past the 1 s claim, well inside the 30 s window
+
+    await queues.work.send("long")
+    async with running(consumer(queues, slow, claim_seconds=1, visibility_timeout=30)):
+        async with asyncio.timeout(10):
+            while not starts:
+                await asyncio.sleep(0.05)
+        assert await queues.work.receive(10, wait_seconds=3) == []  # another consumer's poll
+    assert len(starts) == 1
+
+
+def test_the_receive_backoff_is_short_by_default() -> None:
+    """After an SQS outage the next poll comes within seconds of SQS being back."""
+    assert ConsumerSettings(concurrency=1).poll_backoff_max <= 5

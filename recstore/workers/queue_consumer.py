@@ -13,6 +13,12 @@ Rules, in the order a message meets them:
   count; the queue's redrive policy moves a message that keeps failing to the dead-letter queue.
 * Cancellation (the grace period ended): hand the message back at once (visibility 0).
 
+Stopping cancels an open long poll at once, so an idle worker returns in milliseconds. SQS
+keeps serving a poll whose caller went away and may hand it a message nobody will process, so
+every poll claims what it takes for ``claim_seconds`` only (a few seconds) and the consumer
+extends each message it really got to the full window right away: what an abandoned poll took
+is visible again after the claim, a message handed back at stop is never hidden for a window.
+
 While SQS itself cannot be reached, the worker reports unhealthy and polls again with backoff.
 It also reports unhealthy while its jobs fail on a remote (S3, DRACOON, the configurator: a
 :class:`~recstore.errors.RemoteError` after the client's own retries), as the monitor's
@@ -61,8 +67,12 @@ class ConsumerSettings:
     wait_seconds: int = 20
     retry_delay_base: int = 30
     retry_delay_max: int = 900
+    #: How long a poll hides what it takes before the consumer extends it to the window: all
+    #: a message loses when the poll that took it was abandoned at stop.
+    claim_seconds: int = 5
     poll_backoff_initial: float = 1.0
-    poll_backoff_max: float = 60.0
+    #: Short, so the first poll after an SQS outage comes seconds after SQS is back.
+    poll_backoff_max: float = 5.0
 
 
 def retry_delay(receive_count: int, settings: ConsumerSettings) -> int:
@@ -115,9 +125,9 @@ class QueueConsumer:
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until ``stop``; then wait for running jobs (the supervisor bounds the wait).
 
-        A long poll still open when ``stop`` comes is not cancelled: SQS would keep serving it
-        server-side and could hide a message we hand back later for a whole visibility window.
-        It is left to finish (``wait_seconds`` at most) and whatever it brings is handed back.
+        A long poll still open when ``stop`` comes is cancelled: what SQS gives it after we
+        left is hidden for ``claim_seconds`` only (see the module docstring). A poll that had
+        already answered has its messages handed back.
         """
         backoff = self._settings.poll_backoff_initial
         poll: asyncio.Task[list[Message]] | None = None
@@ -134,7 +144,7 @@ class QueueConsumer:
                 finally:
                     stopper.cancel()
                 if not poll.done():
-                    break  # stopping: the poll finishes below, alongside the running jobs
+                    break  # stopping: the open poll is cancelled below, before any hand-back
                 finished, poll = poll, None
                 try:
                     messages = finished.result()
@@ -150,9 +160,10 @@ class QueueConsumer:
                 self._lapse_job_failures()
                 for message in messages:
                     self._start(message)
-            waiting: list[asyncio.Future[Any]] = list(self.in_flight.values())
             if poll is not None:
-                waiting.append(asyncio.ensure_future(self._hand_back_poll(poll)))
+                await self._abandon_poll(poll)
+                poll = None
+            waiting: list[asyncio.Future[Any]] = list(self.in_flight.values())
             if waiting:
                 await asyncio.wait(waiting)
         finally:
@@ -160,11 +171,14 @@ class QueueConsumer:
                 poll.cancel()
             await self._cancel_all()
 
-    async def _hand_back_poll(self, poll: asyncio.Task[list[Message]]) -> None:
-        try:
-            messages = await poll
-        except RemoteError:
+    async def _abandon_poll(self, poll: asyncio.Task[list[Message]]) -> None:
+        """Cancel a poll open at stop; hand back what it brought if it had answered."""
+        if not poll.done():
+            poll.cancel()
+        await asyncio.wait([poll])  # raises only when this task itself is cancelled
+        if poll.cancelled() or poll.exception() is not None:
             return
+        messages = poll.result()
         for message in messages:
             await _shielded(self._queue.change_visibility(message, 0))
         if messages:
@@ -176,11 +190,34 @@ class QueueConsumer:
             )
 
     async def _receive(self, free: int) -> list[Message]:
+        """Poll with a short claim, then extend what came to the full window.
+
+        A message whose extension failed is left alone: it is visible again once its claim
+        ends, for this consumer or another.
+        """
         messages = await self._queue.receive(
-            free, self._settings.wait_seconds, self._settings.visibility_timeout
+            free, self._settings.wait_seconds, self._settings.claim_seconds
         )
         metrics.SQS_RECEIVED.labels(queue=self._queue_label).inc(len(messages))
-        return messages
+        window = self._settings.visibility_timeout
+        extended = await asyncio.gather(
+            *(self._queue.change_visibility(message, window) for message in messages),
+            return_exceptions=True,
+        )
+        kept: list[Message] = []
+        for message, outcome in zip(messages, extended, strict=True):
+            if isinstance(outcome, BaseException):
+                events.emit(
+                    log,
+                    events.SQS_ERROR,
+                    "message %s received but not claimed (%s): it comes back in %d s",
+                    message.message_id,
+                    outcome,
+                    self._settings.claim_seconds,
+                )
+            else:
+                kept.append(message)
+        return kept
 
     async def _slot_freed(self) -> None:
         await asyncio.wait(list(self.in_flight.values()), return_when=asyncio.FIRST_COMPLETED)
