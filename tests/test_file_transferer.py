@@ -285,3 +285,21 @@ def test_jobs_survive_flaky_dracoon_and_s3_and_a_configurator_outage(setup: Setu
     for key, source in sources.items():
         assert decrypted_sha256(state, landed[key.rsplit("/", 1)[1]]["id"]) == source["sha256"]
     assert setup.depth(dead=True) == (0, 0)
+
+
+def test_an_idle_daemon_exits_cleanly_within_two_seconds_of_sigterm(setup: Setup) -> None:
+    """``docker stop`` kills after 10 s: an idle daemon must not wait for its open long poll
+    (20 s by default, here longer than the grace period, as it was when the pool was cancelled
+    and the daemon exited 1 although no job ran)."""
+    proc = setup.start(setup.config(daemon={"gracePeriod": "10s"}))
+    setup.wait(lambda: setup.ask("/healthcheck") == (200, {"status": "success"}))
+    time.sleep(1)  # the workers' first long polls are open (nothing shows that they are)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(timeout=30)
+    took = time.monotonic() - started
+    assert code == 0, setup.logs()[-3000:]
+    assert took < 2, f"{took:.1f} s"
+    logs = setup.logs()
+    assert "drain finished clean=True" in logs
+    assert "lease for dracoon_global_sharer lost" not in logs
