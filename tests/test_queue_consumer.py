@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -446,6 +447,46 @@ async def test_a_message_the_dlq_did_not_take_is_not_counted_as_moved(queues: Qu
     await run_until(worker, lambda: jobs("retried") == 1)
     assert jobs("dead_lettered") == 0
     assert await queues.work.depth() == (0, 1)  # still in the work queue: it comes back
+
+
+class _DeleteRefused(SqsQueue):
+    """The work queue while SQS fails deletes only (an outage that starts as a job ends)."""
+
+    async def delete(self, message: Message) -> None:
+        raise RemoteError("sqs delete: connection refused", remote="sqs", transient=True)
+
+
+async def test_a_done_job_whose_delete_failed_is_not_counted_as_deleted(
+    queues: Queues, caplog: pytest.LogCaptureFixture
+) -> None:
+    from prometheus_client import REGISTRY
+
+    caplog.set_level(logging.INFO, logger="recstore.workers.queue_consumer")
+    done: list[str] = []
+
+    async def handler(message: Message) -> None:
+        done.append(message.body)
+
+    name = f"delete-down-{next(_names)}"
+    refusing = _DeleteRefused(queues.client, queues.work.url, FAST)
+    worker = consumer(queues, handler, name=name, work=refusing, concurrency=1)
+    label = {"queue": queues.work.url.rsplit("/", 1)[1]}
+
+    def sample(metric: str, labels: dict[str, str]) -> float:
+        return REGISTRY.get_sample_value(metric, labels) or 0.0
+
+    deleted_before = sample("recstore_sqs_deleted_messages_total", label)
+    await queues.work.send("finished, then SQS went down")
+    await run_until(
+        worker,
+        lambda: sample("recstore_jobs_total", {"worker": name, "outcome": "done_undeleted"}) == 1,
+    )
+    assert done == ["finished, then SQS went down"]
+    assert sample("recstore_jobs_total", {"worker": name, "outcome": "done"}) == 0
+    assert sample("recstore_sqs_deleted_messages_total", label) == deleted_before
+    assert "job done but its message could not be deleted" in caplog.text
+    assert "job done" not in [record.getMessage() for record in caplog.records]
+    assert await queues.work.depth() == (0, 1)  # still there: it comes back
 
 
 def test_retry_delay_grows_and_is_capped() -> None:

@@ -50,7 +50,9 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Message], Awaitable[None]]
 T = TypeVar("T")
 #: The ``outcome`` label values of ``recstore_jobs_total``.
-OUTCOMES = ("done", "retried", "dead_lettered", "handed_back")
+#: ``done_undeleted``: the job is done but its message's delete failed (SQS down); the message
+#: comes back after its window and the job is found done then.
+OUTCOMES = ("done", "done_undeleted", "retried", "dead_lettered", "handed_back")
 #: The health concerns of a consumer: its poll of SQS, and the remotes its jobs need.
 POLL, JOBS = "poll", "jobs"
 
@@ -303,15 +305,20 @@ class QueueConsumer:
         else:
             self._failed_on_remote.pop(message.message_id, None)
             self._health.ok(concern)
-            await _shielded(acknowledge(self._queue.delete(message)))
-            metrics.SQS_DELETED.labels(queue=self._queue_label).inc()
-            metrics.JOBS.labels(worker=self.name, outcome="done").inc()
-            events.emit(
-                log,
-                events.TRANSFER_STATUS,
-                "job done",
-                seconds=round(time.monotonic() - started, 3),
-            )
+            seconds = round(time.monotonic() - started, 3)
+            if await _shielded(acknowledge(self._queue.delete(message))):
+                metrics.SQS_DELETED.labels(queue=self._queue_label).inc()
+                metrics.JOBS.labels(worker=self.name, outcome="done").inc()
+                events.emit(log, events.TRANSFER_STATUS, "job done", seconds=seconds)
+            else:
+                metrics.JOBS.labels(worker=self.name, outcome="done_undeleted").inc()
+                events.emit(
+                    log,
+                    events.SQS_ERROR,
+                    "job done but its message could not be deleted; it comes back after "
+                    "visibilityTimeout and is found done then",
+                    seconds=seconds,
+                )
         finally:
             heartbeat.cancel()
             events.job_var.reset(token)
