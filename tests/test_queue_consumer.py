@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -227,20 +228,35 @@ async def test_a_remote_failure_of_one_scope_is_not_cleared_by_another(queues: Q
         assert sorted(done) == ["a.example.org/2", "b.example.org/1"]
 
 
+async def redrive_after_one_receive(queues: Queues) -> None:
+    """Give the work queue a redrive policy that moves a message received once to the DLQ."""
+    arn = (
+        await queues.client.get_queue_attributes(
+            QueueUrl=queues.dead.url, AttributeNames=["QueueArn"]
+        )
+    )["Attributes"]["QueueArn"]
+    policy = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "1"})
+    await queues.client.set_queue_attributes(
+        QueueUrl=queues.work.url, Attributes={"RedrivePolicy": policy}
+    )
+
+
 async def test_a_remote_failure_no_job_repeats_lapses(queues: Queues) -> None:
     clock = ManualClock()
     health = WorkerHealth(clock=clock)
-    gone = asyncio.Event()
+    attempts: list[int] = []
 
     async def handler(message: Message) -> None:
-        if message.receive_count == 1:
-            raise RemoteError("S3 answered 503", remote="s3", status=503, transient=True)
-        gone.set()
-        raise PermanentJobError("gone for good")  # as if the redrive policy took it away
+        attempts.append(message.receive_count)
+        raise RemoteError("S3 answered 503", remote="s3", status=503, transient=True)
 
+    await redrive_after_one_receive(queues)  # the failed message goes where we never see it
     await queues.work.send("once")
     async with running(consumer(queues, handler, health=health, **QUICK_RETRY)):
-        await asyncio.wait_for(gone.wait(), 10)
+        async with asyncio.timeout(15):
+            while (await queues.dead.depth())[0] == 0:
+                await asyncio.sleep(0.1)
+        assert attempts == [1]
         assert health.detail == "jobs fail on s3: S3 answered 503"
         # not before the failed message could have come back: the longest delay + a window
         clock.advance(2.9)
@@ -249,6 +265,57 @@ async def test_a_remote_failure_no_job_repeats_lapses(queues: Queues) -> None:
         clock.advance(0.2)
         await clock.looked_again()
         assert health.healthy
+
+
+async def test_a_job_failing_on_its_own_missing_object_leaves_health_green(
+    queues: Queues,
+) -> None:
+    """A recording deleted mid-transfer: S3 answers NoSuchKey, then the retry finds no source
+    and fails for good. S3 is up all along."""
+    health = WorkerHealth(clock=ManualClock())  # never moved: nothing lapses here
+    gone = asyncio.Event()
+
+    async def handler(message: Message) -> None:
+        if message.receive_count == 1:
+            raise RemoteError("s3 get: NoSuchKey", remote="s3", status=404, code="NoSuchKey")
+        gone.set()
+        raise PermanentJobError("source s3://recordings/x does not exist")
+
+    seen: list[bool] = []
+    await queues.work.send("deleted mid-transfer")
+    async with running(consumer(queues, handler, health=health, **QUICK_RETRY)):
+        async with asyncio.timeout(15):
+            while not gone.is_set():
+                seen.append(health.healthy)
+                await asyncio.sleep(0.01)
+    assert all(seen), health.detail
+    assert health.healthy
+
+
+async def test_a_job_that_fails_for_good_clears_the_remote_failure_it_reported(
+    queues: Queues,
+) -> None:
+    """Its first attempt met S3 down; the next fails for good: the job is gone, and so is
+    the report (a remote recovers with its next success; this job will not have one)."""
+    health = WorkerHealth(clock=ManualClock())  # never moved: nothing lapses here
+    gone = asyncio.Event()
+
+    async def handler(message: Message) -> None:
+        if message.receive_count == 1:
+            raise RemoteError("S3 answered 503", remote="s3", status=503, transient=True)
+        gone.set()
+        raise PermanentJobError("source s3://recordings/x does not exist")
+
+    await queues.work.send("once")
+    async with running(consumer(queues, handler, health=health, **QUICK_RETRY)):
+        async with asyncio.timeout(15):
+            while health.healthy:
+                await asyncio.sleep(0.02)
+        assert health.detail == "jobs fail on s3: S3 answered 503"
+        await asyncio.wait_for(gone.wait(), 15)
+        async with asyncio.timeout(5):
+            while not health.healthy:
+                await asyncio.sleep(0.02)
 
 
 async def test_a_remote_failure_stands_while_its_job_is_tried_again(queues: Queues) -> None:

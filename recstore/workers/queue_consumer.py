@@ -21,13 +21,16 @@ is visible again after the claim, a message handed back at stop is never hidden 
 
 While SQS itself cannot be reached, the worker reports unhealthy and polls again with backoff.
 It also reports unhealthy while its jobs fail on a remote (S3, DRACOON, the configurator: a
-:class:`~recstore.errors.RemoteError` after the client's own retries), as the monitor's
-contract asks, and healthy again once a job of the same scope succeeds (the scope is the
-worker's to say, e.g. the instance, whose account may be the failing part: a success of
-another instance says nothing about it). While a message that failed so is tried again, the
+:class:`~recstore.errors.RemoteError` after the client's own retries, that says the remote is
+down or refuses the account, see :func:`says_remote_down`), as the monitor's contract asks,
+and healthy again once a job of the same scope succeeds (the scope is the worker's to say,
+e.g. the instance, whose account may be the failing part: a success of another instance says
+nothing about it). While a message that failed so is tried again, the
 report stands. With no such message left, because the queue's redrive policy moved it to the
 dead-letter queue, the report lapses after the longest retry delay plus a visibility window,
-in which a failed message would have come back.
+in which a failed message would have come back. A job that fails for good, or fails on an
+answer about its own objects (NoSuchKey), clears the report its earlier attempts set: one
+user deleting one recording does not make the daemon unhealthy.
 """
 
 from __future__ import annotations
@@ -270,7 +273,7 @@ class QueueConsumer:
             events.emit(log, events.WORKER_STATUS, "job handed back to the queue", job_id=job)
             raise
         except PermanentJobError as exc:
-            self._failed_on_remote.pop(message.message_id, None)
+            self._forget_failure(message.message_id)  # one job's fault, not a remote's
             if await _shielded(acknowledge(self._dead_letter_and_delete(message, str(exc)))):
                 metrics.JOBS.labels(worker=self.name, outcome="dead_lettered").inc()
                 events.emit(
@@ -286,10 +289,12 @@ class QueueConsumer:
                     exc,
                 )
         except Exception as exc:
-            if isinstance(exc, RemoteError):
+            if isinstance(exc, RemoteError) and says_remote_down(exc):
                 self._failed_on_remote[message.message_id] = concern
                 jobs = f"jobs of {scope}" if scope else "jobs"
                 self._health.failing(f"{jobs} fail on {exc.remote}: {exc}", concern)
+            else:  # e.g. its source deleted mid-transfer: the remote answered, about this job
+                self._forget_failure(message.message_id)
             delay = retry_delay(message.receive_count, self._settings)
             await _shielded(acknowledge(self._queue.change_visibility(message, delay)))
             metrics.JOBS.labels(worker=self.name, outcome="retried").inc()
@@ -322,6 +327,13 @@ class QueueConsumer:
         finally:
             heartbeat.cancel()
             events.job_var.reset(token)
+
+    def _forget_failure(self, message_id: str) -> None:
+        """The message's last failure was not the remote's: drop the concern it set, unless
+        another message's failure holds it too."""
+        concern = self._failed_on_remote.pop(message_id, None)
+        if concern is not None and concern not in self._failed_on_remote.values():
+            self._health.ok(concern)
 
     def _lapse_job_failures(self) -> None:
         """Drop a remote's failure that no job has repeated for as long as a retry can take."""
@@ -361,6 +373,24 @@ class QueueConsumer:
                 await self._queue.change_visibility(message, window)
             except RemoteError as exc:
                 events.emit(log, events.SQS_ERROR, "visibility extension failed: %s", exc)
+
+
+#: Statuses that say the remote is there and refuses the job's own request (a missing object,
+#: a conflict, a bad request): the job's fault, not the remote's. 401/403 (the account),
+#: 408/429 and 5xx say the remote is unusable for every job of the scope.
+_JOB_STATUSES = frozenset(range(400, 500)) - {401, 403, 408, 429}
+#: Codes of a failure about the job's objects when no status says so.
+_JOB_CODES = frozenset({"NoSuchKey", "NoSuchUpload", "NoSuchVersion", "InvalidObjectState"})
+
+
+def says_remote_down(exc: RemoteError) -> bool:
+    """Whether a job's failure says its remote is down (health red) or only that the job
+    cannot succeed there (e.g. NoSuchKey: its recording was deleted mid-transfer)."""
+    if exc.transient:
+        return True
+    if exc.status is not None:
+        return exc.status not in _JOB_STATUSES
+    return str(exc.code) not in _JOB_CODES
 
 
 async def _first_of(work: Awaitable[T], stop: Awaitable[object]) -> T | None:
