@@ -61,8 +61,9 @@ def job(
 class Setup:
     """Fresh queues, a configuration and helpers for one test."""
 
-    def __init__(self, stack: StackProcess, tmp: Path) -> None:
+    def __init__(self, stack: StackProcess, tmp: Path, max_receive_count: int = 5) -> None:
         self.state = stack.state
+        self._max_receive_count = max_receive_count
         self.tmp = tmp
         self.tag = uuid.uuid4().hex[:8]
         self.work_url, self.dead_url = asyncio.run(self._queues())
@@ -79,7 +80,10 @@ class Setup:
                 QueueName=f"work-{self.tag}",
                 Attributes={
                     "RedrivePolicy": json.dumps(
-                        {"deadLetterTargetArn": arn, "maxReceiveCount": "5"}
+                        {
+                            "deadLetterTargetArn": arn,
+                            "maxReceiveCount": str(self._max_receive_count),
+                        }
                     )
                 },
             )
