@@ -96,7 +96,7 @@ class Replica:
     def __init__(self, setup: Setup, config: Path) -> None:
         self._setup = setup
         self._config = config
-        self.proc = setup.start(config)
+        self.proc = self._start()
         #: Exits we did not ask for: (return code, log file).
         self.unexpected: list[str] = []
 
@@ -105,18 +105,32 @@ class Replica:
         code = self.proc.poll()
         if code is not None:
             self.unexpected.append(f"replica pid {self.proc.pid} exited {code} on its own")
-            self.proc = self._setup.start(self._config)
+            self.proc = self._start()
 
     def kill(self, sig: signal.Signals) -> None:
-        """Send ``sig``, wait for the exit, start a fresh daemon in its place."""
+        """Send ``sig`` once the daemon runs (not while it imports), wait for the exit, start
+        a fresh daemon in its place."""
         self.check()
+        self.wait_started()
         self.proc.send_signal(sig)
         code = self.proc.wait(timeout=60)
         # SIGTERM: 0 after a clean drain, 1 when the grace period cancelled a job; -15 when
         # it came before the daemon had its handlers (still importing: nothing to drain).
         if sig == signal.SIGTERM and code not in (0, 1, -signal.SIGTERM):
             self.unexpected.append(f"replica pid {self.proc.pid} exited {code} after SIGTERM")
-        self.proc = self._setup.start(self._config)
+        self.proc = self._start()
+
+    def _start(self) -> subprocess.Popen[str]:
+        self.log = self._setup.tmp / f"daemon-{len(self._setup.daemons)}.log"
+        return self._setup.start(self._config)
+
+    def wait_started(self, patience: float = 60) -> None:
+        """Until the daemon has its signal handlers (it logs 15000 right after)."""
+        deadline = time.monotonic() + patience
+        while " 15000 " not in self.log.read_text() and self.proc.poll() is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"replica pid {self.proc.pid} did not start")
+            time.sleep(0.1)
 
 
 def plan_jobs(
@@ -150,25 +164,31 @@ def run_chaos(stack: StackProcess, tmp: Path, plan: ChaosPlan, echo: Any = print
     doc = yaml.safe_load(config.read_text())
     doc["workers"]["DracoonGlobalSharer"]["jobDelayMinutes"] = int(SHARER_PERIOD // 60)
     config.write_text(yaml.safe_dump(doc))
-    setup.send(*(json_job(setup, planned) for planned in jobs))
+    # The producer keeps sending while replicas die: a batch before the first kill and one
+    # after each, so every kill meets work (a batch finished before its kill proves nothing).
+    bodies = [json_job(setup, planned) for planned in jobs]
+    batch = -(-len(bodies) // (plan.kills + 1))
+    batches = [bodies[i : i + batch] for i in range(0, len(bodies), batch)]
+    setup.send(*batches.pop(0))
     kills: dict[str, int] = {}
     started = time.monotonic()
     replicas = [Replica(setup, config) for _ in range(plan.replicas)]
     try:
-        next_kill = started + rng.uniform(*plan.kill_gap)
+        for _ in range(plan.kills):
+            wait_checking(replicas, rng.uniform(*plan.kill_gap))
+            victim = rng.randrange(len(replicas))
+            sig = rng.choice((signal.SIGKILL, signal.SIGTERM))
+            echo(f"chaos: {sig.name} replica {victim} at {time.monotonic() - started:.1f} s")
+            replicas[victim].kill(sig)
+            kills[sig.name] = kills.get(sig.name, 0) + 1
+            if batches:
+                setup.send(*batches.pop(0))
+        for rest in batches:
+            setup.send(*rest)
         while not drained(setup):
             if time.monotonic() - started > plan.patience:
                 raise AssertionError(f"not drained in {plan.patience} s:\n{setup.logs()[-3000:]}")
-            for replica in replicas:
-                replica.check()
-            if sum(kills.values()) < plan.kills and time.monotonic() >= next_kill:
-                victim = rng.randrange(len(replicas))
-                sig = rng.choice((signal.SIGKILL, signal.SIGTERM))
-                echo(f"chaos: {sig.name} replica {victim} at {time.monotonic() - started:.1f} s")
-                replicas[victim].kill(sig)
-                kills[sig.name] = kills.get(sig.name, 0) + 1
-                next_kill = time.monotonic() + rng.uniform(*plan.kill_gap)
-            time.sleep(0.25)
+            wait_checking(replicas, 0.25)
         seconds = time.monotonic() - started
     finally:
         stopped = stop_replicas(replicas)
@@ -185,6 +205,18 @@ def run_chaos(stack: StackProcess, tmp: Path, plan: ChaosPlan, echo: Any = print
     return ChaosResult(plan.seed, len(jobs), files, kills, seconds, len(runs), problems)
 
 
+def wait_checking(replicas: list[Replica], seconds: float) -> None:
+    """Let ``seconds`` pass (the kill schedule), noting any replica that exits on its own."""
+    deadline = time.monotonic() + seconds
+    while True:
+        for replica in replicas:
+            replica.check()
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(left, 0.25))
+
+
 def json_job(setup: Setup, planned: PlannedJob) -> str:
     targets = [{"path": path} for path in planned.targets]
     return json.dumps(job(DEMO_INSTANCE, planned.keys, targets, meeting=planned.meeting))
@@ -198,6 +230,8 @@ def drained(setup: Setup) -> bool:
 def stop_replicas(replicas: list[Replica]) -> list[str]:
     """SIGTERM every replica; idle now, each must drain clean (exit 0)."""
     problems = []
+    for replica in replicas:  # one restarted a moment ago may still be importing
+        replica.wait_started()
     for replica in replicas:
         if replica.proc.poll() is None:
             replica.proc.send_signal(signal.SIGTERM)
