@@ -53,6 +53,7 @@ def consumer(
     health: WorkerHealth | None = None,
     job_id: Callable[[Message], str] | None = None,
     scope: Callable[[str], str] | None = None,
+    probe: Callable[[str, str], Awaitable[bool]] | None = None,
     **settings: Any,
 ) -> QueueConsumer:
     """A consumer of the test's queues (or of ``work``/``dead`` given instead)."""
@@ -67,6 +68,7 @@ def consumer(
         health or WorkerHealth(),
         job_id=job_id,
         scope=scope,
+        probe=probe,
     )
 
 
@@ -316,6 +318,56 @@ async def test_a_job_that_fails_for_good_clears_the_remote_failure_it_reported(
         async with asyncio.timeout(5):
             while not health.healthy:
                 await asyncio.sleep(0.02)
+
+
+async def test_a_remote_recovers_with_a_probe_while_no_job_retries_it(queues: Queues) -> None:
+    """DRACOON was down for an instance's job, whose retry is far off: the remote is asked
+    every probe interval, and health turns green once it answers, not 17 minutes later."""
+    clock = ManualClock()
+    health = WorkerHealth(clock=clock)
+    up = False
+    probed: list[tuple[str, str]] = []
+
+    async def probe(scope: str, remote: str) -> bool:
+        probed.append((scope, remote))
+        return up
+
+    async def handler(message: Message) -> None:
+        raise RemoteError("DRACOON answered 503", remote="dracoon", status=503, transient=True)
+
+    worker = consumer(
+        queues,
+        handler,
+        health=health,
+        job_id=lambda m: m.body,
+        scope=lambda job: job.split("/")[0],
+        probe=probe,
+        probe_interval=10,
+        retry_delay_base=600,
+        retry_delay_max=600,
+    )
+    await queues.work.send("a.example.org/1")
+    async with running(worker):
+        async with asyncio.timeout(10):
+            while health.healthy:
+                await asyncio.sleep(0.02)
+        await clock.looked_again(times=2)
+        assert probed == []  # not before the interval
+        clock.advance(11)
+        await until_true(lambda: len(probed) == 1)
+        assert probed == [("a.example.org", "dracoon")]
+        await clock.looked_again(times=2)
+        assert not health.healthy  # it did not answer
+        up = True
+        clock.advance(11)
+        await until_true(lambda: health.healthy)
+        assert probed[-1] == ("a.example.org", "dracoon")
+
+
+async def until_true(condition: Callable[[], bool], patience: float = 15) -> None:
+    async with asyncio.timeout(patience):
+        while not condition():
+            await asyncio.sleep(0.02)
 
 
 async def test_a_remote_failure_stands_while_its_job_is_tried_again(queues: Queues) -> None:
@@ -642,3 +694,26 @@ async def test_what_a_poll_brings_is_extended_to_the_window_at_once(queues: Queu
 def test_the_receive_backoff_is_short_by_default() -> None:
     """After an SQS outage the next poll comes within seconds of SQS being back."""
     assert ConsumerSettings(concurrency=1).poll_backoff_max <= 5
+
+
+async def test_the_file_transferers_probe_asks_the_instances_dracoon_account(
+    devstack: StackProcess,
+) -> None:
+    from recstore.config import Settings
+    from recstore.devstack.appconfig import DEMO_INSTANCE, app_config
+    from recstore.workers.file_transferer import TransferService
+    from tests.dracoon_helpers import admin
+
+    state = devstack.state
+    settings = Settings.model_validate(app_config(state, http_port=0))
+    async with TransferService(settings) as service:
+        assert await service.probe(DEMO_INSTANCE, "dracoon")
+        assert not await service.probe(DEMO_INSTANCE, "s3")  # the bucket is the job's
+        down = {"error_rate": 1, "error_status": [401], "path_pattern": "^/api/v4/user/account$"}
+        await admin(state, "faults", down)
+        try:
+            with pytest.raises(RemoteError):
+                await service.probe(DEMO_INSTANCE, "dracoon")
+        finally:
+            await admin(state, "faults", {})
+        assert await service.probe(DEMO_INSTANCE, "dracoon")

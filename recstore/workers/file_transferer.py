@@ -19,6 +19,7 @@ from recstore import events
 from recstore.clients.aws import aws_client
 from recstore.clients.configurator import REMOTE as CONFIGURATOR
 from recstore.clients.configurator import ConfiguratorClient
+from recstore.clients.dracoon import REMOTE as DRACOON
 from recstore.clients.http import http_session
 from recstore.clients.s3 import REMOTE as S3
 from recstore.clients.s3 import S3Store
@@ -91,6 +92,19 @@ class TransferService:
 
     async def __aexit__(self, *exc: object) -> None:
         await self._stack.aclose()
+
+    async def probe(self, domain: str, remote: str) -> bool:
+        """Whether ``remote`` answers again for instance ``domain``; False when a probe cannot
+        tell. DRACOON: the instance's account reads its own user record (a login and one
+        call). The configurator's answers are cached, and the S3 bucket is the job's, so
+        those recover with the next job's success or the lapse."""
+        if remote != DRACOON or self.resolver is None or self.accounts is None:
+            return False
+        instance = await self.resolver.resolve(domain)
+        account = self.accounts.account_for(instance.recordings.dracoon)
+        client = await self.accounts.client(account)
+        await client.request("GET", "/v4/user/account")
+        return True
 
     async def run_job(self, job: TransferJob) -> TransferReport:
         lock = self._running.setdefault(job.job_id, asyncio.Lock())
@@ -181,6 +195,7 @@ class FileTransferer:
                 job_id=_job_id,
                 scope=_instance,
                 failure_event=job_failure_event,
+                probe=service.probe,
             )
             await self.consumer.run(stop)
 

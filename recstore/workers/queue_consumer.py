@@ -25,7 +25,8 @@ It also reports unhealthy while its jobs fail on a remote (S3, DRACOON, the conf
 down or refuses the account, see :func:`says_remote_down`), as the monitor's contract asks,
 and healthy again once a job of the same scope succeeds (the scope is the worker's to say,
 e.g. the instance, whose account may be the failing part: a success of another instance says
-nothing about it). While a message that failed so is tried again, the
+nothing about it), or once the remote answers the worker's probe (asked every
+``probe_interval`` while no job retries it). While a message that failed so is tried again, the
 report stands. With no such message left, because the queue's redrive policy moved it to the
 dead-letter queue, the report lapses after the longest retry delay plus a visibility window,
 in which a failed message would have come back. A job that fails for good, or fails on an
@@ -51,6 +52,9 @@ from recstore.workers.base import WorkerHealth
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Message], Awaitable[None]]
+#: Asks ``remote`` whether it answers again for ``scope`` (e.g. a DRACOON login of the
+#: instance's account): True when it does, False when the probe cannot tell.
+Probe = Callable[[str, str], Awaitable[bool]]
 T = TypeVar("T")
 #: The ``outcome`` label values of ``recstore_jobs_total``.
 #: ``done_undeleted``: the job is done but its message's delete failed (SQS down); the message
@@ -78,6 +82,8 @@ class ConsumerSettings:
     poll_backoff_initial: float = 1.0
     #: Short, so the first poll after an SQS outage comes seconds after SQS is back.
     poll_backoff_max: float = 5.0
+    #: How often a remote that jobs failed on is probed while no job retries it.
+    probe_interval: float = 30.0
 
 
 def retry_delay(receive_count: int, settings: ConsumerSettings) -> int:
@@ -100,6 +106,7 @@ class QueueConsumer:
         job_id: Callable[[Message], str] | None = None,
         scope: Callable[[str], str] | None = None,
         failure_event: Callable[[BaseException], events.Event] | None = None,
+        probe: Probe | None = None,
     ) -> None:
         self.name = name
         self._queue = queue
@@ -115,6 +122,11 @@ class QueueConsumer:
         self._failure_event = failure_event or (lambda exc: events.TRANSFER_ERROR)
         #: Messages whose last attempt failed on a remote → the health concern it set.
         self._failed_on_remote: dict[str, str] = {}
+        self._probe = probe
+        #: A failing concern → the remote its last failure named, and when it was probed.
+        self._remote_of: dict[str, str] = {}
+        self._probed_at: dict[str, float] = {}
+        self._probes: dict[str, asyncio.Task[None]] = {}
         self.in_flight: dict[str, asyncio.Task[None]] = {}
         #: message id → job id of the running jobs, for the status page.
         self.job_ids: dict[str, str] = {}
@@ -163,6 +175,7 @@ class QueueConsumer:
                 backoff = self._settings.poll_backoff_initial
                 self._health.ok(POLL)
                 self._lapse_job_failures()
+                self._start_probes()
                 for message in messages:
                     self._start(message)
             if poll is not None:
@@ -174,6 +187,8 @@ class QueueConsumer:
         finally:
             if poll is not None and not poll.done():
                 poll.cancel()
+            for probe in self._probes.values():
+                probe.cancel()
             await self._cancel_all()
 
     async def _abandon_poll(self, poll: asyncio.Task[list[Message]]) -> None:
@@ -291,6 +306,7 @@ class QueueConsumer:
         except Exception as exc:
             if isinstance(exc, RemoteError) and says_remote_down(exc):
                 self._failed_on_remote[message.message_id] = concern
+                self._remote_of[concern] = exc.remote
                 jobs = f"jobs of {scope}" if scope else "jobs"
                 self._health.failing(f"{jobs} fail on {exc.remote}: {exc}", concern)
             else:  # e.g. its source deleted mid-transfer: the remote answered, about this job
@@ -334,6 +350,44 @@ class QueueConsumer:
         concern = self._failed_on_remote.pop(message_id, None)
         if concern is not None and concern not in self._failed_on_remote.values():
             self._health.ok(concern)
+
+    def _start_probes(self) -> None:
+        """Probe each remote jobs failed on, every ``probe_interval``, while no job retries it:
+        a remote that answers again recovers then, not only with the next job's success."""
+        if self._probe is None:
+            return
+        retried = {self._failed_on_remote.get(message_id) for message_id in self.in_flight}
+        now = self._health.clock()
+        failing = self._health.failing_concerns()
+        for recovered in [c for c in self._probed_at if c not in failing]:
+            del self._probed_at[recovered]  # a new failure waits a whole interval again
+        for concern in failing:
+            remote = self._remote_of.get(concern)
+            if remote is None or concern in retried or concern in self._probes:
+                continue
+            if now - self._probed_at.setdefault(concern, now) < self._settings.probe_interval:
+                continue
+            self._probed_at[concern] = now
+            self._probes[concern] = asyncio.create_task(self._probe_once(concern, remote))
+
+    async def _probe_once(self, concern: str, remote: str) -> None:
+        assert self._probe is not None
+        scope = concern.removeprefix(f"{JOBS}:")
+        try:
+            answers = await self._probe(scope, remote)
+        except Exception as exc:  # still down: the report stands
+            log.debug("probe of %s for %r failed: %s", remote, scope, exc)
+            return
+        finally:
+            self._probes.pop(concern, None)
+        if answers and concern in self._health.failing_concerns():
+            self._health.ok(concern)
+            self._probed_at.pop(concern, None)
+            for message_id, set_by in list(self._failed_on_remote.items()):
+                if set_by == concern:
+                    del self._failed_on_remote[message_id]
+            jobs = f"jobs of {scope}" if scope else "jobs"
+            events.emit(log, events.WORKER_STATUS, "%s: %s answers again", jobs, remote)
 
     def _lapse_job_failures(self) -> None:
         """Drop a remote's failure that no job has repeated for as long as a retry can take."""
