@@ -183,6 +183,8 @@ def test_a_killed_daemon_resumes_without_duplicates(setup: Setup) -> None:
     second = (setup.tmp / "daemon-1.log").read_text()
     assert " 15000 " in second  # the daemon's own lines are not the worker's
     assert " 15006 " not in second
+    # The killed upload's channel was recorded, and the job's next attempt cancelled it.
+    assert open_uploads(state) == before
 
 
 def test_the_same_job_sent_twice_at_once_leaves_one_file(setup: Setup) -> None:

@@ -27,7 +27,7 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from pydantic import SecretStr
@@ -77,6 +77,14 @@ class DracoonAccount:
 
 def _unreachable(what: str) -> contextlib.AbstractContextManager[None]:
     return connection_errors(what, REMOTE, DracoonError)
+
+
+class ChannelRecord(Protocol):
+    """Hears of an upload channel while it is open (see :meth:`DracoonClient.upload`)."""
+
+    async def opened(self, upload_id: str) -> None: ...
+
+    async def closed(self, upload_id: str) -> None: ...
 
 
 class DracoonClient:
@@ -374,11 +382,14 @@ class DracoonClient:
         notes: str | None = None,
         file_key: Callable[[], Mapping[str, Any]] | None = None,
         resolution: str = "autorename",
+        channels: ChannelRecord | None = None,
     ) -> dict[str, Any]:
         """Upload ``chunks`` as file ``name``; the new node. The upload is cancelled on failure.
 
         ``file_key`` is called after the last chunk (the GCM tag exists only then) and gives
-        the uploader's encrypted file key, needed in encrypted rooms.
+        the uploader's encrypted file key, needed in encrypted rooms. ``channels`` hears of the
+        channel while it is open (opened, then closed once cancelled or handed over for
+        completion), so that a later attempt can cancel one a killed process left open.
         """
         direct = bool((await self.system_info()).get("useS3Storage"))
         body: dict[str, Any] = {"parentId": parent_id, "name": name, "directS3Upload": direct}
@@ -392,19 +403,31 @@ class DracoonClient:
                 "expireAt": expire_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
             }
         channel = await self.request("POST", "/v4/nodes/files/uploads", json=body)
+        upload_id = str(channel["uploadId"])
+        node: dict[str, Any] | None = None
         try:
+            if channels is not None:
+                await channels.opened(upload_id)
             if not direct:
-                return await self._upload_legacy(channel, name, size, chunks, file_key, resolution)
-            await self._upload_s3(channel, name, size, chunks, file_key, resolution)
+                node = await self._upload_legacy(channel, name, size, chunks, file_key, resolution)
+            else:
+                await self._upload_s3(channel, name, size, chunks, file_key, resolution)
         except BaseException:
-            await asyncio.shield(self._cancel(channel["uploadId"]))
+            await asyncio.shield(self.cancel_upload(upload_id))
+            if channels is not None:
+                await asyncio.shield(channels.closed(upload_id))
             raise
+        if channels is not None:
+            await channels.closed(upload_id)
+        if node is not None:
+            return node
         # DRACOON accepted the parts and now assembles the file. Cancelling from here on could
         # throw away a file it is finishing; if the wait ends first (a timeout, a shutdown),
         # the next attempt of the job finds the finished file by its marker.
         return await self._wait_until_done(channel["uploadId"])
 
-    async def _cancel(self, upload_id: str) -> None:
+    async def cancel_upload(self, upload_id: str) -> None:
+        """Cancel an upload channel (its stored parts go); a failure is logged, not raised."""
         try:
             await self.request("DELETE", f"/v4/nodes/files/uploads/{upload_id}", retry=False)
         except DracoonError as exc:  # DRACOON expires abandoned uploads; say it was left open
