@@ -59,6 +59,7 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "workers/archive_context.py": ("s3",),
         "archive/actions.py": ("s3",),
         "leases.py": ("s3",),  # per-entry locks of applied archive actions
+        "transfer/channels.py": ("s3",),  # open upload channel records, under the lease prefix
     },
     "singletons": {  # DracoonGlobalSharer, VidyoSync, Archiver, Restorer
         "workers/periodic.py": ("s3",),
