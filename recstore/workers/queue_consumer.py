@@ -187,8 +187,11 @@ class QueueConsumer:
         finally:
             if poll is not None and not poll.done():
                 poll.cancel()
-            for probe in self._probes.values():
+            probes = list(self._probes.values())
+            for probe in probes:
                 probe.cancel()
+            if probes:
+                await asyncio.wait(probes)
             await self._cancel_all()
 
     async def _abandon_poll(self, poll: asyncio.Task[list[Message]]) -> None:
