@@ -235,7 +235,7 @@ class FileTransfererSettings(_Section):
         alias="waitTimeSeconds",
         ge=1,
         le=20,
-        description="SQS long-poll wait; stopping waits for an open poll at most this long.",
+        description="SQS long-poll wait; stopping cancels an open poll at once.",
     )
     source_buckets: SourceEntries = Field(
         None,
@@ -387,7 +387,7 @@ class ArchiveActionsSettings(_Section):
         alias="waitTimeSeconds",
         ge=1,
         le=20,
-        description="SQS long-poll wait; stopping waits for an open poll at most this long.",
+        description="SQS long-poll wait; stopping cancels an open poll at once.",
     )
 
 

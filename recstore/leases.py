@@ -80,14 +80,17 @@ class Lease:
             }
         ).encode()
 
-    def _set_held(self, etag: str | None) -> bool:
+    def _set_held(self, etag: str | None, released: bool = False) -> bool:
+        """Record whether we hold the lease; ``released`` when we gave it up ourselves (a
+        clean stop), which is not the failure that losing it to another replica is."""
         was = self.held
         self._etag = etag
         if self._quiet:
             return etag is not None
         metrics.LEASE_HELD.labels(job=self.job).set(1 if etag else 0)
         if was and not etag:
-            events.emit(log, events.WORKER_STATUS, "lease for %s lost", self.job)
+            what = "released" if released else "lost"
+            events.emit(log, events.WORKER_STATUS, "lease for %s %s", self.job, what)
         elif etag and not was:
             events.emit(log, events.WORKER_STATUS, "lease for %s taken", self.job)
         return etag is not None
@@ -143,14 +146,14 @@ class Lease:
         await self.store.put_small(
             self.bucket, self.key, json.dumps(record).encode(), if_match=self._etag
         )
-        self._set_held(None)
+        self._set_held(None, released=True)
 
     async def remove(self) -> None:
         """Give the lease up by deleting its object (for locks that should not linger)."""
         if self._etag is None:
             return
         await self.store.delete(self.bucket, self.key)
-        self._set_held(None)
+        self._set_held(None, released=True)
 
 
 class EntryLocks:

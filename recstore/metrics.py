@@ -34,7 +34,8 @@ WORKER_RUNNING = Gauge(
 )
 JOBS = Counter(
     "recstore_jobs_total",
-    "Queue jobs finished, by worker and outcome (done, retried, dead_lettered, handed_back).",
+    "Queue jobs finished, by worker and outcome "
+    "(done, done_undeleted, retried, dead_lettered, handed_back).",
     ["worker", "outcome"],
 )
 SQS_RECEIVED = Counter(

@@ -60,6 +60,7 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "archive/actions.py": ("s3",),
         "leases.py": ("s3",),  # per-entry locks of applied archive actions
         "workers/accounts.py": ("s3",),  # records the instances it served, beside the leases
+        "transfer/channels.py": ("s3",),  # open upload channel records, under the lease prefix
     },
     "singletons": {  # DracoonGlobalSharer, VidyoSync, Archiver, Restorer
         "workers/periodic.py": ("s3",),

@@ -6,209 +6,32 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import signal
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from dateutil.relativedelta import relativedelta
 
-from recstore.clients.aws import aws_client
-from recstore.clients.s3 import S3Store
-from recstore.clients.sqs import SqsQueue
-from recstore.devstack.appconfig import DEMO_INSTANCE, app_config, instance_document
-from recstore.devstack.seed import aws_settings_from_state, seed_s3
-from tests.conftest import ROOT, StackProcess, daemon_env, faults_injected, set_faults
-from tests.dracoon_helpers import admin, client, downloaded_sha256, stand_in_state
+from recstore.devstack.appconfig import DEMO_INSTANCE
+from tests.conftest import StackProcess, set_faults
+from tests.dracoon_helpers import admin
+from tests.transfer_helpers import (
+    MiB,
+    Setup,
+    decrypted_sha256,
+    files_in,
+    injected,
+    job,
+    open_uploads,
+    seed_instance,
+)
 
 # The daemon as a process against the dev stack: what an operator runs.
 pytestmark = pytest.mark.e2e
-
-MiB = 1024 * 1024
-
-
-def job(
-    domain: str,
-    keys: list[str],
-    targets: list[dict[str, str]] | None = None,
-    meeting: int = 1,
-    type_name: str = "sales call",
-    type_id: int | None = None,
-) -> dict[str, Any]:
-    meeting_type: dict[str, Any] = {"name": type_name, "duration": 60}
-    if type_id is not None:
-        meeting_type["id"] = type_id
-    extra: dict[str, Any] = {"aws.s3": {"bucket": "recordings", "keys": keys}}
-    if targets is not None:
-        extra["dracoon"] = {"targets": targets}
-    return {
-        "storage": {"type": "dracoon", "extra": extra},
-        "meeting": {
-            "id": meeting,
-            "type": meeting_type,
-            "user": {"name": "Host Person", "email": "host@example.com"},
-            "guest": {"name": "Guest Person", "email": "guest@example.com"},
-            "date": "2026-11-22T10:00:00+00:00",
-        },
-        "instance": {"domain": domain},
-    }
-
-
-class Setup:
-    """Fresh queues, a configuration and helpers for one test."""
-
-    def __init__(self, stack: StackProcess, tmp: Path) -> None:
-        self.state = stack.state
-        self.tmp = tmp
-        self.tag = uuid.uuid4().hex[:8]
-        self.work_url, self.dead_url = asyncio.run(self._queues())
-        self.daemons: list[subprocess.Popen[str]] = []
-        self._logs: list[Any] = []
-
-    async def _queues(self) -> tuple[str, str]:
-        async with aws_client(aws_settings_from_state(self.state), "sqs") as sqs:
-            dead = (await sqs.create_queue(QueueName=f"dlq-{self.tag}"))["QueueUrl"]
-            arn = (await sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"]))[
-                "Attributes"
-            ]["QueueArn"]
-            work = await sqs.create_queue(
-                QueueName=f"work-{self.tag}",
-                Attributes={
-                    "RedrivePolicy": json.dumps(
-                        {"deadLetterTargetArn": arn, "maxReceiveCount": "5"}
-                    )
-                },
-            )
-        return work["QueueUrl"], dead
-
-    def config(self, **overrides: Any) -> Path:
-        doc = app_config(self.state, http_port=0)
-        doc["queues"] = {"recordings": self.work_url, "recordings-dlq": self.dead_url}
-        doc["workers"]["FileTransferer"].update({"count": 2, "visibilityTimeout": 10})
-        # Above S3's smallest part: a job's 5 MiB first part, then full chunks, go through
-        # the whole daemon, and the decryption checks prove the uneven parts right.
-        doc["s3"]["chunkSize"] = "6MiB"
-        doc["daemon"].update({"gracePeriod": "2s"})
-        for section, values in overrides.items():
-            doc.setdefault(section, {}).update(values)
-        path = self.tmp / f"app-{len(list(self.tmp.glob('app-*.yaml')))}.yaml"
-        path.write_text(yaml.safe_dump(doc))
-        return path
-
-    def config_with(self, transferer: dict[str, Any], **daemon: Any) -> Path:
-        path = self.config(daemon=daemon)
-        doc = yaml.safe_load(path.read_text())
-        doc["workers"]["FileTransferer"].update(transferer)
-        path.write_text(yaml.safe_dump(doc))
-        return path
-
-    def start(self, config: Path) -> subprocess.Popen[str]:
-        log = (self.tmp / f"daemon-{len(self.daemons)}.log").open("w")
-        self._logs.append(log)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "recstore", "run", "--config", str(config)],
-            cwd=ROOT,
-            env=daemon_env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.daemons.append(proc)
-        return proc
-
-    def logs(self) -> str:
-        return "\n".join(p.read_text() for p in sorted(self.tmp.glob("daemon-*.log")))
-
-    def ask(self, path: str) -> tuple[int, Any] | None:
-        """The latest daemon's answer to ``path`` (/healthcheck, /status.json); None until it
-        listens."""
-        ports = re.findall(r" 15000 .*http_port=(\d+)", self.logs())
-        if not ports:
-            return None
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{ports[-1]}{path}") as answer:
-                return answer.status, json.loads(answer.read())
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read())
-
-    def objects(self, sizes: dict[str, int]) -> dict[str, dict[str, Any]]:
-        specs = [
-            {"key": f"{self.tag}/{name}", "size": size, "seed": size}
-            for name, size in sizes.items()
-        ]
-        created = asyncio.run(seed_s3(self.state, {"objects": specs}))
-        return {c["key"]: c for c in created}
-
-    def send(self, *bodies: str) -> None:
-        async def go() -> None:
-            async with aws_client(aws_settings_from_state(self.state), "sqs") as sqs:
-                for body in bodies:
-                    await SqsQueue(sqs, self.work_url).send(body)
-
-        asyncio.run(go())
-
-    def depth(self, dead: bool = False) -> tuple[int, int]:
-        async def go() -> tuple[int, int]:
-            async with aws_client(aws_settings_from_state(self.state), "sqs") as sqs:
-                return await SqsQueue(sqs, self.dead_url if dead else self.work_url).depth()
-
-        return asyncio.run(go())
-
-    def dead_letters(self) -> list[dict[str, str]]:
-        async def go() -> list[dict[str, str]]:
-            async with aws_client(aws_settings_from_state(self.state), "sqs") as sqs:
-                messages = await SqsQueue(sqs, self.dead_url).receive(10, 1, 30)
-                return [dict(m.attributes, body=m.body) for m in messages]
-
-        return asyncio.run(go())
-
-    def source_exists(self, key: str) -> bool:
-        async def go() -> bool:
-            async with aws_client(aws_settings_from_state(self.state), "s3") as s3:
-                try:
-                    await S3Store(s3).head("recordings", key)
-                except Exception:
-                    return False
-                return True
-
-        return asyncio.run(go())
-
-    def wait(self, condition: Callable[[], bool], patience: float = 90) -> None:
-        deadline = time.monotonic() + patience
-        while not condition():
-            current = (
-                self.daemons[-1] if self.daemons else None
-            )  # earlier ones were stopped on purpose
-            if current is not None and current.poll() is not None:
-                raise AssertionError(
-                    f"daemon exited with {current.returncode}:\n{self.logs()[-3000:]}"
-                )
-            if time.monotonic() > deadline:
-                raise AssertionError(f"condition not met in {patience} s:\n{self.logs()[-3000:]}")
-            time.sleep(0.25)
-
-    def stop_all(self) -> None:
-        for proc in self.daemons:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.daemons:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        for log in self._logs:
-            log.close()
 
 
 @pytest.fixture
@@ -218,38 +41,6 @@ def setup(devstack: StackProcess, tmp_path: Path) -> Iterator[Setup]:
     it.stop_all()
     asyncio.run(admin(devstack.state, "faults", {}))
     asyncio.run(set_faults(devstack.state["s3_proxy_url"], {}))
-
-
-def files_in(state: dict[str, Any], path: str) -> list[dict[str, Any]]:
-    nodes = asyncio.run(stand_in_state(state))["nodes"]
-    return [n for n in nodes if n["type"] == "file" and n["path"].rsplit("/", 1)[0] == path]
-
-
-def open_uploads(state: dict[str, Any]) -> int:
-    return int(asyncio.run(stand_in_state(state))["openUploads"])
-
-
-def decrypted_sha256(state: dict[str, Any], file_id: int, member: str = "alice") -> str:
-    async def go() -> str:
-        async with client(state, member) as reader:
-            return await downloaded_sha256(reader, file_id, True)
-
-    return asyncio.run(go())
-
-
-def injected(url: str) -> int:
-    return asyncio.run(faults_injected(url))
-
-
-def seed_instance(state: dict[str, Any], domain: str, targets: list[dict[str, Any]]) -> None:
-    async def go() -> None:
-        import aiohttp
-
-        document = {"instances": {domain: instance_document(state, targets)}}
-        async with aiohttp.ClientSession() as session:
-            await session.post(f"{state['configurator_url']}/_devstack/seed", json=document)
-
-    asyncio.run(go())
 
 
 def test_jobs_land_decryptable_in_every_target_and_bad_ones_in_the_dlq(setup: Setup) -> None:
@@ -392,6 +183,8 @@ def test_a_killed_daemon_resumes_without_duplicates(setup: Setup) -> None:
     second = (setup.tmp / "daemon-1.log").read_text()
     assert " 15000 " in second  # the daemon's own lines are not the worker's
     assert " 15006 " not in second
+    # The killed upload's channel was recorded, and the job's next attempt cancelled it.
+    assert open_uploads(state) == before
 
 
 def test_the_same_job_sent_twice_at_once_leaves_one_file(setup: Setup) -> None:
@@ -494,3 +287,21 @@ def test_jobs_survive_flaky_dracoon_and_s3_and_a_configurator_outage(setup: Setu
     for key, source in sources.items():
         assert decrypted_sha256(state, landed[key.rsplit("/", 1)[1]]["id"]) == source["sha256"]
     assert setup.depth(dead=True) == (0, 0)
+
+
+def test_an_idle_daemon_exits_cleanly_within_two_seconds_of_sigterm(setup: Setup) -> None:
+    """``docker stop`` kills after 10 s: an idle daemon must not wait for its open long poll
+    (20 s by default, here longer than the grace period, as it was when the pool was cancelled
+    and the daemon exited 1 although no job ran)."""
+    proc = setup.start(setup.config(daemon={"gracePeriod": "10s"}))
+    setup.wait(lambda: setup.ask("/healthcheck") == (200, {"status": "success"}))
+    time.sleep(1)  # the workers' first long polls are open (nothing shows that they are)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(timeout=30)
+    took = time.monotonic() - started
+    assert code == 0, setup.logs()[-3000:]
+    assert took < 2, f"{took:.1f} s"
+    logs = setup.logs()
+    assert "drain finished clean=True" in logs
+    assert "lease for dracoon_global_sharer lost" not in logs

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
@@ -71,6 +72,22 @@ async def test_release_hands_over_at_once(store: S3Store, key: str) -> None:
     assert await a.acquire()
     await a.release()
     assert await b.acquire()
+
+
+async def test_a_released_lease_is_logged_as_released_a_lost_one_as_lost(
+    store: S3Store, key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="recstore.leases")
+    a, b = lease(store, key, ttl=0.5, holder="a"), lease(store, key, ttl=0.5, holder="b")
+    assert await a.acquire()
+    await a.release()  # a clean stop: nothing failed
+    assert "lease for test_job released" in caplog.text
+    assert "lost" not in caplog.text
+    assert await b.acquire()
+    await asyncio.sleep(0.7)  # b stalls past its TTL
+    assert await a.acquire()
+    assert not await b.renew()
+    assert "lease for test_job lost" in caplog.text
 
 
 async def test_entry_locks_keep_one_worker_per_entry_across_replicas(store: S3Store) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -51,6 +53,7 @@ def consumer(
     health: WorkerHealth | None = None,
     job_id: Callable[[Message], str] | None = None,
     scope: Callable[[str], str] | None = None,
+    probe: Callable[[str, str], Awaitable[bool]] | None = None,
     **settings: Any,
 ) -> QueueConsumer:
     """A consumer of the test's queues (or of ``work``/``dead`` given instead)."""
@@ -65,6 +68,7 @@ def consumer(
         health or WorkerHealth(),
         job_id=job_id,
         scope=scope,
+        probe=probe,
     )
 
 
@@ -226,20 +230,35 @@ async def test_a_remote_failure_of_one_scope_is_not_cleared_by_another(queues: Q
         assert sorted(done) == ["a.example.org/2", "b.example.org/1"]
 
 
+async def redrive_after_one_receive(queues: Queues) -> None:
+    """Give the work queue a redrive policy that moves a message received once to the DLQ."""
+    arn = (
+        await queues.client.get_queue_attributes(
+            QueueUrl=queues.dead.url, AttributeNames=["QueueArn"]
+        )
+    )["Attributes"]["QueueArn"]
+    policy = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "1"})
+    await queues.client.set_queue_attributes(
+        QueueUrl=queues.work.url, Attributes={"RedrivePolicy": policy}
+    )
+
+
 async def test_a_remote_failure_no_job_repeats_lapses(queues: Queues) -> None:
     clock = ManualClock()
     health = WorkerHealth(clock=clock)
-    gone = asyncio.Event()
+    attempts: list[int] = []
 
     async def handler(message: Message) -> None:
-        if message.receive_count == 1:
-            raise RemoteError("S3 answered 503", remote="s3", status=503, transient=True)
-        gone.set()
-        raise PermanentJobError("gone for good")  # as if the redrive policy took it away
+        attempts.append(message.receive_count)
+        raise RemoteError("S3 answered 503", remote="s3", status=503, transient=True)
 
+    await redrive_after_one_receive(queues)  # the failed message goes where we never see it
     await queues.work.send("once")
     async with running(consumer(queues, handler, health=health, **QUICK_RETRY)):
-        await asyncio.wait_for(gone.wait(), 10)
+        async with asyncio.timeout(15):
+            while (await queues.dead.depth())[0] == 0:
+                await asyncio.sleep(0.1)
+        assert attempts == [1]
         assert health.detail == "jobs fail on s3: S3 answered 503"
         # not before the failed message could have come back: the longest delay + a window
         clock.advance(2.9)
@@ -248,6 +267,107 @@ async def test_a_remote_failure_no_job_repeats_lapses(queues: Queues) -> None:
         clock.advance(0.2)
         await clock.looked_again()
         assert health.healthy
+
+
+async def test_a_job_failing_on_its_own_missing_object_leaves_health_green(
+    queues: Queues,
+) -> None:
+    """A recording deleted mid-transfer: S3 answers NoSuchKey, then the retry finds no source
+    and fails for good. S3 is up all along."""
+    health = WorkerHealth(clock=ManualClock())  # never moved: nothing lapses here
+    gone = asyncio.Event()
+
+    async def handler(message: Message) -> None:
+        if message.receive_count == 1:
+            raise RemoteError("s3 get: NoSuchKey", remote="s3", status=404, code="NoSuchKey")
+        gone.set()
+        raise PermanentJobError("source s3://recordings/x does not exist")
+
+    seen: list[bool] = []
+    await queues.work.send("deleted mid-transfer")
+    async with running(consumer(queues, handler, health=health, **QUICK_RETRY)):
+        async with asyncio.timeout(15):
+            while not gone.is_set():
+                seen.append(health.healthy)
+                await asyncio.sleep(0.01)
+    assert all(seen), health.detail
+    assert health.healthy
+
+
+async def test_a_job_that_fails_for_good_clears_the_remote_failure_it_reported(
+    queues: Queues,
+) -> None:
+    """Its first attempt met S3 down; the next fails for good: the job is gone, and so is
+    the report (a remote recovers with its next success; this job will not have one)."""
+    health = WorkerHealth(clock=ManualClock())  # never moved: nothing lapses here
+    gone = asyncio.Event()
+
+    async def handler(message: Message) -> None:
+        if message.receive_count == 1:
+            raise RemoteError("S3 answered 503", remote="s3", status=503, transient=True)
+        gone.set()
+        raise PermanentJobError("source s3://recordings/x does not exist")
+
+    await queues.work.send("once")
+    async with running(consumer(queues, handler, health=health, **QUICK_RETRY)):
+        async with asyncio.timeout(15):
+            while health.healthy:
+                await asyncio.sleep(0.02)
+        assert health.detail == "jobs fail on s3: S3 answered 503"
+        await asyncio.wait_for(gone.wait(), 15)
+        async with asyncio.timeout(5):
+            while not health.healthy:
+                await asyncio.sleep(0.02)
+
+
+async def test_a_remote_recovers_with_a_probe_while_no_job_retries_it(queues: Queues) -> None:
+    """DRACOON was down for an instance's job, whose retry is far off: the remote is asked
+    every probe interval, and health turns green once it answers, not 17 minutes later."""
+    clock = ManualClock()
+    health = WorkerHealth(clock=clock)
+    up = False
+    probed: list[tuple[str, str]] = []
+
+    async def probe(scope: str, remote: str) -> bool:
+        probed.append((scope, remote))
+        return up
+
+    async def handler(message: Message) -> None:
+        raise RemoteError("DRACOON answered 503", remote="dracoon", status=503, transient=True)
+
+    worker = consumer(
+        queues,
+        handler,
+        health=health,
+        job_id=lambda m: m.body,
+        scope=lambda job: job.split("/")[0],
+        probe=probe,
+        probe_interval=10,
+        retry_delay_base=600,
+        retry_delay_max=600,
+    )
+    await queues.work.send("a.example.org/1")
+    async with running(worker):
+        async with asyncio.timeout(10):
+            while health.healthy:
+                await asyncio.sleep(0.02)
+        await clock.looked_again(times=2)
+        assert probed == []  # not before the interval
+        clock.advance(11)
+        await until_true(lambda: len(probed) == 1)
+        assert probed == [("a.example.org", "dracoon")]
+        await clock.looked_again(times=2)
+        assert not health.healthy  # it did not answer
+        up = True
+        clock.advance(11)
+        await until_true(lambda: health.healthy)
+        assert probed[-1] == ("a.example.org", "dracoon")
+
+
+async def until_true(condition: Callable[[], bool], patience: float = 15) -> None:
+    async with asyncio.timeout(patience):
+        while not condition():
+            await asyncio.sleep(0.02)
 
 
 async def test_a_remote_failure_stands_while_its_job_is_tried_again(queues: Queues) -> None:
@@ -448,6 +568,46 @@ async def test_a_message_the_dlq_did_not_take_is_not_counted_as_moved(queues: Qu
     assert await queues.work.depth() == (0, 1)  # still in the work queue: it comes back
 
 
+class _DeleteRefused(SqsQueue):
+    """The work queue while SQS fails deletes only (an outage that starts as a job ends)."""
+
+    async def delete(self, message: Message) -> None:
+        raise RemoteError("sqs delete: connection refused", remote="sqs", transient=True)
+
+
+async def test_a_done_job_whose_delete_failed_is_not_counted_as_deleted(
+    queues: Queues, caplog: pytest.LogCaptureFixture
+) -> None:
+    from prometheus_client import REGISTRY
+
+    caplog.set_level(logging.INFO, logger="recstore.workers.queue_consumer")
+    done: list[str] = []
+
+    async def handler(message: Message) -> None:
+        done.append(message.body)
+
+    name = f"delete-down-{next(_names)}"
+    refusing = _DeleteRefused(queues.client, queues.work.url, FAST)
+    worker = consumer(queues, handler, name=name, work=refusing, concurrency=1)
+    label = {"queue": queues.work.url.rsplit("/", 1)[1]}
+
+    def sample(metric: str, labels: dict[str, str]) -> float:
+        return REGISTRY.get_sample_value(metric, labels) or 0.0
+
+    deleted_before = sample("recstore_sqs_deleted_messages_total", label)
+    await queues.work.send("finished, then SQS went down")
+    await run_until(
+        worker,
+        lambda: sample("recstore_jobs_total", {"worker": name, "outcome": "done_undeleted"}) == 1,
+    )
+    assert done == ["finished, then SQS went down"]
+    assert sample("recstore_jobs_total", {"worker": name, "outcome": "done"}) == 0
+    assert sample("recstore_sqs_deleted_messages_total", label) == deleted_before
+    assert "job done but its message could not be deleted" in caplog.text
+    assert "job done" not in [record.getMessage() for record in caplog.records]
+    assert await queues.work.depth() == (0, 1)  # still there: it comes back
+
+
 def test_retry_delay_grows_and_is_capped() -> None:
     settings = ConsumerSettings(concurrency=1, retry_delay_base=30, retry_delay_max=900)
     assert [retry_delay(n, settings) for n in (1, 2, 3, 4, 5, 6, 50)] == [
@@ -461,20 +621,99 @@ def test_retry_delay_grows_and_is_capped() -> None:
     ]
 
 
-async def test_a_poll_open_at_stop_finishes_and_its_messages_are_handed_back(
+async def test_an_idle_consumer_stops_at_once_and_its_abandoned_poll_hides_nothing_long(
     queues: Queues,
 ) -> None:
-    """SQS keeps serving a long poll whose caller went away, so stopping must not cancel it."""
+    """Stopping cancels the open long poll; SQS still serves it, but what it takes then is
+    claimed for ``claim_seconds`` only, not for the visibility window."""
 
     async def never(message: Message) -> None:
         raise AssertionError("no job may start once stopping")
 
-    worker = consumer(queues, never, wait_seconds=3, visibility_timeout=600)
+    worker = consumer(queues, never, wait_seconds=4, visibility_timeout=600, claim_seconds=2)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     await asyncio.sleep(0.5)  # the poll is open
+    stopped = asyncio.get_running_loop().time()
     stop.set()
-    await queues.work.send("arrives during the drain")
     await asyncio.wait_for(task, 10)
-    [message] = await queues.work.receive(10, wait_seconds=1)  # visible again, not hidden 600 s
-    assert message.body == "arrives during the drain"
+    assert asyncio.get_running_loop().time() - stopped < 0.5  # not the poll's 4 s
+    await queues.work.send("arrives after the stop")  # the abandoned poll takes it server-side
+    await asyncio.sleep(0.5)
+    [message] = await queues.work.receive(10, wait_seconds=5)  # back after 2 s, not 600
+    assert message.body == "arrives after the stop"
+
+
+async def test_a_job_handed_back_at_the_end_of_the_grace_is_not_taken_by_our_own_poll(
+    queues: Queues,
+) -> None:
+    """The grace period shorter than the poll's wait: the hand-back happens while the
+    abandoned poll is still open at SQS; it may take the message, but only for the claim."""
+    started = asyncio.Event()
+
+    async def forever(message: Message) -> None:
+        started.set()
+        await asyncio.sleep(3600)
+
+    await queues.work.send("interrupted")
+    worker = consumer(
+        queues, forever, concurrency=2, wait_seconds=10, visibility_timeout=600, claim_seconds=2
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    await asyncio.wait_for(started.wait(), 10)
+    await asyncio.sleep(0.5)  # the next poll (one free slot) is open
+    stop.set()
+    await asyncio.sleep(0.5)  # the grace period
+    task.cancel()  # as the supervisor does when it ends: the job is handed back
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # SQS gives a visible message to an open poll at once; moto's poll looks again each second
+    await asyncio.sleep(1.5)
+    [back] = await queues.work.receive(10, wait_seconds=6)  # by another consumer, in seconds
+    assert back.body == "interrupted"
+
+
+async def test_what_a_poll_brings_is_extended_to_the_window_at_once(queues: Queues) -> None:
+    """The short claim of a poll never lets a running job's message go to another consumer."""
+    starts: list[str] = []
+
+    async def slow(message: Message) -> None:
+        starts.append(message.message_id)
+        await asyncio.sleep(3)  # past the 1 s claim, well inside the 30 s window
+
+    await queues.work.send("long")
+    async with running(consumer(queues, slow, claim_seconds=1, visibility_timeout=30)):
+        async with asyncio.timeout(10):
+            while not starts:
+                await asyncio.sleep(0.05)
+        assert await queues.work.receive(10, wait_seconds=3) == []  # another consumer's poll
+    assert len(starts) == 1
+
+
+def test_the_receive_backoff_is_short_by_default() -> None:
+    """After an SQS outage the next poll comes within seconds of SQS being back."""
+    assert ConsumerSettings(concurrency=1).poll_backoff_max <= 5
+
+
+async def test_the_file_transferers_probe_asks_the_instances_dracoon_account(
+    devstack: StackProcess,
+) -> None:
+    from recstore.config import Settings
+    from recstore.devstack.appconfig import DEMO_INSTANCE, app_config
+    from recstore.workers.file_transferer import TransferService
+    from tests.dracoon_helpers import admin
+
+    state = devstack.state
+    settings = Settings.model_validate(app_config(state, http_port=0))
+    async with TransferService(settings) as service:
+        assert await service.probe(DEMO_INSTANCE, "dracoon")
+        assert not await service.probe(DEMO_INSTANCE, "s3")  # the bucket is the job's
+        down = {"error_rate": 1, "error_status": [401], "path_pattern": "^/api/v4/user/account$"}
+        await admin(state, "faults", down)
+        try:
+            with pytest.raises(RemoteError):
+                await service.probe(DEMO_INSTANCE, "dracoon")
+        finally:
+            await admin(state, "faults", {})
+        assert await service.probe(DEMO_INSTANCE, "dracoon")

@@ -30,7 +30,7 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from pydantic import SecretStr
@@ -81,6 +81,14 @@ class DracoonAccount:
 
 def _unreachable(what: str) -> contextlib.AbstractContextManager[None]:
     return connection_errors(what, REMOTE, DracoonError)
+
+
+class ChannelRecord(Protocol):
+    """Hears of an upload channel while it is open (see :meth:`DracoonClient.upload`)."""
+
+    async def opened(self, upload_id: str) -> None: ...
+
+    async def closed(self, upload_id: str) -> None: ...
 
 
 class DracoonClient:
@@ -430,11 +438,14 @@ class DracoonClient:
         notes: str | None = None,
         file_key: Callable[[], Mapping[str, Any]] | None = None,
         resolution: str = "autorename",
+        channels: ChannelRecord | None = None,
     ) -> dict[str, Any]:
         """Upload ``chunks`` as file ``name``; the new node. The upload is cancelled on failure.
 
         ``file_key`` is called after the last chunk (the GCM tag exists only then) and gives
-        the uploader's encrypted file key, needed in encrypted rooms.
+        the uploader's encrypted file key, needed in encrypted rooms. ``channels`` hears of the
+        channel while it is open (opened, then closed once cancelled or handed over for
+        completion), so that a later attempt can cancel one a killed process left open.
         """
         direct = bool((await self.system_info()).get("useS3Storage"))
         body: dict[str, Any] = {"parentId": parent_id, "name": name, "directS3Upload": direct}
@@ -450,6 +461,8 @@ class DracoonClient:
         channel = await self.request("POST", "/v4/nodes/files/uploads", json=body)
         upload_id = str(channel["uploadId"])
         try:
+            if channels is not None:
+                await channels.opened(upload_id)
             if direct:
                 parts = await self._upload_s3(upload_id, size, chunks)
                 url = f"/v4/nodes/files/uploads/{upload_id}/s3"
@@ -459,9 +472,15 @@ class DracoonClient:
                 url = str(channel["uploadUrl"])  # `token` is deprecated since API 4.3
                 completion = self._completion(name, file_key, resolution)
         except BaseException:
-            await asyncio.shield(self._cancel(upload_id))
+            await asyncio.shield(self.cancel_upload(upload_id))
+            if channels is not None:
+                await asyncio.shield(channels.closed(upload_id))
             raise
-        node = await self._complete(upload_id, url, completion)
+        try:
+            node = await self._complete(upload_id, url, completion)
+        finally:  # handed over: DRACOON closes the channel with the completion
+            if channels is not None:
+                await asyncio.shield(channels.closed(upload_id))
         # DRACOON accepted the completion and assembles the file (S3), or has made it (legacy).
         # Cancelling from here on could throw away a file it is finishing; if the wait ends
         # first (a timeout, a shutdown), the next attempt of the job finds the finished file
@@ -489,7 +508,7 @@ class DracoonClient:
                 )
             except DracoonError as exc:
                 if not exc.transient and exc.error_code != CHANNEL_CLOSED:
-                    await asyncio.shield(self._cancel(upload_id))
+                    await asyncio.shield(self.cancel_upload(upload_id))
                     raise
                 if await self._upload_status(upload_id, exc) == "transfer":
                     raise  # it never arrived: the retry policy sends it again
@@ -515,7 +534,8 @@ class DracoonClient:
             ) from lost
         return str(status.get("status"))
 
-    async def _cancel(self, upload_id: str) -> None:
+    async def cancel_upload(self, upload_id: str) -> None:
+        """Cancel an upload channel (its stored parts go); a failure is logged, not raised."""
         try:
             await self.request("DELETE", f"/v4/nodes/files/uploads/{upload_id}", retry=False)
         except DracoonError as exc:  # DRACOON expires abandoned uploads; say it was left open

@@ -11,14 +11,16 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from recstore.clients.dracoon import DracoonClient
+from recstore.clients.dracoon import ChannelRecord, DracoonClient
 from recstore.crypto import UserPrivateKey
 from recstore.transfer.transferer import Room, StoredFile
 
 
 class DracoonDestination:
-    def __init__(self, client: DracoonClient) -> None:
+    def __init__(self, client: DracoonClient, channels: ChannelRecord | None = None) -> None:
         self.client = client
+        #: Where the job's open upload channels are recorded (None: not recorded).
+        self.channels = channels
 
     async def ensure_room_path(self, parent_id: int, names: Sequence[str]) -> Room:
         node = await self.client.ensure_room_path(parent_id, names)
@@ -49,7 +51,14 @@ class DracoonDestination:
         file_key: Callable[[], Mapping[str, Any]] | None,
     ) -> StoredFile:
         node = await self.client.upload(
-            room.id, name, size, chunks, expire_at=expire_at, notes=marker, file_key=file_key
+            room.id,
+            name,
+            size,
+            chunks,
+            expire_at=expire_at,
+            notes=marker,
+            file_key=file_key,
+            channels=self.channels,
         )
         return StoredFile(int(node["id"]), str(node["name"]), int(node.get("size") or 0))
 

@@ -19,6 +19,8 @@ from recstore import events
 from recstore.clients.aws import aws_client
 from recstore.clients.configurator import REMOTE as CONFIGURATOR
 from recstore.clients.configurator import ConfiguratorClient
+from recstore.clients.dracoon import REMOTE as DRACOON
+from recstore.clients.dracoon import DracoonClient
 from recstore.clients.http import http_session
 from recstore.clients.s3 import REMOTE as S3
 from recstore.clients.s3 import S3Store
@@ -26,6 +28,7 @@ from recstore.clients.sqs import Message, SqsQueue
 from recstore.config import Settings, protected_buckets
 from recstore.errors import RemoteError
 from recstore.progress import PROGRESS
+from recstore.transfer.channels import ChannelLog
 from recstore.transfer.instances import InstanceConfigurationError, InstanceResolver, targets_for
 from recstore.transfer.job import TransferJob, parse_job
 from recstore.transfer.sources import SourcePolicy
@@ -96,6 +99,19 @@ class TransferService:
     async def __aexit__(self, *exc: object) -> None:
         await self._stack.aclose()
 
+    async def probe(self, domain: str, remote: str) -> bool:
+        """Whether ``remote`` answers again for instance ``domain``; False when a probe cannot
+        tell. DRACOON: the instance's account reads its own user record (a login and one
+        call). The configurator's answers are cached, and the S3 bucket is the job's, so
+        those recover with the next job's success or the lapse."""
+        if remote != DRACOON or self.resolver is None or self.accounts is None:
+            return False
+        instance = await self.resolver.resolve(domain)
+        account = self.accounts.account_for(instance.recordings.dracoon)
+        client = await self.accounts.client(account)
+        await client.request("GET", "/v4/user/account")
+        return True
+
     async def run_job(self, job: TransferJob) -> TransferReport:
         lock = self._running.setdefault(job.job_id, asyncio.Lock())
         async with lock:
@@ -116,6 +132,7 @@ class TransferService:
         meeting_type = job.meeting.type
         targets = targets_for(instance, domain, meeting_type.id, job.targets, meeting_type.name)
         client = await self.accounts.client(self.accounts.account_for(dracoon))
+        channels = await self._cancel_left_open(job.job_id, client)
         request = TransferRequest(
             job_id=job.job_id,
             instance=domain,
@@ -125,7 +142,27 @@ class TransferService:
             targets=targets,
             parent_room_id=dracoon.parent_room_id,
         )
-        return await self.transferer.run(request, DracoonDestination(client))
+        return await self.transferer.run(request, DracoonDestination(client, channels))
+
+    async def _cancel_left_open(self, job_id: str, client: DracoonClient) -> ChannelLog | None:
+        """Cancel the upload channels an earlier attempt of the job left open (it was killed
+        mid-upload); this attempt owns the job now. None when leases are off (no bucket)."""
+        leases = self.settings.leases
+        if self.s3 is None or not leases.shared or leases.bucket is None:
+            return None
+        channels = ChannelLog(self.s3, leases.bucket, leases.prefix, job_id)
+        left = await channels.left_open()
+        for upload_id in left:
+            await client.cancel_upload(upload_id)
+        if left:
+            await channels.forget()
+            events.emit(
+                log,
+                events.TRANSFER_STATUS,
+                "cancelled %d upload channel(s) an earlier attempt left open",
+                len(left),
+            )
+        return channels
 
 
 class FileTransferer:
@@ -188,6 +225,7 @@ class FileTransferer:
                 job_id=_job_id,
                 scope=_instance,
                 failure_event=job_failure_event,
+                probe=service.probe,
             )
             await self.consumer.run(stop)
 

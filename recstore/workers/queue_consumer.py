@@ -13,15 +13,25 @@ Rules, in the order a message meets them:
   count; the queue's redrive policy moves a message that keeps failing to the dead-letter queue.
 * Cancellation (the grace period ended): hand the message back at once (visibility 0).
 
+Stopping cancels an open long poll at once, so an idle worker returns in milliseconds. SQS
+keeps serving a poll whose caller went away and may hand it a message nobody will process, so
+every poll claims what it takes for ``claim_seconds`` only (a few seconds) and the consumer
+extends each message it really got to the full window right away: what an abandoned poll took
+is visible again after the claim, a message handed back at stop is never hidden for a window.
+
 While SQS itself cannot be reached, the worker reports unhealthy and polls again with backoff.
 It also reports unhealthy while its jobs fail on a remote (S3, DRACOON, the configurator: a
-:class:`~recstore.errors.RemoteError` after the client's own retries), as the monitor's
-contract asks, and healthy again once a job of the same scope succeeds (the scope is the
-worker's to say, e.g. the instance, whose account may be the failing part: a success of
-another instance says nothing about it). While a message that failed so is tried again, the
+:class:`~recstore.errors.RemoteError` after the client's own retries, that says the remote is
+down or refuses the account, see :func:`says_remote_down`), as the monitor's contract asks,
+and healthy again once a job of the same scope succeeds (the scope is the worker's to say,
+e.g. the instance, whose account may be the failing part: a success of another instance says
+nothing about it), or once the remote answers the worker's probe (asked every
+``probe_interval`` while no job retries it). While a message that failed so is tried again, the
 report stands. With no such message left, because the queue's redrive policy moved it to the
 dead-letter queue, the report lapses after the longest retry delay plus a visibility window,
-in which a failed message would have come back.
+in which a failed message would have come back. A job that fails for good, or fails on an
+answer about its own objects (NoSuchKey), clears the report its earlier attempts set: one
+user deleting one recording does not make the daemon unhealthy.
 """
 
 from __future__ import annotations
@@ -42,9 +52,14 @@ from recstore.workers.base import WorkerHealth
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Message], Awaitable[None]]
+#: Asks ``remote`` whether it answers again for ``scope`` (e.g. a DRACOON login of the
+#: instance's account): True when it does, False when the probe cannot tell.
+Probe = Callable[[str, str], Awaitable[bool]]
 T = TypeVar("T")
 #: The ``outcome`` label values of ``recstore_jobs_total``.
-OUTCOMES = ("done", "retried", "dead_lettered", "handed_back")
+#: ``done_undeleted``: the job is done but its message's delete failed (SQS down); the message
+#: comes back after its window and the job is found done then.
+OUTCOMES = ("done", "done_undeleted", "retried", "dead_lettered", "handed_back")
 #: The health concerns of a consumer: its poll of SQS, and the remotes its jobs need.
 POLL, JOBS = "poll", "jobs"
 
@@ -61,8 +76,14 @@ class ConsumerSettings:
     wait_seconds: int = 20
     retry_delay_base: int = 30
     retry_delay_max: int = 900
+    #: How long a poll hides what it takes before the consumer extends it to the window: all
+    #: a message loses when the poll that took it was abandoned at stop.
+    claim_seconds: int = 5
     poll_backoff_initial: float = 1.0
-    poll_backoff_max: float = 60.0
+    #: Short, so the first poll after an SQS outage comes seconds after SQS is back.
+    poll_backoff_max: float = 5.0
+    #: How often a remote that jobs failed on is probed while no job retries it.
+    probe_interval: float = 30.0
 
 
 def retry_delay(receive_count: int, settings: ConsumerSettings) -> int:
@@ -85,6 +106,7 @@ class QueueConsumer:
         job_id: Callable[[Message], str] | None = None,
         scope: Callable[[str], str] | None = None,
         failure_event: Callable[[BaseException], events.Event] | None = None,
+        probe: Probe | None = None,
     ) -> None:
         self.name = name
         self._queue = queue
@@ -100,6 +122,11 @@ class QueueConsumer:
         self._failure_event = failure_event or (lambda exc: events.TRANSFER_ERROR)
         #: Messages whose last attempt failed on a remote → the health concern it set.
         self._failed_on_remote: dict[str, str] = {}
+        self._probe = probe
+        #: A failing concern → the remote its last failure named, and when it was probed.
+        self._remote_of: dict[str, str] = {}
+        self._probed_at: dict[str, float] = {}
+        self._probes: dict[str, asyncio.Task[None]] = {}
         self.in_flight: dict[str, asyncio.Task[None]] = {}
         #: message id → job id of the running jobs, for the status page.
         self.job_ids: dict[str, str] = {}
@@ -115,9 +142,9 @@ class QueueConsumer:
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until ``stop``; then wait for running jobs (the supervisor bounds the wait).
 
-        A long poll still open when ``stop`` comes is not cancelled: SQS would keep serving it
-        server-side and could hide a message we hand back later for a whole visibility window.
-        It is left to finish (``wait_seconds`` at most) and whatever it brings is handed back.
+        A long poll still open when ``stop`` comes is cancelled: what SQS gives it after we
+        left is hidden for ``claim_seconds`` only (see the module docstring). A poll that had
+        already answered has its messages handed back.
         """
         backoff = self._settings.poll_backoff_initial
         poll: asyncio.Task[list[Message]] | None = None
@@ -134,7 +161,7 @@ class QueueConsumer:
                 finally:
                     stopper.cancel()
                 if not poll.done():
-                    break  # stopping: the poll finishes below, alongside the running jobs
+                    break  # stopping: the open poll is cancelled below, before any hand-back
                 finished, poll = poll, None
                 try:
                     messages = finished.result()
@@ -148,23 +175,33 @@ class QueueConsumer:
                 backoff = self._settings.poll_backoff_initial
                 self._health.ok(POLL)
                 self._lapse_job_failures()
+                self._start_probes()
                 for message in messages:
                     self._start(message)
-            waiting: list[asyncio.Future[Any]] = list(self.in_flight.values())
             if poll is not None:
-                waiting.append(asyncio.ensure_future(self._hand_back_poll(poll)))
+                await self._abandon_poll(poll)
+                poll = None
+            waiting: list[asyncio.Future[Any]] = list(self.in_flight.values())
             if waiting:
                 await asyncio.wait(waiting)
         finally:
             if poll is not None and not poll.done():
                 poll.cancel()
+            probes = list(self._probes.values())
+            for probe in probes:
+                probe.cancel()
+            if probes:
+                await asyncio.wait(probes)
             await self._cancel_all()
 
-    async def _hand_back_poll(self, poll: asyncio.Task[list[Message]]) -> None:
-        try:
-            messages = await poll
-        except RemoteError:
+    async def _abandon_poll(self, poll: asyncio.Task[list[Message]]) -> None:
+        """Cancel a poll open at stop; hand back what it brought if it had answered."""
+        if not poll.done():
+            poll.cancel()
+        await asyncio.wait([poll])  # raises only when this task itself is cancelled
+        if poll.cancelled() or poll.exception() is not None:
             return
+        messages = poll.result()
         for message in messages:
             await _shielded(self._queue.change_visibility(message, 0))
         if messages:
@@ -176,11 +213,34 @@ class QueueConsumer:
             )
 
     async def _receive(self, free: int) -> list[Message]:
+        """Poll with a short claim, then extend what came to the full window.
+
+        A message whose extension failed is left alone: it is visible again once its claim
+        ends, for this consumer or another.
+        """
         messages = await self._queue.receive(
-            free, self._settings.wait_seconds, self._settings.visibility_timeout
+            free, self._settings.wait_seconds, self._settings.claim_seconds
         )
         metrics.SQS_RECEIVED.labels(queue=self._queue_label).inc(len(messages))
-        return messages
+        window = self._settings.visibility_timeout
+        extended = await asyncio.gather(
+            *(self._queue.change_visibility(message, window) for message in messages),
+            return_exceptions=True,
+        )
+        kept: list[Message] = []
+        for message, outcome in zip(messages, extended, strict=True):
+            if isinstance(outcome, BaseException):
+                events.emit(
+                    log,
+                    events.SQS_ERROR,
+                    "message %s received but not claimed (%s): it comes back in %d s",
+                    message.message_id,
+                    outcome,
+                    self._settings.claim_seconds,
+                )
+            else:
+                kept.append(message)
+        return kept
 
     async def _slot_freed(self) -> None:
         await asyncio.wait(list(self.in_flight.values()), return_when=asyncio.FIRST_COMPLETED)
@@ -231,7 +291,7 @@ class QueueConsumer:
             events.emit(log, events.WORKER_STATUS, "job handed back to the queue", job_id=job)
             raise
         except PermanentJobError as exc:
-            self._failed_on_remote.pop(message.message_id, None)
+            self._forget_failure(message.message_id)  # one job's fault, not a remote's
             if await _shielded(acknowledge(self._dead_letter_and_delete(message, str(exc)))):
                 metrics.JOBS.labels(worker=self.name, outcome="dead_lettered").inc()
                 events.emit(
@@ -247,10 +307,13 @@ class QueueConsumer:
                     exc,
                 )
         except Exception as exc:
-            if isinstance(exc, RemoteError):
+            if isinstance(exc, RemoteError) and says_remote_down(exc):
                 self._failed_on_remote[message.message_id] = concern
+                self._remote_of[concern] = exc.remote
                 jobs = f"jobs of {scope}" if scope else "jobs"
                 self._health.failing(f"{jobs} fail on {exc.remote}: {exc}", concern)
+            else:  # e.g. its source deleted mid-transfer: the remote answered, about this job
+                self._forget_failure(message.message_id)
             delay = retry_delay(message.receive_count, self._settings)
             await _shielded(acknowledge(self._queue.change_visibility(message, delay)))
             metrics.JOBS.labels(worker=self.name, outcome="retried").inc()
@@ -266,18 +329,68 @@ class QueueConsumer:
         else:
             self._failed_on_remote.pop(message.message_id, None)
             self._health.ok(concern)
-            await _shielded(acknowledge(self._queue.delete(message)))
-            metrics.SQS_DELETED.labels(queue=self._queue_label).inc()
-            metrics.JOBS.labels(worker=self.name, outcome="done").inc()
-            events.emit(
-                log,
-                events.TRANSFER_STATUS,
-                "job done",
-                seconds=round(time.monotonic() - started, 3),
-            )
+            seconds = round(time.monotonic() - started, 3)
+            if await _shielded(acknowledge(self._queue.delete(message))):
+                metrics.SQS_DELETED.labels(queue=self._queue_label).inc()
+                metrics.JOBS.labels(worker=self.name, outcome="done").inc()
+                events.emit(log, events.TRANSFER_STATUS, "job done", seconds=seconds)
+            else:
+                metrics.JOBS.labels(worker=self.name, outcome="done_undeleted").inc()
+                events.emit(
+                    log,
+                    events.SQS_ERROR,
+                    "job done but its message could not be deleted; it comes back after "
+                    "visibilityTimeout and is found done then",
+                    seconds=seconds,
+                )
         finally:
             heartbeat.cancel()
             events.job_var.reset(token)
+
+    def _forget_failure(self, message_id: str) -> None:
+        """The message's last failure was not the remote's: drop the concern it set, unless
+        another message's failure holds it too."""
+        concern = self._failed_on_remote.pop(message_id, None)
+        if concern is not None and concern not in self._failed_on_remote.values():
+            self._health.ok(concern)
+
+    def _start_probes(self) -> None:
+        """Probe each remote jobs failed on, every ``probe_interval``, while no job retries it:
+        a remote that answers again recovers then, not only with the next job's success."""
+        if self._probe is None:
+            return
+        retried = {self._failed_on_remote.get(message_id) for message_id in self.in_flight}
+        now = self._health.clock()
+        failing = self._health.failing_concerns()
+        for recovered in [c for c in self._probed_at if c not in failing]:
+            del self._probed_at[recovered]  # a new failure waits a whole interval again
+        for concern in failing:
+            remote = self._remote_of.get(concern)
+            if remote is None or concern in retried or concern in self._probes:
+                continue
+            if now - self._probed_at.setdefault(concern, now) < self._settings.probe_interval:
+                continue
+            self._probed_at[concern] = now
+            self._probes[concern] = asyncio.create_task(self._probe_once(concern, remote))
+
+    async def _probe_once(self, concern: str, remote: str) -> None:
+        assert self._probe is not None
+        scope = concern.removeprefix(f"{JOBS}:")
+        try:
+            answers = await self._probe(scope, remote)
+        except Exception as exc:  # still down: the report stands
+            log.debug("probe of %s for %r failed: %s", remote, scope, exc)
+            return
+        finally:
+            self._probes.pop(concern, None)
+        if answers and concern in self._health.failing_concerns():
+            self._health.ok(concern)
+            self._probed_at.pop(concern, None)
+            for message_id, set_by in list(self._failed_on_remote.items()):
+                if set_by == concern:
+                    del self._failed_on_remote[message_id]
+            jobs = f"jobs of {scope}" if scope else "jobs"
+            events.emit(log, events.WORKER_STATUS, "%s: %s answers again", jobs, remote)
 
     def _lapse_job_failures(self) -> None:
         """Drop a remote's failure that no job has repeated for as long as a retry can take."""
@@ -317,6 +430,24 @@ class QueueConsumer:
                 await self._queue.change_visibility(message, window)
             except RemoteError as exc:
                 events.emit(log, events.SQS_ERROR, "visibility extension failed: %s", exc)
+
+
+#: Statuses that say the remote is there and refuses the job's own request (a missing object,
+#: a conflict, a bad request): the job's fault, not the remote's. 401/403 (the account),
+#: 408/429 and 5xx say the remote is unusable for every job of the scope.
+_JOB_STATUSES = frozenset(range(400, 500)) - {401, 403, 408, 429}
+#: Codes of a failure about the job's objects when no status says so.
+_JOB_CODES = frozenset({"NoSuchKey", "NoSuchUpload", "NoSuchVersion", "InvalidObjectState"})
+
+
+def says_remote_down(exc: RemoteError) -> bool:
+    """Whether a job's failure says its remote is down (health red) or only that the job
+    cannot succeed there (e.g. NoSuchKey: its recording was deleted mid-transfer)."""
+    if exc.transient:
+        return True
+    if exc.status is not None:
+        return exc.status not in _JOB_STATUSES
+    return str(exc.code) not in _JOB_CODES
 
 
 async def _first_of(work: Awaitable[T], stop: Awaitable[object]) -> T | None:

@@ -1,0 +1,64 @@
+"""The DRACOON upload channels a job has open, recorded in S3 while they are open.
+
+DRACOON lists nobody's open upload channels, and a killed upload leaves its channel open (and
+its parts stored) until the server expires it. So each channel a job opens is recorded under
+``<leases.prefix>uploads/<job>.json`` in the lease bucket as it opens and dropped as it closes
+(cancelled, or its parts handed over for completion). The job's next attempt, on whichever
+replica SQS gives it to, owns the job: it cancels what the record still lists, left by an
+attempt that died. Recording is best effort: when S3 refuses, the channel is left to
+DRACOON's expiry, as it was before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+
+from recstore import events
+from recstore.clients.s3 import S3Store
+
+log = logging.getLogger(__name__)
+
+
+class ChannelLog:
+    """The record of one job's open upload channels (upload ids)."""
+
+    def __init__(self, store: S3Store, bucket: str, prefix: str, job_id: str) -> None:
+        self._store = store
+        self._bucket = bucket
+        digest = hashlib.sha256(job_id.encode()).hexdigest()[:32]
+        self.key = f"{prefix}uploads/{digest}.json"
+
+    async def left_open(self) -> list[str]:
+        """The channels an earlier attempt of the job recorded and never closed."""
+        try:
+            found = await self._store.get_small(self._bucket, self.key)
+        except Exception as exc:
+            events.emit(log, events.STORAGE_ERROR, "open upload record unreadable: %s", exc)
+            return []
+        if found is None:
+            return []
+        try:
+            ids = json.loads(found[0])
+        except ValueError:
+            return []
+        return [str(i) for i in ids] if isinstance(ids, list) else []
+
+    async def opened(self, upload_id: str) -> None:
+        await self._write([*await self.left_open(), upload_id])
+
+    async def closed(self, upload_id: str) -> None:
+        await self._write([i for i in await self.left_open() if i != upload_id])
+
+    async def forget(self) -> None:
+        await self._write([])
+
+    async def _write(self, ids: list[str]) -> None:
+        try:
+            if ids:
+                await self._store.put_small(self._bucket, self.key, json.dumps(ids).encode())
+            else:
+                await self._store.delete(self._bucket, self.key)
+        except Exception as exc:  # the channel is left to DRACOON's expiry, as before
+            events.emit(log, events.STORAGE_ERROR, "open upload record not written: %s", exc)
