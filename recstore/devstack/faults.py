@@ -33,7 +33,10 @@ class FaultPlan:
     faults are injected in all (``None``: no limit), which lets a test say "the next two uploads
     fail" deterministically with a rate of 1. ``cut_after`` lets the answer start and drops the
     connection after that many bytes of its body: a download broken off mid-way (honoured by
-    the stand-ins that stream answers, see :meth:`FaultInjector.cut_point`).
+    the stand-ins that stream answers, see :meth:`FaultInjector.cut_point`). ``damage_at``
+    flips one byte of the request's body at that offset on its way through (honoured by the S3
+    proxy, see :meth:`FaultInjector.damage_point`): a part damaged in flight, which only a
+    checksum can tell.
     """
 
     latency_ms: int = 0
@@ -42,6 +45,7 @@ class FaultPlan:
     retry_after: int | None = None
     drop_rate: float = 0.0
     cut_after: int | None = None
+    damage_at: int | None = None
     path_pattern: str = ""
     methods: frozenset[str] = frozenset()
     count: int | None = None
@@ -58,6 +62,7 @@ class FaultPlan:
             "retry_after",
             "drop_rate",
             "cut_after",
+            "damage_at",
             "path_pattern",
             "methods",
             "count",
@@ -73,6 +78,7 @@ class FaultPlan:
             retry_after=None if data.get("retry_after") is None else int(data["retry_after"]),
             drop_rate=float(data.get("drop_rate", 0.0)),
             cut_after=None if data.get("cut_after") is None else int(data["cut_after"]),
+            damage_at=None if data.get("damage_at") is None else int(data["damage_at"]),
             path_pattern=str(data.get("path_pattern", "")),
             methods=frozenset(m.upper() for m in data.get("methods", [])),
             count=None if data.get("count") is None else int(data["count"]),
@@ -95,6 +101,7 @@ class FaultPlan:
             "retry_after": self.retry_after,
             "drop_rate": self.drop_rate,
             "cut_after": self.cut_after,
+            "damage_at": self.damage_at,
             "path_pattern": self.path_pattern,
             "methods": sorted(self.methods),
             "count": self.count,
@@ -155,6 +162,15 @@ class FaultInjector:
         """Body bytes to send before :meth:`cut`, when the plan cuts this answer short."""
         plan = self.plan
         return plan.cut_after if plan.cut_after is not None and plan.applies_to(request) else None
+
+    def damage_point(self, request: web.Request) -> int | None:
+        """The offset in the request's body of the byte to flip, when the plan damages it (one
+        injected fault)."""
+        plan = self.plan
+        if plan.damage_at is None or not plan.applies_to(request):
+            return None
+        plan.injected += 1
+        return plan.damage_at
 
     def cut(self, request: web.Request) -> NoReturn:
         """Drop the connection mid-answer (at the :meth:`cut_point`)."""
