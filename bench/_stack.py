@@ -29,9 +29,17 @@ from recstore.config import AwsSettings
 from recstore.devstack.stack import up_command
 
 ROOT = Path(__file__).resolve().parents[1]
+#: ``BENCH_QUICK=1``: every script runs small (a smoke run of a few minutes in all, which CI
+#: can afford); it proves the scripts work and asserts nothing about speed.
+QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
 KEY, SECRET = "bench", "bench-secret"
 MB = 1e6
 _TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def setting(name: str, full: str, quick: str) -> str:
+    """``$name`` if set, else the quick run's value under ``BENCH_QUICK=1``, else the full one."""
+    return os.environ.get(name) or (quick if QUICK else full)
 
 
 def work_dir(prefix: str, need: int) -> Path:

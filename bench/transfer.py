@@ -38,7 +38,18 @@ from typing import Any
 
 import aiohttp
 import yaml
-from _stack import KEY, MB, ROOT, SECRET, CpuMeter, Stack, free_port, peak_rss_mib, work_dir
+from _stack import (
+    KEY,
+    MB,
+    ROOT,
+    SECRET,
+    CpuMeter,
+    Stack,
+    free_port,
+    peak_rss_mib,
+    setting,
+    work_dir,
+)
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from pydantic import SecretStr
 
@@ -308,8 +319,8 @@ def target_ratios(rates: dict[str, float]) -> list[tuple[str, float, float]]:
 
 
 def main() -> None:
-    sizes = [parse_size(s) for s in os.environ.get("BENCH_SIZES", "1GiB,4GiB").split(",")]
-    rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
+    sizes = [parse_size(s) for s in setting("BENCH_SIZES", "1GiB,4GiB", "64MiB").split(",")]
+    rounds = int(setting("BENCH_ROUNDS", "3", "1"))
     # the objects, one phase's uploads and rclone crypt's copy of the largest, in RAM if it fits
     work = work_dir("recstore-bench-", need=sum(sizes) + 2 * max(sizes) + 2**30)
     bench = Bench(work)
