@@ -31,7 +31,7 @@ from recstore.transfer.job import TransferJob, parse_job
 from recstore.transfer.transferer import Transferer, TransferReport, TransferRequest
 from recstore.workers.accounts import AccountPool, ServedInstances
 from recstore.workers.base import WorkerHealth
-from recstore.workers.dracoon_destination import DracoonDestination
+from recstore.workers.dracoon_destination import DracoonDestination, RoomPaths
 from recstore.workers.queue_consumer import ConsumerSettings, QueueConsumer
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,8 @@ class TransferService:
         self.s3: S3Store | None = None
         self.sqs: Any = None
         self.accounts: AccountPool | None = None
+        #: Room paths resolved by earlier jobs, for every account (no lookup per job).
+        self.rooms = RoomPaths()
         self.resolver: InstanceResolver | None = None
         self.transferer: Transferer | None = None
         self.served: ServedInstances | None = None
@@ -118,7 +120,7 @@ class TransferService:
             targets=targets,
             parent_room_id=dracoon.parent_room_id,
         )
-        return await self.transferer.run(request, DracoonDestination(client))
+        return await self.transferer.run(request, DracoonDestination(client, self.rooms))
 
 
 class FileTransferer:
