@@ -5,6 +5,10 @@ on and off per test without restarting the process. Each stand-in mounts the sam
 the same admin route (``POST /_devstack/faults``), so a test drives every remote the same way.
 
 Faults are chosen with a seeded random generator so a failing test can be replayed.
+
+The same middleware counts the requests each stand-in served, by endpoint (``GET
+/_devstack/requests``; ``POST`` there starts the count again): what benchmarks report as
+requests per job.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -129,15 +134,32 @@ def _statuses(value: Any) -> tuple[int, ...]:
     return statuses
 
 
-class FaultInjector:
-    """Holds the current plan and applies it to every non-admin request."""
+#: Path segments that name one object (numbers, upload ids, tokens): counted as one endpoint.
+_ID_SEGMENT = re.compile(r"/(?:\d+|[0-9a-fA-F-]{16,}|[A-Za-z0-9_-]{32,})(?=/|$)")
 
-    def __init__(self, error_body: Callable[[int], web.Response] | None = None) -> None:
+
+def endpoint_of(request: web.Request) -> str:
+    """``METHOD /path`` with ids in the path as ``{id}``: the endpoint a request counts for."""
+    return f"{request.method} {_ID_SEGMENT.sub('/{id}', request.path)}"
+
+
+class FaultInjector:
+    """Holds the current plan and applies it to every non-admin request; counts them."""
+
+    def __init__(
+        self,
+        error_body: Callable[[int], web.Response] | None = None,
+        endpoint: Callable[[web.Request], str] = endpoint_of,
+    ) -> None:
         self.plan = FaultPlan()
         self._error_body = error_body or _default_error
+        self._endpoint = endpoint
+        self.requests: Counter[str] = Counter()
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not request.path.startswith(ADMIN_PREFIX):
+            self.requests[self._endpoint(request)] += 1
         plan = self.plan
         if not plan.applies_to(request):
             return await handler(request)
@@ -187,11 +209,20 @@ class FaultInjector:
     async def handle_get(self, request: web.Request) -> web.Response:
         return web.json_response(self.plan.to_json())
 
+    async def requests_get(self, request: web.Request) -> web.Response:
+        return web.json_response(dict(self.requests))
+
+    async def requests_reset(self, request: web.Request) -> web.Response:
+        counted, self.requests = dict(self.requests), Counter()
+        return web.json_response(counted)
+
     def install(self, app: web.Application) -> None:
         """Mount the middleware and ``GET/POST /_devstack/faults`` on ``app``."""
         app.middlewares.append(self.middleware)
         app.router.add_get(ADMIN_PREFIX + "faults", self.handle_get)
         app.router.add_post(ADMIN_PREFIX + "faults", self.handle_set)
+        app.router.add_get(ADMIN_PREFIX + "requests", self.requests_get)
+        app.router.add_post(ADMIN_PREFIX + "requests", self.requests_reset)
 
 
 def _drop(request: web.Request) -> NoReturn:

@@ -92,12 +92,33 @@ async def _damaged(content: aiohttp.StreamReader, at: int) -> AsyncIterator[byte
         yield piece
 
 
+def aws_operation(request: web.Request) -> str:
+    """The S3 or SQS operation a request through the proxy is, for counting: SQS's from its
+    ``X-Amz-Target`` (the JSON protocol botocore speaks), S3's from method and query."""
+    target = request.headers.get("X-Amz-Target", "")
+    if target:
+        return f"SQS {target.rsplit('.', 1)[-1]}"
+    query = request.query.keys()
+    if "uploadId" in query:
+        steps = {
+            "PUT": "UploadPart",
+            "POST": "CompleteMultipartUpload",
+            "DELETE": "AbortMultipartUpload",
+            "GET": "ListParts",
+        }
+        return f"S3 {steps.get(request.method, request.method)}"
+    if "uploads" in query:
+        return "S3 CreateMultipartUpload"
+    names = {"GET": "GetObject", "HEAD": "HeadObject", "PUT": "PutObject", "DELETE": "DeleteObject"}
+    return f"S3 {names.get(request.method, request.method)}"
+
+
 class S3FaultProxy:
     name = "s3proxy"
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
-        self.faults = FaultInjector(error_body=s3_error)
+        self.faults = FaultInjector(error_body=s3_error, endpoint=aws_operation)
         self.base_url = ""
         self._session: aiohttp.ClientSession | None = None
         self.archived: dict[tuple[str, str], ArchivedObject] = {}
