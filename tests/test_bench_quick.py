@@ -2,8 +2,8 @@
 ``BENCH_QUICK=1`` (small sizes, a smoke run). Nothing is asserted about speed, only that each
 script finishes and that what it checks of the results holds (every byte, every entry).
 
-The others (``bench/transfer.py`` and ``bench/pool_rss.py``) take 30 s or more each even
-when quick; ``BENCH_QUICK=1 make bench`` runs them all in a few minutes.
+The others (``bench/transfer.py``, ``bench/pool_rss.py``, ``bench/jobs.py``) take 30 s to a
+minute each even when quick; ``BENCH_QUICK=1 make bench`` runs them all in a few minutes.
 """
 
 from __future__ import annotations
@@ -51,3 +51,12 @@ def test_archive_runs_quick_and_its_copy_is_whole(tmp_path: Path) -> None:
     recstore command's row to say DONE."""
     out = run_quick("archive.py", tmp_path)
     assert "targets at 64 MiB: b/p" in out
+
+
+def test_planner_runs_quick_and_sends_a_message_per_planned_action(tmp_path: Path) -> None:
+    out = run_quick("planner.py", tmp_path)
+    rows = [line.split() for line in out.splitlines() if line.strip().startswith(("5,", "20,"))]
+    assert len(rows) == 2, out
+    for row in rows:
+        planned = sum(int(part.split(":")[1]) for part in row[-1].split(","))
+        assert int(row[4].replace(",", "")) == planned  # every planned action is one message
