@@ -471,7 +471,9 @@ def share_keys(config_path: Path | None, room_id: int | None, dry_run: bool) -> 
 
     async def run() -> Any:
         async with contextlib.AsyncExitStack() as stack:
-            session = await stack.enter_async_context(http_session(settings.dracoon.timeout))
+            session = await stack.enter_async_context(
+                http_session(settings.dracoon.timeout, ca_file=settings.dracoon.ca_file)
+            )
             pool = AccountPool(settings.dracoon, session)
             stack.push_async_callback(pool.close)
             store = None

@@ -75,7 +75,9 @@ class TransferService:
             aws_client(settings.aws, "s3", max_pool_connections=pool)
         )
         self.sqs = await stack.enter_async_context(aws_client(settings.aws, "sqs"))
-        session = await stack.enter_async_context(http_session(settings.dracoon.timeout))
+        session = await stack.enter_async_context(
+            http_session(settings.dracoon.timeout, ca_file=settings.dracoon.ca_file)
+        )
         self.s3 = S3Store(s3_client)
         configurator = (
             ConfiguratorClient(settings.configurator, session)
