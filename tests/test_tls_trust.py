@@ -4,98 +4,25 @@ same server is refused."""
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
-import ssl
+import json
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from pydantic import SecretStr
 
 from recstore.clients.aws import aws_client
 from recstore.clients.http import http_session
 from recstore.clients.s3 import S3Store
 from recstore.config import AwsSettings
+from recstore.devstack.stack import up_command
+from recstore.devstack.tls import throwaway_ca
 from recstore.errors import RemoteError
 from tests.archive_helpers import FAST
-
-
-def _name(common: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
-
-
-def throwaway_ca(directory: Path) -> tuple[Path, ssl.SSLContext]:
-    """A CA's PEM file, and a server context for 127.0.0.1 with a certificate it signed."""
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(_name("recstore test CA"))
-        .issuer_name(_name("recstore test CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name("127.0.0.1"))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    ca_file = directory / "ca.pem"
-    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    cert_file, key_file = directory / "server.pem", directory / "server.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert_file, key_file)
-    return ca_file, context
+from tests.conftest import clean_env, until
 
 
 async def answer(request: web.Request) -> web.Response:
@@ -105,7 +32,8 @@ async def answer(request: web.Request) -> web.Response:
 
 @pytest.fixture
 async def tls_server(tmp_path: Path) -> AsyncIterator[tuple[str, Path]]:
-    ca_file, context = throwaway_ca(tmp_path)
+    made = throwaway_ca(tmp_path)
+    ca_file, context = made.ca_file, made.server_context()
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", answer)
     runner = web.AppRunner(app)
@@ -153,3 +81,35 @@ async def test_dracoon_sessions_trust_the_ca_file_of_their_settings(
     async with http_session(10) as http:
         with pytest.raises(aiohttp.ClientConnectorCertificateError):
             await http.get(url + "/x")
+
+
+@pytest.mark.e2e
+async def test_the_dev_stack_serves_its_stand_ins_over_https(tmp_path: Path) -> None:
+    made = throwaway_ca(tmp_path / "tls")
+    state_file = tmp_path / "state.json"
+    log = tmp_path / "devstack.log"
+    with log.open("w") as errors:  # the child keeps its own copy of the file
+        proc = subprocess.Popen(
+            up_command(state_file, tmp_path / "data", (made.cert_file, made.key_file)),
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+            env=clean_env(),
+        )
+    try:
+
+        async def written() -> bool:
+            assert proc.poll() is None, log.read_text()
+            return state_file.exists()
+
+        await until(written, 60)
+        state = json.loads(state_file.read_text())
+        url = state["dracoon_url"]
+        assert url.startswith("https://127.0.0.1:")
+        async with (
+            http_session(10, ca_file=made.ca_file) as http,
+            http.get(f"{url}/api/v4/public/system/info") as got,
+        ):
+            assert got.status == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
