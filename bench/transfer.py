@@ -36,7 +36,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import yaml
 from _stack import (
     KEY,
@@ -79,8 +78,8 @@ def make_object(path: Path, size: int) -> None:
 
 
 class Bench(Stack):
-    def __init__(self, work: Path) -> None:
-        super().__init__(work, buckets=("recordings",))
+    def __init__(self, work: Path, tls: bool = False) -> None:
+        super().__init__(work, buckets=("recordings",), tls=tls)
 
     def account(self) -> DracoonAccount:
         s = self.state
@@ -94,7 +93,7 @@ class Bench(Stack):
         )
 
     async def plain_room(self) -> int:
-        async with aiohttp.ClientSession() as session:
+        async with self.http() as session:
             seed = {
                 "rooms": [
                     {
@@ -114,7 +113,7 @@ class Bench(Stack):
 
     async def clear_uploads(self, room: int) -> None:
         """Remove what (b), (p) and (c) uploaded: the stand-in keeps bytes, in RAM here."""
-        async with DracoonClient(self.account()) as dracoon:
+        async with self.http() as http, DracoonClient(self.account(), http) as dracoon:
             doomed = [node["id"] async for node in dracoon.nodes(room)]
             e2e = await dracoon.child_named(self.state["dracoon_parent_room_id"], "Bench e2e")
             if e2e is not None:
@@ -151,7 +150,7 @@ class Bench(Stack):
                 while n := source.readinto(buffer):
                     yield memoryview(buffer)[:n]
 
-        async with DracoonClient(self.account()) as dracoon:
+        async with self.http() as http, DracoonClient(self.account(), http) as dracoon:
             started = time.perf_counter()
             await dracoon.upload(room, f"raw-{path.name}", size, chunks())
             return size / (time.perf_counter() - started) / MB
@@ -160,7 +159,8 @@ class Bench(Stack):
     async def pass_through(self, key: str, room: int) -> float:
         async with (
             aws_client(self.s3_settings, "s3") as client,
-            DracoonClient(self.account()) as dracoon,
+            self.http() as http,
+            DracoonClient(self.account(), http) as dracoon,
         ):
             started = time.perf_counter()
             answer = await client.get_object(Bucket="recordings", Key=key)
@@ -246,7 +246,8 @@ class Bench(Stack):
             **os.environ,
             "RCLONE_CONFIG_SRC_TYPE": "s3",
             "RCLONE_CONFIG_SRC_PROVIDER": "Other",
-            "RCLONE_CONFIG_SRC_ENDPOINT": f"http://127.0.0.1:{self.s3_port}",
+            "RCLONE_CONFIG_SRC_ENDPOINT": self.s3_url,
+            **({"RCLONE_CA_CERT": str(self.tls.ca_file)} if self.tls else {}),
             "RCLONE_CONFIG_SRC_ACCESS_KEY_ID": KEY,
             "RCLONE_CONFIG_SRC_SECRET_ACCESS_KEY": SECRET,
             "RCLONE_CONFIG_CRYPT_TYPE": "crypt",
@@ -323,7 +324,8 @@ def main() -> None:
     rounds = int(setting("BENCH_ROUNDS", "3", "1"))
     # the objects, one phase's uploads and rclone crypt's copy of the largest, in RAM if it fits
     work = work_dir("recstore-bench-", need=sum(sizes) + 2 * max(sizes) + 2**30)
-    bench = Bench(work)
+    tls = os.environ.get("BENCH_TLS", "") not in ("", "0")
+    bench = Bench(work, tls=tls)
     results: dict[int, dict[str, Any]] = {}
     try:
         for size in sizes:
@@ -389,6 +391,13 @@ def main() -> None:
             + f"; peak RSS {result['rss']:.0f} MiB (< {limit:.0f}) {verdict[result['rss'] < limit]}"
         )
     print(f"peak RSS spread {spread * 100:.1f} % (<= 10 %) {verdict[spread <= 0.1]}")
+    transport = "TLS (S3 and DRACOON over https, BENCH_TLS=1)" if tls else "plain http"
+    for size, result in results.items():
+        own = result["meters"]["c"].spent.get("recstore", 0.0) / (size / 1e9)
+        goal = f"; goal <= 1.0 {verdict[own <= 1.0]}" if tls else ""
+        print(
+            f"{size / 2**30:>6.2f}Gi recstore's own CPU in (c) on {transport}: {own:.2f} s/GB{goal}"
+        )
 
 
 if __name__ == "__main__":
