@@ -23,15 +23,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from pydantic import SecretStr
 
+from recstore.clients.http import http_session
 from recstore.config import AwsSettings
 from recstore.devstack.stack import up_command
+from recstore.devstack.tls import Certificates, throwaway_ca
 
 ROOT = Path(__file__).resolve().parents[1]
+#: ``BENCH_QUICK=1``: every script runs small (a smoke run of a few minutes in all, which CI
+#: can afford); it proves the scripts work and asserts nothing about speed.
+QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
 KEY, SECRET = "bench", "bench-secret"
 MB = 1e6
 _TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def setting(name: str, full: str, quick: str) -> str:
+    """``$name`` if set, else the quick run's value under ``BENCH_QUICK=1``, else the full one."""
+    return os.environ.get(name) or (quick if QUICK else full)
 
 
 def work_dir(prefix: str, need: int) -> Path:
@@ -248,12 +259,13 @@ class HotMemory:
 
 
 def start_devstack(
-    work: Path, data_dir: Path | None = None
+    work: Path, data_dir: Path | None = None, tls: Certificates | None = None
 ) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
-    """``recstore devstack up`` in the background; the process and its state once it answers."""
+    """``recstore devstack up`` in the background (its stand-ins on HTTPS with ``tls``); the
+    process and its state once it answers."""
     state_file = work / "state.json"
     proc = subprocess.Popen(
-        up_command(state_file, data_dir),
+        up_command(state_file, data_dir, (tls.cert_file, tls.key_file) if tls else None),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         cwd=ROOT,
@@ -268,10 +280,17 @@ def start_devstack(
 
 
 class Stack:
-    """``rclone serve s3`` on a folder plus ``recstore devstack up``, stopped together."""
+    """``rclone serve s3`` on a folder plus ``recstore devstack up``, stopped together.
 
-    def __init__(self, work: Path, buckets: tuple[str, ...]) -> None:
+    With ``tls`` (``BENCH_TLS=1``), both serve HTTPS with a certificate of a CA made at start
+    (:func:`recstore.devstack.tls.throwaway_ca`), which recstore trusts through its settings
+    (``aws.caBundle``, ``dracoon.caFile``) and the bench's own clients through theirs.
+    """
+
+    def __init__(self, work: Path, buckets: tuple[str, ...], tls: bool = False) -> None:
         self.work = work
+        self.tls = throwaway_ca(work / "tls") if tls else None
+        self.scheme = "https" if tls else "http"
         self.s3_root = work / "s3"
         self.buckets = buckets
         self.rclone = shutil.which("rclone", path=str(Path(sys.executable).parent)) or "rclone"
@@ -294,12 +313,16 @@ class Stack:
         # inside the clock, lost half its rate in such a round; (a) HEADs before its clock.
         # S3 keeps the ETag with the object, so the cache lasts the whole run here.
         command = [self.rclone, "serve", "s3", "--addr", address, "--auth-key", auth]
+        if self.tls is not None:
+            command += ["--cert", str(self.tls.cert_file), "--key", str(self.tls.key_file)]
         self.procs["rclone"] = subprocess.Popen(
             [*command, "--buffer-size", "0", "--dir-cache-time", "24h", str(self.s3_root)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        self.procs["devstack"], self.state = start_devstack(self.work, self.work / "devstack")
+        self.procs["devstack"], self.state = start_devstack(
+            self.work, self.work / "devstack", self.tls
+        )
         wait_port(self.s3_port)
 
     def stop(self) -> None:
@@ -311,6 +334,14 @@ class Stack:
             except subprocess.TimeoutExpired:
                 proc.kill()
 
+    @property
+    def s3_url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.s3_port}"
+
+    def http(self) -> aiohttp.ClientSession:
+        """A session for the bench's own calls to the stand-ins (trusting the CA in TLS mode)."""
+        return http_session(60, ca_file=self.tls.ca_file if self.tls else None)
+
     def meter(self, **more: int) -> CpuMeter:
         """A CPU meter over rclone, the dev stack and ``more`` (name=pid), plus this process."""
         return CpuMeter({**{name: p.pid for name, p in self.procs.items()}, **more})
@@ -319,12 +350,16 @@ class Stack:
     def s3_settings(self) -> AwsSettings:
         return AwsSettings(
             region="us-east-1",
-            s3_endpoint_url=f"http://127.0.0.1:{self.s3_port}",
+            s3_endpoint_url=self.s3_url,
+            ca_bundle=self.tls.ca_file if self.tls else None,
             access_key_id=KEY,
             secret_access_key=SecretStr(SECRET),
         )
 
     def point_config_at_s3(self, doc: dict[str, Any]) -> None:
         """Make a recstore configuration (from ``app_config``) use this rclone for S3."""
-        doc["aws"]["s3EndpointUrl"] = f"http://127.0.0.1:{self.s3_port}"
+        doc["aws"]["s3EndpointUrl"] = self.s3_url
+        if self.tls is not None:  # trusted through recstore's settings, checked as usual
+            doc["aws"]["caBundle"] = str(self.tls.ca_file)
+            doc.setdefault("dracoon", {})["caFile"] = str(self.tls.ca_file)
         doc["aws"]["accessKeyId"], doc["aws"]["secretAccessKey"] = KEY, SECRET

@@ -18,8 +18,15 @@ too. (b) and (c) are the per-entry times recstore reports (its TSV
 ``seconds`` column: everything for the entry, including its Kaltura and S3 look-ups and
 the wait for READY), so process start-up is not counted; the wall time is printed beside.
 
+Targets (issue 32): (b) >= 0.9 x (p) and (b) >= 0.85 x (u). The old "(b) >= 0.8 x (a)" is
+withdrawn: ``rclone serve s3`` ingests less than the stand-in serves, so no client here reaches
+it; (a) is printed for reference. s3copy checks its copy from the upload's answers (each part's
+ETag or SHA-256 and the completion's), so it no longer HEADs the object afterwards, which made
+rclone read the whole object again.
+
     python bench/archive.py                     # 256 MiB and 1 GiB
     BENCH_SIZES=1GiB python bench/archive.py
+    BENCH_QUICK=1 python bench/archive.py       # 64 MiB: a smoke run, no verdict on speed
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ from typing import Any
 
 import aiohttp
 import yaml
-from _stack import MB, ROOT, Stack, work_dir
+from _stack import MB, QUICK, ROOT, Stack, setting, work_dir
 from pydantic import SecretStr
 
 from recstore.clients.aws import aws_client
@@ -236,7 +243,7 @@ class Bench(Stack):
 
 
 def main() -> None:
-    sizes = [parse_size(s) for s in os.environ.get("BENCH_SIZES", "256MiB,1GiB").split(",")]
+    sizes = [parse_size(s) for s in setting("BENCH_SIZES", "256MiB,1GiB", "64MiB").split(",")]
     # what (u), (p), (b) and (c) store, for every size, in RAM if it fits
     work = work_dir("recstore-bench-archive-", need=5 * sum(sizes) + 2**30)
     bench = Bench(work)
@@ -276,22 +283,26 @@ def main() -> None:
     print(f"objects and uploads kept under {work.parent} (BENCH_DIR to change)")
     print(
         f"{'size':>9} {'(a) raw':>8} {'(u) S3':>7} {'(p) pipe':>8} {'(b) s3copy':>10} {'wall':>6}"
-        f" {'(c) restore':>11} {'wall':>6} {'b/a':>5} {'b/min(a,u)':>10} {'b/p':>5}"
+        f" {'(c) restore':>11} {'wall':>6} {'b/a':>5} {'b/u':>10} {'b/p':>5}"
         f" {'RSS (b)':>8} {'RSS (c)':>8}"
     )
     for size, a, u, pipe, b, bw, c, cw, rb, rc in rows:
         print(
             f"{size / 2**20:>6.0f}Mi {a:>8.0f} {u:>7.0f} {pipe:>8.0f} {b:>10.0f} {bw:>5.1f}s"
-            f" {c:>11.0f} {cw:>5.1f}s {b / a:>5.2f} {b / min(a, u):>10.2f} {b / pipe:>5.2f}"
+            f" {c:>11.0f} {cw:>5.1f}s {b / a:>5.2f} {b / u:>10.2f} {b / pipe:>5.2f}"
             f" {rb:>6.0f}Mi {rc:>6.0f}Mi"
         )
     print("where the cores went (CPU seconds per GB moved, per process; 'child' is recstore):")
     print("\n".join(cpu))
     peaks = [max(r[-2], r[-1]) for r in rows]
-    print(
-        "goal: (b) >= 0.8 x (a), but (b) cannot beat the S3 server's own ingest (u): "
-        "b/min(a,u) is the share of what the slower end allows"
-    )
+    for size, _a, u, pipe, b, *_ in rows:
+        met = [
+            f"b/p {b / pipe:.2f} {'met' if b >= 0.9 * pipe else 'MISSED'} (>= 0.9)",
+            f"b/u {b / u:.2f} {'met' if b >= 0.85 * u else 'MISSED'} (>= 0.85)",
+        ]
+        print(f"targets at {size / 2**20:.0f} MiB: {'; '.join(met)}")
+    if QUICK:
+        print("BENCH_QUICK=1: a smoke run on small objects; the figures are no verdict")
     print(
         f"peak RSS independent of size: spread {(max(peaks) - min(peaks)) / min(peaks) * 100:.1f} %"
         " across sizes (memory is about 3 parts plus the interpreter)"

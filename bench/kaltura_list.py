@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from _stack import start_devstack
+from _stack import setting, start_devstack
 from KalturaClient import KalturaClient, KalturaConfiguration
 from KalturaClient.Plugins.Core import KalturaFilterPager, KalturaMediaEntryFilter
 
@@ -32,7 +32,7 @@ from recstore.devstack.appconfig import app_config
 from recstore.devstack.kaltura_ks import make_ks
 
 ROOT = Path(__file__).resolve().parents[1]
-ENTRIES = int(os.environ.get("BENCH_ENTRIES", "50000"))
+ENTRIES = int(setting("BENCH_ENTRIES", "50000", "2000"))
 TAG = "bench_match"
 RECSTORE = (sys.executable, "-m", "recstore")
 

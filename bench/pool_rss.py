@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -23,7 +22,7 @@ import time
 from pathlib import Path
 
 import yaml
-from _stack import ROOT, free_port, peak_rss_mib, work_dir
+from _stack import ROOT, free_port, peak_rss_mib, setting, work_dir
 from transfer import CHUNK, WORKERS, Bench, make_object
 
 from recstore.clients.aws import aws_client
@@ -64,7 +63,7 @@ def wait_for_lines(log: Path, line: str, count: int, patience: float = 900) -> N
 
 
 def main() -> None:
-    size = parse_size(os.environ.get("BENCH_POOL_SIZE", "512MiB"))
+    size = parse_size(setting("BENCH_POOL_SIZE", "512MiB", "16MiB"))
     work = work_dir("recstore-pool-rss-", need=3 * WORKERS * size + 2**30)
     bench = Bench(work)
     try:

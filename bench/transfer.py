@@ -36,9 +36,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import yaml
-from _stack import KEY, MB, ROOT, SECRET, CpuMeter, Stack, free_port, peak_rss_mib, work_dir
+from _stack import (
+    KEY,
+    MB,
+    ROOT,
+    SECRET,
+    CpuMeter,
+    Stack,
+    free_port,
+    peak_rss_mib,
+    setting,
+    work_dir,
+)
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from pydantic import SecretStr
 
@@ -68,9 +78,9 @@ def make_object(path: Path, size: int) -> None:
 
 
 class Bench(Stack):
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, tls: bool = False) -> None:
         # the lease bucket apart from the recordings (served instances are kept there)
-        super().__init__(work, buckets=("recordings", "recstore-leases"))
+        super().__init__(work, buckets=("recordings", "recstore-leases"), tls=tls)
 
     def account(self) -> DracoonAccount:
         s = self.state
@@ -84,7 +94,7 @@ class Bench(Stack):
         )
 
     async def plain_room(self) -> int:
-        async with aiohttp.ClientSession() as session:
+        async with self.http() as session:
             seed = {
                 "rooms": [
                     {
@@ -104,7 +114,7 @@ class Bench(Stack):
 
     async def clear_uploads(self, room: int) -> None:
         """Remove what (b), (p) and (c) uploaded: the stand-in keeps bytes, in RAM here."""
-        async with DracoonClient(self.account()) as dracoon:
+        async with self.http() as http, DracoonClient(self.account(), http) as dracoon:
             doomed = [node["id"] async for node in dracoon.nodes(room)]
             e2e = await dracoon.child_named(self.state["dracoon_parent_room_id"], "Bench e2e")
             if e2e is not None:
@@ -141,7 +151,7 @@ class Bench(Stack):
                 while n := source.readinto(buffer):
                     yield memoryview(buffer)[:n]
 
-        async with DracoonClient(self.account()) as dracoon:
+        async with self.http() as http, DracoonClient(self.account(), http) as dracoon:
             started = time.perf_counter()
             await dracoon.upload(room, f"raw-{path.name}", size, chunks())
             return size / (time.perf_counter() - started) / MB
@@ -150,7 +160,8 @@ class Bench(Stack):
     async def pass_through(self, key: str, room: int) -> float:
         async with (
             aws_client(self.s3_settings, "s3") as client,
-            DracoonClient(self.account()) as dracoon,
+            self.http() as http,
+            DracoonClient(self.account(), http) as dracoon,
         ):
             started = time.perf_counter()
             answer = await client.get_object(Bucket="recordings", Key=key)
@@ -236,7 +247,8 @@ class Bench(Stack):
             **os.environ,
             "RCLONE_CONFIG_SRC_TYPE": "s3",
             "RCLONE_CONFIG_SRC_PROVIDER": "Other",
-            "RCLONE_CONFIG_SRC_ENDPOINT": f"http://127.0.0.1:{self.s3_port}",
+            "RCLONE_CONFIG_SRC_ENDPOINT": self.s3_url,
+            **({"RCLONE_CA_CERT": str(self.tls.ca_file)} if self.tls else {}),
             "RCLONE_CONFIG_SRC_ACCESS_KEY_ID": KEY,
             "RCLONE_CONFIG_SRC_SECRET_ACCESS_KEY": SECRET,
             "RCLONE_CONFIG_CRYPT_TYPE": "crypt",
@@ -309,11 +321,12 @@ def target_ratios(rates: dict[str, float]) -> list[tuple[str, float, float]]:
 
 
 def main() -> None:
-    sizes = [parse_size(s) for s in os.environ.get("BENCH_SIZES", "1GiB,4GiB").split(",")]
-    rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
+    sizes = [parse_size(s) for s in setting("BENCH_SIZES", "1GiB,4GiB", "64MiB").split(",")]
+    rounds = int(setting("BENCH_ROUNDS", "3", "1"))
     # the objects, one phase's uploads and rclone crypt's copy of the largest, in RAM if it fits
     work = work_dir("recstore-bench-", need=sum(sizes) + 2 * max(sizes) + 2**30)
-    bench = Bench(work)
+    tls = os.environ.get("BENCH_TLS", "") not in ("", "0")
+    bench = Bench(work, tls=tls)
     results: dict[int, dict[str, Any]] = {}
     try:
         for size in sizes:
@@ -379,6 +392,13 @@ def main() -> None:
             + f"; peak RSS {result['rss']:.0f} MiB (< {limit:.0f}) {verdict[result['rss'] < limit]}"
         )
     print(f"peak RSS spread {spread * 100:.1f} % (<= 10 %) {verdict[spread <= 0.1]}")
+    transport = "TLS (S3 and DRACOON over https, BENCH_TLS=1)" if tls else "plain http"
+    for size, result in results.items():
+        own = result["meters"]["c"].spent.get("recstore", 0.0) / (size / 1e9)
+        goal = f"; goal <= 1.0 {verdict[own <= 1.0]}" if tls else ""
+        print(
+            f"{size / 2**30:>6.2f}Gi recstore's own CPU in (c) on {transport}: {own:.2f} s/GB{goal}"
+        )
 
 
 if __name__ == "__main__":

@@ -191,6 +191,12 @@ class AwsSettings(_Section):
     secret_access_key: SecretStr | None = Field(
         None, alias="secretAccessKey", description="Secret access key (secret)."
     )
+    ca_bundle: Path | None = Field(
+        None,
+        alias="caBundle",
+        description="PEM file of the CA(s) to trust for https S3 and SQS endpoints, instead of "
+        "botocore's bundle (as `AWS_CA_BUNDLE`); for a private CA.",
+    )
 
 
 class SourceSettings(_Section):
@@ -461,6 +467,12 @@ class DracoonSettings(_Section):
         description="How long to wait for DRACOON to finish a completed S3 direct upload "
         "(assemble, scan) before the job is retried. The upload is left to finish; the retry "
         "finds the file by its marker instead of uploading again.",
+    )
+    ca_file: Path | None = Field(
+        None,
+        alias="caFile",
+        description="PEM file of CA(s) to trust for DRACOON and the configurator, beside the "
+        "system's; for a private CA.",
     )
 
     test: dict[str, Any] | None = Field(

@@ -48,7 +48,7 @@ from tests.archive_helpers import (
     tags_of,
     video,
 )
-from tests.conftest import StackProcess
+from tests.conftest import StackProcess, faults_injected, set_faults
 
 PLACEHOLDER = b"placeholder video " * 171  # 3078 bytes, unlike any original here
 
@@ -388,3 +388,63 @@ async def test_an_entry_busy_with_another_action_waits_and_dry_runs_take_no_lock
     assert dry.outcome is Outcome.WOULD_DO
     assert "archived_to_s3" not in tags_of(await world.entry("0_busy"))
     assert (await archivist.run(S3COPY, "0_busy", apply=True)).outcome is Outcome.DONE
+
+
+async def test_a_part_damaged_in_flight_fails_the_copy_and_leaves_nothing(
+    world: World, devstack: StackProcess
+) -> None:
+    """moto echoes the SHA-256 a part was sent with whatever bytes arrived, and states none at
+    completion: the upload vouches for nothing, so the HEAD after it (whose checksum moto
+    computes from the stored bytes) tells the damaged copy, which is removed."""
+    entry_id = f"0_dmg{uuid.uuid4().hex[:6]}"
+    content = video(7 * MiB + 5)
+    await world.kaltura.seed([entry(entry_id, content)])
+    proxy = devstack.state["s3_proxy_url"]
+    async with aws_client(aws_settings_from_state(devstack.through_s3_proxy()), "s3") as client:
+        archivist = Archivist(world.client, S3Store(client, FAST), world.rules)
+        # the first part's PUT damaged in flight: one byte flipped, its length kept
+        await set_faults(
+            proxy, {"damage_at": 1000, "methods": ["PUT"], "path_pattern": entry_id, "count": 1}
+        )
+        try:
+            copied = await archivist.run(S3COPY, entry_id, apply=True)
+            assert await faults_injected(proxy) == 1
+        finally:
+            await set_faults(proxy, {})
+    assert copied.outcome is Outcome.FAILED, copied
+    assert "another SHA-256" in copied.reason
+    assert await world.s3.find(ARCHIVE_BUCKET, entry_id) is None
+    assert "archived_to_s3" not in tags_of(await world.entry(entry_id))
+
+
+class _NoHead(S3Store):
+    """A store whose uploads are confirmed (as real S3's and rclone's are) and that counts the
+    HEADs asked of it."""
+
+    def __init__(self, client: Any, confirmed: bool) -> None:
+        super().__init__(client, FAST)
+        self.confirmed = confirmed
+        self.heads = 0
+
+    async def upload_stream(self, *args: Any, **kwargs: Any) -> Any:
+        result = await super().upload_stream(*args, **kwargs)
+        return replace(result, confirmed=self.confirmed)
+
+    async def find(self, bucket: str, key: str) -> Any:
+        self.heads += 1
+        return await super().find(bucket, key)
+
+
+@pytest.mark.parametrize("confirmed", [True, False])
+async def test_a_copy_the_upload_vouched_for_is_not_headed_again(
+    world: World, confirmed: bool
+) -> None:
+    entry_id = f"0_nohead{int(confirmed)}"
+    content = video(6 * MiB)
+    await world.kaltura.seed([entry(entry_id, content)])
+    store = _NoHead(world.raw_s3, confirmed)
+    copied = await Archivist(world.client, store, world.rules).run(S3COPY, entry_id, apply=True)
+    assert copied.outcome is Outcome.DONE, copied
+    # one HEAD in the look before the copy; a second after it only when unconfirmed
+    assert store.heads == (1 if confirmed else 2)
+    assert (await world.s3.head(ARCHIVE_BUCKET, entry_id)).size == len(content)

@@ -249,3 +249,123 @@ async def test_a_download_resumes_where_the_connection_broke() -> None:
     assert ranges[0] is None
     assert ranges[1] == f"bytes={MiB + 17}-"
     assert len(ranges) == 3
+
+
+class FakeS3:
+    """The multipart calls of an S3 server, as ``rclone serve s3`` answers them (``checksums``
+    False: no checksum stated, ETags the MD5s of what arrived) or as S3 does (each part's and
+    the completion's SHA-256 stated, computed from what arrived). ``damage`` flips a byte of
+    that many part uploads on their way in."""
+
+    def __init__(self, checksums: bool, damage: int = 0, answer: dict[str, str] | None = None):
+        self.checksums = checksums
+        self.damage = damage
+        self.answer = answer or {}
+        self.parts: dict[int, bytes] = {}
+        self.stored = b""
+        self.calls: list[str] = []
+
+    async def create_multipart_upload(self, **_: Any) -> dict[str, Any]:
+        self.calls.append("create")
+        return {"UploadId": "u1"}
+
+    async def upload_part(self, *, PartNumber: int, Body: bytes, **_: Any) -> dict[str, Any]:
+        self.calls.append(f"part {PartNumber}")
+        if self.damage and Body:
+            self.damage -= 1
+            Body = bytes([Body[0] ^ 0xFF]) + Body[1:]
+        self.parts[PartNumber] = Body
+        md5 = hashlib.md5(Body, usedforsecurity=False).hexdigest()
+        answer: dict[str, Any] = {"ETag": f'"{md5}"', **self.answer}
+        if self.checksums:
+            answer["ChecksumSHA256"] = base64.b64encode(hashlib.sha256(Body).digest()).decode()
+        return answer
+
+    async def complete_multipart_upload(self, **_: Any) -> dict[str, Any]:
+        self.calls.append("complete")
+        bodies = [self.parts[n] for n in sorted(self.parts)]
+        self.stored = b"".join(bodies)
+        md5s = b"".join(hashlib.md5(b, usedforsecurity=False).digest() for b in bodies)
+        whole = hashlib.md5(md5s, usedforsecurity=False).hexdigest()
+        answer: dict[str, Any] = {"ETag": f'"{whole}-{len(bodies)}"'}
+        if self.checksums:
+            answer["ChecksumSHA256"] = composite_checksum(
+                [hashlib.sha256(b).digest() for b in bodies]
+            )
+        return answer
+
+    async def abort_multipart_upload(self, **_: Any) -> None:
+        self.calls.append("abort")
+
+
+@pytest.mark.parametrize("checksums", [True, False], ids=["s3", "rclone"])
+async def test_an_upload_the_servers_answers_vouch_for_is_confirmed(checksums: bool) -> None:
+    data = video(11 * MiB + 7)
+    server = FakeS3(checksums)
+    result = await S3Store(server, FAST).upload_stream("b", "k", parts_of(data, 5 * MiB))
+    assert result.confirmed
+    assert (result.size, result.parts, server.stored) == (len(data), 3, data)
+
+
+@pytest.mark.parametrize("checksums", [True, False], ids=["s3", "rclone"])
+async def test_a_part_damaged_on_its_way_is_sent_again(checksums: bool) -> None:
+    data = video(11 * MiB + 7)
+    server = FakeS3(checksums, damage=1)
+    result = await S3Store(server, FAST).upload_stream("b", "k", parts_of(data, 5 * MiB))
+    assert server.calls == ["create", "part 1", "part 1", "part 2", "part 3", "complete"]
+    assert result.confirmed
+    assert server.stored == data
+
+
+async def test_a_part_damaged_every_time_fails_the_upload_and_aborts_it() -> None:
+    server = FakeS3(checksums=False, damage=99)
+    with pytest.raises(RemoteError) as caught:
+        await S3Store(server, FAST).upload_stream("b", "k", parts_of(video(6 * MiB), 5 * MiB))
+    assert caught.value.code == "BadDigest"
+    assert "other bytes than were sent" in str(caught.value)
+    assert server.calls[-1] == "abort"
+
+
+@pytest.mark.parametrize(
+    "answer", [{"ServerSideEncryption": "aws:kms"}, {"SSECustomerAlgorithm": "AES256"}]
+)
+async def test_etags_of_encrypted_parts_vouch_for_nothing(answer: dict[str, str]) -> None:
+    """Under SSE-KMS or SSE-C an ETag is no MD5 of the data: neither an error nor a proof, so
+    the copy is left to the HEAD."""
+    server = FakeS3(checksums=False, answer=answer)
+    result = await S3Store(server, FAST).upload_stream("b", "k", parts_of(video(MiB), MiB))
+    assert not result.confirmed
+
+
+async def test_a_server_that_states_checksums_costs_no_md5s(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only the parts hashed before the first answer told that the server states checksums
+    are MD5-hashed (read-ahead: the first two)."""
+    import recstore.clients.s3 as s3_module
+
+    hashed: list[int] = []
+    real = s3_module.part_md5
+
+    def counting(data: Any) -> bytes:
+        hashed.append(len(data))
+        return real(data)
+
+    monkeypatch.setattr(s3_module, "part_md5", counting)
+    server = FakeS3(checksums=True)
+    data = video(30 * MiB)
+    result = await S3Store(server, FAST).upload_stream("b", "k", parts_of(data, 5 * MiB))
+    assert result.confirmed
+    assert len(hashed) <= 2
+
+
+async def test_moto_confirms_an_upload_only_by_its_etag(s3: tuple[S3Store, Any]) -> None:
+    """moto states each part's SHA-256 (echoing the one sent) but none at completion. Its
+    multipart ETag is computed from the bytes stored, so it vouches for them where the parts'
+    MD5s are known: the two hashed before the first answer told that the server states
+    checksums. A longer upload is left to the HEAD."""
+    store, _ = s3
+    short = await store.upload_stream(ARCHIVE_BUCKET, "t/moto2", parts_of(video(6 * MiB), 5 * MiB))
+    assert short.confirmed
+    long = await store.upload_stream(ARCHIVE_BUCKET, "t/moto4", parts_of(video(16 * MiB), 5 * MiB))
+    assert not long.confirmed

@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,9 +19,15 @@ from recstore.clients.s3 import ObjectInfo, S3Store
 from recstore.devstack.seed import aws_settings_from_state, seed_s3
 from recstore.errors import PermanentJobError, RemoteError
 from recstore.transfer.instances import Target
-from recstore.transfer.transferer import StoredFile, Transferer, TransferReport, TransferRequest
-from recstore.workers.dracoon_destination import DracoonDestination
-from tests.conftest import StackProcess, until
+from recstore.transfer.transferer import (
+    Room,
+    StoredFile,
+    Transferer,
+    TransferReport,
+    TransferRequest,
+)
+from recstore.workers.dracoon_destination import DracoonDestination, RoomPaths
+from tests.conftest import ManualClock, StackProcess, until
 from tests.dracoon_helpers import admin, client, downloaded_sha256
 
 MiB = 1024 * 1024
@@ -337,3 +343,66 @@ async def test_targets_that_name_one_room_get_one_file_kept_as_long_as_any_asks(
     assert datetime.fromisoformat(years["expireAt"]) > before + timedelta(days=4 * 365 - 1)
     (kept,) = await files_in(state, parent, f"Kept {tag}")
     assert kept.get("expireAt") is None
+
+
+class CountingLookups(DracoonDestination):
+    """The daemon's destination, counting the room path lookups that reach DRACOON."""
+
+    lookups = 0
+
+    async def ensure_room_path(self, parent_id: int, names: Sequence[str]) -> Any:
+        known = self.rooms.get((*self._account, parent_id, tuple(names)))
+        if known is None:
+            type(self).lookups += 1
+        return await super().ensure_room_path(parent_id, names)
+
+
+async def test_room_paths_are_looked_up_once_and_a_deleted_room_is_created_anew(
+    devstack: StackProcess,
+) -> None:
+    state: dict[str, Any] = devstack.state
+    parent = state["dracoon_parent_room_id"]
+    room_name = f"Cached {uuid.uuid4().hex[:8]}"
+    rooms = RoomPaths()
+    CountingLookups.lookups = 0
+    async with aws_client(aws_settings_from_state(state), "s3") as s3, client(state) as dracoon:
+        transferer = Transferer(S3Store(s3), 5 * MiB, remove_after_transferring=False)
+
+        async def job() -> TransferReport:
+            tag, key, _ = await recording(state, "cached", 1000)
+            request = job_request(tag, [key], room_name, parent)
+            return await transferer.run(request, CountingLookups(dracoon, rooms))
+
+        first, second = await job(), await job()
+        assert CountingLookups.lookups == 1  # the second job knew the room
+        assert len(first.uploaded) == len(second.uploaded) == 1
+        room = await dracoon.child_named(parent, room_name, "room")
+        assert room is not None
+        await dracoon.remove_node(int(room["id"]))  # a user deletes the room
+
+        third = await job()
+        assert len(third.uploaded) == 1
+        assert CountingLookups.lookups == 2
+        again = await dracoon.child_named(parent, room_name, "room")
+        assert again is not None
+        assert again["id"] != room["id"]
+        assert [f["name"] for f in await files_in(state, parent, room_name)] == ["talk.mp4"]
+        fourth = await job()  # the new room is remembered in turn
+        assert len(fourth.uploaded) == 1
+        assert CountingLookups.lookups == 2
+        # no files left without keys for the users other modules' tests add to the parent
+        await dracoon.remove_node(int(again["id"]))
+
+
+def test_a_remembered_room_path_expires() -> None:
+    clock = ManualClock()
+    rooms = RoomPaths(ttl=300, clock=clock)
+    key = ("https://dracoon.example", "svc", 1, ("a", "b"))
+    rooms.put(key, Room(7, encrypted=True))
+    assert rooms.get(key) == Room(7, encrypted=True)
+    clock.advance(301)
+    assert rooms.get(key) is None
+    rooms.put(key, Room(7, encrypted=True))
+    assert not rooms.forget_room("https://dracoon.example", "other", 7)  # another account's
+    assert rooms.forget_room("https://dracoon.example", "svc", 7)
+    assert rooms.get(key) is None

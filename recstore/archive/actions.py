@@ -518,7 +518,12 @@ class Archivist:
         return None
 
     async def _copy(self, facts: Facts, original: Flavor) -> UploadResult:
-        """Stream the original into S3 and check what was stored; a bad copy is removed."""
+        """Stream the original into S3 and check what was stored; a bad copy is removed.
+
+        What S3 stored is known from the upload's own answers when they vouch for every byte
+        (:attr:`UploadResult.confirmed`); only where they do not is it asked for with a HEAD
+        (which makes ``rclone serve s3`` read the whole object again).
+        """
         rules = self.rules
         url = await self.kaltura.flavor_url(original.id)
         metadata = {
@@ -536,7 +541,7 @@ class Archivist:
             metadata=metadata,
             content_type="video/mp4",
         )
-        stored = await self.store.find(rules.bucket, facts.id)
+        stored = await self._stored(result)
         problem = None
         if stored is None or stored.size != result.size:
             got = "nothing" if stored is None else f"{stored.size} bytes"
@@ -555,6 +560,18 @@ class Archivist:
             raise _Failed(_fail(f"{problem}; the copy was removed", transient=True))
         metrics.ARCHIVE_BYTES.labels(direction="to_s3").inc(result.size)
         return result
+
+    async def _stored(self, result: UploadResult) -> ObjectInfo | None:
+        """What S3 holds after ``result``: as the upload's answers vouched for it, else by HEAD."""
+        if result.confirmed:
+            return ObjectInfo(
+                result.bucket,
+                result.key,
+                result.size,
+                result.etag,
+                checksum_sha256=result.checksum_sha256,
+            )
+        return await self.store.find(result.bucket, result.key)
 
     # -- replace-video ------------------------------------------------------------------------
 

@@ -188,14 +188,29 @@ def devstack() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Where stand-ins keep uploaded bytes (default: a temporary folder, removed on exit).",
 )
-def devstack_up(state_file: Path, data_dir: Path | None) -> None:
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Serve the stand-ins (not moto) over HTTPS with this certificate (PEM).",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The certificate's private key (PEM); with --tls-cert.",
+)
+def devstack_up(
+    state_file: Path, data_dir: Path | None, tls_cert: Path | None, tls_key: Path | None
+) -> None:
     """Start the dev stack in the foreground; write STATE_FILE once it answers."""
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together")
     _require_devstack_extra()
     from recstore.devstack.stack import DevStack, StackOptions, serve_until_signalled
 
     events.setup_logging("info")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    stack = DevStack(StackOptions(data_dir=data_dir))
+    tls = (tls_cert, tls_key) if tls_cert is not None and tls_key is not None else None
+    stack = DevStack(StackOptions(data_dir=data_dir, tls=tls))
     asyncio.run(serve_until_signalled(stack, state_file))
 
 
@@ -475,7 +490,9 @@ def share_keys(config_path: Path | None, room_id: int | None, dry_run: bool) -> 
 
     async def run() -> Any:
         async with contextlib.AsyncExitStack() as stack:
-            session = await stack.enter_async_context(http_session(settings.dracoon.timeout))
+            session = await stack.enter_async_context(
+                http_session(settings.dracoon.timeout, ca_file=settings.dracoon.ca_file)
+            )
             pool = AccountPool(settings.dracoon, session)
             stack.push_async_callback(pool.close)
             store = None

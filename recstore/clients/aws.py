@@ -10,6 +10,7 @@ from __future__ import annotations
 import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, Literal
 
 from aiobotocore.config import AioConfig
@@ -41,14 +42,14 @@ def _s3_options(endpoint: str | None) -> dict[str, Any]:
     return options
 
 
-def _verify(endpoint: str | None) -> bool | None:
+def _verify(endpoint: str | None, ca_bundle: Path | None = None) -> bool | str | None:
     """False for plain http without a proxy: no certificate to check, and botocore's default
     would still load the CA bundle on a worker thread for the first request (measured: a fresh
     daemon's first S3 HEAD, in its first job, 47 → 8-11 ms). With a proxy, its TLS connection
-    keeps botocore's checks."""
+    keeps botocore's checks. ``aws.caBundle``, when set, is the bundle checked against."""
     if endpoint and endpoint.startswith("http://") and not urllib.request.getproxies():
         return False
-    return None
+    return str(ca_bundle) if ca_bundle is not None else None
 
 
 @asynccontextmanager
@@ -77,7 +78,7 @@ async def aws_client(
         service,
         region_name=settings.region,
         endpoint_url=endpoint,
-        verify=_verify(endpoint),
+        verify=_verify(endpoint, settings.ca_bundle),
         aws_access_key_id=settings.access_key_id,
         aws_secret_access_key=secret,
         config=config,

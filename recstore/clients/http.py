@@ -18,7 +18,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import socket
+import ssl
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import aiohttp
 
@@ -26,14 +28,28 @@ from recstore.errors import RemoteError
 
 
 def http_session(
-    stall_timeout: float, timeout: aiohttp.ClientTimeout | None = None
+    stall_timeout: float,
+    timeout: aiohttp.ClientTimeout | None = None,
+    ca_file: Path | None = None,
 ) -> aiohttp.ClientSession:
     """A session whose connections give up on a peer that takes no data for ``stall_timeout``
-    seconds; ``timeout`` as in aiohttp (its default when None)."""
-    connector = aiohttp.TCPConnector(socket_factory=stall_limited_sockets(stall_timeout))
+    seconds; ``timeout`` as in aiohttp (its default when None). With ``ca_file``, servers
+    whose certificate that CA signed are trusted too (a private CA), certificates still
+    checked."""
+    connector = aiohttp.TCPConnector(
+        socket_factory=stall_limited_sockets(stall_timeout),
+        ssl=trusting(ca_file) if ca_file is not None else True,
+    )
     if timeout is None:
         return aiohttp.ClientSession(connector=connector)
     return aiohttp.ClientSession(connector=connector, timeout=timeout)
+
+
+def trusting(ca_file: Path) -> ssl.SSLContext:
+    """The default TLS checks, with the CA(s) in ``ca_file`` trusted beside the system's."""
+    context = ssl.create_default_context()
+    context.load_verify_locations(cafile=str(ca_file))
+    return context
 
 
 @contextlib.contextmanager

@@ -13,6 +13,12 @@ a part damaged on the way and records the composite checksum with the object, wh
 reader (a restore) can check the bytes it got. Servers that ignore checksums (``rclone serve
 s3``) still work; the checksum is then simply not recorded. A failed upload is aborted, so no
 half-written parts linger and bill.
+
+An upload is *confirmed* when the server's own answers vouch for every byte: each part's
+stated SHA-256 (or, from a server that states none, its ETag, the MD5 of the part as received)
+is the one of the bytes sent, and the completion states the composite of them. A confirmed copy
+needs no ``HEAD`` to check it (which makes ``rclone serve s3`` hash the whole object); an
+unconfirmed one is checked by ``HEAD`` as before (:attr:`UploadResult.confirmed`).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import base64
 import contextlib
 import hashlib
 import logging
+import re
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -132,6 +139,10 @@ class UploadResult:
     parts: int
     #: The composite checksum as S3 states it: base64 SHA-256 of the part digests, ``-<parts>``.
     checksum_sha256: str
+    #: The server's answers vouch for every byte (see the module docstring): each part's
+    #: checksum and the completed upload's, over parts whose sizes add up to :attr:`size`.
+    #: False where any of them is missing; the caller then checks the object with a HEAD.
+    confirmed: bool = False
 
 
 @dataclass(frozen=True)
@@ -194,6 +205,26 @@ def part_digest(data: bytes | bytearray | memoryview) -> bytes:
     return hashlib.sha256(data).digest()
 
 
+def part_md5(data: bytes | bytearray | memoryview) -> bytes:
+    """The part's MD5: its ETag on S3 (unencrypted or SSE-S3) and on ``rclone serve s3``.
+    Not a security hash here, only a check of what the server stated."""
+    return hashlib.md5(data, usedforsecurity=False).digest()
+
+
+def multipart_etag(part_md5s: list[bytes]) -> str:
+    """The ETag S3 (and ``rclone serve s3``) gives a completed multipart upload: the MD5 of
+    the parts' MD5s, ``-<parts>``."""
+    whole = hashlib.md5(b"".join(part_md5s), usedforsecurity=False).hexdigest()
+    return f"{whole}-{len(part_md5s)}"
+
+
+#: An ETag that is an MD5 (32 hex digits), as S3 gives unencrypted and SSE-S3 objects and parts.
+_MD5_ETAG = re.compile(r"[0-9a-f]{32}")
+#: Answer fields of server-side encryption whose ETags are no MD5 of the data (S3's user guide,
+#: "Checking object integrity": SSE-C, SSE-KMS and DSSE-KMS).
+_OPAQUE_ETAG_ENCRYPTION = frozenset({"aws:kms", "aws:kms:dsse"})
+
+
 def composite_checksum(part_digests: list[bytes]) -> str:
     """S3's checksum of a multipart object: SHA-256 over the part digests, then ``-<parts>``."""
     whole = hashlib.sha256(b"".join(part_digests)).digest()
@@ -213,6 +244,9 @@ class S3Store:
     def __init__(self, client: Any, policy: RetryPolicy | None = None) -> None:
         self._client = client
         self._policy = policy
+        #: Whether the server states each part's SHA-256 (learnt from its first answer): then
+        #: no part's MD5 is needed to confirm it, and none is computed.
+        self._states_checksums: bool | None = None
 
     async def head(self, bucket: str, key: str) -> ObjectInfo:
         async def call() -> ObjectInfo:
@@ -414,9 +448,27 @@ class S3Store:
         where = f"s3://{bucket}/{key}"
         sent: list[dict[str, Any]] = []
         digests: list[bytes] = []
+        md5s: list[bytes] = []
+        vouched = True
         size = 0
-        async with contextlib.aclosing(_read_ahead(_with_digests(parts))) as ahead:
-            async for data, digest in ahead:
+
+        def md5_wanted() -> bool:
+            return not (checksums and self._states_checksums)
+
+        async def send(number: int, data: bytes, digest: bytes, md5: bytes | None) -> None:
+            nonlocal vouched
+            part, md5, confirmed = await self._upload_part(
+                bucket, key, upload_id, number, data, digest if checksums else None, md5
+            )
+            sent.append(part)
+            digests.append(digest)
+            vouched = vouched and confirmed
+            if md5 is not None:
+                md5s.append(md5)
+
+        pieces = _with_digests(parts, md5_wanted)
+        async with contextlib.aclosing(_read_ahead(pieces)) as ahead:
+            async for data, digest, md5 in ahead:
                 number = len(sent) + 1
                 if number > MAX_PARTS:
                     raise RemoteError(
@@ -424,34 +476,26 @@ class S3Store:
                         "raise the part size",
                         remote=REMOTE,
                     )
-                sent.append(
-                    await self._upload_part(
-                        bucket, key, upload_id, number, data, digest if checksums else None
-                    )
-                )
-                digests.append(digest)
+                await send(number, data, digest, md5)
                 size += len(data)
         if not sent:  # an empty object is one empty part
-            digest = part_digest(b"")
-            sent.append(
-                await self._upload_part(
-                    bucket, key, upload_id, 1, b"", digest if checksums else None
-                )
-            )
-            digests.append(digest)
+            await send(1, b"", part_digest(b""), part_md5(b""))
 
-        async def complete() -> str:
+        async def complete() -> Mapping[str, Any]:
             with aws_errors(REMOTE, f"multipart completion of {where}"):
-                answer = await self._client.complete_multipart_upload(
+                answer: Mapping[str, Any] = await self._client.complete_multipart_upload(
                     Bucket=bucket,
                     Key=key,
                     UploadId=upload_id,
                     MultipartUpload={"Parts": sent},
                 )
-            return str(answer.get("ETag", ""))
+            return answer
 
-        etag = await call_with_retry(complete, remote=REMOTE, policy=self._policy)
-        return UploadResult(bucket, key, size, etag, len(sent), composite_checksum(digests))
+        answer = await call_with_retry(complete, remote=REMOTE, policy=self._policy)
+        checksum = composite_checksum(digests)
+        confirmed = vouched and _completion_vouches(answer, checksum, md5s, len(sent))
+        etag = str(answer.get("ETag", ""))
+        return UploadResult(bucket, key, size, etag, len(sent), checksum, confirmed)
 
     async def _upload_part(
         self,
@@ -461,8 +505,15 @@ class S3Store:
         number: int,
         data: bytes,
         digest: bytes | None,
-    ) -> dict[str, Any]:
-        """One part; with ``digest`` sent as its SHA-256, which the answer must confirm."""
+        md5: bytes | None,
+    ) -> tuple[dict[str, Any], bytes | None, bool]:
+        """One part; with ``digest`` sent as its SHA-256, which the answer must confirm.
+
+        Returns the part as the completion names it, its MD5 (when computed) and whether the
+        answer vouches for its bytes: a stated SHA-256 equal to ``digest``, or, where none is
+        stated, an ETag equal to ``md5``. An answer that states other bytes (either way) is a
+        part damaged on its way, sent again.
+        """
         what = f"upload of part {number} of s3://{bucket}/{key}"
         extra: dict[str, str] = {}
         if digest is not None:
@@ -471,7 +522,7 @@ class S3Store:
                 "ChecksumSHA256": base64.b64encode(digest).decode(),
             }
 
-        async def call() -> dict[str, Any]:
+        async def call() -> tuple[dict[str, Any], bool, Mapping[str, Any]]:
             with aws_errors(REMOTE, what):
                 answer = await self._client.upload_part(
                     Bucket=bucket,
@@ -483,18 +534,24 @@ class S3Store:
                 )
             stated = answer.get("ChecksumSHA256")
             if extra and stated and stated != extra["ChecksumSHA256"]:
-                raise RemoteError(
-                    f"s3 {what}: the server holds other bytes than were sent",
-                    remote=REMOTE,
-                    code="BadDigest",
-                    transient=True,
-                )
+                raise _damaged(what)
             part: dict[str, Any] = {"PartNumber": number, "ETag": answer["ETag"]}
             if extra:
                 part["ChecksumSHA256"] = extra["ChecksumSHA256"]
-            return part
+            return part, bool(extra and stated), answer
 
-        return await call_with_retry(call, remote=REMOTE, policy=self._policy)
+        async def checked() -> tuple[dict[str, Any], bytes | None, bool]:
+            nonlocal md5
+            part, confirmed, answer = await call()
+            if extra:
+                self._states_checksums = confirmed
+            if confirmed:
+                return part, md5, True
+            if md5 is None:  # a server that stopped stating checksums: rare, so in line
+                md5 = await asyncio.to_thread(part_md5, data)
+            return part, md5, _etag_vouches(answer, md5, what)
+
+        return await call_with_retry(checked, remote=REMOTE, policy=self._policy)
 
     async def _abort(self, bucket: str, key: str, upload_id: str) -> None:
         """Abort an upload that failed; one that cannot be aborted is logged, not raised (the
@@ -614,6 +671,49 @@ def _object_info(bucket: str, key: str, answer: Mapping[str, Any]) -> ObjectInfo
     )
 
 
+def _damaged(what: str) -> RemoteError:
+    return RemoteError(
+        f"s3 {what}: the server holds other bytes than were sent",
+        remote=REMOTE,
+        code="BadDigest",
+        transient=True,
+    )
+
+
+def _etag_vouches(answer: Mapping[str, Any], md5: bytes, what: str) -> bool:
+    """Whether a part's ETag is the MD5 of the bytes sent; raises for a plain MD5 of others.
+
+    S3 (unencrypted or SSE-S3) and ``rclone serve s3`` give a part the MD5 of the bytes they
+    received as its ETag, so another MD5 means the part was damaged on its way. Under SSE-C,
+    SSE-KMS or DSSE-KMS the ETag is no MD5 of the data, nor is any ETag not shaped as one:
+    those vouch for nothing (the copy is then checked by HEAD).
+    """
+    if answer.get("SSECustomerAlgorithm") or (
+        answer.get("ServerSideEncryption") in _OPAQUE_ETAG_ENCRYPTION
+    ):
+        return False
+    etag = str(answer.get("ETag", "")).strip('"')
+    if not _MD5_ETAG.fullmatch(etag):
+        return False
+    if etag != md5.hex():
+        raise _damaged(what)
+    return True
+
+
+def _completion_vouches(
+    answer: Mapping[str, Any], checksum: str, md5s: list[bytes], parts: int
+) -> bool:
+    """Whether a completed upload's answer states the object made of the parts sent: its
+    composite SHA-256, or (from a server that states none) its multipart ETag over the parts'
+    MD5s. A different statement vouches for nothing; the HEAD that follows then tells."""
+    stated = answer.get("ChecksumSHA256")
+    if stated:
+        return same_checksum(str(stated), checksum)
+    if len(md5s) != parts:
+        return False
+    return str(answer.get("ETag", "")).strip('"') == multipart_etag(md5s)
+
+
 def _check_range(answer: Mapping[str, Any], start: int, end: int, what: str) -> None:
     """Refuse an answer that is not the range asked for.
 
@@ -630,15 +730,22 @@ def _check_range(answer: Mapping[str, Any], start: int, end: int, what: str) -> 
         )
 
 
-async def _with_digests(parts: AsyncIterable[bytes]) -> AsyncGenerator[tuple[bytes, bytes], None]:
-    """Each part with its SHA-256, hashed in a thread: under :func:`_read_ahead` the next
-    part is hashed while the current one is sent, so the checksum costs no time in line."""
+async def _with_digests(
+    parts: AsyncIterable[bytes], md5_wanted: Callable[[], bool]
+) -> AsyncGenerator[tuple[bytes, bytes, bytes | None], None]:
+    """Each part with its SHA-256 and, while ``md5_wanted()``, its MD5, hashed in a thread:
+    under :func:`_read_ahead` the next part is hashed while the current one is sent, so the
+    checksums cost no time in line."""
     iterator = aiter(parts)
     try:
         async for data in iterator:
-            yield data, await asyncio.to_thread(part_digest, data)
+            yield await asyncio.to_thread(_digests, data, md5_wanted())
     finally:
         await _close(iterator)
+
+
+def _digests(data: bytes, md5: bool) -> tuple[bytes, bytes, bytes | None]:
+    return data, part_digest(data), part_md5(data) if md5 else None
 
 
 async def _read_ahead(items: AsyncIterable[T]) -> AsyncGenerator[T, None]:

@@ -5,6 +5,10 @@ on and off per test without restarting the process. Each stand-in mounts the sam
 the same admin route (``POST /_devstack/faults``), so a test drives every remote the same way.
 
 Faults are chosen with a seeded random generator so a failing test can be replayed.
+
+The same middleware counts the requests each stand-in served, by endpoint (``GET
+/_devstack/requests``; ``POST`` there starts the count again): what benchmarks report as
+requests per job.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -35,7 +40,10 @@ class FaultPlan:
     connection after that many bytes of its body: a download broken off mid-way (honoured by
     the stand-ins that stream answers, see :meth:`FaultInjector.cut_point`). ``after``: the
     request is carried out first and only its answer is dropped or replaced, as when a proxy
-    or the network loses the answer to a request the server did.
+    or the network loses the answer to a request the server did. ``damage_at`` flips one byte
+    of the request's body at that offset on its way through (honoured by the S3 proxy, see
+    :meth:`FaultInjector.damage_point`): a part damaged in flight, which only a checksum can
+    tell.
     """
 
     latency_ms: int = 0
@@ -44,6 +52,7 @@ class FaultPlan:
     retry_after: int | None = None
     drop_rate: float = 0.0
     cut_after: int | None = None
+    damage_at: int | None = None
     path_pattern: str = ""
     methods: frozenset[str] = frozenset()
     count: int | None = None
@@ -61,6 +70,7 @@ class FaultPlan:
             "retry_after",
             "drop_rate",
             "cut_after",
+            "damage_at",
             "path_pattern",
             "methods",
             "count",
@@ -77,6 +87,7 @@ class FaultPlan:
             retry_after=None if data.get("retry_after") is None else int(data["retry_after"]),
             drop_rate=float(data.get("drop_rate", 0.0)),
             cut_after=None if data.get("cut_after") is None else int(data["cut_after"]),
+            damage_at=None if data.get("damage_at") is None else int(data["damage_at"]),
             path_pattern=str(data.get("path_pattern", "")),
             methods=frozenset(m.upper() for m in data.get("methods", [])),
             count=None if data.get("count") is None else int(data["count"]),
@@ -100,6 +111,7 @@ class FaultPlan:
             "retry_after": self.retry_after,
             "drop_rate": self.drop_rate,
             "cut_after": self.cut_after,
+            "damage_at": self.damage_at,
             "path_pattern": self.path_pattern,
             "methods": sorted(self.methods),
             "count": self.count,
@@ -128,15 +140,32 @@ def _statuses(value: Any) -> tuple[int, ...]:
     return statuses
 
 
-class FaultInjector:
-    """Holds the current plan and applies it to every non-admin request."""
+#: Path segments that name one object (numbers, upload ids, tokens): counted as one endpoint.
+_ID_SEGMENT = re.compile(r"/(?:\d+|[0-9a-fA-F-]{16,}|[A-Za-z0-9_-]{32,})(?=/|$)")
 
-    def __init__(self, error_body: Callable[[int], web.Response] | None = None) -> None:
+
+def endpoint_of(request: web.Request) -> str:
+    """``METHOD /path`` with ids in the path as ``{id}``: the endpoint a request counts for."""
+    return f"{request.method} {_ID_SEGMENT.sub('/{id}', request.path)}"
+
+
+class FaultInjector:
+    """Holds the current plan and applies it to every non-admin request; counts them."""
+
+    def __init__(
+        self,
+        error_body: Callable[[int], web.Response] | None = None,
+        endpoint: Callable[[web.Request], str] = endpoint_of,
+    ) -> None:
         self.plan = FaultPlan()
         self._error_body = error_body or _default_error
+        self._endpoint = endpoint
+        self.requests: Counter[str] = Counter()
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not request.path.startswith(ADMIN_PREFIX):
+            self.requests[self._endpoint(request)] += 1
         plan = self.plan
         if not plan.applies_to(request):
             return await handler(request)
@@ -163,6 +192,15 @@ class FaultInjector:
         plan = self.plan
         return plan.cut_after if plan.cut_after is not None and plan.applies_to(request) else None
 
+    def damage_point(self, request: web.Request) -> int | None:
+        """The offset in the request's body of the byte to flip, when the plan damages it (one
+        injected fault)."""
+        plan = self.plan
+        if plan.damage_at is None or not plan.applies_to(request):
+            return None
+        plan.injected += 1
+        return plan.damage_at
+
     def cut(self, request: web.Request) -> NoReturn:
         """Drop the connection mid-answer (at the :meth:`cut_point`)."""
         self.plan.injected += 1
@@ -178,11 +216,20 @@ class FaultInjector:
     async def handle_get(self, request: web.Request) -> web.Response:
         return web.json_response(self.plan.to_json())
 
+    async def requests_get(self, request: web.Request) -> web.Response:
+        return web.json_response(dict(self.requests))
+
+    async def requests_reset(self, request: web.Request) -> web.Response:
+        counted, self.requests = dict(self.requests), Counter()
+        return web.json_response(counted)
+
     def install(self, app: web.Application) -> None:
         """Mount the middleware and ``GET/POST /_devstack/faults`` on ``app``."""
         app.middlewares.append(self.middleware)
         app.router.add_get(ADMIN_PREFIX + "faults", self.handle_get)
         app.router.add_post(ADMIN_PREFIX + "faults", self.handle_set)
+        app.router.add_get(ADMIN_PREFIX + "requests", self.requests_get)
+        app.router.add_post(ADMIN_PREFIX + "requests", self.requests_reset)
 
 
 def _drop(request: web.Request) -> NoReturn:

@@ -5,7 +5,8 @@ moto has no switch for outages, so reliability tests point ``aws.s3EndpointUrl``
 instead and drive it through ``/_devstack/faults`` like every stand-in: S3-style ``503
 ServiceUnavailable``/``SlowDown`` answers, latency, dropped connections, bodies cut off mid-way.
 Requests and answers are streamed through unchanged (moto does not check signatures, so the Host
-may differ).
+may differ), unless the plan damages a request's body (``damage_at``: one byte flipped in
+flight, as a faulty network card or proxy would, which only a checksum can tell).
 
 ``POST /_devstack/tiering`` ``{"bucket", "key", "tier", "restoreLookups"}`` moves an object
 (path-style addressing) into ``ARCHIVE_ACCESS`` or ``DEEP_ARCHIVE_ACCESS``, as S3 does with an
@@ -20,6 +21,7 @@ documents that such a request fails). Nor is the ``Expedited`` tier offered for
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,12 +80,45 @@ class ArchivedObject:
     restoring: bool = False
 
 
+async def _damaged(content: aiohttp.StreamReader, at: int) -> AsyncIterator[bytes]:
+    """The body as it comes, with the byte at offset ``at`` flipped (same length)."""
+    seen = 0
+    async for piece in content.iter_chunked(1024 * 1024):
+        if seen <= at < seen + len(piece):
+            flipped = bytearray(piece)
+            flipped[at - seen] ^= 0xFF
+            piece = bytes(flipped)
+        seen += len(piece)
+        yield piece
+
+
+def aws_operation(request: web.Request) -> str:
+    """The S3 or SQS operation a request through the proxy is, for counting: SQS's from its
+    ``X-Amz-Target`` (the JSON protocol botocore speaks), S3's from method and query."""
+    target = request.headers.get("X-Amz-Target", "")
+    if target:
+        return f"SQS {target.rsplit('.', 1)[-1]}"
+    query = request.query.keys()
+    if "uploadId" in query:
+        steps = {
+            "PUT": "UploadPart",
+            "POST": "CompleteMultipartUpload",
+            "DELETE": "AbortMultipartUpload",
+            "GET": "ListParts",
+        }
+        return f"S3 {steps.get(request.method, request.method)}"
+    if "uploads" in query:
+        return "S3 CreateMultipartUpload"
+    names = {"GET": "GetObject", "HEAD": "HeadObject", "PUT": "PutObject", "DELETE": "DeleteObject"}
+    return f"S3 {names.get(request.method, request.method)}"
+
+
 class S3FaultProxy:
     name = "s3proxy"
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
-        self.faults = FaultInjector(error_body=s3_error)
+        self.faults = FaultInjector(error_body=s3_error, endpoint=aws_operation)
         self.base_url = ""
         self._session: aiohttp.ClientSession | None = None
         self.archived: dict[tuple[str, str], ArchivedObject] = {}
@@ -161,7 +196,10 @@ class S3FaultProxy:
         if self._session is None:
             self._session = aiohttp.ClientSession(auto_decompress=False)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
-        body = request.content if request.body_exists else None
+        body: Any = request.content if request.body_exists else None
+        damage = self.faults.damage_point(request)
+        if body is not None and damage is not None:
+            body = _damaged(request.content, damage)
         async with self._session.request(
             request.method,
             self.upstream + request.raw_path,

@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import signal
+import ssl
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Sequence
@@ -50,23 +51,33 @@ class StandIn(Protocol):
     def state_entries(self) -> dict[str, Any]: ...
 
 
-def up_command(state_file: Path, data_dir: Path | None = None) -> list[str]:
-    """``recstore devstack up`` as the tests and benchmarks start it, in a process of its own."""
+def up_command(
+    state_file: Path, data_dir: Path | None = None, tls: tuple[Path, Path] | None = None
+) -> list[str]:
+    """``recstore devstack up`` as the tests and benchmarks start it, in a process of its own;
+    ``tls`` is a certificate and its key to serve the stand-ins with (HTTPS)."""
     command = [sys.executable, "-m", "recstore", "devstack", "up", "--state-file", str(state_file)]
-    return command if data_dir is None else [*command, "--data-dir", str(data_dir)]
+    if data_dir is not None:
+        command += ["--data-dir", str(data_dir)]
+    if tls is not None:
+        command += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
+    return command
 
 
-async def serve(stand_in: StandIn, app: web.Application | None = None) -> web.AppRunner:
+async def serve(
+    stand_in: StandIn, app: web.Application | None = None, tls: ssl.SSLContext | None = None
+) -> web.AppRunner:
     """Serve a stand-in (or ``app``, its app with extra middleware) on a free loopback port,
-    and tell it its address. The caller cleans the runner up.
+    over HTTPS with ``tls``, and tell it its address. The caller cleans the runner up.
 
     At shutdown, requests still in a stand-in get a moment, not aiohttp's default minute: a
     fault plan may hold one (its body unread, so its client's departure goes unseen).
     """
     runner = web.AppRunner(app or stand_in.make_app(), access_log=None, shutdown_timeout=2)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    stand_in.set_base_url(f"http://127.0.0.1:{runner.addresses[0][1]}")
+    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls).start()
+    scheme = "https" if tls is not None else "http"
+    stand_in.set_base_url(f"{scheme}://127.0.0.1:{runner.addresses[0][1]}")
     return runner
 
 
@@ -107,6 +118,8 @@ class StackOptions:
     lease_bucket: str | None = "recstore-leases"
     data_dir: Path | None = None
     stand_ins: Sequence[str] = field(default_factory=lambda: tuple(STAND_INS))
+    #: A certificate and its key (PEM): the stand-ins (not moto) serve HTTPS with them.
+    tls: tuple[Path, Path] | None = None
 
 
 def load_stand_in(name: str, data_dir: Path) -> StandIn | None:
@@ -216,7 +229,11 @@ class DevStack:
         self.state.update(queue_url=queue_url, dlq_url=dlq_url, queues=queues)
 
     async def _serve(self, stand_in: StandIn) -> dict[str, Any]:
-        self._runners.append(await serve(stand_in))
+        tls = None
+        if self.options.tls is not None:
+            tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            tls.load_cert_chain(*self.options.tls)
+        self._runners.append(await serve(stand_in, tls=tls))
         return stand_in.state_entries()
 
     async def close(self) -> None:

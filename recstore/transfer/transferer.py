@@ -51,6 +51,16 @@ class Room:
     encrypted: bool
 
 
+class RoomGone(RemoteError):
+    """A room known from an earlier job is gone (a user deleted it): the path is looked up
+    again, which creates it anew (:meth:`Transferer.run`)."""
+
+    def __init__(self, room_id: int) -> None:
+        super().__init__(
+            f"dracoon room {room_id} no longer exists", remote="dracoon", transient=True
+        )
+
+
 @dataclass(frozen=True)
 class StoredFile:
     id: int
@@ -190,9 +200,15 @@ class Transferer:
             recording = _Recording(key, name, marker, info)
             for plan in plans:
                 room = await destination.ensure_room_path(request.parent_room_id, plan.segments)
-                stored = await self._into_room(
-                    destination, request.bucket, recording, plan, room, report, known_keys
-                )
+                try:
+                    stored = await self._into_room(
+                        destination, request.bucket, recording, plan, room, report, known_keys
+                    )
+                except RoomGone:  # once: a room gone again right after its creation fails the job
+                    room = await destination.ensure_room_path(request.parent_room_id, plan.segments)
+                    stored = await self._into_room(
+                        destination, request.bucket, recording, plan, room, report, known_keys
+                    )
                 if room.encrypted:
                     shared = await share_missing_keys(
                         destination,

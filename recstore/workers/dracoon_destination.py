@@ -1,42 +1,107 @@
 """The transfer's :class:`~recstore.transfer.transferer.Destination`, over the DRACOON client.
 
-Translation only: DRACOON's node JSON into the transfer's small types, and the job's marker
+Translation: DRACOON's node JSON into the transfer's small types, and the job's marker
 into the node's notes (searched among the room's files whose names start like the upload's,
 since a name conflict may have renamed it to ``name (1).ext``).
+
+Room paths are remembered across jobs (:class:`RoomPaths`): looking one up costs a request per
+level, every job, for rooms that rarely change. A room a user deleted is noticed at the first
+call on it (DRACOON answers 404 for a parent that is gone), forgotten, and looked up again,
+which creates it anew (:class:`~recstore.transfer.transferer.RoomGone`).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from recstore.clients.dracoon import ChannelRecord, DracoonClient
+from recstore.clients.dracoon import ChannelRecord, DracoonClient, DracoonError
 from recstore.crypto import UserPrivateKey
-from recstore.transfer.transferer import Room, StoredFile
+from recstore.transfer.transferer import Room, RoomGone, StoredFile
+
+#: Where a room path leads, per account: (server, login, parent room, names).
+_PathKey = tuple[str, str, int, tuple[str, ...]]
+
+
+class RoomPaths:
+    """The rooms that room paths led to, shared by the jobs of a daemon.
+
+    An entry lasts ``ttl`` seconds, so a room whose settings an administrator changed (its
+    encryption) is seen again within minutes; a deleted one is forgotten at once when a job
+    finds it gone (:meth:`forget_room`).
+    """
+
+    def __init__(self, ttl: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl
+        self._clock = clock
+        self._rooms: dict[_PathKey, tuple[Room, float]] = {}
+
+    def get(self, key: _PathKey) -> Room | None:
+        found = self._rooms.get(key)
+        if found is None or found[1] <= self._clock():
+            return None
+        return found[0]
+
+    def put(self, key: _PathKey, room: Room) -> None:
+        self._rooms[key] = (room, self._clock() + self._ttl)
+
+    def forget_room(self, server: str, login: str, room_id: int) -> bool:
+        """Forget the paths of the account that led to ``room_id``; whether any did."""
+        gone = [
+            key
+            for key, (room, _) in self._rooms.items()
+            if key[:2] == (server, login) and room.id == room_id
+        ]
+        for key in gone:
+            del self._rooms[key]
+        return bool(gone)
 
 
 class DracoonDestination:
-    def __init__(self, client: DracoonClient, channels: ChannelRecord | None = None) -> None:
+    def __init__(
+        self,
+        client: DracoonClient,
+        channels: ChannelRecord | None = None,
+        rooms: RoomPaths | None = None,
+    ) -> None:
         self.client = client
         #: Where the job's open upload channels are recorded (None: not recorded).
         self.channels = channels
+        self.rooms = rooms if rooms is not None else RoomPaths()
+
+    @property
+    def _account(self) -> tuple[str, str]:
+        return self.client.account.base_url.rstrip("/"), self.client.account.login
 
     async def ensure_room_path(self, parent_id: int, names: Sequence[str]) -> Room:
-        node = await self.client.ensure_room_path(parent_id, names)
-        return Room(int(node["id"]), bool(node.get("isEncrypted")))
+        key = (*self._account, parent_id, tuple(names))
+        room = self.rooms.get(key)
+        if room is None:
+            node = await self.client.ensure_room_path(parent_id, names)
+            room = Room(int(node["id"]), bool(node.get("isEncrypted")))
+            self.rooms.put(key, room)
+        return room
 
     async def files_marked(self, room_id: int, name: str, marker: str) -> list[StoredFile]:
+        """The room's files carrying ``marker``; :class:`RoomGone` when the room, known from
+        an earlier job, no longer exists."""
         stem = name.rsplit(".", 1)[0] if "." in name else name
         found = []
-        async for node in self.client.nodes(room_id, f"type:eq:file|name:cn:{stem}"):
-            notes = str(node.get("notes") or "")
-            if notes.startswith(marker):
-                found.append(
-                    StoredFile(
-                        int(node["id"]), str(node["name"]), int(node.get("size") or 0), notes
+        try:
+            async for node in self.client.nodes(room_id, f"type:eq:file|name:cn:{stem}"):
+                notes = str(node.get("notes") or "")
+                if notes.startswith(marker):
+                    found.append(
+                        StoredFile(
+                            int(node["id"]), str(node["name"]), int(node.get("size") or 0), notes
+                        )
                     )
-                )
+        except DracoonError as exc:
+            if exc.status == 404 and self.rooms.forget_room(*self._account, room_id):
+                raise RoomGone(room_id) from exc
+            raise
         return found
 
     async def upload(

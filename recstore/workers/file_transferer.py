@@ -35,7 +35,7 @@ from recstore.transfer.sources import SourcePolicy
 from recstore.transfer.transferer import Transferer, TransferReport, TransferRequest
 from recstore.workers.accounts import AccountPool, ServedInstances
 from recstore.workers.base import WorkerHealth
-from recstore.workers.dracoon_destination import DracoonDestination
+from recstore.workers.dracoon_destination import DracoonDestination, RoomPaths
 from recstore.workers.queue_consumer import ConsumerSettings, QueueConsumer
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,8 @@ class TransferService:
         self.s3: S3Store | None = None
         self.sqs: Any = None
         self.accounts: AccountPool | None = None
+        #: Room paths resolved by earlier jobs, for every account (no lookup per job).
+        self.rooms = RoomPaths()
         self.resolver: InstanceResolver | None = None
         self.transferer: Transferer | None = None
         self.served: ServedInstances | None = None
@@ -80,7 +82,9 @@ class TransferService:
             aws_client(settings.aws, "s3", max_pool_connections=pool)
         )
         self.sqs = await stack.enter_async_context(aws_client(settings.aws, "sqs"))
-        session = await stack.enter_async_context(http_session(settings.dracoon.timeout))
+        session = await stack.enter_async_context(
+            http_session(settings.dracoon.timeout, ca_file=settings.dracoon.ca_file)
+        )
         self.s3 = S3Store(s3_client)
         configurator = (
             ConfiguratorClient(settings.configurator, session)
@@ -142,7 +146,7 @@ class TransferService:
             targets=targets,
             parent_room_id=dracoon.parent_room_id,
         )
-        return await self.transferer.run(request, DracoonDestination(client, channels))
+        return await self.transferer.run(request, DracoonDestination(client, channels, self.rooms))
 
     async def _cancel_left_open(self, job_id: str, client: DracoonClient) -> ChannelLog | None:
         """Cancel the upload channels an earlier attempt of the job left open (it was killed

@@ -127,7 +127,9 @@ class DracoonGlobalSharer:
     async def run(self, stop: asyncio.Event) -> None:
         settings = self.settings
         async with AsyncExitStack() as stack:
-            session = await stack.enter_async_context(http_session(settings.dracoon.timeout))
+            session = await stack.enter_async_context(
+                http_session(settings.dracoon.timeout, ca_file=settings.dracoon.ca_file)
+            )
             pool = AccountPool(settings.dracoon, session)
             stack.push_async_callback(pool.close)
             store = None
