@@ -371,7 +371,7 @@ async def test_room_paths_are_looked_up_once_and_a_deleted_room_is_created_anew(
         async def job() -> TransferReport:
             tag, key, _ = await recording(state, "cached", 1000)
             request = job_request(tag, [key], room_name, parent)
-            return await transferer.run(request, CountingLookups(dracoon, rooms))
+            return await transferer.run(request, CountingLookups(dracoon, rooms=rooms))
 
         first, second = await job(), await job()
         assert CountingLookups.lookups == 1  # the second job knew the room
