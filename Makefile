@@ -46,7 +46,7 @@ lint: $(STAMP)
 
 # The inner loop: lint, types and the tests that need neither the dev stack nor a process.
 check: lint
-	$(BIN)/pytest -m "not stack and not e2e" -q
+	$(BIN)/pytest -m "not stack and not e2e" -q -n 2 --dist loadscope
 
 # Everything: lint, types, and every test (the dev stack and real processes included), on
 # PYTEST_WORKERS pytest-xdist workers (each with its own dev stack; docs/development.md).
