@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -14,6 +15,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -94,6 +96,7 @@ def run_cli(
     def invoke() -> subprocess.CompletedProcess[str]:
         with _logging_restored(), contextlib.chdir(ROOT):
             result = _Runner().invoke(cli_main, list(args), env=overrides)
+        _assert_nothing_left_open(args)
         stderr = result.stderr
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             assert result.exc_info is not None
@@ -111,6 +114,25 @@ def run_cli(
     if not outcome:
         raise subprocess.TimeoutExpired(["recstore", *args], timeout)
     return outcome[0]
+
+
+def _assert_nothing_left_open(args: tuple[str, ...]) -> None:
+    """Fail the command that left a connection or session unclosed.
+
+    A process would drop it at exit; in this process the garbage collector finds it later,
+    during some other test, whose failure would then name the wrong culprit.
+    """
+    found: list[str] = []
+    previous = sys.unraisablehook
+    sys.unraisablehook = lambda hook: found.append(f"{hook.exc_value!r} in {hook.object!r}")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            gc.collect()
+    finally:
+        sys.unraisablehook = previous
+    found += [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert not found, f"recstore {' '.join(args)} left open: {found}"
 
 
 class _Runner(CliRunner):
