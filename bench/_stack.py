@@ -258,6 +258,17 @@ class HotMemory:
             self.path.unlink(missing_ok=True)
 
 
+def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    """``recstore run --config CONFIG`` in the background, its log (stderr) written to ``log``."""
+    with log.open("w") as out:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "recstore", "run", "--config", str(config)],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+        )
+
+
 def start_devstack(
     work: Path, data_dir: Path | None = None, tls: Certificates | None = None
 ) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:

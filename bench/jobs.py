@@ -26,7 +26,6 @@ import asyncio
 import json
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -35,9 +34,8 @@ from typing import Any
 
 import aiohttp
 import yaml
-from _stack import QUICK, ROOT, free_port, setting, start_devstack, work_dir
+from _stack import QUICK, free_port, setting, start_daemon, start_devstack, work_dir
 from pool_rss import wait_for_lines
-from pydantic import SecretStr
 
 from recstore.clients.aws import aws_client
 from recstore.clients.dracoon import DracoonAccount, DracoonClient
@@ -45,7 +43,7 @@ from recstore.clients.sqs import SqsQueue
 from recstore.crypto import FileEncryptor, encrypt_file_key, generate_file_key
 from recstore.devstack.appconfig import DEMO_INSTANCE, app_config
 from recstore.devstack.dracoon_model import ALL_PERMISSIONS
-from recstore.devstack.seed import aws_settings_from_state, seed_s3
+from recstore.devstack.seed import aws_settings_from_state, dracoon_account_from_state, seed_s3
 from recstore.transfer.keys import share_missing_keys
 from recstore.workers.dracoon_destination import DracoonDestination
 
@@ -147,15 +145,7 @@ class Run:
         return keys
 
     def account(self) -> DracoonAccount:
-        s = self.state
-        return DracoonAccount(
-            s["dracoon_url"],
-            s["dracoon_login"],
-            SecretStr(s["dracoon_password"]),
-            SecretStr(s["dracoon_encryption_password"]),
-            s["dracoon_client_id"],
-            SecretStr(s["dracoon_client_secret"]),
-        )
+        return dracoon_account_from_state(self.state)
 
     async def send(self, keys: list[str], rooms: list[str]) -> None:
         bodies = [job(key, 1000 + i, rooms[i % len(rooms)]) for i, key in enumerate(keys)]
@@ -174,12 +164,7 @@ class Run:
         doc["logger"] = {"level": "info", "format": "text"}
         config, log = self.work / f"jobs-{pool}.yaml", self.work / f"daemon-{pool}.log"
         config.write_text(yaml.safe_dump(doc))
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "recstore", "run", "--config", str(config)],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=log.open("w"),
-        )
+        daemon = start_daemon(config, log)
         try:
             wait_for_lines(log, " 15000 ", 1, patience=60)  # started
             asyncio.run(self.counters.take())

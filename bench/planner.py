@@ -37,7 +37,15 @@ from typing import Any
 
 import aiohttp
 import yaml
-from _stack import QUICK, ROOT, free_port, peak_rss_mib, setting, start_devstack, work_dir
+from _stack import (
+    QUICK,
+    free_port,
+    peak_rss_mib,
+    setting,
+    start_daemon,
+    start_devstack,
+    work_dir,
+)
 from aiohttp import web
 
 from recstore.archive.plan import parse_job
@@ -158,12 +166,7 @@ class Planner:
         config.write_text(yaml.safe_dump(doc))
         asyncio.run(self.requests())
         self.sqs.take()
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "recstore", "run", "--config", str(config)],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=log.open("w"),
-        )
+        daemon = start_daemon(config, log)
         try:
             started, planned = self.wait_for_plan(log, daemon)
             rss = peak_rss_mib(daemon.pid)

@@ -16,13 +16,11 @@ import asyncio
 import json
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import yaml
-from _stack import ROOT, free_port, peak_rss_mib, setting, work_dir
+from _stack import free_port, peak_rss_mib, setting, start_daemon, work_dir
 from transfer import CHUNK, WORKERS, Bench, make_object
 
 from recstore.clients.aws import aws_client
@@ -79,12 +77,7 @@ def main() -> None:
         doc["logger"] = {"level": "info", "format": "text"}
         config, log = work / "pool.yaml", work / "daemon.log"
         config.write_text(yaml.safe_dump(doc))
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "recstore", "run", "--config", str(config)],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=log.open("w"),
-        )
+        daemon = start_daemon(config, log)
         try:
             wait_for_lines(log, " 15000 ", 1, patience=30)
             idle = peak_rss_mib(daemon.pid)

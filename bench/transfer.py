@@ -40,24 +40,23 @@ import yaml
 from _stack import (
     KEY,
     MB,
-    ROOT,
     SECRET,
     CpuMeter,
     Stack,
     free_port,
     peak_rss_mib,
     setting,
+    start_daemon,
     work_dir,
 )
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from pydantic import SecretStr
 
 from recstore.clients.aws import aws_client
 from recstore.clients.dracoon import DracoonAccount, DracoonClient
 from recstore.clients.s3 import S3Store
 from recstore.clients.sqs import SqsQueue
 from recstore.devstack.appconfig import DEMO_INSTANCE, app_config
-from recstore.devstack.seed import aws_settings_from_state
+from recstore.devstack.seed import aws_settings_from_state, dracoon_account_from_state
 from recstore.units import parse_size
 
 CHUNK = 20_000_000
@@ -83,15 +82,7 @@ class Bench(Stack):
         super().__init__(work, buckets=("recordings", "recstore-leases"), tls=tls)
 
     def account(self) -> DracoonAccount:
-        s = self.state
-        return DracoonAccount(
-            s["dracoon_url"],
-            s["dracoon_login"],
-            SecretStr(s["dracoon_password"]),
-            SecretStr(s["dracoon_encryption_password"]),
-            s["dracoon_client_id"],
-            SecretStr(s["dracoon_client_secret"]),
-        )
+        return dracoon_account_from_state(self.state)
 
     async def plain_room(self) -> int:
         async with self.http() as session:
@@ -185,12 +176,7 @@ class Bench(Stack):
         doc["logger"] = {"level": "info", "format": "text"}
         config, log = self.work / "bench.yaml", self.work / "daemon.log"
         config.write_text(yaml.safe_dump(doc))
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "recstore", "run", "--config", str(config)],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=log.open("w"),
-        )
+        daemon = start_daemon(config, log)
         try:
             time.sleep(2)  # started and polling
             job = {

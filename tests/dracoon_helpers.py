@@ -7,34 +7,17 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-from pydantic import SecretStr
 
 from recstore import crypto
 from recstore.clients.dracoon import DracoonAccount, DracoonClient
+from recstore.devstack.seed import dracoon_account_from_state
 from recstore.retry import RetryPolicy
 
 FAST = RetryPolicy(attempts=5, base_delay=0.01, max_delay=0.05, max_retry_after=2)
 
 
 def account(state: dict[str, Any], login: str | None = None) -> DracoonAccount:
-    if login is None or login == state["dracoon_login"]:
-        login, password, encryption = (
-            state["dracoon_login"],
-            state["dracoon_password"],
-            state["dracoon_encryption_password"],
-        )
-    else:
-        member = next(m for m in state["dracoon_members"] if m["login"] == login)
-        password, encryption = member["password"], member["encryption_password"]
-    return DracoonAccount(
-        state["dracoon_url"],
-        login,
-        SecretStr(password),
-        SecretStr(encryption),
-        state["dracoon_client_id"],
-        SecretStr(state["dracoon_client_secret"]),
-        timeout=30,
-    )
+    return dracoon_account_from_state(state, login, timeout=30)
 
 
 def client(state: dict[str, Any], login: str | None = None) -> DracoonClient:

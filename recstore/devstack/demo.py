@@ -26,15 +26,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from pydantic import SecretStr
 
 from recstore import crypto
 from recstore.clients.aws import aws_client
-from recstore.clients.dracoon import DracoonAccount, DracoonClient
+from recstore.clients.dracoon import DracoonClient
 from recstore.clients.s3 import S3Store
 from recstore.clients.sqs import SqsQueue
 from recstore.devstack.appconfig import DEMO_INSTANCE, instance_document, render
-from recstore.devstack.seed import aws_settings_from_state, seed_s3
+from recstore.devstack.seed import aws_settings_from_state, dracoon_account_from_state, seed_s3
 from recstore.devstack.stack import DevStack
 from recstore.errors import RemoteError
 from recstore.secret_files import write_private
@@ -136,15 +135,7 @@ async def seed_configurator(state: dict[str, Any]) -> None:
 
 
 async def decrypted_sha256(state: dict[str, Any], file_id: int) -> str:
-    member = state["dracoon_members"][0]
-    account = DracoonAccount(
-        state["dracoon_url"],
-        member["login"],
-        SecretStr(member["password"]),
-        SecretStr(member["encryption_password"]),
-        state["dracoon_client_id"],
-        SecretStr(state["dracoon_client_secret"]),
-    )
+    account = dracoon_account_from_state(state, state["dracoon_members"][0]["login"])
     async with DracoonClient(account) as dracoon:
         encrypted = await dracoon.user_file_key(file_id)
         version = crypto.key_pair_of_file_key(str(encrypted["version"]))

@@ -31,6 +31,7 @@ import aiohttp
 from pydantic import SecretStr
 
 from recstore.clients.aws import aws_client
+from recstore.clients.dracoon import DracoonAccount
 from recstore.config import AwsSettings
 
 #: Objects above this size are written by multipart upload, a part at a time.
@@ -62,6 +63,30 @@ def aws_settings_from_state(state: dict[str, Any]) -> AwsSettings:
         sqs_endpoint_url=state["sqs_endpoint"],
         access_key_id=state["aws_access_key_id"],
         secret_access_key=SecretStr(state["aws_secret_access_key"]),
+    )
+
+
+def dracoon_account_from_state(
+    state: dict[str, Any], login: str | None = None, timeout: float = 60.0
+) -> DracoonAccount:
+    """The DRACOON stand-in's service account (``login`` None), or one of its seeded members."""
+    if login is None or login == state["dracoon_login"]:
+        login, password, encryption = (
+            state["dracoon_login"],
+            state["dracoon_password"],
+            state["dracoon_encryption_password"],
+        )
+    else:
+        member = next(m for m in state["dracoon_members"] if m["login"] == login)
+        password, encryption = member["password"], member["encryption_password"]
+    return DracoonAccount(
+        state["dracoon_url"],
+        login,
+        SecretStr(password),
+        SecretStr(encryption),
+        state["dracoon_client_id"],
+        SecretStr(state["dracoon_client_secret"]),
+        timeout=timeout,
     )
 
 
