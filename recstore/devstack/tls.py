@@ -17,7 +17,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
 @dataclass(frozen=True)
@@ -34,12 +34,23 @@ class Certificates:
         return context
 
 
+def _alt_name(host: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        return x509.DNSName(host)
+
+
 def _name(common: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
 
 
-def throwaway_ca(directory: Path, hours: float = 24) -> Certificates:
-    """A new CA and a certificate it signed for 127.0.0.1, valid ``hours``, in ``directory``."""
+def throwaway_ca(
+    directory: Path, hours: float = 24, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")
+) -> Certificates:
+    """A new CA and a server certificate it signed for ``hosts`` (IP addresses or DNS names),
+    valid ``hours``, in ``directory``. A client that reaches the server by another name must
+    refuse it, which lets a test see that names are checked and not just the chain."""
     directory.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)
     valid = (now - datetime.timedelta(minutes=5), now + datetime.timedelta(hours=hours))
@@ -73,18 +84,15 @@ def throwaway_ca(directory: Path, hours: float = 24) -> Certificates:
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
         x509.CertificateBuilder()
-        .subject_name(_name("127.0.0.1"))
+        .subject_name(_name(hosts[0]))
         .issuer_name(ca.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(valid[0])
         .not_valid_after(valid[1])
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
+        .add_extension(x509.SubjectAlternativeName([_alt_name(h) for h in hosts]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
             critical=False,
