@@ -61,6 +61,20 @@ def daemon_env(**extra: str) -> dict[str, str]:
     return clean_env(PYTHONPATH=str(WITHOUT_DEVSTACK), **extra)
 
 
+def start_daemon(config: Path, log: Path) -> subprocess.Popen[str]:
+    """``recstore run`` on ``config`` as the image runs it (:func:`daemon_env`), in the
+    background, everything it prints going to ``log``."""
+    with log.open("w") as out:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "recstore", "run", "--config", str(config)],
+            cwd=ROOT,
+            env=daemon_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+
 def run_cli_process(
     *args: str, env: dict[str, str] | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:

@@ -33,7 +33,7 @@ from recstore.secret_files import UnsafeDirectory
 from recstore.web import CLOSED_TO_OTHERS, WebServer
 from tests.conftest import StackProcess, clean_env, run_cli, run_cli_process
 from tests.dracoon_helpers import admin
-from tests.test_file_transferer import Setup, job
+from tests.transfer_helpers import Setup, job
 
 
 class _Nothing:

@@ -8,7 +8,6 @@ import json
 import re
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -22,12 +21,11 @@ from aiohttp import ClientSession as aiohttp_session
 from recstore import crypto
 from recstore.devstack.appconfig import app_config
 from tests.conftest import (
-    ROOT,
     StackProcess,
-    daemon_env,
     faults_injected,
     run_cli,
     set_faults,
+    start_daemon,
 )
 from tests.dracoon_helpers import (
     admin,
@@ -223,15 +221,7 @@ def lease_held(port: int) -> bool:
 
 
 def start(path: Path, log: Path) -> tuple[subprocess.Popen[str], int]:
-    with log.open("w") as out:  # the child keeps its own descriptor
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "recstore", "run", "--config", str(path)],
-            cwd=ROOT,
-            env=daemon_env(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+    proc = start_daemon(path, log)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         match = re.search(r"http_port=(\d+)", log.read_text())

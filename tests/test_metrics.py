@@ -20,7 +20,7 @@ from recstore import metrics
 from recstore.devstack.appconfig import DEMO_INSTANCE
 from tests.conftest import StackProcess
 from tests.dracoon_helpers import admin
-from tests.test_file_transferer import Setup, job
+from tests.transfer_helpers import Setup, job
 
 MiB = 1024 * 1024
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

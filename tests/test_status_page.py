@@ -32,7 +32,7 @@ from recstore.config import load_settings
 from recstore.devstack.appconfig import DEMO_INSTANCE
 from tests.conftest import StackProcess, run_cli
 from tests.dracoon_helpers import admin
-from tests.test_file_transferer import Setup, job
+from tests.transfer_helpers import Setup, job
 
 MiB = 1024 * 1024
 CHROMIUM = Path("/usr/bin/chromium")

@@ -18,7 +18,7 @@ from recstore.devstack.seed import aws_settings_from_state, seed_s3
 from recstore.errors import PermanentJobError
 from recstore.transfer.sources import SourcePolicy, SourceRefused, parse_rule
 from tests.conftest import StackProcess
-from tests.test_file_transferer import Setup, files_in, job
+from tests.transfer_helpers import Setup, files_in, job
 
 OWN = {"kaltura-archive": "archive.bucket", "recstore-leases": "leases.bucket"}
 

@@ -9,7 +9,6 @@ import json
 import re
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -25,7 +24,7 @@ from recstore.clients.s3 import S3Store
 from recstore.clients.sqs import SqsQueue
 from recstore.devstack.appconfig import app_config, instance_document
 from recstore.devstack.seed import aws_settings_from_state, seed_s3
-from tests.conftest import ROOT, StackProcess, daemon_env, faults_injected
+from tests.conftest import StackProcess, faults_injected, start_daemon
 from tests.dracoon_helpers import client, downloaded_sha256, stand_in_state
 
 MiB = 1024 * 1024
@@ -68,7 +67,6 @@ class Setup:
         self.tag = uuid.uuid4().hex[:8]
         self.work_url, self.dead_url = asyncio.run(self._queues())
         self.daemons: list[subprocess.Popen[str]] = []
-        self._logs: list[Any] = []
 
     async def _queues(self) -> tuple[str, str]:
         async with aws_client(aws_settings_from_state(self.state), "sqs") as sqs:
@@ -111,16 +109,7 @@ class Setup:
         return path
 
     def start(self, config: Path) -> subprocess.Popen[str]:
-        log = (self.tmp / f"daemon-{len(self.daemons)}.log").open("w")
-        self._logs.append(log)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "recstore", "run", "--config", str(config)],
-            cwd=ROOT,
-            env=daemon_env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        proc = start_daemon(config, self.tmp / f"daemon-{len(self.daemons)}.log")
         self.daemons.append(proc)
         return proc
 
@@ -205,8 +194,6 @@ class Setup:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        for log in self._logs:
-            log.close()
 
 
 def files_in(state: dict[str, Any], path: str) -> list[dict[str, Any]]:
