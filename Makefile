@@ -43,6 +43,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check $(SRC)
 	$(BIN)/ruff format --check $(SRC)
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 # The inner loop: lint, types and the tests that need neither the dev stack nor a process.
 check: lint

@@ -27,9 +27,9 @@ import aiohttp
 from pydantic import SecretStr
 
 from recstore.clients.http import http_session
-from recstore.config import AwsSettings
 from recstore.devstack.stack import up_command
 from recstore.devstack.tls import Certificates, throwaway_ca
+from recstore.settings import AwsSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 #: ``BENCH_QUICK=1``: every script runs small (a smoke run of a few minutes in all, which CI

@@ -51,9 +51,9 @@ from pydantic import SecretStr
 
 from recstore.clients.aws import aws_client
 from recstore.clients.kaltura import KalturaClient
-from recstore.config import KalturaSettings
+from recstore.common.units import parse_size
 from recstore.devstack.appconfig import app_config
-from recstore.units import parse_size
+from recstore.settings import KalturaSettings
 
 BUCKET = "kaltura-archive"
 PART = 32 * 1024 * 1024

@@ -25,9 +25,9 @@ from transfer import CHUNK, WORKERS, Bench, make_object
 
 from recstore.clients.aws import aws_client
 from recstore.clients.sqs import SqsQueue
+from recstore.common.units import parse_size
 from recstore.devstack.appconfig import DEMO_INSTANCE, app_config
 from recstore.devstack.seed import aws_settings_from_state
-from recstore.units import parse_size
 
 
 def job(key: str, meeting: int) -> str:

@@ -55,9 +55,9 @@ from recstore.clients.aws import aws_client
 from recstore.clients.dracoon import DracoonAccount, DracoonClient
 from recstore.clients.s3 import S3Store
 from recstore.clients.sqs import SqsQueue
+from recstore.common.units import parse_size
 from recstore.devstack.appconfig import DEMO_INSTANCE, app_config
 from recstore.devstack.seed import aws_settings_from_state, dracoon_account_from_state
-from recstore.units import parse_size
 
 CHUNK = 20_000_000
 WORKERS = 4

@@ -16,10 +16,10 @@ import boto3
 from pydantic import SecretStr
 
 from recstore.clients.kaltura import KalturaClient
-from recstore.config import KalturaSettings
+from recstore.common.retry import RetryPolicy
 from recstore.devstack.kaltura import KalturaStandIn
 from recstore.devstack.stack import serving
-from recstore.retry import RetryPolicy
+from recstore.settings import KalturaSettings
 
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
 MiB = 1024 * 1024

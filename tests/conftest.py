@@ -26,8 +26,8 @@ import pytest
 from click.testing import CliRunner
 
 from recstore.cli import main as cli_main
-from recstore.config import SEED_ENV
 from recstore.devstack.stack import up_command
+from recstore.settings import SEED_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
@@ -43,7 +43,7 @@ def missing_tool(reason: str) -> None:
 
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment of a child process: no stray RECSTORE_ overrides from the caller, nor
-    the seed 001 variables that configure recstore too (``recstore.config.SEED_ENV``)."""
+    the seed 001 variables that configure recstore too (``recstore.settings.SEED_ENV``)."""
     env = {
         k: v for k, v in os.environ.items() if not k.startswith("RECSTORE_") and k not in SEED_ENV
     }

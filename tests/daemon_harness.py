@@ -16,8 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from recstore import daemon, events
-from recstore.config import load_settings
+from recstore.common import events
+from recstore.runtime import daemon
+from recstore.settings import load_settings
 from recstore.workers.base import WorkerHealth
 
 

@@ -10,8 +10,8 @@ import aiohttp
 
 from recstore import crypto
 from recstore.clients.dracoon import DracoonAccount, DracoonClient
+from recstore.common.retry import RetryPolicy
 from recstore.devstack.seed import dracoon_account_from_state
-from recstore.retry import RetryPolicy
 
 FAST = RetryPolicy(attempts=5, base_delay=0.01, max_delay=0.05, max_retry_after=2)
 

@@ -54,17 +54,17 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "transfer/transferer.py": ("s3",),
         "transfer/pipeline.py": ("s3",),
         "workers/queue_consumer.py": ("sqs",),
-        "queue_depth.py": ("sqs",),
+        "runtime/queue_depth.py": ("sqs",),
         "workers/archive_actions.py": ("s3", "sqs"),
         "workers/archive_context.py": ("s3",),
         "archive/actions.py": ("s3",),
-        "leases.py": ("s3",),  # per-entry locks of applied archive actions
+        "workers/leases.py": ("s3",),  # per-entry locks of applied archive actions
         "workers/accounts.py": ("s3",),  # records the instances it served, beside the leases
         "transfer/channels.py": ("s3",),  # open upload channel records, under the lease prefix
     },
     "singletons": {  # DracoonGlobalSharer, VidyoSync, Archiver, Restorer
         "workers/periodic.py": ("s3",),
-        "leases.py": ("s3",),  # the job leases
+        "workers/leases.py": ("s3",),  # the job leases
         "workers/archiver.py": ("s3", "sqs"),  # the Archiver's and Restorer's planner
         "workers/archive_context.py": ("s3",),
         "archive/inventory.py": ("s3",),
@@ -76,7 +76,7 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
 #: Modules that name an S3 or SQS client but run in no daemon role: CLI commands, types only.
 NOT_IN_A_ROLE = {
     "cli/main.py": "enqueue, dlq: run by an operator with their own credentials",
-    "dead_letters.py": "recstore dlq list/redrive",
+    "runtime/dead_letters.py": "recstore dlq list/redrive",
     "clients/dracoon.py": "S3's part-size rules for DRACOON's own S3 uploads; no AWS call",
     "archive/health.py": "reads ObjectInfo values it is handed",
 }
@@ -153,5 +153,5 @@ def role_actions(role: str) -> dict[str, set[str]]:
 
 def config_fetch_actions() -> set[str]:
     """What ``recstore config fetch`` (the entrypoint's RECSTORE_CONFIG_S3_URI) calls."""
-    tree = ast.parse((PACKAGE / "config_fetch.py").read_text(encoding="utf-8"))
+    tree = ast.parse((PACKAGE / "runtime/config_fetch.py").read_text(encoding="utf-8"))
     return {IAM_ACTION[op] for op in _calls(tree) & service_operations("s3")}

@@ -9,7 +9,7 @@ import pytest
 from pydantic import SecretStr
 
 from recstore.clients.dracoon import DracoonError
-from recstore.config import DracoonSettings, InstanceDracoon
+from recstore.settings import DracoonSettings, InstanceDracoon
 from recstore.workers.accounts import AccountPool
 from tests.conftest import StackProcess
 from tests.dracoon_helpers import FAST, admin, pieces

@@ -34,7 +34,7 @@ from recstore.clients.aws import aws_client
 from recstore.clients.kaltura import KalturaClient, token_resource
 from recstore.clients.s3 import S3Store
 from recstore.devstack.seed import aws_settings_from_state
-from recstore.leases import EntryLocks
+from recstore.workers.leases import EntryLocks
 from tests.archive_helpers import (
     ARCHIVE_BUCKET,
     FAST,

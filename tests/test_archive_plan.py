@@ -21,7 +21,7 @@ from recstore.archive.plan import (
     run_id,
 )
 from recstore.archive.states import ArchiveTags
-from recstore.errors import PermanentJobError
+from recstore.common.errors import PermanentJobError
 
 
 def test_a_job_survives_the_queue_and_chains() -> None:

@@ -21,8 +21,8 @@ from botocore.exceptions import ClientError
 from recstore.clients.aws import aws_client
 from recstore.clients.kaltura import KalturaClient
 from recstore.clients.s3 import S3Store, composite_checksum, same_checksum
+from recstore.common.errors import RemoteError
 from recstore.devstack.seed import aws_settings_from_state
-from recstore.errors import RemoteError
 from tests.archive_helpers import ARCHIVE_BUCKET, FAST, MiB, moto_restore_transition, video
 from tests.conftest import StackProcess, set_faults
 
@@ -232,7 +232,7 @@ async def test_a_download_resumes_where_the_connection_broke() -> None:
     try:
         from pydantic import SecretStr
 
-        from recstore.config import KalturaSettings
+        from recstore.settings import KalturaSettings
 
         settings = KalturaSettings(
             service_url="http://127.0.0.1:9", partner_id=1, admin_secret=SecretStr("x" * 8)

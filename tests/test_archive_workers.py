@@ -26,8 +26,8 @@ from recstore.archive.actions import REPLACE_VIDEO, S3COPY, Archivist
 from recstore.clients.aws import aws_client
 from recstore.clients.kaltura import KalturaClient
 from recstore.clients.s3 import S3Store
-from recstore.config import Settings
 from recstore.devstack.seed import aws_settings_from_state
+from recstore.settings import Settings
 from recstore.workers.archive_actions import ArchiveActions, ReportSink, rules_from
 from recstore.workers.archiver import Archiver
 from recstore.workers.restorer import Restorer

@@ -15,9 +15,9 @@ import pytest
 from recstore.clients.aws import aws_client
 from recstore.clients.s3 import MAX_PARTS, MIN_PART_SIZE, S3Store, smallest_part
 from recstore.clients.sqs import SqsQueue
+from recstore.common.errors import RemoteError
+from recstore.common.retry import RetryPolicy
 from recstore.devstack.seed import aws_settings_from_state, seed_s3, synthetic_chunks
-from recstore.errors import RemoteError
-from recstore.retry import RetryPolicy
 from tests.conftest import StackProcess
 
 FAST = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.05)
@@ -90,7 +90,7 @@ async def test_a_server_that_ignores_range_is_refused_not_misplaced() -> None:
     from pydantic import SecretStr
 
     from recstore.clients.s3 import ObjectInfo
-    from recstore.config import AwsSettings
+    from recstore.settings import AwsSettings
 
     data = os.urandom(3000)
 
@@ -130,7 +130,7 @@ async def test_missing_object_is_a_permanent_error(s3: Any) -> None:
 async def test_unreachable_endpoint_is_transient() -> None:
     from pydantic import SecretStr
 
-    from recstore.config import AwsSettings
+    from recstore.settings import AwsSettings
 
     dead = AwsSettings(
         endpoint_url="http://127.0.0.1:9", access_key_id="x", secret_access_key=SecretStr("y")

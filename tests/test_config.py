@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from recstore.config import Settings, enabled_workers, load_settings
-from recstore.config_doc import render_defaults
-from recstore.errors import ConfigError
+from recstore.common.errors import ConfigError
+from recstore.settings import Settings, enabled_workers, load_settings
+from recstore.settings.reference import render_defaults
 from tests.conftest import ROOT, clean_env, run_cli, run_cli_process
 
 OFF = {"workers": {"FileTransferer": {"enabled": False}, "DracoonGlobalSharer": {"count": 0}}}

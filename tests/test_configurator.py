@@ -14,9 +14,9 @@ import pytest
 
 from recstore.clients import configurator as configurator_module
 from recstore.clients.configurator import ConfiguratorClient, unflatten
-from recstore.config import ConfiguratorSettings
-from recstore.errors import RemoteError, UnknownInstance
-from recstore.retry import RetryPolicy
+from recstore.common.errors import RemoteError, UnknownInstance
+from recstore.common.retry import RetryPolicy
+from recstore.settings import ConfiguratorSettings
 from tests.conftest import ROOT, StackProcess
 
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02)
@@ -229,9 +229,9 @@ async def test_the_seeds_example_message_and_configurator_answer_run_unchanged(
     """Seed 004's own example message (its bucket, key, instance and targets) and its
     configurator answer (dotted keys, targets as JSON, wrapup beside) transfer a recording
     into DRACOON as they stand: only the account's credentials are the stand-in's."""
-    from recstore.config import Settings
     from recstore.devstack.appconfig import app_config
     from recstore.devstack.seed import aws_settings_from_state, seed_s3
+    from recstore.settings import Settings
     from recstore.transfer.job import parse_job
     from recstore.workers.file_transferer import TransferService
     from tests.dracoon_helpers import client as dracoon_client

@@ -14,7 +14,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recstore import _der, crypto
+from recstore import crypto
+from recstore.crypto import der as _der
+from recstore.crypto import triplecrypt
 
 MiB = 1024 * 1024
 
@@ -128,7 +130,7 @@ def test_new_private_keys_are_written_as_the_sdks_write_them() -> None:
     assert b"\x2a\x86\x48\x86\xf7\x0d\x02\x07" not in der  # no explicit hmacWithSHA1 OID
     key = crypto.decrypt_private_key(private, "Qwer1234!")
     assert key.public_key_container()["publicKey"] == public["publicKey"]
-    assert crypto._public_key(public)[1].key_size == 2048
+    assert triplecrypt._public_key(public)[1].key_size == 2048
 
 
 def test_latin1_passwords_of_legacy_keys_still_open() -> None:
@@ -146,7 +148,7 @@ def test_latin1_passwords_of_legacy_keys_still_open() -> None:
     )
     padder = padding.PKCS7(128).padder()
     salt, iv = os.urandom(20), os.urandom(16)
-    aes = crypto._pbkdf2(legacy_password.encode("iso-8859-1"), salt, 1000)
+    aes = triplecrypt._pbkdf2(legacy_password.encode("iso-8859-1"), salt, 1000)
     enc = Cipher(algorithms.AES(aes), modes.CBC(iv)).encryptor()
     body = enc.update(padder.update(pkcs8) + padder.finalize()) + enc.finalize()
     legacy = {

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from recstore import crypto
+from recstore.crypto import triplecrypt
 from tests.conftest import DATA
 
 VECTORS = DATA / "dracoon-crypto-java"
@@ -80,8 +81,8 @@ def test_every_key_pair_opens_and_matches_its_public_key(
     container = load(public)
     assert key.version == container["version"] == load(private)["version"]
     ours = key.public_key_container()
-    assert crypto._public_key(ours)[1].public_numbers() == (
-        crypto._public_key(container)[1].public_numbers()
+    assert triplecrypt._public_key(ours)[1].public_numbers() == (
+        triplecrypt._public_key(container)[1].public_numbers()
     )
 
 

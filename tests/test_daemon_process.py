@@ -244,8 +244,8 @@ def test_recstore_healthcheck_finds_the_daemon_from_its_configuration(tmp_path: 
     ],
 )
 def test_the_daemon_is_asked_where_it_listens(host: str, url: str) -> None:
-    from recstore.config import HttpSettings
-    from recstore.status import daemon_url
+    from recstore.runtime.status import daemon_url
+    from recstore.settings import HttpSettings
 
     assert daemon_url(HttpSettings(host=host, port=8080), "/healthcheck") == url
 

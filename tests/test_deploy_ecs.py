@@ -14,8 +14,8 @@ import yaml
 from botocore.session import get_session
 from botocore.validate import ParamValidator
 
-from recstore.config import Settings, enabled_workers, load_settings
-from recstore.supervisor import CANCEL_TIMEOUT
+from recstore.runtime.supervisor import CANCEL_TIMEOUT
+from recstore.settings import Settings, enabled_workers, load_settings
 from tests.deploy_helpers import DEPLOY, KUBERNETES, by_kind, load_all
 
 ECS = DEPLOY / "ecs"

@@ -58,7 +58,7 @@ def test_every_module_that_handles_a_client_belongs_to_a_role() -> None:
 def test_the_derivation_sees_a_new_call() -> None:
     """The S3 client's delete reaches DeleteObject; the lease module needs it through it."""
     assert "delete_object" in client_methods("s3")["delete"]
-    assert "leases.py" in role_actions("singletons")["s3:DeleteObject"]
+    assert "workers/leases.py" in role_actions("singletons")["s3:DeleteObject"]
 
 
 def test_the_configuration_fetch_policy_allows_what_config_fetch_calls() -> None:
@@ -78,7 +78,7 @@ def test_the_pool_reads_and_deletes_only_the_configured_sources() -> None:
     none of recstore's own buckets; the policy stops what the daemon's own check misses."""
     import yaml
 
-    from recstore.transfer.sources import parse_rules
+    from recstore.common.source_rules import parse_rules
 
     config = yaml.safe_load((DEPLOY / "ecs" / "app.yaml").read_text())
     rules = parse_rules(config["workers"]["FileTransferer"]["sourceBuckets"])

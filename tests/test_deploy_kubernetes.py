@@ -15,8 +15,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from recstore.config import Settings, enabled_workers, load_settings
-from recstore.supervisor import CANCEL_TIMEOUT
+from recstore.runtime.supervisor import CANCEL_TIMEOUT
+from recstore.settings import Settings, enabled_workers, load_settings
 from tests.conftest import ROOT
 from tests.deploy_helpers import KUBERNETES, Manifest, by_kind, containers, kustomize_build
 

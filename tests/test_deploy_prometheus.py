@@ -16,7 +16,7 @@ import yaml
 from prometheus_client import REGISTRY
 from prometheus_client.metrics import MetricWrapperBase
 
-from recstore import events, metrics
+from recstore.common import events, metrics
 from tests.conftest import ROOT, missing_tool
 from tests.deploy_helpers import DEPLOY
 

@@ -10,8 +10,8 @@ import re
 
 from prometheus_client.metrics import MetricWrapperBase
 
-from recstore import events, metrics
-from recstore.config_doc import events_table, metrics_table, settings_reference
+from recstore.common import events, metrics
+from recstore.settings.reference import events_table, metrics_table, settings_reference
 from tests.conftest import ROOT, run_cli
 
 README = (ROOT / "README.md").read_text()

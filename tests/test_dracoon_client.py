@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from recstore import crypto
 from recstore.clients.dracoon import DracoonAccount, DracoonClient, DracoonError
-from recstore.retry import RetryPolicy
+from recstore.common.retry import RetryPolicy
 from recstore.transfer.keys import MissingKeyResolver
 from tests.conftest import StackProcess, faults_injected
 from tests.dracoon_helpers import (

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from recstore import events
+from recstore.common import events
 
 SEED_CODES = {
     15000: "info",
@@ -104,7 +104,7 @@ def test_a_workers_report_level_quiets_only_that_worker(stream: io.StringIO) -> 
 
 
 def test_each_event_is_counted_by_code_even_below_the_log_level(stream: io.StringIO) -> None:
-    from recstore import metrics
+    from recstore.common import metrics
 
     events.setup_logging("error", "text", stream)
 

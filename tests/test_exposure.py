@@ -25,12 +25,12 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
-from recstore.config import HttpSettings
+from recstore.common.secret_files import UnsafeDirectory
 from recstore.devstack.appconfig import DEMO_INSTANCE
 from recstore.devstack.seed import aws_settings_from_state, seed_s3
 from recstore.devstack.stack import write_state
-from recstore.secret_files import UnsafeDirectory
-from recstore.web import CLOSED_TO_OTHERS, WebServer
+from recstore.runtime.web import CLOSED_TO_OTHERS, WebServer
+from recstore.settings import HttpSettings
 from tests.conftest import StackProcess, clean_env, run_cli, run_cli_process
 from tests.dracoon_helpers import admin
 from tests.transfer_helpers import Setup, job
@@ -230,7 +230,7 @@ def _upload_config(state: dict[str, Any], prefix: str) -> str:
 def test_config_fetch_writes_0600_files_into_a_directory_of_its_own(
     devstack: StackProcess, tmp_path: Path, wide_umask: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from recstore.config_fetch import fetch
+    from recstore.runtime.config_fetch import fetch
 
     uri = _upload_config(devstack.state, f"cfg-{os.getpid()}-{id(tmp_path)}")
     for name, value in _fetch_env(devstack.state).items():
@@ -248,7 +248,7 @@ def test_config_fetch_refuses_a_directory_another_user_made(
 ) -> None:
     """A predictable /tmp/recstore-config made by someone else beforehand: they could read or
     swap the secrets written there."""
-    from recstore.config_fetch import fetch
+    from recstore.runtime.config_fetch import fetch
 
     uri = _upload_config(devstack.state, f"cfg-{os.getpid()}-{id(tmp_path)}")
     for name, value in _fetch_env(devstack.state).items():

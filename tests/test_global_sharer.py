@@ -288,8 +288,8 @@ async def test_instances_known_only_to_the_configurator_are_covered_once_served(
     from recstore.clients.aws import aws_client
     from recstore.clients.http import http_session
     from recstore.clients.s3 import S3Store
-    from recstore.config import Settings
-    from recstore.errors import RecstoreError
+    from recstore.common.errors import RecstoreError
+    from recstore.settings import Settings
     from recstore.transfer.job import parse_job
     from recstore.workers.accounts import AccountPool, ServedInstances
     from recstore.workers.file_transferer import TransferService

@@ -9,11 +9,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from recstore import events
 from recstore.clients.configurator import ConfiguratorClient
-from recstore.config import ConfiguratorSettings, InstanceSettings
-from recstore.errors import PermanentJobError, RemoteError
-from recstore.retry import RetryPolicy
+from recstore.common import events
+from recstore.common.errors import PermanentJobError, RemoteError
+from recstore.common.retry import RetryPolicy
+from recstore.settings import ConfiguratorSettings, InstanceSettings
 from recstore.transfer.instances import InstanceResolver, Target, targets_for
 from recstore.transfer.job import parse_job
 from tests.conftest import ROOT, StackProcess

@@ -16,9 +16,9 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from recstore.clients.kaltura import Call, KalturaClient, KalturaError, token_resource
-from recstore.config import KalturaSettings
+from recstore.common.retry import RetryPolicy
 from recstore.devstack.kaltura import KalturaStandIn
-from recstore.retry import RetryPolicy
+from recstore.settings import KalturaSettings
 
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02)
 T0 = 1_600_000_000

@@ -18,8 +18,8 @@ from KalturaClient.Plugins.Core import (
 from pydantic import SecretStr
 
 from recstore.clients.kaltura import Call, KalturaClient, KalturaError
-from recstore.config import KalturaSettings
 from recstore.devstack.kaltura import ADMIN_SECRET, PARTNER_ID
+from recstore.settings import KalturaSettings
 from tests.test_devstack_kaltura import DAY, Kaltura, in_thread, kaltura, lectures
 
 __all__ = ["kaltura"]  # the fixture, used by name below

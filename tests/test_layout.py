@@ -1,4 +1,5 @@
-"""The house rules of docs/design/DESIGN.md that a reader relies on to find things."""
+"""The house rules a reader relies on to find things that the import contracts
+(``lint-imports``, pyproject.toml) cannot state."""
 
 from __future__ import annotations
 
@@ -22,46 +23,6 @@ def imports_of(path: Path) -> set[str]:
 
 def modules() -> list[Path]:
     return sorted(PACKAGE.rglob("*.py"))
-
-
-def test_only_cli_imports_the_cli_library() -> None:
-    offenders = [p for p in modules() if "cli" not in p.parts and "click" in imports_of(p)]
-    assert offenders == []
-
-
-def test_nothing_but_the_cli_and_the_devstack_imports_the_devstack() -> None:
-    offenders = [
-        p.relative_to(ROOT)
-        for p in modules()
-        if "devstack" not in p.parts
-        and "cli" not in p.parts
-        and any(m.startswith("recstore.devstack") for m in imports_of(p))
-    ]
-    assert offenders == []
-
-
-def test_domain_packages_open_no_sockets() -> None:
-    network = {"aiohttp", "aiobotocore", "botocore", "zeep", "httpx", "socket", "ldap3"}
-    domain = [
-        *(PACKAGE / "transfer").rglob("*.py"),
-        *(PACKAGE / "archive").rglob("*.py"),
-        *(PACKAGE / "sync").rglob("*.py"),
-    ]
-    domain.append(PACKAGE / "crypto.py")
-    offenders = {
-        str(p.relative_to(ROOT)): sorted(m for m in imports_of(p) if m.split(".")[0] in network)
-        for p in domain
-        if p.exists()
-    }
-    assert {k: v for k, v in offenders.items() if v} == {}
-
-
-def test_the_rules_settings_check_at_load_are_leaves() -> None:
-    # config.py checks the YAML's target paths and expirations with these two parsers, so they
-    # may not depend on anything of recstore's: an import cycle through config would follow.
-    for name in ("paths", "expiration"):
-        path = PACKAGE / "transfer" / f"{name}.py"
-        assert [m for m in imports_of(path) if m.startswith("recstore")] == [], path
 
 
 def opens_a_client_session(path: Path) -> bool:

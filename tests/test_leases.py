@@ -14,10 +14,10 @@ import pytest
 
 from recstore.clients.aws import aws_client
 from recstore.clients.s3 import S3Store
+from recstore.common.errors import RemoteError
+from recstore.common.retry import RetryPolicy
 from recstore.devstack.seed import aws_settings_from_state
-from recstore.errors import RemoteError
-from recstore.leases import EntryLocks, Lease
-from recstore.retry import RetryPolicy
+from recstore.workers.leases import EntryLocks, Lease
 from recstore.workers.periodic import PeriodicWorker, seconds_until_due
 from tests.conftest import StackProcess, until
 
@@ -77,7 +77,7 @@ async def test_release_hands_over_at_once(store: S3Store, key: str) -> None:
 async def test_a_released_lease_is_logged_as_released_a_lost_one_as_lost(
     store: S3Store, key: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="recstore.leases")
+    caplog.set_level(logging.INFO, logger="recstore.workers.leases")
     a, b = lease(store, key, ttl=0.5, holder="a"), lease(store, key, ttl=0.5, holder="b")
     assert await a.acquire()
     await a.release()  # a clean stop: nothing failed

@@ -16,7 +16,7 @@ import pytest
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
 
-from recstore import metrics
+from recstore.common import metrics
 from recstore.devstack.appconfig import DEMO_INSTANCE
 from tests.conftest import StackProcess
 from tests.dracoon_helpers import admin
@@ -125,8 +125,8 @@ def test_metrics_after_a_transfer_a_dead_letter_and_a_periodic_run(setup: Setup)
 
 
 def test_queue_depths_cover_every_queue_consumer_that_runs_here() -> None:
-    from recstore.config import Settings
-    from recstore.queue_depth import watched_queues
+    from recstore.runtime.queue_depth import watched_queues
+    from recstore.settings import Settings
 
     base = "https://sqs.eu-central-1.amazonaws.com/123456789012/"
     queues = {n: base + n for n in ("recordings", "recordings-dlq", "archive", "archive-dlq")}

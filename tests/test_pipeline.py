@@ -15,9 +15,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from recstore.clients.aws import aws_client
 from recstore.clients.s3 import ObjectInfo, RangeCursor, RangeRequest, S3Store
+from recstore.common.errors import RemoteError
+from recstore.common.retry import RetryPolicy
 from recstore.devstack.seed import aws_settings_from_state, seed_s3, synthetic_chunks
-from recstore.errors import RemoteError
-from recstore.retry import RetryPolicy
 from recstore.transfer.pipeline import CIPHER_SLACK, stream_chunks
 from tests.conftest import StackProcess
 

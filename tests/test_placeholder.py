@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 
 from recstore.archive.actions import DEFAULT_PLACEHOLDER
-from recstore.config import Settings
+from recstore.settings import Settings
 from recstore.workers.archive_actions import rules_from
 from tests.conftest import ROOT
 

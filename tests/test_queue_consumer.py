@@ -14,9 +14,9 @@ import pytest
 
 from recstore.clients.aws import aws_client
 from recstore.clients.sqs import Message, SqsQueue
+from recstore.common.errors import PermanentJobError, RemoteError
+from recstore.common.retry import RetryPolicy
 from recstore.devstack.seed import aws_settings_from_state
-from recstore.errors import PermanentJobError, RemoteError
-from recstore.retry import RetryPolicy
 from recstore.workers.base import WorkerHealth
 from recstore.workers.queue_consumer import ConsumerSettings, QueueConsumer, retry_delay
 from tests.conftest import ManualClock, StackProcess
@@ -467,7 +467,7 @@ async def test_never_more_jobs_than_slots(queues: Queues) -> None:
 async def test_unreachable_sqs_reports_unhealthy(devstack: StackProcess) -> None:
     from pydantic import SecretStr
 
-    from recstore.config import AwsSettings
+    from recstore.settings import AwsSettings
 
     dead = AwsSettings(
         endpoint_url="http://127.0.0.1:9", access_key_id="x", secret_access_key=SecretStr("y")
@@ -699,8 +699,8 @@ def test_the_receive_backoff_is_short_by_default() -> None:
 async def test_the_file_transferers_probe_asks_the_instances_dracoon_account(
     devstack: StackProcess,
 ) -> None:
-    from recstore.config import Settings
     from recstore.devstack.appconfig import DEMO_INSTANCE, app_config
+    from recstore.settings import Settings
     from recstore.workers.file_transferer import TransferService
     from tests.dracoon_helpers import admin
 

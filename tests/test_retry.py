@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from recstore import metrics
-from recstore.errors import RemoteError
-from recstore.retry import RetryPolicy, call_with_retry, parse_retry_after
+from recstore.common import metrics
+from recstore.common.errors import RemoteError
+from recstore.common.retry import RetryPolicy, call_with_retry, parse_retry_after
 
 FAST = RetryPolicy(attempts=4, base_delay=0.001, max_delay=0.01, deadline=10)
 

@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 import yaml
 
-from recstore import events
 from recstore.clients.aws import aws_client
 from recstore.clients.s3 import S3Store
 from recstore.clients.sqs import Message, SqsQueue
-from recstore.config import AwsSettings, Settings
+from recstore.common import events
+from recstore.common.errors import RemoteError
 from recstore.devstack.appconfig import DEMO_INSTANCE, app_config
 from recstore.devstack.seed import aws_settings_from_state, seed_s3
-from recstore.errors import RemoteError
+from recstore.settings import AwsSettings, Settings
 from recstore.transfer.job import parse_job
 from recstore.workers.base import WorkerHealth
 from recstore.workers.file_transferer import TransferService, job_failure_event

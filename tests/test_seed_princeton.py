@@ -20,9 +20,9 @@ import pytest
 import yaml
 
 from recstore.cli.kaltura import seed_status_args
-from recstore.config import SEED_KALTURA_URL, load_settings
+from recstore.common.errors import ConfigError
 from recstore.devstack.seed import seed_stand_in
-from recstore.errors import ConfigError
+from recstore.settings import SEED_KALTURA_URL, load_settings
 from tests.archive_helpers import entry, sync_s3, video
 from tests.conftest import ROOT, LogLines, StackProcess, clean_env, run_cli
 

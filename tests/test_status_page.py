@@ -28,8 +28,8 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 from pydantic import BaseModel, SecretStr
 
-from recstore.config import load_settings
 from recstore.devstack.appconfig import DEMO_INSTANCE
+from recstore.settings import load_settings
 from tests.conftest import StackProcess, run_cli
 from tests.dracoon_helpers import admin
 from tests.transfer_helpers import Setup, job
@@ -240,8 +240,16 @@ def watch(daemon: Daemon, browser: Browser, key: str, size: int) -> None:
 
 def test_recstore_status_logs_in_with_the_configured_user(daemon: Daemon) -> None:
     url = f"{daemon.base}/status.json"  # the configured port is 0: any free one
-    result = run_cli("status", "--config", str(daemon.config), "--url", url)
-    assert result.returncode == 0, result.stderr
+    # Run alone, this test can ask before the sharer's first run has ended and the queues'
+    # first sample is in: until then there is no next run to show, nor a depth.
+    deadline = time.monotonic() + 30
+    while True:
+        result = run_cli("status", "--config", str(daemon.config), "--url", url)
+        assert result.returncode == 0, result.stderr
+        if "next in" in result.stdout and "? waiting" not in result.stdout:
+            break
+        assert time.monotonic() < deadline, result.stdout
+        time.sleep(0.2)
     assert "dracoon_global_sharer" in result.stdout
     assert "next in" in result.stdout
     assert re.search(rf"queue dlq-{daemon.setup.tag} \(dead_letter\): \d+ waiting", result.stdout)

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from recstore.config import DaemonSettings
-from recstore.supervisor import Supervisor
+from recstore.runtime.supervisor import Supervisor
+from recstore.settings import DaemonSettings
 from recstore.workers.base import WorkerHealth
 
 
@@ -52,7 +52,7 @@ async def run_until(supervisor: Supervisor, condition: object, patience: float =
 async def test_restart_delays_double_up_to_the_maximum(caplog: pytest.LogCaptureFixture) -> None:
     worker = Flaky(crashes=5)
     supervisor = Supervisor([worker], settings())
-    with caplog.at_level(logging.INFO, logger="recstore.supervisor"):
+    with caplog.at_level(logging.INFO, logger="recstore.runtime.supervisor"):
         await run_until(supervisor, lambda: worker.runs == 6)
     delays = [float(m) for m in re.findall(r"restarting worker flaky in ([\d.]+) s", caplog.text)]
     assert delays == [0.01, 0.02, 0.04, 0.04, 0.04]
@@ -114,8 +114,8 @@ async def test_metrics_show_a_failing_worker_without_any_healthcheck() -> None:
     import aiohttp
     from prometheus_client.parser import text_string_to_metric_families
 
-    from recstore.config import HttpSettings
-    from recstore.web import WebServer
+    from recstore.runtime.web import WebServer
+    from recstore.settings import HttpSettings
 
     worker = Flaky(crashes=0, name="scraped_only")
     supervisor = Supervisor([worker], settings())

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from recstore.systemd import Notifier
+from recstore.runtime.systemd import Notifier
 from tests.conftest import ROOT, clean_env
 
 # The daemon under the notify protocol, as systemd starts it.

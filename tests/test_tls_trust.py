@@ -17,10 +17,10 @@ from pydantic import SecretStr
 from recstore.clients.aws import aws_client
 from recstore.clients.http import http_session
 from recstore.clients.s3 import S3Store
-from recstore.config import AwsSettings
+from recstore.common.errors import RemoteError
 from recstore.devstack.stack import up_command
 from recstore.devstack.tls import throwaway_ca
-from recstore.errors import RemoteError
+from recstore.settings import AwsSettings
 from tests.archive_helpers import FAST
 from tests.conftest import clean_env, until
 

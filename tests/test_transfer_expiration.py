@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from recstore.transfer.expiration import MAX_YEARS, Expiration, ExpirationError, parse_expiration
+from recstore.common.expiration import MAX_YEARS, Expiration, ExpirationError, parse_expiration
 
 SEED = "4 years 3 months 2 weeks 1 day"
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from recstore.errors import PermanentJobError
-from recstore.transfer.expiration import Expiration
+from recstore.common.errors import PermanentJobError
+from recstore.common.expiration import Expiration
 from recstore.transfer.instances import Target
 from recstore.transfer.job import MAX_PROBLEMS, TransferJob, file_name, parse_job
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from recstore.transfer.paths import (
+from recstore.common.paths import (
     MAX_NAME,
     TargetPathError,
     check_node_name,

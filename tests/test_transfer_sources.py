@@ -13,10 +13,11 @@ import pytest
 
 from recstore.clients.aws import aws_client
 from recstore.clients.s3 import S3Store
+from recstore.common.errors import PermanentJobError
+from recstore.common.source_rules import parse_rule
 from recstore.devstack.appconfig import DEMO_INSTANCE, instance_document
 from recstore.devstack.seed import aws_settings_from_state, seed_s3
-from recstore.errors import PermanentJobError
-from recstore.transfer.sources import SourcePolicy, SourceRefused, parse_rule
+from recstore.transfer.sources import SourcePolicy, SourceRefused
 from tests.conftest import StackProcess
 from tests.transfer_helpers import Setup, files_in, job
 
@@ -200,7 +201,7 @@ def test_the_daemon_refuses_each_source_it_may_not_touch_and_leaves_it_in_place(
 def test_the_bucket_the_configuration_came_from_is_never_a_source() -> None:
     """Its objects hold every secret of the configuration; the entrypoint fetched them from
     RECSTORE_CONFIG_S3_URI."""
-    from recstore.config import Settings, protected_buckets
+    from recstore.settings import Settings, protected_buckets
 
     settings = Settings.model_validate(
         {"archive": {"bucket": "kaltura-archive"}, "leases": {"bucket": "recstore-leases"}}

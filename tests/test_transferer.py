@@ -16,8 +16,8 @@ import pytest
 from recstore.clients.aws import aws_client
 from recstore.clients.dracoon import DracoonClient
 from recstore.clients.s3 import ObjectInfo, S3Store
+from recstore.common.errors import PermanentJobError, RemoteError
 from recstore.devstack.seed import aws_settings_from_state, seed_s3
-from recstore.errors import PermanentJobError, RemoteError
 from recstore.transfer.instances import Target
 from recstore.transfer.transferer import (
     Room,

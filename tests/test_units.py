@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from recstore.units import format_size, parse_duration, parse_size
+from recstore.common.units import format_size, parse_duration, parse_size
 
 
 @pytest.mark.parametrize(

@@ -16,9 +16,9 @@ import yaml
 from recstore.clients.http import http_session
 from recstore.clients.kaltura import KalturaClient
 from recstore.clients.vidyo import SERVICE_PATH
-from recstore.config import load_settings
+from recstore.common.errors import ConfigError
 from recstore.devstack.appconfig import app_config
-from recstore.errors import ConfigError
+from recstore.settings import load_settings
 from tests.conftest import StackProcess, run_cli
 from tests.test_vidyo_seed000 import lacking
 from tests.vidyo_helpers import recording

@@ -21,8 +21,8 @@ from recstore.clients.vidyo import (
     VidyoClient,
     VidyoError,
 )
-from recstore.config import VidyoSettings
-from recstore.retry import RetryPolicy
+from recstore.common.retry import RetryPolicy
+from recstore.settings import VidyoSettings
 from tests.vidyo_helpers import FAST, VidyoServer, recording, vidyo_stand_in
 
 SOAP11 = """<?xml version="1.0" encoding="UTF-8"?>

@@ -21,8 +21,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from recstore import events
 from recstore.clients.kaltura import KalturaClient
+from recstore.common import events
 from recstore.sync.metadata import PROFILE_SYSTEM_NAME, profile_xsd
 from recstore.workers.vidyo_sync import VidyoSync, open_sync
 from tests.archive_helpers import stand_in

@@ -20,14 +20,14 @@ import aiohttp
 import pytest
 from lxml import etree
 
-from recstore import events
 from recstore.clients.aws import aws_client
 from recstore.clients.kaltura import KalturaClient
-from recstore.config import DaemonSettings, HttpSettings, Settings
+from recstore.common import events
 from recstore.devstack.seed import aws_settings_from_state
-from recstore.supervisor import Supervisor
+from recstore.runtime.supervisor import Supervisor
+from recstore.runtime.web import WebServer
+from recstore.settings import DaemonSettings, HttpSettings, Settings
 from recstore.sync.metadata import FIELDS, profile_xsd
-from recstore.web import WebServer
 from recstore.workers.vidyo_sync import CycleReport, VidyoSync, open_sync, setup_metadata
 from tests.archive_helpers import StandIn, original_bytes, stand_in
 from tests.conftest import StackProcess, until

@@ -10,10 +10,10 @@ from typing import Any
 import aiohttp
 from pydantic import SecretStr
 
-from recstore.config import VidyoSettings
+from recstore.common.retry import RetryPolicy
 from recstore.devstack.stack import serving
 from recstore.devstack.vidyo import VidyoStandIn
-from recstore.retry import RetryPolicy
+from recstore.settings import VidyoSettings
 
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
 

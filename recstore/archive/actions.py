@@ -52,8 +52,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from recstore import metrics
-from recstore.aio import ordered_map
 from recstore.archive.states import (
     ENTRY_READY,
     ENTRY_STATUS,
@@ -68,7 +66,9 @@ from recstore.archive.states import (
 )
 from recstore.clients.kaltura import token_resource, url_resource
 from recstore.clients.s3 import ObjectInfo, UploadResult, composite_checksum, part_digest
-from recstore.errors import RecstoreError, RemoteError
+from recstore.common import metrics
+from recstore.common.aio import ordered_map
+from recstore.common.errors import RecstoreError, RemoteError
 
 log = logging.getLogger(__name__)
 
@@ -328,7 +328,8 @@ class _Failed(RecstoreError):
 
 
 class EntryGuard(Protocol):
-    """Keeps two workers from changing one entry at once (:class:`recstore.leases.EntryLocks`).
+    """Keeps two workers from changing one entry at once
+    (:class:`recstore.workers.leases.EntryLocks`).
 
     ``hold`` yields None while the entry is ours, or the action someone else is doing on it.
     """

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from recstore.aio import ordered_map
 from recstore.archive.filters import Selection
 from recstore.archive.states import ArchiveTags, EntryState, Flavor, original_flavor, tag_words
 from recstore.clients.s3 import ObjectInfo
+from recstore.common.aio import ordered_map
 
 
 class EntrySource(Protocol):

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from recstore.clients.ldap import DirectoryUser
-from recstore.errors import RecstoreError
+from recstore.common.errors import RecstoreError
 
 LDAP_COLUMNS = ("ldap_status", "name", "org_unit")
 ACTIVE = "active"

@@ -34,7 +34,7 @@ from typing import Any, Protocol
 from recstore.archive.actions import ACTIONS, REPLACE_VIDEO, RESTORE, S3COPY
 from recstore.archive.filters import Selection
 from recstore.archive.states import ArchiveTags
-from recstore.errors import PermanentJobError
+from recstore.common.errors import PermanentJobError
 
 VERSION = 1
 #: Messages sent per SQS batch call (the service's limit).

@@ -26,7 +26,6 @@ from typing import Any, TypeVar
 import click
 from tqdm import tqdm
 
-from recstore import events
 from recstore.archive import health as archive_health
 from recstore.archive import inventory
 from recstore.archive.filters import Selection, SelectionError, parse_statuses, read_id_file
@@ -45,6 +44,7 @@ from recstore.archive.stats import STATS_COLUMNS, Stats
 from recstore.cli.main import CONFIG_OPTION, _load, main, reported_errors
 from recstore.clients.aws import aws_client
 from recstore.clients.aws_errors import aws_errors
+from recstore.common import events
 from recstore.workers.archive_context import ArchiveContext, archive_context
 
 F = TypeVar("F", bound=Callable[..., Any])

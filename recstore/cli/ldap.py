@@ -19,7 +19,7 @@ import click
 from recstore.archive.ldap_report import ReportFormatError, enhance_tsv
 from recstore.cli.main import CONFIG_OPTION, _config_failed, _load, main
 from recstore.clients.ldap import LdapDirectory
-from recstore.errors import ConfigError, RecstoreError
+from recstore.common.errors import ConfigError, RecstoreError
 
 
 @main.command("ldap-status")

@@ -18,9 +18,10 @@ from typing import Any, NoReturn
 import click
 import yaml
 
-from recstore import __version__, events
-from recstore.config import Settings, load_settings, masked_dump
-from recstore.errors import ConfigError, RecstoreError
+from recstore import __version__
+from recstore.common import events
+from recstore.common.errors import ConfigError, RecstoreError
+from recstore.settings import Settings, load_settings, masked_dump
 
 CONFIG_OPTION = click.option(
     "--config",
@@ -121,7 +122,7 @@ def main() -> None:
 @WORKERS_OPTION
 def run(config_path: Path | None, workers: str | None) -> None:
     """Run the daemon until SIGTERM/SIGINT (exit 0 after a clean drain)."""
-    from recstore import daemon
+    from recstore.runtime import daemon
 
     settings = _load(config_path, workers)
     events.setup_logging(settings.logger.level, settings.logger.format)
@@ -145,7 +146,7 @@ def config_check(config_path: Path | None, workers: str | None) -> None:
 
     Then say what a replica started with it (and ``--workers``) runs and needs.
     """
-    from recstore.replica import describe
+    from recstore.runtime.replica import describe
 
     settings = _load(config_path, workers)
     click.echo("configuration is valid")
@@ -266,7 +267,7 @@ def demo() -> None:
 @config.command("defaults")
 def config_defaults() -> None:
     """Print every key with its default and description (this is conf/app.yaml)."""
-    from recstore.config_doc import render_defaults
+    from recstore.settings.reference import render_defaults
 
     click.echo(render_defaults(), nl=False)
 
@@ -281,7 +282,7 @@ def config_defaults() -> None:
 )
 def config_reference(part: str) -> None:
     """Print Markdown reference generated from the code: keys, event codes or metrics."""
-    from recstore.config_doc import REFERENCE_PARTS
+    from recstore.settings.reference import REFERENCE_PARTS
 
     click.echo(REFERENCE_PARTS[part](), nl=False)
 
@@ -297,8 +298,8 @@ def config_reference(part: str) -> None:
 )
 def config_fetch(uri: str, target: Path) -> None:
     """Copy configuration files from s3://bucket/prefix/ (AWS credentials from the env)."""
-    from recstore.config_fetch import fetch
-    from recstore.errors import RemoteError
+    from recstore.common.errors import RemoteError
+    from recstore.runtime.config_fetch import fetch
 
     try:
         written = asyncio.run(fetch(uri, target))
@@ -332,7 +333,7 @@ async def _with_queues(settings: Settings, work: Callable[[Any, Any], Awaitable[
 @click.option("--limit", type=int, default=1000, show_default=True)
 def dlq_list(config_path: Path | None, show_body: bool, limit: int) -> None:
     """One line per dead letter: id, receives, instance, meeting, worker, reason (TSV)."""
-    from recstore.dead_letters import list_dead_letters
+    from recstore.runtime.dead_letters import list_dead_letters
 
     settings = _load(config_path)
     with reported_errors():
@@ -355,7 +356,7 @@ def dlq_list(config_path: Path | None, show_body: bool, limit: int) -> None:
 @click.option("--all", "everything", is_flag=True, help="Every message in the queue.")
 def dlq_redrive(config_path: Path | None, ids: tuple[str, ...], everything: bool) -> None:
     """Send dead letters back to the work queue (after fixing what made them fail)."""
-    from recstore.dead_letters import redrive
+    from recstore.runtime.dead_letters import redrive
 
     if not ids and not everything:
         raise click.UsageError("name messages with --id, or pass --all")
@@ -377,7 +378,7 @@ def dlq_redrive(config_path: Path | None, ids: tuple[str, ...], everything: bool
 @click.option("--url", help="The daemon's /status.json (default: from http.* of the config).")
 def status(config_path: Path | None, url: str | None) -> None:
     """Workers, their health and jobs, and recent failures of a running daemon."""
-    from recstore.status import daemon_url, fetch_status, render
+    from recstore.runtime.status import daemon_url, fetch_status, render
 
     login = None
     try:
@@ -402,7 +403,7 @@ def healthcheck(config_path: Path | None, url: str | None, timeout: float) -> No
     Every failure is 1, a configuration that does not name the daemon's address included:
     Docker reserves 2 in a health check.
     """
-    from recstore.status import check_health, daemon_url
+    from recstore.runtime.status import check_health, daemon_url
 
     try:
         if url is None:
@@ -415,7 +416,7 @@ def healthcheck(config_path: Path | None, url: str | None, timeout: float) -> No
 
 
 def _job_from(body: str) -> Any:
-    from recstore.errors import PermanentJobError
+    from recstore.common.errors import PermanentJobError
     from recstore.transfer.job import parse_job
 
     try:

@@ -22,7 +22,7 @@ from recstore.cli.main import (
     reported_errors,
     start_logging,
 )
-from recstore.errors import ConfigError
+from recstore.common.errors import ConfigError
 
 COLUMNS = ("recording_id", "guid", "action", "entry_id", "result")
 

@@ -2,7 +2,7 @@
 
 Endpoints for S3-compatible services (moto, MinIO, rclone) force path-style addressing, since
 their host names carry no bucket. Throttling, 5xx and broken connections are retried through
-:mod:`recstore.retry` like every other remote, so botocore's own retries are off.
+:mod:`recstore.common.retry` like every other remote, so botocore's own retries are off.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
 from recstore.clients.http import stall_limited_sockets
-from recstore.config import AwsSettings
+from recstore.settings import AwsSettings
 
 Service = Literal["s3", "sqs"]
 
@@ -64,7 +64,7 @@ async def aws_client(
     endpoint = endpoint_for(settings, service)
     config = AioConfig(
         region_name=settings.region,
-        retries={"mode": "standard", "total_max_attempts": 1},  # recstore.retry retries
+        retries={"mode": "standard", "total_max_attempts": 1},  # recstore.common.retry retries
         connect_timeout=10,
         read_timeout=read_timeout,
         max_pool_connections=max_pool_connections,

@@ -1,4 +1,4 @@
-"""Translation of botocore/aiobotocore failures into :class:`recstore.errors.RemoteError`.
+"""Translation of botocore/aiobotocore failures into :class:`recstore.common.errors.RemoteError`.
 
 Done once here for S3 and SQS so both clients agree on what is transient: throttling, 5xx,
 timeouts and broken connections are; missing objects, refused credentials and failed
@@ -32,8 +32,8 @@ from botocore.exceptions import (
     ResponseStreamingError,
 )
 
-from recstore import events
-from recstore.errors import RemoteError, transient_status
+from recstore.common import events
+from recstore.common.errors import RemoteError, transient_status
 
 log = logging.getLogger(__name__)
 

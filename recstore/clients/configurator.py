@@ -3,7 +3,7 @@
 ``GET {url}/instances/{domain}`` answers the instance's configuration, either nested
 (``{"recordings": {"dracoon": {...}}}``) or with the seed's dotted keys
 (``{"recordings.dracoon.parent-room-id": 42, ...}``); both are accepted. 404 with a JSON
-body means the instance is unknown (:class:`~recstore.errors.UnknownInstance`, permanent for
+body means the instance is unknown (:class:`~recstore.common.errors.UnknownInstance`, permanent for
 its jobs). A 404 page that is not JSON comes from something in front of the configurator (an
 ingress's default backend during a rollout) and says nothing about the instance: it is a
 :class:`RemoteError` like anything else that fails, and the job is retried later. Only network
@@ -14,7 +14,7 @@ The answer is the instance's whole configuration, of which recstore reads ``reco
 seed's configurator serves other sections beside it (``wrapup.*`` for the meeting's wrap-up
 form), which are ignored, each named once per process in a debug line. ``recordings.dracoon.
 targets`` is read as a list or as the JSON string the seed stores it as
-(:class:`~recstore.config.InstanceDracoon`).
+(:class:`~recstore.settings.InstanceDracoon`).
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ import aiohttp
 from pydantic import ValidationError
 
 from recstore.clients.http import connection_errors
-from recstore.config import ConfiguratorSettings, InstanceSettings
-from recstore.errors import RemoteError, UnknownInstance, transient_status
-from recstore.retry import RetryPolicy, call_with_retry
+from recstore.common.errors import RemoteError, UnknownInstance, transient_status
+from recstore.common.retry import RetryPolicy, call_with_retry
+from recstore.settings import ConfiguratorSettings, InstanceSettings
 
 REMOTE = "configurator"
 #: The sections of an instance's configuration that recstore reads.

@@ -12,7 +12,7 @@ setting file keys; downloads.
 It does not encrypt: callers pass encrypted chunks and file key JSON (:mod:`recstore.crypto`
 holds the rules). Errors become :class:`DracoonError` with the HTTP status, the API's negative
 ``errorCode`` and a transient/permanent verdict; transient ones are retried through
-:mod:`recstore.retry`. Credentials and tokens never appear in a message or a log line.
+:mod:`recstore.common.retry`. Credentials and tokens never appear in a message or a log line.
 """
 
 from __future__ import annotations
@@ -35,12 +35,12 @@ from typing import Any, Protocol
 import aiohttp
 from pydantic import SecretStr
 
-from recstore import events
 from recstore.clients.http import connection_errors, http_session
 from recstore.clients.s3 import MAX_PARTS, smallest_part  # direct uploads are S3 multipart
+from recstore.common import events
+from recstore.common.errors import RemoteError, transient_status
+from recstore.common.retry import RetryPolicy, call_with_retry, parse_retry_after
 from recstore.crypto import CryptoError, UserPrivateKey, decrypt_private_key
-from recstore.errors import RemoteError, transient_status
-from recstore.retry import RetryPolicy, call_with_retry, parse_retry_after
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import aiohttp
 
-from recstore.errors import RemoteError
+from recstore.common.errors import RemoteError
 
 
 def http_session(

@@ -36,9 +36,9 @@ import aiohttp
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from recstore.clients.http import connection_errors
-from recstore.config import KalturaSettings
-from recstore.errors import RemoteError, transient_status
-from recstore.retry import RetryPolicy, call_with_retry
+from recstore.common.errors import RemoteError, transient_status
+from recstore.common.retry import RetryPolicy, call_with_retry
+from recstore.settings import KalturaSettings
 
 REMOTE = "kaltura"
 #: An expired or unreadable session: ``INVALID_KS`` (``ERR_DESC`` EXPIRED, INVALID_STR, ...;

@@ -38,10 +38,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from recstore.aio import ordered_map
-from recstore.config import LdapSettings
-from recstore.errors import ConfigError, RemoteError
-from recstore.retry import RetryPolicy, call_with_retry
+from recstore.common.aio import ordered_map
+from recstore.common.errors import ConfigError, RemoteError
+from recstore.common.retry import RetryPolicy, call_with_retry
+from recstore.settings import LdapSettings
 
 with warnings.catch_warnings():
     # ldap3 2.9 imports names that pyasn1 >= 0.6 marks deprecated; harmless, and not ours.

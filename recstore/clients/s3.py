@@ -33,10 +33,10 @@ from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callab
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from recstore import events
 from recstore.clients.aws_errors import aws_errors
-from recstore.errors import RemoteError
-from recstore.retry import RetryPolicy, call_with_retry
+from recstore.common import events
+from recstore.common.errors import RemoteError
+from recstore.common.retry import RetryPolicy, call_with_retry
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recstore.clients.aws_errors import aws_errors
-from recstore.errors import RemoteError
-from recstore.retry import RetryPolicy, call_with_retry
+from recstore.common.errors import RemoteError
+from recstore.common.retry import RetryPolicy, call_with_retry
 
 REMOTE = "sqs"
 #: SQS caps a message attribute value; reasons are cut to stay well inside it.

@@ -37,9 +37,9 @@ from lxml import etree
 from zeep.proxy import AsyncServiceProxy
 from zeep.transports import AsyncTransport
 
-from recstore.config import VidyoSettings
-from recstore.errors import RemoteError, transient_status
-from recstore.retry import RetryPolicy, call_with_retry
+from recstore.common.errors import RemoteError, transient_status
+from recstore.common.retry import RetryPolicy, call_with_retry
+from recstore.settings import VidyoSettings
 
 REMOTE = "vidyo"
 NAMESPACE = "http://replay.vidyo.com/apiservice"

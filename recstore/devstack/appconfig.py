@@ -6,7 +6,7 @@ from typing import Any
 
 import yaml
 
-from recstore.config import AVAILABLE_WORKERS
+from recstore.settings import AVAILABLE_WORKERS
 
 #: The instance the generated configuration knows locally; others come from the configurator.
 DEMO_INSTANCE = "devstack.example.com"

@@ -32,11 +32,11 @@ from recstore.clients.aws import aws_client
 from recstore.clients.dracoon import DracoonClient
 from recstore.clients.s3 import S3Store
 from recstore.clients.sqs import SqsQueue
+from recstore.common.errors import RemoteError
+from recstore.common.secret_files import write_private
 from recstore.devstack.appconfig import DEMO_INSTANCE, instance_document, render
 from recstore.devstack.seed import aws_settings_from_state, dracoon_account_from_state, seed_s3
 from recstore.devstack.stack import DevStack
-from recstore.errors import RemoteError
-from recstore.secret_files import write_private
 
 Say = Callable[[str], None]
 MiB = 1024 * 1024

@@ -32,7 +32,7 @@ from pydantic import SecretStr
 
 from recstore.clients.aws import aws_client
 from recstore.clients.dracoon import DracoonAccount
-from recstore.config import AwsSettings
+from recstore.settings import AwsSettings
 
 #: Objects above this size are written by multipart upload, a part at a time.
 MULTIPART_THRESHOLD = 64 * 1024 * 1024

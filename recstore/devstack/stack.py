@@ -29,8 +29,8 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from recstore.clients.aws import aws_client
-from recstore.config import AwsSettings
-from recstore.secret_files import write_private
+from recstore.common.secret_files import write_private
+from recstore.settings import AwsSettings
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ import hashlib
 import json
 import logging
 
-from recstore import events
 from recstore.clients.s3 import S3Store
+from recstore.common import events
 
 log = logging.getLogger(__name__)
 

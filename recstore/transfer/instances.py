@@ -19,9 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from recstore import events
-from recstore.config import InstanceSettings
-from recstore.errors import PermanentJobError, UnknownInstance
+from recstore.common import events
+from recstore.common.errors import PermanentJobError, UnknownInstance
+from recstore.settings import InstanceSettings
 
 
 class InstanceConfigurationError(PermanentJobError):

@@ -1,6 +1,6 @@
 """The FileTransferer's job message (seed 004), parsed into typed, immutable objects.
 
-Anything malformed is a :class:`~recstore.errors.PermanentJobError` whose message names the
+Anything malformed is a :class:`~recstore.common.errors.PermanentJobError` whose message names the
 field path (``storage.extra["aws.s3"].keys[1]: must be a non-empty string``), so the message
 goes to the dead-letter queue with a reason an operator can act on.
 
@@ -43,11 +43,11 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from recstore.errors import PermanentJobError
-from recstore.transfer.expiration import Expiration, parse_expiration
+from recstore.common.errors import PermanentJobError
+from recstore.common.expiration import Expiration, parse_expiration
+from recstore.common.paths import TargetPathError, node_name_problem, render_target_path
+from recstore.common.source_rules import bucket_name_problem
 from recstore.transfer.instances import Target
-from recstore.transfer.paths import TargetPathError, node_name_problem, render_target_path
-from recstore.transfer.sources import bucket_name_problem
 
 #: A malformed message may have many faults; the reason names this many, then counts the rest.
 MAX_PROBLEMS = 5

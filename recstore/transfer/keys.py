@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from recstore import events
+from recstore.common import events
 from recstore.crypto import (
     CryptoError,
     PlainFileKey,

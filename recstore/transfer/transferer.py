@@ -24,22 +24,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol
 
-from recstore import events, metrics
 from recstore.clients.s3 import MIN_PART_SIZE, ObjectInfo
 from recstore.clients.s3 import REMOTE as S3
+from recstore.common import events, metrics
+from recstore.common.errors import PermanentJobError, RemoteError
+from recstore.common.expiration import parse_expiration
+from recstore.common.paths import TargetPathError, render_target_path
+from recstore.common.progress import PROGRESS
 from recstore.crypto import (
     FileEncryptor,
     PlainFileKey,
     encrypt_file_key,
     generate_file_key,
 )
-from recstore.errors import PermanentJobError, RemoteError
-from recstore.progress import PROGRESS
-from recstore.transfer.expiration import parse_expiration
 from recstore.transfer.instances import Target
 from recstore.transfer.job import file_name
 from recstore.transfer.keys import KeyServer, share_missing_keys
-from recstore.transfer.paths import TargetPathError, render_target_path
 from recstore.transfer.pipeline import RangeReader, stream_chunks
 
 log = logging.getLogger(__name__)

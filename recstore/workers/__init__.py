@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from recstore.config import Settings
+from recstore.settings import Settings
 from recstore.workers.base import Worker, WorkerHealth
 
 __all__ = ["Worker", "WorkerHealth", "build_workers"]
@@ -12,7 +12,7 @@ def build_workers(settings: Settings) -> list[Worker]:
     """The workers the configuration turns on, in start order.
 
     Configuration validation has already refused workers this build does not have
-    (:data:`recstore.config.AVAILABLE_WORKERS`), so every enabled one is built here.
+    (:data:`recstore.settings.AVAILABLE_WORKERS`), so every enabled one is built here.
     """
     from recstore.workers.archive_actions import ArchiveActions
     from recstore.workers.archiver import Archiver

@@ -14,13 +14,13 @@ import logging
 
 import aiohttp
 
-from recstore import events
 from recstore.clients.configurator import ConfiguratorClient
 from recstore.clients.dracoon import DracoonAccount, DracoonClient
 from recstore.clients.s3 import S3Store
-from recstore.config import DracoonSettings, InstanceDracoon, Settings
-from recstore.errors import PermanentJobError, RecstoreError
-from recstore.retry import RetryPolicy
+from recstore.common import events
+from recstore.common.errors import PermanentJobError, RecstoreError
+from recstore.common.retry import RetryPolicy
+from recstore.settings import DracoonSettings, InstanceDracoon, Settings
 from recstore.transfer.instances import InstanceResolver
 
 log = logging.getLogger(__name__)

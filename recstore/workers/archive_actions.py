@@ -14,8 +14,9 @@ same heartbeat, hand-back, retry and dead-letter rules as transfers), the messag
   for the same entry is enqueued before this one is deleted.
 
 Every action checks the entry's state first, so a redelivered message is DONE_BEFORE, not a
-second change; and an applied action holds the entry's lock (:class:`~recstore.leases.EntryLocks`),
-so a duplicate delivered while the first is still running is SKIPPED rather than done twice.
+second change; and an applied action holds the entry's lock
+(:class:`~recstore.workers.leases.EntryLocks`), so a duplicate delivered while the first is
+still running is SKIPPED rather than done twice.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from typing import Any
 
-from recstore import events, metrics
 from recstore.archive.actions import (
     DEFAULT_PLACEHOLDER,
     OUTCOME_COLUMNS,
@@ -45,9 +45,9 @@ from recstore.archive.report import RowWriter
 from recstore.clients.aws import aws_client
 from recstore.clients.s3 import S3Store
 from recstore.clients.sqs import Message, SqsQueue
-from recstore.config import Settings
-from recstore.errors import JobError, PermanentJobError, RemoteError
-from recstore.leases import holder_id
+from recstore.common import events, metrics
+from recstore.common.errors import JobError, PermanentJobError, RemoteError
+from recstore.settings import Settings
 from recstore.workers.archive_context import (
     ArchiveContext,
     archive_context,
@@ -56,6 +56,7 @@ from recstore.workers.archive_context import (
     size_rule,
 )
 from recstore.workers.base import WorkerHealth
+from recstore.workers.leases import holder_id
 from recstore.workers.queue_consumer import ConsumerSettings, QueueConsumer
 
 log = logging.getLogger(__name__)

@@ -19,9 +19,9 @@ from recstore.clients.aws import aws_client
 from recstore.clients.http import http_session
 from recstore.clients.kaltura import KalturaClient
 from recstore.clients.s3 import S3Store
-from recstore.config import ArchiveSettings, Settings
-from recstore.errors import ConfigError
-from recstore.leases import EntryLocks
+from recstore.common.errors import ConfigError
+from recstore.settings import ArchiveSettings, Settings
+from recstore.workers.leases import EntryLocks
 
 
 def archive_tags(settings: ArchiveSettings) -> ArchiveTags:

@@ -22,7 +22,6 @@ from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from typing import Any
 
-from recstore import events
 from recstore.archive import inventory
 from recstore.archive.filters import Selection
 from recstore.archive.plan import (
@@ -38,7 +37,8 @@ from recstore.archive.report import RowWriter
 from recstore.archive.states import ArchiveTags
 from recstore.clients.aws import aws_client
 from recstore.clients.sqs import SqsQueue
-from recstore.config import ArchiveWorkerSettings, Settings
+from recstore.common import events
+from recstore.settings import ArchiveWorkerSettings, Settings
 from recstore.workers.archive_context import archive_context, archive_tags
 from recstore.workers.base import WorkerHealth
 from recstore.workers.periodic import PeriodicWorker, job_lease

@@ -15,7 +15,6 @@ import weakref
 from contextlib import AsyncExitStack
 from typing import Any
 
-from recstore import events
 from recstore.clients.aws import aws_client
 from recstore.clients.configurator import REMOTE as CONFIGURATOR
 from recstore.clients.configurator import ConfiguratorClient
@@ -25,9 +24,10 @@ from recstore.clients.http import http_session
 from recstore.clients.s3 import REMOTE as S3
 from recstore.clients.s3 import S3Store
 from recstore.clients.sqs import Message, SqsQueue
-from recstore.config import Settings, protected_buckets
-from recstore.errors import RemoteError
-from recstore.progress import PROGRESS
+from recstore.common import events
+from recstore.common.errors import RemoteError
+from recstore.common.progress import PROGRESS
+from recstore.settings import Settings, protected_buckets
 from recstore.transfer.channels import ChannelLog
 from recstore.transfer.instances import InstanceConfigurationError, InstanceResolver, targets_for
 from recstore.transfer.job import TransferJob, parse_job

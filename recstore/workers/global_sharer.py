@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from recstore import events
 from recstore.clients.aws import aws_client
 from recstore.clients.dracoon import DracoonAccount
 from recstore.clients.http import http_session
 from recstore.clients.s3 import S3Store
-from recstore.config import Settings
-from recstore.errors import RecstoreError
+from recstore.common import events
+from recstore.common.errors import RecstoreError
+from recstore.settings import Settings
 from recstore.transfer.keys import share_missing_keys
 from recstore.workers.accounts import AccountPool, ServedInstances, served_accounts
 from recstore.workers.base import WorkerHealth

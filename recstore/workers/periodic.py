@@ -5,7 +5,7 @@ The DracoonGlobalSharer, VidyoSync, Archiver and Restorer are this worker around
 so that across replicas the job runs once per period and only where the lease is held. A holder
 that loses its lease mid-run cancels the run at once: another replica now owns the job.
 
-A run that fails with a :class:`~recstore.errors.RecstoreError` (a remote down, a bad answer)
+A run that fails with a :class:`~recstore.common.errors.RecstoreError` (a remote down, a bad answer)
 marks the worker unhealthy until a later run succeeds; anything else is a bug and crashes the
 worker, which the supervisor restarts.
 """
@@ -20,13 +20,13 @@ from collections.abc import Callable, Coroutine
 from contextlib import AsyncExitStack
 from typing import Any
 
-from recstore import events, metrics
 from recstore.clients.aws import aws_client
 from recstore.clients.s3 import S3Store
-from recstore.config import Settings
-from recstore.errors import RecstoreError
-from recstore.leases import Lease
+from recstore.common import events, metrics
+from recstore.common.errors import RecstoreError
+from recstore.settings import Settings
 from recstore.workers.base import WorkerHealth
+from recstore.workers.leases import Lease
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,9 @@ Rules, in the order a message meets them:
 * While a job runs, a heartbeat extends the message's visibility every third of the window.
 * Success: delete the message (shielded from cancellation, so a finished job is never redone
   because shutdown raced the delete).
-* :class:`~recstore.errors.PermanentJobError`: send the body to the dead-letter queue with the
-  reason as message attributes, then delete it from the work queue. Nothing else is disturbed.
+* :class:`~recstore.common.errors.PermanentJobError`: send the body to the dead-letter queue
+  with the reason as message attributes, then delete it from the work queue. Nothing else is
+  disturbed.
 * Any other failure: hand the message back with a visibility delay that grows with its receive
   count; the queue's redrive policy moves a message that keeps failing to the dead-letter queue.
 * Cancellation (the grace period ended): hand the message back at once (visibility 0).
@@ -21,7 +22,7 @@ is visible again after the claim, a message handed back at stop is never hidden 
 
 While SQS itself cannot be reached, the worker reports unhealthy and polls again with backoff.
 It also reports unhealthy while its jobs fail on a remote (S3, DRACOON, the configurator: a
-:class:`~recstore.errors.RemoteError` after the client's own retries, that says the remote is
+:class:`~recstore.common.errors.RemoteError` after the client's own retries, that says the remote is
 down or refuses the account, see :func:`says_remote_down`), as the monitor's contract asks,
 and healthy again once a job of the same scope succeeds (the scope is the worker's to say,
 e.g. the instance, whose account may be the failing part: a success of another instance says
@@ -44,9 +45,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from recstore import events, metrics
 from recstore.clients.sqs import Message, SqsQueue
-from recstore.errors import PermanentJobError, RemoteError
+from recstore.common import events, metrics
+from recstore.common.errors import PermanentJobError, RemoteError
 from recstore.workers.base import WorkerHealth
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from recstore.archive.plan import PlanStep, restore_steps
 from recstore.archive.states import ArchiveTags
-from recstore.config import Settings
+from recstore.settings import Settings
 from recstore.workers.archiver import ArchivePlanner
 
 

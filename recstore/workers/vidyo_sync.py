@@ -42,13 +42,13 @@ from typing import Any
 
 import yaml
 
-from recstore import events, metrics
 from recstore.clients.http import http_session
 from recstore.clients.kaltura import KalturaClient, KalturaError
 from recstore.clients.vidyo import Record, VidyoClient, strip_credentials
-from recstore.config import Settings, VidyoSyncSettings
-from recstore.errors import ConfigError, RecstoreError
-from recstore.retry import RetryPolicy
+from recstore.common import events, metrics
+from recstore.common.errors import ConfigError, RecstoreError
+from recstore.common.retry import RetryPolicy
+from recstore.settings import Settings, VidyoSyncSettings
 from recstore.sync.metadata import PROFILE_NAME, profile_problems, profile_xsd
 from recstore.sync.plan import (
     ALL_DISPLAY_IN_SEARCH,

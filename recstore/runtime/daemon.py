@@ -13,12 +13,13 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from recstore import __version__, events
-from recstore.config import Settings
-from recstore.queue_depth import QueueDepthSampler
-from recstore.supervisor import Supervisor
-from recstore.systemd import Notifier
-from recstore.web import WebServer
+from recstore import __version__
+from recstore.common import events
+from recstore.runtime.queue_depth import QueueDepthSampler
+from recstore.runtime.supervisor import Supervisor
+from recstore.runtime.systemd import Notifier
+from recstore.runtime.web import WebServer
+from recstore.settings import Settings
 from recstore.workers import Worker, build_workers
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ Pure functions and two small cipher classes: no I/O, no logging. The facts are i
 * a private key is PKCS#8 PBES2: PBKDF2-HMAC-SHA1, 1,300,000 iterations (older keys 10,000),
   20-byte salt, AES-256-CBC. ``cryptography`` can read these but not write them with a SHA-1
   PRF, and reports wrong passwords only through message text, so the small PBES2 structure is
-  parsed and built here (:mod:`recstore._der`), which also gives each failure its own error.
+  parsed and built here (:mod:`recstore.crypto.der`), which also gives each failure its own error.
 
 Every failure raises a :class:`CryptoError` subclass whose message never holds a password or
 key material.
@@ -33,8 +33,8 @@ from cryptography.hazmat.primitives.asymmetric.padding import MGF1, OAEP
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
-from recstore import _der
-from recstore.errors import RecstoreError
+from recstore.common.errors import RecstoreError
+from recstore.crypto import der as _der
 
 KEY_SIZE = 32
 IV_SIZE = 12

@@ -8,7 +8,7 @@ what it must be able to reach; this module says it in a few lines.
 
 from __future__ import annotations
 
-from recstore.config import SINGLETON_WORKERS, Settings, enabled_workers
+from recstore.settings import SINGLETON_WORKERS, Settings, enabled_workers
 
 #: Workers that consume a queue and scale with it; the rest run once, under a lease.
 POOL_WORKERS = frozenset({"FileTransferer", "ArchiveActions"})

@@ -24,8 +24,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
-from recstore import events, metrics
 from recstore.clients.s3 import S3Store
+from recstore.common import events, metrics
 
 log = logging.getLogger(__name__)
 

@@ -15,12 +15,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from recstore import events, metrics
 from recstore.clients.aws import aws_client
 from recstore.clients.sqs import SqsQueue
-from recstore.config import Settings
-from recstore.errors import RemoteError
-from recstore.retry import RetryPolicy
+from recstore.common import events, metrics
+from recstore.common.errors import RemoteError
+from recstore.common.retry import RetryPolicy
+from recstore.settings import Settings
 from recstore.workers.queue_consumer import queue_name
 
 log = logging.getLogger(__name__)

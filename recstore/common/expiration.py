@@ -27,6 +27,8 @@ from datetime import UTC, datetime, timedelta
 
 from dateutil.relativedelta import relativedelta
 
+from recstore.common.text import shorten
+
 #: Longest span accepted: beyond it a typo is likelier than intent, and dates near the year
 #: 9999 overflow.
 MAX_YEARS = 1000
@@ -105,21 +107,21 @@ def parse_expiration(text: str | None) -> Expiration | None:
     if text is None or not text.strip():
         return None
     text = text.strip()
-    shown = _shorten(text)
+    shown = shorten(text)
     values: dict[str, int] = {}
     position = 0
     while True:
         phrase = _PHRASE.match(text, position)
         if phrase is None:
             raise ExpirationError(
-                f"{shown}: expected '<number> <period>' at {_shorten(text[position:])}; {_EXAMPLE}"
+                f"{shown}: expected '<number> <period>' at {shorten(text[position:])}; {_EXAMPLE}"
             )
         digits, word = phrase.groups()
         period = _PERIODS.get(word.lower())
         if period is None:
             rest = text[phrase.start(2) :]
             raise ExpirationError(
-                f"{shown}: after {digits} comes {_shorten(word or rest) if rest else 'nothing'}; "
+                f"{shown}: after {digits} comes {shorten(word or rest) if rest else 'nothing'}; "
                 "a period must follow: years, months, weeks or days"
             )
         if period in values:
@@ -132,14 +134,9 @@ def parse_expiration(text: str | None) -> Expiration | None:
             break
         separator = _SEPARATOR.match(text, position)
         if separator is None or separator.end() == position or separator.end() == len(text):
-            raise ExpirationError(f"{shown}: cannot read {_shorten(text[position:])}; {_EXAMPLE}")
+            raise ExpirationError(f"{shown}: cannot read {shorten(text[position:])}; {_EXAMPLE}")
         position = separator.end()
     try:
         return Expiration(**values)
     except ExpirationError as exc:
         raise ExpirationError(f"{shown}: {exc}") from None
-
-
-def _shorten(text: str, limit: int = 60) -> str:
-    """``repr`` of ``text``, cut short: error messages must stay one readable line."""
-    return repr(text if len(text) <= limit else text[:limit] + "...")

@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from recstore import events, metrics
-from recstore.config import DaemonSettings
+from recstore.common import events, metrics
+from recstore.settings import DaemonSettings
 from recstore.workers.base import Worker
 
 log = logging.getLogger(__name__)

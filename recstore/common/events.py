@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 from pydantic import BaseModel, SecretStr
 
-from recstore import metrics
+from recstore.common import metrics
 
 #: The worker a log line comes from; set by the supervisor for each worker's task.
 worker_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("worker", default=None)

@@ -20,6 +20,8 @@ import re
 import unicodedata
 from string import Template
 
+from recstore.common.text import shorten
+
 #: DRACOON's limit for node (room, folder, file) names.
 MAX_NAME = 150
 #: The variables a template may use.
@@ -91,7 +93,7 @@ def check_node_name(name: str) -> str:
     """``name`` when DRACOON accepts it as a room or file name; TargetPathError otherwise."""
     problem = node_name_problem(name)
     if problem is not None:
-        raise TargetPathError(f"the name {_shorten(name)} {problem}")
+        raise TargetPathError(f"the name {shorten(name)} {problem}")
     return name
 
 
@@ -101,7 +103,7 @@ def render_target_path(template: str, *, instance: str, meeting_type: str) -> tu
     ``instance`` is the instance's domain, ``meeting_type`` the meeting type's name. The path
     is relative to the instance's parent room, which is not part of the result.
     """
-    shown = _shorten(template)
+    shown = shorten(template)
     if not template.strip():
         raise TargetPathError("the target path template is empty")
     if template.startswith("/"):
@@ -127,13 +129,13 @@ def render_target_path(template: str, *, instance: str, meeting_type: str) -> tu
         if "/" in name:
             # The template's own '/' were split off above: this one came from a value.
             raise TargetPathError(
-                f"{shown}: segment {position} renders to {_shorten(name)}; a substituted value "
+                f"{shown}: segment {position} renders to {shorten(name)}; a substituted value "
                 "contains '/' and may not add room levels"
             )
         problem = node_name_problem(name)
         if problem is not None:
             raise TargetPathError(
-                f"{shown}: segment {position} renders to {_shorten(name)}, which {problem}"
+                f"{shown}: segment {position} renders to {shorten(name)}, which {problem}"
             )
         names.append(name)
     return tuple(names)
@@ -149,8 +151,3 @@ def check_template(template: str) -> str:
     """
     render_target_path(template, instance="example.org", meeting_type="Meeting")
     return template
-
-
-def _shorten(text: str, limit: int = 60) -> str:
-    """``repr`` of ``text``, cut short: error messages must stay one readable line."""
-    return repr(text if len(text) <= limit else text[:limit] + "...")

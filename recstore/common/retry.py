@@ -24,8 +24,8 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from recstore import metrics
-from recstore.errors import RemoteError
+from recstore.common import metrics
+from recstore.common.errors import RemoteError
 
 T = TypeVar("T")
 

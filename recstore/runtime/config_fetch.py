@@ -14,8 +14,8 @@ from urllib.parse import urlparse
 
 from recstore.clients.aws import aws_client
 from recstore.clients.aws_errors import aws_errors
-from recstore.config import AwsSettings
-from recstore.secret_files import private_directory, write_private
+from recstore.common.secret_files import private_directory, write_private
+from recstore.settings import AwsSettings
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -29,7 +29,7 @@ async def fetch(uri: str, target: Path, region: str | None = None) -> list[Path]
     """Copy every object under the prefix into ``target``, keeping relative paths.
 
     The files hold secrets: ``target`` must be this user's (made 0700 when new), and each file
-    is created 0600 (:mod:`recstore.secret_files`); UnsafeDirectory (a ValueError) otherwise.
+    is created 0600 (:mod:`recstore.common.secret_files`); UnsafeDirectory (a ValueError) otherwise.
     """
     bucket, prefix = parse_s3_uri(uri)
     private_directory(target)

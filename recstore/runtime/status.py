@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from recstore.config import HttpSettings
+from recstore.settings import HttpSettings
 
 
 def daemon_url(http: HttpSettings, path: str) -> str:

@@ -5,9 +5,9 @@ snapshot when someone looks. The hot path is one integer addition per chunk (a c
 megabytes), with no lock, I/O or metric update, because everything runs on one event loop.
 
 An entry is keyed by nothing but itself: the job id and worker come from the context variables
-the worker already sets for log lines (:data:`recstore.events.job_var`, ``worker_var``), so the
-pipeline needs no extra arguments. Entries carry identifiers and S3 keys only, never names of
-participants or anything from a message body.
+the worker already sets for log lines (:data:`recstore.common.events.job_var`,
+``worker_var``), so the pipeline needs no extra arguments. Entries carry identifiers and S3
+keys only, never names of participants or anything from a message body.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from recstore import events
+from recstore.common import events
 
 
 @dataclass

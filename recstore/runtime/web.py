@@ -35,9 +35,10 @@ from typing import Protocol
 from aiohttp import BasicAuth, hdrs, web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from recstore import __version__, events
-from recstore.config import HttpSettings
-from recstore.errors import ConfigError
+from recstore import __version__
+from recstore.common import events
+from recstore.common.errors import ConfigError
+from recstore.settings import HttpSettings
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,8 @@ _POLICY = (
 
 def status_page() -> tuple[str, str]:
     """The dashboard's HTML and a Content-Security-Policy that allows exactly its inline code."""
-    html = importlib.resources.files("recstore").joinpath("web_status.html").read_text("utf-8")
+    page = importlib.resources.files("recstore.runtime").joinpath("web_status.html")
+    html = page.read_text("utf-8")
 
     def hashes(tag: str) -> str:
         blocks = re.findall(rf"<{tag}>(.*?)</{tag}>", html, flags=re.S)

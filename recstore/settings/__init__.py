@@ -1,0 +1,105 @@
+"""Typed settings, validated once at start (see :mod:`.loading` for why they load as they
+do). Models per area, the loading, and the cross-checks; this module names what others use."""
+
+from recstore.settings.aws import AwsSettings, S3Settings
+from recstore.settings.checks import protected_buckets
+from recstore.settings.daemon import DaemonSettings, HttpSettings, LeaseSettings, LoggerSettings
+from recstore.settings.dracoon import (
+    ConfiguratorSettings,
+    DracoonSettings,
+    InstanceDracoon,
+    InstanceRecordings,
+    InstanceSettings,
+    InstanceTarget,
+    TargetCopy,
+)
+from recstore.settings.fields import (
+    DracoonUrl,
+    Duration,
+    LdapFilter,
+    LdapFilterOrEmpty,
+    LdapUrls,
+    LogLevel,
+    Size,
+    SourceEntries,
+    dracoon_server_url,
+)
+from recstore.settings.loading import (
+    ENV_PREFIX,
+    FILE_SUFFIX,
+    RESERVED_ENV,
+    SEED_ENV,
+    SEED_KALTURA_URL,
+    SEED_LDAP_BASE,
+    load_settings,
+    masked_dump,
+)
+from recstore.settings.media import ArchiveSettings, KalturaSettings, LdapSettings, VidyoSettings
+from recstore.settings.root import Settings
+from recstore.settings.switches import AVAILABLE_WORKERS, SINGLETON_WORKERS, enabled_workers
+from recstore.settings.workers import (
+    ArchiveActionsSettings,
+    ArchiverSettings,
+    ArchiveWorkerSettings,
+    DestinationSettings,
+    DracoonGlobalSharerSettings,
+    FileTransfererSettings,
+    PeriodicWorkerSettings,
+    RestorerSettings,
+    SourceSettings,
+    VidyoSyncSettings,
+    WorkersSettings,
+)
+
+__all__ = [
+    "AVAILABLE_WORKERS",
+    "ENV_PREFIX",
+    "FILE_SUFFIX",
+    "RESERVED_ENV",
+    "SEED_ENV",
+    "SEED_KALTURA_URL",
+    "SEED_LDAP_BASE",
+    "SINGLETON_WORKERS",
+    "ArchiveActionsSettings",
+    "ArchiveSettings",
+    "ArchiveWorkerSettings",
+    "ArchiverSettings",
+    "AwsSettings",
+    "ConfiguratorSettings",
+    "DaemonSettings",
+    "DestinationSettings",
+    "DracoonGlobalSharerSettings",
+    "DracoonSettings",
+    "DracoonUrl",
+    "Duration",
+    "FileTransfererSettings",
+    "HttpSettings",
+    "InstanceDracoon",
+    "InstanceRecordings",
+    "InstanceSettings",
+    "InstanceTarget",
+    "KalturaSettings",
+    "LdapFilter",
+    "LdapFilterOrEmpty",
+    "LdapSettings",
+    "LdapUrls",
+    "LeaseSettings",
+    "LogLevel",
+    "LoggerSettings",
+    "PeriodicWorkerSettings",
+    "RestorerSettings",
+    "S3Settings",
+    "Settings",
+    "Size",
+    "SourceEntries",
+    "SourceSettings",
+    "TargetCopy",
+    "VidyoSettings",
+    "VidyoSyncSettings",
+    "WorkersSettings",
+    "dracoon_server_url",
+    "enabled_workers",
+    "load_settings",
+    "masked_dump",
+    "protected_buckets",
+]
