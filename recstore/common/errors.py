@@ -6,18 +6,29 @@
     ├── ConfigError              bad configuration; the CLI exits 2 and names the key
     ├── RemoteError              a remote system answered badly or not at all
     │   │                        (.remote, .status, .code, .transient, .retry_after)
-    │   ├── (a subclass per client that adds to it: DracoonError, KalturaError, VidyoError,
-    │   │    LdapError; S3 and SQS raise RemoteError itself)
-    │   └── UnknownInstance      the configurator has no configuration for a domain
+    │   ├── NotFound             the object, node, entry or key is not there (404, NoSuchKey,
+    │   │                        ENTRY_ID_NOT_FOUND)
+    │   ├── Conflict             it exists already, or changed meanwhile (409)
+    │   ├── PreconditionFailed   a conditional request's condition does not hold (412)
+    │   ├── ArchivedObject       an S3 object in an archive storage class, not yet restored
+    │   ├── Throttled            the remote asks us to slow down (429, SlowDown; .retry_after)
+    │   ├── Unauthorised         the credentials are refused (401, 403, a Kaltura KS refused)
+    │   ├── QuotaExceeded        the remote's storage is full (DRACOON's 507)
+    │   ├── UnknownInstance      the configurator has no configuration for a domain
+    │   └── (a subclass per client that adds protocol detail: DracoonError, KalturaError,
+    │        VidyoError, LdapError; S3 and SQS raise the kinds above or RemoteError itself)
     └── JobError                 a job cannot be done as asked
         └── PermanentJobError    retrying will not help: the message goes to the dead-letter queue
 
 ``CryptoError`` (in :mod:`recstore.crypto`) also derives from :class:`RecstoreError`.
 
 Clients translate aiohttp, botocore and zeep errors into :class:`RemoteError` at their boundary
-(``raise ... from exc``), so the rest of the code decides on ``.transient`` (and, for the
-configurator, on :class:`UnknownInstance`) and never imports a transport library's
-exceptions. Messages never carry secrets or personal data.
+(``raise ... from exc``), choosing the kind of the answer, so the rest of the code decides with
+``except NotFound`` or ``.transient`` (as httpx's exception tree lets its users do) and never
+compares status codes or error code strings, nor imports a transport library's exceptions. A
+client's own class (``DracoonError`` ...) and a kind combine by multiple inheritance where a
+caller needs both (:func:`remote_error` builds one). Messages never carry secrets or personal
+data.
 """
 
 from __future__ import annotations
@@ -69,6 +80,35 @@ class RemoteError(RecstoreError):
         return type(self).__name__
 
 
+class NotFound(RemoteError):
+    """What the call names is not there: an S3 key or bucket, a DRACOON node, a Kaltura entry."""
+
+
+class Conflict(RemoteError):
+    """What the call would create exists already, or changed while it was asked (409)."""
+
+
+class PreconditionFailed(RemoteError):
+    """A conditional request's condition does not hold (412: ``If-Match``/``If-None-Match``)."""
+
+
+class ArchivedObject(RemoteError):
+    """An S3 object in an archive storage class (Glacier, Deep Archive) that is not restored:
+    it cannot be read until a restore completes (S3's ``InvalidObjectState``)."""
+
+
+class Throttled(RemoteError):
+    """The remote asks to slow down (429, S3's ``SlowDown``); ``retry_after`` when it said."""
+
+
+class Unauthorised(RemoteError):
+    """The remote refuses the credentials (401, 403, an expired or refused Kaltura session)."""
+
+
+class QuotaExceeded(RemoteError):
+    """The remote's storage is full (DRACOON's 507): final until an operator makes room."""
+
+
 class UnknownInstance(RemoteError):
     """The configurator has no configuration for a domain: the one answer of it that is final.
 
@@ -94,3 +134,43 @@ FINAL_5XX = frozenset({501, 505, 507})
 def transient_status(status: int) -> bool:
     """Whether an HTTP answer is worth another attempt: a timeout, throttling, an outage."""
     return status in (408, 429) or (status >= 500 and status not in FINAL_5XX)
+
+
+def kind_of_status(status: int | None) -> type[RemoteError]:
+    """The kind of error an HTTP status says, :class:`RemoteError` when it says none."""
+    return _KIND_OF_STATUS.get(status, RemoteError) if status is not None else RemoteError
+
+
+def remote_error(
+    base: type[RemoteError], kind: type[RemoteError], message: str, **fields: object
+) -> RemoteError:
+    """An error that is both a client's own class (``base``) and a ``kind``, so a caller may
+    catch either: ``DracoonError`` for everything DRACOON, ``NotFound`` for a missing node."""
+    if kind is RemoteError or issubclass(base, kind):
+        cls: type[RemoteError] = base
+    elif issubclass(kind, base):
+        cls = kind
+    else:
+        cls = _combined(base, kind)
+    return cls(message, **fields)  # type: ignore[arg-type]
+
+
+_COMBINED: dict[tuple[type[RemoteError], type[RemoteError]], type[RemoteError]] = {}
+
+
+def _combined(base: type[RemoteError], kind: type[RemoteError]) -> type[RemoteError]:
+    key = (base, kind)
+    if key not in _COMBINED:
+        _COMBINED[key] = type(f"{base.__name__}{kind.__name__}", (kind, base), {})
+    return _COMBINED[key]
+
+
+_KIND_OF_STATUS: dict[int, type[RemoteError]] = {
+    401: Unauthorised,
+    403: Unauthorised,
+    404: NotFound,
+    409: Conflict,
+    412: PreconditionFailed,
+    429: Throttled,
+    507: QuotaExceeded,
+}
