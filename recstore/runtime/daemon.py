@@ -20,7 +20,8 @@ from recstore.runtime.supervisor import Supervisor
 from recstore.runtime.systemd import Notifier
 from recstore.runtime.web import WebServer
 from recstore.settings import Settings
-from recstore.workers import Worker, build_workers
+from recstore.workers import Worker
+from recstore.workers.registry import build_workers
 
 log = logging.getLogger(__name__)
 

@@ -22,6 +22,7 @@ from recstore.common.errors import RemoteError
 from recstore.common.retry import RetryPolicy
 from recstore.settings import Settings
 from recstore.workers.queue_consumer import queue_name
+from recstore.workers.registry import enabled
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +55,7 @@ class QueueDepth:
 
 def watched_queues(settings: Settings) -> list[QueueDepth]:
     """The work and dead-letter queues of the queue consumers that run in this daemon."""
-    pairs: list[tuple[str, str]] = []
-    transferer = settings.workers.file_transferer
-    if transferer.enabled:
-        pairs.append((transferer.queue, transferer.dead_letter_queue))
-    if settings.workers.archive_actions.enabled:
-        pairs.append((settings.archive.queue, settings.archive.dead_letter_queue))
+    pairs = [spec.consumes(settings) for spec in enabled(settings) if spec.consumes is not None]
     return [
         QueueDepth(queue_name(url), role, url)
         for work, dead in pairs

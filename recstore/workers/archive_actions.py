@@ -50,12 +50,15 @@ from recstore.common.errors import JobError, PermanentJobError, RemoteError
 from recstore.settings import Settings
 from recstore.workers.archive_context import (
     ArchiveContext,
+    archive_bucket,
     archive_context,
+    archive_queues,
+    archive_requires,
     archive_tags,
     entry_locks,
     size_rule,
 )
-from recstore.workers.base import WorkerHealth
+from recstore.workers.base import WorkerHealth, WorkerSpec
 from recstore.workers.leases import holder_id
 from recstore.workers.queue_consumer import ConsumerSettings, QueueConsumer
 
@@ -273,3 +276,15 @@ def _job_id(message: Message) -> str:
         return parse_job(message.body).job_id
     except PermanentJobError:
         return f"message {message.message_id}"
+
+
+SPEC = WorkerSpec(
+    name="ArchiveActions",
+    section="archive_actions",
+    build=ArchiveActions,
+    singleton=False,
+    consumes=archive_queues,
+    reaches=lambda settings: ["Kaltura"],
+    requires=archive_requires,
+    uses=archive_bucket,
+)

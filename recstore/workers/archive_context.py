@@ -21,6 +21,7 @@ from recstore.clients.kaltura import KalturaClient
 from recstore.clients.s3 import S3Store
 from recstore.common.errors import ConfigError
 from recstore.settings import ArchiveSettings, Settings
+from recstore.workers.base import REQUIRED, Problem, unknown_queues
 from recstore.workers.leases import EntryLocks
 
 
@@ -84,3 +85,31 @@ async def archive_context(settings: Settings, *, need_s3: bool) -> AsyncIterator
             sizes=size_rule(settings.archive),
             http=http,
         )
+
+
+def archive_requires(settings: Settings) -> list[Problem]:
+    """What the Archiver, Restorer and ArchiveActions workers need once one of them runs:
+    Kaltura, the archive bucket and the archive queues."""
+    kaltura, archive = settings.kaltura, settings.archive
+    problems: list[Problem] = [
+        (key, REQUIRED)
+        for key, value in (
+            ("kaltura.serviceUrl", kaltura.service_url),
+            ("kaltura.partnerId", kaltura.partner_id),
+            ("kaltura.adminSecret", kaltura.admin_secret),
+            ("archive.bucket", archive.bucket),
+        )
+        if value is None or value == ""
+    ]
+    queues = {"queue": archive.queue, "deadLetterQueue": archive.dead_letter_queue}
+    return problems + unknown_queues(settings, "archive", queues)
+
+
+def archive_queues(settings: Settings) -> tuple[str, str]:
+    """The archive queue and its dead-letter queue."""
+    return settings.archive.queue, settings.archive.dead_letter_queue
+
+
+def archive_bucket(settings: Settings) -> list[str]:
+    bucket = settings.archive.bucket
+    return [f"archive bucket: s3://{bucket}"] if bucket else []

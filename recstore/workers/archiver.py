@@ -39,8 +39,13 @@ from recstore.clients.aws import aws_client
 from recstore.clients.sqs import SqsQueue
 from recstore.common import events
 from recstore.settings import ArchiveWorkerSettings, Settings
-from recstore.workers.archive_context import archive_context, archive_tags
-from recstore.workers.base import WorkerHealth
+from recstore.workers.archive_context import (
+    archive_bucket,
+    archive_context,
+    archive_requires,
+    archive_tags,
+)
+from recstore.workers.base import WorkerHealth, WorkerSpec
 from recstore.workers.periodic import PeriodicWorker, job_lease
 
 log = logging.getLogger(__name__)
@@ -158,3 +163,15 @@ class Archiver(ArchivePlanner):
             interval=interval,
             clock=clock,
         )
+
+
+SPEC = WorkerSpec(
+    name="Archiver",
+    section="archiver",
+    build=Archiver,
+    singleton=True,
+    sends_to=lambda settings: settings.archive.queue,
+    reaches=lambda settings: ["Kaltura"],
+    requires=archive_requires,
+    uses=archive_bucket,
+)

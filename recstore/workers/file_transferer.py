@@ -27,6 +27,7 @@ from recstore.clients.sqs import Message, SqsQueue
 from recstore.common import events
 from recstore.common.errors import RemoteError
 from recstore.common.progress import PROGRESS
+from recstore.common.source_rules import SOURCE_BUCKETS_KEY, parse_rules
 from recstore.settings import Settings, protected_buckets
 from recstore.transfer.channels import ChannelLog
 from recstore.transfer.instances import InstanceConfigurationError, InstanceResolver, targets_for
@@ -34,7 +35,7 @@ from recstore.transfer.job import TransferJob, parse_job
 from recstore.transfer.sources import SourcePolicy
 from recstore.transfer.transferer import Transferer, TransferReport, TransferRequest
 from recstore.workers.accounts import AccountPool, ServedInstances
-from recstore.workers.base import WorkerHealth
+from recstore.workers.base import Problem, WorkerHealth, WorkerSpec, unknown_queues
 from recstore.workers.dracoon_destination import DracoonDestination, RoomPaths
 from recstore.workers.queue_consumer import ConsumerSettings, QueueConsumer
 
@@ -263,3 +264,81 @@ def _job_id(message: Message) -> str:
         return parse_job(message.body).job_id
     except Exception:
         return f"message {message.message_id}"
+
+
+def _requires(settings: Settings) -> list[Problem]:
+    """A pool to run jobs in, its queues, and the sources job messages may name."""
+    transferer = settings.workers.file_transferer
+    problems: list[Problem] = []
+    if transferer.count < 1:
+        problems.append(("workers.FileTransferer.count", "must be at least 1 when enabled"))
+    queues = {"queue": transferer.queue, "deadLetterQueue": transferer.dead_letter_queue}
+    problems += unknown_queues(settings, "workers.FileTransferer", queues)
+    return problems + _source_checks(settings)
+
+
+def _source_checks(settings: Settings) -> list[Problem]:
+    """The FileTransferer copies and then deletes whatever a message names: it starts only
+    with its sources listed, none of them a bucket recstore writes itself."""
+    entries = settings.workers.file_transferer.source_buckets
+    if entries is None:
+        return [
+            (
+                SOURCE_BUCKETS_KEY,
+                "required while the FileTransferer runs: list the buckets (or bucket/prefix) "
+                "that job messages may name as their source, e.g. [recordings]",
+            )
+        ]
+    if not entries:
+        return [(SOURCE_BUCKETS_KEY, "names no bucket: no job could run (turn the worker off)")]
+    protected = protected_buckets(settings)
+    return [
+        (SOURCE_BUCKETS_KEY, f"{rule.bucket!r} is {protected[rule.bucket]}: never a source")
+        for rule in parse_rules(entries)
+        if rule.bucket in protected
+    ]
+
+
+def _unconfigured(settings: Settings) -> str:
+    """On by default (seed 004), but a configuration with no work queue and no DRACOON
+    destination (neither ``configurator.url``, ``instances`` nor ``dracoon.baseUrl``) is one
+    for other work, such as the Kaltura archive: then it stays off. Any sign of transfers
+    keeps it on, and checked."""
+    queue = settings.workers.file_transferer.queue
+    has_queue = queue.startswith(("http://", "https://")) or queue in settings.queues
+    if has_queue or settings.configurator.url or settings.instances or settings.dracoon.base_url:
+        return ""
+    return f"no work queue: `queues.{queue}` is not configured"
+
+
+def _consumes(settings: Settings) -> tuple[str, str]:
+    transferer = settings.workers.file_transferer
+    return transferer.queue, transferer.dead_letter_queue
+
+
+def _reaches(settings: Settings) -> list[str]:
+    url = settings.configurator.url
+    return ["DRACOON", *([f"configurator {url}"] if url else [])]
+
+
+def _uses(settings: Settings) -> list[str]:
+    verbs = "reads and removes" if settings.s3.remove_after_transferring else "reads"
+    sources = settings.workers.file_transferer.source_buckets or ()
+    allowed = ", ".join(f"s3://{entry}" for entry in sources) or "none"
+    return [
+        f"{verbs}: the recordings' source objects named in each job, only under {allowed} "
+        "(workers.FileTransferer.sourceBuckets)"
+    ]
+
+
+SPEC = WorkerSpec(
+    name="FileTransferer",
+    section="file_transferer",
+    build=FileTransferer,
+    singleton=False,
+    consumes=_consumes,
+    reaches=_reaches,
+    requires=_requires,
+    unconfigured=_unconfigured,
+    uses=_uses,
+)

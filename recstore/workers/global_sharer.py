@@ -28,7 +28,7 @@ from recstore.common.errors import RecstoreError
 from recstore.settings import Settings
 from recstore.transfer.keys import share_missing_keys
 from recstore.workers.accounts import AccountPool, ServedInstances, served_accounts
-from recstore.workers.base import WorkerHealth
+from recstore.workers.base import Problem, WorkerHealth, WorkerSpec
 from recstore.workers.dracoon_destination import DracoonDestination
 from recstore.workers.periodic import PeriodicWorker, job_lease
 
@@ -145,3 +145,45 @@ class DracoonGlobalSharer:
             self.periodic = PeriodicWorker(NAME, interval, run_once, lease)
             self.periodic.health = self.health
             await self.periodic.run(stop)
+
+
+def has_dracoon_account(settings: Settings) -> bool:
+    """A DRACOON account to serve: the ``dracoon.*`` one, YAML instances', or those of the
+    instances the configurator answers for (the ones whose jobs the daemon serves)."""
+    dracoon = settings.dracoon
+    return (
+        bool(settings.instances)
+        or bool(settings.configurator.url)
+        or bool(dracoon.base_url and dracoon.login and dracoon.password)
+    )
+
+
+def _requires(settings: Settings) -> list[Problem]:
+    if has_dracoon_account(settings):
+        return []
+    return [
+        (
+            "workers.DracoonGlobalSharer.count",
+            "no DRACOON account to serve: configure dracoon.*, instances or configurator.url "
+            "(or set 0)",
+        )
+    ]
+
+
+def _unconfigured(settings: Settings) -> str:
+    """On by default (seed 004); with no DRACOON account to serve, it stays off."""
+    if has_dracoon_account(settings):
+        return ""
+    return "no DRACOON account: neither `dracoon.*` nor `instances`"
+
+
+SPEC = WorkerSpec(
+    name="DracoonGlobalSharer",
+    section="dracoon_global_sharer",
+    build=DracoonGlobalSharer,
+    singleton=True,
+    switch="count",
+    reaches=lambda settings: ["DRACOON"],
+    requires=_requires,
+    unconfigured=_unconfigured,
+)

@@ -14,7 +14,9 @@ from collections.abc import Sequence
 from recstore.archive.plan import PlanStep, restore_steps
 from recstore.archive.states import ArchiveTags
 from recstore.settings import Settings
+from recstore.workers.archive_context import archive_bucket, archive_requires
 from recstore.workers.archiver import ArchivePlanner
+from recstore.workers.base import WorkerSpec
 
 
 class Restorer(ArchivePlanner):
@@ -29,3 +31,15 @@ class Restorer(ArchivePlanner):
         super().__init__(
             settings, name="restorer", kind="restore", config=config, steps=steps, interval=interval
         )
+
+
+SPEC = WorkerSpec(
+    name="Restorer",
+    section="restorer",
+    build=Restorer,
+    singleton=True,
+    sends_to=lambda settings: settings.archive.queue,
+    reaches=lambda settings: ["Kaltura"],
+    requires=archive_requires,
+    uses=archive_bucket,
+)

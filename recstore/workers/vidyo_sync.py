@@ -70,7 +70,7 @@ from recstore.sync.plan import (
     url_resource,
     usable_guid,
 )
-from recstore.workers.base import WorkerHealth
+from recstore.workers.base import REQUIRED, Problem, WorkerHealth, WorkerSpec
 from recstore.workers.periodic import PeriodicWorker, job_lease
 
 log = logging.getLogger(__name__)
@@ -665,3 +665,30 @@ class VidyoSync:
             await service.profile_id()
         except RecstoreError as exc:
             log.debug("metadata profile not checked at start: %s", exc)
+
+
+def _requires(settings: Settings) -> list[Problem]:
+    """Both ends of the sync."""
+    vidyo, kaltura = settings.vidyo, settings.kaltura
+    return [
+        (key, REQUIRED)
+        for key, value in (
+            ("vidyo.url", vidyo.url),
+            ("vidyo.user", vidyo.user),
+            ("vidyo.password", vidyo.password),
+            ("kaltura.serviceUrl", kaltura.service_url),
+            ("kaltura.partnerId", kaltura.partner_id),
+            ("kaltura.adminSecret", kaltura.admin_secret),
+        )
+        if value is None or value == ""
+    ]
+
+
+SPEC = WorkerSpec(
+    name="VidyoSync",
+    section="vidyo_sync",
+    build=VidyoSync,
+    singleton=True,
+    reaches=lambda settings: ["VidyoReplay", "Kaltura"],
+    requires=_requires,
+)
