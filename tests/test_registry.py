@@ -13,6 +13,7 @@ from recstore.common.errors import ConfigError
 from recstore.workers import registry
 from recstore.workers.base import WorkerSpec
 from recstore.workers.registry import WORKERS, build_workers, enabled, load_settings
+from recstore.workers.resources import Resources
 from tests.conftest import run_cli
 
 #: Every worker on, with all it needs.
@@ -45,12 +46,14 @@ def write(tmp_path: Path, doc: dict[str, Any]) -> Path:
     return path
 
 
-def test_the_configuration_with_every_worker_on_runs_each_registered_one(tmp_path: Path) -> None:
+async def test_the_configuration_with_every_worker_on_runs_each_registered_one(
+    tmp_path: Path,
+) -> None:
     settings = load_settings(write(tmp_path, ALL), {})
     assert enabled(settings) == list(WORKERS)
-    assert [worker.name for worker in build_workers(settings)] == [
-        spec.build(settings).name for spec in WORKERS
-    ]
+    async with Resources(settings) as resources:  # built, not run: nothing is opened
+        built = [type(worker) for worker in build_workers(settings, resources)]
+    assert built == [spec.build for spec in WORKERS]
 
 
 @pytest.mark.parametrize("spec", WORKERS, ids=lambda spec: spec.name)

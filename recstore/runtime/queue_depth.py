@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from recstore.clients.aws import aws_client
 from recstore.clients.sqs import SqsQueue
 from recstore.common import events, metrics
 from recstore.common.errors import RemoteError
@@ -23,6 +22,7 @@ from recstore.common.retry import RetryPolicy
 from recstore.settings import Settings
 from recstore.workers.queue_consumer import queue_name
 from recstore.workers.registry import enabled
+from recstore.workers.resources import Resources
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +69,8 @@ def watched_queues(settings: Settings) -> list[QueueDepth]:
 class QueueDepthSampler:
     """One background task of the daemon; ``snapshot()`` is what ``/status.json`` shows."""
 
-    def __init__(self, settings: Settings) -> None:
-        self._aws = settings.aws
+    def __init__(self, settings: Settings, resources: Resources) -> None:
+        self._resources = resources
         self.interval = settings.daemon.queue_depth_interval
         self.queues = watched_queues(settings)
 
@@ -81,11 +81,11 @@ class QueueDepthSampler:
         """Sample every ``interval`` until cancelled."""
         if not self.queues:
             return
-        async with aws_client(self._aws, "sqs") as client:
-            while True:
-                for queue in self.queues:
-                    await self.sample(client, queue)
-                await asyncio.sleep(self.interval)
+        client = await self._resources.sqs()
+        while True:
+            for queue in self.queues:
+                await self.sample(client, queue)
+            await asyncio.sleep(self.interval)
 
     async def sample(self, client: Any, queue: QueueDepth) -> None:
         try:

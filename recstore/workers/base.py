@@ -17,6 +17,7 @@ from typing import Protocol
 from pydantic import BaseModel
 
 from recstore.settings import Settings
+from recstore.workers.resources import Resources
 
 #: A configuration problem: the key, and what is wrong with it.
 Problem = tuple[str, str]
@@ -115,8 +116,8 @@ class WorkerSpec:
     name: str
     #: The attribute of :class:`~recstore.settings.WorkersSettings` holding its settings.
     section: str
-    #: The worker the daemon runs, from the settings.
-    build: Callable[[Settings], Worker]
+    #: The worker the daemon runs, from the settings and the daemon's shared connections.
+    build: Callable[[Settings, Resources], Worker]
     #: True: one replica at a time, under a lease; False: a pool, any number of replicas.
     singleton: bool
     #: The key of its section that turns it on: a bool, or a count that is on above 0.

@@ -15,12 +15,10 @@ import weakref
 from contextlib import AsyncExitStack
 from typing import Any
 
-from recstore.clients.aws import aws_client
 from recstore.clients.configurator import REMOTE as CONFIGURATOR
 from recstore.clients.configurator import ConfiguratorClient
 from recstore.clients.dracoon import REMOTE as DRACOON
 from recstore.clients.dracoon import DracoonClient
-from recstore.clients.http import http_session
 from recstore.clients.s3 import REMOTE as S3
 from recstore.clients.s3 import S3Store
 from recstore.clients.sqs import Message, SqsQueue
@@ -38,15 +36,20 @@ from recstore.workers.accounts import AccountPool, ServedInstances
 from recstore.workers.base import Problem, WorkerHealth, WorkerSpec, unknown_queues
 from recstore.workers.dracoon_destination import DracoonDestination, RoomPaths
 from recstore.workers.queue_consumer import ConsumerSettings, QueueConsumer
+from recstore.workers.resources import Resources, opened
 
 log = logging.getLogger(__name__)
 
 
 class TransferService:
-    """Everything a transfer needs, opened once: used by the worker and by ``recstore transfer``."""
+    """Everything a transfer needs, opened once: used by the worker and by ``recstore transfer``.
 
-    def __init__(self, settings: Settings) -> None:
+    ``resources``: the daemon's shared connections; without, it opens its own.
+    """
+
+    def __init__(self, settings: Settings, resources: Resources | None = None) -> None:
         self.settings = settings
+        self._resources = resources
         self._stack = AsyncExitStack()
         self.s3: S3Store | None = None
         self.sqs: Any = None
@@ -76,25 +79,17 @@ class TransferService:
 
     async def _open(self) -> TransferService:
         settings = self.settings
-        stack = self._stack
-        transferer = settings.workers.file_transferer
-        pool = max(10, transferer.count * 3)
-        s3_client = await stack.enter_async_context(
-            aws_client(settings.aws, "s3", max_pool_connections=pool)
-        )
-        self.sqs = await stack.enter_async_context(aws_client(settings.aws, "sqs"))
-        session = await stack.enter_async_context(
-            http_session(settings.dracoon.timeout, ca_file=settings.dracoon.ca_file)
-        )
-        self.s3 = S3Store(s3_client)
+        resources = await self._stack.enter_async_context(opened(self._resources, settings))
+        self.s3 = S3Store(await resources.s3())
+        self.sqs = await resources.sqs()
+        session = await resources.http(DRACOON)
         configurator = (
             ConfiguratorClient(settings.configurator, session)
             if settings.configurator.url
             else None
         )
         self.resolver = InstanceResolver(settings.instances, configurator)
-        self.accounts = AccountPool(settings.dracoon, session)
-        stack.push_async_callback(self.accounts.close)
+        self.accounts = await resources.accounts()
         self.served = ServedInstances.of(settings, self.s3)
         self.transferer = Transferer(
             self.s3, settings.s3.chunk_size, settings.s3.remove_after_transferring
@@ -175,8 +170,9 @@ class FileTransferer:
 
     name = "file_transferer"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, resources: Resources | None = None) -> None:
         self.settings = settings
+        self.resources = resources
         self.health = WorkerHealth()
         self.consumer: QueueConsumer | None = None
 
@@ -192,7 +188,7 @@ class FileTransferer:
         settings = self.settings
         config = settings.workers.file_transferer
         events.set_worker_level(self.name, config.report_level)
-        async with TransferService(settings) as service:
+        async with TransferService(settings, self.resources) as service:
             work = SqsQueue(service.sqs, settings.queue_url(config.queue))
             dead = SqsQueue(service.sqs, settings.queue_url(config.dead_letter_queue))
 

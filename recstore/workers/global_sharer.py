@@ -14,14 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
 import aiohttp
 
-from recstore.clients.aws import aws_client
+from recstore.clients.dracoon import REMOTE as DRACOON
 from recstore.clients.dracoon import DracoonAccount
-from recstore.clients.http import http_session
 from recstore.clients.s3 import S3Store
 from recstore.common import events
 from recstore.common.errors import RecstoreError
@@ -31,6 +29,7 @@ from recstore.workers.accounts import AccountPool, ServedInstances, served_accou
 from recstore.workers.base import Problem, WorkerHealth, WorkerSpec
 from recstore.workers.dracoon_destination import DracoonDestination
 from recstore.workers.periodic import PeriodicWorker, job_lease
+from recstore.workers.resources import Resources, opened
 
 log = logging.getLogger(__name__)
 NAME = "dracoon_global_sharer"
@@ -116,8 +115,9 @@ class DracoonGlobalSharer:
 
     name = NAME
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, resources: Resources | None = None) -> None:
         self.settings = settings
+        self.resources = resources
         self.health = WorkerHealth()
         self.periodic: PeriodicWorker | None = None
 
@@ -126,16 +126,11 @@ class DracoonGlobalSharer:
 
     async def run(self, stop: asyncio.Event) -> None:
         settings = self.settings
-        async with AsyncExitStack() as stack:
-            session = await stack.enter_async_context(
-                http_session(settings.dracoon.timeout, ca_file=settings.dracoon.ca_file)
-            )
-            pool = AccountPool(settings.dracoon, session)
-            stack.push_async_callback(pool.close)
-            store = None
-            if settings.leases.shared:
-                store = S3Store(await stack.enter_async_context(aws_client(settings.aws, "s3")))
-            lease = await job_lease(stack, settings, NAME, store)
+        async with opened(self.resources, settings) as resources:
+            session = await resources.http(DRACOON)
+            pool = await resources.accounts()
+            store = S3Store(await resources.s3()) if settings.leases.shared else None
+            lease = await job_lease(settings, NAME, resources)
             served = ServedInstances.of(settings, store)
 
             async def run_once() -> None:

@@ -30,6 +30,7 @@ from recstore.workers import (
     vidyo_sync,
 )
 from recstore.workers.base import REQUIRED, Problem, Worker, WorkerSpec
+from recstore.workers.resources import Resources
 
 #: Every worker, in start order.
 WORKERS: tuple[WorkerSpec, ...] = (
@@ -50,9 +51,10 @@ def enabled(settings: Settings) -> list[WorkerSpec]:
     return [spec for spec in WORKERS if spec.on(settings)]
 
 
-def build_workers(settings: Settings) -> list[Worker]:
-    """The workers the configuration turns on, built, in start order."""
-    return [spec.build(settings) for spec in enabled(settings)]
+def build_workers(settings: Settings, resources: Resources) -> list[Worker]:
+    """The workers the configuration turns on, built on the daemon's shared ``resources``, in
+    start order."""
+    return [spec.build(settings, resources) for spec in enabled(settings)]
 
 
 def load_settings(
