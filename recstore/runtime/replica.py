@@ -25,7 +25,8 @@ def describe(settings: Settings) -> list[str]:
     lines += _queue_lines(settings, specs)
     lines += _bucket_lines(settings, specs)
     remotes = sorted({remote for spec in specs for remote in spec.reaches(settings)})
-    lines.append("reaches: " + ", ".join(remotes))
+    if remotes:
+        lines.append("reaches: " + ", ".join(remotes))
     lines.append(f"serves: http://{settings.http.host}:{settings.http.port}/healthcheck, /metrics")
     lines += endpoint_lines(settings)
     return lines
