@@ -122,3 +122,12 @@ def test_a_worker_added_to_the_registry_needs_no_other_line(
         result.stderr
     )
     assert "ArchiveActions, SecondSync" in result.stderr
+
+
+def test_a_key_two_running_workers_need_is_named_once_with_both(tmp_path: Path) -> None:
+    doc = {**ALL, "kaltura": {}}
+    doc["workers"] = {**ALL["workers"], "FileTransferer": {"enabled": False}}
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, doc), {}, workers="VidyoSync,Archiver,ArchiveActions")
+    needed = [message for key, message in caught.value.problems if key == "kaltura.serviceUrl"]
+    assert needed == ["required while VidyoSync, Archiver, ArchiveActions runs"]

@@ -8,7 +8,8 @@ needs, the singletons' lease bucket), the daemon's start (:func:`build_workers`)
 depth sampler, and ``config check``'s description of a replica.
 
 Adding a worker: its module with a ``SPEC``, its settings model under ``workers``
-(``settings/workers.py``), and one line below.
+(``settings/workers.py``: the model and its field), and its line below (with its import);
+then regenerate ``conf/app.yaml`` and ``docs/configuration.md``. Nothing else names it.
 """
 
 from __future__ import annotations
