@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from recstore.common import events
 from recstore.runtime import daemon
-from recstore.settings import load_settings
 from recstore.workers.base import WorkerHealth
+from recstore.workers.registry import load_settings
 
 
 class JobWorker:

@@ -11,8 +11,9 @@ import pytest
 import yaml
 
 from recstore.common.errors import ConfigError
-from recstore.settings import Settings, enabled_workers, load_settings
+from recstore.settings import Settings
 from recstore.settings.reference import render_defaults
+from recstore.workers.registry import enabled, load_settings
 from tests.conftest import ROOT, clean_env, run_cli, run_cli_process
 
 OFF = {"workers": {"FileTransferer": {"enabled": False}, "DracoonGlobalSharer": {"count": 0}}}
@@ -316,12 +317,12 @@ FULL = {
 
 def test_workers_option_runs_only_the_named_workers(tmp_path: Path) -> None:
     path = write(tmp_path, FULL)
-    on = [name for name, _ in enabled_workers(load_settings(path, {}))]
+    on = [spec.name for spec in enabled(load_settings(path, {}))]
     assert on == ["FileTransferer", "DracoonGlobalSharer", "VidyoSync"]
     pool = load_settings(path, {}, workers="FileTransferer")
-    assert [name for name, _ in enabled_workers(pool)] == ["FileTransferer"]
+    assert [spec.name for spec in enabled(pool)] == ["FileTransferer"]
     singletons = load_settings(path, {}, workers=" VidyoSync,DracoonGlobalSharer ")
-    assert [name for name, _ in enabled_workers(singletons)] == ["DracoonGlobalSharer", "VidyoSync"]
+    assert [spec.name for spec in enabled(singletons)] == ["DracoonGlobalSharer", "VidyoSync"]
     assert singletons.workers.vidyo_sync.interval_minutes == 15  # the rest of the section kept
 
 

@@ -15,7 +15,8 @@ from botocore.session import get_session
 from botocore.validate import ParamValidator
 
 from recstore.runtime.supervisor import CANCEL_TIMEOUT
-from recstore.settings import Settings, enabled_workers, load_settings
+from recstore.settings import Settings
+from recstore.workers.registry import enabled, load_settings
 from tests.deploy_helpers import DEPLOY, KUBERNETES, by_kind, load_all
 
 ECS = DEPLOY / "ecs"
@@ -102,7 +103,7 @@ def test_each_task_loads_its_workers_with_its_secrets(role: str, tmp_path: Path)
     config = tmp_path / "app.yaml"
     config.write_text((ECS / "app.yaml").read_text())
     settings = load_settings(config, environ, workers=env["RECSTORE_WORKERS"])
-    assert [name for name, _ in enabled_workers(settings)] == ROLES[role]
+    assert [spec.name for spec in enabled(settings)] == ROLES[role]
 
 
 @pytest.mark.parametrize("role", sorted(ROLES))

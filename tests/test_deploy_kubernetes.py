@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from recstore.runtime.supervisor import CANCEL_TIMEOUT
-from recstore.settings import Settings, enabled_workers, load_settings
+from recstore.settings import Settings
+from recstore.workers.registry import enabled, load_settings
 from tests.conftest import ROOT
 from tests.deploy_helpers import KUBERNETES, Manifest, by_kind, containers, kustomize_build
 
@@ -141,7 +142,7 @@ def test_each_role_loads_its_workers_from_the_one_configuration(
     overlay: list[Manifest], role: str, workers: list[str], tmp_path: Path
 ) -> None:
     settings = role_settings(overlay, role, tmp_path)
-    assert [name for name, _ in enabled_workers(settings)] == workers
+    assert [spec.name for spec in enabled(settings)] == workers
 
 
 def test_the_roles_share_out_every_configured_worker_once(overlay: list[Manifest]) -> None:
@@ -149,7 +150,7 @@ def test_the_roles_share_out_every_configured_worker_once(overlay: list[Manifest
     named = []
     for deployment in by_kind(overlay, "Deployment").values():
         named += env_of(containers(deployment)[0])["RECSTORE_WORKERS"].split(",")
-    assert sorted(named) == sorted(name for name, _ in enabled_workers(full))
+    assert sorted(named) == sorted(spec.name for spec in enabled(full))
 
 
 def load_settings_from(doc: dict[str, Any]) -> Settings:

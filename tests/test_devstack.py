@@ -15,7 +15,7 @@ import yaml
 
 from recstore.clients.aws import aws_client
 from recstore.devstack.seed import aws_settings_from_state, synthetic_sha256
-from recstore.settings import load_settings
+from recstore.workers.registry import load_settings
 from tests.conftest import ROOT, StackProcess, daemon_env, run_cli, run_cli_process
 
 # The dev stack and the demo as the CLI starts them, in processes of their own.

@@ -32,7 +32,8 @@ from recstore.archive.ldap_report import (
 from recstore.archive.report import LIST_COLUMNS
 from recstore.clients.ldap import LdapDirectory, LdapError, escape_filter_value
 from recstore.common.errors import ConfigError
-from recstore.settings import LdapSettings, load_settings
+from recstore.settings import LdapSettings
+from recstore.workers.registry import load_settings
 from tests.conftest import ROOT, clean_env, run_cli
 from tests.ldap_server import (
     BASE_DN,

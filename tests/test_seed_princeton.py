@@ -22,7 +22,9 @@ import yaml
 from recstore.cli.kaltura import seed_status_args
 from recstore.common.errors import ConfigError
 from recstore.devstack.seed import seed_stand_in
-from recstore.settings import SEED_KALTURA_URL, load_settings
+from recstore.settings import SEED_KALTURA_URL
+from recstore.settings import load_settings as load_models
+from recstore.workers.registry import load_settings
 from tests.archive_helpers import entry, sync_s3, video
 from tests.conftest import ROOT, LogLines, StackProcess, clean_env, run_cli
 
@@ -140,7 +142,7 @@ def test_a_worker_asked_for_is_still_held_to_its_checks_but_not_by_other_command
     with pytest.raises(ConfigError) as caught:
         load_settings(path, {})
     assert "workers.FileTransferer.queue" in dict(caught.value.problems)
-    assert load_settings(path, {}, check_workers=False).kaltura.partner_id == 1
+    assert load_models(path, {}).kaltura.partner_id == 1  # a one-shot command's loading
     assert run_cli("config", "check", "--config", str(path)).returncode == 2
     # a transfer destination without its queue is a mistake, not a Kaltura-only setup
     transfers = kaltura_only(tmp_path, configurator={"url": "http://configurator.example"})

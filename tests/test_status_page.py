@@ -29,7 +29,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from pydantic import BaseModel, SecretStr
 
 from recstore.devstack.appconfig import DEMO_INSTANCE
-from recstore.settings import load_settings
+from recstore.workers.registry import load_settings
 from tests.conftest import StackProcess, run_cli
 from tests.dracoon_helpers import admin
 from tests.transfer_helpers import Setup, job

@@ -18,7 +18,7 @@ from recstore.clients.kaltura import KalturaClient
 from recstore.clients.vidyo import SERVICE_PATH
 from recstore.common.errors import ConfigError
 from recstore.devstack.appconfig import app_config
-from recstore.settings import load_settings
+from recstore.workers.registry import load_settings
 from tests.conftest import StackProcess, run_cli
 from tests.test_vidyo_seed000 import lacking
 from tests.vidyo_helpers import recording

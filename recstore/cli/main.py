@@ -103,8 +103,13 @@ def _load(
     """The settings, or exit 2 naming each problem. ``workers``: the replica's selection
     (``--workers``); ``check_workers`` false: a one-shot command's check, without what the
     daemon's workers need (see :func:`load_settings`)."""
+    from recstore.workers import registry
+
     try:
-        settings = load_settings(config_path, workers=workers, check_workers=check_workers)
+        if check_workers:
+            settings = registry.load_settings(config_path, workers=workers)
+        else:
+            settings = load_settings(config_path)
     except ConfigError as error:
         _config_failed(error)
     events.register_secrets_in(settings)
@@ -407,7 +412,9 @@ def healthcheck(config_path: Path | None, url: str | None, timeout: float) -> No
 
     try:
         if url is None:
-            url = daemon_url(load_settings(config_path).http, "/healthcheck")
+            from recstore.workers import registry
+
+            url = daemon_url(registry.load_settings(config_path).http, "/healthcheck")
         healthy, line = check_health(url, timeout)
     except (ConfigError, ValueError) as exc:
         healthy, line = False, f"recstore healthcheck: {exc}"

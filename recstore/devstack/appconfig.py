@@ -6,8 +6,6 @@ from typing import Any
 
 import yaml
 
-from recstore.settings import AVAILABLE_WORKERS
-
 #: The instance the generated configuration knows locally; others come from the configurator.
 DEMO_INSTANCE = "devstack.example.com"
 DEMO_TARGET = {"path": "$instance/$meetingType", "expiration": "1 year"}
@@ -47,14 +45,14 @@ def app_config(state: dict[str, Any], http_port: int = 8080) -> dict[str, Any]:
         "queues": queues,
         "workers": {
             "FileTransferer": {
-                "enabled": "FileTransferer" in AVAILABLE_WORKERS,
+                "enabled": True,
                 "count": 2,
                 "queue": _name_of(queues, state.get("queue_url"), "recordings"),
                 "deadLetterQueue": _name_of(queues, state.get("dlq_url"), "recordings-dlq"),
                 "sourceBuckets": source_buckets(state),
             },
             "DracoonGlobalSharer": {
-                "count": 1 if "DracoonGlobalSharer" in AVAILABLE_WORKERS else 0,
+                "count": 1,
                 "jobDelayMinutes": 1,
             },
         },

@@ -1,8 +1,9 @@
-"""The daemon: settings → workers → supervisor + web server on one event loop.
+"""The daemon: settings → shared resources → workers → supervisor + web server on one loop.
 
 ``run()`` is the blocking entry point for ``recstore run``; ``async_run()`` is the same thing
-for callers that own a loop (tests), and takes the workers as an argument so a test can run the
-real supervisor, signal handling and web server with workers of its own.
+for callers that own a loop (tests), and takes the workers (or the resources they are built
+on) as an argument so a test can run the real supervisor, signal handling and web server with
+workers or transports of its own.
 """
 
 from __future__ import annotations
@@ -20,16 +21,32 @@ from recstore.runtime.supervisor import Supervisor
 from recstore.runtime.systemd import Notifier
 from recstore.runtime.web import WebServer
 from recstore.settings import Settings
-from recstore.workers import Worker, build_workers
+from recstore.workers import Worker
+from recstore.workers.registry import build_workers
+from recstore.workers.resources import Resources, opened
 
 log = logging.getLogger(__name__)
 
 
-async def async_run(settings: Settings, workers: Sequence[Worker] | None = None) -> int:
-    """Serve until SIGTERM/SIGINT; 0 after a clean drain, 1 when work had to be cancelled."""
-    workers = list(build_workers(settings) if workers is None else workers)
+async def async_run(
+    settings: Settings,
+    workers: Sequence[Worker] | None = None,
+    resources: Resources | None = None,
+) -> int:
+    """Serve until SIGTERM/SIGINT; 0 after a clean drain, 1 when work had to be cancelled.
+
+    The workers share one :class:`Resources` (sessions, clients, DRACOON accounts), opened
+    here and closed after the drain, as arq hands each job its ``ctx``; a test hands in its
+    own (its transports), or workers of its own.
+    """
+    async with opened(resources, settings) as resources:
+        return await _serve(settings, workers, resources)
+
+
+async def _serve(settings: Settings, workers: Sequence[Worker] | None, resources: Resources) -> int:
+    workers = list(build_workers(settings, resources) if workers is None else workers)
     supervisor = Supervisor(workers, settings.daemon)
-    sampler = QueueDepthSampler(settings)
+    sampler = QueueDepthSampler(settings, resources)
     web = WebServer(supervisor, settings.http, queues=sampler)
     notifier = Notifier()
     await web.start()

@@ -15,13 +15,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from recstore.clients.aws import aws_client
 from recstore.clients.sqs import SqsQueue
 from recstore.common import events, metrics
 from recstore.common.errors import RemoteError
 from recstore.common.retry import RetryPolicy
 from recstore.settings import Settings
 from recstore.workers.queue_consumer import queue_name
+from recstore.workers.registry import enabled
+from recstore.workers.resources import Resources
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +55,7 @@ class QueueDepth:
 
 def watched_queues(settings: Settings) -> list[QueueDepth]:
     """The work and dead-letter queues of the queue consumers that run in this daemon."""
-    pairs: list[tuple[str, str]] = []
-    transferer = settings.workers.file_transferer
-    if transferer.enabled:
-        pairs.append((transferer.queue, transferer.dead_letter_queue))
-    if settings.workers.archive_actions.enabled:
-        pairs.append((settings.archive.queue, settings.archive.dead_letter_queue))
+    pairs = [spec.consumes(settings) for spec in enabled(settings) if spec.consumes is not None]
     return [
         QueueDepth(queue_name(url), role, url)
         for work, dead in pairs
@@ -73,8 +69,8 @@ def watched_queues(settings: Settings) -> list[QueueDepth]:
 class QueueDepthSampler:
     """One background task of the daemon; ``snapshot()`` is what ``/status.json`` shows."""
 
-    def __init__(self, settings: Settings) -> None:
-        self._aws = settings.aws
+    def __init__(self, settings: Settings, resources: Resources) -> None:
+        self._resources = resources
         self.interval = settings.daemon.queue_depth_interval
         self.queues = watched_queues(settings)
 
@@ -85,11 +81,11 @@ class QueueDepthSampler:
         """Sample every ``interval`` until cancelled."""
         if not self.queues:
             return
-        async with aws_client(self._aws, "sqs") as client:
-            while True:
-                for queue in self.queues:
-                    await self.sample(client, queue)
-                await asyncio.sleep(self.interval)
+        client = await self._resources.sqs()
+        while True:
+            for queue in self.queues:
+                await self.sample(client, queue)
+            await asyncio.sleep(self.interval)
 
     async def sample(self, client: Any, queue: QueueDepth) -> None:
         try:

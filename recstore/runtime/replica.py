@@ -8,36 +8,25 @@ what it must be able to reach; this module says it in a few lines.
 
 from __future__ import annotations
 
-from recstore.settings import SINGLETON_WORKERS, Settings, enabled_workers
-
-#: Workers that consume a queue and scale with it; the rest run once, under a lease.
-POOL_WORKERS = frozenset({"FileTransferer", "ArchiveActions"})
-#: The remotes each worker talks to, besides S3 and SQS.
-_REMOTES: dict[str, tuple[str, ...]] = {
-    "FileTransferer": ("DRACOON",),
-    "DracoonGlobalSharer": ("DRACOON",),
-    "VidyoSync": ("VidyoReplay", "Kaltura"),
-    "Archiver": ("Kaltura",),
-    "Restorer": ("Kaltura",),
-    "ArchiveActions": ("Kaltura",),
-}
+from recstore.settings import Settings
+from recstore.workers.base import WorkerSpec
+from recstore.workers.registry import enabled
 
 
 def describe(settings: Settings) -> list[str]:
     """One line per thing the replica runs or needs, in the order an operator sets them up."""
-    names = [name for name, _ in enabled_workers(settings)]
-    if not names:
+    specs = enabled(settings)
+    if not specs:
         return [
             "runs: no worker (only /healthcheck, /metrics and /status)",
             *endpoint_lines(settings),
         ]
-    lines = ["runs: " + ", ".join(f"{name} ({_kind(name)})" for name in names)]
-    lines += _queue_lines(settings, names)
-    lines += _bucket_lines(settings, names)
-    remotes = sorted({remote for name in names for remote in _REMOTES[name]})
-    if "FileTransferer" in names and settings.configurator.url:
-        remotes.append(f"configurator {settings.configurator.url}")
-    lines.append("reaches: " + ", ".join(remotes))
+    lines = ["runs: " + ", ".join(f"{spec.name} ({_kind(spec)})" for spec in specs)]
+    lines += _queue_lines(settings, specs)
+    lines += _bucket_lines(settings, specs)
+    remotes = sorted({remote for spec in specs for remote in spec.reaches(settings)})
+    if remotes:
+        lines.append("reaches: " + ", ".join(remotes))
     lines.append(f"serves: http://{settings.http.host}:{settings.http.port}/healthcheck, /metrics")
     lines += endpoint_lines(settings)
     return lines
@@ -62,48 +51,38 @@ def endpoint_lines(settings: Settings) -> list[str]:
     ]
 
 
-def _kind(name: str) -> str:
-    if name in POOL_WORKERS:
-        return "pool: any number of replicas"
-    return "singleton: one replica at a time under a lease" if name in SINGLETON_WORKERS else ""
+def _kind(spec: WorkerSpec) -> str:
+    if spec.singleton:
+        return "singleton: one replica at a time under a lease"
+    return "pool: any number of replicas"
 
 
-def _queue_lines(settings: Settings, names: list[str]) -> list[str]:
+def _queue_lines(settings: Settings, specs: list[WorkerSpec]) -> list[str]:
     lines = []
-    transferer = settings.workers.file_transferer
-    archive = settings.archive
-    if "FileTransferer" in names:
-        lines.append(
-            f"consumes: {settings.queue_url(transferer.queue)} "
-            f"(dead letters to {settings.queue_url(transferer.dead_letter_queue)})"
-        )
-    if "ArchiveActions" in names:
-        lines.append(
-            f"consumes: {settings.queue_url(archive.queue)} "
-            f"(dead letters to {settings.queue_url(archive.dead_letter_queue)})"
-        )
-    if {"Archiver", "Restorer"} & set(names):
-        lines.append(f"sends to: {settings.queue_url(archive.queue)}")
-    return lines
+    for spec in specs:
+        if spec.consumes is not None:
+            work, dead = spec.consumes(settings)
+            lines.append(
+                f"consumes: {settings.queue_url(work)} (dead letters to {settings.queue_url(dead)})"
+            )
+    for spec in specs:
+        if spec.sends_to is not None:
+            lines.append(f"sends to: {settings.queue_url(spec.sends_to(settings))}")
+    return _once(lines)
 
 
-def _bucket_lines(settings: Settings, names: list[str]) -> list[str]:
+def _bucket_lines(settings: Settings, specs: list[WorkerSpec]) -> list[str]:
     lines = []
-    singletons = [name for name in names if name in SINGLETON_WORKERS]
+    singletons = [spec.name for spec in specs if spec.singleton]
     if singletons:
         if settings.leases.shared:
             where = f"s3://{settings.leases.bucket}/{settings.leases.prefix}"
             lines.append(f"leases: {where} (held by {', '.join(singletons)})")
         else:
             lines.append("leases: off (run exactly one replica of this role)")
-    if {"Archiver", "Restorer", "ArchiveActions"} & set(names) and settings.archive.bucket:
-        lines.append(f"archive bucket: s3://{settings.archive.bucket}")
-    if "FileTransferer" in names:
-        verbs = "reads and removes" if settings.s3.remove_after_transferring else "reads"
-        sources = settings.workers.file_transferer.source_buckets or ()
-        allowed = ", ".join(f"s3://{entry}" for entry in sources) or "none"
-        lines.append(
-            f"{verbs}: the recordings' source objects named in each job, only under {allowed} "
-            "(workers.FileTransferer.sourceBuckets)"
-        )
-    return lines
+    return _once(lines + [line for spec in specs for line in spec.uses(settings)])
+
+
+def _once(lines: list[str]) -> list[str]:
+    """Each line once, where it first comes (workers that share a queue or bucket)."""
+    return list(dict.fromkeys(lines))

@@ -31,12 +31,12 @@ from recstore.settings.loading import (
     SEED_ENV,
     SEED_KALTURA_URL,
     SEED_LDAP_BASE,
+    Rules,
     load_settings,
     masked_dump,
 )
 from recstore.settings.media import ArchiveSettings, KalturaSettings, LdapSettings, VidyoSettings
 from recstore.settings.root import Settings
-from recstore.settings.switches import AVAILABLE_WORKERS, SINGLETON_WORKERS, enabled_workers
 from recstore.settings.workers import (
     ArchiveActionsSettings,
     ArchiverSettings,
@@ -52,14 +52,12 @@ from recstore.settings.workers import (
 )
 
 __all__ = [
-    "AVAILABLE_WORKERS",
     "ENV_PREFIX",
     "FILE_SUFFIX",
     "RESERVED_ENV",
     "SEED_ENV",
     "SEED_KALTURA_URL",
     "SEED_LDAP_BASE",
-    "SINGLETON_WORKERS",
     "ArchiveActionsSettings",
     "ArchiveSettings",
     "ArchiveWorkerSettings",
@@ -88,6 +86,7 @@ __all__ = [
     "LoggerSettings",
     "PeriodicWorkerSettings",
     "RestorerSettings",
+    "Rules",
     "S3Settings",
     "Settings",
     "Size",
@@ -98,7 +97,6 @@ __all__ = [
     "VidyoSyncSettings",
     "WorkersSettings",
     "dracoon_server_url",
-    "enabled_workers",
     "load_settings",
     "masked_dump",
     "protected_buckets",

@@ -21,7 +21,7 @@ Why this shape:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +32,8 @@ from pydantic import (
 )
 
 from recstore.common.errors import ConfigError
-from recstore.settings.checks import cross_checks, has_dracoon_account
+from recstore.settings.checks import cross_checks
 from recstore.settings.root import Settings
-from recstore.settings.switches import WORKER_OFF, enabled_workers
 
 ENV_PREFIX = "RECSTORE_"
 
@@ -48,21 +47,24 @@ RESERVED_ENV = frozenset(
 )
 
 
+#: What a layer above adds once the models are valid: the worker registry
+#: (:func:`recstore.workers.registry.worker_rules`) turns off the workers that do not run here
+#: and names what the running ones lack. It returns the settings to use and its problems,
+#: which are reported with every other one (and named after a seed variable like them).
+Rules = Callable[[Settings], tuple[Settings, list[tuple[str, str]]]]
+
+
 def load_settings(
     path: Path | str | None,
     environ: Mapping[str, str] | None = None,
-    workers: str | None = None,
     *,
-    check_workers: bool = True,
+    rules: Rules | None = None,
 ) -> Settings:
     """Read, override, resolve and validate; raise :class:`ConfigError` listing every problem.
 
-    ``workers`` (``recstore run --workers``, ``RECSTORE_WORKERS``) names the workers this
-    replica runs, comma-separated, out of those the configuration turns on; the others are
-    turned off before the cross-checks, so a replica is only asked for what it runs.
-
-    ``check_workers`` false checks the settings without what the daemon's workers need: for
-    the one-shot commands, which check what they use when they use it.
+    Without ``rules``, nothing is asked of the workers: for the one-shot commands, which
+    check what they use when they use it. The daemon, and the commands that work as it does,
+    load through :func:`recstore.workers.registry.load_settings`.
     """
     environ = os.environ if environ is None else environ
     raw = _read_yaml(Path(path)) if path is not None else {}
@@ -75,10 +77,10 @@ def load_settings(
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_name_seed_sources(problems + _problems_from(exc), from_seed)) from None
-    settings = _settle_default_workers(settings)
-    if workers is not None:
-        settings = _select_workers(settings, workers, problems)
-    problems += cross_checks(settings, check_workers)
+    if rules is not None:
+        settings, found = rules(settings)
+        problems += found
+    problems += cross_checks(settings)
     if problems:
         raise ConfigError(_name_seed_sources(problems, from_seed))
     return settings
@@ -166,39 +168,6 @@ def _name_seed_sources(
         (key, f"{message} (from {from_seed[key]})" if key in from_seed else message)
         for key, message in problems
     ]
-
-
-def _settle_default_workers(settings: Settings) -> Settings:
-    """Turn off the default-on workers that nothing in the configuration sets up.
-
-    FileTransferer and DracoonGlobalSharer are on by default (seed 004). A configuration that
-    says nothing about one of them and gives it nothing to work on (for the transferer: no
-    work queue and no DRACOON destination, neither ``configurator.url``, ``instances`` nor
-    ``dracoon.baseUrl``; for the sharer: no DRACOON account) is one for other work, such as
-    the Kaltura archive: the worker is left off and the daemon says so at start. Once any of
-    its keys is set, or a sign of its work is there, it is held to its checks.
-    """
-    workers = settings.workers
-    transferer, sharer = workers.file_transferer, workers.dracoon_global_sharer
-    skipped: dict[str, str] = {}
-    update: dict[str, Any] = {}
-    queue = transferer.queue
-    has_queue = queue.startswith(("http://", "https://")) or queue in settings.queues
-    # Any sign of transfers (a queue, a DRACOON destination) keeps it on, and checked.
-    for_transfers = has_queue or bool(
-        settings.configurator.url or settings.instances or settings.dracoon.base_url
-    )
-    if transferer.enabled and not transferer.model_fields_set and not for_transfers:
-        skipped["FileTransferer"] = f"no work queue: `queues.{queue}` is not configured"
-        update["file_transferer"] = transferer.model_copy(update={"enabled": False})
-    if sharer.count > 0 and not sharer.model_fields_set and not has_dracoon_account(settings):
-        skipped["DracoonGlobalSharer"] = "no DRACOON account: neither `dracoon.*` nor `instances`"
-        update["dracoon_global_sharer"] = sharer.model_copy(update={"count": 0})
-    if not update:
-        return settings
-    settled = settings.model_copy(update={"workers": workers.model_copy(update=update)})
-    settled._not_started = skipped
-    return settled
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -346,33 +315,6 @@ def _problems_from(exc: ValidationError) -> list[tuple[str, str]]:
             message = "unknown key (misspelled?)"
         problems.append((key, message))
     return problems
-
-
-def _select_workers(settings: Settings, names: str, problems: list[Any]) -> Settings:
-    """``settings`` with every worker off that ``names`` leaves out.
-
-    A name that is no worker, or one the configuration does not turn on, is a problem rather
-    than ignored: a replica started to run a worker must not quietly run nothing.
-    """
-    wanted = [name.strip() for name in names.split(",") if name.strip()]
-    where = "workers (--workers, RECSTORE_WORKERS)"
-    if not wanted:
-        problems.append((where, "names no worker"))
-    enabled = dict(enabled_workers(settings))
-    for name in wanted:
-        if name not in WORKER_OFF:
-            problems.append((where, f"{name!r} is no worker: one of {', '.join(WORKER_OFF)}"))
-        elif name not in enabled:
-            switch = next(iter(WORKER_OFF[name][1]))
-            problems.append(
-                (f"workers.{name}.{switch}", "named in --workers but off in the configuration")
-            )
-    update = {
-        field: getattr(settings.workers, field).model_copy(update=off)
-        for name, (field, off) in WORKER_OFF.items()
-        if name not in wanted
-    }
-    return settings.model_copy(update={"workers": settings.workers.model_copy(update=update)})
 
 
 def masked_dump(settings: Settings) -> dict[str, Any]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import (
+    BaseModel,
     Field,
     PrivateAttr,
 )
@@ -53,6 +55,15 @@ class Settings(Section):
     def not_started(self) -> dict[str, str]:
         """Default-on workers this configuration gives nothing to do, with the reason."""
         return dict(self._not_started)
+
+    def with_workers(
+        self, sections: Mapping[str, BaseModel], not_started: Mapping[str, str] | None = None
+    ) -> Settings:
+        """A copy with these ``workers`` sections (by attribute) in place, as the worker
+        registry turns workers off; ``not_started``: default-on ones left off, and why."""
+        copy = self.model_copy(update={"workers": self.workers.model_copy(update=dict(sections))})
+        copy._not_started = {**self._not_started, **(not_started or {})}
+        return copy
 
     def queue_url(self, name_or_url: str) -> str:
         """The URL of a queue named in ``queues``, or the value itself when it is a URL."""

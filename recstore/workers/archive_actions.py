@@ -28,7 +28,6 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Mapping
-from contextlib import AsyncExitStack
 from typing import Any
 
 from recstore.archive.actions import (
@@ -42,7 +41,6 @@ from recstore.archive.actions import (
 )
 from recstore.archive.plan import parse_job
 from recstore.archive.report import RowWriter
-from recstore.clients.aws import aws_client
 from recstore.clients.s3 import S3Store
 from recstore.clients.sqs import Message, SqsQueue
 from recstore.common import events, metrics
@@ -50,14 +48,18 @@ from recstore.common.errors import JobError, PermanentJobError, RemoteError
 from recstore.settings import Settings
 from recstore.workers.archive_context import (
     ArchiveContext,
+    archive_bucket,
     archive_context,
+    archive_queues,
+    archive_requires,
     archive_tags,
     entry_locks,
     size_rule,
 )
-from recstore.workers.base import WorkerHealth
+from recstore.workers.base import WorkerHealth, WorkerSpec
 from recstore.workers.leases import holder_id
 from recstore.workers.queue_consumer import ConsumerSettings, QueueConsumer
+from recstore.workers.resources import Resources, opened
 
 log = logging.getLogger(__name__)
 NAME = "archive_actions"
@@ -196,8 +198,11 @@ class ArchiveActions:
 
     name = NAME
 
-    def __init__(self, settings: Settings, *, report_age: float = 30.0) -> None:
+    def __init__(
+        self, settings: Settings, resources: Resources | None = None, *, report_age: float = 30.0
+    ) -> None:
         self.settings = settings
+        self.resources = resources
         self.health = WorkerHealth()
         self.consumer: QueueConsumer | None = None
         self.sink: ReportSink | None = None
@@ -213,9 +218,11 @@ class ArchiveActions:
         settings = self.settings
         config = settings.workers.archive_actions
         archive = settings.archive
-        async with AsyncExitStack() as stack:
-            context = await stack.enter_async_context(archive_context(settings, need_s3=True))
-            sqs = await stack.enter_async_context(aws_client(settings.aws, "sqs"))
+        async with (
+            opened(self.resources, settings) as resources,
+            archive_context(settings, need_s3=True, resources=resources) as context,
+        ):
+            sqs = await resources.sqs()
             assert context.s3 is not None
             assert context.bucket is not None
             archivist = archivist_for(context)
@@ -273,3 +280,15 @@ def _job_id(message: Message) -> str:
         return parse_job(message.body).job_id
     except PermanentJobError:
         return f"message {message.message_id}"
+
+
+SPEC = WorkerSpec(
+    name="ArchiveActions",
+    section="archive_actions",
+    build=ArchiveActions,
+    singleton=False,
+    consumes=archive_queues,
+    reaches=lambda settings: ["Kaltura"],
+    requires=archive_requires,
+    uses=archive_bucket,
+)

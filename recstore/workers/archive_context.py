@@ -9,19 +9,20 @@ session per remote and one reading of the settings.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import aiohttp
 
 from recstore.archive.states import ArchiveTags, SizeRule
-from recstore.clients.aws import aws_client
-from recstore.clients.http import http_session
+from recstore.clients.kaltura import REMOTE as KALTURA
 from recstore.clients.kaltura import KalturaClient
 from recstore.clients.s3 import S3Store
 from recstore.common.errors import ConfigError
 from recstore.settings import ArchiveSettings, Settings
+from recstore.workers.base import REQUIRED, Problem, unknown_queues
 from recstore.workers.leases import EntryLocks
+from recstore.workers.resources import Resources, opened
 
 
 def archive_tags(settings: ArchiveSettings) -> ArchiveTags:
@@ -56,8 +57,11 @@ class ArchiveContext:
 
 
 @asynccontextmanager
-async def archive_context(settings: Settings, *, need_s3: bool) -> AsyncIterator[ArchiveContext]:
-    """Open the clients; :class:`ConfigError` names what is missing for the job at hand."""
+async def archive_context(
+    settings: Settings, *, need_s3: bool, resources: Resources | None = None
+) -> AsyncIterator[ArchiveContext]:
+    """Open the clients (on ``resources``, the daemon's, when given); :class:`ConfigError`
+    names what is missing for the job at hand."""
     problems: list[tuple[str, str]] = []
     kaltura = settings.kaltura
     if not kaltura.service_url:
@@ -70,11 +74,9 @@ async def archive_context(settings: Settings, *, need_s3: bool) -> AsyncIterator
         problems.append(("archive.bucket", "is required to look at or change the S3 copies"))
     if problems:
         raise ConfigError(problems)
-    async with AsyncExitStack() as stack:
-        http = await stack.enter_async_context(http_session(kaltura.timeout))
-        s3 = None
-        if need_s3:
-            s3 = S3Store(await stack.enter_async_context(aws_client(settings.aws, "s3")))
+    async with opened(resources, settings) as resources:
+        http = await resources.http(KALTURA)
+        s3 = S3Store(await resources.s3()) if need_s3 else None
         yield ArchiveContext(
             settings=settings,
             kaltura=KalturaClient(kaltura, http),
@@ -84,3 +86,31 @@ async def archive_context(settings: Settings, *, need_s3: bool) -> AsyncIterator
             sizes=size_rule(settings.archive),
             http=http,
         )
+
+
+def archive_requires(settings: Settings) -> list[Problem]:
+    """What the Archiver, Restorer and ArchiveActions workers need once one of them runs:
+    Kaltura, the archive bucket and the archive queues."""
+    kaltura, archive = settings.kaltura, settings.archive
+    problems: list[Problem] = [
+        (key, REQUIRED)
+        for key, value in (
+            ("kaltura.serviceUrl", kaltura.service_url),
+            ("kaltura.partnerId", kaltura.partner_id),
+            ("kaltura.adminSecret", kaltura.admin_secret),
+            ("archive.bucket", archive.bucket),
+        )
+        if value is None or value == ""
+    ]
+    queues = {"queue": archive.queue, "deadLetterQueue": archive.dead_letter_queue}
+    return problems + unknown_queues(settings, "archive", queues)
+
+
+def archive_queues(settings: Settings) -> tuple[str, str]:
+    """The archive queue and its dead-letter queue."""
+    return settings.archive.queue, settings.archive.dead_letter_queue
+
+
+def archive_bucket(settings: Settings) -> list[str]:
+    bucket = settings.archive.bucket
+    return [f"archive bucket: s3://{bucket}"] if bucket else []

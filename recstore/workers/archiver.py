@@ -18,7 +18,6 @@ import io
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,13 +34,18 @@ from recstore.archive.plan import (
 )
 from recstore.archive.report import RowWriter
 from recstore.archive.states import ArchiveTags
-from recstore.clients.aws import aws_client
 from recstore.clients.sqs import SqsQueue
 from recstore.common import events
 from recstore.settings import ArchiveWorkerSettings, Settings
-from recstore.workers.archive_context import archive_context, archive_tags
-from recstore.workers.base import WorkerHealth
+from recstore.workers.archive_context import (
+    archive_bucket,
+    archive_context,
+    archive_requires,
+    archive_tags,
+)
+from recstore.workers.base import WorkerHealth, WorkerSpec
 from recstore.workers.periodic import PeriodicWorker, job_lease
+from recstore.workers.resources import Resources, opened
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,7 @@ class ArchivePlanner:
     def __init__(
         self,
         settings: Settings,
+        resources: Resources | None = None,
         *,
         name: str,
         kind: str,
@@ -63,6 +68,7 @@ class ArchivePlanner:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
+        self.resources = resources
         self.name = name
         self.kind = kind
         self.config = config
@@ -87,14 +93,15 @@ class ArchivePlanner:
 
     async def run(self, stop: asyncio.Event) -> None:
         settings = self.settings
-        async with AsyncExitStack() as stack:
-            context = await stack.enter_async_context(archive_context(settings, need_s3=True))
-            sqs = await stack.enter_async_context(aws_client(settings.aws, "sqs"))
+        async with (
+            opened(self.resources, settings) as resources,
+            archive_context(settings, need_s3=True, resources=resources) as context,
+        ):
             assert context.s3 is not None
             assert context.bucket is not None
             store, bucket = context.s3, context.bucket
-            queue = SqsQueue(sqs, settings.queue_url(settings.archive.queue))
-            lease = await job_lease(stack, settings, self.name, store)
+            queue = SqsQueue(await resources.sqs(), settings.queue_url(settings.archive.queue))
+            lease = await job_lease(settings, self.name, resources)
 
             def select(selection: Selection, now: datetime) -> AsyncIterator[Mapping[str, Any]]:
                 return inventory.select(context.kaltura, selection, now)
@@ -141,6 +148,7 @@ class Archiver(ArchivePlanner):
     def __init__(
         self,
         settings: Settings,
+        resources: Resources | None = None,
         interval: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -151,6 +159,7 @@ class Archiver(ArchivePlanner):
 
         super().__init__(
             settings,
+            resources,
             name="archiver",
             kind="archive",
             config=config,
@@ -158,3 +167,15 @@ class Archiver(ArchivePlanner):
             interval=interval,
             clock=clock,
         )
+
+
+SPEC = WorkerSpec(
+    name="Archiver",
+    section="archiver",
+    build=Archiver,
+    singleton=True,
+    sends_to=lambda settings: settings.archive.queue,
+    reaches=lambda settings: ["Kaltura"],
+    requires=archive_requires,
+    uses=archive_bucket,
+)

@@ -1,4 +1,5 @@
-"""The interface every worker offers the supervisor, and the health state it reports.
+"""The interface every worker offers the supervisor, the health state it reports, and the
+declaration (:class:`WorkerSpec`) by which each worker module tells the daemon about itself.
 
 A worker is any object with a ``name`` and an ``async run(stop)`` that returns once ``stop`` is
 set and its in-flight work is finished or handed back. The supervisor cancels ``run`` when the
@@ -9,9 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from pydantic import BaseModel
+
+from recstore.settings import Settings
+from recstore.workers.resources import Resources
+
+#: A configuration problem: the key, and what is wrong with it.
+Problem = tuple[str, str]
+
+#: The message of a :attr:`WorkerSpec.requires` problem for a key that must be set while the
+#: worker runs; the registry says which running workers need it, each key once.
+REQUIRED = "required"
 
 #: How many failing concerns the detail names; the rest are counted.
 SHOWN_CONCERNS = 3
@@ -81,3 +94,66 @@ class Worker(Protocol):
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then finish or hand back in-flight work and return."""
         ...
+
+
+def _none(settings: Settings) -> list[str]:
+    return []
+
+
+def _no_problems(settings: Settings) -> list[Problem]:
+    return []
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """One worker, declared once by its own module (as each rclone backend registers itself).
+
+    :mod:`recstore.workers.registry` lists the declarations; the configuration's checks, the
+    ``--workers`` selection, the daemon's start, queue depths and ``config check`` loop over it.
+    """
+
+    #: The worker's key under ``workers`` in the YAML, and its name in ``--workers``.
+    name: str
+    #: The attribute of :class:`~recstore.settings.WorkersSettings` holding its settings.
+    section: str
+    #: The worker the daemon runs, from the settings and the daemon's shared connections.
+    build: Callable[[Settings, Resources], Worker]
+    #: True: one replica at a time, under a lease; False: a pool, any number of replicas.
+    singleton: bool
+    #: The key of its section that turns it on: a bool, or a count that is on above 0.
+    switch: str = "enabled"
+    #: The (work, dead-letter) queues it consumes, each a key of ``queues`` or a URL.
+    consumes: Callable[[Settings], tuple[str, str]] | None = None
+    #: The queue it sends work to (a key of ``queues`` or a URL).
+    sends_to: Callable[[Settings], str] | None = None
+    #: The remotes it talks to besides S3 and SQS, as ``config check`` names them.
+    reaches: Callable[[Settings], Sequence[str]] = _none
+    #: What it needs to run: problems, :data:`REQUIRED` for a key that must be set.
+    requires: Callable[[Settings], list[Problem]] = _no_problems
+    #: For a worker that is on by default: why a configuration that sets none of its keys
+    #: leaves it off (nothing for it to do), or "" to keep it on.
+    unconfigured: Callable[[Settings], str] | None = None
+    #: More ``config check`` lines: the buckets and objects it reads or writes.
+    uses: Callable[[Settings], list[str]] = _none
+
+    def settings_of(self, settings: Settings) -> BaseModel:
+        section: BaseModel = getattr(settings.workers, self.section)
+        return section
+
+    def on(self, settings: Settings) -> bool:
+        return bool(getattr(self.settings_of(settings), self.switch))
+
+    def off(self, settings: Settings) -> BaseModel:
+        """Its settings with the switch off (``False``, or a count of 0)."""
+        section = self.settings_of(settings)
+        value = False if isinstance(getattr(section, self.switch), bool) else 0
+        return section.model_copy(update={self.switch: value})
+
+
+def unknown_queues(settings: Settings, where: str, queues: Mapping[str, str]) -> list[Problem]:
+    """A queue named by a key of ``queues`` that is not there (a URL is taken as it is)."""
+    return [
+        (f"{where}.{key}", f"{value!r} is not a key of `queues`")
+        for key, value in queues.items()
+        if not value.startswith(("http://", "https://")) and value not in settings.queues
+    ]

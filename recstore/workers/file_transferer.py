@@ -15,18 +15,17 @@ import weakref
 from contextlib import AsyncExitStack
 from typing import Any
 
-from recstore.clients.aws import aws_client
 from recstore.clients.configurator import REMOTE as CONFIGURATOR
 from recstore.clients.configurator import ConfiguratorClient
 from recstore.clients.dracoon import REMOTE as DRACOON
 from recstore.clients.dracoon import DracoonClient
-from recstore.clients.http import http_session
 from recstore.clients.s3 import REMOTE as S3
 from recstore.clients.s3 import S3Store
 from recstore.clients.sqs import Message, SqsQueue
 from recstore.common import events
 from recstore.common.errors import RemoteError
 from recstore.common.progress import PROGRESS
+from recstore.common.source_rules import SOURCE_BUCKETS_KEY, parse_rules
 from recstore.settings import Settings, protected_buckets
 from recstore.transfer.channels import ChannelLog
 from recstore.transfer.instances import InstanceConfigurationError, InstanceResolver, targets_for
@@ -34,18 +33,23 @@ from recstore.transfer.job import TransferJob, parse_job
 from recstore.transfer.sources import SourcePolicy
 from recstore.transfer.transferer import Transferer, TransferReport, TransferRequest
 from recstore.workers.accounts import AccountPool, ServedInstances
-from recstore.workers.base import WorkerHealth
+from recstore.workers.base import Problem, WorkerHealth, WorkerSpec, unknown_queues
 from recstore.workers.dracoon_destination import DracoonDestination, RoomPaths
 from recstore.workers.queue_consumer import ConsumerSettings, QueueConsumer
+from recstore.workers.resources import Resources, opened
 
 log = logging.getLogger(__name__)
 
 
 class TransferService:
-    """Everything a transfer needs, opened once: used by the worker and by ``recstore transfer``."""
+    """Everything a transfer needs, opened once: used by the worker and by ``recstore transfer``.
 
-    def __init__(self, settings: Settings) -> None:
+    ``resources``: the daemon's shared connections; without, it opens its own.
+    """
+
+    def __init__(self, settings: Settings, resources: Resources | None = None) -> None:
         self.settings = settings
+        self._resources = resources
         self._stack = AsyncExitStack()
         self.s3: S3Store | None = None
         self.sqs: Any = None
@@ -75,25 +79,17 @@ class TransferService:
 
     async def _open(self) -> TransferService:
         settings = self.settings
-        stack = self._stack
-        transferer = settings.workers.file_transferer
-        pool = max(10, transferer.count * 3)
-        s3_client = await stack.enter_async_context(
-            aws_client(settings.aws, "s3", max_pool_connections=pool)
-        )
-        self.sqs = await stack.enter_async_context(aws_client(settings.aws, "sqs"))
-        session = await stack.enter_async_context(
-            http_session(settings.dracoon.timeout, ca_file=settings.dracoon.ca_file)
-        )
-        self.s3 = S3Store(s3_client)
+        resources = await self._stack.enter_async_context(opened(self._resources, settings))
+        self.s3 = S3Store(await resources.s3())
+        self.sqs = await resources.sqs()
+        session = await resources.http(DRACOON)
         configurator = (
             ConfiguratorClient(settings.configurator, session)
             if settings.configurator.url
             else None
         )
         self.resolver = InstanceResolver(settings.instances, configurator)
-        self.accounts = AccountPool(settings.dracoon, session)
-        stack.push_async_callback(self.accounts.close)
+        self.accounts = await resources.accounts()
         self.served = ServedInstances.of(settings, self.s3)
         self.transferer = Transferer(
             self.s3, settings.s3.chunk_size, settings.s3.remove_after_transferring
@@ -174,8 +170,9 @@ class FileTransferer:
 
     name = "file_transferer"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, resources: Resources | None = None) -> None:
         self.settings = settings
+        self.resources = resources
         self.health = WorkerHealth()
         self.consumer: QueueConsumer | None = None
 
@@ -191,7 +188,7 @@ class FileTransferer:
         settings = self.settings
         config = settings.workers.file_transferer
         events.set_worker_level(self.name, config.report_level)
-        async with TransferService(settings) as service:
+        async with TransferService(settings, self.resources) as service:
             work = SqsQueue(service.sqs, settings.queue_url(config.queue))
             dead = SqsQueue(service.sqs, settings.queue_url(config.dead_letter_queue))
 
@@ -263,3 +260,81 @@ def _job_id(message: Message) -> str:
         return parse_job(message.body).job_id
     except Exception:
         return f"message {message.message_id}"
+
+
+def _requires(settings: Settings) -> list[Problem]:
+    """A pool to run jobs in, its queues, and the sources job messages may name."""
+    transferer = settings.workers.file_transferer
+    problems: list[Problem] = []
+    if transferer.count < 1:
+        problems.append(("workers.FileTransferer.count", "must be at least 1 when enabled"))
+    queues = {"queue": transferer.queue, "deadLetterQueue": transferer.dead_letter_queue}
+    problems += unknown_queues(settings, "workers.FileTransferer", queues)
+    return problems + _source_checks(settings)
+
+
+def _source_checks(settings: Settings) -> list[Problem]:
+    """The FileTransferer copies and then deletes whatever a message names: it starts only
+    with its sources listed, none of them a bucket recstore writes itself."""
+    entries = settings.workers.file_transferer.source_buckets
+    if entries is None:
+        return [
+            (
+                SOURCE_BUCKETS_KEY,
+                "required while the FileTransferer runs: list the buckets (or bucket/prefix) "
+                "that job messages may name as their source, e.g. [recordings]",
+            )
+        ]
+    if not entries:
+        return [(SOURCE_BUCKETS_KEY, "names no bucket: no job could run (turn the worker off)")]
+    protected = protected_buckets(settings)
+    return [
+        (SOURCE_BUCKETS_KEY, f"{rule.bucket!r} is {protected[rule.bucket]}: never a source")
+        for rule in parse_rules(entries)
+        if rule.bucket in protected
+    ]
+
+
+def _unconfigured(settings: Settings) -> str:
+    """On by default (seed 004), but a configuration with no work queue and no DRACOON
+    destination (neither ``configurator.url``, ``instances`` nor ``dracoon.baseUrl``) is one
+    for other work, such as the Kaltura archive: then it stays off. Any sign of transfers
+    keeps it on, and checked."""
+    queue = settings.workers.file_transferer.queue
+    has_queue = queue.startswith(("http://", "https://")) or queue in settings.queues
+    if has_queue or settings.configurator.url or settings.instances or settings.dracoon.base_url:
+        return ""
+    return f"no work queue: `queues.{queue}` is not configured"
+
+
+def _consumes(settings: Settings) -> tuple[str, str]:
+    transferer = settings.workers.file_transferer
+    return transferer.queue, transferer.dead_letter_queue
+
+
+def _reaches(settings: Settings) -> list[str]:
+    url = settings.configurator.url
+    return ["DRACOON", *([f"configurator {url}"] if url else [])]
+
+
+def _uses(settings: Settings) -> list[str]:
+    verbs = "reads and removes" if settings.s3.remove_after_transferring else "reads"
+    sources = settings.workers.file_transferer.source_buckets or ()
+    allowed = ", ".join(f"s3://{entry}" for entry in sources) or "none"
+    return [
+        f"{verbs}: the recordings' source objects named in each job, only under {allowed} "
+        "(workers.FileTransferer.sourceBuckets)"
+    ]
+
+
+SPEC = WorkerSpec(
+    name="FileTransferer",
+    section="file_transferer",
+    build=FileTransferer,
+    singleton=False,
+    consumes=_consumes,
+    reaches=_reaches,
+    requires=_requires,
+    unconfigured=_unconfigured,
+    uses=_uses,
+)

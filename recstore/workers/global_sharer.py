@@ -14,23 +14,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
 import aiohttp
 
-from recstore.clients.aws import aws_client
+from recstore.clients.dracoon import REMOTE as DRACOON
 from recstore.clients.dracoon import DracoonAccount
-from recstore.clients.http import http_session
 from recstore.clients.s3 import S3Store
 from recstore.common import events
 from recstore.common.errors import RecstoreError
 from recstore.settings import Settings
 from recstore.transfer.keys import share_missing_keys
 from recstore.workers.accounts import AccountPool, ServedInstances, served_accounts
-from recstore.workers.base import WorkerHealth
+from recstore.workers.base import Problem, WorkerHealth, WorkerSpec
 from recstore.workers.dracoon_destination import DracoonDestination
 from recstore.workers.periodic import PeriodicWorker, job_lease
+from recstore.workers.resources import Resources, opened
 
 log = logging.getLogger(__name__)
 NAME = "dracoon_global_sharer"
@@ -116,8 +115,9 @@ class DracoonGlobalSharer:
 
     name = NAME
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, resources: Resources | None = None) -> None:
         self.settings = settings
+        self.resources = resources
         self.health = WorkerHealth()
         self.periodic: PeriodicWorker | None = None
 
@@ -126,16 +126,11 @@ class DracoonGlobalSharer:
 
     async def run(self, stop: asyncio.Event) -> None:
         settings = self.settings
-        async with AsyncExitStack() as stack:
-            session = await stack.enter_async_context(
-                http_session(settings.dracoon.timeout, ca_file=settings.dracoon.ca_file)
-            )
-            pool = AccountPool(settings.dracoon, session)
-            stack.push_async_callback(pool.close)
-            store = None
-            if settings.leases.shared:
-                store = S3Store(await stack.enter_async_context(aws_client(settings.aws, "s3")))
-            lease = await job_lease(stack, settings, NAME, store)
+        async with opened(self.resources, settings) as resources:
+            session = await resources.http(DRACOON)
+            pool = await resources.accounts()
+            store = S3Store(await resources.s3()) if settings.leases.shared else None
+            lease = await job_lease(settings, NAME, resources)
             served = ServedInstances.of(settings, store)
 
             async def run_once() -> None:
@@ -145,3 +140,45 @@ class DracoonGlobalSharer:
             self.periodic = PeriodicWorker(NAME, interval, run_once, lease)
             self.periodic.health = self.health
             await self.periodic.run(stop)
+
+
+def has_dracoon_account(settings: Settings) -> bool:
+    """A DRACOON account to serve: the ``dracoon.*`` one, YAML instances', or those of the
+    instances the configurator answers for (the ones whose jobs the daemon serves)."""
+    dracoon = settings.dracoon
+    return (
+        bool(settings.instances)
+        or bool(settings.configurator.url)
+        or bool(dracoon.base_url and dracoon.login and dracoon.password)
+    )
+
+
+def _requires(settings: Settings) -> list[Problem]:
+    if has_dracoon_account(settings):
+        return []
+    return [
+        (
+            "workers.DracoonGlobalSharer.count",
+            "no DRACOON account to serve: configure dracoon.*, instances or configurator.url "
+            "(or set 0)",
+        )
+    ]
+
+
+def _unconfigured(settings: Settings) -> str:
+    """On by default (seed 004); with no DRACOON account to serve, it stays off."""
+    if has_dracoon_account(settings):
+        return ""
+    return "no DRACOON account: neither `dracoon.*` nor `instances`"
+
+
+SPEC = WorkerSpec(
+    name="DracoonGlobalSharer",
+    section="dracoon_global_sharer",
+    build=DracoonGlobalSharer,
+    singleton=True,
+    switch="count",
+    reaches=lambda settings: ["DRACOON"],
+    requires=_requires,
+    unconfigured=_unconfigured,
+)

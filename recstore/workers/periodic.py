@@ -17,16 +17,15 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from contextlib import AsyncExitStack
 from typing import Any
 
-from recstore.clients.aws import aws_client
 from recstore.clients.s3 import S3Store
 from recstore.common import events, metrics
 from recstore.common.errors import RecstoreError
 from recstore.settings import Settings
 from recstore.workers.base import WorkerHealth
 from recstore.workers.leases import Lease
+from recstore.workers.resources import Resources
 
 log = logging.getLogger(__name__)
 
@@ -176,16 +175,11 @@ class PeriodicWorker:
         )
 
 
-async def job_lease(
-    stack: AsyncExitStack, settings: Settings, name: str, store: S3Store | None = None
-) -> Lease | None:
+async def job_lease(settings: Settings, name: str, resources: Resources) -> Lease | None:
     """The S3 lease that keeps singleton job ``name`` to one replica; None when leases are off.
-
-    ``store`` reuses an S3 client the worker already has; otherwise one is opened on ``stack``.
-    """
+    It is kept with the shared S3 client."""
     leases = settings.leases
     if not leases.shared or leases.bucket is None:
         return None
-    if store is None:
-        store = S3Store(await stack.enter_async_context(aws_client(settings.aws, "s3")))
+    store = S3Store(await resources.s3())
     return Lease(store, leases.bucket, f"{leases.prefix}{name}.json", name, leases.ttl)

@@ -14,18 +14,44 @@ from collections.abc import Sequence
 from recstore.archive.plan import PlanStep, restore_steps
 from recstore.archive.states import ArchiveTags
 from recstore.settings import Settings
+from recstore.workers.archive_context import archive_bucket, archive_requires
 from recstore.workers.archiver import ArchivePlanner
+from recstore.workers.base import WorkerSpec
+from recstore.workers.resources import Resources
 
 
 class Restorer(ArchivePlanner):
     """``workers.Restorer``: plans seed 002's restore job."""
 
-    def __init__(self, settings: Settings, interval: float | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        resources: Resources | None = None,
+        interval: float | None = None,
+    ) -> None:
         config = settings.workers.restorer
 
         def steps(tags: ArchiveTags) -> Sequence[PlanStep]:
             return restore_steps(tags, config.played_within, config.max_entries)
 
         super().__init__(
-            settings, name="restorer", kind="restore", config=config, steps=steps, interval=interval
+            settings,
+            resources,
+            name="restorer",
+            kind="restore",
+            config=config,
+            steps=steps,
+            interval=interval,
         )
+
+
+SPEC = WorkerSpec(
+    name="Restorer",
+    section="restorer",
+    build=Restorer,
+    singleton=True,
+    sends_to=lambda settings: settings.archive.queue,
+    reaches=lambda settings: ["Kaltura"],
+    requires=archive_requires,
+    uses=archive_bucket,
+)

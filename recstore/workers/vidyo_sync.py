@@ -35,14 +35,14 @@ import re
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from recstore.clients.http import http_session
+from recstore.clients.kaltura import REMOTE as KALTURA
 from recstore.clients.kaltura import KalturaClient, KalturaError
 from recstore.clients.vidyo import Record, VidyoClient, strip_credentials
 from recstore.common import events, metrics
@@ -70,8 +70,9 @@ from recstore.sync.plan import (
     url_resource,
     usable_guid,
 )
-from recstore.workers.base import WorkerHealth
+from recstore.workers.base import REQUIRED, Problem, WorkerHealth, WorkerSpec
 from recstore.workers.periodic import PeriodicWorker, job_lease
+from recstore.workers.resources import Resources, opened
 
 log = logging.getLogger(__name__)
 NAME = "vidyo_sync"
@@ -533,9 +534,10 @@ class VidyoSyncService:
 
 @asynccontextmanager
 async def open_sync(
-    settings: Settings, policy: RetryPolicy | None = None
+    settings: Settings, policy: RetryPolicy | None = None, resources: Resources | None = None
 ) -> AsyncIterator[VidyoSyncService]:
-    """The sync's clients on one HTTP session; :class:`ConfigError` names what is missing.
+    """The sync's clients, Kaltura's on the session of ``resources`` (the daemon's, when
+    given); :class:`ConfigError` names what is missing.
 
     ``policy`` is how the reading calls retry (default: the retry helper's).
     """
@@ -543,9 +545,8 @@ async def open_sync(
     vidyo = settings.vidyo
     assert vidyo.user is not None
     assert vidyo.password is not None
-    async with AsyncExitStack() as stack:
-        http = await stack.enter_async_context(http_session(settings.kaltura.timeout))
-        client = await stack.enter_async_context(VidyoClient(vidyo, policy))
+    async with opened(resources, settings) as resources, VidyoClient(vidyo, policy) as client:
+        http = await resources.http(KALTURA)
         yield VidyoSyncService(
             settings.workers.vidyo_sync,
             client,
@@ -622,10 +623,12 @@ class VidyoSync:
     def __init__(
         self,
         settings: Settings,
+        resources: Resources | None = None,
         interval: float | None = None,
         policy: RetryPolicy | None = None,
     ) -> None:
         self.settings = settings
+        self.resources = resources
         self.policy = policy
         config = settings.workers.vidyo_sync
         #: Seconds between cycles; ``intervalMinutes`` unless a test asks for less.
@@ -644,10 +647,12 @@ class VidyoSync:
 
     async def run(self, stop: asyncio.Event) -> None:
         settings = self.settings
-        async with AsyncExitStack() as stack:
-            service = await stack.enter_async_context(open_sync(settings, self.policy))
+        async with (
+            opened(self.resources, settings) as resources,
+            open_sync(settings, self.policy, resources) as service,
+        ):
             await self._check_profile(service)
-            lease = await job_lease(stack, settings, NAME)
+            lease = await job_lease(settings, NAME, resources)
 
             async def run_once() -> None:
                 self.last_report = await service.cycle()
@@ -665,3 +670,30 @@ class VidyoSync:
             await service.profile_id()
         except RecstoreError as exc:
             log.debug("metadata profile not checked at start: %s", exc)
+
+
+def _requires(settings: Settings) -> list[Problem]:
+    """Both ends of the sync."""
+    vidyo, kaltura = settings.vidyo, settings.kaltura
+    return [
+        (key, REQUIRED)
+        for key, value in (
+            ("vidyo.url", vidyo.url),
+            ("vidyo.user", vidyo.user),
+            ("vidyo.password", vidyo.password),
+            ("kaltura.serviceUrl", kaltura.service_url),
+            ("kaltura.partnerId", kaltura.partner_id),
+            ("kaltura.adminSecret", kaltura.admin_secret),
+        )
+        if value is None or value == ""
+    ]
+
+
+SPEC = WorkerSpec(
+    name="VidyoSync",
+    section="vidyo_sync",
+    build=VidyoSync,
+    singleton=True,
+    reaches=lambda settings: ["VidyoReplay", "Kaltura"],
+    requires=_requires,
+)
