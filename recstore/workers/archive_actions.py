@@ -46,6 +46,7 @@ from recstore.clients.aws import aws_client
 from recstore.clients.s3 import S3Store
 from recstore.clients.sqs import Message, SqsQueue
 from recstore.common import events, metrics
+from recstore.common.aio import sleep_unless
 from recstore.common.errors import JobError, PermanentJobError, RemoteError
 from recstore.settings import Settings
 from recstore.workers.archive_context import (
@@ -184,8 +185,7 @@ class ReportSink:
         """Flush every ``max_age`` seconds (or sooner when full) until ``stop``."""
         last = time.monotonic()
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=1.0)
+            await sleep_unless(stop, 1.0)
             if self.pending >= self._max_rows or time.monotonic() - last >= self._max_age:
                 await self.flush()
                 last = time.monotonic()

@@ -47,6 +47,7 @@ from typing import Any, TypeVar
 
 from recstore.clients.sqs import Message, SqsQueue
 from recstore.common import events, metrics
+from recstore.common.aio import sleep_unless
 from recstore.common.errors import PermanentJobError, RemoteError
 from recstore.workers.base import WorkerHealth
 
@@ -169,8 +170,7 @@ class QueueConsumer:
                 except RemoteError as exc:
                     self._health.failing(f"SQS unreachable: {exc}", POLL)
                     events.emit(log, events.SQS_ERROR, "receive failed: %s", exc)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), timeout=backoff)
+                    await sleep_unless(stop, backoff)
                     backoff = min(backoff * 2, self._settings.poll_backoff_max)
                     continue
                 backoff = self._settings.poll_backoff_initial
@@ -423,10 +423,7 @@ class QueueConsumer:
     async def _heartbeat(self, message: Message, done: asyncio.Event) -> None:
         """Extend visibility every third of the window until ``done``; never cut mid-request."""
         window = self._settings.visibility_timeout
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done.wait(), timeout=window / 3)
-                return
+        while not await sleep_unless(done, window / 3):
             try:
                 await self._queue.change_visibility(message, window)
             except RemoteError as exc:
