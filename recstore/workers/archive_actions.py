@@ -40,7 +40,7 @@ from recstore.archive.actions import (
     Outcome,
     Placeholder,
 )
-from recstore.archive.plan import parse_job
+from recstore.archive.plan import ArchiveJob, parse_job
 from recstore.archive.report import RowWriter
 from recstore.clients.aws import aws_client
 from recstore.clients.s3 import S3Store
@@ -199,7 +199,7 @@ class ArchiveActions:
     def __init__(self, settings: Settings, *, report_age: float = 30.0) -> None:
         self.settings = settings
         self.health = WorkerHealth()
-        self.consumer: QueueConsumer | None = None
+        self.consumer: QueueConsumer[ArchiveJob] | None = None
         self.sink: ReportSink | None = None
         #: Outcomes of this replica's pool since start, for the status page and tests.
         self.outcomes: Counter[str] = Counter()
@@ -223,8 +223,7 @@ class ArchiveActions:
             dead = SqsQueue(sqs, settings.queue_url(archive.dead_letter_queue))
             sink = self.sink = ReportSink(context.s3, context.bucket, max_age=self._report_age)
 
-            async def handle(message: Message) -> None:
-                job = parse_job(message.body)
+            async def handle(job: ArchiveJob, message: Message) -> None:
                 result = await archivist.run(job.action, job.entry_id, apply=job.apply)
                 self.outcomes[result.outcome.value] += 1
                 log_result(result, job.run_id)
@@ -248,6 +247,7 @@ class ArchiveActions:
                 self.name,
                 work,
                 dead,
+                lambda message: parse_job(message.body),
                 handle,
                 ConsumerSettings(
                     concurrency=config.count,
@@ -255,7 +255,7 @@ class ArchiveActions:
                     wait_seconds=config.wait_time_seconds,
                 ),
                 self.health,
-                job_id=_job_id,
+                job_id=lambda job: job.job_id,
             )
             flusher = asyncio.create_task(sink.run(stop), name=f"{self.name}:report")
             try:
@@ -266,10 +266,3 @@ class ArchiveActions:
                     await flusher
                 with contextlib.suppress(Exception):
                     await asyncio.shield(sink.flush())
-
-
-def _job_id(message: Message) -> str:
-    try:
-        return parse_job(message.body).job_id
-    except PermanentJobError:
-        return f"message {message.message_id}"

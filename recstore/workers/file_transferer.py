@@ -177,7 +177,7 @@ class FileTransferer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.health = WorkerHealth()
-        self.consumer: QueueConsumer | None = None
+        self.consumer: QueueConsumer[TransferJob] | None = None
 
     def status(self) -> dict[str, Any]:
         """Running jobs: uploads with their progress, then jobs not uploading right now."""
@@ -195,13 +195,8 @@ class FileTransferer:
             work = SqsQueue(service.sqs, settings.queue_url(config.queue))
             dead = SqsQueue(service.sqs, settings.queue_url(config.dead_letter_queue))
 
-            async def handle(message: Message) -> None:
-                job = parse_job(message.body)
-                token = events.job_var.set(job.job_id)
-                try:
-                    report = await service.run_job(job)
-                finally:
-                    events.job_var.reset(token)
+            async def handle(job: TransferJob, message: Message) -> None:
+                report = await service.run_job(job)
                 events.emit(
                     log,
                     events.TRANSFER_STATUS,
@@ -219,6 +214,7 @@ class FileTransferer:
                 self.name,
                 work,
                 dead,
+                decode_job,
                 handle,
                 ConsumerSettings(
                     concurrency=config.count,
@@ -226,8 +222,8 @@ class FileTransferer:
                     wait_seconds=config.wait_time_seconds,
                 ),
                 self.health,
-                job_id=_job_id,
-                scope=_instance,
+                job_id=lambda job: job.job_id,
+                scope=lambda job: job.instance.domain,
                 failure_event=job_failure_event,
                 probe=service.probe,
             )
@@ -250,16 +246,8 @@ def job_failure_event(exc: BaseException) -> events.Event:
     return events.TRANSFER_ERROR
 
 
-def _instance(job_id: str) -> str:
-    """The instance of a job id (``<instance>/<meeting id>``): each instance has its own
-    account, whose failure is its own. Empty for a message that did not parse."""
-    instance, slash, _ = job_id.partition("/")
-    return instance if slash else ""
-
-
-def _job_id(message: Message) -> str:
-    """The job id for log lines, before the message is parsed (a malformed one has none)."""
-    try:
-        return parse_job(message.body).job_id
-    except Exception:
-        return f"message {message.message_id}"
+def decode_job(message: Message) -> TransferJob:
+    """The message's job, decoded once as it arrives (malformed: PermanentJobError, so the
+    consumer dead-letters it before it takes a slot). Its scope of remote failures is its
+    instance: each instance has its own account, whose failure is its own."""
+    return parse_job(message.body)
