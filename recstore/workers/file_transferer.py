@@ -2,9 +2,10 @@
 
 Wiring only: the queue loop is :class:`~recstore.workers.queue_consumer.QueueConsumer`, the
 rules of a job are :class:`~recstore.transfer.transferer.Transferer`, the message format is
-:mod:`recstore.transfer.job`. Each message: parse (malformed → dead-letter queue), resolve the
-instance (YAML ``instances:``, then the configurator), choose targets, and run the transfer
-with the instance's DRACOON account. The message is deleted only after the job completed.
+:mod:`recstore.transfer.job`. Each message: decode it as it arrives (malformed → dead-letter
+queue, before it takes a slot), resolve the instance (YAML ``instances:``, then the
+configurator), plan its rooms (the message's own, else the instance's targets), and run the
+transfer with the instance's DRACOON account. The message is deleted only after the job completed.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from recstore.settings import Settings, protected_buckets
 from recstore.transfer.channels import ChannelLog
 from recstore.transfer.instances import InstanceConfigurationError, InstanceResolver, targets_for
 from recstore.transfer.job import TransferJob, parse_job
+from recstore.transfer.rooms import plan_targets
 from recstore.transfer.sources import SourcePolicy
 from recstore.transfer.transferer import Transferer, TransferReport, TransferRequest
 from recstore.workers.accounts import AccountPool, ServedInstances
@@ -134,16 +136,18 @@ class TransferService:
             await self.served.add(domain)
         dracoon = instance.recordings.dracoon
         meeting_type = job.meeting.type
-        targets = targets_for(instance, domain, meeting_type.id, job.targets, meeting_type.name)
+        rooms = job.rooms or plan_targets(
+            targets_for(instance, domain, meeting_type.id, meeting_type.name),
+            instance=domain,
+            meeting_type=meeting_type.name,
+        )
         client = await self.accounts.client(self.accounts.account_for(dracoon))
         channels = await self._cancel_left_open(job.job_id, client)
         request = TransferRequest(
             job_id=job.job_id,
-            instance=domain,
-            meeting_type=job.meeting.type.name,
             bucket=job.bucket,
             keys=job.keys,
-            targets=targets,
+            rooms=rooms,
             parent_room_id=dracoon.parent_room_id,
         )
         return await self.transferer.run(request, DracoonDestination(client, channels, self.rooms))
