@@ -37,7 +37,7 @@ from recstore.crypto import (
 )
 from recstore.transfer.job import file_name
 from recstore.transfer.keys import KeyServer, share_missing_keys
-from recstore.transfer.pipeline import RangeReader, stream_chunks
+from recstore.transfer.pipeline import EncryptedSource, RangeReader, stream_chunks
 from recstore.transfer.rooms import RoomPlan
 
 log = logging.getLogger(__name__)
@@ -313,27 +313,25 @@ class Transferer:
     ) -> tuple[StoredFile, PlainFileKey | None]:
         """Upload one object; the stored file, and its plain file key when it is encrypted."""
         started = time.monotonic()
-        encryptor: FileEncryptor | None = None
+        reader: RangeReader = self._source
+        encrypted: EncryptedSource | None = None
         completed_file_key: Callable[[], Mapping[str, Any]] | None = None
-        plain_keys: list[PlainFileKey] = []
         if room.encrypted:
-            cipher = encryptor = FileEncryptor(generate_file_key())
+            reader = encrypted = EncryptedSource(self._source, FileEncryptor(generate_file_key()))
             own_key = dict(await destination.own_public_key())
 
             def completed_file_key() -> Mapping[str, Any]:
-                # Called by the uploader after the last chunk, when the GCM tag exists.
-                plain_keys.append(cipher.finalize())
-                return encrypt_file_key(plain_keys[-1], own_key)
+                # Asked by the uploader after the last chunk: the source offers the key then.
+                return encrypt_file_key(encrypted.file_key, own_key)
 
         source = f"s3://{info.bucket}/{info.key}"
         with PROGRESS.track(source, path or f"room {room.id}", info.size) as progress:
             # Closed here, not when collected: a failed upload frees the chunk buffers and
             # the GET sent ahead (an S3 connection) at once.
             chunks = stream_chunks(
-                self._source,
+                reader,
                 info,
                 self._chunk_size,
-                encryptor,
                 progress=progress.advance,
                 first_chunk=MIN_PART_SIZE,  # the smallest S3 part: the upload starts soonest
             )
@@ -361,7 +359,7 @@ class Transferer:
             seconds=round(seconds, 3),
             encrypted=room.encrypted,
         )
-        return stored, (plain_keys[-1] if plain_keys else None)
+        return stored, (None if encrypted is None else encrypted.file_key)
 
 
 async def _copies(
