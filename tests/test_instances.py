@@ -14,8 +14,9 @@ from recstore.common import events
 from recstore.common.errors import PermanentJobError, RemoteError
 from recstore.common.retry import RetryPolicy
 from recstore.settings import ConfiguratorSettings, InstanceSettings
-from recstore.transfer.instances import InstanceResolver, Target, targets_for
+from recstore.transfer.instances import InstanceResolver, targets_for
 from recstore.transfer.job import parse_job
+from recstore.transfer.rooms import Target
 from tests.conftest import ROOT, StackProcess
 
 
@@ -144,27 +145,22 @@ async def test_a_bad_target_in_a_configurator_answer_leaves_the_rest_usable(
             json={"instances": {domain: instance_doc("mixed-svc", targets)}},
         )
     settings = await InstanceResolver({}, configurator).resolve(domain)
-    assert targets_for(settings, domain, 2, []) == [Target("fine/$meetingType", None)]
+    assert targets_for(settings, domain, 2) == [Target("fine/$meetingType", None)]
     # Type 1's jobs meet the fault in the transfer, as a permanent error with its reason
     # (tests/test_file_transferer.py sends one through the daemon).
-    assert targets_for(settings, domain, 1, []) == [Target("/absolute", "2 yeers")]
-
-
-def test_message_targets_override_the_instance() -> None:
-    sent = [Target("from/message", "2 days")]
-    assert targets_for(instance("x", TARGETS), "d", 14, sent) == sent
+    assert targets_for(settings, domain, 1) == [Target("/absolute", "2 yeers")]
 
 
 def test_specific_and_any_targets_both_apply_each_with_its_expiration() -> None:
     """Both name ``sales/$meetingType``: both stay, so the transfer keeps the file for as long
     as the longer-lived (here: for ever) asks (tests/test_file_transferer.py sees it happen)."""
-    chosen = targets_for(instance("x", TARGETS), "d", 14, [])
+    chosen = targets_for(instance("x", TARGETS), "d", 14)
     assert chosen == [
         Target("sales/$meetingType", "1 year"),
         Target("all", None),
         Target("sales/$meetingType", None),
     ]
-    assert targets_for(instance("x", TARGETS), "d", 99, []) == [
+    assert targets_for(instance("x", TARGETS), "d", 99) == [
         Target("all", None),
         Target("sales/$meetingType", None),
     ]
@@ -176,12 +172,12 @@ def test_a_target_listed_twice_is_used_once() -> None:
         {"meetingTypeId": 14, "copyTo": [twice, twice]},
         {"meetingTypeId": "*any*", "copyTo": [twice]},
     ]
-    assert targets_for(instance("x", targets), "d", 14, []) == [Target("a", "2 years")]
+    assert targets_for(instance("x", targets), "d", 14) == [Target("a", "2 years")]
 
 
 def test_no_target_at_all_is_permanent() -> None:
     with pytest.raises(PermanentJobError, match="no target for meeting type 7"):
-        targets_for(instance("x", [{"meetingTypeId": 14, "copyTo": [{"path": "a"}]}]), "d", 7, [])
+        targets_for(instance("x", [{"meetingTypeId": 14, "copyTo": [{"path": "a"}]}]), "d", 7)
 
 
 SEED_004 = next((ROOT / "tests" / "data" / "seeds").glob("004_*.txt")).read_text()
@@ -197,7 +193,7 @@ def test_the_seeds_message_without_a_type_id_is_told_by_its_type_name() -> None:
     job = parse_job(seed_example_message())
     assert job.meeting.type.id is None
     assert job.meeting.type.name == "live now"
-    assert [(t.path, t.expiration) for t in job.targets] == [
+    assert [(t.path, str(t.expiration)) for t in job.message_targets] == [
         ("some room/sub-room", "4 years 3 months 2 weeks 1 day")
     ]
     targets = [
@@ -207,12 +203,10 @@ def test_the_seeds_message_without_a_type_id_is_told_by_its_type_name() -> None:
         {"meetingTypeId": "webinar", "copyTo": [{"path": "other-name"}]},
     ]
     # The instance's targets serve when the message names none (the seed's example does).
-    chosen = targets_for(
-        instance("x", targets), "d", job.meeting.type.id, [], job.meeting.type.name
-    )
+    chosen = targets_for(instance("x", targets), "d", job.meeting.type.id, job.meeting.type.name)
     assert chosen == [Target("by-name"), Target("all")]
     # A message with the id still matches id-keyed targets; a configurator's "14" is 14.
     by_id = instance("x", [{"meetingTypeId": "14", "copyTo": [{"path": "by-id"}]}])
-    assert targets_for(by_id, "d", 14, [], "live now") == [Target("by-id")]
+    assert targets_for(by_id, "d", 14, "live now") == [Target("by-id")]
     with pytest.raises(PermanentJobError, match=r"names no meeting\.type\.id"):
-        targets_for(by_id, "d", None, [], "live now")
+        targets_for(by_id, "d", None, "live now")

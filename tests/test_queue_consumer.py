@@ -7,7 +7,7 @@ import contextlib
 import itertools
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import pytest
@@ -51,19 +51,26 @@ def consumer(
     work: SqsQueue | None = None,
     dead: SqsQueue | None = None,
     health: WorkerHealth | None = None,
+    decode: Callable[[Message], Message] = lambda message: message,
     job_id: Callable[[Message], str] | None = None,
-    scope: Callable[[str], str] | None = None,
+    scope: Callable[[Message], str] | None = None,
     probe: Callable[[str, str], Awaitable[bool]] | None = None,
     **settings: Any,
-) -> QueueConsumer:
-    """A consumer of the test's queues (or of ``work``/``dead`` given instead)."""
+) -> QueueConsumer[Message]:
+    """A consumer of the test's queues (or of ``work``/``dead`` given instead), whose jobs
+    are the messages themselves unless ``decode`` refuses one."""
     values: dict[str, Any] = {"concurrency": 2, "visibility_timeout": 30, "wait_seconds": 1}
     values.update(settings)
+
+    async def handle(job: Message, message: Message) -> None:
+        await handler(message)
+
     return QueueConsumer(
         name,
         work or queues.work,
         dead or queues.dead,
-        handler,
+        decode,
+        handle,
         ConsumerSettings(**values),
         health or WorkerHealth(),
         job_id=job_id,
@@ -72,7 +79,9 @@ def consumer(
     )
 
 
-async def run_until(worker: QueueConsumer, done: Callable[[], bool], patience: float = 20) -> None:
+async def run_until(
+    worker: QueueConsumer[Any], done: Callable[[], bool], patience: float = 20
+) -> None:
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     try:
@@ -85,7 +94,7 @@ async def run_until(worker: QueueConsumer, done: Callable[[], bool], patience: f
 
 
 @contextlib.asynccontextmanager
-async def running(worker: QueueConsumer) -> AsyncIterator[None]:
+async def running(worker: QueueConsumer[Any]) -> AsyncIterator[None]:
     """The worker's loop for the length of a block."""
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
@@ -139,6 +148,60 @@ async def test_permanent_failures_go_to_the_dlq_with_their_reason(queues: Queues
     assert [m.body for m in dead] == ["bad"]
     assert dead[0].attributes["reason"] == "storage.type: 'ftp' is not a known storage"
     assert dead[0].attributes["worker"] == "test"
+
+
+class Watching(SqsQueue):
+    """The dead-letter queue, noting what the consumer was running when a message came."""
+
+    def __init__(self, client: Any, url: str) -> None:
+        super().__init__(client, url, FAST)
+        self.worker: QueueConsumer[Any] | None = None
+        self.running_then: list[list[str]] = []
+
+    async def send(self, body: str, attributes: Mapping[str, str] | None = None) -> str:
+        assert self.worker is not None
+        self.running_then.append(sorted(self.worker.job_ids.values()))
+        return await super().send(body, attributes)
+
+
+async def test_a_message_that_does_not_decode_is_dead_lettered_without_taking_a_slot(
+    queues: Queues,
+) -> None:
+    """It is decoded as it arrives and never reaches the handler or the status page's jobs;
+    a pool of two with one job running still takes a valid job beside it afterwards."""
+    release = asyncio.Event()
+    handled: list[str] = []
+
+    def decode(message: Message) -> Message:
+        if message.body == "malformed":
+            raise PermanentJobError("the message is not JSON")
+        return message
+
+    async def handler(message: Message) -> None:
+        handled.append(message.body)
+        await release.wait()
+
+    dead = Watching(queues.client, queues.dead.url)
+    worker = dead.worker = consumer(
+        queues, handler, dead=dead, decode=decode, job_id=lambda m: m.body, concurrency=2
+    )
+    dead_lettered: list[Message] = []
+    async with running(worker):
+        await queues.work.send("first")
+        async with asyncio.timeout(20):
+            while handled != ["first"]:
+                await asyncio.sleep(0.05)
+            await queues.work.send("malformed")
+            while not dead_lettered:
+                dead_lettered += await queues.dead.receive(10, wait_seconds=0)
+            await queues.work.send("second")
+            while handled != ["first", "second"]:
+                await asyncio.sleep(0.05)
+        release.set()
+    assert [m.body for m in dead_lettered] == ["malformed"]
+    assert dead_lettered[0].attributes["reason"] == "the message is not JSON"
+    assert dead.running_then == [["first"]]  # no slot, no job id for it
+    assert await queues.work.depth() == (0, 0)
 
 
 async def test_failed_jobs_come_back_after_a_delay(queues: Queues) -> None:
@@ -207,7 +270,7 @@ async def test_a_remote_failure_of_one_scope_is_not_cleared_by_another(queues: Q
         handler,
         health=health,
         job_id=lambda m: m.body,  # <instance>/<meeting>, as the FileTransferer's
-        scope=lambda job: job.split("/")[0],
+        scope=lambda m: m.body.split("/")[0],
         **QUICK_RETRY,
     )
     async with running(worker):
@@ -340,7 +403,7 @@ async def test_a_remote_recovers_with_a_probe_while_no_job_retries_it(queues: Qu
         handler,
         health=health,
         job_id=lambda m: m.body,
-        scope=lambda job: job.split("/")[0],
+        scope=lambda m: m.body.split("/")[0],
         probe=probe,
         probe_interval=10,
         retry_delay_base=600,
@@ -476,13 +539,14 @@ async def test_unreachable_sqs_reports_unhealthy(devstack: StackProcess) -> None
         queue = SqsQueue(client, "http://127.0.0.1:9/123456789012/none", FAST)
         health = WorkerHealth()
 
-        async def never(message: Message) -> None:
+        async def never(job: Message, message: Message) -> None:
             raise AssertionError("no message can arrive")
 
         worker = QueueConsumer(
             "test",
             queue,
             queue,
+            lambda message: message,
             never,
             ConsumerSettings(concurrency=1, poll_backoff_initial=0.05),
             health,

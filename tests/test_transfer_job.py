@@ -13,8 +13,8 @@ from pydantic import ValidationError
 
 from recstore.common.errors import PermanentJobError
 from recstore.common.expiration import Expiration
-from recstore.transfer.instances import Target
 from recstore.transfer.job import MAX_PROBLEMS, TransferJob, file_name, parse_job
+from recstore.transfer.rooms import RoomPlan
 
 SEED: dict[str, Any] = {
     "storage": {
@@ -69,8 +69,9 @@ def test_the_seed_message_parses() -> None:
     assert job.job_id == "24slocal.new.com/22980"
     assert job.bucket == "24s-public"
     assert job.keys == ("sandbox/test-video.mp4",)
-    assert job.targets == (Target("some room/sub-room", "4 years 3 months 2 weeks 1 day"),)
-    assert job.message_targets[0].parsed_expiration == Expiration(4, 3, 2, 1)
+    assert job.rooms == (
+        RoomPlan("some room/sub-room", ("some room", "sub-room"), (Expiration(4, 3, 2, 1),)),
+    )
     assert job.storage.type == "dracoon"
     assert job.meeting.id == 22980
     assert job.meeting.type.name == "live now"
@@ -116,7 +117,7 @@ def test_to_json_leaves_absent_fields_absent() -> None:
     }
     job = parse_job(json.dumps(minimal))
     assert json.loads(job.to_json()) == minimal
-    assert job.targets == ()
+    assert job.rooms == ()
     assert job.meeting.user is None
 
 
@@ -133,7 +134,7 @@ def test_to_json_leaves_absent_fields_absent() -> None:
 def test_absent_or_empty_targets_mean_the_instance_targets(
     change: Callable[[dict[str, Any]], object],
 ) -> None:
-    assert parse_job(variant(change)).targets == ()
+    assert parse_job(variant(change)).rooms == ()
 
 
 @pytest.mark.parametrize(
@@ -159,17 +160,17 @@ def test_lenient_where_producers_differ(change: Callable[[dict[str, Any]], objec
     parse_job(variant(change))
 
 
-def test_targets_keep_their_text_and_order() -> None:
+def test_targets_keep_their_text_and_order_and_are_planned_once() -> None:
     targets = [
         {"path": "b/$meetingType", "expiration": "1 day"},
         {"path": "a"},
         {"path": "$instance", "expiration": "2 weeks"},
     ]
     job = parse_job(variant(lambda d: d["storage"]["extra"]["dracoon"].update(targets=targets)))
-    assert job.targets == (
-        Target("b/$meetingType", "1 day"),
-        Target("a", None),
-        Target("$instance", "2 weeks"),
+    assert job.rooms == (
+        RoomPlan("b/$meetingType", ("b", "live now"), (Expiration(days=1),)),
+        RoomPlan("a", ("a",)),
+        RoomPlan("$instance", ("24slocal.new.com",), (Expiration(weeks=2),)),
     )
 
 

@@ -18,7 +18,7 @@ from recstore.clients.dracoon import DracoonClient
 from recstore.clients.s3 import ObjectInfo, S3Store
 from recstore.common.errors import PermanentJobError, RemoteError
 from recstore.devstack.seed import aws_settings_from_state, seed_s3
-from recstore.transfer.instances import Target
+from recstore.transfer.rooms import RoomPlan, Target, plan_targets
 from recstore.transfer.transferer import (
     Room,
     StoredFile,
@@ -39,13 +39,16 @@ def job_request(tag: str, keys: list[str], room: str, parent: int) -> TransferRe
     """A job of instance ``acme.example`` for ``keys`` into one room below ``parent``."""
     return TransferRequest(
         job_id=f"acme.example/{tag}",
-        instance="acme.example",
-        meeting_type="talk",
         bucket="recordings",
         keys=keys,
-        targets=[Target(room)],
+        rooms=rooms_of([Target(room)]) if room else (),
         parent_room_id=parent,
     )
+
+
+def rooms_of(targets: list[Target]) -> tuple[RoomPlan, ...]:
+    """The rooms the job's handler plans for ``targets`` of instance ``acme.example``."""
+    return plan_targets(targets, instance="acme.example", meeting_type="talk")
 
 
 async def recording(state: dict[str, Any], prefix: str, size: int) -> tuple[str, str, Any]:
@@ -335,7 +338,7 @@ async def test_targets_that_name_one_room_get_one_file_kept_as_long_as_any_asks(
         Target(f"Years {tag}", "4 years"),
         Target(f"Kept {tag}"),
     ]
-    request = replace(job_request(tag, [key], "", parent), targets=targets)
+    request = replace(job_request(tag, [key], "", parent), rooms=rooms_of(targets))
     before = datetime.now(UTC)
     (report,) = await run_job(state, request)
     assert len(report.uploaded) == 2

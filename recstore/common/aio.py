@@ -11,6 +11,22 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+async def sleep_unless(event: asyncio.Event, seconds: float) -> bool:
+    """Sleep ``seconds``, or less if ``event`` is set meanwhile; whether it was set.
+
+    A worker waits between rounds (a backoff, the next tick, a heartbeat) without stopping
+    late: ``stop`` ends the wait at once.
+    """
+    if event.is_set():
+        return True
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
+
+
 async def ordered_map(
     items: AsyncIterable[T], work: Callable[[T], Awaitable[R]], concurrency: int
 ) -> AsyncIterator[R]:

@@ -10,7 +10,6 @@ Every long-lived task lives in :attr:`Supervisor.slots`; nothing is fire-and-for
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import time
@@ -18,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from recstore.common import events, metrics
+from recstore.common.aio import sleep_unless
 from recstore.settings import DaemonSettings
 from recstore.workers.base import Worker
 
@@ -221,8 +221,7 @@ class Supervisor:
                 delay,
                 restarts=slot.restarts,
             )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop_event.wait(), timeout=delay)
+            await sleep_unless(self.stop_event, delay)
             delay = min(delay * 2, self.settings.restart_backoff_max)
         metrics.WORKER_RUNNING.labels(worker=worker.name).set(0)
         events.emit(log, events.WORKER_STATUS, "worker %s stopped", worker.name)

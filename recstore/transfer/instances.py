@@ -7,21 +7,22 @@ put one customer's recordings into another's rooms. Any other failure of the con
 (down, refusing our request, an answer that does not validate) is the configurator's to mend,
 so the job is retried later rather than dead-lettered: once it is mended, the jobs go through.
 
-Targets: the message's own ``storage.extra.dracoon.targets`` when it has any; otherwise every
-``copyTo`` of the instance's targets whose ``meetingTypeId`` is the meeting's type or
-``*any*`` (both apply). A room that several of them name gets one file, kept as long as the
-longest of their expirations asks (``transferer._plans``), so the list keeps every one of them.
+Targets: the message's own ``storage.extra.dracoon.targets`` when it has any (planned when it
+is decoded, :attr:`~recstore.transfer.job.TransferJob.rooms`); otherwise every ``copyTo`` of the
+instance's targets whose ``meetingTypeId`` is the meeting's type or ``*any*`` (both apply). A
+room that several of them name gets one file, kept as long as the longest of their expirations
+asks (:func:`~recstore.transfer.rooms.merged`), so the list keeps every one of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Protocol
 
 from recstore.common import events
 from recstore.common.errors import PermanentJobError, UnknownInstance
 from recstore.settings import InstanceSettings
+from recstore.transfer.rooms import Target
 
 
 class InstanceConfigurationError(PermanentJobError):
@@ -30,14 +31,6 @@ class InstanceConfigurationError(PermanentJobError):
     Its own class so the job's line carries seed 004's code for it (15013, "InstanceJobRunner
     error": the seed's runner resolved an instance's configuration before a job ran).
     """
-
-
-@dataclass(frozen=True)
-class Target:
-    """One room path (a template) and its expiration text, as configured or sent."""
-
-    path: str
-    expiration: str | None = None
 
 
 class InstanceSource(Protocol):
@@ -76,18 +69,16 @@ def targets_for(
     instance: InstanceSettings,
     domain: str,
     meeting_type_id: int | None,
-    message_targets: Sequence[Target],
     meeting_type_name: str | None = None,
 ) -> list[Target]:
-    """The targets of one job; InstanceConfigurationError when there are none.
+    """The instance's targets for a job whose message names none; InstanceConfigurationError
+    when there are none.
 
     A target's ``meetingTypeId`` matches the message's ``meeting.type.id``; seed 004's own
     example message carries no id, only ``meeting.type.name``, so a target may also be keyed
     by the type's name (compared without regard to case), which every message has. ``*any*``
     matches every meeting.
     """
-    if message_targets:
-        return list(message_targets)
     # Only exact repeats are dropped: the same path with another expiration is the transfer's
     # to weigh, and dropping it here would let the first one listed shorten the other's.
     chosen: dict[Target, None] = {}

@@ -15,8 +15,9 @@ What is checked, and how strictly:
   ``meeting.user``, ``guest``, ``date`` and ``description``.
 * Types are strict wherever a field is present: no ``"14"`` for an integer, no ``true`` for a
   number, no number for a string. Unknown fields are ignored: producers add fields over time.
-* Each message target is checked now rather than at upload time: its expiration must parse
-  and its path must render (``$instance``, ``$meetingType``) to safe room names.
+* Each message target is planned now rather than at upload time: its expiration is parsed
+  and its path rendered (``$instance``, ``$meetingType``) to safe room names, once; the job
+  carries their :class:`~recstore.transfer.rooms.RoomPlan` (:attr:`TransferJob.rooms`).
 
 Participants' names and e-mail addresses and the meeting description are personal data: they
 are kept out of ``repr()`` and of every error message (errors name the field, never the value,
@@ -32,9 +33,12 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     PlainValidator,
+    PrivateAttr,
     StrictInt,
     StrictStr,
     ValidationError,
@@ -47,7 +51,7 @@ from recstore.common.errors import PermanentJobError
 from recstore.common.expiration import Expiration, parse_expiration
 from recstore.common.paths import TargetPathError, node_name_problem, render_target_path
 from recstore.common.source_rules import bucket_name_problem
-from recstore.transfer.instances import Target
+from recstore.transfer.rooms import RoomPlan, merged
 
 #: A malformed message may have many faults; the reason names this many, then counts the rest.
 MAX_PROBLEMS = 5
@@ -124,9 +128,17 @@ def _not_blank(value: str) -> str:
     return value
 
 
-def _expiration(value: str | None) -> str | None:
-    parse_expiration(value)  # raises ExpirationError (a ValueError) with the reason
-    return value
+def _expiration(value: object) -> Expiration | None:
+    if value is None or isinstance(value, Expiration):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    return parse_expiration(value)  # raises ExpirationError (a ValueError) with the reason
+
+
+def _phrase(value: Expiration | None) -> str | None:
+    """Written back as its canonical phrase (``1 year, 2 months`` as ``1 year 2 months``)."""
+    return None if value is None else str(value)
 
 
 StorageType = Annotated[Literal["dracoon"], PlainValidator(_storage_type)]
@@ -135,7 +147,9 @@ S3Key = Annotated[StrictStr, AfterValidator(_s3_key)]
 Hostname = Annotated[StrictStr, AfterValidator(_hostname)]
 MeetingId = Annotated[int | str, PlainValidator(_meeting_id)]
 Text = Annotated[StrictStr, AfterValidator(_not_blank)]
-ExpirationText = Annotated[StrictStr | None, AfterValidator(_expiration)]
+ExpirationPhrase = Annotated[
+    Expiration | None, BeforeValidator(_expiration), PlainSerializer(_phrase)
+]
 
 
 class _Part(BaseModel):
@@ -167,15 +181,10 @@ class Meeting(_Part):
 
 
 class TargetSpec(_Part):
-    """One target named by the message: a path template and its expiration, kept as sent."""
+    """One target named by the message: a path template as sent, and its expiration, parsed."""
 
     path: Text
-    expiration: ExpirationText = None
-
-    @property
-    def parsed_expiration(self) -> Expiration | None:
-        """The expiration (validated at parse time already); None for none."""
-        return parse_expiration(self.expiration)
+    expiration: ExpirationPhrase = None
 
 
 class DracoonExtra(_Part):
@@ -212,19 +221,29 @@ class TransferJob(_Part):
     storage: Storage
     meeting: Meeting
     instance: Instance
+    _rooms: tuple[RoomPlan, ...] = PrivateAttr(default=())
 
     @model_validator(mode="after")
-    def _paths_render(self) -> TransferJob:
+    def _plan_rooms(self) -> TransferJob:
         # $instance and $meetingType are known now, so a path that cannot be made safely is a
         # permanent fault of this message, found before any room is created.
+        plans = []
         for index, target in enumerate(self.message_targets):
             try:
-                render_target_path(
+                segments = render_target_path(
                     target.path, instance=self.instance.domain, meeting_type=self.meeting.type.name
                 )
             except TargetPathError as exc:
                 raise ValueError(f"storage.extra.dracoon.targets[{index}].path: {exc}") from None
+            plans.append(RoomPlan.of(target.path, segments, target.expiration))
+        self._rooms = merged(plans)
         return self
+
+    @property
+    def rooms(self) -> tuple[RoomPlan, ...]:
+        """The rooms the message's own targets name, planned at parse time; empty means "use
+        the instance's configured targets"."""
+        return self._rooms
 
     @property
     def job_id(self) -> str:
@@ -238,11 +257,6 @@ class TransferJob(_Part):
         return dracoon.targets if dracoon is not None else ()
 
     @property
-    def targets(self) -> tuple[Target, ...]:
-        """The message's own targets; empty means "use the instance's configured targets"."""
-        return tuple(Target(t.path, t.expiration) for t in self.message_targets)
-
-    @property
     def bucket(self) -> str:
         return self.storage.extra.aws_s3.bucket
 
@@ -251,7 +265,8 @@ class TransferJob(_Part):
         return self.storage.extra.aws_s3.keys
 
     def to_json(self) -> str:
-        """The message in seed 004's wire form (``"aws.s3"``; absent fields stay absent)."""
+        """The message in seed 004's wire form (``"aws.s3"``; absent fields stay absent,
+        expirations are written as their canonical phrases)."""
         return json.dumps(
             self.model_dump(mode="json", by_alias=True, exclude_none=True), ensure_ascii=False
         )

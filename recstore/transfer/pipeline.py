@@ -1,4 +1,4 @@
-"""The streaming pipeline: ranged reads → (encryption) → the uploader, overlapped.
+"""The streaming pipeline: ranged reads (encrypted on the way) → the uploader, overlapped.
 
 A producer task reads chunk n+1 (and encrypts it) while the consumer uploads chunk n; a bounded
 queue of ``depth`` chunks sits between them. The GET for the range after the one being read is
@@ -12,9 +12,13 @@ whatever the object's size (a range asked for early waits in the kernel's receiv
 in ours). They are allocated as the pipeline fills, not up front: a fresh buffer costs a page
 fault per 4 KiB, and the first read should not wait for the third buffer's (measured: 36 → 16
 ms from upload channel to first read at 20 MB chunks), nor should a small recording get three
-chunk-sized buffers. The bytes the HTTP client received are encrypted straight into the chunk
-that is uploaded: one pass over each byte between the socket and the uploader, no plaintext
-copy.
+chunk-sized buffers.
+
+Encryption wraps the source, as rclone's crypt wraps a backend: :class:`EncryptedSource` reads
+through the source's ranges and encrypts each piece the HTTP client received as it arrives,
+into a small scratch buffer that stays in the CPU cache, from which it is copied into the
+chunk: no plaintext chunk, no second chunk-sized buffer. Once the object has been read to its
+end it offers the file key, with the GCM tag that exists only then.
 
 The contract for the consumer: a yielded chunk (a ``memoryview``) is valid until the consumer
 asks for the next one; whoever needs it longer must copy it.
@@ -25,32 +29,102 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Callable
-from typing import Protocol
+from typing import Protocol, Self
 
-from recstore.clients.s3 import ObjectInfo, RangeCursor
+from recstore.clients.s3 import ObjectInfo
+from recstore.crypto import FileEncryptor, PlainFileKey
 
 #: AES-GCM through ``update_into`` wants this much room beyond the input (block size - 1).
 CIPHER_SLACK = 15
 
+#: Takes each piece a read hands on; it must copy what it keeps (the piece is reused).
+Sink = Callable[[bytes | memoryview], None]
+
+
+class Cursor(Protocol):
+    """An object read from its start in consecutive ranges (see ``S3Store.ranges``)."""
+
+    @property
+    def offset(self) -> int: ...
+
+    async def read(self, length: int, sink: Sink, next_length: int | None = None) -> int: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
+
 
 class RangeReader(Protocol):
-    def ranges(self, source: ObjectInfo) -> RangeCursor: ...
+    def ranges(self, source: ObjectInfo) -> Cursor: ...
 
 
-class ChunkCipher(Protocol):
-    def update_into(self, data: bytes, out: memoryview) -> int: ...
+class EncryptedSource:
+    """``source`` read through AES-256-GCM: its ranges come encrypted, each byte once and in
+    order (a read that breaks is resumed at the first byte not yet handed on, so the running
+    cipher stays right). One object per instance: a file key is never used for two files."""
+
+    def __init__(self, source: RangeReader, encryptor: FileEncryptor) -> None:
+        self._source = source
+        self._encryptor = encryptor
+        self._read: tuple[ObjectInfo, Cursor] | None = None
+        self._file_key: PlainFileKey | None = None
+
+    def ranges(self, source: ObjectInfo) -> _EncryptingCursor:
+        if self._read is not None:
+            raise RuntimeError("an encrypted source reads one object, once")
+        cursor = self._source.ranges(source)
+        self._read = (source, cursor)
+        return _EncryptingCursor(cursor, self._encryptor)
+
+    @property
+    def file_key(self) -> PlainFileKey:
+        """The file's key with its tag, once the object has been read to its end."""
+        if self._file_key is None:
+            if self._read is None or self._read[1].offset < self._read[0].size:
+                raise RuntimeError("the file key exists once the object has been read to its end")
+            self._file_key = self._encryptor.finalize()
+        return self._file_key
+
+
+class _EncryptingCursor:
+    """A cursor whose pieces are encrypted on their way to the sink."""
+
+    def __init__(self, cursor: Cursor, encryptor: FileEncryptor) -> None:
+        self._cursor = cursor
+        self._encryptor = encryptor
+        self._scratch = bytearray()
+
+    @property
+    def offset(self) -> int:
+        return self._cursor.offset
+
+    async def read(self, length: int, sink: Sink, next_length: int | None = None) -> int:
+        def encrypted(piece: bytes | memoryview) -> None:
+            if len(self._scratch) < len(piece) + CIPHER_SLACK:
+                self._scratch = bytearray(len(piece) + CIPHER_SLACK)
+            n = self._encryptor.update_into(piece, self._scratch)
+            sink(memoryview(self._scratch)[:n])
+
+        return await self._cursor.read(length, encrypted, next_length)
+
+    def __enter__(self) -> Self:
+        self._cursor.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._cursor.__exit__(*exc_info)
 
 
 async def stream_chunks(
     reader: RangeReader,
     source: ObjectInfo,
     chunk_size: int,
-    cipher: ChunkCipher | None = None,
     depth: int = 2,
     progress: Callable[[int], None] | None = None,
     first_chunk: int | None = None,
 ) -> AsyncGenerator[memoryview, None]:
-    """Yield the object's bytes (encrypted when ``cipher`` is given) in ``chunk_size`` pieces.
+    """Yield the object's bytes (encrypted when ``reader`` is an :class:`EncryptedSource`) in
+    ``chunk_size`` pieces.
 
     ``first_chunk`` makes the first piece smaller: the consumer starts after that many bytes
     instead of a whole chunk, while the reader goes on ahead (the uploader idles until the
@@ -61,7 +135,7 @@ async def stream_chunks(
     if chunk_size <= 0 or depth < 1 or (first_chunk is not None and first_chunk <= 0):
         raise ValueError("chunk_size, depth and first_chunk must be positive")
     first = min(first_chunk or chunk_size, chunk_size)
-    buffer_size = min(chunk_size, source.size) + (CIPHER_SLACK if cipher is not None else 0)
+    buffer_size = min(chunk_size, source.size)
     free: asyncio.Queue[bytearray] = asyncio.Queue()
     unallocated = depth + 1
 
@@ -74,15 +148,12 @@ async def stream_chunks(
 
     ready: asyncio.Queue[tuple[bytearray, int] | Exception | None] = asyncio.Queue(maxsize=depth)
 
-    async def fill(out: bytearray, ranges: RangeCursor, length: int, ahead: bool) -> int:
+    async def fill(out: bytearray, ranges: Cursor, length: int, ahead: bool) -> int:
         view, filled = memoryview(out), 0
 
-        def take(piece: bytes) -> None:
+        def take(piece: bytes | memoryview) -> None:
             nonlocal filled
-            if cipher is None:
-                view[filled : filled + len(piece)] = piece
-            else:  # the reader hands each byte on once, so the cipher never sees one twice
-                cipher.update_into(piece, view[filled:])
+            view[filled : filled + len(piece)] = piece
             filled += len(piece)
 
         return await ranges.read(length, take, next_length=chunk_size if ahead else None)

@@ -28,8 +28,6 @@ from recstore.clients.s3 import MIN_PART_SIZE, ObjectInfo
 from recstore.clients.s3 import REMOTE as S3
 from recstore.common import events, metrics
 from recstore.common.errors import PermanentJobError, RemoteError
-from recstore.common.expiration import parse_expiration
-from recstore.common.paths import TargetPathError, render_target_path
 from recstore.common.progress import PROGRESS
 from recstore.crypto import (
     FileEncryptor,
@@ -37,10 +35,10 @@ from recstore.crypto import (
     encrypt_file_key,
     generate_file_key,
 )
-from recstore.transfer.instances import Target
 from recstore.transfer.job import file_name
 from recstore.transfer.keys import KeyServer, share_missing_keys
-from recstore.transfer.pipeline import RangeReader, stream_chunks
+from recstore.transfer.pipeline import EncryptedSource, RangeReader, stream_chunks
+from recstore.transfer.rooms import RoomPlan
 
 log = logging.getLogger(__name__)
 
@@ -105,14 +103,13 @@ class Destination(KeyServer, Protocol):
 
 @dataclass(frozen=True)
 class TransferRequest:
-    """What one job asks for, already validated and resolved to an account and targets."""
+    """What one job asks for, decoded and resolved: its sources, and its rooms (planned, each
+    once) below the parent room of its instance's account."""
 
     job_id: str
-    instance: str
-    meeting_type: str
     bucket: str
     keys: Sequence[str]
-    targets: Sequence[Target]
+    rooms: Sequence[RoomPlan]
     parent_room_id: int
 
 
@@ -187,7 +184,8 @@ class Transferer:
 
     async def run(self, request: TransferRequest, destination: Destination) -> TransferReport:
         report = TransferReport()
-        plans = _plans(request, self._clock())
+        now = self._clock()
+        plans = [(plan, plan.expire_at(now)) for plan in request.rooms]
         present: list[ObjectInfo] = []
         known_keys: dict[int, PlainFileKey] = {}  # plain keys of the files uploaded here
         for key in request.keys:
@@ -198,17 +196,14 @@ class Transferer:
             if info is not None:
                 present.append(info)
             recording = _Recording(key, name, marker, info)
-            for plan in plans:
+            for plan, expire_at in plans:
                 room = await destination.ensure_room_path(request.parent_room_id, plan.segments)
+                args = (destination, request.bucket, recording, plan, expire_at)
                 try:
-                    stored = await self._into_room(
-                        destination, request.bucket, recording, plan, room, report, known_keys
-                    )
+                    stored = await self._into_room(*args, room, report, known_keys)
                 except RoomGone:  # once: a room gone again right after its creation fails the job
                     room = await destination.ensure_room_path(request.parent_room_id, plan.segments)
-                    stored = await self._into_room(
-                        destination, request.bucket, recording, plan, room, report, known_keys
-                    )
+                    stored = await self._into_room(*args, room, report, known_keys)
                 if room.encrypted:
                     shared = await share_missing_keys(
                         destination,
@@ -227,7 +222,8 @@ class Transferer:
         destination: Destination,
         bucket: str,
         recording: _Recording,
-        plan: _Plan,
+        plan: RoomPlan,
+        expire_at: datetime | None,
         room: Room,
         report: TransferReport,
         known_keys: dict[int, PlainFileKey],
@@ -242,13 +238,13 @@ class Transferer:
         if info is None:
             raise PermanentJobError(
                 f"source s3://{bucket}/{key} does not exist and target "
-                f"{plan.target.path!r} does not hold it"
+                f"{plan.path!r} does not hold it"
             )
         if not info.readable:
             raise PermanentJobError(_not_readable(info))
         try:
             stored, plain_key = await self._upload(
-                destination, info, room, path, name, plan.expire_at, with_etag(marker, info.etag)
+                destination, info, room, path, name, expire_at, with_etag(marker, info.etag)
             )
         except Exception as exc:
             events.emit(
@@ -317,27 +313,25 @@ class Transferer:
     ) -> tuple[StoredFile, PlainFileKey | None]:
         """Upload one object; the stored file, and its plain file key when it is encrypted."""
         started = time.monotonic()
-        encryptor: FileEncryptor | None = None
+        reader: RangeReader = self._source
+        encrypted: EncryptedSource | None = None
         completed_file_key: Callable[[], Mapping[str, Any]] | None = None
-        plain_keys: list[PlainFileKey] = []
         if room.encrypted:
-            cipher = encryptor = FileEncryptor(generate_file_key())
+            reader = encrypted = EncryptedSource(self._source, FileEncryptor(generate_file_key()))
             own_key = dict(await destination.own_public_key())
 
             def completed_file_key() -> Mapping[str, Any]:
-                # Called by the uploader after the last chunk, when the GCM tag exists.
-                plain_keys.append(cipher.finalize())
-                return encrypt_file_key(plain_keys[-1], own_key)
+                # Asked by the uploader after the last chunk: the source offers the key then.
+                return encrypt_file_key(encrypted.file_key, own_key)
 
         source = f"s3://{info.bucket}/{info.key}"
         with PROGRESS.track(source, path or f"room {room.id}", info.size) as progress:
             # Closed here, not when collected: a failed upload frees the chunk buffers and
             # the GET sent ahead (an S3 connection) at once.
             chunks = stream_chunks(
-                self._source,
+                reader,
                 info,
                 self._chunk_size,
-                encryptor,
                 progress=progress.advance,
                 first_chunk=MIN_PART_SIZE,  # the smallest S3 part: the upload starts soonest
             )
@@ -365,7 +359,7 @@ class Transferer:
             seconds=round(seconds, 3),
             encrypted=room.encrypted,
         )
-        return stored, (plain_keys[-1] if plain_keys else None)
+        return stored, (None if encrypted is None else encrypted.file_key)
 
 
 async def _copies(
@@ -480,20 +474,6 @@ def _archived_while_read(info: ObjectInfo, exc: Exception) -> str | None:
     )
 
 
-def _room_path(target: Target, request: TransferRequest) -> tuple[str, ...]:
-    """The target's room names for this job; a path that cannot be made is permanent.
-
-    Templates are checked when they are read, but a value can still break one (a meeting
-    type named ``Sales / Support`` under ``$meetingType``); retrying would never help.
-    """
-    try:
-        return render_target_path(
-            target.path, instance=request.instance, meeting_type=request.meeting_type
-        )
-    except TargetPathError as exc:
-        raise PermanentJobError(f"target path: {exc}") from None
-
-
 class _Recording(NamedTuple):
     """One key of a job: its file name, the marker of its copies, its HEAD (None: gone)."""
 
@@ -501,38 +481,3 @@ class _Recording(NamedTuple):
     name: str
     marker: str
     info: ObjectInfo | None
-
-
-class _Plan(NamedTuple):
-    """One room of a job: the first target that names it, its names, its expiration."""
-
-    target: Target
-    segments: tuple[str, ...]
-    expire_at: datetime | None
-
-
-def _plans(request: TransferRequest, now: datetime) -> list[_Plan]:
-    """Each room the job's targets name, once: its first target, path and expiration.
-
-    Two targets can name one room (a list that repeats a path, ``$instance/talks`` beside
-    ``acme.example.com/talks``). The room holds one file, so it is kept as long as the
-    longer-lived of them asks, and for ever when one of them sets no expiration: no target
-    loses its copy early.
-    """
-    rooms: dict[tuple[str, ...], tuple[Target, datetime | None]] = {}
-    for target in request.targets:
-        segments, expire_at = _room_path(target, request), _expire_at(target, now)
-        if segments in rooms:
-            first, earlier = rooms[segments]
-            later = None if earlier is None or expire_at is None else max(earlier, expire_at)
-            target, expire_at = first, later
-        rooms[segments] = (target, expire_at)
-    return [_Plan(target, segments, expire_at) for segments, (target, expire_at) in rooms.items()]
-
-
-def _expire_at(target: Target, now: datetime) -> datetime | None:
-    try:
-        expiration = parse_expiration(target.expiration)
-    except ValueError as exc:
-        raise PermanentJobError(f"target {target.path!r}: expiration: {exc}") from None
-    return expiration.expire_at(now) if expiration is not None else None

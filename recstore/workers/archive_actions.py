@@ -39,11 +39,12 @@ from recstore.archive.actions import (
     Outcome,
     Placeholder,
 )
-from recstore.archive.plan import parse_job
+from recstore.archive.plan import ArchiveJob, parse_job
 from recstore.archive.report import RowWriter
 from recstore.clients.s3 import S3Store
 from recstore.clients.sqs import Message, SqsQueue
 from recstore.common import events, metrics
+from recstore.common.aio import sleep_unless
 from recstore.common.errors import JobError, PermanentJobError, RemoteError
 from recstore.settings import Settings
 from recstore.workers.archive_context import (
@@ -186,8 +187,7 @@ class ReportSink:
         """Flush every ``max_age`` seconds (or sooner when full) until ``stop``."""
         last = time.monotonic()
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=1.0)
+            await sleep_unless(stop, 1.0)
             if self.pending >= self._max_rows or time.monotonic() - last >= self._max_age:
                 await self.flush()
                 last = time.monotonic()
@@ -204,7 +204,7 @@ class ArchiveActions:
         self.settings = settings
         self.resources = resources
         self.health = WorkerHealth()
-        self.consumer: QueueConsumer | None = None
+        self.consumer: QueueConsumer[ArchiveJob] | None = None
         self.sink: ReportSink | None = None
         #: Outcomes of this replica's pool since start, for the status page and tests.
         self.outcomes: Counter[str] = Counter()
@@ -230,8 +230,7 @@ class ArchiveActions:
             dead = SqsQueue(sqs, settings.queue_url(archive.dead_letter_queue))
             sink = self.sink = ReportSink(context.s3, context.bucket, max_age=self._report_age)
 
-            async def handle(message: Message) -> None:
-                job = parse_job(message.body)
+            async def handle(job: ArchiveJob, message: Message) -> None:
                 result = await archivist.run(job.action, job.entry_id, apply=job.apply)
                 self.outcomes[result.outcome.value] += 1
                 log_result(result, job.run_id)
@@ -255,6 +254,7 @@ class ArchiveActions:
                 self.name,
                 work,
                 dead,
+                lambda message: parse_job(message.body),
                 handle,
                 ConsumerSettings(
                     concurrency=config.count,
@@ -262,7 +262,7 @@ class ArchiveActions:
                     wait_seconds=config.wait_time_seconds,
                 ),
                 self.health,
-                job_id=_job_id,
+                job_id=lambda job: job.job_id,
             )
             flusher = asyncio.create_task(sink.run(stop), name=f"{self.name}:report")
             try:
@@ -273,13 +273,6 @@ class ArchiveActions:
                     await flusher
                 with contextlib.suppress(Exception):
                     await asyncio.shield(sink.flush())
-
-
-def _job_id(message: Message) -> str:
-    try:
-        return parse_job(message.body).job_id
-    except PermanentJobError:
-        return f"message {message.message_id}"
 
 
 SPEC = WorkerSpec(

@@ -2,9 +2,10 @@
 
 Wiring only: the queue loop is :class:`~recstore.workers.queue_consumer.QueueConsumer`, the
 rules of a job are :class:`~recstore.transfer.transferer.Transferer`, the message format is
-:mod:`recstore.transfer.job`. Each message: parse (malformed → dead-letter queue), resolve the
-instance (YAML ``instances:``, then the configurator), choose targets, and run the transfer
-with the instance's DRACOON account. The message is deleted only after the job completed.
+:mod:`recstore.transfer.job`. Each message: decode it as it arrives (malformed → dead-letter
+queue, before it takes a slot), resolve the instance (YAML ``instances:``, then the
+configurator), plan its rooms (the message's own, else the instance's targets), and run the
+transfer with the instance's DRACOON account. The message is deleted only after the job completed.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from recstore.settings import Settings, protected_buckets
 from recstore.transfer.channels import ChannelLog
 from recstore.transfer.instances import InstanceConfigurationError, InstanceResolver, targets_for
 from recstore.transfer.job import TransferJob, parse_job
+from recstore.transfer.rooms import plan_targets
 from recstore.transfer.sources import SourcePolicy
 from recstore.transfer.transferer import Transferer, TransferReport, TransferRequest
 from recstore.workers.accounts import AccountPool, ServedInstances
@@ -130,16 +132,18 @@ class TransferService:
             await self.served.add(domain)
         dracoon = instance.recordings.dracoon
         meeting_type = job.meeting.type
-        targets = targets_for(instance, domain, meeting_type.id, job.targets, meeting_type.name)
+        rooms = job.rooms or plan_targets(
+            targets_for(instance, domain, meeting_type.id, meeting_type.name),
+            instance=domain,
+            meeting_type=meeting_type.name,
+        )
         client = await self.accounts.client(self.accounts.account_for(dracoon))
         channels = await self._cancel_left_open(job.job_id, client)
         request = TransferRequest(
             job_id=job.job_id,
-            instance=domain,
-            meeting_type=job.meeting.type.name,
             bucket=job.bucket,
             keys=job.keys,
-            targets=targets,
+            rooms=rooms,
             parent_room_id=dracoon.parent_room_id,
         )
         return await self.transferer.run(request, DracoonDestination(client, channels, self.rooms))
@@ -174,7 +178,7 @@ class FileTransferer:
         self.settings = settings
         self.resources = resources
         self.health = WorkerHealth()
-        self.consumer: QueueConsumer | None = None
+        self.consumer: QueueConsumer[TransferJob] | None = None
 
     def status(self) -> dict[str, Any]:
         """Running jobs: uploads with their progress, then jobs not uploading right now."""
@@ -192,13 +196,8 @@ class FileTransferer:
             work = SqsQueue(service.sqs, settings.queue_url(config.queue))
             dead = SqsQueue(service.sqs, settings.queue_url(config.dead_letter_queue))
 
-            async def handle(message: Message) -> None:
-                job = parse_job(message.body)
-                token = events.job_var.set(job.job_id)
-                try:
-                    report = await service.run_job(job)
-                finally:
-                    events.job_var.reset(token)
+            async def handle(job: TransferJob, message: Message) -> None:
+                report = await service.run_job(job)
                 events.emit(
                     log,
                     events.TRANSFER_STATUS,
@@ -216,6 +215,7 @@ class FileTransferer:
                 self.name,
                 work,
                 dead,
+                decode_job,
                 handle,
                 ConsumerSettings(
                     concurrency=config.count,
@@ -223,8 +223,8 @@ class FileTransferer:
                     wait_seconds=config.wait_time_seconds,
                 ),
                 self.health,
-                job_id=_job_id,
-                scope=_instance,
+                job_id=lambda job: job.job_id,
+                scope=lambda job: job.instance.domain,
                 failure_event=job_failure_event,
                 probe=service.probe,
             )
@@ -247,19 +247,11 @@ def job_failure_event(exc: BaseException) -> events.Event:
     return events.TRANSFER_ERROR
 
 
-def _instance(job_id: str) -> str:
-    """The instance of a job id (``<instance>/<meeting id>``): each instance has its own
-    account, whose failure is its own. Empty for a message that did not parse."""
-    instance, slash, _ = job_id.partition("/")
-    return instance if slash else ""
-
-
-def _job_id(message: Message) -> str:
-    """The job id for log lines, before the message is parsed (a malformed one has none)."""
-    try:
-        return parse_job(message.body).job_id
-    except Exception:
-        return f"message {message.message_id}"
+def decode_job(message: Message) -> TransferJob:
+    """The message's job, decoded once as it arrives (malformed: PermanentJobError, so the
+    consumer dead-letters it before it takes a slot). Its scope of remote failures is its
+    instance: each instance has its own account, whose failure is its own."""
+    return parse_job(message.body)
 
 
 def _requires(settings: Settings) -> list[Problem]:

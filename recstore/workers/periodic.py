@@ -21,6 +21,7 @@ from typing import Any
 
 from recstore.clients.s3 import S3Store
 from recstore.common import events, metrics
+from recstore.common.aio import sleep_unless
 from recstore.common.errors import RecstoreError
 from recstore.settings import Settings
 from recstore.workers.base import WorkerHealth
@@ -89,8 +90,7 @@ class PeriodicWorker:
         try:
             while not stop.is_set():
                 wait = await self._tick()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=wait)
+                await sleep_unless(stop, wait)
         finally:
             if self._lease is not None and self._lease.held:
                 with contextlib.suppress(Exception):

@@ -4,6 +4,9 @@ Rules, in the order a message meets them:
 
 * Receive no more messages than there are free slots, by long poll, so a message is never held
   hidden while it waits for a slot.
+* Decode each message into the worker's typed job as it arrives, once. One that does not
+  decode (:class:`~recstore.common.errors.PermanentJobError`) goes to the dead-letter queue
+  with the reason at once and never takes a slot: the handler only ever sees decoded jobs.
 * While a job runs, a heartbeat extends the message's visibility every third of the window.
 * Success: delete the message (shielded from cancellation, so a finished job is never redone
   because shutdown raced the delete).
@@ -43,16 +46,19 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from recstore.clients.sqs import Message, SqsQueue
 from recstore.common import events, metrics
+from recstore.common.aio import sleep_unless
 from recstore.common.errors import PermanentJobError, RemoteError
 from recstore.workers.base import WorkerHealth
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Message], Awaitable[None]]
+J = TypeVar("J")
+#: Runs one decoded job; its message is there for its receive count and attributes.
+Handler = Callable[[J, Message], Awaitable[None]]
 #: Asks ``remote`` whether it answers again for ``scope`` (e.g. a DRACOON login of the
 #: instance's account): True when it does, False when the probe cannot tell.
 Probe = Callable[[str, str], Awaitable[bool]]
@@ -93,31 +99,35 @@ def retry_delay(receive_count: int, settings: ConsumerSettings) -> int:
     return int(min(settings.retry_delay_base * 2**exponent, settings.retry_delay_max))
 
 
-class QueueConsumer:
-    """Runs ``handler`` for each message of ``queue`` with bounded concurrency."""
+class QueueConsumer(Generic[J]):
+    """Decodes each message of ``queue`` and runs ``handler`` on it, with bounded concurrency."""
 
     def __init__(
         self,
         name: str,
         queue: SqsQueue,
         dead_letter: SqsQueue,
-        handler: Handler,
+        decode: Callable[[Message], J],
+        handler: Handler[J],
         settings: ConsumerSettings,
         health: WorkerHealth,
-        job_id: Callable[[Message], str] | None = None,
-        scope: Callable[[str], str] | None = None,
+        job_id: Callable[[J], str] | None = None,
+        scope: Callable[[J], str] | None = None,
         failure_event: Callable[[BaseException], events.Event] | None = None,
         probe: Probe | None = None,
     ) -> None:
         self.name = name
         self._queue = queue
         self._dead_letter = dead_letter
+        #: The message's body → the worker's job; PermanentJobError for one that never will.
+        self._decode = decode
         self._handler = handler
         self._settings = settings
         self._health = health
-        self._job_id = job_id or (lambda message: message.message_id)
-        #: Job id → the scope of its jobs' remote failures (one for all when not given).
-        self._scope = scope or (lambda job_id: "")
+        #: The job's id for log lines and the status page (the message id when not given).
+        self._job_id = job_id
+        #: Job → the scope of its jobs' remote failures (one for all when not given).
+        self._scope = scope or (lambda job: "")
         #: The event code of a failed job's line: the worker's to say which part failed (seed
         #: 004 logs an S3 refusal as 15011, an instance's configuration as 15013).
         self._failure_event = failure_event or (lambda exc: events.TRANSFER_ERROR)
@@ -129,6 +139,8 @@ class QueueConsumer:
         self._probed_at: dict[str, float] = {}
         self._probes: dict[str, asyncio.Task[None]] = {}
         self.in_flight: dict[str, asyncio.Task[None]] = {}
+        #: Messages that did not decode, on their way to the dead-letter queue (no slot).
+        self._refusing: set[asyncio.Task[None]] = set()
         #: message id → job id of the running jobs, for the status page.
         self.job_ids: dict[str, str] = {}
         #: Metrics name the SQS queue itself (the last segment of its URL), as the console does.
@@ -169,8 +181,7 @@ class QueueConsumer:
                 except RemoteError as exc:
                     self._health.failing(f"SQS unreachable: {exc}", POLL)
                     events.emit(log, events.SQS_ERROR, "receive failed: %s", exc)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), timeout=backoff)
+                    await sleep_unless(stop, backoff)
                     backoff = min(backoff * 2, self._settings.poll_backoff_max)
                     continue
                 backoff = self._settings.poll_backoff_initial
@@ -178,11 +189,11 @@ class QueueConsumer:
                 self._lapse_job_failures()
                 self._start_probes()
                 for message in messages:
-                    self._start(message)
+                    self._admit(message)
             if poll is not None:
                 await self._abandon_poll(poll)
                 poll = None
-            waiting: list[asyncio.Future[Any]] = list(self.in_flight.values())
+            waiting: list[asyncio.Future[Any]] = [*self.in_flight.values(), *self._refusing]
             if waiting:
                 await asyncio.wait(waiting)
         finally:
@@ -246,8 +257,32 @@ class QueueConsumer:
     async def _slot_freed(self) -> None:
         await asyncio.wait(list(self.in_flight.values()), return_when=asyncio.FIRST_COMPLETED)
 
-    def _start(self, message: Message) -> None:
-        task = asyncio.create_task(self._process(message), name=f"{self.name}:{message.message_id}")
+    def _admit(self, message: Message) -> None:
+        """Decode the message: a job takes a slot, one that does not decode is dead-lettered
+        beside the running jobs, without one."""
+        try:
+            job = self._decode(message)
+        except PermanentJobError as exc:
+            task = asyncio.create_task(
+                self._refuse(message, exc), name=f"{self.name}:refuse:{message.message_id}"
+            )
+            self._refusing.add(task)
+            task.add_done_callback(self._refusing.discard)
+            return
+        self._start(message, job)
+
+    async def _refuse(self, message: Message, exc: PermanentJobError) -> None:
+        """Dead-letter a message that does not decode, with the reason."""
+        token = events.job_var.set(f"message {message.message_id}")
+        try:
+            await self._dead_letter_for_good(message, exc, lambda action: action)
+        finally:
+            events.job_var.reset(token)
+
+    def _start(self, message: Message, job: J) -> None:
+        task = asyncio.create_task(
+            self._process(message, job), name=f"{self.name}:{message.message_id}"
+        )
         self.in_flight[message.message_id] = task
         metrics.JOBS_IN_FLIGHT.labels(worker=self.name).set(len(self.in_flight))
         task.add_done_callback(lambda t: self._reap(message.message_id, t))
@@ -260,15 +295,15 @@ class QueueConsumer:
             log.error("job task failed unexpectedly", exc_info=task.exception())
 
     async def _cancel_all(self) -> None:
-        tasks = list(self.in_flight.values())
+        tasks = [*self.in_flight.values(), *self._refusing]
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks)
 
-    async def _process(self, message: Message) -> None:
-        job = self._job_id(message)
-        scope = self._scope(job)
+    async def _process(self, message: Message, decoded: J) -> None:
+        job = message.message_id if self._job_id is None else self._job_id(decoded)
+        scope = self._scope(decoded)
         concern = f"{JOBS}:{scope}"
         self.job_ids[message.message_id] = job
         token = events.job_var.set(job)
@@ -285,28 +320,14 @@ class QueueConsumer:
 
         started = time.monotonic()
         try:
-            await self._handler(message)
+            await self._handler(decoded, message)
         except asyncio.CancelledError:
             await _shielded(acknowledge(self._queue.change_visibility(message, 0)))
             metrics.JOBS.labels(worker=self.name, outcome="handed_back").inc()
             events.emit(log, events.WORKER_STATUS, "job handed back to the queue", job_id=job)
             raise
         except PermanentJobError as exc:
-            self._forget_failure(message.message_id)  # one job's fault, not a remote's
-            if await _shielded(acknowledge(self._dead_letter_and_delete(message, str(exc)))):
-                metrics.JOBS.labels(worker=self.name, outcome="dead_lettered").inc()
-                events.emit(
-                    log, self._failure_event(exc), "job moved to the dead-letter queue: %s", exc
-                )
-            else:  # still (or also) in the work queue: it comes back and fails the same way
-                metrics.JOBS.labels(worker=self.name, outcome="retried").inc()
-                events.emit(
-                    log,
-                    self._failure_event(exc),
-                    "job failed for good (%s) but was not moved to the dead-letter queue; "
-                    "it comes back after visibilityTimeout",
-                    exc,
-                )
+            await self._dead_letter_for_good(message, exc, acknowledge)
         except Exception as exc:
             if isinstance(exc, RemoteError) and says_remote_down(exc):
                 self._failed_on_remote[message.message_id] = concern
@@ -347,6 +368,29 @@ class QueueConsumer:
         finally:
             heartbeat.cancel()
             events.job_var.reset(token)
+
+    async def _dead_letter_for_good(
+        self,
+        message: Message,
+        exc: PermanentJobError,
+        acknowledge: Callable[[Awaitable[None]], Awaitable[None]],
+    ) -> None:
+        """Move a message that can never succeed to the dead-letter queue, with the reason."""
+        self._forget_failure(message.message_id)  # one job's fault, not a remote's
+        if await _shielded(acknowledge(self._dead_letter_and_delete(message, str(exc)))):
+            metrics.JOBS.labels(worker=self.name, outcome="dead_lettered").inc()
+            events.emit(
+                log, self._failure_event(exc), "job moved to the dead-letter queue: %s", exc
+            )
+        else:  # still (or also) in the work queue: it comes back and fails the same way
+            metrics.JOBS.labels(worker=self.name, outcome="retried").inc()
+            events.emit(
+                log,
+                self._failure_event(exc),
+                "job failed for good (%s) but was not moved to the dead-letter queue; "
+                "it comes back after visibilityTimeout",
+                exc,
+            )
 
     def _forget_failure(self, message_id: str) -> None:
         """The message's last failure was not the remote's: drop the concern it set, unless
@@ -423,10 +467,7 @@ class QueueConsumer:
     async def _heartbeat(self, message: Message, done: asyncio.Event) -> None:
         """Extend visibility every third of the window until ``done``; never cut mid-request."""
         window = self._settings.visibility_timeout
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done.wait(), timeout=window / 3)
-                return
+        while not await sleep_unless(done, window / 3):
             try:
                 await self._queue.change_visibility(message, window)
             except RemoteError as exc:
