@@ -61,6 +61,7 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "workers/leases.py": ("s3",),  # per-entry locks of applied archive actions
         "workers/accounts.py": ("s3",),  # records the instances it served, beside the leases
         "transfer/channels.py": ("s3",),  # open upload channel records, under the lease prefix
+        "workers/resources.py": ("s3", "sqs"),  # opens the shared clients, calls nothing
     },
     "singletons": {  # DracoonGlobalSharer, VidyoSync, Archiver, Restorer
         "workers/periodic.py": ("s3",),
@@ -71,6 +72,7 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "archive/plan.py": ("sqs",),
         "workers/global_sharer.py": ("s3",),  # reads the served instances, beside the leases
         "workers/accounts.py": ("s3",),
+        "workers/resources.py": ("s3", "sqs"),
     },
 }
 #: Modules that name an S3 or SQS client but run in no daemon role: CLI commands, types only.
