@@ -129,20 +129,9 @@ def _extra_counts(report: CycleReport) -> dict[str, Any]:
 
 
 def _require(settings: Settings) -> None:
-    """Raise :class:`ConfigError` naming every key the sync cannot do without."""
-    vidyo, kaltura = settings.vidyo, settings.kaltura
-    missing = [
-        key
-        for key, value in (
-            ("vidyo.url", vidyo.url),
-            ("vidyo.user", vidyo.user),
-            ("vidyo.password", vidyo.password),
-            ("kaltura.serviceUrl", kaltura.service_url),
-            ("kaltura.partnerId", kaltura.partner_id),
-            ("kaltura.adminSecret", kaltura.admin_secret),
-        )
-        if value is None or value == ""
-    ]
+    """Raise :class:`ConfigError` naming every key the sync cannot do without (the worker's
+    own requirements, for the one-shot ``vidyo`` commands that run it outside the daemon)."""
+    missing = [key for key, _ in _requires(settings)]
     if missing:
         raise ConfigError([(key, "is required for the VidyoReplay sync") for key in missing])
 
