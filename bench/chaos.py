@@ -1,14 +1,25 @@
-"""Scale-out crash safety at size: N replicas of ``recstore run`` on one dev stack take a few
-hundred jobs (some multi-chunk, some with several keys and targets) while replicas are killed
-with SIGKILL or SIGTERM at random from a seeded RNG; then every job is checked (each file in
-each target room exactly once, decrypting to the source's SHA-256 for every member, sources
-deleted, queue and dead-letter queue empty, no replica crashed on its own, the singleton sharer
-at most once per period). Prints the seed (replay a run's kill schedule with ``--seed``),
-jobs/min and the kill count; exits 1 when a guarantee broke. The checks are those of the
-suite's short variant, ``tests/test_chaos.py`` (``tests/chaos_helpers.py``).
+"""Scale-out crash safety at size, for transfers and for the archive fan-out. N replicas of
+``recstore run`` on one dev stack work while replicas are killed with SIGKILL or SIGTERM at
+random from a seeded RNG; then everything is checked. The checks are those of the suite's
+short variants, ``tests/test_chaos.py`` (``tests/chaos_helpers.py``).
 
-    python bench/chaos.py                          # 3 replicas, 300 jobs, 20 kills
+Transfers: a few hundred jobs (some multi-chunk, some with several keys and targets); each
+file in each target room exactly once, decrypting to the source's SHA-256 for every member,
+sources deleted, queue and dead-letter queue empty, no replica crashed on its own, the
+singleton sharer at most once per period.
+
+Archive fan-out (a dev stack of its own): the Archiver planner (a singleton) enqueues an
+s3copy per eligible Kaltura entry, the ArchiveActions pools of every replica copy and replace
+each; every entry is archived exactly once (one S3 copy, one version, with the original's
+bytes; the placeholder put in once; one original and one web flavor; both tags once), the
+archive queue and its dead-letter queue empty, no replica crashed on its own.
+
+Prints the seed (replay a run's kill schedule with ``--seed``), jobs/min or entries/min and
+the kill count; exits 1 when a guarantee broke.
+
+    python bench/chaos.py                          # 300 jobs, then 120 entries; 3 replicas
     python bench/chaos.py --replicas 4 --jobs 500 --kills 40 --seed 1234
+    python bench/chaos.py --jobs 0 --archive 120   # the archive fan-out alone
 """
 
 from __future__ import annotations
@@ -22,29 +33,57 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the suite's helpers: one way to check what landed
 
-from tests.chaos_helpers import ChaosPlan, run_chaos  # noqa: E402
+from tests.chaos_helpers import (  # noqa: E402
+    ArchiveChaosPlan,
+    ChaosPlan,
+    run_archive_chaos,
+    run_chaos,
+)
 from tests.conftest import StackProcess  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--replicas", type=int, default=3)
-    parser.add_argument("--jobs", type=int, default=300)
-    parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--jobs", type=int, default=300, help="transfer jobs (0: none)")
+    parser.add_argument(
+        "--archive", type=int, default=120, metavar="ENTRIES", help="entries to archive (0: none)"
+    )
+    parser.add_argument("--kills", type=int, default=20, help="kills in the transfer run")
+    parser.add_argument("--archive-kills", type=int, default=12)
     parser.add_argument("--seed", type=int, default=None, help="replay a run (default: random)")
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
-    plan = ChaosPlan(replicas=args.replicas, jobs=args.jobs, kills=args.kills, seed=seed)
-    with tempfile.TemporaryDirectory(prefix="recstore-chaos-") as tmp:
-        stack = StackProcess(Path(tmp))
-        try:
-            result = run_chaos(stack, Path(tmp), plan)
-        finally:
-            stack.stop()
-    print(result.summary())
-    for problem in result.problems:
+    broken = False
+    if args.jobs:
+        plan = ChaosPlan(replicas=args.replicas, jobs=args.jobs, kills=args.kills, seed=seed)
+        with tempfile.TemporaryDirectory(prefix="recstore-chaos-") as tmp:
+            stack = StackProcess(Path(tmp))
+            try:
+                result = run_chaos(stack, Path(tmp), plan)
+            finally:
+                stack.stop()
+        print(result.summary())
+        broken = report(result.problems) or broken
+    if args.archive:
+        archive = ArchiveChaosPlan(
+            replicas=args.replicas, entries=args.archive, kills=args.archive_kills, seed=seed
+        )
+        with tempfile.TemporaryDirectory(prefix="recstore-chaos-archive-") as tmp:
+            stack = StackProcess(Path(tmp))
+            try:
+                outcome = run_archive_chaos(stack, Path(tmp), archive)
+            finally:
+                stack.stop()
+        print(outcome.summary())
+        broken = report(outcome.problems) or broken
+    sys.exit(1 if broken else 0)
+
+
+def report(problems: list[str]) -> bool:
+    for problem in problems:
         print(f"  {problem}")
-    sys.exit(1 if result.problems else 0)
+    return bool(problems)
 
 
 if __name__ == "__main__":

@@ -44,14 +44,7 @@ class StandIn:
         )
 
     async def seed(self, entries: list[dict[str, Any]]) -> None:
-        async with aiohttp.ClientSession() as session:
-            body = io.BytesIO(json.dumps({"entries": entries}).encode())
-            answer = await session.post(
-                f"{self.url}/_devstack/seed",
-                data=body,
-                headers={"Content-Type": "application/json"},
-            )
-            assert answer.status == 200, await answer.text()
+        await seed_entries(self.url, entries)
 
     async def play(self, entry_id: str) -> None:
         async with (
@@ -61,12 +54,37 @@ class StandIn:
             assert answer.status == 200, await answer.text()
 
     async def snapshot(self) -> dict[str, Any]:
-        async with (
-            aiohttp.ClientSession() as session,
-            session.get(f"{self.url}/_devstack/state") as answer,
-        ):
-            state: dict[str, Any] = await answer.json()
-            return state
+        return await kaltura_snapshot(self.url)
+
+
+async def seed_entries(url: str, entries: list[dict[str, Any]]) -> None:
+    """Seed ``entries`` (see :func:`entry`) into the Kaltura stand-in at ``url``: a test's own
+    (:class:`StandIn`) or the dev stack's (``state["kaltura_url"]``)."""
+    async with aiohttp.ClientSession() as session:
+        body = io.BytesIO(json.dumps({"entries": entries}).encode())
+        answer = await session.post(
+            f"{url}/_devstack/seed", data=body, headers={"Content-Type": "application/json"}
+        )
+        assert answer.status == 200, await answer.text()
+
+
+async def kaltura_settings(url: str, **values: Any) -> None:
+    """Set the Kaltura stand-in's behaviour (``conversionDelay``, ``callFaults``, ...)."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{url}/_devstack/settings", json=values) as answer,
+    ):
+        assert answer.status == 200, await answer.text()
+
+
+async def kaltura_snapshot(url: str) -> dict[str, Any]:
+    """Everything the Kaltura stand-in at ``url`` holds: entries, flavors, upload tokens."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{url}/_devstack/state") as answer,
+    ):
+        state: dict[str, Any] = await answer.json()
+        return state
 
 
 @asynccontextmanager

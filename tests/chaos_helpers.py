@@ -8,13 +8,25 @@ seed is printed, so a run's kill schedule can be replayed). Then every job is ch
 * no replica exited unless it was told to, and no worker crashed;
 * the singleton sharer started at most once per period, across all replicas.
 
-``bench/chaos.py`` runs it at size (a few hundred jobs); ``tests/test_chaos.py`` runs a short
-variant in the suite.
+The archive fan-out (:func:`run_archive_chaos`) is the same kill schedule over another work:
+the Archiver planner (a singleton) enqueues an s3copy for each of a few dozen old Kaltura
+entries, and the ArchiveActions pools of every replica copy and then replace each. Then every
+entry is checked: archived exactly once (one S3 copy, one version of it in a versioned bucket,
+with the original's bytes; the placeholder put in once; one original and one web flavor;
+both tags once, no replacement left over), the archive queue and its dead-letter queue empty,
+no replica crashed on its own.
+
+:func:`kill_at_random` is what both share: the replicas, the seeded kills, the wait for the
+work to be done, the final clean stop.
+
+``bench/chaos.py`` runs both at size (a few hundred jobs, a hundred entries);
+``tests/test_chaos.py`` runs short variants in the suite.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import json
 import random
@@ -22,14 +34,24 @@ import re
 import signal
 import subprocess
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
+from recstore.archive.actions import DEFAULT_PLACEHOLDER
+from recstore.archive.states import tag_words
 from recstore.devstack.appconfig import DEMO_INSTANCE
+from tests.archive_helpers import (
+    entry,
+    kaltura_settings,
+    kaltura_snapshot,
+    seed_entries,
+    sync_s3,
+)
 from tests.conftest import StackProcess
 from tests.dracoon_helpers import client, downloaded_sha256, stand_in_state
 from tests.transfer_helpers import MiB, Setup, job
@@ -164,37 +186,9 @@ def run_chaos(stack: StackProcess, tmp: Path, plan: ChaosPlan, echo: Any = print
     doc = yaml.safe_load(config.read_text())
     doc["workers"]["DracoonGlobalSharer"]["jobDelayMinutes"] = int(SHARER_PERIOD // 60)
     config.write_text(yaml.safe_dump(doc))
-    # The producer keeps sending while replicas die: a batch before the first kill and one
-    # after each, so every kill meets work (a batch finished before its kill proves nothing).
-    bodies = [json_job(setup, planned) for planned in jobs]
-    batch = -(-len(bodies) // (plan.kills + 1))
-    batches = [bodies[i : i + batch] for i in range(0, len(bodies), batch)]
-    setup.send(*batches.pop(0))
-    kills: dict[str, int] = {}
-    started = time.monotonic()
-    replicas = [Replica(setup, config) for _ in range(plan.replicas)]
-    try:
-        for _ in range(plan.kills):
-            wait_checking(replicas, rng.uniform(*plan.kill_gap))
-            victim = rng.randrange(len(replicas))
-            sig = rng.choice((signal.SIGKILL, signal.SIGTERM))
-            echo(f"chaos: {sig.name} replica {victim} at {time.monotonic() - started:.1f} s")
-            replicas[victim].kill(sig)
-            kills[sig.name] = kills.get(sig.name, 0) + 1
-            if batches:
-                setup.send(*batches.pop(0))
-        for rest in batches:
-            setup.send(*rest)
-        while not drained(setup):
-            if time.monotonic() - started > plan.patience:
-                raise AssertionError(f"not drained in {plan.patience} s:\n{setup.logs()[-3000:]}")
-            wait_checking(replicas, 0.25)
-        seconds = time.monotonic() - started
-    finally:
-        stopped = stop_replicas(replicas)
-        setup.stop_all()  # none is left running: this closes the log files
-    problems = [p for r in replicas for p in r.unexpected] + stopped
-    problems += verify(setup, stack.state, jobs, sha256)
+    feed = JobFeed(setup, [json_job(setup, planned) for planned in jobs], plan.kills)
+    killed = kill_at_random(setup, config, plan, rng, feed, echo)
+    problems = killed.problems + verify(setup, stack.state, jobs, sha256)
     runs = sharer_starts(setup.logs())
     problems += [
         f"the sharer ran twice within its period: {b - a:.1f} s apart"
@@ -202,7 +196,100 @@ def run_chaos(stack: StackProcess, tmp: Path, plan: ChaosPlan, echo: Any = print
         if b - a < SHARER_PERIOD - 1
     ]
     files = sum(len(p.keys) * len(p.targets) for p in jobs)
-    return ChaosResult(plan.seed, len(jobs), files, kills, seconds, len(runs), problems)
+    return ChaosResult(
+        plan.seed, len(jobs), files, killed.kills, killed.seconds, len(runs), problems
+    )
+
+
+class Workload(Protocol):
+    """What the replicas work on while :func:`kill_at_random` kills them."""
+
+    def after_kill(self) -> None:
+        """Called after each kill (a producer sends more work here)."""
+
+    def done(self) -> bool:
+        """Whether all the work is done (no kill comes after: it would prove nothing)."""
+
+
+class Schedule(Protocol):
+    """The kill schedule's part of a plan."""
+
+    @property
+    def replicas(self) -> int: ...
+    @property
+    def kills(self) -> int: ...
+    @property
+    def kill_gap(self) -> tuple[float, float]: ...
+    @property
+    def patience(self) -> float: ...
+
+
+@dataclass
+class Killed:
+    """How a run of :func:`kill_at_random` went."""
+
+    #: Kills by signal name.
+    kills: dict[str, int]
+    #: From the first replica's start until the work was done.
+    seconds: float
+    #: Replicas that exited on their own, or did not drain clean at the final stop.
+    problems: list[str]
+
+
+def kill_at_random(
+    setup: Setup,
+    config: Path,
+    schedule: Schedule,
+    rng: random.Random,
+    work: Workload,
+    echo: Any = print,
+) -> Killed:
+    """Run ``schedule.replicas`` daemons on ``config``; every ``kill_gap`` kill one at random
+    (SIGKILL or SIGTERM, from ``rng``) and start it again, ``schedule.kills`` times or until
+    ``work`` is done; then wait for it to be done and stop every replica (each must drain
+    clean)."""
+    kills: dict[str, int] = {}
+    started = time.monotonic()
+    replicas = [Replica(setup, config) for _ in range(schedule.replicas)]
+    try:
+        for _ in range(schedule.kills):
+            wait_checking(replicas, rng.uniform(*schedule.kill_gap))
+            if work.done():
+                break
+            victim = rng.randrange(len(replicas))
+            sig = rng.choice((signal.SIGKILL, signal.SIGTERM))
+            echo(f"chaos: {sig.name} replica {victim} at {time.monotonic() - started:.1f} s")
+            replicas[victim].kill(sig)
+            kills[sig.name] = kills.get(sig.name, 0) + 1
+            work.after_kill()
+        while not work.done():
+            if time.monotonic() - started > schedule.patience:
+                raise AssertionError(f"not done in {schedule.patience} s:\n{setup.logs()[-3000:]}")
+            wait_checking(replicas, 0.25)
+        seconds = time.monotonic() - started
+    finally:
+        stopped = stop_replicas(replicas)
+        setup.stop_all()  # none is left running: this closes the log files
+    return Killed(kills, seconds, [p for r in replicas for p in r.unexpected] + stopped)
+
+
+class JobFeed:
+    """The transfer producer: it keeps sending while replicas die, a batch before the first
+    kill and one after each, so every kill meets work (a batch finished before its kill
+    proves nothing)."""
+
+    def __init__(self, setup: Setup, bodies: list[str], kills: int) -> None:
+        self._setup = setup
+        size = -(-len(bodies) // (kills + 1))
+        self._batches = [bodies[i : i + size] for i in range(0, len(bodies), size)]
+        self.after_kill()
+
+    def after_kill(self) -> None:
+        if self._batches:
+            self._setup.send(*self._batches.pop(0))
+
+    def done(self) -> bool:
+        return not self._batches and drained(self._setup)
 
 
 def wait_checking(replicas: list[Replica], seconds: float) -> None:
@@ -271,11 +358,22 @@ def verify(
                 to_check.extend((copies[0]["id"], key, login) for login in members)
     problems += asyncio.run(_decrypt_all(state, to_check, sha256))
     problems += [f"source {key} not deleted" for key in sha256 if setup.source_exists(key)]
+    return problems + queues_left(setup) + crashes(setup.logs())
+
+
+def queues_left(setup: Setup) -> list[str]:
+    """The work queue and its dead-letter queue must both be empty at the end."""
+    problems = []
     if setup.depth() != (0, 0):
         problems.append(f"work queue not empty: {setup.depth()}")
     if setup.depth(dead=True) != (0, 0):
         problems.append(f"dead-letter queue not empty: {setup.dead_letters()}")
-    logs = setup.logs()
+    return problems
+
+
+def crashes(logs: str) -> list[str]:
+    """A worker that crashed or an action that failed unexpectedly, in any replica's log."""
+    problems = []
     for crash in ("crashed", "failed unexpectedly", "Traceback"):
         if crash in logs:
             line = next(line for line in logs.splitlines() if crash in line)
@@ -312,3 +410,190 @@ def sharer_starts(logs: str) -> list[float]:
         ended = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
         starts.append(ended - float(seconds))
     return sorted(starts)
+
+
+# -- the archive fan-out ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ArchiveChaosPlan:
+    """An archive fan-out run: the planner and the pools of every replica archive ``entries``
+    Kaltura entries while replicas are killed; the same plan and seed give the same entries
+    and kill schedule."""
+
+    replicas: int = 3
+    entries: int = 120
+    kills: int = 12
+    seed: int = 0
+    kill_gap: tuple[float, float] = (1.0, 4.0)
+    #: Bytes of each entry's original, drawn uniformly (above 5 MiB: a multipart upload).
+    sizes: tuple[int, int] = (64 * 1024, 6 * MiB)
+    #: Seconds Kaltura takes to convert the placeholder (``replace-video`` waits for it).
+    conversion: float = 1.0
+    #: ``leases.ttl``: how long a SIGKILLed worker's entry lock outlives it.
+    lock_ttl: str = "20s"
+    patience: float = 1800.0
+
+
+@dataclass
+class ArchiveChaosResult:
+    seed: int
+    entries: int
+    #: Kills by signal name, while entries were being archived (no more come after).
+    kills: dict[str, int]
+    seconds: float
+    #: Litter a SIGKILL leaves, which nothing reads: upload tokens never used, S3 multipart
+    #: uploads never completed. Reported, not a broken guarantee.
+    litter: dict[str, int]
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def entries_per_minute(self) -> float:
+        return self.entries / self.seconds * 60 if self.seconds else 0.0
+
+    def summary(self) -> str:
+        kills = ", ".join(f"{name} {count}" for name, count in sorted(self.kills.items()))
+        litter = ", ".join(f"{name} {count}" for name, count in sorted(self.litter.items()))
+        return (
+            f"seed={self.seed} entries={self.entries} kills: {kills or 'none'}; "
+            f"{self.entries_per_minute:.1f} entries/min ({self.seconds:.1f} s), "
+            f"litter: {litter}, problems {len(self.problems)}"
+        )
+
+
+class ArchiveWork:
+    """The planner enqueues the work itself; done once every entry carries the placeholder
+    and the archive queue is empty (no message in flight either)."""
+
+    def __init__(self, setup: Setup, ids: list[str]) -> None:
+        self._setup = setup
+        self._ids = set(ids)
+
+    def after_kill(self) -> None:
+        pass
+
+    def done(self) -> bool:
+        state = asyncio.run(kaltura_snapshot(self._setup.state["kaltura_url"]))
+        replaced = {
+            e["id"] for e in state["entries"] if "flavors_deleted" in tag_words(e.get("tags"))
+        }
+        return self._ids <= replaced and drained(self._setup)
+
+
+def run_archive_chaos(
+    stack: StackProcess, tmp: Path, plan: ArchiveChaosPlan, echo: Any = print
+) -> ArchiveChaosResult:
+    """Run the archive fan-out of ``plan`` on ``stack``, which must be the run's alone (the
+    planner archives every old entry its Kaltura stand-in holds); the result lists every
+    broken guarantee in ``problems``."""
+    rng = random.Random(plan.seed)
+    echo(f"archive chaos: seed={plan.seed} (replay with --seed {plan.seed})")
+    state = stack.state
+    setup = Setup(stack, tmp, max_receive_count=MAX_RECEIVE_COUNT)
+    contents = {
+        f"0_{setup.tag}{n:03d}": rng.randbytes(rng.randint(*plan.sizes))
+        for n in range(plan.entries)
+    }
+    asyncio.run(seed_entries(state["kaltura_url"], [entry(i, c) for i, c in contents.items()]))
+    asyncio.run(kaltura_settings(state["kaltura_url"], conversionDelay=plan.conversion))
+    bucket = state["archive_bucket"]
+    s3 = sync_s3(state)
+    # Every write of a copy is kept: a second s3copy of an entry is a second version.
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    config = setup.config(
+        queues={"archive": setup.work_url, "archive-dlq": setup.dead_url},
+        # STANDARD: the copies are read back below (moto keeps GLACIER objects unreadable).
+        archive={"storageClass": "STANDARD", "partSize": "5MiB", "readyPoll": 0.1},
+        leases={"ttl": plan.lock_ttl},
+    )
+    doc = yaml.safe_load(config.read_text())
+    doc["workers"] = {
+        "FileTransferer": {"enabled": False},
+        "DracoonGlobalSharer": {"count": 0},
+        # Once a day, as deployed: what a run's kills lose is not planned again in this run.
+        "Archiver": {"enabled": True, "apply": True, "unplayedFor": 1},
+        "ArchiveActions": {
+            "enabled": True,
+            "count": 2,
+            "visibilityTimeout": 10,
+            "waitTimeSeconds": 1,
+        },
+    }
+    config.write_text(yaml.safe_dump(doc))
+    work = ArchiveWork(setup, list(contents))
+    killed = kill_at_random(setup, config, plan, rng, work, echo)
+    problems = killed.problems + verify_archive(setup, contents)
+    problems += queues_left(setup) + crashes(setup.logs())
+    kaltura = asyncio.run(kaltura_snapshot(state["kaltura_url"]))
+    uploads = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    litter = {
+        "unused upload tokens": sum(t["status"] != TOKEN_CLOSED for t in kaltura["uploadTokens"]),
+        "open S3 uploads": len(uploads),
+    }
+    return ArchiveChaosResult(
+        plan.seed,
+        len(contents),
+        killed.kills,
+        killed.seconds,
+        litter,
+        problems,
+    )
+
+
+#: ``KalturaUploadTokenStatus.CLOSED``: the token's file became an entry's content.
+TOKEN_CLOSED = 3
+FLAVOR_DELETED = 3
+
+
+def verify_archive(setup: Setup, contents: dict[str, bytes]) -> list[str]:
+    """Every entry archived exactly once; one line per broken guarantee."""
+    problems: list[str] = []
+    state = setup.state
+    kaltura = asyncio.run(kaltura_snapshot(state["kaltura_url"]))
+    entries = {e["id"]: e for e in kaltura["entries"]}
+    placeholder = DEFAULT_PLACEHOLDER.read_bytes()
+    s3 = sync_s3(state)
+    bucket = state["archive_bucket"]
+    # One listing: moto copies every object's bytes on each ListObjectVersions call (and keeps
+    # them a while), so one call per entry took the dev stack to gigabytes.
+    written: Counter[str] = Counter()
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        written.update(v["Key"] for v in page.get("Versions", []))
+        written.update(f"{m['Key']} (deleted)" for m in page.get("DeleteMarkers", []))
+    for entry_id, content in contents.items():
+        found = entries.get(entry_id)
+        if found is None:
+            problems.append(f"{entry_id}: gone from Kaltura")
+            continue
+        words = tag_words(found.get("tags"))
+        for tag in ("archived_to_s3", "flavors_deleted"):
+            if words.count(tag) != 1:
+                problems.append(f"{entry_id}: tagged {tag} {words.count(tag)} times ({words})")
+        if str(found.get("replacementStatus") or "0") != "0" or found.get("replacingEntryId"):
+            problems.append(f"{entry_id}: a content replacement is left over ({found})")
+        live = [
+            f
+            for f in kaltura["flavors"]
+            if f["entryId"] == entry_id and f["status"] != FLAVOR_DELETED
+        ]
+        originals = [f for f in live if f["isOriginal"]]
+        if len(originals) != 1 or originals[0]["sizeInBytes"] != len(placeholder):
+            problems.append(f"{entry_id}: originals are not the one placeholder: {originals}")
+        if len(live) - len(originals) != 1:
+            problems.append(f"{entry_id}: {len(live) - len(originals)} other flavors, not one")
+        if written[entry_id] != 1 or written[f"{entry_id} (deleted)"]:
+            problems.append(f"{entry_id}: {written[entry_id]} S3 copies written, not one")
+        if written[entry_id]:
+            body = s3.get_object(Bucket=bucket, Key=entry_id)["Body"].read()
+            if hashlib.sha256(body).digest() != hashlib.sha256(content).digest():
+                problems.append(f"{entry_id}: the S3 copy is not the original")
+    # Each use of a token made an entry's content of its file: the placeholder went in once
+    # per entry, not again over one already in place.
+    used = [
+        t
+        for t in kaltura["uploadTokens"]
+        if t["status"] == TOKEN_CLOSED and t["fileName"] == DEFAULT_PLACEHOLDER.name
+    ]
+    if len(used) != len(contents):
+        problems.append(f"the placeholder was put in {len(used)} times for {len(contents)} entries")
+    return problems

@@ -383,7 +383,8 @@ async def test_an_entry_busy_with_another_action_waits_and_dry_runs_take_no_lock
         busy = await archivist.run(S3COPY, "0_busy", apply=True)
         dry = await archivist.run(S3COPY, "0_busy", apply=False)
     assert busy.outcome is Outcome.FAILED
-    assert busy.transient  # handed back to the queue, tried again later
+    assert busy.transient  # handed back to the queue, tried again later:
+    assert busy.retry_after == 30  # once their lock is let go, or has run out (its TTL)
     assert "replace-video is running on another worker" in busy.reason
     assert dry.outcome is Outcome.WOULD_DO
     assert "archived_to_s3" not in tags_of(await world.entry("0_busy"))

@@ -30,6 +30,7 @@ from recstore.devstack.seed import aws_settings_from_state
 from recstore.settings import Settings
 from recstore.workers.archive_actions import ArchiveActions, ReportSink, rules_from
 from recstore.workers.archiver import Archiver
+from recstore.workers.leases import Lease
 from recstore.workers.restorer import Restorer
 from tests.archive_helpers import (
     FAST,
@@ -339,7 +340,8 @@ async def test_bad_messages_and_permanent_failures_go_to_the_dead_letter_queue(e
 
 
 async def test_a_duplicate_delivered_while_the_first_runs_is_not_done_twice(env: Env) -> None:
-    """SQS may deliver a message twice; the entry lock makes the second one stand back."""
+    """SQS may deliver a message twice; the entry lock makes the second one wait (handed back
+    for the lock's TTL), and then it finds the work done."""
     await env.kaltura.seed([entry("0_dupe", video(2 * MiB))])
     async with aiohttp.ClientSession() as admin:  # slow downloads: the two copies overlap
         answer = await admin.post(
@@ -360,16 +362,57 @@ async def test_a_duplicate_delivered_while_the_first_runs_is_not_done_twice(env:
     settings = env.settings()
     pools = [ArchiveActions(settings, report_age=0.2) for _ in range(2)]
 
-    async def both_reported() -> bool:
-        return len(outcome_rows(await env.reports())) >= 2
+    async def all_reported() -> bool:
+        return len(outcome_rows(await env.reports())) >= 3
 
-    await run_until(pools, both_reported, patience=60)
+    await run_until(pools, all_reported, patience=60)
     rows = outcome_rows(await env.reports())
-    assert Counter(r["outcome"] for r in rows) == Counter({"DONE": 1, "SKIPPED": 1}), rows
-    [skipped] = [r for r in rows if r["outcome"] == "SKIPPED"]
-    assert "running on another worker" in skipped["reason"]
+    outcomes = Counter(r["outcome"] for r in rows)
+    assert outcomes == Counter({"DONE": 1, "FAILED": 1, "DONE_BEFORE": 1}), rows
+    [busy] = [r for r in rows if r["outcome"] == "FAILED"]
+    assert "s3copy is running on another worker; tried again in 10 s" in busy["reason"]
     locks = await env.raw_s3.list_objects_v2(Bucket=env.bucket, Prefix="recstore/leases/entries/")
     assert locks.get("KeyCount", 0) == 0  # released: nothing lingers per entry
+
+
+async def test_an_entry_whose_worker_died_holding_its_lock_is_done_once_the_lock_runs_out(
+    env: Env,
+) -> None:
+    """A worker SIGKILLed mid-s3copy leaves its entry lock until the TTL; its message comes
+    back (visibilityTimeout) to a worker that finds the lock held. That worker must not stand
+    back for good: the entry would stay unarchived until the next planned run, a day later
+    (found by the archive chaos run, tests/test_chaos.py)."""
+    await env.kaltura.seed([entry("0_orphan", video(MiB))])
+    settings = env.settings()
+    async with aws_client(settings.aws, "s3") as raw:
+        dead = Lease(
+            S3Store(raw, FAST),
+            env.bucket,
+            f"{settings.leases.prefix}entries/0_orphan.json",
+            S3COPY,
+            settings.leases.ttl,
+            quiet=True,
+        )
+        assert await dead.acquire()  # and then it dies: no renewal, no removal
+    job = {
+        "version": 1,
+        "run": "orphan-test",
+        "action": S3COPY,
+        "entryId": "0_orphan",
+        "apply": True,
+        "report": "log/2026/01/orphan-test/",
+        "then": REPLACE_VIDEO,
+    }
+    await env.sqs.send_message(QueueUrl=env.queue_url, MessageBody=json.dumps(job))
+
+    async def archived() -> bool:
+        state = await env.kaltura.snapshot()
+        [found] = [e for e in state["entries"] if e["id"] == "0_orphan"]
+        return "flavors_deleted" in tags_of(found)
+
+    await run_until([ArchiveActions(settings, report_age=0.2)], archived, patience=45)
+    rows = [(r["action"], r["outcome"]) for r in outcome_rows(await env.reports())]
+    assert rows == [(S3COPY, "FAILED"), (S3COPY, "DONE"), (REPLACE_VIDEO, "DONE")], rows
 
 
 @contextlib.asynccontextmanager

@@ -20,7 +20,7 @@ import pytest
 from recstore.archive.actions import REPLACE_VIDEO, RESTORE, S3COPY, Outcome
 from recstore.archive.filters import Selection
 from recstore.clients.kaltura import KalturaClient, KalturaError, token_resource, url_resource
-from tests.archive_helpers import MiB, entry, original_bytes, tags_of, video
+from tests.archive_helpers import MiB, entry, kaltura_settings, original_bytes, tags_of, video
 from tests.conftest import until
 from tests.test_archive_actions import PLACEHOLDER, World, world
 from tests.test_kaltura_client import FAST, T0, chunks_of, seed, settings, stand_in
@@ -259,14 +259,6 @@ async def test_vidyo_sync_finds_its_entries_in_the_recycle_bin_and_past_150(env:
     )
     report = await env.cycle(settings, dry_run=True)
     assert report.new == 0
-
-
-async def kaltura_settings(url: str, **values: Any) -> None:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(f"{url}/_devstack/settings", json=values) as answer,
-    ):
-        assert answer.status == 200, await answer.text()
 
 
 async def test_new_content_is_a_replacement_that_restore_and_replace_video_wait_for(

@@ -772,7 +772,7 @@ async def test_the_file_transferers_probe_asks_the_instances_dracoon_account(
     settings = Settings.model_validate(app_config(state, http_port=0))
     async with TransferService(settings) as service:
         assert await service.probe(DEMO_INSTANCE, "dracoon")
-        assert not await service.probe(DEMO_INSTANCE, "s3")  # the bucket is the job's
+        assert not await service.probe(DEMO_INSTANCE, "s3")  # no job yet: no bucket to ask
         down = {"error_rate": 1, "error_status": [401], "path_pattern": "^/api/v4/user/account$"}
         await admin(state, "faults", down)
         try:
@@ -781,3 +781,71 @@ async def test_the_file_transferers_probe_asks_the_instances_dracoon_account(
         finally:
             await admin(state, "faults", {})
         assert await service.probe(DEMO_INSTANCE, "dracoon")
+
+
+async def test_the_file_transferers_probe_heads_the_latest_jobs_source_bucket(
+    devstack: StackProcess,
+) -> None:
+    """Jobs of an instance failed on S3: the probe asks S3 about the bucket they read, so
+    health recovers once S3 answers, not only with the next job's success."""
+    from recstore.devstack.appconfig import DEMO_INSTANCE, app_config
+    from recstore.settings import Settings
+    from recstore.transfer.job import parse_job
+    from recstore.workers.file_transferer import TransferService
+    from tests.conftest import set_faults
+    from tests.transfer_helpers import job
+
+    proxy = devstack.state["s3_proxy_url"]
+    settings = Settings.model_validate(app_config(devstack.through_s3_proxy(), http_port=0))
+    transfer = parse_job(json.dumps(job(DEMO_INSTANCE, ["probe/talk.mp4"])))
+    async with TransferService(settings) as service:
+        await set_faults(proxy, {"error_rate": 1, "error_status": 403})  # S3 refuses us
+        try:
+            with pytest.raises(RemoteError):
+                await service.run_job(transfer)
+            with pytest.raises(RemoteError):
+                await service.probe(DEMO_INSTANCE, "s3")
+        finally:
+            await set_faults(proxy, {})
+        assert await service.probe(DEMO_INSTANCE, "s3")
+
+
+async def test_the_file_transferers_probe_asks_the_configurator_afresh(
+    devstack: StackProcess,
+) -> None:
+    """The configurator's answers are cached: the probe fetches the instance again, so a
+    configurator that is down is not taken for up, and one that is back is seen at once."""
+    import aiohttp
+
+    from recstore.devstack.appconfig import (
+        ANY_TYPE_DEMO_TARGET,
+        DEMO_INSTANCE,
+        app_config,
+        instance_document,
+    )
+    from recstore.settings import Settings
+    from recstore.workers.file_transferer import TransferService
+    from tests.conftest import set_faults
+
+    state = devstack.state
+    configurator = state["configurator_url"]
+    domain = f"probe-{next(_names)}-{id(devstack)}.example.org"
+    document = {"instances": {domain: instance_document(state, [ANY_TYPE_DEMO_TARGET])}}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{configurator}/_devstack/seed", json=document) as answer,
+    ):
+        assert answer.status == 200, await answer.text()
+    doc = app_config(state, http_port=0)
+    doc["configurator"]["cacheTtl"] = "1h"
+    async with TransferService(Settings.model_validate(doc)) as service:
+        assert service.resolver is not None
+        await service.resolver.resolve(domain)  # in the cache now
+        await set_faults(configurator, {"error_rate": 1, "error_status": 403})
+        try:
+            with pytest.raises(RemoteError):
+                await service.probe(domain, "configurator")
+        finally:
+            await set_faults(configurator, {})
+        assert await service.probe(domain, "configurator")
+        assert not await service.probe(DEMO_INSTANCE, "configurator")  # configured locally

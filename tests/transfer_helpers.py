@@ -152,10 +152,22 @@ class Setup:
         return asyncio.run(go())
 
     def dead_letters(self) -> list[dict[str, str]]:
+        return self.received(dead=True, limit=10)
+
+    def received(self, dead: bool = False, limit: int | None = None) -> list[dict[str, str]]:
+        """The messages waiting in the work (or dead-letter) queue, each with its attributes,
+        up to ``limit``; hidden for 30 s once read."""
+
         async def go() -> list[dict[str, str]]:
+            found: list[dict[str, str]] = []
             async with aws_client(aws_settings_from_state(self.state), "sqs") as sqs:
-                messages = await SqsQueue(sqs, self.dead_url).receive(10, 1, 30)
-                return [dict(m.attributes, body=m.body) for m in messages]
+                queue = SqsQueue(sqs, self.dead_url if dead else self.work_url)
+                while limit is None or len(found) < limit:
+                    messages = await queue.receive(10, 1, 30)
+                    if not messages:
+                        break
+                    found += [dict(m.attributes, body=m.body) for m in messages]
+            return found
 
         return asyncio.run(go())
 

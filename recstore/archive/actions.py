@@ -126,6 +126,9 @@ class ActionResult:
     seconds: float = 0.0
     #: For FAILED: whether the same action may succeed later (a remote was down, a timeout).
     transient: bool = False
+    #: For a transient FAILED: seconds after which trying again is worth it, when known (the
+    #: entry is held by another worker whose lock lasts that long at most).
+    retry_after: float | None = None
 
     def row(self) -> dict[str, Any]:
         return {
@@ -277,6 +280,7 @@ class _Verdict:
     reason: str
     bytes: int = 0
     transient: bool = False
+    retry_after: float | None = None
 
 
 def _size_text(flavor: Flavor) -> str:
@@ -313,10 +317,20 @@ def _would(reason: str) -> _Verdict:
     return _Verdict(Outcome.WOULD_DO, f"dry run: would {reason}")
 
 
-def _busy(action: str, other: str) -> _Verdict:
-    if other == action:
-        return _skip(f"{action} is running on another worker, which reports it")
-    return _fail(f"busy: {other} is running on another worker", transient=True)
+def _busy(other: str, retry_after: float) -> _Verdict:
+    """The entry is held by another worker: try again once its lock is let go or runs out.
+
+    Even when the other worker does the same action: the lock may be a dead worker's (killed
+    mid-action, its message back in the queue before its lock expired), and a duplicate that
+    stood back for good would leave the entry undone until the next planned run (a day).
+    Tried again after the lock's TTL, it finds the entry free, or done (DONE_BEFORE).
+    """
+    return _Verdict(
+        Outcome.FAILED,
+        f"busy: {other} is running on another worker; tried again in {retry_after:g} s",
+        transient=True,
+        retry_after=retry_after,
+    )
 
 
 class _Failed(RecstoreError):
@@ -332,7 +346,11 @@ class EntryGuard(Protocol):
     (:class:`recstore.workers.leases.EntryLocks`).
 
     ``hold`` yields None while the entry is ours, or the action someone else is doing on it.
+    ``ttl``: seconds after which a lock of a worker that died holding it has run out.
     """
+
+    @property
+    def ttl(self) -> float: ...
 
     def hold(self, entry_id: str, action: str) -> AbstractAsyncContextManager[str | None]: ...
 
@@ -340,10 +358,10 @@ class EntryGuard(Protocol):
 class Archivist:
     """Runs the four actions on single entries; see the module docstring for the rules.
 
-    With a ``guard``, an applied action first takes the entry: a duplicate of an action that
-    is running elsewhere is SKIPPED (that run carries it), and an entry busy with another
-    action is a transient failure, tried again later. Dry runs change nothing and take
-    nothing.
+    With a ``guard``, an applied action first takes the entry: an entry held by another
+    worker (whatever it does there, the same action too: that worker may have died holding
+    it) is a transient failure, tried again once that lock is let go or has run out
+    (``retry_after``). Dry runs change nothing and take nothing.
     """
 
     def __init__(
@@ -380,7 +398,7 @@ class Archivist:
                     verdict = (
                         await self._decide(action, entry_id, apply)
                         if other is None
-                        else _busy(action, other)
+                        else _busy(other, self._guard.ttl)
                     )
             else:
                 verdict = await self._decide(action, entry_id, apply)
@@ -402,6 +420,7 @@ class Archivist:
             bytes=verdict.bytes,
             seconds=round(self._clock() - started, 3),
             transient=verdict.transient,
+            retry_after=verdict.retry_after,
         )
 
     async def _decide(self, action: str, entry_id: str, apply: bool) -> _Verdict:

@@ -59,9 +59,11 @@ class ConfiguratorClient:
         self._policy = policy
         self._cache: dict[str, tuple[float, InstanceSettings]] = {}
 
-    async def instance(self, domain: str) -> InstanceSettings:
+    async def instance(self, domain: str, *, fresh: bool = False) -> InstanceSettings:
+        """The domain's settings, from the cache unless ``fresh`` (a health probe asks the
+        service itself)."""
         cached = self._cache.get(domain)
-        if cached is not None and time.monotonic() - cached[0] < self._ttl:
+        if not fresh and cached is not None and time.monotonic() - cached[0] < self._ttl:
             return cached[1]
         settings = await call_with_retry(
             lambda: self._fetch(domain), remote=REMOTE, policy=self._policy

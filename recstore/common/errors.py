@@ -119,7 +119,15 @@ class UnknownInstance(RemoteError):
 
 
 class JobError(RecstoreError):
-    """A job failed; a plain JobError is worth another attempt later."""
+    """A job failed; a plain JobError is worth another attempt later.
+
+    ``retry_after`` (seconds) is when the job knows it is worth trying again (an entry lock
+    of another worker runs out by then), instead of the queue's growing retry delay.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class PermanentJobError(JobError):

@@ -16,6 +16,7 @@ asks (:func:`~recstore.transfer.rooms.merged`), so the list keeps every one of t
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Protocol
 
@@ -34,8 +35,9 @@ class InstanceConfigurationError(PermanentJobError):
 
 
 class InstanceSource(Protocol):
-    async def instance(self, domain: str) -> InstanceSettings:
-        """The domain's settings; UnknownInstance is the one failure that is final."""
+    async def instance(self, domain: str, *, fresh: bool = False) -> InstanceSettings:
+        """The domain's settings (asked again, not cached, when ``fresh``); UnknownInstance
+        is the one failure that is final."""
         ...
 
 
@@ -45,6 +47,16 @@ class InstanceResolver:
     ) -> None:
         self._configured = {domain.lower(): value for domain, value in configured.items()}
         self._configurator = configurator
+
+    async def configurator_answers(self, domain: str) -> bool:
+        """Whether the configurator answers for ``domain`` now (a fresh fetch, not the cache;
+        "no such instance" is an answer too); False when the domain is configured locally or
+        there is no configurator. Raises what the fetch raised while it does not answer."""
+        if domain.lower() in self._configured or self._configurator is None:
+            return False
+        with contextlib.suppress(UnknownInstance):  # an answer: the service is up
+            await self._configurator.instance(domain, fresh=True)
+        return True
 
     async def resolve(self, domain: str) -> InstanceSettings:
         """The instance's settings; PermanentJobError when nobody knows the domain."""

@@ -7,8 +7,9 @@ same heartbeat, hand-back, retry and dead-letter rules as transfers), the messag
 
 * malformed → dead-letter queue at once;
 * the action's outcome is written to the run's report (see :class:`ReportSink`) and logged;
-* FAILED and transient (a remote down, a timeout) → handed back, tried again later, and after
-  the queue's ``maxReceiveCount`` moved to the dead-letter queue by SQS; FAILED and permanent
+* FAILED and transient (a remote down, a timeout) → handed back, tried again later (an entry
+  held by another worker: after the entry lock's TTL), and after the queue's
+  ``maxReceiveCount`` moved to the dead-letter queue by SQS; FAILED and permanent
   → dead-letter queue with the reason;
 * DONE (or DONE_BEFORE) of an ``s3copy`` planned with ``then`` → the ``replace-video`` message
   for the same entry is enqueued before this one is deleted.
@@ -16,7 +17,9 @@ same heartbeat, hand-back, retry and dead-letter rules as transfers), the messag
 Every action checks the entry's state first, so a redelivered message is DONE_BEFORE, not a
 second change; and an applied action holds the entry's lock
 (:class:`~recstore.workers.leases.EntryLocks`), so a duplicate delivered while the first is
-still running is SKIPPED rather than done twice.
+still running is not done beside it: it is handed back until the lock is let go or has run out
+(the lock's TTL), and then found done. The lock may be a dead worker's (SIGKILL mid-action), so
+the duplicate never simply stands back.
 """
 
 from __future__ import annotations
@@ -240,7 +243,7 @@ class ArchiveActions:
                 )
                 if result.outcome is Outcome.FAILED:
                     if result.transient:
-                        raise JobError(result.reason)
+                        raise JobError(result.reason, retry_after=result.retry_after)
                     raise PermanentJobError(result.reason)
                 follow = job.follow_up()
                 if (

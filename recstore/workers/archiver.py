@@ -137,7 +137,11 @@ class ArchivePlanner:
                     planned=",".join(f"{k}:{v}" for k, v in summary.planned.items()),
                 )
 
-            self.periodic = PeriodicWorker(self.name, self.interval, run_once, lease, self.clock)
+            # Planning again is harmless (each action checks the entry first), and a run
+            # killed mid-way would otherwise leave its remaining entries to the next period.
+            self.periodic = PeriodicWorker(
+                self.name, self.interval, run_once, lease, self.clock, redo_unfinished=True
+            )
             self.periodic.health = self.health
             await self.periodic.run(stop)
 

@@ -71,6 +71,9 @@ class TransferService:
         self._running: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
+        #: The source bucket of each instance's latest job that passed the source checks:
+        #: what the S3 probe asks about.
+        self._sources_of: dict[str, str] = {}
 
     async def __aenter__(self) -> TransferService:
         try:
@@ -104,9 +107,20 @@ class TransferService:
     async def probe(self, domain: str, remote: str) -> bool:
         """Whether ``remote`` answers again for instance ``domain``; False when a probe cannot
         tell. DRACOON: the instance's account reads its own user record (a login and one
-        call). The configurator's answers are cached, and the S3 bucket is the job's, so
-        those recover with the next job's success or the lapse."""
-        if remote != DRACOON or self.resolver is None or self.accounts is None:
+        call). S3: a HEAD of the source bucket of the instance's latest job (one the
+        configuration allows: it was checked before). The configurator: a fresh fetch of the
+        instance (not the cache). Raises while the remote does not answer."""
+        if self.resolver is None or self.accounts is None:
+            return False
+        if remote == S3:
+            bucket = self._sources_of.get(domain.lower())
+            if bucket is None or self.s3 is None:
+                return False  # no job of it since the start: nothing to ask about
+            await self.s3.head_bucket(bucket)
+            return True
+        if remote == CONFIGURATOR:
+            return await self.resolver.configurator_answers(domain)
+        if remote != DRACOON:
             return False
         instance = await self.resolver.resolve(domain)
         account = self.accounts.account_for(instance.recordings.dracoon)
@@ -128,6 +142,7 @@ class TransferService:
         self.sources.check(job.bucket, job.keys)
         instance = await self.resolver.resolve(domain)
         self.sources.check(job.bucket, job.keys, instance.recordings.source_buckets)
+        self._sources_of[domain.lower()] = job.bucket
         if self.served is not None:  # its account gets the DracoonGlobalSharer's runs too
             await self.served.add(domain)
         dracoon = instance.recordings.dracoon

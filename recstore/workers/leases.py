@@ -173,7 +173,8 @@ class EntryLocks:
         self._store = store
         self._bucket = bucket
         self._prefix = prefix
-        self._ttl = ttl
+        #: A lock of a worker that died holding it runs out after this many seconds.
+        self.ttl = ttl
         self._local: dict[str, str] = {}
 
     @asynccontextmanager
@@ -192,7 +193,7 @@ class EntryLocks:
                 self._bucket,
                 f"{self._prefix}entries/{entry_id}.json",
                 action,
-                self._ttl,
+                self.ttl,
                 quiet=True,
             )
             if not await lease.acquire():

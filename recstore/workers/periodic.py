@@ -5,6 +5,12 @@ The DracoonGlobalSharer, VidyoSync, Archiver and Restorer are this worker around
 so that across replicas the job runs once per period and only where the lease is held. A holder
 that loses its lease mid-run cancels the run at once: another replica now owns the job.
 
+A run counts for its period from its start, so a holder killed mid-run is not followed by a
+second run in the same period (the sharer's job must not be done twice). A job that is safe to
+do again asks for ``redo_unfinished``: its run counts once it ended, so the replica that takes
+over from a killed holder does the period's run at once (the Archiver's plan: otherwise the
+entries the killed run had not enqueued yet would wait for the next period, a day).
+
 A run that fails with a :class:`~recstore.common.errors.RecstoreError` (a remote down, a bad answer)
 marks the worker unhealthy until a later run succeeds; anything else is a bug and crashes the
 worker, which the supervisor restarts.
@@ -51,8 +57,14 @@ class PeriodicWorker:
         lease: Lease | None = None,
         clock: Callable[[], float] = time.time,
         retry_after_error: float = 30.0,
+        *,
+        redo_unfinished: bool = False,
     ) -> None:
         self.name = name
+        #: A run whose holder died before it ended is done again by the next holder at once
+        #: (the lease records the run only when it ended), instead of the next period: for a
+        #: job that is safe to do twice (a planner), not for one that is not (the sharer).
+        self._redo_unfinished = redo_unfinished
         self.health = WorkerHealth()
         self.interval = interval
         self._job = job
@@ -122,7 +134,8 @@ class PeriodicWorker:
         started = self._clock()
         lease = self._lease
         if lease is not None:
-            lease.last_run_at = started
+            if not self._redo_unfinished:
+                lease.last_run_at = started
             if not await lease.renew():
                 return
         else:
@@ -144,6 +157,10 @@ class PeriodicWorker:
             self._finished("lease_lost")
             self.health.failing("lost the lease during a run; another replica took over")
             return
+        if lease is not None and self._redo_unfinished:
+            lease.last_run_at = started  # ended (well or not): the period's run is done
+            with contextlib.suppress(RecstoreError):  # else the next acquire writes it
+                await lease.renew()
         error = job.exception()
         if isinstance(error, RecstoreError):
             self._finished("failed")

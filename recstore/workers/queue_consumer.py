@@ -14,7 +14,8 @@ Rules, in the order a message meets them:
   with the reason as message attributes, then delete it from the work queue. Nothing else is
   disturbed.
 * Any other failure: hand the message back with a visibility delay that grows with its receive
-  count; the queue's redrive policy moves a message that keeps failing to the dead-letter queue.
+  count (or, for a :class:`~recstore.common.errors.JobError` that says when, its ``retry_after``);
+  the queue's redrive policy moves a message that keeps failing to the dead-letter queue.
 * Cancellation (the grace period ended): hand the message back at once (visibility 0).
 
 Stopping cancels an open long poll at once, so an idle worker returns in milliseconds. SQS
@@ -51,7 +52,7 @@ from typing import Any, Generic, TypeVar
 from recstore.clients.sqs import Message, SqsQueue
 from recstore.common import events, metrics
 from recstore.common.aio import sleep_unless
-from recstore.common.errors import PermanentJobError, RemoteError
+from recstore.common.errors import JobError, PermanentJobError, RemoteError
 from recstore.workers.base import WorkerHealth
 
 log = logging.getLogger(__name__)
@@ -337,6 +338,8 @@ class QueueConsumer(Generic[J]):
             else:  # e.g. its source deleted mid-transfer: the remote answered, about this job
                 self._forget_failure(message.message_id)
             delay = retry_delay(message.receive_count, self._settings)
+            if isinstance(exc, JobError) and exc.retry_after is not None:
+                delay = int(min(max(exc.retry_after, 1), self._settings.retry_delay_max))
             await _shielded(acknowledge(self._queue.change_visibility(message, delay)))
             metrics.JOBS.labels(worker=self.name, outcome="retried").inc()
             events.emit(
@@ -346,7 +349,8 @@ class QueueConsumer(Generic[J]):
                 delay,
                 message.receive_count,
                 exc,
-                exc_info=not isinstance(exc, RemoteError),
+                # A traceback for a bug only: a RemoteError or a JobError says what went wrong.
+                exc_info=not isinstance(exc, RemoteError | JobError),
             )
         else:
             self._failed_on_remote.pop(message.message_id, None)
