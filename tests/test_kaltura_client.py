@@ -16,6 +16,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from recstore.clients.kaltura import Call, KalturaClient, KalturaError, token_resource
+from recstore.common.errors import NotFound, Throttled, Unauthorised
 from recstore.common.retry import RetryPolicy
 from recstore.devstack.kaltura import KalturaStandIn
 from recstore.settings import KalturaSettings
@@ -146,6 +147,42 @@ async def test_errors_are_typed_and_the_secret_stays_out(stand_in: dict[str, Any
             await wrong.count({"objectType": "KalturaMediaEntryFilter"})
         assert refused.value.code == "INVALID_KS"
         assert "not-the-secret" not in str(refused.value)
+
+
+async def test_each_answer_is_raised_as_its_kind(stand_in: dict[str, Any]) -> None:
+    """The caller tells a missing object, a refused session and throttling apart by class."""
+    async with aiohttp.ClientSession() as session:
+        client = KalturaClient(settings(stand_in), session, FAST)
+        for missing in (
+            client.get_entry("0_nothing"),
+            client.flavor_url("0_no_flavor"),
+            client.upload_token("0_no_token"),
+        ):
+            with pytest.raises(NotFound) as caught:
+                await missing
+            assert isinstance(caught.value, KalturaError)
+            assert not caught.value.transient
+        [_, failed] = await client.multirequest(
+            [Call("media", "count"), Call("media", "get", {"entryId": "0_nothing"})]
+        )
+        assert isinstance(failed, NotFound)  # in a multirequest, each failed element its kind
+        wrong = KalturaClient(
+            settings(stand_in).model_copy(update={"admin_secret": SecretStr("not-the-secret")}),
+            session,
+            FAST,
+        )
+        with pytest.raises(Unauthorised) as refused:
+            await wrong.count({"objectType": "KalturaMediaEntryFilter"})
+        assert isinstance(refused.value, KalturaError)
+        assert refused.value.code == "INVALID_KS"
+        await fault(stand_in, error_rate=1, error_status=429, retry_after=0, path_pattern="media")
+        try:
+            with pytest.raises(Throttled) as throttled:
+                await client.count({"objectType": "KalturaMediaEntryFilter"})
+        finally:
+            await fault(stand_in)
+        assert throttled.value.status == 429
+        assert throttled.value.transient
 
 
 async def test_flavors_tags_and_download_urls(stand_in: dict[str, Any]) -> None:

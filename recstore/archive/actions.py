@@ -68,7 +68,7 @@ from recstore.clients.kaltura import token_resource, url_resource
 from recstore.clients.s3 import ObjectInfo, UploadResult, composite_checksum, part_digest
 from recstore.common import metrics
 from recstore.common.aio import ordered_map
-from recstore.common.errors import RecstoreError, RemoteError
+from recstore.common.errors import NotFound, RecstoreError, RemoteError
 
 log = logging.getLogger(__name__)
 
@@ -427,10 +427,8 @@ class Archivist:
         """The entry now, or None when Kaltura no longer has it."""
         try:
             entry = await self.kaltura.get_entry(entry_id)
-        except RemoteError as exc:
-            if exc.code == "ENTRY_ID_NOT_FOUND":
-                return None
-            raise
+        except NotFound:
+            return None
         flavors = [Flavor.from_api(f) for f in await self.kaltura.flavors(entry_id)]
         s3 = await self.store.find(self.rules.bucket, entry_id)
         return Facts(entry, tuple(flavors), s3)
@@ -665,9 +663,7 @@ class Archivist:
         if replacing is not None:
             try:
                 temp = await self.kaltura.get_entry(str(replacing))
-            except RemoteError as exc:
-                if exc.code != "ENTRY_ID_NOT_FOUND":
-                    raise
+            except NotFound:
                 # replaced between the two reads: the temporary entry goes when it is over
                 return _Verdict(Outcome.WAIT, "a content replacement is finishing in Kaltura")
             temp_status = int(temp.get("status", -1))

@@ -5,6 +5,10 @@
 * Requests are JSON with ``format=1``; Kaltura reports errors as ``KalturaAPIException``
   objects with HTTP 200, which become :class:`KalturaError` (permanent unless the code says the
   server failed inside). Transport errors and 5xx are transient and go through the retry helper.
+  The error is also the kind its code means: ``*_NOT_FOUND`` (``ENTRY_ID_NOT_FOUND``,
+  ``FLAVOR_ASSET_ID_NOT_FOUND`` ...) a :class:`~recstore.common.errors.NotFound`, a session
+  refused (:data:`REFUSED_CODES`) an :class:`~recstore.common.errors.Unauthorised`, an HTTP
+  status the kind it says; callers catch the kind, never compare codes.
 * A multirequest answers one result per call; **every** element is checked and a failed one
   comes back as a :class:`KalturaError` in its place, so the caller decides per element.
 * :meth:`KalturaClient.iter_entries` lists every entry matching a filter whatever the count:
@@ -36,7 +40,14 @@ import aiohttp
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from recstore.clients.http import connection_errors
-from recstore.common.errors import RemoteError, transient_status
+from recstore.common.errors import (
+    NotFound,
+    RemoteError,
+    Unauthorised,
+    kind_of_status,
+    remote_error,
+    transient_status,
+)
 from recstore.common.retry import RetryPolicy, call_with_retry
 from recstore.settings import KalturaSettings
 
@@ -44,6 +55,9 @@ REMOTE = "kaltura"
 #: An expired or unreadable session: ``INVALID_KS`` (``ERR_DESC`` EXPIRED, INVALID_STR, ...;
 #: ``api_v3/lib/KalturaErrors.php``: the server has no separate code for expiry).
 SESSION_ERRORS = frozenset({"INVALID_KS"})
+#: Codes of a session the server refuses (no KS, or one without the privilege the service
+#: needs; ``api_v3/lib/KalturaErrors.php``): :class:`Unauthorised`.
+REFUSED_CODES = SESSION_ERRORS | {"MISSING_KS", "SERVICE_FORBIDDEN"}
 #: Codes that say the server failed inside, not the request: worth another try. From
 #: ``kaltura/server``: ``api_v3/lib/KalturaErrors.php`` (``INTERNAL_SERVERL_ERROR``, sic, the
 #: catch-all of ``KalturaFrontController::getExceptionObject``; ``LOCK_TIMED_OUT``) and
@@ -90,6 +104,33 @@ class KalturaError(RemoteError):
     ):
         super().__init__(message, remote=remote, code=code, **kw)
         self.kaltura_args = args or {}
+
+
+def kaltura_error(
+    message: str, *, kind: type[RemoteError] = RemoteError, **fields: Any
+) -> KalturaError:
+    """A :class:`KalturaError` that is also ``kind`` (:class:`NotFound` ...)."""
+    error = remote_error(KalturaError, kind, message, **fields)
+    assert isinstance(error, KalturaError)
+    return error
+
+
+def kind_of_code(code: str) -> type[RemoteError]:
+    """The kind of error a ``KalturaAPIException`` code says, :class:`RemoteError` if none."""
+    if code in REFUSED_CODES:
+        return Unauthorised
+    if code.endswith("_NOT_FOUND"):
+        return NotFound
+    return RemoteError
+
+
+def _http_error(what: str, status: int) -> KalturaError:
+    return kaltura_error(
+        f"{what} answered HTTP {status}",
+        kind=kind_of_status(status),
+        status=status,
+        transient=transient_status(status),
+    )
 
 
 def _unreachable() -> contextlib.AbstractContextManager[None]:
@@ -225,11 +266,7 @@ class KalturaClient:
             with _unreachable():
                 async with self._session.post(url, json=payload, timeout=self._timeout) as answer:
                     if answer.status != 200:
-                        raise KalturaError(
-                            f"kaltura answered HTTP {answer.status}",
-                            status=answer.status,
-                            transient=transient_status(answer.status),
-                        )
+                        raise _http_error("kaltura", answer.status)
                     result = await answer.json(content_type=None)
             # An internal error of the server (not of this request) is retried like a 5xx;
             # a multirequest's own elements are left to the caller.
@@ -404,11 +441,7 @@ class KalturaClient:
             try:
                 async with self._session.get(url, headers=headers, timeout=timeout) as answer:
                     if answer.status not in (200, 206):
-                        raise KalturaError(
-                            f"flavor download answered HTTP {answer.status}",
-                            status=answer.status,
-                            transient=transient_status(answer.status),
-                        )
+                        raise _http_error("flavor download", answer.status)
                     skip = position if answer.status == 200 else 0
                     async for data in answer.content.iter_chunked(READ_SIZE):
                         if skip:
@@ -558,11 +591,7 @@ class KalturaClient:
         with _unreachable():
             async with self._session.post(url, data=form, timeout=self._timeout) as answer:
                 if answer.status != 200:
-                    raise KalturaError(
-                        f"uploadToken.upload answered HTTP {answer.status}",
-                        status=answer.status,
-                        transient=transient_status(answer.status),
-                    )
+                    raise _http_error("uploadToken.upload", answer.status)
                 result = await answer.json(content_type=None)
         _raise_if_error(result, "uploadToken.upload")
 
@@ -690,8 +719,9 @@ def _raise_if_error(result: Any, what: str) -> None:
     if code is None:
         return
     assert isinstance(result, dict)
-    raise KalturaError(
+    raise kaltura_error(
         f"{what} failed: {code}: {result.get('message', '')}",
+        kind=kind_of_code(code),
         code=code,
         args=result.get("args"),
         transient=code in TRANSIENT_CODES,
