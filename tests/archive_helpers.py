@@ -101,8 +101,8 @@ def entry(entry_id: str, content: bytes, **fields: Any) -> dict[str, Any]:
 async def original_bytes(client: KalturaClient, entry_id: str) -> bytes:
     """The entry's original flavor as Kaltura serves it now."""
     flavors = await client.flavors(entry_id)
-    [original] = [f for f in flavors if f.get("isOriginal") in (True, "1", "true")]
-    url = await client.flavor_url(original["id"])
+    [original] = [f for f in flavors if f.is_original]
+    url = await client.flavor_url(original.id)
     return b"".join([piece async for piece in client.download(url, MiB)])
 
 

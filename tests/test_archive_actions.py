@@ -347,13 +347,13 @@ async def _replace_content(client: KalturaClient, entry_id: str, data: bytes) ->
         yield data
 
     token = await client.add_upload_token("edit.mp4", len(data))
-    await client.upload(str(token["id"]), once())
-    await client.update_content(entry_id, token_resource(str(token["id"])))
+    await client.upload(token.id, once())
+    await client.update_content(entry_id, token_resource(token.id))
     for _ in range(200):
         # a replacement: over when the entry names no replacing entry any more
         replaced = not (await client.get_entry(entry_id)).get("replacingEntryId")
         flavors = await client.flavors(entry_id)
-        if replaced and flavors and all(f["status"] == 2 for f in flavors):
+        if replaced and flavors and all(f.status == 2 for f in flavors):
             return
         import asyncio
 

@@ -197,7 +197,7 @@ async def test_flavors_tags_and_download_urls(stand_in: dict[str, Any]) -> None:
     async with aiohttp.ClientSession() as session:
         client = KalturaClient(settings(stand_in), session, FAST)
         [flavor] = await client.flavors("0_v")
-        url = await client.flavor_url(flavor["id"])
+        url = await client.flavor_url(flavor.id)
         async with session.get(url) as answer:
             assert len(await answer.read()) == 4096
         updated = await client.update_tags("0_v", ["a", "b", "archived_to_s3"])
@@ -224,7 +224,7 @@ async def wait_ready(client: KalturaClient, entry_id: str) -> None:
         entry = await client.get_entry(entry_id)
         flavors = await client.flavors(entry_id)
         replaced = not entry.get("replacingEntryId")
-        ready = str(entry["status"]) == "2" and flavors and all(f["status"] == 2 for f in flavors)
+        ready = str(entry["status"]) == "2" and flavors and all(f.status == 2 for f in flavors)
         if ready and replaced:
             return
         await asyncio.sleep(0.05)
@@ -240,26 +240,26 @@ async def test_entry_from_a_chunked_upload_that_resumes(stand_in: dict[str, Any]
         token = await client.add_upload_token("video.mp4", len(data))
         # the second and third upload calls break: each resumes where the server stands
         await fault(stand_in, error_rate=1, error_status=503, path_pattern="uploadtoken", count=2)
-        done = await client.upload(token["id"], chunks_of(data, 250_000))
-        assert done["uploadedFileSize"] == len(data)
-        await client.add_content(entry["id"], token_resource(token["id"]))
+        done = await client.upload(token.id, chunks_of(data, 250_000))
+        assert done.uploaded_file_size == len(data)
+        await client.add_content(entry["id"], token_resource(token.id))
         await wait_ready(client, entry["id"])
-        [original] = [f for f in await client.flavors(entry["id"]) if f["isOriginal"]]
-        async with session.get(await client.flavor_url(original["id"])) as answer:
+        [original] = [f for f in await client.flavors(entry["id"]) if f.is_original]
+        async with session.get(await client.flavor_url(original.id)) as answer:
             assert await answer.read() == data
 
         # replace the content through a URL, a new thumbnail, flavors deleted, fields updated
         other = b"replacement" * 1000
         token2 = await client.add_upload_token("other.mp4", len(other))
-        await client.upload(token2["id"], chunks_of(other, 4096))
-        await client.update_content(entry["id"], token_resource(token2["id"]))
+        await client.upload(token2.id, chunks_of(other, 4096))
+        await client.update_content(entry["id"], token_resource(token2.id))
         await wait_ready(client, entry["id"])
         await client.update_thumbnail(entry["id"], 1.5)
         for flavor in await client.flavors(entry["id"]):
-            if not flavor["isOriginal"]:
-                await client.delete_flavor(flavor["id"])
+            if not flavor.is_original:
+                await client.delete_flavor(flavor.id)
         [left] = await client.flavors(entry["id"])
-        async with session.get(await client.flavor_url(left["id"])) as answer:
+        async with session.get(await client.flavor_url(left.id)) as answer:
             assert await answer.read() == other
         renamed = await client.update_media(entry["id"], {"name": "renamed"})
         assert renamed["name"] == "renamed"
@@ -268,9 +268,9 @@ async def test_entry_from_a_chunked_upload_that_resumes(stand_in: dict[str, Any]
         # fileSize only with autoFinalize), the client's own check after uploadToken.get does not
         short = await client.add_upload_token("short.mp4", 10)
         with pytest.raises(KalturaError) as refused:
-            await client.upload(short["id"], chunks_of(b"12345", 2))
+            await client.upload(short.id, chunks_of(b"12345", 2))
         assert refused.value.code == "UPLOAD_INCOMPLETE"
-        assert (await client.upload_token(short["id"]))["status"] == 2  # FULL_UPLOAD, 5 bytes
+        assert (await client.upload_token(short.id)).status == 2  # FULL_UPLOAD, 5 bytes
 
 
 async def test_metadata_profiles_and_metadata(stand_in: dict[str, Any]) -> None:
@@ -286,11 +286,11 @@ async def test_metadata_profiles_and_metadata(stand_in: dict[str, Any]) -> None:
         assert await client.metadata_profiles("sys_one") == []
         profile = await client.add_metadata_profile("One", "sys_one", xsd)
         [found] = await client.metadata_profiles("sys_one")
-        assert found["id"] == profile["id"]
+        assert found.id == profile.id
         added = await client.add_metadata(
-            profile["id"], "0_m", "<metadata><Title>a &amp; b</Title></metadata>"
+            profile.id, "0_m", "<metadata><Title>a &amp; b</Title></metadata>"
         )
-        await client.update_metadata(added["id"], "<metadata><Title>c</Title></metadata>")
-        [stored] = await client.list_metadata(profile["id"], "0_m")
-        assert "<Title>c</Title>" in stored["xml"]
-        assert await client.list_metadata(profile["id"], "0_other") == []
+        await client.update_metadata(added.id, "<metadata><Title>c</Title></metadata>")
+        [stored] = await client.list_metadata(profile.id, "0_m")
+        assert "<Title>c</Title>" in (stored.xml or "")
+        assert await client.list_metadata(profile.id, "0_other") == []

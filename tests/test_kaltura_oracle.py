@@ -124,8 +124,8 @@ async def test_every_field_the_archive_side_sends_exists_on_its_class(
         await client.update_media(entry["id"], {"name": "m", "description": "d"})
         await client.update_tags(entry["id"], ["a"])
         token = await client.add_upload_token("f.mp4", 3)
-        await client.upload(str(token["id"]), chunks_of(b"abc", 2))
-        await client.add_content(entry["id"], token_resource(str(token["id"])))
+        await client.upload(token.id, chunks_of(b"abc", 2))
+        await client.add_content(entry["id"], token_resource(token.id))
         with pytest.raises(Exception, match="RESOURCE_TYPE_NOT_SUPPORTED"):
             await client.update_content(entry["id"], url_resource("https://example.com/x"))
         await client.flavors("0_o")

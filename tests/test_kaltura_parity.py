@@ -80,7 +80,7 @@ async def test_same_entries_flavors_updates_and_multirequests(kaltura: Kaltura) 
     flavor_filter.entryIdEqual = "0_lec2"
     their_flavors = await in_thread(lambda: official.flavorAsset.list(flavor_filter).objects)
     my_flavors = await client.flavors("0_lec2")
-    assert [(f["id"], f["isOriginal"], f["size"], f["status"]) for f in my_flavors] == [
+    assert [(f.id, f.is_original, f.size, f.status) for f in my_flavors] == [
         (f.id, f.isOriginal, f.size, int(value(f.status))) for f in their_flavors
     ]
 

@@ -65,6 +65,7 @@ from recstore.archive.states import (
     without_tags,
 )
 from recstore.clients.kaltura import token_resource, url_resource
+from recstore.clients.kaltura_types import KalturaFlavorAsset, KalturaUploadToken
 from recstore.clients.s3 import ObjectInfo, UploadResult, composite_checksum, part_digest
 from recstore.common import metrics
 from recstore.common.aio import ordered_map
@@ -144,7 +145,7 @@ class KalturaOps(Protocol):
 
     async def get_entry(self, entry_id: str) -> dict[str, Any]: ...
 
-    async def flavors(self, entry_id: str) -> list[dict[str, Any]]: ...
+    async def flavors(self, entry_id: str) -> list[KalturaFlavorAsset]: ...
 
     async def flavor_url(self, flavor_id: str) -> str: ...
 
@@ -154,11 +155,13 @@ class KalturaOps(Protocol):
 
     async def delete_flavor(self, flavor_id: str) -> None: ...
 
-    async def add_upload_token(self, file_name: str, file_size: int | None) -> dict[str, Any]: ...
+    async def add_upload_token(
+        self, file_name: str, file_size: int | None
+    ) -> KalturaUploadToken: ...
 
     async def upload(
         self, token_id: str, chunks: AsyncIterable[bytes], *, start_at: int = 0
-    ) -> dict[str, Any]: ...
+    ) -> KalturaUploadToken: ...
 
     async def update_content(
         self, entry_id: str, resource: Mapping[str, Any]
@@ -620,10 +623,10 @@ class Archivist:
             )
         await self._tag(facts, add=tags.flavors_deleted)
         token = await self.kaltura.add_upload_token(placeholder.path.name, placeholder.size)
-        await self.kaltura.upload(str(token["id"]), placeholder.chunks(self.rules.part_size))
+        await self.kaltura.upload(token.id, placeholder.chunks(self.rules.part_size))
         for flavor in flavors:
             await self.kaltura.delete_flavor(flavor.id)
-        await self.kaltura.update_content(facts.id, token_resource(str(token["id"])))
+        await self.kaltura.update_content(facts.id, token_resource(token.id))
         await self._await_content(facts.id, "the placeholder", self._not_placeholder)
         await self.kaltura.update_thumbnail(facts.id, self.rules.thumbnail_offset)
         return _done(f"{len(flavors)} flavor(s) deleted; the placeholder is in place")
@@ -804,13 +807,13 @@ class Archivist:
 
         name = f"{facts.id}.mp4"
         token = await self.kaltura.add_upload_token(name, s3.size)
-        await self.kaltura.upload(str(token["id"]), pieces())
+        await self.kaltura.upload(token.id, pieces())
         if (
             check
             and composite_checksum(digests).split("-")[0] != str(s3.checksum_sha256).split("-")[0]
         ):
             raise _Failed(_fail("the bytes read from S3 do not match its SHA-256", True))
-        return token_resource(str(token["id"]))
+        return token_resource(token.id)
 
     # -- repair -------------------------------------------------------------------------------
 

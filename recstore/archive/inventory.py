@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from recstore.archive.filters import Selection
 from recstore.archive.states import ArchiveTags, EntryState, Flavor, original_flavor, tag_words
+from recstore.clients.kaltura_types import KalturaFlavorAsset
 from recstore.clients.s3 import ObjectInfo
 from recstore.common.aio import ordered_map
 
@@ -25,7 +26,7 @@ class EntrySource(Protocol):
 
     async def count(self, entry_filter: Mapping[str, Any]) -> int: ...
 
-    async def flavors(self, entry_id: str) -> list[dict[str, Any]]: ...
+    async def flavors(self, entry_id: str) -> list[KalturaFlavorAsset]: ...
 
 
 class ObjectLookup(Protocol):

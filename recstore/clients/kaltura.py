@@ -34,12 +34,20 @@ import time
 import urllib.parse
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from pydantic import ValidationError
 
 from recstore.clients.http import connection_errors
+from recstore.clients.kaltura_types import (
+    KalturaFlavorAsset,
+    KalturaMetadata,
+    KalturaMetadataProfile,
+    KalturaObject,
+    KalturaUploadToken,
+)
 from recstore.common.errors import (
     NotFound,
     RemoteError,
@@ -52,6 +60,7 @@ from recstore.common.retry import RetryPolicy, call_with_retry
 from recstore.settings import KalturaSettings
 
 REMOTE = "kaltura"
+W = TypeVar("W", bound=KalturaObject)
 #: An expired or unreadable session: ``INVALID_KS`` (``ERR_DESC`` EXPIRED, INVALID_STR, ...;
 #: ``api_v3/lib/KalturaErrors.php``: the server has no separate code for expiry).
 SESSION_ERRORS = frozenset({"INVALID_KS"})
@@ -408,15 +417,14 @@ class KalturaClient:
         result: dict[str, Any] = await self.call("media", "get", entryId=entry_id)
         return result
 
-    async def flavors(self, entry_id: str) -> list[dict[str, Any]]:
+    async def flavors(self, entry_id: str) -> list[KalturaFlavorAsset]:
         page = await self.call(
             "flavorAsset",
             "list",
             filter={"objectType": "KalturaFlavorAssetFilter", "entryIdEqual": entry_id},
             pager={"objectType": "KalturaFilterPager", "pageSize": 500, "pageIndex": 1},
         )
-        objects: list[dict[str, Any]] = page.get("objects") or []
-        return objects
+        return [KalturaFlavorAsset.model_validate(o) for o in _objects(page)]
 
     async def flavor_url(self, flavor_id: str) -> str:
         return str(await self.call("flavorAsset", "getUrl", id=flavor_id))
@@ -508,21 +516,23 @@ class KalturaClient:
     async def delete_flavor(self, flavor_id: str) -> None:
         await self.call("flavorAsset", "delete", id=flavor_id)
 
-    async def add_upload_token(self, file_name: str, file_size: int | None) -> dict[str, Any]:
+    async def add_upload_token(self, file_name: str, file_size: int | None) -> KalturaUploadToken:
         """``uploadToken.add``. The server keeps ``fileSize`` but checks nothing against it
         (only with ``autoFinalize``, ``kUploadTokenMgr::handleResume``): :meth:`upload`
         compares it with what the server holds at the end."""
         token: dict[str, Any] = {"objectType": "KalturaUploadToken", "fileName": file_name}
         if file_size is not None:
             token["fileSize"] = file_size
-        return _object(await self.call("uploadToken", "add", uploadToken=token))
+        return _wire(KalturaUploadToken, await self.call("uploadToken", "add", uploadToken=token))
 
-    async def upload_token(self, token_id: str) -> dict[str, Any]:
-        return _object(await self.call("uploadToken", "get", uploadTokenId=token_id))
+    async def upload_token(self, token_id: str) -> KalturaUploadToken:
+        return _wire(
+            KalturaUploadToken, await self.call("uploadToken", "get", uploadTokenId=token_id)
+        )
 
     async def upload(
         self, token_id: str, chunks: AsyncIterable[bytes], *, start_at: int = 0
-    ) -> dict[str, Any]:
+    ) -> KalturaUploadToken:
         """Send ``chunks`` into an upload token, one ``uploadToken.upload`` call each.
 
         Resumable: a chunk whose call fails is resent from what the server reports as
@@ -542,12 +552,10 @@ class KalturaClient:
         token = await self._send_final(token_id, pending or b"", position)
         return token
 
-    async def _send_final(self, token_id: str, data: bytes, position: int) -> dict[str, Any]:
+    async def _send_final(self, token_id: str, data: bytes, position: int) -> KalturaUploadToken:
         end = await self._upload_chunk(token_id, data, position, final=True)
         token = await self.upload_token(token_id)
-        held = _int_or_none(token.get("uploadedFileSize"))
-        announced = _int_or_none(token.get("fileSize"))
-        status = _int_or_none(token.get("status"))
+        held, announced, status = token.uploaded_file_size, token.file_size, token.status
         if held != end or (announced is not None and held != announced) or status != 2:
             raise KalturaError(
                 f"upload token {token_id} holds {held} bytes (status {status}) after {end} were "
@@ -566,7 +574,7 @@ class KalturaClient:
             except KalturaError as exc:
                 if not exc.transient:
                     raise
-                received = int((await self.upload_token(token_id)).get("uploadedFileSize") or 0)
+                received = (await self.upload_token(token_id)).uploaded_file_size or 0
                 if not position <= received <= position + len(data):
                     raise
                 sent = received - position
@@ -595,19 +603,29 @@ class KalturaClient:
                 result = await answer.json(content_type=None)
         _raise_if_error(result, "uploadToken.upload")
 
-    async def metadata_profiles(self, system_name: str) -> list[dict[str, Any]]:
+    async def metadata_profiles(self, system_name: str) -> list[KalturaMetadataProfile]:
         """``metadataProfile.list`` by system name."""
         page = await self.call(
             "metadata_metadataProfile",
             "list",
             filter={"objectType": "KalturaMetadataProfileFilter", "systemNameEqual": system_name},
         )
-        objects: list[dict[str, Any]] = page.get("objects") or []
-        return objects
+        return [KalturaMetadataProfile.model_validate(o) for o in _objects(page)]
+
+    async def metadata_profile(self, profile_id: int) -> KalturaMetadataProfile | None:
+        """The profile of that id, None when there is none (``metadataProfile.list`` by id:
+        an unknown id is an empty list, not an error)."""
+        page = await self.call(
+            "metadata_metadataProfile",
+            "list",
+            filter={"objectType": "KalturaMetadataProfileFilter", "idEqual": profile_id},
+        )
+        found = [KalturaMetadataProfile.model_validate(o) for o in _objects(page)]
+        return found[0] if found else None
 
     async def add_metadata_profile(
         self, name: str, system_name: str, xsd: str, views: str | None = None
-    ) -> dict[str, Any]:
+    ) -> KalturaMetadataProfile:
         """``metadataProfile.add`` for entry metadata (``metadataObjectType`` 1)."""
         profile = {
             "objectType": "KalturaMetadataProfile",
@@ -619,9 +637,11 @@ class KalturaClient:
         params: dict[str, Any] = {"metadataProfile": profile, "xsdData": xsd}
         if views is not None:
             params["viewsData"] = views
-        return _object(await self.call("metadata_metadataProfile", "add", **params))
+        return _wire(
+            KalturaMetadataProfile, await self.call("metadata_metadataProfile", "add", **params)
+        )
 
-    async def list_metadata(self, profile_id: int, object_id: str) -> list[dict[str, Any]]:
+    async def list_metadata(self, profile_id: int, object_id: str) -> list[KalturaMetadata]:
         page = await self.call(
             "metadata_metadata",
             "list",
@@ -631,12 +651,12 @@ class KalturaClient:
                 "objectIdEqual": object_id,
             },
         )
-        objects: list[dict[str, Any]] = page.get("objects") or []
-        return objects
+        return [KalturaMetadata.model_validate(o) for o in _objects(page)]
 
-    async def add_metadata(self, profile_id: int, object_id: str, xml: str) -> dict[str, Any]:
+    async def add_metadata(self, profile_id: int, object_id: str, xml: str) -> KalturaMetadata:
         """``metadata.add`` on an entry (``objectType`` 1); the XML follows the profile's XSD."""
-        return _object(
+        return _wire(
+            KalturaMetadata,
             await self.call(
                 "metadata_metadata",
                 "add",
@@ -644,11 +664,14 @@ class KalturaClient:
                 objectType=1,
                 objectId=object_id,
                 xmlData=xml,
-            )
+            ),
         )
 
-    async def update_metadata(self, metadata_id: int, xml: str) -> dict[str, Any]:
-        return _object(await self.call("metadata_metadata", "update", id=metadata_id, xmlData=xml))
+    async def update_metadata(self, metadata_id: int, xml: str) -> KalturaMetadata:
+        return _wire(
+            KalturaMetadata,
+            await self.call("metadata_metadata", "update", id=metadata_id, xmlData=xml),
+        )
 
 
 def url_resource(url: str) -> dict[str, Any]:
@@ -706,6 +729,24 @@ def _object(result: Any) -> dict[str, Any]:
     if not isinstance(result, dict):
         raise KalturaError(f"kaltura answered {type(result).__name__} where an object was due")
     return result
+
+
+def _objects(page: Any) -> list[Any]:
+    """The ``objects`` of a list response (``KalturaListResponse``)."""
+    objects = _object(page).get("objects") or []
+    if not isinstance(objects, list):
+        raise KalturaError("kaltura answered a list whose objects are no list")
+    return objects
+
+
+def _wire(model: type[W], result: Any) -> W:
+    """``result`` read as ``model``; an answer that does not fit is the server's error."""
+    try:
+        return model.model_validate(_object(result))
+    except ValidationError as exc:
+        raise KalturaError(
+            f"kaltura answered a {model.__name__} that does not fit: {exc}"
+        ) from None
 
 
 def _error_code(result: Any) -> str | None:

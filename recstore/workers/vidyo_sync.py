@@ -34,7 +34,7 @@ import logging
 import re
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -264,25 +264,18 @@ class VidyoSyncService:
                 )
                 return None
         else:
-            found = await self._profile_by_id(wanted)
-        profile_id = int(found[0]["id"]) if found else wanted
+            by_id = await self.kaltura.metadata_profile(wanted)
+            found = [by_id] if by_id is not None else []
+        profile_id = found[0].id if found else wanted
         # Every KalturaMetadataProfile carries its XSD (kaltura/server,
         # plugins/metadata/lib/KalturaMetadataProfile.php, fromObject), list answers included.
         if not found:
             problems = ["Kaltura knows no metadata profile of that id"]
         else:
-            xsd = found[0].get("xsd")
+            xsd = found[0].xsd
             problems = profile_problems(str(xsd)) if xsd else []
         self._tell_profile(profile_id, problems)
         return None if problems else profile_id
-
-    async def _profile_by_id(self, profile_id: int) -> list[dict[str, Any]]:
-        page = await self.kaltura.call(
-            "metadata_metadataProfile",
-            "list",
-            filter={"objectType": "KalturaMetadataProfileFilter", "idEqual": profile_id},
-        )
-        return [dict(o) for o in page.get("objects") or [] if isinstance(o, Mapping)]
 
     def _tell_profile(self, profile_id: int | None, problems: list[str]) -> None:
         """A profile that would refuse recstore's metadata is a configuration error (15002):
@@ -560,7 +553,7 @@ async def existing_profile_problems(kaltura: KalturaClient, system_name: str) ->
     not, or if Kaltura does not show its XSD): seed 000's ``setupMetadata.php`` reused an
     existing profile as it stood, and so does :func:`setup_metadata`."""
     found = await kaltura.metadata_profiles(system_name)
-    xsd = found[0].get("xsd") if found else None
+    xsd = found[0].xsd if found else None
     return profile_problems(str(xsd)) if xsd else []
 
 
@@ -568,9 +561,9 @@ async def setup_metadata(kaltura: KalturaClient, system_name: str) -> tuple[int,
     """The profile's id, creating it from the shipped XSD when missing; ``(id, created)``."""
     found = await kaltura.metadata_profiles(system_name)
     if found:
-        return int(found[0]["id"]), False
+        return found[0].id, False
     profile = await kaltura.add_metadata_profile(PROFILE_NAME, system_name, profile_xsd())
-    return int(profile["id"]), True
+    return profile.id, True
 
 
 _PROFILE_LINE = re.compile(
