@@ -20,6 +20,7 @@ import pytest
 from recstore.archive.actions import REPLACE_VIDEO, RESTORE, S3COPY, Outcome
 from recstore.archive.filters import Selection
 from recstore.clients.kaltura import KalturaClient, KalturaError, token_resource, url_resource
+from recstore.clients.kaltura_types import KalturaMediaEntry, KalturaMetadata
 from tests.archive_helpers import MiB, entry, original_bytes, tags_of, video
 from tests.conftest import until
 from tests.test_archive_actions import PLACEHOLDER, World, world
@@ -33,7 +34,7 @@ NOW = datetime.now(UTC)
 
 
 async def listed(client: KalturaClient, flt: dict[str, Any]) -> list[str]:
-    return sorted([e["id"] async for e in client.iter_entries(flt, page_size=50)])
+    return sorted([e.id async for e in client.iter_entries(flt, page_size=50)])
 
 
 @pytest.fixture
@@ -101,7 +102,7 @@ async def test_internal_errors_of_the_server_are_retried(
             ) as answer,
         ):
             assert answer.status == 200
-        assert (await client.get_entry("0_a"))["id"] == "0_a", code
+        assert (await client.get_entry("0_a")).id == "0_a", code
 
 
 async def test_in_lists_past_150_values_are_split_by_the_client(
@@ -126,7 +127,10 @@ async def test_in_lists_past_150_values_are_split_by_the_client(
     assert len(await listed(client, flt)) == 200
     assert await client.count(flt) == 200
     by_ref = await client.list_all(
-        "media", {"objectType": "KalturaMediaEntryFilter", "referenceIdIn": refs}, page_size=40
+        "media",
+        {"objectType": "KalturaMediaEntryFilter", "referenceIdIn": refs},
+        KalturaMediaEntry,
+        page_size=40,
     )
     assert len(by_ref) == 200
     with pytest.raises(ValueError, match="categoryAncestorIdIn"):
@@ -184,8 +188,8 @@ async def test_listing_survives_short_pages_the_offset_cap_and_entries_leaving_t
     async for row in client.iter_entries(
         {"tagsMultiLikeAnd": "flavors_deleted", "statusIn": "2"}, page_size=3
     ):
-        given.append(row["id"])
-        await client.update_tags(row["id"], ["restored"])
+        given.append(row.id)
+        await client.update_tags(row.id, ["restored"])
     assert sorted(given) == [e["id"] for e in second]
 
     capped = await raw(
@@ -242,7 +246,7 @@ async def test_metadata_list_must_name_its_entries(
     cut = await client.call("metadata_metadata", "list", filter=flt, pager={"pageSize": 500})
     assert cut["totalCount"] == 150
     assert len(await client.list_metadata(profile.id, ids[-1])) == 1
-    assert len(await client.list_all("metadata_metadata", flt)) == 160
+    assert len(await client.list_all("metadata_metadata", flt, KalturaMetadata)) == 160
 
 
 async def test_vidyo_sync_finds_its_entries_in_the_recycle_bin_and_past_150(env: Env) -> None:
@@ -343,7 +347,7 @@ def replaced(client: KalturaClient, entry_id: str) -> Callable[[], Awaitable[boo
     """A check for :func:`until`: the entry names no replacing entry any more."""
 
     async def check() -> bool:
-        return not (await client.get_entry(entry_id)).get("replacingEntryId")
+        return not (await client.get_entry(entry_id)).replacing_entry_id
 
     return check
 
@@ -418,12 +422,12 @@ async def test_a_replacement_keeps_the_entry_and_relinks_its_original(
     token = await client.add_upload_token("new.mp4", len(new))
     await client.upload(token.id, chunks_of(new, 300))
     answer = await client.update_content("0_swap", token_resource(token.id))
-    temp_id = answer["replacingEntryId"]
-    assert (answer["status"], answer["replacementStatus"]) == ("2", "1")
+    temp_id = str(answer.replacing_entry_id)
+    assert (answer.status, answer.replacement_status) == ("2", "1")
     # while the temporary entry converts, the entry and its original are what they were
     [before] = await client.flavors("0_swap")
     assert (before.id, before.size_in_bytes, before.status) == ("0_orig", len(old), 2)
-    assert (await client.get_entry(temp_id))["replacedEntryId"] == "0_swap"
+    assert (await client.get_entry(temp_id)).replaced_entry_id == "0_swap"
     assert temp_id not in await listed(client, {"statusIn": "0,1,2,7"})  # display SYSTEM
     again = await raw(client, "media", "updateContent", entryId="0_swap", resource={})
     assert isinstance(again, KalturaError)
@@ -453,11 +457,11 @@ async def test_a_replacement_whose_import_failed_is_reported_not_waited_for(
     answer = await world.client.update_content(entry_id, url_resource("http://127.0.0.1:9/gone"))
 
     async def import_failed() -> bool:
-        temp = await world.client.get_entry(str(answer["replacingEntryId"]))
-        return str(temp["status"]) == "-2"
+        temp = await world.client.get_entry(str(answer.replacing_entry_id))
+        return str(temp.status) == "-2"
 
     await until(import_failed)
-    assert (await world.entry(entry_id))["replacementStatus"] == "1"
+    assert (await world.entry(entry_id)).replacement_status == "1"
     result = await world.run(REPLACE_VIDEO, entry_id)
     assert result.outcome is Outcome.FAILED, result
     assert "ERROR_IMPORTING" in result.reason

@@ -65,7 +65,7 @@ from recstore.archive.states import (
     without_tags,
 )
 from recstore.clients.kaltura import token_resource, url_resource
-from recstore.clients.kaltura_types import KalturaFlavorAsset, KalturaUploadToken
+from recstore.clients.kaltura_types import KalturaFlavorAsset, KalturaMediaEntry, KalturaUploadToken
 from recstore.clients.s3 import ObjectInfo, UploadResult, composite_checksum, part_digest
 from recstore.common import metrics
 from recstore.common.aio import ordered_map
@@ -143,7 +143,7 @@ class ActionResult:
 class KalturaOps(Protocol):
     """What the actions need of Kaltura (:class:`recstore.clients.kaltura.KalturaClient`)."""
 
-    async def get_entry(self, entry_id: str) -> dict[str, Any]: ...
+    async def get_entry(self, entry_id: str) -> KalturaMediaEntry: ...
 
     async def flavors(self, entry_id: str) -> list[KalturaFlavorAsset]: ...
 
@@ -151,7 +151,7 @@ class KalturaOps(Protocol):
 
     def download(self, url: str, chunk_size: int) -> AsyncIterator[bytes]: ...
 
-    async def update_tags(self, entry_id: str, tags: Sequence[str]) -> dict[str, Any]: ...
+    async def update_tags(self, entry_id: str, tags: Sequence[str]) -> KalturaMediaEntry: ...
 
     async def delete_flavor(self, flavor_id: str) -> None: ...
 
@@ -165,9 +165,9 @@ class KalturaOps(Protocol):
 
     async def update_content(
         self, entry_id: str, resource: Mapping[str, Any]
-    ) -> dict[str, Any]: ...
+    ) -> KalturaMediaEntry: ...
 
-    async def update_thumbnail(self, entry_id: str, offset_seconds: float) -> dict[str, Any]: ...
+    async def update_thumbnail(self, entry_id: str, offset_seconds: float) -> KalturaMediaEntry: ...
 
 
 class ArchiveStore(Protocol):
@@ -257,17 +257,17 @@ class ArchiveRules:
 class Facts:
     """An entry as the actions see it: fresh tags, flavors and S3 copy."""
 
-    entry: Mapping[str, Any]
+    entry: KalturaMediaEntry
     flavors: Sequence[Flavor]
     s3: ObjectInfo | None
 
     @property
     def id(self) -> str:
-        return str(self.entry["id"])
+        return self.entry.id
 
     @property
     def tag_string(self) -> str:
-        return str(self.entry.get("tags") or "")
+        return self.entry.tags or ""
 
     @property
     def original(self) -> Flavor | None:
@@ -648,10 +648,10 @@ class Archivist:
             return "the original's SHA-256 differs from the S3 copy's"
         return None
 
-    async def _replacement_verdict(self, entry: Mapping[str, Any]) -> _Verdict | None:
+    async def _replacement_verdict(self, entry: KalturaMediaEntry) -> _Verdict | None:
         """None when no content replacement is under way; else WAIT (it runs) or FAILED."""
-        status = str(entry.get("replacementStatus") or "0")
-        replacing = entry.get("replacingEntryId") or None
+        status = entry.replacement_status or "0"
+        replacing = entry.replacing_entry_id or None
         if status == "0" and replacing is None:
             return None
         name = REPLACEMENT_STATUS.get(status, status)
@@ -669,7 +669,7 @@ class Archivist:
             except NotFound:
                 # replaced between the two reads: the temporary entry goes when it is over
                 return _Verdict(Outcome.WAIT, "a content replacement is finishing in Kaltura")
-            temp_status = int(temp.get("status", -1))
+            temp_status = _status(temp)
             if temp_status in ENTRY_ERRORS:
                 return _fail(
                     f"the content replacement failed in Kaltura: the replacing entry {replacing}"
@@ -699,7 +699,7 @@ class Archivist:
                 original = original_flavor(
                     [Flavor.from_api(f) for f in await self.kaltura.flavors(entry_id)]
                 )
-                status = int(entry.get("status", -1))
+                status = _status(entry)
                 if status in ENTRY_ERRORS or (
                     original is not None and original.status == FLAVOR_ERROR
                 ):
@@ -883,3 +883,8 @@ class Archivist:
         if fresh is None:
             raise _Failed(_skip("no such entry (deleted?)"))
         return fresh
+
+
+def _status(entry: KalturaMediaEntry) -> int:
+    """The entry's KalturaEntryStatus as a number; -1 when the answer has none."""
+    return int(entry.status) if entry.status is not None else -1

@@ -43,6 +43,7 @@ from pydantic import ValidationError
 from recstore.clients.http import connection_errors
 from recstore.clients.kaltura_types import (
     KalturaFlavorAsset,
+    KalturaMediaEntry,
     KalturaMetadata,
     KalturaMetadataProfile,
     KalturaObject,
@@ -293,7 +294,7 @@ class KalturaClient:
         *,
         service: str = "media",
         page_size: int | None = None,
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[KalturaMediaEntry]:
         """Every entry matching ``entry_filter`` once, past Kaltura's 10,000.
 
         Oldest first within each part of a split ``...In`` list (see :func:`split_in_lists`).
@@ -311,7 +312,7 @@ class KalturaClient:
 
     async def _iter_window(
         self, service: str, base: dict[str, Any], size: int
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[KalturaMediaEntry]:
         base = dict(base)
         window = base.pop("createdAtGreaterThanOrEqual", None)
         boundary: set[str] = set()  # ids already given at the window's first second
@@ -320,8 +321,8 @@ class KalturaClient:
             if window is not None:
                 page_filter["createdAtGreaterThanOrEqual"] = window
             page = await self._list_page(service, page_filter, size, 1)
-            objects: list[dict[str, Any]] = page.get("objects") or []
-            fresh = [entry for entry in objects if entry["id"] not in boundary]
+            objects = [KalturaMediaEntry.model_validate(o) for o in _objects(page)]
+            fresh = [entry for entry in objects if entry.id not in boundary]
             for entry in fresh:
                 yield entry
             if not fresh:
@@ -335,15 +336,15 @@ class KalturaClient:
                     yield entry
                 window, boundary = second + 1, set()
                 continue
-            last = int(objects[-1]["createdAt"])
+            last = objects[-1].created_at
             if window is None or last != int(window):
                 boundary = set()
-            boundary |= {e["id"] for e in objects if int(e["createdAt"]) == last}
+            boundary |= {e.id for e in objects if e.created_at == last}
             window = last
 
     async def _one_second(
         self, service: str, base: dict[str, Any], second: int, size: int, given: set[str]
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[KalturaMediaEntry]:
         """The entries of one ``createdAt`` second not yet given, read whole before yielding.
 
         Offsets within the second shift when an entry leaves the filter (the caller's own
@@ -355,7 +356,7 @@ class KalturaClient:
             "createdAtGreaterThanOrEqual": second,
             "createdAtLessThanOrEqual": second,
         }
-        found: dict[str, dict[str, Any]] = {}
+        found: dict[str, KalturaMediaEntry] = {}
         index = 1
         while True:
             if (index - 1) * size >= MAX_MATCHES:
@@ -365,9 +366,9 @@ class KalturaClient:
                     code="QUERY_EXCEEDED_MAX_MATCHES_ALLOWED",
                 )
             page = await self._list_page(service, second_filter, size, index)
-            objects = page.get("objects") or []
+            objects = [KalturaMediaEntry.model_validate(o) for o in _objects(page)]
             for entry in objects:
-                found.setdefault(entry["id"], entry)
+                found.setdefault(entry.id, entry)
             if not objects or index * size >= _total(page):
                 break
             index += 1
@@ -382,27 +383,28 @@ class KalturaClient:
         return _object(await self.call(service, "list", filter=dict(flt), pager=pager))
 
     async def list_all(
-        self, service: str, flt: Mapping[str, Any], *, page_size: int = 500
-    ) -> list[dict[str, Any]]:
+        self, service: str, flt: Mapping[str, Any], model: type[W], *, page_size: int = 500
+    ) -> list[W]:
         """Every object a short listing matches (a lookup by ids, not a scan of everything).
 
         ``...In`` lists longer than the server keeps are split (:func:`split_in_lists`); each
         part is paged by index until a page is empty or the server's ``totalCount`` is
         reached (a short page alone is no proof of the end), and read whole before it is
-        returned. At most 10,000 objects per part, as the server pages no further.
+        returned, each as ``model``. At most 10,000 objects per part, as the server pages no
+        further.
         """
         found: dict[Any, dict[str, Any]] = {}
         for part in split_in_lists(flt):
             index = 1
             while (index - 1) * page_size < MAX_MATCHES:
                 page = await self._list_page(service, part, page_size, index)
-                objects = page.get("objects") or []
+                objects = _objects(page)
                 for item in objects:
                     found.setdefault(item.get("id"), item)
                 if not objects or index * page_size >= _total(page):
                     break
                 index += 1
-        return list(found.values())
+        return [model.model_validate(item) for item in found.values()]
 
     # -- services used by the archive and sync jobs ------------------------------------------
 
@@ -413,9 +415,8 @@ class KalturaClient:
             total += int(await self.call("media", "count", filter=part))
         return total
 
-    async def get_entry(self, entry_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call("media", "get", entryId=entry_id)
-        return result
+    async def get_entry(self, entry_id: str) -> KalturaMediaEntry:
+        return _wire(KalturaMediaEntry, await self.call("media", "get", entryId=entry_id))
 
     async def flavors(self, entry_id: str) -> list[KalturaFlavorAsset]:
         page = await self.call(
@@ -476,41 +477,51 @@ class KalturaClient:
         if piece:
             yield b"".join(piece)
 
-    async def update_tags(self, entry_id: str, tags: Sequence[str]) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call(
-            "baseEntry",
-            "update",
-            entryId=entry_id,
-            baseEntry={"objectType": "KalturaBaseEntry", "tags": ",".join(tags)},
+    async def update_tags(self, entry_id: str, tags: Sequence[str]) -> KalturaMediaEntry:
+        return _wire(
+            KalturaMediaEntry,
+            await self.call(
+                "baseEntry",
+                "update",
+                entryId=entry_id,
+                baseEntry={"objectType": "KalturaBaseEntry", "tags": ",".join(tags)},
+            ),
         )
-        return result
 
-    async def add_media(self, entry: Mapping[str, Any]) -> dict[str, Any]:
+    async def add_media(self, entry: Mapping[str, Any]) -> KalturaMediaEntry:
         """``media.add``: a new entry (status NO_CONTENT until content is added)."""
         fields = {"objectType": "KalturaMediaEntry", "mediaType": 1, **entry}
-        return _object(await self.call("media", "add", entry=fields))
+        return _wire(KalturaMediaEntry, await self.call("media", "add", entry=fields))
 
-    async def update_media(self, entry_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    async def update_media(self, entry_id: str, fields: Mapping[str, Any]) -> KalturaMediaEntry:
         """``media.update``: a partial update of the named fields."""
         entry = {"objectType": "KalturaMediaEntry", **fields}
-        return _object(await self.call("media", "update", entryId=entry_id, mediaEntry=entry))
+        return _wire(
+            KalturaMediaEntry,
+            await self.call("media", "update", entryId=entry_id, mediaEntry=entry),
+        )
 
-    async def add_content(self, entry_id: str, resource: Mapping[str, Any]) -> dict[str, Any]:
+    async def add_content(self, entry_id: str, resource: Mapping[str, Any]) -> KalturaMediaEntry:
         """``media.addContent`` (only on NO_CONTENT entries); see :func:`url_resource`."""
-        return _object(
-            await self.call("media", "addContent", entryId=entry_id, resource=dict(resource))
+        return _wire(
+            KalturaMediaEntry,
+            await self.call("media", "addContent", entryId=entry_id, resource=dict(resource)),
         )
 
-    async def update_content(self, entry_id: str, resource: Mapping[str, Any]) -> dict[str, Any]:
+    async def update_content(self, entry_id: str, resource: Mapping[str, Any]) -> KalturaMediaEntry:
         """``media.updateContent``: replace an entry's content (its id and embeds stay)."""
-        return _object(
-            await self.call("media", "updateContent", entryId=entry_id, resource=dict(resource))
+        return _wire(
+            KalturaMediaEntry,
+            await self.call("media", "updateContent", entryId=entry_id, resource=dict(resource)),
         )
 
-    async def update_thumbnail(self, entry_id: str, offset_seconds: float) -> dict[str, Any]:
+    async def update_thumbnail(self, entry_id: str, offset_seconds: float) -> KalturaMediaEntry:
         """``media.updateThumbnail``: a new default thumbnail from this moment of the video."""
-        return _object(
-            await self.call("media", "updateThumbnail", entryId=entry_id, timeOffset=offset_seconds)
+        return _wire(
+            KalturaMediaEntry,
+            await self.call(
+                "media", "updateThumbnail", entryId=entry_id, timeOffset=offset_seconds
+            ),
         )
 
     async def delete_flavor(self, flavor_id: str) -> None:

@@ -1,7 +1,8 @@
 """Kaltura's wire objects that recstore reads, as the official client names them.
 
 Modelled on the generated classes of the official Python client (``KalturaClient`` package,
-``Plugins/Core.py``: ``KalturaFlavorAsset`` (its ``KalturaAsset`` fields), ``KalturaUploadToken``;
+``Plugins/Core.py``: ``KalturaMediaEntry`` (its ``KalturaBaseEntry`` and ``KalturaPlayableEntry``
+fields), ``KalturaFlavorAsset`` (its ``KalturaAsset`` fields), ``KalturaUploadToken``;
 ``Plugins/Metadata.py``: ``KalturaMetadataProfile``, ``KalturaMetadata``): only the fields
 recstore reads, under snake_case names (the wire's camelCase are the aliases), and unknown
 fields ignored, as the official client ignores what its version does not know. Values are
@@ -25,6 +26,33 @@ class KalturaObject(BaseModel):
         frozen=True,
         coerce_numbers_to_str=True,
     )
+
+
+class KalturaMediaEntry(KalturaObject):
+    """A media entry (``KalturaMediaEntry``; also what ``baseEntry`` calls answer).
+
+    ``status`` and ``replacementStatus`` are string enums on the wire (``KalturaEntryStatus``:
+    "2" is READY; plugins add values such as ``virusScan.Infected``), so they stay strings.
+    Times are unix seconds.
+    """
+
+    id: str
+    name: str | None = None
+    description: str | None = None
+    tags: str | None = None
+    status: str | None = None
+    reference_id: str | None = None
+    partner_sort_value: int | None = None
+    created_at: int = 0
+    last_played_at: int | None = None
+    plays: int | None = None
+    creator_id: str | None = None
+    user_id: str | None = None
+    categories: str | None = None
+    categories_ids: str | None = None
+    replacement_status: str | None = None
+    replacing_entry_id: str | None = None
+    replaced_entry_id: str | None = None
 
 
 class KalturaFlavorAsset(KalturaObject):

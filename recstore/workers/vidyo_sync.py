@@ -44,6 +44,7 @@ import yaml
 
 from recstore.clients.http import http_session
 from recstore.clients.kaltura import KalturaClient, KalturaError
+from recstore.clients.kaltura_types import KalturaMediaEntry, KalturaMetadata
 from recstore.clients.vidyo import Record, VidyoClient, strip_credentials
 from recstore.common import events, metrics
 from recstore.common.errors import ConfigError, RecstoreError
@@ -372,6 +373,7 @@ class VidyoSyncService:
                 "moderationStatusIn": ALL_MODERATION_STATUSES,
                 "displayInSearchIn": ALL_DISPLAY_IN_SEARCH,
             },
+            KalturaMediaEntry,
             page_size=LOOKUP_PAGE,
         )
         wanted = set(guids)
@@ -384,7 +386,7 @@ class VidyoSyncService:
         no ``...In`` for it; the server drops fields a filter lacks), so each chunk of ids asks
         for its range and :func:`by_sort_value` keeps the exact matches.
         """
-        objects: list[dict[str, Any]] = []
+        objects: list[KalturaMediaEntry] = []
         for part in chunks(sorted({r.id for r in records})):
             objects += await self.kaltura.list_all(
                 "media",
@@ -397,6 +399,7 @@ class VidyoSyncService:
                     "moderationStatusIn": ALL_MODERATION_STATUSES,
                     "displayInSearchIn": ALL_DISPLAY_IN_SEARCH,
                 },
+                KalturaMediaEntry,
                 page_size=LOOKUP_PAGE,
             )
         found = by_sort_value(records, objects)
@@ -428,9 +431,10 @@ class VidyoSyncService:
                 "metadataObjectTypeEqual": 1,
                 "objectIdIn": ",".join(entry_ids),
             },
+            KalturaMetadata,
             page_size=LOOKUP_PAGE,
         )
-        return {str(row.get("objectId")) for row in rows}
+        return {str(row.object_id) for row in rows}
 
     def _tell_plan(self, work: Sequence[Work]) -> None:
         for item in work:
