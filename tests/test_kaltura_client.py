@@ -271,6 +271,31 @@ async def test_entry_from_a_chunked_upload_that_resumes(stand_in: dict[str, Any]
         assert (await client.upload_token(short.id)).status == 2  # FULL_UPLOAD, 5 bytes
 
 
+async def test_a_chunk_that_keeps_failing_is_tried_as_often_as_the_policy_says(
+    stand_in: dict[str, Any],
+) -> None:
+    """One retry loop per chunk, the client's: a server that refuses every upload call gets
+    the policy's attempts, each after asking the token how much arrived, not a resume loop of
+    its own with retried questions inside it."""
+    async with aiohttp.ClientSession() as session:
+        client = KalturaClient(settings(stand_in), session, FAST)
+        token = await client.add_upload_token("video.mp4", 10)
+        async with session.post(f"{stand_in['kaltura_url']}/_devstack/requests"):
+            pass
+        await fault(stand_in, error_rate=1, error_status=503, path_pattern="uploadtoken/action")
+        try:
+            with pytest.raises(KalturaError) as caught:
+                await client.upload(token.id, chunks_of(b"0123456789", 10))
+        finally:
+            await fault(stand_in)
+        async with session.get(f"{stand_in['kaltura_url']}/_devstack/requests") as answer:
+            served: dict[str, int] = await answer.json()
+    assert caught.value.status == 503
+    uploads = sum(n for endpoint, n in served.items() if "uploadtoken/action/upload" in endpoint)
+    probes = sum(n for endpoint, n in served.items() if "uploadToken/action/get" in endpoint)
+    assert (uploads, probes) == (FAST.attempts, FAST.attempts - 1)
+
+
 async def test_metadata_profiles_and_metadata(stand_in: dict[str, Any]) -> None:
     xsd = (
         '<?xml version="1.0"?><xsd:schema xmlns:xsd="http://www.w3.org/2001/XMLSchema">'

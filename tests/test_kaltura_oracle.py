@@ -72,9 +72,11 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
     bodies: list[tuple[str, dict[str, Any]]] = []
     original = KalturaClient._post
 
-    async def recording_post(self: KalturaClient, path: str, body: dict[str, Any], ks: str) -> Any:
+    async def recording_post(
+        self: KalturaClient, path: str, body: dict[str, Any], ks: str, policy: Any
+    ) -> Any:
         bodies.append((path, body))
-        return await original(self, path, body, ks)
+        return await original(self, path, body, ks, policy)
 
     monkeypatch.setattr(KalturaClient, "_post", recording_post)
     return bodies

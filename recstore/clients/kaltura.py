@@ -94,8 +94,11 @@ MAX_MATCHES = 10_000
 #: Renew a session this long before it expires.
 RENEW_MARGIN = 300.0
 ADMIN = 2
-#: How often one upload chunk (or a download) is resumed after a transient failure.
-UPLOAD_RESUMES = 5
+#: How often a download is resumed after a transient failure (an upload chunk is resumed by
+#: the client's retry policy).
+DOWNLOAD_RESUMES = 5
+#: One attempt: for a call that is itself a step of a retried attempt.
+SEND_ONCE = RetryPolicy(attempts=1)
 #: Bytes taken from the socket at a time while downloading.
 READ_SIZE = 1024 * 1024
 
@@ -234,7 +237,13 @@ class KalturaClient:
 
     async def call(self, service: str, action: str, **params: Any) -> Any:
         """One API call; its result, or :class:`KalturaError`."""
-        result = await self._with_session(f"service/{service}/action/{action}", dict(params))
+        return await self._call(service, action, params, self._policy)
+
+    async def _call(
+        self, service: str, action: str, params: Mapping[str, Any], policy: RetryPolicy | None
+    ) -> Any:
+        path = f"service/{service}/action/{action}"
+        result = await self._with_session(path, dict(params), policy)
         _raise_if_error(result, f"{service}.{action}")
         return result
 
@@ -245,7 +254,7 @@ class KalturaClient:
         body: dict[str, Any] = {}
         for index, item in enumerate(calls, start=1):
             body[str(index)] = {"service": item.service, "action": item.action, **item.params}
-        answer = await self._with_session("service/multirequest", body)
+        answer = await self._with_session("service/multirequest", body, self._policy)
         _raise_if_error(answer, "multirequest")
         if not isinstance(answer, list) or len(answer) != len(calls):
             raise KalturaError("multirequest answered a different number of results")
@@ -259,16 +268,23 @@ class KalturaClient:
                 results.append(result)
         return results
 
-    async def _with_session(self, path: str, body: dict[str, Any]) -> Any:
-        """POST with a session, renewing it once when the server says it is no longer valid."""
-        answer = await self._post(path, body, self._session_ks())
+    async def _with_session(
+        self, path: str, body: dict[str, Any], policy: RetryPolicy | None
+    ) -> Any:
+        """POST with a session, renewing it once when the server says it is no longer valid.
+
+        The renewal follows the first call's retries, it does not run inside them: a refused
+        session is an answer, not a failure, so at most two retried calls are made."""
+        answer = await self._post(path, body, self._session_ks(), policy)
         if _error_code(answer) in SESSION_ERRORS or (
             isinstance(answer, list) and any(_error_code(a) in SESSION_ERRORS for a in answer)
         ):
-            answer = await self._post(path, body, self._session_ks(renew=True))
+            answer = await self._post(path, body, self._session_ks(renew=True), policy)
         return answer
 
-    async def _post(self, path: str, body: dict[str, Any], ks: str) -> Any:
+    async def _post(
+        self, path: str, body: dict[str, Any], ks: str, policy: RetryPolicy | None
+    ) -> Any:
         url = f"{self._base.removesuffix('/service')}/{path}?format=1"
         payload = {**body, "ks": ks, "format": 1}
 
@@ -284,7 +300,7 @@ class KalturaClient:
                 _raise_if_error(result, path.removeprefix("service/").replace("/action/", "."))
             return result
 
-        return await call_with_retry(attempt, remote=REMOTE, policy=self._policy)
+        return await call_with_retry(attempt, remote=REMOTE, policy=policy)
 
     # -- listing ---------------------------------------------------------------------------
 
@@ -436,7 +452,7 @@ class KalturaClient:
         Streamed, never held whole: memory is one piece plus what the socket hands over. A
         connection that breaks mid-file is reopened from the byte reached (``Range``; a server
         that ignores ranges is read past what was already given), up to
-        :data:`UPLOAD_RESUMES` times, so a blip costs a reconnect, not the file.
+        :data:`DOWNLOAD_RESUMES` times, so a blip costs a reconnect, not the file.
         """
         if chunk_size <= 0:
             raise ValueError("chunk_size must be positive")
@@ -470,7 +486,7 @@ class KalturaClient:
                 break
             except (aiohttp.ClientError, TimeoutError) as exc:
                 breaks += 1
-                if breaks > UPLOAD_RESUMES:
+                if breaks > DOWNLOAD_RESUMES:
                     raise KalturaError(
                         f"flavor download kept breaking: {type(exc).__name__}", transient=True
                     ) from exc
@@ -576,20 +592,37 @@ class KalturaClient:
         return token
 
     async def _upload_chunk(self, token_id: str, data: bytes, position: int, *, final: bool) -> int:
-        """Upload ``data`` at ``position``; the position after it. Resumes a broken attempt."""
+        """Upload ``data`` at ``position``; the position after it. Resumes a broken attempt.
+
+        One retry loop (the client's policy) around each attempt: an attempt after a broken
+        one first asks the token how much arrived and sends only the rest. That question is
+        a step of the attempt, sent once, so no retry loop runs inside the retry loop.
+        """
         sent = 0
-        for _ in range(UPLOAD_RESUMES + 1):
+        broken = False
+
+        async def attempt() -> None:
+            nonlocal sent, broken
+            if broken:
+                answer = await self._call(
+                    "uploadToken", "get", {"uploadTokenId": token_id}, SEND_ONCE
+                )
+                received = _wire(KalturaUploadToken, answer).uploaded_file_size or 0
+                if not position <= received <= position + len(data):
+                    raise KalturaError(
+                        f"upload token {token_id} holds {received} bytes, outside the chunk of "
+                        f"{len(data)} at {position}: the upload cannot resume",
+                        code="UPLOAD_INCOMPLETE",
+                    )
+                sent = received - position
             try:
                 await self._upload_call(token_id, data[sent:], position + sent, final=final)
-                return position + len(data)
             except KalturaError as exc:
-                if not exc.transient:
-                    raise
-                received = (await self.upload_token(token_id)).uploaded_file_size or 0
-                if not position <= received <= position + len(data):
-                    raise
-                sent = received - position
-        raise KalturaError(f"upload to token {token_id} kept failing", transient=True)
+                broken = exc.transient
+                raise
+
+        await call_with_retry(attempt, remote=REMOTE, policy=self._policy)
+        return position + len(data)
 
     async def _upload_call(self, token_id: str, data: bytes, at: int, *, final: bool) -> None:
         form = aiohttp.FormData()
