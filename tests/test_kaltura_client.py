@@ -180,6 +180,7 @@ async def test_each_answer_is_raised_as_its_kind(stand_in: dict[str, Any]) -> No
         finally:
             await fault(stand_in)
         assert throttled.value.status == 429
+        assert throttled.value.retry_after == 0  # the server's Retry-After, read
         assert throttled.value.transient
 
 

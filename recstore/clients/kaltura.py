@@ -57,7 +57,7 @@ from recstore.common.errors import (
     remote_error,
     transient_status,
 )
-from recstore.common.retry import RetryPolicy, call_with_retry
+from recstore.common.retry import RetryPolicy, call_with_retry, parse_retry_after
 from recstore.settings import KalturaSettings
 
 REMOTE = "kaltura"
@@ -137,12 +137,13 @@ def kind_of_code(code: str) -> type[RemoteError]:
     return RemoteError
 
 
-def _http_error(what: str, status: int) -> KalturaError:
+def _http_error(what: str, answer: aiohttp.ClientResponse) -> KalturaError:
     return kaltura_error(
-        f"{what} answered HTTP {status}",
-        kind=kind_of_status(status),
-        status=status,
-        transient=transient_status(status),
+        f"{what} answered HTTP {answer.status}",
+        kind=kind_of_status(answer.status),
+        status=answer.status,
+        transient=transient_status(answer.status),
+        retry_after=parse_retry_after(answer.headers.get("Retry-After")),
     )
 
 
@@ -292,7 +293,7 @@ class KalturaClient:
             with _unreachable():
                 async with self._session.post(url, json=payload, timeout=self._timeout) as answer:
                     if answer.status != 200:
-                        raise _http_error("kaltura", answer.status)
+                        raise _http_error("kaltura", answer)
                     result = await answer.json(content_type=None)
             # An internal error of the server (not of this request) is retried like a 5xx;
             # a multirequest's own elements are left to the caller.
@@ -466,7 +467,7 @@ class KalturaClient:
             try:
                 async with self._session.get(url, headers=headers, timeout=timeout) as answer:
                     if answer.status not in (200, 206):
-                        raise _http_error("flavor download", answer.status)
+                        raise _http_error("flavor download", answer)
                     skip = position if answer.status == 200 else 0
                     async for data in answer.content.iter_chunked(READ_SIZE):
                         if skip:
@@ -643,7 +644,7 @@ class KalturaClient:
         with _unreachable():
             async with self._session.post(url, data=form, timeout=self._timeout) as answer:
                 if answer.status != 200:
-                    raise _http_error("uploadToken.upload", answer.status)
+                    raise _http_error("uploadToken.upload", answer)
                 result = await answer.json(content_type=None)
         _raise_if_error(result, "uploadToken.upload")
 
