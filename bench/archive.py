@@ -108,7 +108,7 @@ class Bench(Stack):
         )
         client = KalturaClient(settings, http)
         [flavor] = await client.flavors(entry_id)
-        return await client.flavor_url(flavor["id"])
+        return await client.flavor_url(flavor.id)
 
     # (a)
     async def raw_download(self, entry_id: str) -> float:

@@ -16,6 +16,7 @@ import boto3
 from pydantic import SecretStr
 
 from recstore.clients.kaltura import KalturaClient
+from recstore.clients.kaltura_types import KalturaMediaEntry
 from recstore.common.retry import RetryPolicy
 from recstore.devstack.kaltura import KalturaStandIn
 from recstore.devstack.stack import serving
@@ -119,13 +120,15 @@ def entry(entry_id: str, content: bytes, **fields: Any) -> dict[str, Any]:
 async def original_bytes(client: KalturaClient, entry_id: str) -> bytes:
     """The entry's original flavor as Kaltura serves it now."""
     flavors = await client.flavors(entry_id)
-    [original] = [f for f in flavors if f.get("isOriginal") in (True, "1", "true")]
-    url = await client.flavor_url(original["id"])
+    [original] = [f for f in flavors if f.is_original]
+    url = await client.flavor_url(original.id)
     return b"".join([piece async for piece in client.download(url, MiB)])
 
 
-def tags_of(entry: dict[str, Any]) -> set[str]:
-    return {t.strip() for t in str(entry.get("tags") or "").split(",") if t.strip()}
+def tags_of(entry: KalturaMediaEntry | dict[str, Any]) -> set[str]:
+    """The tag words of an entry as the client reads it or as the stand-in's state holds it."""
+    tags = entry.tags if isinstance(entry, KalturaMediaEntry) else entry.get("tags")
+    return {t.strip() for t in (tags or "").split(",") if t.strip()}
 
 
 async def moto_restore_transition(endpoint: str, times: int | None) -> None:

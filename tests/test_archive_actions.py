@@ -32,6 +32,7 @@ from recstore.archive.filters import Selection
 from recstore.archive.states import ArchiveTags, SizeRule
 from recstore.clients.aws import aws_client
 from recstore.clients.kaltura import KalturaClient, token_resource
+from recstore.clients.kaltura_types import KalturaMediaEntry
 from recstore.clients.s3 import S3Store
 from recstore.devstack.seed import aws_settings_from_state
 from recstore.workers.leases import EntryLocks
@@ -72,7 +73,7 @@ class World:
     async def run(self, action: str, entry_id: str, apply: bool = True) -> Any:
         return await self.archivist.run(action, entry_id, apply=apply)
 
-    async def entry(self, entry_id: str) -> dict[str, Any]:
+    async def entry(self, entry_id: str) -> KalturaMediaEntry:
         return await self.client.get_entry(entry_id)
 
 
@@ -131,7 +132,7 @@ async def test_the_full_cycle_keeps_the_original_byte_for_byte(
     now = await world.entry(entry_id)
     assert tags_of(now) == {"lecture", "archived_to_s3", "flavors_deleted"}
     assert await original_bytes(world.client, entry_id) == PLACEHOLDER
-    assert str(now["status"]) == "2"
+    assert str(now.status) == "2"
     assert (await world.run(REPLACE_VIDEO, entry_id)).outcome is Outcome.DONE_BEFORE
     assert (await world.run(S3COPY, entry_id)).outcome is Outcome.DONE_BEFORE
 
@@ -347,13 +348,13 @@ async def _replace_content(client: KalturaClient, entry_id: str, data: bytes) ->
         yield data
 
     token = await client.add_upload_token("edit.mp4", len(data))
-    await client.upload(str(token["id"]), once())
-    await client.update_content(entry_id, token_resource(str(token["id"])))
+    await client.upload(token.id, once())
+    await client.update_content(entry_id, token_resource(token.id))
     for _ in range(200):
         # a replacement: over when the entry names no replacing entry any more
-        replaced = not (await client.get_entry(entry_id)).get("replacingEntryId")
+        replaced = not (await client.get_entry(entry_id)).replacing_entry_id
         flavors = await client.flavors(entry_id)
-        if replaced and flavors and all(f["status"] == 2 for f in flavors):
+        if replaced and flavors and all(f.status == 2 for f in flavors):
             return
         import asyncio
 

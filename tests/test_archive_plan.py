@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 
@@ -21,6 +20,7 @@ from recstore.archive.plan import (
     run_id,
 )
 from recstore.archive.states import ArchiveTags
+from recstore.clients.kaltura_types import KalturaMediaEntry
 from recstore.common.errors import PermanentJobError
 
 
@@ -103,9 +103,9 @@ async def test_plan_batches_and_plans_an_entry_once_per_action() -> None:
         ("deleted_flavors",): ["0_7"],  # seed 001 README's name, also both
     }
 
-    async def select(selection: Selection) -> AsyncIterator[Mapping[str, Any]]:
+    async def select(selection: Selection) -> AsyncIterator[KalturaMediaEntry]:
         for entry_id in listed[selection.tags]:
-            yield {"id": entry_id}
+            yield KalturaMediaEntry(id=entry_id)
 
     sender = Recorder()
     summary = await plan(

@@ -85,7 +85,7 @@ def words(entry: dict[str, Any]) -> set[str]:
 
 
 async def ids_of(client: KalturaClient, selection: Selection, now: datetime) -> list[str]:
-    return [e["id"] async for e in inventory.select(client, selection, now)]
+    return [e.id async for e in inventory.select(client, selection, now)]
 
 
 async def test_each_option_picks_what_it_says(

@@ -10,12 +10,22 @@ import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pytest
 
 from recstore.clients.aws import aws_client
+from recstore.clients.aws_errors import NoSuchBucket, aws_errors
 from recstore.clients.s3 import MAX_PARTS, MIN_PART_SIZE, S3Store, smallest_part
 from recstore.clients.sqs import SqsQueue
-from recstore.common.errors import RemoteError
+from recstore.common.errors import (
+    ArchivedObject,
+    Conflict,
+    NotFound,
+    PreconditionFailed,
+    RemoteError,
+    Throttled,
+    Unauthorised,
+)
 from recstore.common.retry import RetryPolicy
 from recstore.devstack.seed import aws_settings_from_state, seed_s3, synthetic_chunks
 from tests.conftest import StackProcess
@@ -127,6 +137,64 @@ async def test_missing_object_is_a_permanent_error(s3: Any) -> None:
     assert caught.value.transient is False
 
 
+async def test_each_answer_of_s3_and_sqs_is_raised_as_its_kind(devstack: StackProcess) -> None:
+    """The boundary's translation, answer by answer, from moto and the dev stack's S3 proxy
+    (which adds the archive tiers and S3's refusals that moto does not model)."""
+    proxy = devstack.state["s3_proxy_url"]
+    await seed_s3(devstack.state, {"objects": [{"key": "t/kinds.txt", "text": "here"}]})
+    await seed_s3(devstack.state, {"objects": [{"key": "t/kinds-archived.txt", "text": "cold"}]})
+    await devstack.move_to_archive_tier("recordings", "t/kinds-archived.txt", restore_lookups=5)
+
+    async def kind_of(call: Any) -> tuple[type[RemoteError], str | int | None]:
+        with pytest.raises(RemoteError) as caught, aws_errors("s3", "test call"):
+            await call
+        return type(caught.value), caught.value.code
+
+    settings = aws_settings_from_state(devstack.through_s3_proxy())
+    async with (
+        aws_client(settings, "s3") as s3,
+        aws_client(settings, "sqs") as sqs,
+        aiohttp.ClientSession() as admin,
+    ):
+        bucket = "recordings"
+        assert await kind_of(s3.get_object(Bucket=bucket, Key="t/none")) == (NotFound, "NoSuchKey")
+        assert await kind_of(s3.head_object(Bucket=bucket, Key="t/none")) == (NotFound, "404")
+        assert await kind_of(s3.get_object(Bucket="no-such-bucket", Key="k")) == (
+            NoSuchBucket,
+            "NoSuchBucket",
+        )
+        assert await kind_of(
+            s3.put_object(Bucket=bucket, Key="t/kinds.txt", Body=b"x", IfNoneMatch="*")
+        ) == (PreconditionFailed, "PreconditionFailed")
+        assert await kind_of(s3.get_object(Bucket=bucket, Key="t/kinds-archived.txt")) == (
+            ArchivedObject,
+            "InvalidObjectState",
+        )
+        restore = {"GlacierJobParameters": {"Tier": "Standard"}}
+        await s3.restore_object(Bucket=bucket, Key="t/kinds-archived.txt", RestoreRequest=restore)
+        assert await kind_of(
+            s3.restore_object(Bucket=bucket, Key="t/kinds-archived.txt", RestoreRequest=restore)
+        ) == (Conflict, "RestoreAlreadyInProgress")
+        assert await kind_of(sqs.get_queue_url(QueueName="no-such-queue")) == (
+            NotFound,
+            "AWS.SimpleQueueService.NonExistentQueue",
+        )
+        try:
+            for status, kind, code in (
+                (429, Throttled, "SlowDown"),
+                (403, Unauthorised, "AccessDenied"),
+            ):
+                await admin.post(
+                    f"{proxy}/_devstack/faults", json={"error_rate": 1, "error_status": status}
+                )
+                assert await kind_of(s3.get_object(Bucket=bucket, Key="t/kinds.txt")) == (
+                    kind,
+                    code,
+                ), status
+        finally:
+            await admin.post(f"{proxy}/_devstack/faults", json={})
+
+
 async def test_unreachable_endpoint_is_transient() -> None:
     from pydantic import SecretStr
 
@@ -168,8 +236,6 @@ async def test_queue_send_receive_hide_and_delete(devstack: StackProcess, sqs: A
 
 async def test_s3_errors_through_the_fault_proxy_are_retried(devstack: StackProcess) -> None:
     """The same reads through the dev stack's S3 proxy, failing and dropping on purpose."""
-    import aiohttp
-
     proxy = devstack.state["s3_proxy_url"]
     await seed_s3(
         devstack.state, {"objects": [{"key": "t/proxied.bin", "size": 3 * 1024 * 1024, "seed": 9}]}

@@ -14,7 +14,13 @@ import pytest
 
 from recstore.clients import configurator as configurator_module
 from recstore.clients.configurator import ConfiguratorClient, unflatten
-from recstore.common.errors import RemoteError, UnknownInstance
+from recstore.common.errors import (
+    NotFound,
+    RemoteError,
+    Throttled,
+    Unauthorised,
+    UnknownInstance,
+)
 from recstore.common.retry import RetryPolicy
 from recstore.settings import ConfiguratorSettings
 from tests.conftest import ROOT, StackProcess
@@ -139,7 +145,27 @@ async def test_a_404_page_from_in_front_of_the_configurator_is_not_an_unknown_in
         with pytest.raises(RemoteError) as caught:
             await client(session, str(server.make_url(""))).instance("acme.example")
     assert not isinstance(caught.value, UnknownInstance)  # the job is retried, not dropped
+    assert not isinstance(caught.value, NotFound)  # nor taken for the configurator's word
     assert caught.value.status == 404
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "transient"),
+    [(401, Unauthorised, False), (403, Unauthorised, False), (429, Throttled, True)],
+)
+async def test_refusals_are_raised_as_the_kind_their_status_says(
+    admin: tuple[Any, str], status: int, kind: type[RemoteError], transient: bool
+) -> None:
+    session, url = admin
+    await session.post(
+        f"{url}/_devstack/faults",
+        json={"error_rate": 1, "error_status": status, "retry_after": 0},
+    )
+    with pytest.raises(kind) as caught:
+        await client(session, url).instance("nested.example")
+    assert (caught.value.status, caught.value.transient) == (status, transient)
+    if kind is Throttled:
+        assert caught.value.retry_after == 0  # the configurator's Retry-After, read
 
 
 SEED_004 = next((ROOT / "tests" / "data" / "seeds").glob("004_*.txt")).read_text()

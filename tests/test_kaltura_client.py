@@ -16,6 +16,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from recstore.clients.kaltura import Call, KalturaClient, KalturaError, token_resource
+from recstore.common.errors import NotFound, Throttled, Unauthorised
 from recstore.common.retry import RetryPolicy
 from recstore.devstack.kaltura import KalturaStandIn
 from recstore.settings import KalturaSettings
@@ -74,9 +75,7 @@ async def test_listing_returns_every_entry_once_past_ten_thousand(stand_in: dict
     await seed(stand_in, entries)
     async with aiohttp.ClientSession() as session:
         client = KalturaClient(settings(stand_in), session, FAST)
-        seen = [
-            e["id"] async for e in client.iter_entries({"tagsMultiLikeOr": "bulk"}, page_size=500)
-        ]
+        seen = [e.id async for e in client.iter_entries({"tagsMultiLikeOr": "bulk"}, page_size=500)]
         assert (
             await client.count({"objectType": "KalturaMediaEntryFilter", "tagsMultiLikeOr": "bulk"})
             == 25_000
@@ -127,7 +126,7 @@ async def test_an_expired_session_is_renewed_once(stand_in: dict[str, Any]) -> N
             settings(stand_in, session_lifetime=3600), session, FAST, clock=clock
         )
         entry = await client.get_entry("0_a")
-    assert entry["id"] == "0_a"
+    assert entry.id == "0_a"
 
 
 async def test_errors_are_typed_and_the_secret_stays_out(stand_in: dict[str, Any]) -> None:
@@ -148,6 +147,43 @@ async def test_errors_are_typed_and_the_secret_stays_out(stand_in: dict[str, Any
         assert "not-the-secret" not in str(refused.value)
 
 
+async def test_each_answer_is_raised_as_its_kind(stand_in: dict[str, Any]) -> None:
+    """The caller tells a missing object, a refused session and throttling apart by class."""
+    async with aiohttp.ClientSession() as session:
+        client = KalturaClient(settings(stand_in), session, FAST)
+        for missing in (
+            client.get_entry("0_nothing"),
+            client.flavor_url("0_no_flavor"),
+            client.upload_token("0_no_token"),
+        ):
+            with pytest.raises(NotFound) as caught:
+                await missing
+            assert isinstance(caught.value, KalturaError)
+            assert not caught.value.transient
+        [_, failed] = await client.multirequest(
+            [Call("media", "count"), Call("media", "get", {"entryId": "0_nothing"})]
+        )
+        assert isinstance(failed, NotFound)  # in a multirequest, each failed element its kind
+        wrong = KalturaClient(
+            settings(stand_in).model_copy(update={"admin_secret": SecretStr("not-the-secret")}),
+            session,
+            FAST,
+        )
+        with pytest.raises(Unauthorised) as refused:
+            await wrong.count({"objectType": "KalturaMediaEntryFilter"})
+        assert isinstance(refused.value, KalturaError)
+        assert refused.value.code == "INVALID_KS"
+        await fault(stand_in, error_rate=1, error_status=429, retry_after=0, path_pattern="media")
+        try:
+            with pytest.raises(Throttled) as throttled:
+                await client.count({"objectType": "KalturaMediaEntryFilter"})
+        finally:
+            await fault(stand_in)
+        assert throttled.value.status == 429
+        assert throttled.value.retry_after == 0  # the server's Retry-After, read
+        assert throttled.value.transient
+
+
 async def test_flavors_tags_and_download_urls(stand_in: dict[str, Any]) -> None:
     entry = {
         "id": "0_v",
@@ -160,11 +196,11 @@ async def test_flavors_tags_and_download_urls(stand_in: dict[str, Any]) -> None:
     async with aiohttp.ClientSession() as session:
         client = KalturaClient(settings(stand_in), session, FAST)
         [flavor] = await client.flavors("0_v")
-        url = await client.flavor_url(flavor["id"])
+        url = await client.flavor_url(flavor.id)
         async with session.get(url) as answer:
             assert len(await answer.read()) == 4096
         updated = await client.update_tags("0_v", ["a", "b", "archived_to_s3"])
-    assert {t.strip() for t in updated["tags"].split(",")} == {"a", "b", "archived_to_s3"}
+    assert {t.strip() for t in (updated.tags or "").split(",")} == {"a", "b", "archived_to_s3"}
 
 
 async def fault(state: dict[str, Any], **plan: Any) -> None:
@@ -186,8 +222,8 @@ async def wait_ready(client: KalturaClient, entry_id: str) -> None:
     for _ in range(200):
         entry = await client.get_entry(entry_id)
         flavors = await client.flavors(entry_id)
-        replaced = not entry.get("replacingEntryId")
-        ready = str(entry["status"]) == "2" and flavors and all(f["status"] == 2 for f in flavors)
+        replaced = not entry.replacing_entry_id
+        ready = str(entry.status) == "2" and flavors and all(f.status == 2 for f in flavors)
         if ready and replaced:
             return
         await asyncio.sleep(0.05)
@@ -199,41 +235,66 @@ async def test_entry_from_a_chunked_upload_that_resumes(stand_in: dict[str, Any]
     async with aiohttp.ClientSession() as session:
         client = KalturaClient(settings(stand_in), session, FAST)
         entry = await client.add_media({"name": "uploaded", "tags": "x"})
-        assert str(entry["status"]) == "7"  # NO_CONTENT
+        assert str(entry.status) == "7"  # NO_CONTENT
         token = await client.add_upload_token("video.mp4", len(data))
         # the second and third upload calls break: each resumes where the server stands
         await fault(stand_in, error_rate=1, error_status=503, path_pattern="uploadtoken", count=2)
-        done = await client.upload(token["id"], chunks_of(data, 250_000))
-        assert done["uploadedFileSize"] == len(data)
-        await client.add_content(entry["id"], token_resource(token["id"]))
-        await wait_ready(client, entry["id"])
-        [original] = [f for f in await client.flavors(entry["id"]) if f["isOriginal"]]
-        async with session.get(await client.flavor_url(original["id"])) as answer:
+        done = await client.upload(token.id, chunks_of(data, 250_000))
+        assert done.uploaded_file_size == len(data)
+        await client.add_content(entry.id, token_resource(token.id))
+        await wait_ready(client, entry.id)
+        [original] = [f for f in await client.flavors(entry.id) if f.is_original]
+        async with session.get(await client.flavor_url(original.id)) as answer:
             assert await answer.read() == data
 
         # replace the content through a URL, a new thumbnail, flavors deleted, fields updated
         other = b"replacement" * 1000
         token2 = await client.add_upload_token("other.mp4", len(other))
-        await client.upload(token2["id"], chunks_of(other, 4096))
-        await client.update_content(entry["id"], token_resource(token2["id"]))
-        await wait_ready(client, entry["id"])
-        await client.update_thumbnail(entry["id"], 1.5)
-        for flavor in await client.flavors(entry["id"]):
-            if not flavor["isOriginal"]:
-                await client.delete_flavor(flavor["id"])
-        [left] = await client.flavors(entry["id"])
-        async with session.get(await client.flavor_url(left["id"])) as answer:
+        await client.upload(token2.id, chunks_of(other, 4096))
+        await client.update_content(entry.id, token_resource(token2.id))
+        await wait_ready(client, entry.id)
+        await client.update_thumbnail(entry.id, 1.5)
+        for flavor in await client.flavors(entry.id):
+            if not flavor.is_original:
+                await client.delete_flavor(flavor.id)
+        [left] = await client.flavors(entry.id)
+        async with session.get(await client.flavor_url(left.id)) as answer:
             assert await answer.read() == other
-        renamed = await client.update_media(entry["id"], {"name": "renamed"})
-        assert renamed["name"] == "renamed"
+        renamed = await client.update_media(entry.id, {"name": "renamed"})
+        assert renamed.name == "renamed"
 
         # an upload that does not add up to the announced size: the server takes it (it checks
         # fileSize only with autoFinalize), the client's own check after uploadToken.get does not
         short = await client.add_upload_token("short.mp4", 10)
         with pytest.raises(KalturaError) as refused:
-            await client.upload(short["id"], chunks_of(b"12345", 2))
+            await client.upload(short.id, chunks_of(b"12345", 2))
         assert refused.value.code == "UPLOAD_INCOMPLETE"
-        assert (await client.upload_token(short["id"]))["status"] == 2  # FULL_UPLOAD, 5 bytes
+        assert (await client.upload_token(short.id)).status == 2  # FULL_UPLOAD, 5 bytes
+
+
+async def test_a_chunk_that_keeps_failing_is_tried_as_often_as_the_policy_says(
+    stand_in: dict[str, Any],
+) -> None:
+    """One retry loop per chunk, the client's: a server that refuses every upload call gets
+    the policy's attempts, each after asking the token how much arrived, not a resume loop of
+    its own with retried questions inside it."""
+    async with aiohttp.ClientSession() as session:
+        client = KalturaClient(settings(stand_in), session, FAST)
+        token = await client.add_upload_token("video.mp4", 10)
+        async with session.post(f"{stand_in['kaltura_url']}/_devstack/requests"):
+            pass
+        await fault(stand_in, error_rate=1, error_status=503, path_pattern="uploadtoken/action")
+        try:
+            with pytest.raises(KalturaError) as caught:
+                await client.upload(token.id, chunks_of(b"0123456789", 10))
+        finally:
+            await fault(stand_in)
+        async with session.get(f"{stand_in['kaltura_url']}/_devstack/requests") as answer:
+            served: dict[str, int] = await answer.json()
+    assert caught.value.status == 503
+    uploads = sum(n for endpoint, n in served.items() if "uploadtoken/action/upload" in endpoint)
+    probes = sum(n for endpoint, n in served.items() if "uploadToken/action/get" in endpoint)
+    assert (uploads, probes) == (FAST.attempts, FAST.attempts - 1)
 
 
 async def test_metadata_profiles_and_metadata(stand_in: dict[str, Any]) -> None:
@@ -249,11 +310,11 @@ async def test_metadata_profiles_and_metadata(stand_in: dict[str, Any]) -> None:
         assert await client.metadata_profiles("sys_one") == []
         profile = await client.add_metadata_profile("One", "sys_one", xsd)
         [found] = await client.metadata_profiles("sys_one")
-        assert found["id"] == profile["id"]
+        assert found.id == profile.id
         added = await client.add_metadata(
-            profile["id"], "0_m", "<metadata><Title>a &amp; b</Title></metadata>"
+            profile.id, "0_m", "<metadata><Title>a &amp; b</Title></metadata>"
         )
-        await client.update_metadata(added["id"], "<metadata><Title>c</Title></metadata>")
-        [stored] = await client.list_metadata(profile["id"], "0_m")
-        assert "<Title>c</Title>" in stored["xml"]
-        assert await client.list_metadata(profile["id"], "0_other") == []
+        await client.update_metadata(added.id, "<metadata><Title>c</Title></metadata>")
+        [stored] = await client.list_metadata(profile.id, "0_m")
+        assert "<Title>c</Title>" in (stored.xml or "")
+        assert await client.list_metadata(profile.id, "0_other") == []

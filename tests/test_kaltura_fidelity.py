@@ -20,6 +20,7 @@ import pytest
 from recstore.archive.actions import REPLACE_VIDEO, RESTORE, S3COPY, Outcome
 from recstore.archive.filters import Selection
 from recstore.clients.kaltura import KalturaClient, KalturaError, token_resource, url_resource
+from recstore.clients.kaltura_types import KalturaMediaEntry, KalturaMetadata
 from tests.archive_helpers import MiB, entry, kaltura_settings, original_bytes, tags_of, video
 from tests.conftest import until
 from tests.test_archive_actions import PLACEHOLDER, World, world
@@ -33,7 +34,7 @@ NOW = datetime.now(UTC)
 
 
 async def listed(client: KalturaClient, flt: dict[str, Any]) -> list[str]:
-    return sorted([e["id"] async for e in client.iter_entries(flt, page_size=50)])
+    return sorted([e.id async for e in client.iter_entries(flt, page_size=50)])
 
 
 @pytest.fixture
@@ -101,7 +102,7 @@ async def test_internal_errors_of_the_server_are_retried(
             ) as answer,
         ):
             assert answer.status == 200
-        assert (await client.get_entry("0_a"))["id"] == "0_a", code
+        assert (await client.get_entry("0_a")).id == "0_a", code
 
 
 async def test_in_lists_past_150_values_are_split_by_the_client(
@@ -126,7 +127,10 @@ async def test_in_lists_past_150_values_are_split_by_the_client(
     assert len(await listed(client, flt)) == 200
     assert await client.count(flt) == 200
     by_ref = await client.list_all(
-        "media", {"objectType": "KalturaMediaEntryFilter", "referenceIdIn": refs}, page_size=40
+        "media",
+        {"objectType": "KalturaMediaEntryFilter", "referenceIdIn": refs},
+        KalturaMediaEntry,
+        page_size=40,
     )
     assert len(by_ref) == 200
     with pytest.raises(ValueError, match="categoryAncestorIdIn"):
@@ -138,23 +142,23 @@ async def test_upload_is_verified_by_the_client_not_by_the_token_size(
 ) -> None:
     # the server keeps fileSize without checking it (autoFinalize off)
     token = await client.add_upload_token("short.mp4", 10)
-    await client._upload_call(token["id"], b"12345", 0, final=True)
-    held = await client.upload_token(token["id"])
-    assert (held["status"], held["uploadedFileSize"]) == (2, 5)
+    await client._upload_call(token.id, b"12345", 0, final=True)
+    held = await client.upload_token(token.id)
+    assert (held.status, held.uploaded_file_size) == (2, 5)
     # a final chunk at a position checks only that the file ends where the chunk does
     gap = await client.add_upload_token("gap.mp4", None)
-    await client._upload_call(gap["id"], b"abc", 0, final=False)
+    await client._upload_call(gap.id, b"abc", 0, final=False)
     with pytest.raises(KalturaError) as refused:
-        await client._upload_call(gap["id"], b"xyz", 10, final=True)
+        await client._upload_call(gap.id, b"xyz", 10, final=True)
     assert refused.value.code == "UPLOAD_TOKEN_CANNOT_MATCH_EXPECTED_SIZE"
     # the client checks uploadedFileSize against the announced size itself
     other = await client.add_upload_token("other.mp4", 10)
     with pytest.raises(KalturaError) as incomplete:
-        await client.upload(other["id"], chunks_of(b"12345", 2))
+        await client.upload(other.id, chunks_of(b"12345", 2))
     assert incomplete.value.code == "UPLOAD_INCOMPLETE"
     whole = await client.add_upload_token("whole.mp4", 10)
-    done = await client.upload(whole["id"], chunks_of(b"0123456789", 3))
-    assert done["uploadedFileSize"] == 10
+    done = await client.upload(whole.id, chunks_of(b"0123456789", 3))
+    assert done.uploaded_file_size == 10
 
 
 async def test_listing_survives_short_pages_the_offset_cap_and_entries_leaving_the_filter(
@@ -184,8 +188,8 @@ async def test_listing_survives_short_pages_the_offset_cap_and_entries_leaving_t
     async for row in client.iter_entries(
         {"tagsMultiLikeAnd": "flavors_deleted", "statusIn": "2"}, page_size=3
     ):
-        given.append(row["id"])
-        await client.update_tags(row["id"], ["restored"])
+        given.append(row.id)
+        await client.update_tags(row.id, ["restored"])
     assert sorted(given) == [e["id"] for e in second]
 
     capped = await raw(
@@ -225,24 +229,24 @@ async def test_metadata_list_must_name_its_entries(
     assert isinstance(twice, KalturaError)
     assert twice.code == "SYSTEM_NAME_ALREADY_EXISTS"  # KalturaMetadataProfile.php:183
     for entry_id in ids:
-        await client.add_metadata(profile["id"], entry_id, "<metadata><Title>t</Title></metadata>")
+        await client.add_metadata(profile.id, entry_id, "<metadata><Title>t</Title></metadata>")
     by_profile = await raw(
         client,
         "metadata_metadata",
         "list",
-        filter={"objectType": "KalturaMetadataFilter", "metadataProfileIdEqual": profile["id"]},
+        filter={"objectType": "KalturaMetadataFilter", "metadataProfileIdEqual": profile.id},
     )
     assert isinstance(by_profile, KalturaError)
     assert by_profile.code == "MUST_FILTER_ON_OBJECT_ID"
     flt = {
         "objectType": "KalturaMetadataFilter",
-        "metadataProfileIdEqual": profile["id"],
+        "metadataProfileIdEqual": profile.id,
         "objectIdIn": ",".join(ids),
     }
     cut = await client.call("metadata_metadata", "list", filter=flt, pager={"pageSize": 500})
     assert cut["totalCount"] == 150
-    assert len(await client.list_metadata(profile["id"], ids[-1])) == 1
-    assert len(await client.list_all("metadata_metadata", flt)) == 160
+    assert len(await client.list_metadata(profile.id, ids[-1])) == 1
+    assert len(await client.list_all("metadata_metadata", flt, KalturaMetadata)) == 160
 
 
 async def test_vidyo_sync_finds_its_entries_in_the_recycle_bin_and_past_150(env: Env) -> None:
@@ -335,7 +339,7 @@ def replaced(client: KalturaClient, entry_id: str) -> Callable[[], Awaitable[boo
     """A check for :func:`until`: the entry names no replacing entry any more."""
 
     async def check() -> bool:
-        return not (await client.get_entry(entry_id)).get("replacingEntryId")
+        return not (await client.get_entry(entry_id)).replacing_entry_id
 
     return check
 
@@ -408,25 +412,25 @@ async def test_a_replacement_keeps_the_entry_and_relinks_its_original(
     )
     await kaltura_settings(stand_in["kaltura_url"], conversionDelay=0.5)
     token = await client.add_upload_token("new.mp4", len(new))
-    await client.upload(str(token["id"]), chunks_of(new, 300))
-    answer = await client.update_content("0_swap", token_resource(str(token["id"])))
-    temp_id = answer["replacingEntryId"]
-    assert (answer["status"], answer["replacementStatus"]) == ("2", "1")
+    await client.upload(token.id, chunks_of(new, 300))
+    answer = await client.update_content("0_swap", token_resource(token.id))
+    temp_id = str(answer.replacing_entry_id)
+    assert (answer.status, answer.replacement_status) == ("2", "1")
     # while the temporary entry converts, the entry and its original are what they were
     [before] = await client.flavors("0_swap")
-    assert (before["id"], before["sizeInBytes"], before["status"]) == ("0_orig", len(old), 2)
-    assert (await client.get_entry(temp_id))["replacedEntryId"] == "0_swap"
+    assert (before.id, before.size_in_bytes, before.status) == ("0_orig", len(old), 2)
+    assert (await client.get_entry(temp_id)).replaced_entry_id == "0_swap"
     assert temp_id not in await listed(client, {"statusIn": "0,1,2,7"})  # display SYSTEM
     again = await raw(client, "media", "updateContent", entryId="0_swap", resource={})
     assert isinstance(again, KalturaError)
     assert again.code == "ENTRY_REPLACEMENT_ALREADY_EXISTS"
     await until(replaced(client, "0_swap"))
     flavors = await client.flavors("0_swap")
-    [original] = [f for f in flavors if f["isOriginal"]]
-    assert (original["id"], original["sizeInBytes"]) == ("0_orig", len(new))  # relinked
+    [original] = [f for f in flavors if f.is_original]
+    assert (original.id, original.size_in_bytes) == ("0_orig", len(new))  # relinked
     async with (
         aiohttp.ClientSession() as session,
-        session.get(await client.flavor_url(original["id"])) as download,
+        session.get(await client.flavor_url(original.id)) as download,
     ):
         assert await download.read() == new
     gone = await raw(client, "media", "get", entryId=temp_id)
@@ -445,11 +449,11 @@ async def test_a_replacement_whose_import_failed_is_reported_not_waited_for(
     answer = await world.client.update_content(entry_id, url_resource("http://127.0.0.1:9/gone"))
 
     async def import_failed() -> bool:
-        temp = await world.client.get_entry(str(answer["replacingEntryId"]))
-        return str(temp["status"]) == "-2"
+        temp = await world.client.get_entry(str(answer.replacing_entry_id))
+        return str(temp.status) == "-2"
 
     await until(import_failed)
-    assert (await world.entry(entry_id))["replacementStatus"] == "1"
+    assert (await world.entry(entry_id)).replacement_status == "1"
     result = await world.run(REPLACE_VIDEO, entry_id)
     assert result.outcome is Outcome.FAILED, result
     assert "ERROR_IMPORTING" in result.reason

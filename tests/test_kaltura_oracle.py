@@ -21,6 +21,14 @@ from KalturaClient.Plugins import Core, Metadata
 
 from recstore.archive.filters import Selection
 from recstore.clients.kaltura import KalturaClient, token_resource, url_resource
+from recstore.clients.kaltura_types import (
+    KalturaFlavorAsset,
+    KalturaMediaEntry,
+    KalturaMetadata,
+    KalturaMetadataProfile,
+    KalturaObject,
+    KalturaUploadToken,
+)
 from recstore.devstack.kaltura_filters import ENTRY_FILTER_FIELDS
 from recstore.devstack.kaltura_services import SERVER_ACTIONS
 from tests.test_kaltura_client import FAST, T0, chunks_of, seed, settings, stand_in
@@ -64,9 +72,11 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
     bodies: list[tuple[str, dict[str, Any]]] = []
     original = KalturaClient._post
 
-    async def recording_post(self: KalturaClient, path: str, body: dict[str, Any], ks: str) -> Any:
+    async def recording_post(
+        self: KalturaClient, path: str, body: dict[str, Any], ks: str, policy: Any
+    ) -> Any:
         bodies.append((path, body))
-        return await original(self, path, body, ks)
+        return await original(self, path, body, ks, policy)
 
     monkeypatch.setattr(KalturaClient, "_post", recording_post)
     return bodies
@@ -121,13 +131,13 @@ async def test_every_field_the_archive_side_sends_exists_on_its_class(
             [_ async for _ in client.iter_entries({**flt, "idIn": "0_o"})]
             await client.count(flt)
         entry = await client.add_media({"name": "n", "tags": "t", "referenceId": "r"})
-        await client.update_media(entry["id"], {"name": "m", "description": "d"})
-        await client.update_tags(entry["id"], ["a"])
+        await client.update_media(entry.id, {"name": "m", "description": "d"})
+        await client.update_tags(entry.id, ["a"])
         token = await client.add_upload_token("f.mp4", 3)
-        await client.upload(str(token["id"]), chunks_of(b"abc", 2))
-        await client.add_content(entry["id"], token_resource(str(token["id"])))
+        await client.upload(token.id, chunks_of(b"abc", 2))
+        await client.add_content(entry.id, token_resource(token.id))
         with pytest.raises(Exception, match="RESOURCE_TYPE_NOT_SUPPORTED"):
-            await client.update_content(entry["id"], url_resource("https://example.com/x"))
+            await client.update_content(entry.id, url_resource("https://example.com/x"))
         await client.flavors("0_o")
         await client.metadata_profiles("sys")
         await client.list_metadata(1, "0_o")
@@ -173,3 +183,20 @@ def test_the_stand_ins_action_table_is_the_official_clients() -> None:
             if not name.startswith("_") and name != "setClient"
         }
         assert SERVER_ACTIONS[service] == actions, service
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        KalturaMediaEntry,
+        KalturaFlavorAsset,
+        KalturaUploadToken,
+        KalturaMetadataProfile,
+        KalturaMetadata,
+    ],
+)
+def test_every_field_the_client_reads_exists_on_its_class(model: type[KalturaObject]) -> None:
+    """The wire models read fields by the official class's names: a misspelt alias would be
+    silently empty (unknown fields are ignored), so each one is checked against the class."""
+    wire_names = {field.alias or name for name, field in model.model_fields.items()}
+    assert wire_names <= fields_of(model.__name__), wire_names - fields_of(model.__name__)

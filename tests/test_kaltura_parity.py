@@ -70,17 +70,19 @@ async def test_same_entries_flavors_updates_and_multirequests(kaltura: Kaltura) 
             break
     mine = [e async for e in client.iter_entries({"statusIn": "2,7"}, page_size=100)]
     assert len(theirs) > 500
-    assert [e["id"] for e in mine] == [e.id for e in theirs]
+    assert [e.id for e in mine] == [e.id for e in theirs]
     for a, b in zip(mine, theirs, strict=True):
         for name in FIELDS:
-            assert norm(a.get(name)) == norm(value(getattr(b, name))), name
+            assert norm(a.model_dump(by_alias=True).get(name)) == norm(value(getattr(b, name))), (
+                name
+            )
 
     # flavorAsset.list
     flavor_filter = KalturaFlavorAssetFilter()
     flavor_filter.entryIdEqual = "0_lec2"
     their_flavors = await in_thread(lambda: official.flavorAsset.list(flavor_filter).objects)
     my_flavors = await client.flavors("0_lec2")
-    assert [(f["id"], f["isOriginal"], f["size"], f["status"]) for f in my_flavors] == [
+    assert [(f.id, f.is_original, f.size, f.status) for f in my_flavors] == [
         (f.id, f.isOriginal, f.size, int(value(f.status))) for f in their_flavors
     ]
 
@@ -88,7 +90,7 @@ async def test_same_entries_flavors_updates_and_multirequests(kaltura: Kaltura) 
     update = KalturaBaseEntry()
     update.tags = "lecture,archived_to_s3"
     await in_thread(lambda: official.baseEntry.update("0_lec3", update))
-    assert (await client.get_entry("0_lec3"))["tags"] == "lecture,archived_to_s3"
+    assert (await client.get_entry("0_lec3")).tags == "lecture,archived_to_s3"
     await client.update_tags("0_lec4", ["lecture", "flavors_deleted"])
     entry = await in_thread(lambda: official.media.get("0_lec4"))
     assert entry.tags == "lecture,flavors_deleted"

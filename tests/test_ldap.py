@@ -31,7 +31,7 @@ from recstore.archive.ldap_report import (
 )
 from recstore.archive.report import LIST_COLUMNS
 from recstore.clients.ldap import LdapDirectory, LdapError, escape_filter_value
-from recstore.common.errors import ConfigError
+from recstore.common.errors import ConfigError, NotFound, RemoteError, Unauthorised
 from recstore.settings import LdapSettings
 from recstore.workers.registry import load_settings
 from tests.conftest import ROOT, clean_env, run_cli
@@ -271,6 +271,24 @@ async def test_rows_get_the_columns_and_keep_their_own_status(ldap_server: LdapS
         ("unknown", "", ""),
     ]
     assert list(enriched[0]) == ["entry_id", "status", "creator_id", *LDAP_COLUMNS]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "kind", "code"),
+    [
+        ({"bindPassword": "not-the-password"}, Unauthorised, "invalidCredentials"),
+        ({"baseDn": "ou=nowhere,dc=example,dc=org"}, NotFound, "noSuchObject"),
+    ],
+)
+async def test_the_directorys_refusals_are_raised_as_their_kind(
+    ldap_server: LdapServer, overrides: dict[str, str], kind: type[RemoteError], code: str
+) -> None:
+    """A caller tells a refused bind from a base DN that is not there by the class alone."""
+    async with LdapDirectory(ldap_settings(ldap_server, **overrides)) as directory:
+        with pytest.raises(LdapError) as caught:
+            await directory.find_users(["alice"])
+    assert isinstance(caught.value, kind)
+    assert (caught.value.code, caught.value.transient) == (code, False)
 
 
 async def test_batches_and_concurrency_give_the_same_answer(ldap_server: LdapServer) -> None:

@@ -190,7 +190,7 @@ def test_setup_metadata_refuses_an_existing_profile_that_lacks_a_field(
             added = await KalturaClient(settings.kaltura, http).add_metadata_profile(
                 name, name, lacking("Locked")
             )
-            return int(added["id"])
+            return added.id
 
     profile_id = asyncio.run(create())
     setup = run_cli("vidyo", "setup-metadata", "--config", str(config), "--write")

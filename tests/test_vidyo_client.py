@@ -21,6 +21,7 @@ from recstore.clients.vidyo import (
     VidyoClient,
     VidyoError,
 )
+from recstore.common.errors import Unauthorised
 from recstore.common.retry import RetryPolicy
 from recstore.settings import VidyoSettings
 from tests.vidyo_helpers import FAST, VidyoServer, recording, vidyo_stand_in
@@ -345,6 +346,31 @@ async def test_soap_faults_become_typed_errors_without_retries(vidyo: VidyoServe
             await client.record(1)
     assert denied.value.code == "AccessViolationFault"
     assert (await vidyo.snapshot())["calls"] == {"RecordsSearchRequest": 2, "RecordsByIdRequest": 1}
+
+
+async def test_refusals_are_raised_as_unauthorised_and_other_faults_are_not(
+    vidyo: VidyoServer,
+) -> None:
+    """A wrong password (HTTP 401) and a user the service refuses (``AccessViolationFault``)
+    are one kind to the caller; a fault of the server (``GeneralFault``) is not that kind."""
+    await vidyo.seed([recording(1)], users=[{"name": "viewer", "password": "viewer-pass"}])
+    wrong = VidyoSettings(url=vidyo.url, user=vidyo.user, password="not-the-password-x2")
+    async with VidyoClient(wrong, FAST) as client:
+        with pytest.raises(Unauthorised) as refused:
+            await client.search()
+    assert isinstance(refused.value, VidyoError)
+    assert refused.value.status == 401
+    viewer = VidyoSettings(url=vidyo.url, user="viewer", password="viewer-pass")
+    async with VidyoClient(viewer, FAST) as client:
+        with pytest.raises(Unauthorised) as denied:
+            await client.record(1)
+    assert isinstance(denied.value, VidyoError)
+    assert denied.value.code == "AccessViolationFault"
+    await vidyo.configure(soapFault={"fault": "GeneralFault", "message": "busy", "count": 1})
+    async with VidyoClient(vidyo.settings(), FAST) as client:
+        with pytest.raises(VidyoError) as failed:
+            await client.search()
+    assert not isinstance(failed.value, Unauthorised)
 
 
 async def test_5xx_and_drops_are_retried_and_a_dead_server_is_transient(

@@ -127,7 +127,7 @@ async def test_a_partner_the_php_syncer_left_is_not_imported_again(
             await kaltura.call(
                 "metadata_metadata",
                 "add",
-                metadataProfileId=profile["id"],
+                metadataProfileId=profile.id,
                 objectType=1,
                 objectId=seed_entry(seed)["id"],
                 xmlData=seed_metadata(seed),
@@ -138,7 +138,7 @@ async def test_a_partner_the_php_syncer_left_is_not_imported_again(
     assert [w.record.id for w in first.planned if w.is_new] == [5]
     assert (first.complete, first.deleted, first.by_id) == (2, 1, 1)
     assert [(w.record.id, w.steps) for w in first.planned if not w.is_new] == [(2, ("metadata",))]
-    assert first.profile_id == int(profile["id"])
+    assert first.profile_id == profile.id
     assert config_errors(caplog) == []  # the seed's own profile takes recstore's metadata
     entries = await env.entries()
     assert len(entries[five["guid"]]) == 1
@@ -188,7 +188,7 @@ async def test_a_profile_that_lacks_a_field_is_reported_at_start_not_by_each_wri
             await asyncio.wait_for(running, 30)
     [error] = config_errors(caplog)  # at start, once: not again by the cycle
     assert "workers.VidyoSync.metadataProfileSystemName" in error
-    assert f"(id {bad['id']})" in error
+    assert f"(id {bad.id})" in error
     assert "it lacks the field(s) RecordScope, Locked" in error
     report = worker.last_report
     assert report is not None
@@ -203,7 +203,7 @@ async def test_a_profile_that_lacks_a_field_is_reported_at_start_not_by_each_wri
         good = await KalturaClient(settings.kaltura, http, FAST).add_metadata_profile(
             "VidyoReplay recording", "vidyoreplaymetadata01", profile_xsd()
         )
-    fixed = env.settings(metadataProfileId=int(good["id"]))
+    fixed = env.settings(metadataProfileId=good.id)
     async with open_sync(fixed, FAST) as service:
         repaired = await service.cycle()
     assert (repaired.repairs, repaired.repaired, repaired.failed) == (2, 2, 0)

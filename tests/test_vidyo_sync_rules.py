@@ -9,6 +9,7 @@ import pytest
 from lxml import etree
 
 from recstore.clients.kaltura import KalturaError
+from recstore.clients.kaltura_types import KalturaMediaEntry
 from recstore.clients.vidyo import Record, as_list, record_from_wire, records_of, strip_credentials
 from recstore.sync.metadata import FIELDS, metadata_xml, profile_xsd
 from recstore.sync.plan import (
@@ -106,8 +107,9 @@ def test_entry_fields_carry_the_reference_and_sort_value() -> None:
     assert tag_words("a", "A,b, B ") == ["a", "b"]
 
 
-def entry(guid: str, entry_id: str, status: int = 2, **extra: Any) -> dict[str, Any]:
-    return {"id": entry_id, "referenceId": guid, "status": str(status), **extra}
+def entry(guid: str, entry_id: str, status: int = 2, **extra: Any) -> KalturaMediaEntry:
+    wire = {"id": entry_id, "referenceId": guid, "status": str(status), **extra}
+    return KalturaMediaEntry.model_validate(wire)
 
 
 def test_plan_decides_each_recording_from_kaltura_state() -> None:

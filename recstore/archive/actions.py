@@ -65,10 +65,11 @@ from recstore.archive.states import (
     without_tags,
 )
 from recstore.clients.kaltura import token_resource, url_resource
+from recstore.clients.kaltura_types import KalturaFlavorAsset, KalturaMediaEntry, KalturaUploadToken
 from recstore.clients.s3 import ObjectInfo, UploadResult, composite_checksum, part_digest
 from recstore.common import metrics
 from recstore.common.aio import ordered_map
-from recstore.common.errors import RecstoreError, RemoteError
+from recstore.common.errors import NotFound, RecstoreError, RemoteError
 
 log = logging.getLogger(__name__)
 
@@ -145,29 +146,31 @@ class ActionResult:
 class KalturaOps(Protocol):
     """What the actions need of Kaltura (:class:`recstore.clients.kaltura.KalturaClient`)."""
 
-    async def get_entry(self, entry_id: str) -> dict[str, Any]: ...
+    async def get_entry(self, entry_id: str) -> KalturaMediaEntry: ...
 
-    async def flavors(self, entry_id: str) -> list[dict[str, Any]]: ...
+    async def flavors(self, entry_id: str) -> list[KalturaFlavorAsset]: ...
 
     async def flavor_url(self, flavor_id: str) -> str: ...
 
     def download(self, url: str, chunk_size: int) -> AsyncIterator[bytes]: ...
 
-    async def update_tags(self, entry_id: str, tags: Sequence[str]) -> dict[str, Any]: ...
+    async def update_tags(self, entry_id: str, tags: Sequence[str]) -> KalturaMediaEntry: ...
 
     async def delete_flavor(self, flavor_id: str) -> None: ...
 
-    async def add_upload_token(self, file_name: str, file_size: int | None) -> dict[str, Any]: ...
+    async def add_upload_token(
+        self, file_name: str, file_size: int | None
+    ) -> KalturaUploadToken: ...
 
     async def upload(
         self, token_id: str, chunks: AsyncIterable[bytes], *, start_at: int = 0
-    ) -> dict[str, Any]: ...
+    ) -> KalturaUploadToken: ...
 
     async def update_content(
         self, entry_id: str, resource: Mapping[str, Any]
-    ) -> dict[str, Any]: ...
+    ) -> KalturaMediaEntry: ...
 
-    async def update_thumbnail(self, entry_id: str, offset_seconds: float) -> dict[str, Any]: ...
+    async def update_thumbnail(self, entry_id: str, offset_seconds: float) -> KalturaMediaEntry: ...
 
 
 class ArchiveStore(Protocol):
@@ -257,17 +260,17 @@ class ArchiveRules:
 class Facts:
     """An entry as the actions see it: fresh tags, flavors and S3 copy."""
 
-    entry: Mapping[str, Any]
+    entry: KalturaMediaEntry
     flavors: Sequence[Flavor]
     s3: ObjectInfo | None
 
     @property
     def id(self) -> str:
-        return str(self.entry["id"])
+        return self.entry.id
 
     @property
     def tag_string(self) -> str:
-        return str(self.entry.get("tags") or "")
+        return self.entry.tags or ""
 
     @property
     def original(self) -> Flavor | None:
@@ -446,10 +449,8 @@ class Archivist:
         """The entry now, or None when Kaltura no longer has it."""
         try:
             entry = await self.kaltura.get_entry(entry_id)
-        except RemoteError as exc:
-            if exc.code == "ENTRY_ID_NOT_FOUND":
-                return None
-            raise
+        except NotFound:
+            return None
         flavors = [Flavor.from_api(f) for f in await self.kaltura.flavors(entry_id)]
         s3 = await self.store.find(self.rules.bucket, entry_id)
         return Facts(entry, tuple(flavors), s3)
@@ -641,10 +642,10 @@ class Archivist:
             )
         await self._tag(facts, add=tags.flavors_deleted)
         token = await self.kaltura.add_upload_token(placeholder.path.name, placeholder.size)
-        await self.kaltura.upload(str(token["id"]), placeholder.chunks(self.rules.part_size))
+        await self.kaltura.upload(token.id, placeholder.chunks(self.rules.part_size))
         for flavor in flavors:
             await self.kaltura.delete_flavor(flavor.id)
-        await self.kaltura.update_content(facts.id, token_resource(str(token["id"])))
+        await self.kaltura.update_content(facts.id, token_resource(token.id))
         await self._await_content(facts.id, "the placeholder", self._not_placeholder)
         await self.kaltura.update_thumbnail(facts.id, self.rules.thumbnail_offset)
         return _done(f"{len(flavors)} flavor(s) deleted; the placeholder is in place")
@@ -666,10 +667,10 @@ class Archivist:
             return "the original's SHA-256 differs from the S3 copy's"
         return None
 
-    async def _replacement_verdict(self, entry: Mapping[str, Any]) -> _Verdict | None:
+    async def _replacement_verdict(self, entry: KalturaMediaEntry) -> _Verdict | None:
         """None when no content replacement is under way; else WAIT (it runs) or FAILED."""
-        status = str(entry.get("replacementStatus") or "0")
-        replacing = entry.get("replacingEntryId") or None
+        status = entry.replacement_status or "0"
+        replacing = entry.replacing_entry_id or None
         if status == "0" and replacing is None:
             return None
         name = REPLACEMENT_STATUS.get(status, status)
@@ -684,12 +685,10 @@ class Archivist:
         if replacing is not None:
             try:
                 temp = await self.kaltura.get_entry(str(replacing))
-            except RemoteError as exc:
-                if exc.code != "ENTRY_ID_NOT_FOUND":
-                    raise
+            except NotFound:
                 # replaced between the two reads: the temporary entry goes when it is over
                 return _Verdict(Outcome.WAIT, "a content replacement is finishing in Kaltura")
-            temp_status = int(temp.get("status", -1))
+            temp_status = _status(temp)
             if temp_status in ENTRY_ERRORS:
                 return _fail(
                     f"the content replacement failed in Kaltura: the replacing entry {replacing}"
@@ -719,7 +718,7 @@ class Archivist:
                 original = original_flavor(
                     [Flavor.from_api(f) for f in await self.kaltura.flavors(entry_id)]
                 )
-                status = int(entry.get("status", -1))
+                status = _status(entry)
                 if status in ENTRY_ERRORS or (
                     original is not None and original.status == FLAVOR_ERROR
                 ):
@@ -827,13 +826,13 @@ class Archivist:
 
         name = f"{facts.id}.mp4"
         token = await self.kaltura.add_upload_token(name, s3.size)
-        await self.kaltura.upload(str(token["id"]), pieces())
+        await self.kaltura.upload(token.id, pieces())
         if (
             check
             and composite_checksum(digests).split("-")[0] != str(s3.checksum_sha256).split("-")[0]
         ):
             raise _Failed(_fail("the bytes read from S3 do not match its SHA-256", True))
-        return token_resource(str(token["id"]))
+        return token_resource(token.id)
 
     # -- repair -------------------------------------------------------------------------------
 
@@ -903,3 +902,8 @@ class Archivist:
         if fresh is None:
             raise _Failed(_skip("no such entry (deleted?)"))
         return fresh
+
+
+def _status(entry: KalturaMediaEntry) -> int:
+    """The entry's KalturaEntryStatus as a number; -1 when the answer has none."""
+    return int(entry.status) if entry.status is not None else -1

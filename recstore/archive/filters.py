@@ -29,6 +29,7 @@ from dateutil.relativedelta import relativedelta
 
 from recstore.archive.states import tag_words
 from recstore.clients.kaltura import MAX_IN_VALUES
+from recstore.clients.kaltura_types import KalturaMediaEntry
 
 #: The server keeps only the first 150 values of an ``idIn`` list (``SphinxCriterion``
 #: MAX_IN_VALUES), so ``--id`` lists go in batches of that size.
@@ -120,11 +121,11 @@ class Selection:
             f["createdAtLessThanOrEqual"] = min(created_max)
         return f
 
-    def accepts(self, entry: Mapping[str, Any]) -> bool:
+    def accepts(self, entry: KalturaMediaEntry) -> bool:
         """The checks Kaltura cannot make, on one listed entry."""
         if not self.tags:
             return True
-        words = {w.lower() for w in tag_words(entry.get("tags"))}
+        words = {w.lower() for w in tag_words(entry.tags)}
         if any(t.lower() not in words for t in self.wanted_tags):
             return False
         return not any(t.lower() in words for t in self.unwanted_tags)

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from recstore.archive.filters import Selection
 from recstore.archive.states import ArchiveTags, EntryState, Flavor, original_flavor, tag_words
+from recstore.clients.kaltura_types import KalturaFlavorAsset, KalturaMediaEntry
 from recstore.clients.s3 import ObjectInfo
 from recstore.common.aio import ordered_map
 
@@ -21,11 +22,11 @@ from recstore.common.aio import ordered_map
 class EntrySource(Protocol):
     """What listing needs of Kaltura (:class:`recstore.clients.kaltura.KalturaClient`)."""
 
-    def iter_entries(self, entry_filter: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]: ...
+    def iter_entries(self, entry_filter: Mapping[str, Any]) -> AsyncIterator[KalturaMediaEntry]: ...
 
     async def count(self, entry_filter: Mapping[str, Any]) -> int: ...
 
-    async def flavors(self, entry_id: str) -> list[dict[str, Any]]: ...
+    async def flavors(self, entry_id: str) -> list[KalturaFlavorAsset]: ...
 
 
 class ObjectLookup(Protocol):
@@ -38,18 +39,18 @@ class ObjectLookup(Protocol):
 class EntryView:
     """One entry as listed, with its flavors and S3 copy when they were asked for."""
 
-    entry: Mapping[str, Any]
+    entry: KalturaMediaEntry
     flavors: Sequence[Flavor] = ()
     s3: ObjectInfo | None = None
     looked_up: frozenset[str] = field(default_factory=frozenset)
 
     @property
     def id(self) -> str:
-        return str(self.entry["id"])
+        return self.entry.id
 
     @property
     def tags(self) -> list[str]:
-        return tag_words(self.entry.get("tags"))
+        return tag_words(self.entry.tags)
 
     @property
     def original(self) -> Flavor | None:
@@ -61,7 +62,7 @@ class EntryView:
 
 async def select(
     source: EntrySource, selection: Selection, now: datetime
-) -> AsyncIterator[dict[str, Any]]:
+) -> AsyncIterator[KalturaMediaEntry]:
     """Every entry the selection picks, once, oldest first, at most ``max_entries``."""
     limit = selection.max_entries
     if limit == 0:
@@ -93,7 +94,7 @@ async def count(source: EntrySource, selection: Selection, now: datetime) -> int
 
 
 async def inspect(
-    entries: AsyncIterator[dict[str, Any]],
+    entries: AsyncIterator[KalturaMediaEntry],
     source: EntrySource,
     *,
     objects: ObjectLookup | None = None,
@@ -103,15 +104,15 @@ async def inspect(
 ) -> AsyncIterator[EntryView]:
     """Each entry with its flavors and (given ``objects`` and ``bucket``) its S3 copy."""
 
-    async def look(entry: dict[str, Any]) -> EntryView:
+    async def look(entry: KalturaMediaEntry) -> EntryView:
         flavors: list[Flavor] = []
         looked: set[str] = set()
         if with_flavors:
-            flavors = [Flavor.from_api(f) for f in await source.flavors(str(entry["id"]))]
+            flavors = [Flavor.from_api(f) for f in await source.flavors(entry.id)]
             looked.add("flavors")
         found = None
         if objects is not None and bucket:
-            found = await objects.find(bucket, str(entry["id"]))
+            found = await objects.find(bucket, entry.id)
             looked.add("s3")
         return EntryView(entry, tuple(flavors), found, frozenset(looked))
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -34,6 +34,7 @@ from typing import Any, Protocol
 from recstore.archive.actions import ACTIONS, REPLACE_VIDEO, RESTORE, S3COPY
 from recstore.archive.filters import Selection
 from recstore.archive.states import ArchiveTags
+from recstore.clients.kaltura_types import KalturaMediaEntry
 from recstore.common.errors import PermanentJobError
 
 VERSION = 1
@@ -199,7 +200,7 @@ PLAN_COLUMNS = ("run", "action", "planned", "apply")
 
 async def plan(
     steps: Sequence[PlanStep],
-    select: Callable[[Selection], AsyncIterator[Mapping[str, Any]]],
+    select: Callable[[Selection], AsyncIterator[KalturaMediaEntry]],
     sender: Sender,
     *,
     run: str,
@@ -235,7 +236,7 @@ async def plan(
             summary.planned.setdefault(step.action, 0)
             batch: list[str] = []
             async for entry in select(step.selection):
-                entry_id = str(entry["id"])
+                entry_id = entry.id
                 if step.action in seen:
                     if entry_id in seen[step.action]:
                         continue

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from recstore.archive.health import Health
 from recstore.archive.inventory import EntryView
 from recstore.archive.states import ENTRY_STATUS, ArchiveTags
+from recstore.clients.kaltura_types import KalturaMediaEntry
 
 LIST_COLUMNS = (
     "last_played_date",
@@ -67,21 +68,21 @@ def date_of(timestamp: Any) -> str:
     return datetime.fromtimestamp(int(timestamp), UTC).strftime("%Y-%m-%d")
 
 
-def list_row(entry: Mapping[str, Any], tags: ArchiveTags) -> dict[str, Any]:
-    words = [w for w in str(entry.get("tags") or "").split(",") if w.strip()]
-    status = entry.get("status")
+def list_row(entry: KalturaMediaEntry, tags: ArchiveTags) -> dict[str, Any]:
+    words = [w for w in (entry.tags or "").split(",") if w.strip()]
+    status = entry.status
     return {
-        "last_played_date": date_of(entry.get("lastPlayedAt")),
-        "plays": int(entry.get("plays") or 0),
-        "entry_id": entry["id"],
+        "last_played_date": date_of(entry.last_played_at),
+        "plays": entry.plays or 0,
+        "entry_id": entry.id,
         "status": ENTRY_STATUS.get(int(status), str(status)) if status is not None else "",
         "archived_to_s3": tags.is_archived(words),
         "flavors_deleted": (tags.has_flavors_deleted(words)),
-        "created_date": date_of(entry.get("createdAt")),
-        "created": int(entry.get("createdAt") or 0),
-        "creator_id": entry.get("creatorId") or entry.get("userId") or "",
-        "category_ids": entry.get("categoriesIds") or "",
-        "categories": entry.get("categories") or "",
+        "created_date": date_of(entry.created_at),
+        "created": entry.created_at,
+        "creator_id": entry.creator_id or entry.user_id or "",
+        "category_ids": entry.categories_ids or "",
+        "categories": entry.categories or "",
     }
 
 
@@ -112,7 +113,7 @@ def health_row(view: EntryView, health: Health) -> dict[str, Any]:
         "orig_status": original.status_name if original else "",
         "archived_to_s3": health.archived,
         "flavors_deleted": health.flavors_deleted,
-        "created_date": date_of(view.entry.get("createdAt")),
+        "created_date": date_of(view.entry.created_at),
         "s3-size": "" if health.s3 is None else health.s3.size,
         "orig_KB": original.size_kb if original else "",
         "size_match": "" if health.size_match is None else health.size_match,

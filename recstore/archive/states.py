@@ -16,9 +16,10 @@ so a size check is exact when it can be and within a tolerance when it cannot.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+
+from recstore.clients.kaltura_types import KalturaFlavorAsset
 
 #: KalturaEntryStatus, for reports.
 ENTRY_STATUS = {
@@ -121,15 +122,14 @@ class Flavor:
     params_id: str = ""
 
     @classmethod
-    def from_api(cls, data: Mapping[str, Any]) -> Flavor:
-        exact = data.get("sizeInBytes")
+    def from_api(cls, asset: KalturaFlavorAsset) -> Flavor:
         return cls(
-            id=str(data.get("id", "")),
-            is_original=_truthy(data.get("isOriginal")),
-            status=int(data.get("status", -1)),
-            size_kb=int(data.get("size") or 0),
-            size_bytes=int(exact) if exact not in (None, "", 0, "0") else None,
-            params_id=str(data.get("flavorParamsId", "")),
+            id=asset.id,
+            is_original=asset.is_original,
+            status=asset.status,
+            size_kb=asset.size or 0,
+            size_bytes=asset.size_in_bytes or None,  # 0: the server does not know
+            params_id=asset.flavor_params_id,
         )
 
     @property
@@ -144,12 +144,6 @@ class Flavor:
 def original_flavor(flavors: Sequence[Flavor]) -> Flavor | None:
     """The entry's original (source) flavor, if it has one."""
     return next((f for f in flavors if f.is_original), None)
-
-
-def _truthy(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true")
-    return bool(value)
 
 
 @dataclass(frozen=True)

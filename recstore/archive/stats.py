@@ -35,8 +35,8 @@ class Stats:
     savable_bytes: Counter[str] = field(default_factory=Counter)
 
     def add(self, view: EntryView) -> None:
-        created = _year(view.entry.get("createdAt")) or "unknown"
-        played = _year(view.entry.get("lastPlayedAt")) or NEVER
+        created = _year(view.entry.created_at) or "unknown"
+        played = _year(view.entry.last_played_at) or NEVER
         state = view.state(self.tags)
         self.created[created] += 1
         self.last_played[played] += 1

@@ -44,6 +44,7 @@ from recstore.archive.stats import STATS_COLUMNS, Stats
 from recstore.cli.main import CONFIG_OPTION, _load, main, reported_errors
 from recstore.clients.aws import aws_client
 from recstore.clients.aws_errors import aws_errors
+from recstore.clients.kaltura_types import KalturaMediaEntry
 from recstore.common import events
 from recstore.workers.archive_context import ArchiveContext, archive_context
 
@@ -363,7 +364,7 @@ def list_entries(
 
 
 async def _list_with_ldap(
-    context: ArchiveContext, entries: AsyncIterator[dict[str, Any]], fmt: str
+    context: ArchiveContext, entries: AsyncIterator[KalturaMediaEntry], fmt: str
 ) -> None:
     """The whole report is looked up before a line is written: a directory that fails midway
     must not leave a report that looks complete."""

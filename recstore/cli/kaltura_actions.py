@@ -52,6 +52,7 @@ from recstore.cli.kaltura import (
     selection_options,
 )
 from recstore.cli.main import CONFIG_OPTION
+from recstore.clients.kaltura_types import KalturaMediaEntry
 from recstore.workers.archive_actions import ReportSink, archivist_for
 from recstore.workers.archive_context import ArchiveContext
 
@@ -193,9 +194,9 @@ def _report_where(context: ArchiveContext, action: str, now: datetime, report_to
     return [f"s3://{context.bucket}/{_report_run(context, action, now)[1]}"]
 
 
-async def _ids(entries: AsyncIterator[dict[str, Any]]) -> AsyncIterator[str]:
+async def _ids(entries: AsyncIterator[KalturaMediaEntry]) -> AsyncIterator[str]:
     async for entry in entries:
-        yield str(entry["id"])
+        yield entry.id
 
 
 def _command(action: str, help_text: str) -> Callable[..., None]:

@@ -7,7 +7,10 @@ body means the instance is unknown (:class:`~recstore.common.errors.UnknownInsta
 its jobs). A 404 page that is not JSON comes from something in front of the configurator (an
 ingress's default backend during a rollout) and says nothing about the instance: it is a
 :class:`RemoteError` like anything else that fails, and the job is retried later. Only network
-faults and 408/429/5xx are retried here, within the request.
+faults and 408/429/5xx are retried here, within the request (after the ``Retry-After`` it
+names). Other answers are raised as the kind their status says (401/403
+:class:`~recstore.common.errors.Unauthorised`, 429 :class:`~recstore.common.errors.Throttled`
+...).
 Answers are cached for ``configurator.cacheTtl`` so a busy queue does not hammer the service.
 
 The answer is the instance's whole configuration, of which recstore reads ``recordings``; the
@@ -28,8 +31,14 @@ import aiohttp
 from pydantic import ValidationError
 
 from recstore.clients.http import connection_errors
-from recstore.common.errors import RemoteError, UnknownInstance, transient_status
-from recstore.common.retry import RetryPolicy, call_with_retry
+from recstore.common.errors import (
+    NotFound,
+    RemoteError,
+    UnknownInstance,
+    kind_of_status,
+    transient_status,
+)
+from recstore.common.retry import RetryPolicy, call_with_retry, parse_retry_after
 from recstore.settings import ConfiguratorSettings, InstanceSettings
 
 REMOTE = "configurator"
@@ -80,11 +89,15 @@ class ConfiguratorClient:
                         f"the configurator has no instance {domain!r}", remote=REMOTE, status=404
                     )
                 if response.status != 200:
-                    raise RemoteError(
+                    kind = kind_of_status(response.status)
+                    if kind is NotFound:  # not JSON: not the configurator's word on the instance
+                        kind = RemoteError
+                    raise kind(
                         f"configurator answered {response.status} for instance {domain!r}",
                         remote=REMOTE,
                         status=response.status,
                         transient=transient_status(response.status),
+                        retry_after=parse_retry_after(response.headers.get("Retry-After")),
                     )
                 try:
                     document = await response.json(content_type=None)

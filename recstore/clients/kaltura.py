@@ -5,6 +5,10 @@
 * Requests are JSON with ``format=1``; Kaltura reports errors as ``KalturaAPIException``
   objects with HTTP 200, which become :class:`KalturaError` (permanent unless the code says the
   server failed inside). Transport errors and 5xx are transient and go through the retry helper.
+  The error is also the kind its code means: ``*_NOT_FOUND`` (``ENTRY_ID_NOT_FOUND``,
+  ``FLAVOR_ASSET_ID_NOT_FOUND`` ...) a :class:`~recstore.common.errors.NotFound`, a session
+  refused (:data:`REFUSED_CODES`) an :class:`~recstore.common.errors.Unauthorised`, an HTTP
+  status the kind it says; callers catch the kind, never compare codes.
 * A multirequest answers one result per call; **every** element is checked and a failed one
   comes back as a :class:`KalturaError` in its place, so the caller decides per element.
 * :meth:`KalturaClient.iter_entries` lists every entry matching a filter whatever the count:
@@ -30,20 +34,40 @@ import time
 import urllib.parse
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from pydantic import ValidationError
 
 from recstore.clients.http import connection_errors
-from recstore.common.errors import RemoteError, transient_status
-from recstore.common.retry import RetryPolicy, call_with_retry
+from recstore.clients.kaltura_types import (
+    KalturaFlavorAsset,
+    KalturaMediaEntry,
+    KalturaMetadata,
+    KalturaMetadataProfile,
+    KalturaObject,
+    KalturaUploadToken,
+)
+from recstore.common.errors import (
+    NotFound,
+    RemoteError,
+    Unauthorised,
+    kind_of_status,
+    remote_error,
+    transient_status,
+)
+from recstore.common.retry import RetryPolicy, call_with_retry, parse_retry_after
 from recstore.settings import KalturaSettings
 
 REMOTE = "kaltura"
+W = TypeVar("W", bound=KalturaObject)
 #: An expired or unreadable session: ``INVALID_KS`` (``ERR_DESC`` EXPIRED, INVALID_STR, ...;
 #: ``api_v3/lib/KalturaErrors.php``: the server has no separate code for expiry).
 SESSION_ERRORS = frozenset({"INVALID_KS"})
+#: Codes of a session the server refuses (no KS, or one without the privilege the service
+#: needs; ``api_v3/lib/KalturaErrors.php``): :class:`Unauthorised`.
+REFUSED_CODES = SESSION_ERRORS | {"MISSING_KS", "SERVICE_FORBIDDEN"}
 #: Codes that say the server failed inside, not the request: worth another try. From
 #: ``kaltura/server``: ``api_v3/lib/KalturaErrors.php`` (``INTERNAL_SERVERL_ERROR``, sic, the
 #: catch-all of ``KalturaFrontController::getExceptionObject``; ``LOCK_TIMED_OUT``) and
@@ -70,8 +94,11 @@ MAX_MATCHES = 10_000
 #: Renew a session this long before it expires.
 RENEW_MARGIN = 300.0
 ADMIN = 2
-#: How often one upload chunk (or a download) is resumed after a transient failure.
-UPLOAD_RESUMES = 5
+#: How often a download is resumed after a transient failure (an upload chunk is resumed by
+#: the client's retry policy).
+DOWNLOAD_RESUMES = 5
+#: One attempt: for a call that is itself a step of a retried attempt.
+SEND_ONCE = RetryPolicy(attempts=1)
 #: Bytes taken from the socket at a time while downloading.
 READ_SIZE = 1024 * 1024
 
@@ -90,6 +117,34 @@ class KalturaError(RemoteError):
     ):
         super().__init__(message, remote=remote, code=code, **kw)
         self.kaltura_args = args or {}
+
+
+def kaltura_error(
+    message: str, *, kind: type[RemoteError] = RemoteError, **fields: Any
+) -> KalturaError:
+    """A :class:`KalturaError` that is also ``kind`` (:class:`NotFound` ...)."""
+    error = remote_error(KalturaError, kind, message, **fields)
+    assert isinstance(error, KalturaError)
+    return error
+
+
+def kind_of_code(code: str) -> type[RemoteError]:
+    """The kind of error a ``KalturaAPIException`` code says, :class:`RemoteError` if none."""
+    if code in REFUSED_CODES:
+        return Unauthorised
+    if code.endswith("_NOT_FOUND"):
+        return NotFound
+    return RemoteError
+
+
+def _http_error(what: str, answer: aiohttp.ClientResponse) -> KalturaError:
+    return kaltura_error(
+        f"{what} answered HTTP {answer.status}",
+        kind=kind_of_status(answer.status),
+        status=answer.status,
+        transient=transient_status(answer.status),
+        retry_after=parse_retry_after(answer.headers.get("Retry-After")),
+    )
 
 
 def _unreachable() -> contextlib.AbstractContextManager[None]:
@@ -183,7 +238,13 @@ class KalturaClient:
 
     async def call(self, service: str, action: str, **params: Any) -> Any:
         """One API call; its result, or :class:`KalturaError`."""
-        result = await self._with_session(f"service/{service}/action/{action}", dict(params))
+        return await self._call(service, action, params, self._policy)
+
+    async def _call(
+        self, service: str, action: str, params: Mapping[str, Any], policy: RetryPolicy | None
+    ) -> Any:
+        path = f"service/{service}/action/{action}"
+        result = await self._with_session(path, dict(params), policy)
         _raise_if_error(result, f"{service}.{action}")
         return result
 
@@ -194,7 +255,7 @@ class KalturaClient:
         body: dict[str, Any] = {}
         for index, item in enumerate(calls, start=1):
             body[str(index)] = {"service": item.service, "action": item.action, **item.params}
-        answer = await self._with_session("service/multirequest", body)
+        answer = await self._with_session("service/multirequest", body, self._policy)
         _raise_if_error(answer, "multirequest")
         if not isinstance(answer, list) or len(answer) != len(calls):
             raise KalturaError("multirequest answered a different number of results")
@@ -208,16 +269,23 @@ class KalturaClient:
                 results.append(result)
         return results
 
-    async def _with_session(self, path: str, body: dict[str, Any]) -> Any:
-        """POST with a session, renewing it once when the server says it is no longer valid."""
-        answer = await self._post(path, body, self._session_ks())
+    async def _with_session(
+        self, path: str, body: dict[str, Any], policy: RetryPolicy | None
+    ) -> Any:
+        """POST with a session, renewing it once when the server says it is no longer valid.
+
+        The renewal follows the first call's retries, it does not run inside them: a refused
+        session is an answer, not a failure, so at most two retried calls are made."""
+        answer = await self._post(path, body, self._session_ks(), policy)
         if _error_code(answer) in SESSION_ERRORS or (
             isinstance(answer, list) and any(_error_code(a) in SESSION_ERRORS for a in answer)
         ):
-            answer = await self._post(path, body, self._session_ks(renew=True))
+            answer = await self._post(path, body, self._session_ks(renew=True), policy)
         return answer
 
-    async def _post(self, path: str, body: dict[str, Any], ks: str) -> Any:
+    async def _post(
+        self, path: str, body: dict[str, Any], ks: str, policy: RetryPolicy | None
+    ) -> Any:
         url = f"{self._base.removesuffix('/service')}/{path}?format=1"
         payload = {**body, "ks": ks, "format": 1}
 
@@ -225,11 +293,7 @@ class KalturaClient:
             with _unreachable():
                 async with self._session.post(url, json=payload, timeout=self._timeout) as answer:
                     if answer.status != 200:
-                        raise KalturaError(
-                            f"kaltura answered HTTP {answer.status}",
-                            status=answer.status,
-                            transient=transient_status(answer.status),
-                        )
+                        raise _http_error("kaltura", answer)
                     result = await answer.json(content_type=None)
             # An internal error of the server (not of this request) is retried like a 5xx;
             # a multirequest's own elements are left to the caller.
@@ -237,7 +301,7 @@ class KalturaClient:
                 _raise_if_error(result, path.removeprefix("service/").replace("/action/", "."))
             return result
 
-        return await call_with_retry(attempt, remote=REMOTE, policy=self._policy)
+        return await call_with_retry(attempt, remote=REMOTE, policy=policy)
 
     # -- listing ---------------------------------------------------------------------------
 
@@ -247,7 +311,7 @@ class KalturaClient:
         *,
         service: str = "media",
         page_size: int | None = None,
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[KalturaMediaEntry]:
         """Every entry matching ``entry_filter`` once, past Kaltura's 10,000.
 
         Oldest first within each part of a split ``...In`` list (see :func:`split_in_lists`).
@@ -265,7 +329,7 @@ class KalturaClient:
 
     async def _iter_window(
         self, service: str, base: dict[str, Any], size: int
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[KalturaMediaEntry]:
         base = dict(base)
         window = base.pop("createdAtGreaterThanOrEqual", None)
         boundary: set[str] = set()  # ids already given at the window's first second
@@ -274,8 +338,8 @@ class KalturaClient:
             if window is not None:
                 page_filter["createdAtGreaterThanOrEqual"] = window
             page = await self._list_page(service, page_filter, size, 1)
-            objects: list[dict[str, Any]] = page.get("objects") or []
-            fresh = [entry for entry in objects if entry["id"] not in boundary]
+            objects = [KalturaMediaEntry.model_validate(o) for o in _objects(page)]
+            fresh = [entry for entry in objects if entry.id not in boundary]
             for entry in fresh:
                 yield entry
             if not fresh:
@@ -289,15 +353,15 @@ class KalturaClient:
                     yield entry
                 window, boundary = second + 1, set()
                 continue
-            last = int(objects[-1]["createdAt"])
+            last = objects[-1].created_at
             if window is None or last != int(window):
                 boundary = set()
-            boundary |= {e["id"] for e in objects if int(e["createdAt"]) == last}
+            boundary |= {e.id for e in objects if e.created_at == last}
             window = last
 
     async def _one_second(
         self, service: str, base: dict[str, Any], second: int, size: int, given: set[str]
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[KalturaMediaEntry]:
         """The entries of one ``createdAt`` second not yet given, read whole before yielding.
 
         Offsets within the second shift when an entry leaves the filter (the caller's own
@@ -309,7 +373,7 @@ class KalturaClient:
             "createdAtGreaterThanOrEqual": second,
             "createdAtLessThanOrEqual": second,
         }
-        found: dict[str, dict[str, Any]] = {}
+        found: dict[str, KalturaMediaEntry] = {}
         index = 1
         while True:
             if (index - 1) * size >= MAX_MATCHES:
@@ -319,9 +383,9 @@ class KalturaClient:
                     code="QUERY_EXCEEDED_MAX_MATCHES_ALLOWED",
                 )
             page = await self._list_page(service, second_filter, size, index)
-            objects = page.get("objects") or []
+            objects = [KalturaMediaEntry.model_validate(o) for o in _objects(page)]
             for entry in objects:
-                found.setdefault(entry["id"], entry)
+                found.setdefault(entry.id, entry)
             if not objects or index * size >= _total(page):
                 break
             index += 1
@@ -336,27 +400,28 @@ class KalturaClient:
         return _object(await self.call(service, "list", filter=dict(flt), pager=pager))
 
     async def list_all(
-        self, service: str, flt: Mapping[str, Any], *, page_size: int = 500
-    ) -> list[dict[str, Any]]:
+        self, service: str, flt: Mapping[str, Any], model: type[W], *, page_size: int = 500
+    ) -> list[W]:
         """Every object a short listing matches (a lookup by ids, not a scan of everything).
 
         ``...In`` lists longer than the server keeps are split (:func:`split_in_lists`); each
         part is paged by index until a page is empty or the server's ``totalCount`` is
         reached (a short page alone is no proof of the end), and read whole before it is
-        returned. At most 10,000 objects per part, as the server pages no further.
+        returned, each as ``model``. At most 10,000 objects per part, as the server pages no
+        further.
         """
         found: dict[Any, dict[str, Any]] = {}
         for part in split_in_lists(flt):
             index = 1
             while (index - 1) * page_size < MAX_MATCHES:
                 page = await self._list_page(service, part, page_size, index)
-                objects = page.get("objects") or []
+                objects = _objects(page)
                 for item in objects:
                     found.setdefault(item.get("id"), item)
                 if not objects or index * page_size >= _total(page):
                     break
                 index += 1
-        return list(found.values())
+        return [model.model_validate(item) for item in found.values()]
 
     # -- services used by the archive and sync jobs ------------------------------------------
 
@@ -367,19 +432,17 @@ class KalturaClient:
             total += int(await self.call("media", "count", filter=part))
         return total
 
-    async def get_entry(self, entry_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call("media", "get", entryId=entry_id)
-        return result
+    async def get_entry(self, entry_id: str) -> KalturaMediaEntry:
+        return _wire(KalturaMediaEntry, await self.call("media", "get", entryId=entry_id))
 
-    async def flavors(self, entry_id: str) -> list[dict[str, Any]]:
+    async def flavors(self, entry_id: str) -> list[KalturaFlavorAsset]:
         page = await self.call(
             "flavorAsset",
             "list",
             filter={"objectType": "KalturaFlavorAssetFilter", "entryIdEqual": entry_id},
             pager={"objectType": "KalturaFilterPager", "pageSize": 500, "pageIndex": 1},
         )
-        objects: list[dict[str, Any]] = page.get("objects") or []
-        return objects
+        return [KalturaFlavorAsset.model_validate(o) for o in _objects(page)]
 
     async def flavor_url(self, flavor_id: str) -> str:
         return str(await self.call("flavorAsset", "getUrl", id=flavor_id))
@@ -390,7 +453,7 @@ class KalturaClient:
         Streamed, never held whole: memory is one piece plus what the socket hands over. A
         connection that breaks mid-file is reopened from the byte reached (``Range``; a server
         that ignores ranges is read past what was already given), up to
-        :data:`UPLOAD_RESUMES` times, so a blip costs a reconnect, not the file.
+        :data:`DOWNLOAD_RESUMES` times, so a blip costs a reconnect, not the file.
         """
         if chunk_size <= 0:
             raise ValueError("chunk_size must be positive")
@@ -404,11 +467,7 @@ class KalturaClient:
             try:
                 async with self._session.get(url, headers=headers, timeout=timeout) as answer:
                     if answer.status not in (200, 206):
-                        raise KalturaError(
-                            f"flavor download answered HTTP {answer.status}",
-                            status=answer.status,
-                            transient=transient_status(answer.status),
-                        )
+                        raise _http_error("flavor download", answer)
                     skip = position if answer.status == 200 else 0
                     async for data in answer.content.iter_chunked(READ_SIZE):
                         if skip:
@@ -428,68 +487,80 @@ class KalturaClient:
                 break
             except (aiohttp.ClientError, TimeoutError) as exc:
                 breaks += 1
-                if breaks > UPLOAD_RESUMES:
+                if breaks > DOWNLOAD_RESUMES:
                     raise KalturaError(
                         f"flavor download kept breaking: {type(exc).__name__}", transient=True
                     ) from exc
         if piece:
             yield b"".join(piece)
 
-    async def update_tags(self, entry_id: str, tags: Sequence[str]) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call(
-            "baseEntry",
-            "update",
-            entryId=entry_id,
-            baseEntry={"objectType": "KalturaBaseEntry", "tags": ",".join(tags)},
+    async def update_tags(self, entry_id: str, tags: Sequence[str]) -> KalturaMediaEntry:
+        return _wire(
+            KalturaMediaEntry,
+            await self.call(
+                "baseEntry",
+                "update",
+                entryId=entry_id,
+                baseEntry={"objectType": "KalturaBaseEntry", "tags": ",".join(tags)},
+            ),
         )
-        return result
 
-    async def add_media(self, entry: Mapping[str, Any]) -> dict[str, Any]:
+    async def add_media(self, entry: Mapping[str, Any]) -> KalturaMediaEntry:
         """``media.add``: a new entry (status NO_CONTENT until content is added)."""
         fields = {"objectType": "KalturaMediaEntry", "mediaType": 1, **entry}
-        return _object(await self.call("media", "add", entry=fields))
+        return _wire(KalturaMediaEntry, await self.call("media", "add", entry=fields))
 
-    async def update_media(self, entry_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    async def update_media(self, entry_id: str, fields: Mapping[str, Any]) -> KalturaMediaEntry:
         """``media.update``: a partial update of the named fields."""
         entry = {"objectType": "KalturaMediaEntry", **fields}
-        return _object(await self.call("media", "update", entryId=entry_id, mediaEntry=entry))
+        return _wire(
+            KalturaMediaEntry,
+            await self.call("media", "update", entryId=entry_id, mediaEntry=entry),
+        )
 
-    async def add_content(self, entry_id: str, resource: Mapping[str, Any]) -> dict[str, Any]:
+    async def add_content(self, entry_id: str, resource: Mapping[str, Any]) -> KalturaMediaEntry:
         """``media.addContent`` (only on NO_CONTENT entries); see :func:`url_resource`."""
-        return _object(
-            await self.call("media", "addContent", entryId=entry_id, resource=dict(resource))
+        return _wire(
+            KalturaMediaEntry,
+            await self.call("media", "addContent", entryId=entry_id, resource=dict(resource)),
         )
 
-    async def update_content(self, entry_id: str, resource: Mapping[str, Any]) -> dict[str, Any]:
+    async def update_content(self, entry_id: str, resource: Mapping[str, Any]) -> KalturaMediaEntry:
         """``media.updateContent``: replace an entry's content (its id and embeds stay)."""
-        return _object(
-            await self.call("media", "updateContent", entryId=entry_id, resource=dict(resource))
+        return _wire(
+            KalturaMediaEntry,
+            await self.call("media", "updateContent", entryId=entry_id, resource=dict(resource)),
         )
 
-    async def update_thumbnail(self, entry_id: str, offset_seconds: float) -> dict[str, Any]:
+    async def update_thumbnail(self, entry_id: str, offset_seconds: float) -> KalturaMediaEntry:
         """``media.updateThumbnail``: a new default thumbnail from this moment of the video."""
-        return _object(
-            await self.call("media", "updateThumbnail", entryId=entry_id, timeOffset=offset_seconds)
+        return _wire(
+            KalturaMediaEntry,
+            await self.call(
+                "media", "updateThumbnail", entryId=entry_id, timeOffset=offset_seconds
+            ),
         )
 
     async def delete_flavor(self, flavor_id: str) -> None:
         await self.call("flavorAsset", "delete", id=flavor_id)
 
-    async def add_upload_token(self, file_name: str, file_size: int | None) -> dict[str, Any]:
+    async def add_upload_token(self, file_name: str, file_size: int | None) -> KalturaUploadToken:
         """``uploadToken.add``. The server keeps ``fileSize`` but checks nothing against it
         (only with ``autoFinalize``, ``kUploadTokenMgr::handleResume``): :meth:`upload`
         compares it with what the server holds at the end."""
         token: dict[str, Any] = {"objectType": "KalturaUploadToken", "fileName": file_name}
         if file_size is not None:
             token["fileSize"] = file_size
-        return _object(await self.call("uploadToken", "add", uploadToken=token))
+        return _wire(KalturaUploadToken, await self.call("uploadToken", "add", uploadToken=token))
 
-    async def upload_token(self, token_id: str) -> dict[str, Any]:
-        return _object(await self.call("uploadToken", "get", uploadTokenId=token_id))
+    async def upload_token(self, token_id: str) -> KalturaUploadToken:
+        return _wire(
+            KalturaUploadToken, await self.call("uploadToken", "get", uploadTokenId=token_id)
+        )
 
     async def upload(
         self, token_id: str, chunks: AsyncIterable[bytes], *, start_at: int = 0
-    ) -> dict[str, Any]:
+    ) -> KalturaUploadToken:
         """Send ``chunks`` into an upload token, one ``uploadToken.upload`` call each.
 
         Resumable: a chunk whose call fails is resent from what the server reports as
@@ -509,12 +580,10 @@ class KalturaClient:
         token = await self._send_final(token_id, pending or b"", position)
         return token
 
-    async def _send_final(self, token_id: str, data: bytes, position: int) -> dict[str, Any]:
+    async def _send_final(self, token_id: str, data: bytes, position: int) -> KalturaUploadToken:
         end = await self._upload_chunk(token_id, data, position, final=True)
         token = await self.upload_token(token_id)
-        held = _int_or_none(token.get("uploadedFileSize"))
-        announced = _int_or_none(token.get("fileSize"))
-        status = _int_or_none(token.get("status"))
+        held, announced, status = token.uploaded_file_size, token.file_size, token.status
         if held != end or (announced is not None and held != announced) or status != 2:
             raise KalturaError(
                 f"upload token {token_id} holds {held} bytes (status {status}) after {end} were "
@@ -524,20 +593,37 @@ class KalturaClient:
         return token
 
     async def _upload_chunk(self, token_id: str, data: bytes, position: int, *, final: bool) -> int:
-        """Upload ``data`` at ``position``; the position after it. Resumes a broken attempt."""
+        """Upload ``data`` at ``position``; the position after it. Resumes a broken attempt.
+
+        One retry loop (the client's policy) around each attempt: an attempt after a broken
+        one first asks the token how much arrived and sends only the rest. That question is
+        a step of the attempt, sent once, so no retry loop runs inside the retry loop.
+        """
         sent = 0
-        for _ in range(UPLOAD_RESUMES + 1):
+        broken = False
+
+        async def attempt() -> None:
+            nonlocal sent, broken
+            if broken:
+                answer = await self._call(
+                    "uploadToken", "get", {"uploadTokenId": token_id}, SEND_ONCE
+                )
+                received = _wire(KalturaUploadToken, answer).uploaded_file_size or 0
+                if not position <= received <= position + len(data):
+                    raise KalturaError(
+                        f"upload token {token_id} holds {received} bytes, outside the chunk of "
+                        f"{len(data)} at {position}: the upload cannot resume",
+                        code="UPLOAD_INCOMPLETE",
+                    )
+                sent = received - position
             try:
                 await self._upload_call(token_id, data[sent:], position + sent, final=final)
-                return position + len(data)
             except KalturaError as exc:
-                if not exc.transient:
-                    raise
-                received = int((await self.upload_token(token_id)).get("uploadedFileSize") or 0)
-                if not position <= received <= position + len(data):
-                    raise
-                sent = received - position
-        raise KalturaError(f"upload to token {token_id} kept failing", transient=True)
+                broken = exc.transient
+                raise
+
+        await call_with_retry(attempt, remote=REMOTE, policy=self._policy)
+        return position + len(data)
 
     async def _upload_call(self, token_id: str, data: bytes, at: int, *, final: bool) -> None:
         form = aiohttp.FormData()
@@ -558,27 +644,33 @@ class KalturaClient:
         with _unreachable():
             async with self._session.post(url, data=form, timeout=self._timeout) as answer:
                 if answer.status != 200:
-                    raise KalturaError(
-                        f"uploadToken.upload answered HTTP {answer.status}",
-                        status=answer.status,
-                        transient=transient_status(answer.status),
-                    )
+                    raise _http_error("uploadToken.upload", answer)
                 result = await answer.json(content_type=None)
         _raise_if_error(result, "uploadToken.upload")
 
-    async def metadata_profiles(self, system_name: str) -> list[dict[str, Any]]:
+    async def metadata_profiles(self, system_name: str) -> list[KalturaMetadataProfile]:
         """``metadataProfile.list`` by system name."""
         page = await self.call(
             "metadata_metadataProfile",
             "list",
             filter={"objectType": "KalturaMetadataProfileFilter", "systemNameEqual": system_name},
         )
-        objects: list[dict[str, Any]] = page.get("objects") or []
-        return objects
+        return [KalturaMetadataProfile.model_validate(o) for o in _objects(page)]
+
+    async def metadata_profile(self, profile_id: int) -> KalturaMetadataProfile | None:
+        """The profile of that id, None when there is none (``metadataProfile.list`` by id:
+        an unknown id is an empty list, not an error)."""
+        page = await self.call(
+            "metadata_metadataProfile",
+            "list",
+            filter={"objectType": "KalturaMetadataProfileFilter", "idEqual": profile_id},
+        )
+        found = [KalturaMetadataProfile.model_validate(o) for o in _objects(page)]
+        return found[0] if found else None
 
     async def add_metadata_profile(
         self, name: str, system_name: str, xsd: str, views: str | None = None
-    ) -> dict[str, Any]:
+    ) -> KalturaMetadataProfile:
         """``metadataProfile.add`` for entry metadata (``metadataObjectType`` 1)."""
         profile = {
             "objectType": "KalturaMetadataProfile",
@@ -590,9 +682,11 @@ class KalturaClient:
         params: dict[str, Any] = {"metadataProfile": profile, "xsdData": xsd}
         if views is not None:
             params["viewsData"] = views
-        return _object(await self.call("metadata_metadataProfile", "add", **params))
+        return _wire(
+            KalturaMetadataProfile, await self.call("metadata_metadataProfile", "add", **params)
+        )
 
-    async def list_metadata(self, profile_id: int, object_id: str) -> list[dict[str, Any]]:
+    async def list_metadata(self, profile_id: int, object_id: str) -> list[KalturaMetadata]:
         page = await self.call(
             "metadata_metadata",
             "list",
@@ -602,12 +696,12 @@ class KalturaClient:
                 "objectIdEqual": object_id,
             },
         )
-        objects: list[dict[str, Any]] = page.get("objects") or []
-        return objects
+        return [KalturaMetadata.model_validate(o) for o in _objects(page)]
 
-    async def add_metadata(self, profile_id: int, object_id: str, xml: str) -> dict[str, Any]:
+    async def add_metadata(self, profile_id: int, object_id: str, xml: str) -> KalturaMetadata:
         """``metadata.add`` on an entry (``objectType`` 1); the XML follows the profile's XSD."""
-        return _object(
+        return _wire(
+            KalturaMetadata,
             await self.call(
                 "metadata_metadata",
                 "add",
@@ -615,11 +709,14 @@ class KalturaClient:
                 objectType=1,
                 objectId=object_id,
                 xmlData=xml,
-            )
+            ),
         )
 
-    async def update_metadata(self, metadata_id: int, xml: str) -> dict[str, Any]:
-        return _object(await self.call("metadata_metadata", "update", id=metadata_id, xmlData=xml))
+    async def update_metadata(self, metadata_id: int, xml: str) -> KalturaMetadata:
+        return _wire(
+            KalturaMetadata,
+            await self.call("metadata_metadata", "update", id=metadata_id, xmlData=xml),
+        )
 
 
 def url_resource(url: str) -> dict[str, Any]:
@@ -679,6 +776,24 @@ def _object(result: Any) -> dict[str, Any]:
     return result
 
 
+def _objects(page: Any) -> list[Any]:
+    """The ``objects`` of a list response (``KalturaListResponse``)."""
+    objects = _object(page).get("objects") or []
+    if not isinstance(objects, list):
+        raise KalturaError("kaltura answered a list whose objects are no list")
+    return objects
+
+
+def _wire(model: type[W], result: Any) -> W:
+    """``result`` read as ``model``; an answer that does not fit is the server's error."""
+    try:
+        return model.model_validate(_object(result))
+    except ValidationError as exc:
+        raise KalturaError(
+            f"kaltura answered a {model.__name__} that does not fit: {exc}"
+        ) from None
+
+
 def _error_code(result: Any) -> str | None:
     if isinstance(result, dict) and result.get("objectType") == "KalturaAPIException":
         return str(result.get("code"))
@@ -690,8 +805,9 @@ def _raise_if_error(result: Any, what: str) -> None:
     if code is None:
         return
     assert isinstance(result, dict)
-    raise KalturaError(
+    raise kaltura_error(
         f"{what} failed: {code}: {result.get('message', '')}",
+        kind=kind_of_code(code),
         code=code,
         args=result.get("args"),
         transient=code in TRANSIENT_CODES,

@@ -22,8 +22,10 @@ Why it is built this way:
   ``ssl.match_hostname``, so :class:`_VerifiedTls` hands ldap3 an already checked socket.
 * Errors become :class:`LdapError` (a :class:`RemoteError`) at this boundary: connection trouble,
   timeouts and busy/unavailable answers are transient and retried by the one retry helper;
-  bad credentials, a missing base DN or a certificate that does not verify are not. Messages
-  name the server and the bind DN, never the password.
+  bad credentials, a missing base DN or a certificate that does not verify are not. A result
+  code that names a kind is raised as that kind too (:data:`KIND_OF_RESULT`: bad credentials
+  :class:`Unauthorised`, a missing base DN :class:`NotFound`). Messages name the server and
+  the bind DN, never the password.
 """
 
 from __future__ import annotations
@@ -39,7 +41,14 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from recstore.common.aio import ordered_map
-from recstore.common.errors import ConfigError, RemoteError
+from recstore.common.errors import (
+    ConfigError,
+    NotFound,
+    RemoteError,
+    Throttled,
+    Unauthorised,
+    remote_error,
+)
 from recstore.common.retry import RetryPolicy, call_with_retry
 from recstore.settings import LdapSettings
 
@@ -57,6 +66,15 @@ with warnings.catch_warnings():
 REMOTE = "ldap"
 #: LDAP result codes worth another try: timeLimitExceeded, busy, unavailable.
 TRANSIENT_RESULTS = frozenset({3, 51, 52})
+#: What LDAP result codes (RFC 4511, 4.1.9) mean as kinds: noSuchObject (the base DN is not
+#: there), inappropriateAuthentication, invalidCredentials, insufficientAccessRights, busy.
+KIND_OF_RESULT: dict[int, type[RemoteError]] = {
+    32: NotFound,
+    48: Unauthorised,
+    49: Unauthorised,
+    50: Unauthorised,
+    51: Throttled,
+}
 #: Few quick tries: a directory that is down should fail a report in seconds, not minutes.
 DEFAULT_POLICY = RetryPolicy(attempts=3, base_delay=0.2, max_delay=2.0, deadline=60.0)
 
@@ -367,12 +385,16 @@ def _result_error(url: str, step: str, result: dict[str, Any] | None) -> LdapErr
     description = result.get("description") or "no answer"
     message = result.get("message")
     detail = f"{description} ({message})" if message else str(description)
-    return LdapError(
+    error = remote_error(
+        LdapError,
+        KIND_OF_RESULT.get(code, RemoteError) if isinstance(code, int) else RemoteError,
         f"LDAP {url}: {step} failed: {detail}",
         remote=REMOTE,
         code=description if code is not None else None,
         transient=code is None or code in TRANSIENT_RESULTS,
     )
+    assert isinstance(error, LdapError)
+    return error
 
 
 def _translate(url: str, exc: LDAPException) -> LdapError:

@@ -33,9 +33,9 @@ from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callab
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from recstore.clients.aws_errors import aws_errors
+from recstore.clients.aws_errors import NoSuchBucket, aws_errors
 from recstore.common import events
-from recstore.common.errors import RemoteError
+from recstore.common.errors import Conflict, NotFound, PreconditionFailed, RemoteError
 from recstore.common.retry import RetryPolicy, call_with_retry
 
 log = logging.getLogger(__name__)
@@ -271,10 +271,8 @@ class S3Store:
         """Like :meth:`head`, but None when the object does not exist."""
         try:
             return await self.head(bucket, key)
-        except RemoteError as exc:
-            if exc.status == 404:
-                return None
-            raise
+        except NotFound:
+            return None
 
     def ranges(self, source: ObjectInfo) -> RangeCursor:
         """A cursor reading ``source`` in consecutive ranges from its start."""
@@ -397,10 +395,10 @@ class S3Store:
                     answer = await self._client.put_object(
                         Bucket=bucket, Key=key, Body=data, **conditions
                     )
-            except RemoteError as exc:
+            except (PreconditionFailed, Conflict, NotFound):
                 # 412: the condition failed; 409: a concurrent conditional write won; 404: the
                 # object to match is gone. Each means "not yours" to the caller.
-                if conditions and exc.status in (404, 409, 412):
+                if conditions:
                     return None
                 raise
             return str(answer["ETag"])
@@ -628,10 +626,8 @@ class S3Store:
                     answer = await self._client.restore_object(
                         Bucket=bucket, Key=key, RestoreRequest=request
                     )
-            except RemoteError as exc:
-                if exc.code == "RestoreAlreadyInProgress":
-                    return False
-                raise
+            except Conflict:  # RestoreAlreadyInProgress, S3's only 409 to a restore
+                return False
             return int(answer.get("ResponseMetadata", {}).get("HTTPStatusCode", 202)) == 200
 
         return await call_with_retry(call, remote=REMOTE, policy=self._policy)
@@ -659,9 +655,10 @@ class S3Store:
             try:
                 with aws_errors(REMOTE, f"delete of s3://{bucket}/{key}"):
                     await self._client.delete_object(Bucket=bucket, Key=key, **conditions)
-            except RemoteError as exc:
-                if exc.status != 404 or exc.code == "NoSuchBucket":
-                    raise
+            except NoSuchBucket:
+                raise
+            except NotFound:
+                pass
 
         await call_with_retry(call, remote=REMOTE, policy=self._policy)
 

@@ -37,7 +37,13 @@ from lxml import etree
 from zeep.proxy import AsyncServiceProxy
 from zeep.transports import AsyncTransport
 
-from recstore.common.errors import RemoteError, transient_status
+from recstore.common.errors import (
+    RemoteError,
+    Unauthorised,
+    kind_of_status,
+    remote_error,
+    transient_status,
+)
 from recstore.common.retry import RetryPolicy, call_with_retry
 from recstore.settings import VidyoSettings
 
@@ -155,9 +161,23 @@ def _child(element: Any, name: str) -> Any:
     return next((c for c in element.iterchildren(tag=etree.Element) if _local(c.tag) == name), None)
 
 
+#: SOAP faults that refuse the caller (the WSDL's ``AccessViolationFault``): :class:`Unauthorised`.
+REFUSED_FAULTS = frozenset({"AccessViolationFault"})
+
+
+def vidyo_error(
+    message: str, *, kind: type[RemoteError] = RemoteError, **fields: Any
+) -> VidyoError:
+    """A :class:`VidyoError` that is also ``kind`` (:class:`Unauthorised` ...)."""
+    error = remote_error(VidyoError, kind, message, **fields)
+    assert isinstance(error, VidyoError)
+    return error
+
+
 def _http_error(operation: str, status: int) -> VidyoError:
-    return VidyoError(
+    return vidyo_error(
         f"VidyoReplay {operation} answered HTTP {status}",
+        kind=kind_of_status(status),
         status=status,
         transient=transient_status(status),
     )
@@ -435,7 +455,8 @@ def _fault(operation: str, fault: Any) -> VidyoError:
     code = _child(fault, "Code")
     value = _child(code, "Value") if code is not None else _child(fault, "faultcode")
     soap_code = (value.text or "").strip() if value is not None else ""
-    return VidyoError(
+    return vidyo_error(
         f"VidyoReplay {operation} failed: {name or 'SOAP fault'}: {message}",
+        kind=Unauthorised if name in REFUSED_FAULTS else RemoteError,
         code=name or soap_code or "Fault",
     )

@@ -16,7 +16,8 @@
     │   ├── QuotaExceeded        the remote's storage is full (DRACOON's 507)
     │   ├── UnknownInstance      the configurator has no configuration for a domain
     │   └── (a subclass per client that adds protocol detail: DracoonError, KalturaError,
-    │        VidyoError, LdapError; S3 and SQS raise the kinds above or RemoteError itself)
+    │        VidyoError, LdapError; S3 and SQS raise the kinds above or RemoteError itself,
+    │        a missing bucket as NoSuchBucket, a NotFound of clients.aws_errors)
     └── JobError                 a job cannot be done as asked
         └── PermanentJobError    retrying will not help: the message goes to the dead-letter queue
 

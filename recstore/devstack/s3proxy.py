@@ -41,7 +41,7 @@ HOP_BY_HOP = {
     "proxy-authenticate",
     "host",
 }
-S3_CODES = {503: "ServiceUnavailable", 500: "InternalError", 429: "SlowDown"}
+S3_CODES = {503: "ServiceUnavailable", 500: "InternalError", 429: "SlowDown", 403: "AccessDenied"}
 
 
 ARCHIVE_TIERS = ("ARCHIVE_ACCESS", "DEEP_ARCHIVE_ACCESS")

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from recstore.clients.kaltura import Call
+from recstore.clients.kaltura_types import KalturaMediaEntry
 from recstore.clients.vidyo import Record
 from recstore.sync.metadata import metadata_xml
 
@@ -90,13 +91,13 @@ class KalturaEntry:
     replacing: bool = False
 
     @classmethod
-    def from_api(cls, data: Mapping[str, Any]) -> KalturaEntry:
-        replacement = str(data.get("replacementStatus") or "0")
+    def from_api(cls, data: KalturaMediaEntry) -> KalturaEntry:
+        replacement = data.replacement_status or "0"
         return cls(
-            id=str(data["id"]),
-            reference_id=str(data.get("referenceId") or ""),
-            status=int(data.get("status", 0)),
-            created_at=int(data.get("createdAt") or 0),
+            id=data.id,
+            reference_id=data.reference_id or "",
+            status=int(data.status or 0),
+            created_at=data.created_at,
             replacing=replacement not in ("0", "NONE"),
         )
 
@@ -137,7 +138,7 @@ def usable_guid(guid: str) -> bool:
     return bool(guid) and "," not in guid and len(guid) <= MAX_REFERENCE_ID
 
 
-def group_by_reference(entries: Iterable[Mapping[str, Any]]) -> dict[str, list[KalturaEntry]]:
+def group_by_reference(entries: Iterable[KalturaMediaEntry]) -> dict[str, list[KalturaEntry]]:
     """Looked-up entries by reference id."""
     grouped: dict[str, list[KalturaEntry]] = {}
     for data in entries:
@@ -153,7 +154,7 @@ def chunks(values: Sequence[T], size: int = MAX_IN_VALUES) -> Iterator[list[T]]:
 
 
 def by_sort_value(
-    records: Iterable[Record], entries: Iterable[Mapping[str, Any]]
+    records: Iterable[Record], entries: Iterable[KalturaMediaEntry]
 ) -> dict[str, list[KalturaEntry]]:
     """Entries that lost their reference id, found by the seed's other mark, by GUID.
 
@@ -166,13 +167,9 @@ def by_sort_value(
     """
     by_id: dict[int, list[KalturaEntry]] = {}
     for data in entries:
-        if str(data.get("referenceId") or "").strip():
+        if (data.reference_id or "").strip():
             continue
-        try:
-            value = int(data.get("partnerSortValue") or 0)
-        except (TypeError, ValueError):
-            continue
-        by_id.setdefault(value, []).append(KalturaEntry.from_api(data))
+        by_id.setdefault(data.partner_sort_value or 0, []).append(KalturaEntry.from_api(data))
     return {r.guid: by_id[r.id] for r in records if r.id in by_id}
 
 

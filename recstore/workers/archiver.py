@@ -17,9 +17,8 @@ import asyncio
 import io
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 from recstore.archive import inventory
 from recstore.archive.filters import Selection
@@ -34,6 +33,7 @@ from recstore.archive.plan import (
 )
 from recstore.archive.report import RowWriter
 from recstore.archive.states import ArchiveTags
+from recstore.clients.kaltura_types import KalturaMediaEntry
 from recstore.clients.sqs import SqsQueue
 from recstore.common import events
 from recstore.settings import ArchiveWorkerSettings, Settings
@@ -103,7 +103,7 @@ class ArchivePlanner:
             queue = SqsQueue(await resources.sqs(), settings.queue_url(settings.archive.queue))
             lease = await job_lease(settings, self.name, resources)
 
-            def select(selection: Selection, now: datetime) -> AsyncIterator[Mapping[str, Any]]:
+            def select(selection: Selection, now: datetime) -> AsyncIterator[KalturaMediaEntry]:
                 return inventory.select(context.kaltura, selection, now)
 
             async def run_once() -> None:

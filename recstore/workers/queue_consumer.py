@@ -52,7 +52,13 @@ from typing import Any, Generic, TypeVar
 from recstore.clients.sqs import Message, SqsQueue
 from recstore.common import events, metrics
 from recstore.common.aio import sleep_unless
-from recstore.common.errors import JobError, PermanentJobError, RemoteError
+from recstore.common.errors import (
+    ArchivedObject,
+    JobError,
+    NotFound,
+    PermanentJobError,
+    RemoteError,
+)
 from recstore.workers.base import WorkerHealth
 
 log = logging.getLogger(__name__)
@@ -482,8 +488,8 @@ class QueueConsumer(Generic[J]):
 #: a conflict, a bad request): the job's fault, not the remote's. 401/403 (the account),
 #: 408/429 and 5xx say the remote is unusable for every job of the scope.
 _JOB_STATUSES = frozenset(range(400, 500)) - {401, 403, 408, 429}
-#: Codes of a failure about the job's objects when no status says so.
-_JOB_CODES = frozenset({"NoSuchKey", "NoSuchUpload", "NoSuchVersion", "InvalidObjectState"})
+#: Kinds of a failure about the job's objects when no status says so.
+_JOB_KINDS = (NotFound, ArchivedObject)
 
 
 def says_remote_down(exc: RemoteError) -> bool:
@@ -493,7 +499,7 @@ def says_remote_down(exc: RemoteError) -> bool:
         return True
     if exc.status is not None:
         return exc.status not in _JOB_STATUSES
-    return str(exc.code) not in _JOB_CODES
+    return not isinstance(exc, _JOB_KINDS)
 
 
 async def _first_of(work: Awaitable[T], stop: Awaitable[object]) -> T | None:

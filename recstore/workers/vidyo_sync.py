@@ -34,7 +34,7 @@ import logging
 import re
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +44,7 @@ import yaml
 
 from recstore.clients.kaltura import REMOTE as KALTURA
 from recstore.clients.kaltura import KalturaClient, KalturaError
+from recstore.clients.kaltura_types import KalturaMediaEntry, KalturaMetadata
 from recstore.clients.vidyo import Record, VidyoClient, strip_credentials
 from recstore.common import events, metrics
 from recstore.common.errors import ConfigError, RecstoreError
@@ -254,25 +255,18 @@ class VidyoSyncService:
                 )
                 return None
         else:
-            found = await self._profile_by_id(wanted)
-        profile_id = int(found[0]["id"]) if found else wanted
+            by_id = await self.kaltura.metadata_profile(wanted)
+            found = [by_id] if by_id is not None else []
+        profile_id = found[0].id if found else wanted
         # Every KalturaMetadataProfile carries its XSD (kaltura/server,
         # plugins/metadata/lib/KalturaMetadataProfile.php, fromObject), list answers included.
         if not found:
             problems = ["Kaltura knows no metadata profile of that id"]
         else:
-            xsd = found[0].get("xsd")
+            xsd = found[0].xsd
             problems = profile_problems(str(xsd)) if xsd else []
         self._tell_profile(profile_id, problems)
         return None if problems else profile_id
-
-    async def _profile_by_id(self, profile_id: int) -> list[dict[str, Any]]:
-        page = await self.kaltura.call(
-            "metadata_metadataProfile",
-            "list",
-            filter={"objectType": "KalturaMetadataProfileFilter", "idEqual": profile_id},
-        )
-        return [dict(o) for o in page.get("objects") or [] if isinstance(o, Mapping)]
 
     def _tell_profile(self, profile_id: int | None, problems: list[str]) -> None:
         """A profile that would refuse recstore's metadata is a configuration error (15002):
@@ -369,6 +363,7 @@ class VidyoSyncService:
                 "moderationStatusIn": ALL_MODERATION_STATUSES,
                 "displayInSearchIn": ALL_DISPLAY_IN_SEARCH,
             },
+            KalturaMediaEntry,
             page_size=LOOKUP_PAGE,
         )
         wanted = set(guids)
@@ -381,7 +376,7 @@ class VidyoSyncService:
         no ``...In`` for it; the server drops fields a filter lacks), so each chunk of ids asks
         for its range and :func:`by_sort_value` keeps the exact matches.
         """
-        objects: list[dict[str, Any]] = []
+        objects: list[KalturaMediaEntry] = []
         for part in chunks(sorted({r.id for r in records})):
             objects += await self.kaltura.list_all(
                 "media",
@@ -394,6 +389,7 @@ class VidyoSyncService:
                     "moderationStatusIn": ALL_MODERATION_STATUSES,
                     "displayInSearchIn": ALL_DISPLAY_IN_SEARCH,
                 },
+                KalturaMediaEntry,
                 page_size=LOOKUP_PAGE,
             )
         found = by_sort_value(records, objects)
@@ -425,9 +421,10 @@ class VidyoSyncService:
                 "metadataObjectTypeEqual": 1,
                 "objectIdIn": ",".join(entry_ids),
             },
+            KalturaMetadata,
             page_size=LOOKUP_PAGE,
         )
-        return {str(row.get("objectId")) for row in rows}
+        return {str(row.object_id) for row in rows}
 
     def _tell_plan(self, work: Sequence[Work]) -> None:
         for item in work:
@@ -550,7 +547,7 @@ async def existing_profile_problems(kaltura: KalturaClient, system_name: str) ->
     not, or if Kaltura does not show its XSD): seed 000's ``setupMetadata.php`` reused an
     existing profile as it stood, and so does :func:`setup_metadata`."""
     found = await kaltura.metadata_profiles(system_name)
-    xsd = found[0].get("xsd") if found else None
+    xsd = found[0].xsd if found else None
     return profile_problems(str(xsd)) if xsd else []
 
 
@@ -558,9 +555,9 @@ async def setup_metadata(kaltura: KalturaClient, system_name: str) -> tuple[int,
     """The profile's id, creating it from the shipped XSD when missing; ``(id, created)``."""
     found = await kaltura.metadata_profiles(system_name)
     if found:
-        return int(found[0]["id"]), False
+        return found[0].id, False
     profile = await kaltura.add_metadata_profile(PROFILE_NAME, system_name, profile_xsd())
-    return int(profile["id"]), True
+    return profile.id, True
 
 
 _PROFILE_LINE = re.compile(
