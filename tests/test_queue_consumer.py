@@ -783,11 +783,12 @@ async def test_the_file_transferers_probe_asks_the_instances_dracoon_account(
         assert await service.probe(DEMO_INSTANCE, "dracoon")
 
 
-async def test_the_file_transferers_probe_heads_the_latest_jobs_source_bucket(
+async def test_the_file_transferers_probe_heads_the_latest_jobs_source(
     devstack: StackProcess,
 ) -> None:
-    """Jobs of an instance failed on S3: the probe asks S3 about the bucket they read, so
-    health recovers once S3 answers, not only with the next job's success."""
+    """Jobs of an instance failed on S3: the probe asks S3 about the object they read, so
+    health recovers once S3 answers, not only with the next job's success. A refusal is an
+    answer (the pool may not list its sources, and a deleted source reads as 403)."""
     from recstore.devstack.appconfig import DEMO_INSTANCE, app_config
     from recstore.settings import Settings
     from recstore.transfer.job import parse_job
@@ -799,12 +800,15 @@ async def test_the_file_transferers_probe_heads_the_latest_jobs_source_bucket(
     settings = Settings.model_validate(app_config(devstack.through_s3_proxy(), http_port=0))
     transfer = parse_job(json.dumps(job(DEMO_INSTANCE, ["probe/talk.mp4"])))
     async with TransferService(settings) as service:
-        await set_faults(proxy, {"error_rate": 1, "error_status": 403})  # S3 refuses us
+        # S3 fails every call (501: final, so no retries slow the test down)
+        await set_faults(proxy, {"error_rate": 1, "error_status": 501})
         try:
             with pytest.raises(RemoteError):
                 await service.run_job(transfer)
             with pytest.raises(RemoteError):
                 await service.probe(DEMO_INSTANCE, "s3")
+            await set_faults(proxy, {"error_rate": 1, "error_status": 403})  # it answers
+            assert await service.probe(DEMO_INSTANCE, "s3")
         finally:
             await set_faults(proxy, {})
         assert await service.probe(DEMO_INSTANCE, "s3")

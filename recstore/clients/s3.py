@@ -258,15 +258,6 @@ class S3Store:
 
         return await call_with_retry(call, remote=REMOTE, policy=self._policy)
 
-    async def head_bucket(self, bucket: str) -> None:
-        """Whether S3 answers for ``bucket``: returns, or raises RemoteError (a health probe)."""
-
-        async def call() -> None:
-            with aws_errors(REMOTE, f"head of s3://{bucket}"):
-                await self._client.head_bucket(Bucket=bucket)
-
-        await call_with_retry(call, remote=REMOTE, policy=self._policy)
-
     async def find(self, bucket: str, key: str) -> ObjectInfo | None:
         """Like :meth:`head`, but None when the object does not exist."""
         try:

@@ -11,6 +11,7 @@ transfer with the instance's DRACOON account. The message is deleted only after 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import weakref
 from contextlib import AsyncExitStack
@@ -24,7 +25,7 @@ from recstore.clients.s3 import REMOTE as S3
 from recstore.clients.s3 import S3Store
 from recstore.clients.sqs import Message, SqsQueue
 from recstore.common import events
-from recstore.common.errors import RemoteError
+from recstore.common.errors import NotFound, RemoteError, Unauthorised
 from recstore.common.progress import PROGRESS
 from recstore.common.source_rules import SOURCE_BUCKETS_KEY, parse_rules
 from recstore.settings import Settings, protected_buckets
@@ -73,7 +74,7 @@ class TransferService:
         )
         #: The source bucket of each instance's latest job that passed the source checks:
         #: what the S3 probe asks about.
-        self._sources_of: dict[str, str] = {}
+        self._sources_of: dict[str, tuple[str, str]] = {}
 
     async def __aenter__(self) -> TransferService:
         try:
@@ -107,16 +108,18 @@ class TransferService:
     async def probe(self, domain: str, remote: str) -> bool:
         """Whether ``remote`` answers again for instance ``domain``; False when a probe cannot
         tell. DRACOON: the instance's account reads its own user record (a login and one
-        call). S3: a HEAD of the source bucket of the instance's latest job (one the
-        configuration allows: it was checked before). The configurator: a fresh fetch of the
+        call). S3: a HEAD of the instance's latest source object (one the configuration
+        allows: it was checked before; no `s3:ListBucket` needed, and a 404 or 403 is an
+        answer too). The configurator: a fresh fetch of the
         instance (not the cache). Raises while the remote does not answer."""
         if self.resolver is None or self.accounts is None:
             return False
         if remote == S3:
-            bucket = self._sources_of.get(domain.lower())
-            if bucket is None or self.s3 is None:
+            source = self._sources_of.get(domain.lower())
+            if source is None or self.s3 is None:
                 return False  # no job of it since the start: nothing to ask about
-            await self.s3.head_bucket(bucket)
+            with contextlib.suppress(NotFound, Unauthorised):  # an answer: S3 is up
+                await self.s3.head(*source)
             return True
         if remote == CONFIGURATOR:
             return await self.resolver.configurator_answers(domain)
@@ -142,7 +145,7 @@ class TransferService:
         self.sources.check(job.bucket, job.keys)
         instance = await self.resolver.resolve(domain)
         self.sources.check(job.bucket, job.keys, instance.recordings.source_buckets)
-        self._sources_of[domain.lower()] = job.bucket
+        self._sources_of[domain.lower()] = (job.bucket, job.keys[0])
         if self.served is not None:  # its account gets the DracoonGlobalSharer's runs too
             await self.served.add(domain)
         dracoon = instance.recordings.dracoon
