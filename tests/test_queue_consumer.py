@@ -204,6 +204,30 @@ async def test_a_message_that_does_not_decode_is_dead_lettered_without_taking_a_
     assert await queues.work.depth() == (0, 0)
 
 
+async def test_a_decoder_fault_of_ours_hands_the_message_back_as_a_failed_job(
+    queues: Queues,
+) -> None:
+    """Only PermanentJobError says the message is malformed: any other failure of the decoder
+    is retried with the usual delay, and the worker keeps running."""
+    attempts: list[int] = []
+    handled: list[Message] = []
+
+    def decode(message: Message) -> Message:
+        attempts.append(message.receive_count)
+        if len(attempts) == 1:
+            raise RuntimeError("a bug in the decoder")
+        return message
+
+    async def handler(message: Message) -> None:
+        handled.append(message)
+
+    await queues.work.send("job")
+    worker = consumer(queues, handler, decode=decode, **QUICK_RETRY)
+    await run_until(worker, lambda: bool(handled))
+    assert attempts == [1, 2]
+    assert await queues.dead.depth() == (0, 0)
+
+
 async def test_failed_jobs_come_back_after_a_delay(queues: Queues) -> None:
     attempts: list[int] = []
 

@@ -24,9 +24,9 @@ from recstore.common.errors import RemoteError
 from recstore.devstack.appconfig import DEMO_INSTANCE, app_config
 from recstore.devstack.seed import aws_settings_from_state, seed_s3
 from recstore.settings import AwsSettings, Settings
-from recstore.transfer.job import parse_job
+from recstore.transfer.job import TransferJob, parse_job
 from recstore.workers.base import WorkerHealth
-from recstore.workers.file_transferer import TransferService, job_failure_event
+from recstore.workers.file_transferer import TransferService, decode_job, job_failure_event
 from recstore.workers.periodic import PeriodicWorker
 from recstore.workers.queue_consumer import ConsumerSettings, QueueConsumer
 from tests.conftest import StackProcess, run_cli, set_faults, until
@@ -80,9 +80,9 @@ async def consume_once(state: dict[str, Any], settings: Settings, body: str) -> 
         finished = asyncio.Event()
         async with TransferService(settings) as service:
 
-            async def handle(message: Message) -> None:
+            async def handle(job: TransferJob, message: Message) -> None:
                 try:
-                    await service.run_job(parse_job(message.body))
+                    await service.run_job(job)
                 finally:
                     finished.set()
 
@@ -90,6 +90,7 @@ async def consume_once(state: dict[str, Any], settings: Settings, body: str) -> 
                 "file_transferer",
                 work,
                 dead,
+                decode_job,
                 handle,
                 ConsumerSettings(concurrency=1, visibility_timeout=30, wait_seconds=1),
                 WorkerHealth(),
@@ -103,7 +104,7 @@ async def consume_once(state: dict[str, Any], settings: Settings, body: str) -> 
             await asyncio.wait_for(task, 30)
 
 
-async def _idle(consumer: QueueConsumer) -> bool:
+async def _idle(consumer: QueueConsumer[TransferJob]) -> bool:
     return not consumer.in_flight
 
 

@@ -269,7 +269,7 @@ class QueueConsumer(Generic[J]):
         beside the running jobs, without one."""
         try:
             job = self._decode(message)
-        except PermanentJobError as exc:
+        except Exception as exc:
             task = asyncio.create_task(
                 self._refuse(message, exc), name=f"{self.name}:refuse:{message.message_id}"
             )
@@ -278,11 +278,26 @@ class QueueConsumer(Generic[J]):
             return
         self._start(message, job)
 
-    async def _refuse(self, message: Message, exc: PermanentJobError) -> None:
-        """Dead-letter a message that does not decode, with the reason."""
+    async def _refuse(self, message: Message, exc: Exception) -> None:
+        """Dead-letter a message that does not decode, with the reason. A decoder that fails
+        otherwise (a fault of ours, not of the message) hands it back, as a failed job."""
         token = events.job_var.set(f"message {message.message_id}")
         try:
-            await self._dead_letter_for_good(message, exc, lambda action: action)
+            if isinstance(exc, PermanentJobError):
+                await self._dead_letter_for_good(message, exc, lambda action: action)
+                return
+            delay = retry_delay(message.receive_count, self._settings)
+            await _shielded(self._queue.change_visibility(message, delay))
+            metrics.JOBS.labels(worker=self.name, outcome="retried").inc()
+            events.emit(
+                log,
+                self._failure_event(exc),
+                "message could not be decoded, retried in %d s (attempt %d): %s",
+                delay,
+                message.receive_count,
+                exc,
+                exc_info=exc,
+            )
         finally:
             events.job_var.reset(token)
 
