@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from recstore import crypto
 from recstore.clients.dracoon import DracoonAccount, DracoonClient, DracoonError
+from recstore.common.errors import NotFound, QuotaExceeded, Unauthorised
 from recstore.common.retry import RetryPolicy
 from recstore.transfer.keys import MissingKeyResolver
 from tests.conftest import StackProcess, faults_injected
@@ -301,6 +302,7 @@ async def test_quota_exceeded_is_permanent(state: dict[str, Any], service: Draco
     await admin(state, "settings", {"quotaBytes": 10})
     with pytest.raises(DracoonError) as caught:
         await encrypted_upload(service, room["id"], "big.mp4", b"x" * 100, MiB)
+    assert isinstance(caught.value, QuotaExceeded)
     assert (caught.value.status, caught.value.error_code, caught.value.transient) == (
         507,
         -40200,
@@ -336,6 +338,7 @@ async def test_an_account_without_key_pair_is_a_permanent_error(state: dict[str,
     async with client({**state, "dracoon_members": members}, login) as dracoon:
         with pytest.raises(DracoonError) as caught:
             await dracoon.public_key_container()
+    assert isinstance(caught.value, NotFound)
     assert caught.value.error_code == -70020
     assert not caught.value.transient
 
@@ -358,6 +361,36 @@ async def test_requests_refused_together_log_in_again_once(
     rooms = await asyncio.gather(*(service.request("GET", "/v4/nodes") for _ in range(5)))
     assert all("items" in room for room in rooms)
     assert (await stand_in_state(state))["tokensIssued"][login] == before + 1
+
+
+async def test_a_login_that_keeps_failing_is_retried_only_by_the_call_that_needs_it(
+    state: dict[str, Any],
+) -> None:
+    """Every login's answer is lost (the stand-in issues the token, a 503 replaces the answer):
+    the call fails after its policy's attempts, one login each. A retry inside the token fetch
+    as well made attempts x attempts logins (36 with the default policy, ten minutes)."""
+    login = state["dracoon_login"]
+    before = (await stand_in_state(state))["tokensIssued"].get(login, 0)
+    lost = {"error_rate": 1, "error_status": 503, "after": True, "path_pattern": "^/oauth/token$"}
+    await admin(state, "faults", lost)
+    try:
+        async with client(state) as dracoon:
+            with pytest.raises(DracoonError) as caught:
+                await dracoon.request("GET", "/v4/user/account")
+    finally:
+        await admin(state, "faults", {})
+    assert (caught.value.status, caught.value.transient) == (503, True)
+    assert (await stand_in_state(state))["tokensIssued"][login] - before == FAST.attempts
+
+
+async def test_refused_credentials_are_unauthorised(state: dict[str, Any]) -> None:
+    """OAuth refuses a password with 400 invalid_grant: final, and of the kind a caller
+    catches for refused credentials whatever the remote."""
+    async with client({**state, "dracoon_password": "wrong-password-value"}) as bad:
+        with pytest.raises(Unauthorised) as caught:
+            await bad.system_info()
+    assert isinstance(caught.value, DracoonError)
+    assert (caught.value.code, caught.value.transient) == ("invalid_grant", False)
 
 
 async def test_a_failing_stream_cancels_its_upload(

@@ -11,8 +11,12 @@ setting file keys; downloads.
 
 It does not encrypt: callers pass encrypted chunks and file key JSON (:mod:`recstore.crypto`
 holds the rules). Errors become :class:`DracoonError` with the HTTP status, the API's negative
-``errorCode`` and a transient/permanent verdict; transient ones are retried through
-:mod:`recstore.common.retry`. Credentials and tokens never appear in a message or a log line.
+``errorCode`` and a transient/permanent verdict, each also of the kind its status says
+(:func:`~recstore.common.errors.kind_of_status`: NotFound, Conflict, Throttled, QuotaExceeded,
+Unauthorised ...), so callers decide with ``except NotFound``, never by comparing statuses.
+Transient ones are retried through :mod:`recstore.common.retry`, once per call and only at
+the outermost level: the token fetch a request makes is one attempt of that request, not a
+retried call of its own. Credentials and tokens never appear in a message or a log line.
 """
 
 from __future__ import annotations
@@ -38,7 +42,15 @@ from pydantic import SecretStr
 from recstore.clients.http import connection_errors, http_session
 from recstore.clients.s3 import MAX_PARTS, smallest_part  # direct uploads are S3 multipart
 from recstore.common import events
-from recstore.common.errors import RemoteError, transient_status
+from recstore.common.errors import (
+    Conflict,
+    NotFound,
+    RemoteError,
+    Unauthorised,
+    kind_of_status,
+    remote_error,
+    transient_status,
+)
 from recstore.common.retry import RetryPolicy, call_with_retry, parse_retry_after
 from recstore.crypto import CryptoError, UserPrivateKey, decrypt_private_key
 
@@ -56,6 +68,8 @@ FILE_KEY_REQUIRED = -40763
 S3_DIRECT_UPLOAD_ENFORCED = -90033
 CHANNEL_CLOSED = -20503
 NO_KEY_PAIR = -70020
+#: OAuth errors that refuse the client or the user's credentials (RFC 6749 5.2).
+_REFUSED = frozenset({"invalid_grant", "invalid_client", "unauthorized_client"})
 
 
 class DracoonError(RemoteError):
@@ -77,6 +91,14 @@ class DracoonAccount:
     client_id: str = "dracoon_legacy_scripting"
     client_secret: SecretStr = field(default_factory=lambda: SecretStr(""))
     timeout: float = 60.0
+
+
+def _failure(kind: type[RemoteError], message: str, **fields: Any) -> DracoonError:
+    """A DracoonError that is also of ``kind`` (:func:`kind_of_status`: NotFound, Conflict,
+    Throttled ...), so a caller catches whichever it decides by."""
+    error = remote_error(DracoonError, kind, message, remote=REMOTE, **fields)
+    assert isinstance(error, DracoonError)
+    return error
 
 
 def _unreachable(what: str) -> contextlib.AbstractContextManager[None]:
@@ -189,28 +211,29 @@ class DracoonClient:
         }
 
     async def _oauth(self, form: dict[str, str]) -> dict[str, Any]:
+        """One token request, never retried here: the request that needs the token is the
+        outer call, retried as a whole (a retry in here too made up to 36 logins a call)."""
         client = f"{self.account.client_id}:{self.account.client_secret.get_secret_value()}"
         headers = {"Authorization": "Basic " + base64.b64encode(client.encode()).decode()}
-
-        async def attempt() -> dict[str, Any]:
-            with _unreachable("DRACOON unreachable"):
-                async with self._http_request(
-                    "POST", f"{self._base}/oauth/token", data=form, headers=headers
-                ) as response:
-                    body = await _json_or_text(response)
-                    if response.status == 200 and isinstance(body, dict) and "access_token" in body:
-                        return body
-                    reason = body.get("error", "error") if isinstance(body, dict) else "error"
-                    raise DracoonError(
-                        f"DRACOON login of {self.account.login!r} refused: {reason} "
-                        f"(HTTP {response.status})",
-                        remote=REMOTE,
-                        status=response.status,
-                        code=reason,
-                        transient=transient_status(response.status),
-                    )
-
-        return await call_with_retry(attempt, remote=REMOTE, policy=self._policy)
+        with _unreachable("DRACOON unreachable"):
+            async with self._http_request(
+                "POST", f"{self._base}/oauth/token", data=form, headers=headers
+            ) as response:
+                body = await _json_or_text(response)
+                if response.status == 200 and isinstance(body, dict) and "access_token" in body:
+                    return body
+                reason = body.get("error", "error") if isinstance(body, dict) else "error"
+                # OAuth answers refused credentials with 400 (RFC 6749 5.2): still refused ones
+                kind = Unauthorised if reason in _REFUSED else kind_of_status(response.status)
+                raise _failure(
+                    kind,
+                    f"DRACOON login of {self.account.login!r} refused: {reason} "
+                    f"(HTTP {response.status})",
+                    status=response.status,
+                    code=reason,
+                    transient=transient_status(response.status),
+                    retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                )
 
     # -- requests --
 
@@ -278,15 +301,13 @@ class DracoonClient:
     async def _keys_of_account(self, path: str) -> Any:
         try:
             return await self.request("GET", path)
-        except DracoonError as exc:
-            if exc.status == 404:
-                raise self._no_key_pair() from exc
-            raise
+        except NotFound as exc:
+            raise self._no_key_pair() from exc
 
     def _no_key_pair(self) -> DracoonError:
-        return DracoonError(
+        return _failure(
+            NotFound,
             f"DRACOON account {self.account.login!r} has no key pair",
-            remote=REMOTE,
             status=404,
             code=NO_KEY_PAIR,
         )
@@ -395,9 +416,7 @@ class DracoonClient:
                             "/v4/nodes/rooms",
                             json={"name": name, "parentId": node["id"], "inheritPermissions": True},
                         )
-                    except DracoonError as exc:
-                        if exc.status != 409:
-                            raise
+                    except Conflict:
                         found = await self.child_named(int(node["id"]), name, "room")
                         if found is None:
                             raise
@@ -406,11 +425,8 @@ class DracoonClient:
 
     async def remove_node(self, node_id: int) -> None:
         """Delete a node (a file goes to its room's recycle bin); one already gone is done."""
-        try:
+        with contextlib.suppress(NotFound):  # a retry after a lost answer finds it gone
             await self.request("DELETE", f"/v4/nodes/{node_id}")
-        except DracoonError as exc:
-            if exc.status != 404:  # a retry after a lost answer finds it gone
-                raise
 
     async def room_users(self, room_id: int) -> list[dict[str, Any]]:
         users: list[dict[str, Any]] = []
@@ -589,9 +605,9 @@ class DracoonClient:
                     "PUT", url, data=_slices(data), headers={"Content-Length": str(len(data))}
                 ) as response:
                     if response.status >= 400:
-                        raise DracoonError(
+                        raise _failure(
+                            kind_of_status(response.status),
                             f"S3 part {number} upload answered {response.status}",
-                            remote=REMOTE,
                             status=response.status,
                             transient=transient_status(response.status),
                         )
@@ -621,10 +637,11 @@ class DracoonClient:
                 # (S3 unreachable, -90027 504) is worth a new upload, so it is transient.
                 details = status.get("errorDetails") or {}
                 code = details.get("code")
-                raise DracoonError(
+                http_status = code if isinstance(code, int) else None
+                raise _failure(
+                    kind_of_status(http_status),
                     f"DRACOON could not finish the upload: {details.get('message', 'error')}",
-                    remote=REMOTE,
-                    status=code if isinstance(code, int) else None,
+                    status=http_status,
                     code=details.get("errorCode"),
                     transient=transient_status(code) if isinstance(code, int) else True,
                 )
@@ -704,8 +721,10 @@ class DracoonClient:
         link = await self.request("POST", f"/v4/nodes/files/{file_id}/downloads")
         async with self._http_request("GET", link["downloadUrl"]) as response:
             if response.status >= 400:
-                raise DracoonError(
-                    f"download answered {response.status}", remote=REMOTE, status=response.status
+                raise _failure(
+                    kind_of_status(response.status),
+                    f"download answered {response.status}",
+                    status=response.status,
                 )
             async for piece in response.content.iter_chunked(chunk_size):
                 yield piece
@@ -802,12 +821,14 @@ async def _json_or_text(response: aiohttp.ClientResponse) -> Any:
 
 
 def _error(status: int, body: Any, headers: Mapping[str, str], what: str) -> DracoonError:
+    """The answer's error, of the kind its status says (:func:`kind_of_status`): a
+    DracoonError that is also NotFound, Conflict, Throttled, QuotaExceeded ..."""
     info = body if isinstance(body, dict) else {}
     error_code = info.get("errorCode")
     retry_after = parse_retry_after(headers.get("Retry-After"))
-    return DracoonError(
+    return _failure(
+        kind_of_status(status),
         _without_tokens(f"DRACOON {what} failed: {status} {info.get('message', '')}".strip()),
-        remote=REMOTE,
         status=status,
         code=error_code if isinstance(error_code, int) else None,
         transient=transient_status(status),

@@ -17,7 +17,8 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from recstore.clients.dracoon import ChannelRecord, DracoonClient, DracoonError
+from recstore.clients.dracoon import ChannelRecord, DracoonClient
+from recstore.common.errors import NotFound
 from recstore.crypto import UserPrivateKey
 from recstore.transfer.transferer import Room, RoomGone, StoredFile
 
@@ -98,8 +99,8 @@ class DracoonDestination:
                             int(node["id"]), str(node["name"]), int(node.get("size") or 0), notes
                         )
                     )
-        except DracoonError as exc:
-            if exc.status == 404 and self.rooms.forget_room(*self._account, room_id):
+        except NotFound as exc:
+            if self.rooms.forget_room(*self._account, room_id):
                 raise RoomGone(room_id) from exc
             raise
         return found
