@@ -10,8 +10,10 @@ import aiohttp
 
 from recstore import crypto
 from recstore.clients.dracoon import DracoonAccount, DracoonClient
+from recstore.clients.dracoon_rooms import DracoonDestination, RoomPaths
 from recstore.common.retry import RetryPolicy
 from recstore.devstack.seed import dracoon_account_from_state
+from recstore.transfer.keys import AccountKeys
 
 FAST = RetryPolicy(attempts=5, base_delay=0.01, max_delay=0.05, max_retry_after=2)
 
@@ -22,6 +24,13 @@ def account(state: dict[str, Any], login: str | None = None) -> DracoonAccount:
 
 def client(state: dict[str, Any], login: str | None = None) -> DracoonClient:
     return DracoonClient(account(state, login), policy=FAST, upload_poll_timeout=30)
+
+
+def destination(
+    dracoon: DracoonClient, rooms: RoomPaths | None = None
+) -> DracoonDestination[crypto.UserPrivateKey]:
+    """What a job of the daemon transfers into: the account's rooms, and its keys unlocked."""
+    return DracoonDestination(dracoon, AccountKeys(dracoon).private_keys, rooms=rooms)
 
 
 async def admin(state: dict[str, Any], route: str, body: dict[str, Any]) -> Any:
@@ -62,7 +71,7 @@ async def encrypted_upload(
     own = (
         await dracoon.public_key_container()
         if version is None
-        else (await dracoon.private_key(version)).public_key_container()
+        else (await AccountKeys(dracoon).private_key(version)).public_key_container()
     )
 
     async def chunks() -> AsyncIterator[bytes]:
@@ -86,7 +95,8 @@ async def downloaded_sha256(dracoon: DracoonClient, file_id: int, encrypted: boo
     if encrypted:
         encrypted = await dracoon.user_file_key(file_id)
         version = crypto.key_pair_of_file_key(str(encrypted["version"]))
-        file_key = crypto.decrypt_file_key(encrypted, await dracoon.private_key(version))
+        private_key = await AccountKeys(dracoon).private_key(version)
+        file_key = crypto.decrypt_file_key(encrypted, private_key)
         decryptor = crypto.FileDecryptor(file_key)
     async for piece in dracoon.download(file_id):
         digest.update(decryptor.update(piece) if decryptor else piece)

@@ -51,7 +51,9 @@ async def test_jobs_of_one_account_share_its_client_and_its_unlocked_key(
         # Jobs arriving together, as a pool of workers would start them.
         clients = await asyncio.gather(*(pool.client(service) for _ in range(5)))
         assert all(c is clients[0] for c in clients)
-        keys = await asyncio.gather(*(c.private_key() for c in clients))
+        accounts = await asyncio.gather(*(pool.keys(service) for _ in range(5)))
+        assert all(a.client is clients[0] for a in accounts)
+        keys = await asyncio.gather(*(a.private_key() for a in accounts))
         assert all(k is keys[0] for k in keys)  # unlocked once, not once per job
 
         other = await pool.client(pool.account_for(instance(state, "alice")))

@@ -22,7 +22,7 @@ from recstore.clients.dracoon import DracoonError
 from recstore.devstack.dracoon import DracoonStandIn
 from recstore.devstack.dracoon_model import ALL_PERMISSIONS
 from recstore.devstack.stack import serving
-from recstore.transfer.keys import MissingKeyResolver
+from recstore.transfer.keys import AccountKeys, MissingKeyResolver
 from tests.conftest import DATA
 from tests.dracoon_helpers import client, downloaded_sha256, encrypted_upload
 
@@ -91,7 +91,7 @@ async def test_every_exchange_validates_against_the_openapi_description(
                 node = await encrypted_upload(
                     service, room["id"], f"f{direct}.mp4", data, 6 * 1024 * 1024
                 )
-            resolver = MissingKeyResolver(await service.private_keys())
+            resolver = MissingKeyResolver(await AccountKeys(service).private_keys())
             page = await service.missing_file_keys_page(room_id=room["id"])
             await service.set_file_keys(
                 [g.to_json() for g in resolver.grants_for_page(page).grants]

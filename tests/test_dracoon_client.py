@@ -19,7 +19,7 @@ from recstore import crypto
 from recstore.clients.dracoon import DracoonAccount, DracoonClient, DracoonError
 from recstore.common.errors import NotFound, QuotaExceeded, Unauthorised
 from recstore.common.retry import RetryPolicy
-from recstore.transfer.keys import MissingKeyResolver
+from recstore.transfer.keys import AccountKeys, MissingKeyResolver
 from tests.conftest import StackProcess, faults_injected
 from tests.dracoon_helpers import (
     FAST,
@@ -66,7 +66,7 @@ async def fresh_room(service: DracoonClient, state: dict[str, Any]) -> dict[str,
 
 
 async def share_all(service: DracoonClient, file_id: int) -> None:
-    resolver = MissingKeyResolver(await service.private_keys())
+    resolver = MissingKeyResolver(await AccountKeys(service).private_keys())
     page = await service.missing_file_keys_page(file_id=file_id)
     await service.set_file_keys([g.to_json() for g in resolver.grants_for_page(page).grants])
 
@@ -430,12 +430,12 @@ async def test_missing_keys_page_through_more_than_a_hundred(
     first = await service.missing_file_keys_page(room_id=room["id"])
     assert first["range"]["total"] == 110  # 55 files x 2 readers
     assert len(first["items"]) == 100  # the server's cap, whatever the limit asked
-    resolver = MissingKeyResolver(await service.private_keys())
+    resolver = MissingKeyResolver(await AccountKeys(service).private_keys())
     while (page := await service.missing_file_keys_page(room_id=room["id"]))["items"]:
         await service.set_file_keys([g.to_json() for g in resolver.grants_for_page(page).grants])
     async with client(state, "bob") as reader:
         key = await reader.user_file_key(files[-1]["id"])
-        assert crypto.decrypt_file_key(key, await reader.private_key()).tag is not None
+        assert crypto.decrypt_file_key(key, await AccountKeys(reader).private_key()).tag is not None
 
 
 class _Answering:

@@ -15,20 +15,19 @@ import pytest
 
 from recstore.clients.aws import aws_client
 from recstore.clients.dracoon import DracoonClient
+from recstore.clients.dracoon_rooms import DracoonDestination, Room, RoomPaths, StoredFile
 from recstore.clients.s3 import ObjectInfo, S3Store
 from recstore.common.errors import PermanentJobError, RemoteError
 from recstore.devstack.seed import aws_settings_from_state, seed_s3
 from recstore.transfer.instances import Target
+from recstore.transfer.keys import AccountKeys
 from recstore.transfer.transferer import (
-    Room,
-    StoredFile,
     Transferer,
     TransferReport,
     TransferRequest,
 )
-from recstore.workers.dracoon_destination import DracoonDestination, RoomPaths
 from tests.conftest import ManualClock, StackProcess, until
-from tests.dracoon_helpers import admin, client, downloaded_sha256
+from tests.dracoon_helpers import admin, client, destination, downloaded_sha256
 
 MiB = 1024 * 1024
 
@@ -72,7 +71,7 @@ async def test_a_source_replaced_while_the_job_ran_is_kept(devstack: StackProces
     async with aws_client(aws_settings_from_state(state), "s3") as s3, client(state) as dracoon:
         request = job_request(tag, [key], f"Replaced {tag}", state["dracoon_parent_room_id"])
         transferer = Transferer(Replacing(s3), 8 * 1024 * 1024, remove_after_transferring=True)
-        report = await transferer.run(request, DracoonDestination(dracoon))
+        report = await transferer.run(request, destination(dracoon))
         assert [uploaded[0] for uploaded in report.uploaded] == [key]
         assert report.sources_removed == []
         kept = await S3Store(s3).head("recordings", key)
@@ -85,7 +84,7 @@ class AfterTheOther(DracoonDestination):
     once would, however the event loop happens to order them."""
 
     def __init__(self, client: DracoonClient, both: asyncio.Barrier) -> None:
-        super().__init__(client)
+        super().__init__(client, AccountKeys(client).private_keys)
         self._both = both
 
     async def upload(self, *args: Any, **kwargs: Any) -> StoredFile:
@@ -371,7 +370,8 @@ async def test_room_paths_are_looked_up_once_and_a_deleted_room_is_created_anew(
         async def job() -> TransferReport:
             tag, key, _ = await recording(state, "cached", 1000)
             request = job_request(tag, [key], room_name, parent)
-            return await transferer.run(request, CountingLookups(dracoon, rooms=rooms))
+            keys = AccountKeys(dracoon).private_keys
+            return await transferer.run(request, CountingLookups(dracoon, keys, rooms=rooms))
 
         first, second = await job(), await job()
         assert CountingLookups.lookups == 1  # the second job knew the room

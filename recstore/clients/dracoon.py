@@ -2,21 +2,22 @@
 
 What it speaks: OAuth2 password grant with refresh before expiry (and once more on 401); the
 account's key pairs, all of them (an account moving from RSA-2048 to RSA-4096 holds one of
-each, and a file key opens only with the pair of its version), every private key unlocked once
-per process, off the event loop (about a second at 1.3M PBKDF2 iterations); rooms found or
-created along a path; room members and their public keys; uploads of a stream of chunks
-through S3 direct upload (one presigned URL per part, parts of at least 5 MB but the last) or
-the legacy upload channel, chosen by the server's ``useS3Storage``; missing file keys and
-setting file keys; downloads.
+each, and a file key opens only with the pair of its version), fetched, not unlocked
+(:class:`~recstore.transfer.keys.AccountKeys` unlocks them); rooms found or created along a
+path; room members and their public keys; uploads of a stream of chunks through S3 direct
+upload (one presigned URL per part, parts of at least 5 MB but the last) or the legacy upload
+channel, chosen by the server's ``useS3Storage``; missing file keys and setting file keys;
+downloads.
 
-It does not encrypt: callers pass encrypted chunks and file key JSON (:mod:`recstore.crypto`
-holds the rules). Errors become :class:`DracoonError` with the HTTP status, the API's negative
-``errorCode`` and a transient/permanent verdict, each also of the kind its status says
-(:func:`~recstore.common.errors.kind_of_status`: NotFound, Conflict, Throttled, QuotaExceeded,
-Unauthorised ...), so callers decide with ``except NotFound``, never by comparing statuses.
-Transient ones are retried through :mod:`recstore.common.retry`, once per call and only at
-the outermost level: the token fetch a request makes is one attempt of that request, not a
-retried call of its own. Credentials and tokens never appear in a message or a log line.
+It neither encrypts nor decrypts: callers pass encrypted chunks and file key JSON
+(:mod:`recstore.crypto` holds the rules). Errors become :class:`DracoonError` with the HTTP
+status, the API's negative ``errorCode`` and a transient/permanent verdict, each also of the
+kind its status says (:func:`~recstore.common.errors.kind_of_status`: NotFound, Conflict,
+Throttled, QuotaExceeded, Unauthorised ...), so callers decide with ``except NotFound``, never
+by comparing statuses. Transient ones are retried through :mod:`recstore.common.retry`, once
+per call and only at the outermost level: the token fetch a request makes is one attempt of
+that request, not a retried call of its own. Credentials and tokens never appear in a message
+or a log line.
 """
 
 from __future__ import annotations
@@ -52,7 +53,6 @@ from recstore.common.errors import (
     transient_status,
 )
 from recstore.common.retry import RetryPolicy, call_with_retry, parse_retry_after
-from recstore.crypto import CryptoError, UserPrivateKey, decrypt_private_key
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +135,6 @@ class DracoonClient:
         self._refresh: str | None = None
         self._token_expires = 0.0
         self._auth_lock = asyncio.Lock()
-        self._key_lock = asyncio.Lock()
-        self._private_keys: dict[str, UserPrivateKey] | None = None
         self._key_pair: dict[str, Any] | None = None
         self._key_pairs: list[dict[str, Any]] | None = None
         self._system_info: dict[str, Any] | None = None
@@ -315,54 +313,6 @@ class DracoonClient:
     async def public_key_container(self) -> dict[str, Any]:
         container: dict[str, Any] = (await self.key_pair())["publicKeyContainer"]
         return container
-
-    async def private_keys(self) -> dict[str, UserPrivateKey]:
-        """Every private key of the account by key pair version, each unlocked once per
-        client. A pair the encryption password does not open is left out (and logged); none
-        opening is an error."""
-        async with self._key_lock:
-            if self._private_keys is None:
-                if self.account.encryption_password is None:
-                    raise DracoonError(
-                        f"no encryption password configured for {self.account.login!r}",
-                        remote=REMOTE,
-                    )
-                password = self.account.encryption_password.get_secret_value()
-                unlocked: dict[str, UserPrivateKey] = {}
-                failure: CryptoError | None = None
-                for pair in await self.key_pairs():
-                    container = pair["privateKeyContainer"]
-                    try:
-                        key = await asyncio.to_thread(decrypt_private_key, container, password)
-                    except CryptoError as exc:
-                        failure = exc
-                        events.emit(
-                            log,
-                            events.REST_CLIENT_ERROR,
-                            "key pair %s of %s cannot be unlocked: %s",
-                            container.get("version"),
-                            self.account.login,
-                            exc,
-                        )
-                        continue
-                    unlocked[key.version] = key
-                if not unlocked and failure is not None:
-                    raise failure
-                self._private_keys = unlocked
-            return self._private_keys
-
-    async def private_key(self, version: str | None = None) -> UserPrivateKey:
-        """The unlocked private key of key pair ``version`` (by default, of :meth:`key_pair`)."""
-        if version is None:
-            version = str((await self.key_pair())["privateKeyContainer"].get("version"))
-        keys = await self.private_keys()
-        if version not in keys:
-            raise DracoonError(
-                f"DRACOON account {self.account.login!r} holds no usable key pair {version!r}",
-                remote=REMOTE,
-                code=NO_KEY_PAIR,
-            )
-        return keys[version]
 
     # -- nodes and rooms --
 

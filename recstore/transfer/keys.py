@@ -16,22 +16,91 @@ pair of their version).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from recstore.clients.dracoon import NO_KEY_PAIR, REMOTE, DracoonClient, DracoonError
 from recstore.common import events
 from recstore.crypto import (
     CryptoError,
     PlainFileKey,
     UserPrivateKey,
     decrypt_file_key,
+    decrypt_private_key,
     encrypt_file_key,
     key_pair_of_file_key,
 )
 
 log = logging.getLogger(__name__)
+
+
+class AccountKeys:
+    """The private keys of one DRACOON account, unlocked once (the client only fetches them).
+
+    Unlocking costs about a second each (1.3M PBKDF2 iterations), off the event loop; one
+    :class:`AccountKeys` per account and process (:class:`~recstore.workers.accounts.
+    AccountPool` keeps them beside the clients) unlocks each pair once for every job.
+    """
+
+    def __init__(self, client: DracoonClient) -> None:
+        self.client = client
+        self._lock = asyncio.Lock()
+        self._unlocked: dict[str, UserPrivateKey] | None = None
+
+    async def private_keys(self) -> dict[str, UserPrivateKey]:
+        """Every private key of the account by key pair version. A pair the encryption
+        password does not open is left out (and logged); none opening is an error."""
+        async with self._lock:
+            if self._unlocked is None:
+                self._unlocked = await self._unlock()
+            return self._unlocked
+
+    async def _unlock(self) -> dict[str, UserPrivateKey]:
+        account = self.client.account
+        if account.encryption_password is None:
+            raise DracoonError(
+                f"no encryption password configured for {account.login!r}", remote=REMOTE
+            )
+        password = account.encryption_password.get_secret_value()
+        unlocked: dict[str, UserPrivateKey] = {}
+        failure: CryptoError | None = None
+        for pair in await self.client.key_pairs():
+            container = pair["privateKeyContainer"]
+            try:
+                key = await asyncio.to_thread(decrypt_private_key, container, password)
+            except CryptoError as exc:
+                failure = exc
+                events.emit(
+                    log,
+                    events.REST_CLIENT_ERROR,
+                    "key pair %s of %s cannot be unlocked: %s",
+                    container.get("version"),
+                    account.login,
+                    exc,
+                )
+                continue
+            unlocked[key.version] = key
+        if not unlocked and failure is not None:
+            raise failure
+        return unlocked
+
+    async def private_key(self, version: str | None = None) -> UserPrivateKey:
+        """The unlocked private key of key pair ``version`` (by default, of the pair the
+        server gives without a version: :meth:`DracoonClient.key_pair`)."""
+        if version is None:
+            version = str((await self.client.key_pair())["privateKeyContainer"].get("version"))
+        keys = await self.private_keys()
+        if version not in keys:
+            raise DracoonError(
+                f"DRACOON account {self.client.account.login!r} holds no usable key pair "
+                f"{version!r}",
+                remote=REMOTE,
+                code=NO_KEY_PAIR,
+            )
+        return keys[version]
 
 
 @dataclass(frozen=True)

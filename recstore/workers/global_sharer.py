@@ -21,6 +21,7 @@ import aiohttp
 
 from recstore.clients.aws import aws_client
 from recstore.clients.dracoon import DracoonAccount
+from recstore.clients.dracoon_rooms import DracoonDestination
 from recstore.clients.http import http_session
 from recstore.clients.s3 import S3Store
 from recstore.common import events
@@ -29,7 +30,6 @@ from recstore.settings import Settings
 from recstore.transfer.keys import share_missing_keys
 from recstore.workers.accounts import AccountPool, ServedInstances, served_accounts
 from recstore.workers.base import WorkerHealth
-from recstore.workers.dracoon_destination import DracoonDestination
 from recstore.workers.periodic import PeriodicWorker, job_lease
 
 log = logging.getLogger(__name__)
@@ -81,9 +81,9 @@ async def share_all(
     for account in accounts:
         report.accounts += 1
         try:
-            client = await pool.client(account)
+            keys = await pool.keys(account)
             shared = await share_missing_keys(
-                DracoonDestination(client), room_id=room_id, dry_run=dry_run
+                DracoonDestination(keys.client, keys.private_keys), room_id=room_id, dry_run=dry_run
             )
         except RecstoreError as exc:
             report.failed_accounts += 1
