@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from recstore.clients.dracoon import DracoonError
+from recstore.clients.dracoon_wire import DracoonError
 from recstore.settings import DracoonSettings, InstanceDracoon
 from recstore.workers.accounts import AccountPool
 from tests.conftest import StackProcess

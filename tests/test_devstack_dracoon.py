@@ -18,7 +18,7 @@ from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
 from recstore import crypto
-from recstore.clients.dracoon import DracoonError
+from recstore.clients.dracoon_wire import DracoonError
 from recstore.devstack.dracoon import DracoonStandIn
 from recstore.devstack.dracoon_model import ALL_PERMISSIONS
 from recstore.devstack.stack import serving

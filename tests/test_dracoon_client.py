@@ -16,7 +16,8 @@ import pytest
 from pydantic import SecretStr
 
 from recstore import crypto
-from recstore.clients.dracoon import DracoonAccount, DracoonClient, DracoonError
+from recstore.clients.dracoon import DracoonAccount, DracoonClient
+from recstore.clients.dracoon_wire import DracoonError
 from recstore.common.errors import NotFound, QuotaExceeded, Unauthorised
 from recstore.common.retry import RetryPolicy
 from recstore.transfer.keys import AccountKeys, MissingKeyResolver

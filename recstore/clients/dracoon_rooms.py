@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from recstore.clients.dracoon import REMOTE, ChannelRecord, DracoonClient
+from recstore.clients.dracoon import DracoonClient
+from recstore.clients.dracoon_uploads import ChannelRecord
+from recstore.clients.dracoon_wire import REMOTE
 from recstore.common.errors import NotFound, RemoteError
 
 #: An unlocked private key, of the type the caller unlocks it to (this layer decrypts nothing).

@@ -22,7 +22,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from recstore.clients.dracoon import NO_KEY_PAIR, REMOTE, DracoonClient, DracoonError
+from recstore.clients.dracoon import DracoonClient
+from recstore.clients.dracoon_wire import NO_KEY_PAIR, REMOTE, DracoonError
 from recstore.common import events
 from recstore.crypto import (
     CryptoError,

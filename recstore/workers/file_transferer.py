@@ -18,9 +18,9 @@ from typing import Any
 from recstore.clients.aws import aws_client
 from recstore.clients.configurator import REMOTE as CONFIGURATOR
 from recstore.clients.configurator import ConfiguratorClient
-from recstore.clients.dracoon import REMOTE as DRACOON
 from recstore.clients.dracoon import DracoonClient
 from recstore.clients.dracoon_rooms import DracoonDestination, RoomPaths
+from recstore.clients.dracoon_wire import REMOTE as DRACOON
 from recstore.clients.http import http_session
 from recstore.clients.s3 import REMOTE as S3
 from recstore.clients.s3 import S3Store

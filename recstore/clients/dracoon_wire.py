@@ -1,0 +1,113 @@
+"""What DRACOON answers, read at the client's boundary: errors and their kinds.
+
+Every DRACOON module of this layer (:mod:`~recstore.clients.dracoon`, the upload channels
+:mod:`~recstore.clients.dracoon_uploads`, the transfer's adapter
+:mod:`~recstore.clients.dracoon_rooms`) decodes answers through here. An error answer becomes a
+:class:`DracoonError` that is also of the kind its status says
+(:func:`~recstore.common.errors.kind_of_status`: NotFound, Conflict, Throttled, QuotaExceeded,
+Unauthorised ...), so callers decide with ``except NotFound``, never by comparing statuses. An
+upload channel's token, a bearer secret, never appears in an error's text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+
+from recstore.clients.http import connection_errors
+from recstore.common.errors import RemoteError, kind_of_status, remote_error, transient_status
+from recstore.common.retry import parse_retry_after
+
+REMOTE = "dracoon"
+
+# errorCodes worth naming (docs/design/dracoon.md)
+NAME_CONFLICT = -40010
+FILE_KEY_REQUIRED = -40763
+S3_DIRECT_UPLOAD_ENFORCED = -90033
+CHANNEL_CLOSED = -20503
+NO_KEY_PAIR = -70020
+
+
+class DracoonError(RemoteError):
+    """A DRACOON call failed; ``error_code`` is the API's negative errorCode, when it sent one."""
+
+    @property
+    def error_code(self) -> int | None:
+        return self.code if isinstance(self.code, int) else None
+
+
+def dracoon_error(kind: type[RemoteError], message: str, **fields: Any) -> DracoonError:
+    """A DracoonError that is also of ``kind`` (:func:`kind_of_status`: NotFound, Conflict,
+    Throttled ...), so a caller catches whichever it decides by."""
+    error = remote_error(DracoonError, kind, message, remote=REMOTE, **fields)
+    assert isinstance(error, DracoonError)
+    return error
+
+
+def unreachable(what: str) -> contextlib.AbstractContextManager[None]:
+    return connection_errors(what, REMOTE, DracoonError)
+
+
+def is_absolute(path: str) -> bool:
+    return path.startswith(("http://", "https://"))
+
+
+def shown_path(path: str) -> str:
+    """What a message may say of a request's path: an upload URL carries the channel's token,
+    which lets anyone upload without logging in, so it is named, not shown."""
+    return "the upload channel's uploadUrl" if is_absolute(path) else without_tokens(path)
+
+
+async def json_or_text(response: aiohttp.ClientResponse) -> Any:
+    """The answer's JSON; None when empty; ``{"message": ...}`` for an error that is not JSON.
+
+    Something in front of DRACOON may answer HTML: a 502 page becomes a DracoonError with
+    its status, not a JSONDecodeError that names neither DRACOON nor the request. A success
+    that is not JSON (a login portal's 200 page) is not DRACOON's answer at all: taking it
+    as one would read as "no files here", so it is a transient error too.
+    """
+    raw = await response.read()
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:  # UnicodeDecodeError included
+        if response.status < 400:
+            raise DracoonError(
+                f"DRACOON answered {response.status} with {response.content_type}, not JSON",
+                remote=REMOTE,
+                status=response.status,
+                transient=True,
+            ) from None
+        return {"message": raw[:200].decode("utf-8", "replace")}
+
+
+def error_of_answer(status: int, body: Any, headers: Mapping[str, str], what: str) -> DracoonError:
+    """The answer's error, of the kind its status says (:func:`kind_of_status`): a
+    DracoonError that is also NotFound, Conflict, Throttled, QuotaExceeded ..."""
+    info = body if isinstance(body, dict) else {}
+    error_code = info.get("errorCode")
+    retry_after = parse_retry_after(headers.get("Retry-After"))
+    return dracoon_error(
+        kind_of_status(status),
+        without_tokens(f"DRACOON {what} failed: {status} {info.get('message', '')}".strip()),
+        status=status,
+        code=error_code if isinstance(error_code, int) else None,
+        transient=transient_status(status),
+        retry_after=retry_after,
+    )
+
+
+#: A legacy upload channel's token, in its URL (``/api/v4/uploads/<token>``) or the completion's
+#: path: a bearer secret for that channel, so never part of an error text (issue 33 §5).
+_UPLOAD_TOKEN = re.compile(r"(/uploads/)[^/?#\s\"']+")
+
+
+def without_tokens(text: str) -> str:
+    """``text`` with every upload channel token masked, wherever an error text is made."""
+    return _UPLOAD_TOKEN.sub(r"\1***", text)
