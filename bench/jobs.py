@@ -192,8 +192,8 @@ class Run:
             for name in rooms:
                 node = await dracoon.child_named(parent, name, "room")
                 assert node is not None
-                room_ids[name] = int(node["id"])
-            own_key = dict(await dracoon.public_key_container())
+                room_ids[name] = node.id
+            own_key = (await dracoon.public_key_container()).to_json()
             keys = AccountKeys(dracoon)
             await keys.private_key()  # the account unlocked once, as the daemon does
             queue_url = self.state["queue_url"]
@@ -227,8 +227,8 @@ class Run:
                 )
                 await share_missing_keys(
                     DracoonDestination(dracoon, keys.private_keys),
-                    file_id=int(node["id"]),
-                    known_keys={int(node["id"]): plain[-1]},
+                    file_id=node.id,
+                    known_keys={node.id: plain[-1]},
                 )
                 await s3.delete_object(Bucket=BUCKET, Key=source)
                 await sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])

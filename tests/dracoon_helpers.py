@@ -11,6 +11,7 @@ import aiohttp
 from recstore import crypto
 from recstore.clients.dracoon import DracoonAccount, DracoonClient
 from recstore.clients.dracoon_rooms import DracoonDestination, RoomPaths
+from recstore.clients.dracoon_wire import Node
 from recstore.common.retry import RetryPolicy
 from recstore.devstack.seed import dracoon_account_from_state
 from recstore.transfer.keys import AccountKeys
@@ -64,12 +65,12 @@ async def encrypted_upload(
     chunk: int,
     version: str | None = None,
     **kw: Any,
-) -> dict[str, Any]:
+) -> Node:
     """Encrypt ``data`` as recstore does and upload it with the uploader's file key, made for
     its key pair ``version`` (by default, the one the server gives without a version)."""
     encryptor = crypto.FileEncryptor(crypto.generate_file_key())
     own = (
-        await dracoon.public_key_container()
+        (await dracoon.public_key_container()).to_json()
         if version is None
         else (await AccountKeys(dracoon).private_key(version)).public_key_container()
     )
@@ -94,9 +95,9 @@ async def downloaded_sha256(dracoon: DracoonClient, file_id: int, encrypted: boo
     decryptor = None
     if encrypted:
         encrypted = await dracoon.user_file_key(file_id)
-        version = crypto.key_pair_of_file_key(str(encrypted["version"]))
+        version = crypto.key_pair_of_file_key(encrypted.version)
         private_key = await AccountKeys(dracoon).private_key(version)
-        file_key = crypto.decrypt_file_key(encrypted, private_key)
+        file_key = crypto.decrypt_file_key(encrypted.to_json(), private_key)
         decryptor = crypto.FileDecryptor(file_key)
     async for piece in dracoon.download(file_id):
         digest.update(decryptor.update(piece) if decryptor else piece)

@@ -99,7 +99,7 @@ async def test_the_seeds_base_url_with_or_without_the_api_path_reaches_the_same_
     try:
         dracoon = await pool.client(pool.account_for(instance(state)))
         assert dracoon.account.base_url == state["dracoon_url"]
-        assert (await dracoon.key_pair())["publicKeyContainer"]
+        assert (await dracoon.key_pair()).public_key_container.public_key
         own = instance(state).model_copy(update={"base_url": None})
         on_instance = InstanceDracoon.model_validate(
             {**own.model_dump(by_alias=True), "base-url": state["dracoon_url"] + suffix}

@@ -122,8 +122,8 @@ async def test_the_sdk_opens_what_recstore_uploaded(devstack: StackProcess, tmp_
     data = os.urandom(3 * 1024 * 1024 + 1)
     async with client(state) as service:
         node = await encrypted_upload(service, room_id, "recstore.mp4", data, 1024 * 1024)
-        await share_missing_keys(destination(service), file_id=int(node["id"]))
+        await share_missing_keys(destination(service), file_id=node.id)
     target = tmp_path / "downloaded"
     target.mkdir()
-    answer = await sdk(state, "bob", action="download", file_id=node["id"], target=str(target))
+    answer = await sdk(state, "bob", action="download", file_id=node.id, target=str(target))
     assert answer["sha256"] == hashlib.sha256(data).hexdigest()

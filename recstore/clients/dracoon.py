@@ -39,11 +39,23 @@ from recstore.clients.dracoon_uploads import ChannelRecord, UploadChannels
 from recstore.clients.dracoon_wire import (
     NO_KEY_PAIR,
     REMOTE,
+    DownloadLink,
     DracoonError,
+    FileKey,
+    MissingKeys,
+    Node,
+    NodeList,
+    PublicKeyContainer,
+    RoomUser,
+    RoomUserList,
+    SystemInfo,
+    UserKeyPair,
+    W,
     dracoon_error,
     error_of_answer,
     is_absolute,
     json_or_text,
+    parse,
     shown_path,
     unreachable,
 )
@@ -100,9 +112,9 @@ class DracoonClient:
         self._refresh: str | None = None
         self._token_expires = 0.0
         self._auth_lock = asyncio.Lock()
-        self._key_pair: dict[str, Any] | None = None
-        self._key_pairs: list[dict[str, Any]] | None = None
-        self._system_info: dict[str, Any] | None = None
+        self._key_pair: UserKeyPair | None = None
+        self._key_pairs: list[UserKeyPair] | None = None
+        self._system_info: SystemInfo | None = None
         # One creator per room name at a time; a lock lives while a request holds it, not for
         # as long as the daemon runs.
         self._path_locks: weakref.WeakValueDictionary[tuple[int, str], asyncio.Lock] = (
@@ -238,27 +250,43 @@ class DracoonClient:
             ) as response:
                 return response.status, await json_or_text(response), response.headers
 
+    async def call(
+        self,
+        model: type[W],
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        retry: bool = True,
+    ) -> W:
+        """:meth:`request`, its answer read as ``model`` (see :mod:`.dracoon_wire`)."""
+        body = await self.request(method, path, json=json, params=params, retry=retry)
+        return parse(model, body, f"{method} {shown_path(path)}")
+
     # -- capabilities and keys --
 
-    async def system_info(self) -> dict[str, Any]:
+    async def system_info(self) -> SystemInfo:
         if self._system_info is None:
-            self._system_info = await self.request("GET", "/v4/public/system/info")
+            self._system_info = await self.call(SystemInfo, "GET", "/v4/public/system/info")
         return self._system_info
 
-    async def key_pair(self) -> dict[str, Any]:
+    async def key_pair(self) -> UserKeyPair:
         """The key pair the server gives when no version is asked for: the one whose public
         key the uploader encrypts its own file key with."""
         if self._key_pair is None:
-            self._key_pair = await self._keys_of_account("/v4/user/account/keypair")
+            path = "/v4/user/account/keypair"
+            self._key_pair = parse(UserKeyPair, await self._keys_of_account(path), f"GET {path}")
         return self._key_pair
 
-    async def key_pairs(self) -> list[dict[str, Any]]:
+    async def key_pairs(self) -> list[UserKeyPair]:
         """Every key pair of the account (``requestUserKeyPairs``, API 4.24), one per version."""
         if self._key_pairs is None:
-            pairs = await self._keys_of_account("/v4/user/account/keypairs")
+            path = "/v4/user/account/keypairs"
+            pairs = await self._keys_of_account(path)
             if not pairs:
                 raise self._no_key_pair()
-            self._key_pairs = list(pairs)
+            self._key_pairs = [parse(UserKeyPair, pair, f"GET {path}") for pair in pairs]
         return self._key_pairs
 
     async def _keys_of_account(self, path: str) -> Any:
@@ -275,64 +303,48 @@ class DracoonClient:
             code=NO_KEY_PAIR,
         )
 
-    async def public_key_container(self) -> dict[str, Any]:
-        container: dict[str, Any] = (await self.key_pair())["publicKeyContainer"]
-        return container
+    async def public_key_container(self) -> PublicKeyContainer:
+        return (await self.key_pair()).public_key_container
 
     # -- nodes and rooms --
 
-    async def nodes(
-        self, parent_id: int, node_filter: str | None = None
-    ) -> AsyncIterator[dict[str, Any]]:
+    async def nodes(self, parent_id: int, node_filter: str | None = None) -> AsyncIterator[Node]:
         offset = 0
         while True:
-            page = await self.request(
-                "GET",
-                "/v4/nodes",
-                params={
-                    "parent_id": parent_id,
-                    "filter": node_filter,
-                    "offset": offset,
-                    "limit": PAGE,
-                },
-            )
-            items: list[dict[str, Any]] = page.get("items", [])
-            for item in items:
+            params = {"parent_id": parent_id, "filter": node_filter, "offset": offset}
+            page = await self.call(NodeList, "GET", "/v4/nodes", params={**params, "limit": PAGE})
+            for item in page.items:
                 yield item
-            offset += len(items)
-            if not items or offset >= int(page.get("range", {}).get("total", 0)):
+            offset += len(page.items)
+            if not page.items or offset >= page.range.total:
                 return
 
     async def child_named(
         self, parent_id: int, name: str, node_type: str | None = None
-    ) -> dict[str, Any] | None:
+    ) -> Node | None:
         expression = f"name:eq:{name}" + (f"|type:eq:{node_type}" if node_type else "")
         async for node in self.nodes(parent_id, expression):
-            if node["name"] == name and (node_type is None or node["type"] == node_type):
+            if node.name == name and (node_type is None or node.type == node_type):
                 return node
         return None
 
-    async def ensure_room_path(self, parent_id: int, names: Sequence[str]) -> dict[str, Any]:
+    async def ensure_room_path(self, parent_id: int, names: Sequence[str]) -> Node:
         """The room at ``names`` below ``parent_id``, creating each missing level.
 
         Concurrent creators in this process wait for each other (one lock per level); another
         process that wins the race makes our create fail with a name conflict, and we re-read.
         """
-        node: dict[str, Any] = await self.request("GET", f"/v4/nodes/{parent_id}")
+        node = await self.call(Node, "GET", f"/v4/nodes/{parent_id}")
         for name in names:
-            key = (int(node["id"]), name)
-            lock = self._path_locks.setdefault(key, asyncio.Lock())
+            lock = self._path_locks.setdefault((node.id, name), asyncio.Lock())
             async with lock:
-                found = await self.child_named(int(node["id"]), name, "room")
+                found = await self.child_named(node.id, name, "room")
                 if found is None:
+                    room = {"name": name, "parentId": node.id, "inheritPermissions": True}
                     try:
-                        found = await self.request(
-                            "POST",
-                            "/v4/nodes/rooms",
-                            json={"name": name, "parentId": node["id"], "inheritPermissions": True},
-                        )
+                        found = await self.call(Node, "POST", "/v4/nodes/rooms", json=room)
                     except Conflict:
-                        found = await self.child_named(int(node["id"]), name, "room")
+                        found = await self.child_named(node.id, name, "room")
                         if found is None:
                             raise
             node = found
@@ -343,17 +355,19 @@ class DracoonClient:
         with contextlib.suppress(NotFound):  # a retry after a lost answer finds it gone
             await self.request("DELETE", f"/v4/nodes/{node_id}")
 
-    async def room_users(self, room_id: int) -> list[dict[str, Any]]:
-        users: list[dict[str, Any]] = []
+    async def room_users(self, room_id: int) -> list[RoomUser]:
+        users: list[RoomUser] = []
         offset = 0
         while True:
-            page = await self.request(
-                "GET", f"/v4/nodes/rooms/{room_id}/users", params={"offset": offset, "limit": PAGE}
+            page = await self.call(
+                RoomUserList,
+                "GET",
+                f"/v4/nodes/rooms/{room_id}/users",
+                params={"offset": offset, "limit": PAGE},
             )
-            items = page.get("items", [])
-            users.extend(items)
-            offset += len(items)
-            if not items or offset >= int(page.get("range", {}).get("total", 0)):
+            users.extend(page.items)
+            offset += len(page.items)
+            if not page.items or offset >= page.range.total:
                 return users
 
     # -- uploads (recstore.clients.dracoon_uploads) --
@@ -370,7 +384,7 @@ class DracoonClient:
         file_key: Callable[[], Mapping[str, Any]] | None = None,
         resolution: str = "autorename",
         channels: ChannelRecord | None = None,
-    ) -> dict[str, Any]:
+    ) -> Node:
         """Upload ``chunks`` as file ``name``; the new node (:meth:`UploadChannels.upload`)."""
         return await self._uploads.upload(
             parent_id,
@@ -392,34 +406,25 @@ class DracoonClient:
 
     async def missing_file_keys_page(
         self, *, offset: int = 0, room_id: int | None = None, file_id: int | None = None
-    ) -> dict[str, Any]:
-        page: dict[str, Any] = await self.request(
-            "GET",
-            "/v4/nodes/missingFileKeys",
-            params={
-                "offset": offset,
-                "limit": KEYS_PER_REQUEST,
-                "room_id": room_id,
-                "file_id": file_id,
-            },
-        )
-        return page
+    ) -> MissingKeys:
+        params = {"offset": offset, "limit": KEYS_PER_REQUEST, "room_id": room_id}
+        path = "/v4/nodes/missingFileKeys"
+        return await self.call(MissingKeys, "GET", path, params={**params, "file_id": file_id})
 
     async def set_file_keys(self, items: Sequence[Mapping[str, Any]]) -> None:
+        """Write file keys (``UserFileKeySetRequest`` items), a hundred a request."""
         for start in range(0, len(items), KEYS_PER_REQUEST):
             batch = [dict(item) for item in items[start : start + KEYS_PER_REQUEST]]
             await self.request("POST", "/v4/nodes/files/keys", json={"items": batch})
 
-    async def user_file_key(self, file_id: int, version: str | None = None) -> dict[str, Any]:
-        key: dict[str, Any] = await self.request(
-            "GET", f"/v4/nodes/files/{file_id}/user_file_key", params={"version": version}
-        )
-        return key
+    async def user_file_key(self, file_id: int, version: str | None = None) -> FileKey:
+        path = f"/v4/nodes/files/{file_id}/user_file_key"
+        return await self.call(FileKey, "GET", path, params={"version": version})
 
     async def download(self, file_id: int, chunk_size: int = 1024 * 1024) -> AsyncIterator[bytes]:
         """The stored (encrypted) bytes of a file, as any DRACOON client fetches them."""
-        link = await self.request("POST", f"/v4/nodes/files/{file_id}/downloads")
-        async with self.http_request("GET", link["downloadUrl"]) as response:
+        link = await self.call(DownloadLink, "POST", f"/v4/nodes/files/{file_id}/downloads")
+        async with self.http_request("GET", link.download_url) as response:
             if response.status >= 400:
                 raise dracoon_error(
                     kind_of_status(response.status),

@@ -25,7 +25,7 @@ from typing import Any, Generic, TypeVar
 
 from recstore.clients.dracoon import DracoonClient
 from recstore.clients.dracoon_uploads import ChannelRecord
-from recstore.clients.dracoon_wire import REMOTE
+from recstore.clients.dracoon_wire import REMOTE, MissingKeys, Node
 from recstore.common.errors import NotFound, RemoteError
 
 #: An unlocked private key, of the type the caller unlocks it to (this layer decrypts nothing).
@@ -117,7 +117,7 @@ class DracoonDestination(Generic[KeyT]):
         room = self.rooms.get(key)
         if room is None:
             node = await self.client.ensure_room_path(parent_id, names)
-            room = Room(int(node["id"]), bool(node.get("isEncrypted")))
+            room = Room(node.id, bool(node.is_encrypted))
             self.rooms.put(key, room)
         return room
 
@@ -128,13 +128,8 @@ class DracoonDestination(Generic[KeyT]):
         found = []
         try:
             async for node in self.client.nodes(room_id, f"type:eq:file|name:cn:{stem}"):
-                notes = str(node.get("notes") or "")
-                if notes.startswith(marker):
-                    found.append(
-                        StoredFile(
-                            int(node["id"]), str(node["name"]), int(node.get("size") or 0), notes
-                        )
-                    )
+                if (node.notes or "").startswith(marker):
+                    found.append(_stored(node))
         except NotFound as exc:
             if self.rooms.forget_room(*self._account, room_id):
                 raise RoomGone(room_id) from exc
@@ -162,23 +157,28 @@ class DracoonDestination(Generic[KeyT]):
             file_key=file_key,
             channels=self.channels,
         )
-        return StoredFile(int(node["id"]), str(node["name"]), int(node.get("size") or 0))
+        return _stored(node)
 
     async def remove_file(self, file_id: int) -> None:
         await self.client.remove_node(file_id)
 
     async def own_public_key(self) -> Mapping[str, Any]:
-        return await self.client.public_key_container()
+        """The account's public key, as :func:`recstore.crypto.encrypt_file_key` reads it."""
+        return (await self.client.public_key_container()).to_json()
 
     async def private_keys(self) -> Mapping[str, KeyT]:
         return await self._private_keys()
 
     async def missing_file_keys_page(
         self, *, offset: int = 0, room_id: int | None = None, file_id: int | None = None
-    ) -> Mapping[str, Any]:
+    ) -> MissingKeys:
         return await self.client.missing_file_keys_page(
             offset=offset, room_id=room_id, file_id=file_id
         )
 
     async def set_file_keys(self, items: Sequence[Mapping[str, Any]]) -> None:
         await self.client.set_file_keys(items)
+
+
+def _stored(node: Node) -> StoredFile:
+    return StoredFile(node.id, node.name, node.size or 0, node.notes or "")

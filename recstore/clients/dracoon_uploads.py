@@ -26,10 +26,16 @@ from recstore.clients.dracoon_wire import (
     CHANNEL_CLOSED,
     REMOTE,
     DracoonError,
+    Node,
+    PresignedUrlList,
+    UploadChannel,
+    UploadErrorDetails,
+    UploadStatus,
     dracoon_error,
     error_of_answer,
     is_absolute,
     json_or_text,
+    parse,
     unreachable,
 )
 from recstore.clients.s3 import MAX_PARTS, smallest_part  # direct uploads are S3 multipart
@@ -73,7 +79,7 @@ class UploadChannels:
         file_key: Callable[[], Mapping[str, Any]] | None = None,
         resolution: str = "autorename",
         channels: ChannelRecord | None = None,
-    ) -> dict[str, Any]:
+    ) -> Node:
         """Upload ``chunks`` as file ``name``; the new node. The upload is cancelled on failure.
 
         ``file_key`` is called after the last chunk (the GCM tag exists only then) and gives
@@ -81,7 +87,7 @@ class UploadChannels:
         channel while it is open (opened, then closed once cancelled or handed over for
         completion), so that a later attempt can cancel one a killed process left open.
         """
-        direct = bool((await self._client.system_info()).get("useS3Storage"))
+        direct = (await self._client.system_info()).use_s3_storage
         body: dict[str, Any] = {"parentId": parent_id, "name": name, "directS3Upload": direct}
         if size is not None:
             body["size"] = size
@@ -92,8 +98,9 @@ class UploadChannels:
                 "enableExpiration": True,
                 "expireAt": expire_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
             }
-        channel = await self._client.request("POST", "/v4/nodes/files/uploads", json=body)
-        upload_id = str(channel["uploadId"])
+        path = "/v4/nodes/files/uploads"
+        channel = await self._client.call(UploadChannel, "POST", path, json=body)
+        upload_id = channel.upload_id
         try:
             if channels is not None:
                 await channels.opened(upload_id)
@@ -103,7 +110,7 @@ class UploadChannels:
                 completion = {"parts": parts, **self._completion(name, file_key, resolution)}
             else:
                 await self._upload_legacy(channel, size, chunks)
-                url = str(channel["uploadUrl"])  # `token` is deprecated since API 4.3
+                url = channel.upload_url
                 completion = self._completion(name, file_key, resolution)
         except BaseException:
             await asyncio.shield(self.cancel(upload_id))
@@ -123,7 +130,7 @@ class UploadChannels:
 
     async def _complete(
         self, upload_id: str, url: str, completion: Mapping[str, Any]
-    ) -> dict[str, Any] | None:
+    ) -> Node | None:
         """Send the completion once; the legacy channel's node, or None (S3: wait for it).
 
         A completion closes the channel: DRACOON answers a second one with -20503 ("Upload
@@ -135,11 +142,9 @@ class UploadChannels:
         finishing the file.
         """
 
-        async def attempt() -> dict[str, Any] | None:
+        async def attempt() -> Node | None:
             try:
-                node: dict[str, Any] | None = await self._client.request(
-                    "PUT", url, json=completion, retry=False
-                )
+                answer = await self._client.request("PUT", url, json=completion, retry=False)
             except DracoonError as exc:
                 if not exc.transient and exc.error_code != CHANNEL_CLOSED:
                     await asyncio.shield(self.cancel(upload_id))
@@ -147,17 +152,17 @@ class UploadChannels:
                 if await self._upload_status(upload_id, exc) == "transfer":
                     raise  # it never arrived: the retry policy sends it again
                 return None
-            return node if is_absolute(url) else None  # the legacy channel answers the node
+            if not is_absolute(url):  # S3: DRACOON assembles the file now
+                return None
+            return parse(Node, answer, "upload completion")  # the legacy channel's new node
 
-        answer: dict[str, Any] | None = await call_with_retry(
-            attempt, remote=REMOTE, policy=self._policy
-        )
-        return answer
+        return await call_with_retry(attempt, remote=REMOTE, policy=self._policy)
 
     async def _upload_status(self, upload_id: str, lost: DracoonError) -> str:
         """The upload's status after its completion's answer was lost or failed."""
         try:
-            status = await self._client.request("GET", f"/v4/nodes/files/uploads/{upload_id}")
+            path = f"/v4/nodes/files/uploads/{upload_id}"
+            upload = await self._client.call(UploadStatus, "GET", path)
         except DracoonError as exc:
             raise DracoonError(
                 f"DRACOON upload {upload_id} completion {lost}; its status is unknown ({exc}): "
@@ -166,7 +171,7 @@ class UploadChannels:
                 status=exc.status,
                 transient=True,
             ) from lost
-        return str(status.get("status"))
+        return upload.status
 
     async def cancel(self, upload_id: str) -> None:
         """Cancel an upload channel (its stored parts go); a failure is logged, not raised."""
@@ -237,33 +242,34 @@ class UploadChannels:
         return {"partNumber": number, "partEtag": etag}
 
     async def _part_url(self, upload_id: str, number: int, size: int) -> str:
-        urls = await self._client.request(
+        urls = await self._client.call(
+            PresignedUrlList,
             "POST",
             f"/v4/nodes/files/uploads/{upload_id}/s3_urls",
             json={"size": size, "firstPartNumber": number, "lastPartNumber": number},
         )
-        return str(urls["urls"][0]["url"])
+        if not urls.urls:
+            raise DracoonError(f"DRACOON gave no URL for part {number}", remote=REMOTE)
+        return urls.urls[0].url
 
-    async def _wait_until_done(self, upload_id: str) -> dict[str, Any]:
+    async def _wait_until_done(self, upload_id: str) -> Node:
         delay, deadline = 0.05, time.monotonic() + self._poll_timeout
+        path = f"/v4/nodes/files/uploads/{upload_id}"
         while True:
-            status = await self._client.request("GET", f"/v4/nodes/files/uploads/{upload_id}")
-            if status.get("status") == "done":
-                node: dict[str, Any] = status["node"]
-                return node
-            if status.get("status") == "error":
+            upload = await self._client.call(UploadStatus, "GET", path)
+            if upload.status == "done" and upload.node is not None:
+                return upload.node
+            if upload.status == "error":
                 # The channel is closed either way. What DRACOON refused (a name taken under
                 # "fail", a missing file key: 4xx) stays refused; what went wrong on its side
                 # (S3 unreachable, -90027 504) is worth a new upload, so it is transient.
-                details = status.get("errorDetails") or {}
-                code = details.get("code")
-                http_status = code if isinstance(code, int) else None
+                details = upload.error_details or UploadErrorDetails()
                 raise dracoon_error(
-                    kind_of_status(http_status),
-                    f"DRACOON could not finish the upload: {details.get('message', 'error')}",
-                    status=http_status,
-                    code=details.get("errorCode"),
-                    transient=transient_status(code) if isinstance(code, int) else True,
+                    kind_of_status(details.code),
+                    f"DRACOON could not finish the upload: {details.message or 'error'}",
+                    status=details.code,
+                    code=details.error_code,
+                    transient=True if details.code is None else transient_status(details.code),
                 )
             if time.monotonic() > deadline:
                 raise DracoonError(
@@ -274,12 +280,12 @@ class UploadChannels:
 
     async def _upload_legacy(
         self,
-        channel: Mapping[str, Any],
+        channel: UploadChannel,
         size: int | None,
         chunks: AsyncIterator[bytes | bytearray | memoryview],
     ) -> None:
         """The chunks, through the channel's ``uploadUrl`` with their ``Content-Range``."""
-        url, offset = channel["uploadUrl"], 0
+        url, offset = channel.upload_url, 0
         total = "*" if size is None else str(size)
         async for chunk in chunks:
             data = bytes(chunk)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from recstore.clients.dracoon import DracoonClient
-from recstore.clients.dracoon_wire import NO_KEY_PAIR, REMOTE, DracoonError
+from recstore.clients.dracoon_wire import NO_KEY_PAIR, REMOTE, DracoonError, FileKey, MissingKeys
 from recstore.common import events
 from recstore.crypto import (
     CryptoError,
@@ -69,16 +69,16 @@ class AccountKeys:
         unlocked: dict[str, UserPrivateKey] = {}
         failure: CryptoError | None = None
         for pair in await self.client.key_pairs():
-            container = pair["privateKeyContainer"]
+            container = pair.private_key_container
             try:
-                key = await asyncio.to_thread(decrypt_private_key, container, password)
+                key = await asyncio.to_thread(decrypt_private_key, container.to_json(), password)
             except CryptoError as exc:
                 failure = exc
                 events.emit(
                     log,
                     events.REST_CLIENT_ERROR,
                     "key pair %s of %s cannot be unlocked: %s",
-                    container.get("version"),
+                    container.version,
                     account.login,
                     exc,
                 )
@@ -92,7 +92,7 @@ class AccountKeys:
         """The unlocked private key of key pair ``version`` (by default, of the pair the
         server gives without a version: :meth:`DracoonClient.key_pair`)."""
         if version is None:
-            version = str((await self.client.key_pair())["privateKeyContainer"].get("version"))
+            version = (await self.client.key_pair()).private_key_container.version
         keys = await self.private_keys()
         if version not in keys:
             raise DracoonError(
@@ -165,7 +165,7 @@ class MissingKeyResolver:
         self.private_keys = private_keys
         self._plain: dict[int, PlainFileKey | str] = dict(known or {})
 
-    def needs_private_keys(self, page: Mapping[str, Any]) -> bool:
+    def needs_private_keys(self, page: MissingKeys) -> bool:
         """Whether the page lists a file whose key is not known yet (and no key is at hand).
 
         The transferer knows the plain key of the file it just uploaded, so sharing it needs
@@ -173,11 +173,9 @@ class MissingKeyResolver:
         """
         if self.private_keys is not None:
             return False
-        return any(int(f["id"]) not in self._plain for f in page.get("files", []))
+        return any(f.id not in self._plain for f in page.files)
 
-    def _file_key(
-        self, file_id: int, containers: Sequence[Mapping[str, Any]]
-    ) -> PlainFileKey | str:
+    def _file_key(self, file_id: int, containers: Sequence[FileKey]) -> PlainFileKey | str:
         known = self._plain.get(file_id)
         if known is not None:
             return known
@@ -185,14 +183,14 @@ class MissingKeyResolver:
             return "the server sent no file key for it"
         result: PlainFileKey | str = "no private key to decrypt its file key with"
         for container in containers:
-            version = key_pair_of_file_key(str(container.get("version")))
+            version = key_pair_of_file_key(container.version)
             key = (self.private_keys or {}).get(version or "")
             if key is None:
                 if self.private_keys is not None:
-                    result = f"no private key of key pair {version or container.get('version')!r}"
+                    result = f"no private key of key pair {version or container.version!r}"
                 continue
             try:
-                result = decrypt_file_key(dict(container), key)
+                result = decrypt_file_key(container.to_json(), key)
             except CryptoError as exc:
                 result = f"file key cannot be decrypted with this account's key: {exc}"
                 continue
@@ -200,17 +198,18 @@ class MissingKeyResolver:
         self._plain[file_id] = result
         return result
 
-    def grants_for_page(self, page: Mapping[str, Any]) -> Grants:
-        files: dict[int, list[Mapping[str, Any]]] = {}
-        for entry in page.get("files", []):
-            container = entry.get("fileKeyContainer")
-            files.setdefault(int(entry["id"]), []).extend([container] if container else [])
+    def grants_for_page(self, page: MissingKeys) -> Grants:
+        files: dict[int, list[FileKey]] = {}
+        for entry in page.files:
+            container = entry.file_key_container
+            files.setdefault(entry.id, []).extend([container] if container else [])
         keys_of: dict[int, list[Mapping[str, Any]]] = {}
-        for user in page.get("users", []):
-            keys_of.setdefault(int(user["id"]), []).append(user.get("publicKeyContainer") or {})
+        for user in page.users:
+            public = user.public_key_container
+            keys_of.setdefault(user.id, []).append(public.to_json() if public else {})
         result = Grants()
-        for item in page.get("items", []):
-            file_id, user_id = int(item["fileId"]), int(item["userId"])
+        for item in page.items:
+            file_id, user_id = item.file_id, item.user_id
             plain = self._file_key(file_id, files.get(file_id, []))
             if isinstance(plain, str):
                 result.skipped.append(Skipped(file_id, user_id, plain))
@@ -230,7 +229,7 @@ class KeyServer(Protocol):
 
     async def missing_file_keys_page(
         self, *, offset: int = 0, room_id: int | None = None, file_id: int | None = None
-    ) -> Mapping[str, Any]: ...
+    ) -> MissingKeys: ...
 
     async def set_file_keys(self, items: Sequence[Mapping[str, Any]]) -> None: ...
 
@@ -268,7 +267,7 @@ async def share_missing_keys(
         page = await server.missing_file_keys_page(
             offset=len(passed), room_id=room_id, file_id=file_id
         )
-        if not page.get("items"):
+        if not page.items:
             return report
         if resolver.needs_private_keys(page):
             resolver.private_keys = await server.private_keys()
