@@ -496,6 +496,22 @@ async def test_a_success_page_that_is_not_json_is_not_taken_for_an_answer() -> N
     assert caught.value.transient
 
 
+async def test_an_answer_its_api_does_not_describe_is_a_dracoon_error() -> None:
+    """Something answers JSON that is not DRACOON's (here: ``items`` that is no list): the
+    caller gets a DracoonError naming the request and the field, worth another attempt, not
+    a KeyError or a TypeError from deep inside the caller."""
+    from aiohttp.test_utils import TestServer
+
+    body = '{"access_token": "t", "expires_in": 3600, "items": "none", "range": {"total": 1}}'
+    stranger = _Answering(200, body)
+    async with TestServer(stranger.app) as server:
+        account = stranger.account(str(server.make_url("")))
+        async with DracoonClient(account, policy=FAST) as dracoon:
+            with pytest.raises(DracoonError, match=r"GET /v4/nodes .*\(items\)") as caught:
+                await dracoon.child_named(1, "talks")
+    assert caught.value.transient
+
+
 async def test_an_upload_dracoon_is_finishing_is_not_cancelled(state: dict[str, Any]) -> None:
     from tests.dracoon_helpers import account
 

@@ -45,6 +45,7 @@ from recstore.clients.dracoon_wire import (
     MissingKeys,
     Node,
     NodeList,
+    OAuthToken,
     PublicKeyContainer,
     RoomUser,
     RoomUserList,
@@ -173,9 +174,9 @@ class DracoonClient:
                     answer = await self._oauth(self._password_grant())
             else:
                 answer = await self._oauth(self._password_grant())
-            self._token = str(answer["access_token"])
-            self._refresh = answer.get("refresh_token")
-            self._token_expires = time.monotonic() + float(answer.get("expires_in", 3600))
+            self._token = answer.access_token
+            self._refresh = answer.refresh_token
+            self._token_expires = time.monotonic() + answer.expires_in
             return self._token
 
     def _password_grant(self) -> dict[str, str]:
@@ -185,7 +186,7 @@ class DracoonClient:
             "password": self.account.password.get_secret_value(),
         }
 
-    async def _oauth(self, form: dict[str, str]) -> dict[str, Any]:
+    async def _oauth(self, form: dict[str, str]) -> OAuthToken:
         """One token request, never retried here: the request that needs the token is the
         outer call, retried as a whole (a retry in here too made up to 36 logins a call)."""
         client = f"{self.account.client_id}:{self.account.client_secret.get_secret_value()}"
@@ -196,7 +197,7 @@ class DracoonClient:
             ) as response:
                 body = await json_or_text(response)
                 if response.status == 200 and isinstance(body, dict) and "access_token" in body:
-                    return body
+                    return parse(OAuthToken, body, "login")
                 reason = body.get("error", "error") if isinstance(body, dict) else "error"
                 # OAuth answers refused credentials with 400 (RFC 6749 5.2): still refused ones
                 kind = Unauthorised if reason in _REFUSED else kind_of_status(response.status)

@@ -137,7 +137,7 @@ class Wire(BaseModel):
         return self.model_dump(by_alias=True, exclude_none=True)
 
 
-W = TypeVar("W", bound=Wire)
+W = TypeVar("W", bound=BaseModel)
 
 
 def parse(model: type[W], body: Any, what: str) -> W:
@@ -151,6 +151,16 @@ def parse(model: type[W], body: Any, what: str) -> W:
             remote=REMOTE,
             transient=True,
         ) from None
+
+
+class OAuthToken(BaseModel):
+    """The token endpoint's answer (RFC 6749 5.1: snake_case, not the API's camelCase)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    access_token: str
+    refresh_token: str | None = None
+    expires_in: float = 3600.0
 
 
 class Range(Wire):
