@@ -159,10 +159,11 @@ class UploadChannels:
         return await call_with_retry(attempt, remote=REMOTE, policy=self._policy)
 
     async def _upload_status(self, upload_id: str, lost: DracoonError) -> str:
-        """The upload's status after its completion's answer was lost or failed."""
+        """The upload's status after its completion's answer was lost or failed: one request,
+        as a step of the completion's attempt (its retry policy is the one that applies)."""
         try:
             path = f"/v4/nodes/files/uploads/{upload_id}"
-            upload = await self._client.call(UploadStatus, "GET", path)
+            upload = await self._client.call(UploadStatus, "GET", path, retry=False)
         except DracoonError as exc:
             raise DracoonError(
                 f"DRACOON upload {upload_id} completion {lost}; its status is unknown ({exc}): "
