@@ -11,7 +11,9 @@ The account that hands keys out may hold several key pairs too (an ``A`` and an 
 one while its customer moves to 4096-bit keys): the server then lists a file once per file
 key the account holds, and each is opened with the private key of its own version (the Java
 SDK's ``FileKeyGenerator``: a list of encrypted file keys per file id, decrypted with the key
-pair of their version).
+pair of their version). :class:`AccountKeys` unlocks those private keys: the DRACOON client
+only fetches them, and the pages it returns are read here as its typed answers
+(:class:`~recstore.clients.dracoon_wire.MissingKeys`).
 """
 
 from __future__ import annotations
