@@ -194,8 +194,8 @@ class Run:
                 assert node is not None
                 room_ids[name] = node.id
             own_key = (await dracoon.public_key_container()).to_json()
-            keys = AccountKeys(dracoon)
-            await keys.private_key()  # the account unlocked once, as the daemon does
+            account_keys = AccountKeys(dracoon)
+            await account_keys.private_key()  # the account unlocked once, as the daemon does
             queue_url = self.state["queue_url"]
             await self.counters.take()
             started = time.perf_counter()
@@ -226,7 +226,7 @@ class Run:
                     room_ids[room], "talk.mp4", len(data), chunks(), file_key=file_key
                 )
                 await share_missing_keys(
-                    DracoonDestination(dracoon, keys.private_keys),
+                    DracoonDestination(dracoon, account_keys.private_keys),
                     file_id=node.id,
                     known_keys={node.id: plain[-1]},
                 )
