@@ -534,3 +534,33 @@ async def test_malformed_requests_are_the_clients_error_not_a_500(tmp_path: Path
                 with pytest.raises(DracoonError) as caught:
                     await service.request("POST", urls, json=body, retry=False)
                 assert (caught.value.status, caught.value.error_code) == (400, -80000)
+
+
+def test_every_seeded_key_pair_has_a_key_of_its_own(tmp_path: Path) -> None:
+    """The stand-ins of a process share the RSA keys they made (one per test would cost a
+    second each), yet within a stand-in no two key pairs share a key, however many were
+    seeded, so a file key granted to one user opens for no other."""
+    DracoonStandIn(tmp_path / "before")  # the keys of the process, made
+    stand_in = DracoonStandIn(tmp_path / "now")
+    stand_in.apply_seed(
+        {
+            "users": [
+                {
+                    "login": f"user{n}",
+                    "password": f"pw{n}",
+                    "keyPairs": [
+                        {"version": version, "encryptionPassword": f"enc{n}"}
+                        for version in ("A", "RSA-4096")
+                    ],
+                }
+                for n in range(2)
+            ]
+        }
+    )
+    public_keys = [
+        public["publicKey"]
+        for user in stand_in.model.users.values()
+        for _, public in user.key_pairs.values()
+    ]
+    assert len(public_keys) == 3 + 4  # the default three and the four seeded here
+    assert len(set(public_keys)) == len(public_keys)

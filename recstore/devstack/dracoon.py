@@ -18,7 +18,8 @@ Seed document (``recstore devstack seed dracoon --file F``)::
                 "members": [{"login": "alice", "permissions": ["read", "create", "manage"]}]}]}
 
 Rooms on a path are created as needed (sub-rooms inherit their parent's members). Key pairs
-are generated with 10,000 PBKDF2 iterations (the SDKs' older count) so seeding is quick. The
+are generated with 10,000 PBKDF2 iterations (the SDKs' older count) so seeding is quick, and
+the stand-ins of one process wrap the same RSA keys (distinct within each stand-in). The
 answer lists the ids of what was created. Other admin routes: ``GET /_devstack/state`` (users,
 nodes, file keys, tokens granted per login, and each upload with its S3 steps in the order
 they arrived), ``POST /_devstack/settings`` (``useS3Storage``, ``tokenLifetime`` seconds,
@@ -42,8 +43,9 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import BodyPartReader, web
+from cryptography.hazmat.primitives.asymmetric import rsa
 
-from recstore.crypto import generate_user_keypair
+from recstore.crypto import generate_user_keypair, new_rsa_key
 from recstore.devstack.dracoon_model import (
     ALL_PERMISSIONS,
     KEY_PAIR_OF,
@@ -59,6 +61,11 @@ CLIENT_ID = "recstore-devstack"
 CLIENT_SECRET = "devstack-client-secret"  # noqa: S105 (a stand-in's published test secret)
 SERVICE_LOGIN = "recstore-svc"
 SEED_ITERATIONS = 10_000
+#: The RSA keys of seeded key pairs made in this process, by key pair version. The n-th key
+#: pair of a version seeded into a stand-in wraps the n-th key: distinct within a stand-in,
+#: made once per process, as a test session starts a stand-in per test and an RSA-4096 key
+#: costs about half a second of CPU (three seeded users: a second per stand-in).
+_SEED_KEYS: dict[str, list[rsa.RSAPrivateKey]] = {}
 MIN_PART = 5 * 1024 * 1024
 MAX_PAGE_MISSING_KEYS = 100
 #: Upload states of a channel still open (or still being finished); "done" and "error" end one.
@@ -171,6 +178,8 @@ class DracoonStandIn:
         self.refresh_tokens: dict[str, int] = {}
         self.download_tokens: dict[str, int] = {}
         self.passwords: dict[str, str] = {}
+        #: Key pairs seeded so far, by version: the index of the next one in ``_SEED_KEYS``.
+        self._seeded_keys: collections.Counter[str] = collections.Counter()
         self._seed_defaults()
 
     # -- contract with the dev stack --
@@ -300,6 +309,15 @@ class DracoonStandIn:
             }
         )
 
+    def _seed_key(self, version: str) -> rsa.RSAPrivateKey:
+        """The RSA key for this stand-in's next seeded key pair of ``version`` (``_SEED_KEYS``)."""
+        made = _SEED_KEYS.setdefault(version, [])
+        index = self._seeded_keys[version]
+        self._seeded_keys[version] += 1
+        if index == len(made):
+            made.append(new_rsa_key(version))
+        return made[index]
+
     def apply_seed(self, document: dict[str, Any]) -> dict[str, Any]:
         created: dict[str, Any] = {"users": {}, "rooms": {}}
         for spec in document.get("users", []):
@@ -311,7 +329,10 @@ class DracoonStandIn:
             self.passwords[login] = spec["password"]
             for pair in spec.get("keyPairs", []):
                 private, public = generate_user_keypair(
-                    pair["version"], pair["encryptionPassword"], iterations=SEED_ITERATIONS
+                    pair["version"],
+                    pair["encryptionPassword"],
+                    iterations=SEED_ITERATIONS,
+                    key=self._seed_key(pair["version"]),
                 )
                 user.key_pairs[pair["version"]] = (private, public)
                 self.passwords[login + ":enc"] = pair["encryptionPassword"]
