@@ -19,6 +19,7 @@ from openapi_core.testing import MockRequest, MockResponse
 
 from recstore import crypto
 from recstore.clients.dracoon import DracoonError
+from recstore.devstack import seed_keys
 from recstore.devstack.dracoon import DracoonStandIn
 from recstore.devstack.dracoon_model import ALL_PERMISSIONS
 from recstore.devstack.stack import serving
@@ -537,11 +538,13 @@ async def test_malformed_requests_are_the_clients_error_not_a_500(tmp_path: Path
 
 
 def test_every_seeded_key_pair_has_a_key_of_its_own(tmp_path: Path) -> None:
-    """The stand-ins of a process share the RSA keys they made (one per test would cost a
-    second each), yet within a stand-in no two key pairs share a key, however many were
-    seeded, so a file key granted to one user opens for no other."""
-    DracoonStandIn(tmp_path / "before")  # the keys of the process, made
+    """Seeded key pairs wrap RSA keys made ahead (``seed_keys``), which the stand-ins of a
+    process share (making them cost one to three seconds per stand-in), yet within a stand-in
+    no two key pairs share a key, past the keys made ahead too, so a file key granted to one
+    user opens for no other."""
+    DracoonStandIn(tmp_path / "before")  # another stand-in of the process, seeded
     stand_in = DracoonStandIn(tmp_path / "now")
+    users = seed_keys.PER_VERSION  # with the three default ones: past the bundle
     stand_in.apply_seed(
         {
             "users": [
@@ -553,7 +556,7 @@ def test_every_seeded_key_pair_has_a_key_of_its_own(tmp_path: Path) -> None:
                         for version in ("A", "RSA-4096")
                     ],
                 }
-                for n in range(2)
+                for n in range(users)
             ]
         }
     )
@@ -562,5 +565,5 @@ def test_every_seeded_key_pair_has_a_key_of_its_own(tmp_path: Path) -> None:
         for user in stand_in.model.users.values()
         for _, public in user.key_pairs.values()
     ]
-    assert len(public_keys) == 3 + 4  # the default three and the four seeded here
+    assert len(public_keys) == 3 + 2 * users
     assert len(set(public_keys)) == len(public_keys)

@@ -18,9 +18,10 @@ Seed document (``recstore devstack seed dracoon --file F``)::
                 "members": [{"login": "alice", "permissions": ["read", "create", "manage"]}]}]}
 
 Rooms on a path are created as needed (sub-rooms inherit their parent's members). Key pairs
-are generated with 10,000 PBKDF2 iterations (the SDKs' older count) so seeding is quick, and
-the stand-ins of one process wrap the same RSA keys (distinct within each stand-in). The
-answer lists the ids of what was created. Other admin routes: ``GET /_devstack/state`` (users,
+are generated with 10,000 PBKDF2 iterations (the SDKs' older count) around RSA keys made
+ahead (:mod:`recstore.devstack.seed_keys`; distinct within a stand-in, shared by the
+stand-ins of a process), so seeding is quick. The answer lists the ids of what was created.
+Other admin routes: ``GET /_devstack/state`` (users,
 nodes, file keys, tokens granted per login, and each upload with its S3 steps in the order
 they arrived), ``POST /_devstack/settings`` (``useS3Storage``, ``tokenLifetime`` seconds,
 ``quotaBytes``, ``finishSeconds``: how long a completed S3 upload stays "finishing";
@@ -46,6 +47,7 @@ from aiohttp import BodyPartReader, web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from recstore.crypto import generate_user_keypair, new_rsa_key
+from recstore.devstack import seed_keys
 from recstore.devstack.dracoon_model import (
     ALL_PERMISSIONS,
     KEY_PAIR_OF,
@@ -61,10 +63,11 @@ CLIENT_ID = "recstore-devstack"
 CLIENT_SECRET = "devstack-client-secret"  # noqa: S105 (a stand-in's published test secret)
 SERVICE_LOGIN = "recstore-svc"
 SEED_ITERATIONS = 10_000
-#: The RSA keys of seeded key pairs made in this process, by key pair version. The n-th key
-#: pair of a version seeded into a stand-in wraps the n-th key: distinct within a stand-in,
-#: made once per process, as a test session starts a stand-in per test and an RSA-4096 key
-#: costs about half a second of CPU (three seeded users: a second per stand-in).
+#: The RSA keys of seeded key pairs in this process, by key pair version: the bundled ones
+#: (:mod:`recstore.devstack.seed_keys`), then those made here. The n-th key pair of a version
+#: seeded into a stand-in wraps the n-th key: distinct within a stand-in, made at most once
+#: per process (a test session starts a stand-in per test), as an RSA-4096 key costs 0.2-1.5
+#: CPU-s to make and the three default users took one to three seconds per stand-in.
 _SEED_KEYS: dict[str, list[rsa.RSAPrivateKey]] = {}
 MIN_PART = 5 * 1024 * 1024
 MAX_PAGE_MISSING_KEYS = 100
@@ -311,7 +314,7 @@ class DracoonStandIn:
 
     def _seed_key(self, version: str) -> rsa.RSAPrivateKey:
         """The RSA key for this stand-in's next seeded key pair of ``version`` (``_SEED_KEYS``)."""
-        made = _SEED_KEYS.setdefault(version, [])
+        made = _SEED_KEYS.setdefault(version, list(seed_keys.bundled(version)))
         index = self._seeded_keys[version]
         self._seeded_keys[version] += 1
         if index == len(made):
