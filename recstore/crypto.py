@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, padding, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.padding import MGF1, OAEP
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
@@ -293,6 +295,17 @@ def _password_encodings(password: str) -> list[bytes]:
     return encodings
 
 
+@functools.lru_cache(maxsize=64)
+def _load_private_key(pkcs8: bytes) -> PrivateKeyTypes:
+    """The key in ``pkcs8`` (DER), checked once per process: loading checks an RSA key's
+    factors, a quarter of a CPU-second for RSA-4096, and a process unlocks the same key
+    again and again (each DRACOON client of an account does; each test's).
+
+    Only bytes already unlocked with their password reach it, so a hit is a key this
+    process has checked before, byte for byte."""
+    return serialization.load_der_private_key(pkcs8, password=None)
+
+
 def decrypt_private_key(private_key_container: Mapping[str, Any], password: str) -> UserPrivateKey:
     """Unlock a private key (about a second for 1.3M iterations: do it once and keep it)."""
     version = str(private_key_container.get("version"))
@@ -318,7 +331,7 @@ def decrypt_private_key(private_key_container: Mapping[str, Any], password: str)
             continue  # the padding passed by chance; the rest is noise: wrong key
         # Valid padding around one well-formed DER SEQUENCE: the password was right.
         try:
-            key = serialization.load_der_private_key(pkcs8, password=None)
+            key = _load_private_key(pkcs8)
         except ValueError:
             raise MalformedKeyError("private key opens, but the key inside is corrupt") from None
         if not isinstance(key, rsa.RSAPrivateKey):

@@ -197,3 +197,24 @@ def test_key_material_stays_out_of_reprs() -> None:
     file_key = crypto.generate_file_key()
     assert file_key.key.hex() not in repr(file_key)
     assert "RSAPrivateKey" not in repr(pair("A")[2])
+
+
+def test_a_key_unlocked_again_is_not_checked_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading an RSA key checks its factors (a quarter CPU-second for RSA-4096); a process
+    unlocks one key again and again (each client of an account), so it is checked once, and
+    only the right password still opens it."""
+    private, public = crypto.generate_user_keypair("A", "right", iterations=1000)
+    loads: list[bytes] = []
+    load = serialization.load_der_private_key
+
+    def counted(data: bytes, password: bytes | None) -> object:
+        loads.append(data)
+        return load(data, password)
+
+    monkeypatch.setattr(serialization, "load_der_private_key", counted)
+    first = crypto.decrypt_private_key(private, "right")
+    again = crypto.decrypt_private_key(private, "right")
+    assert len(loads) == 1
+    assert again.public_key_container() == first.public_key_container() == public
+    with pytest.raises(crypto.WrongPasswordError):
+        crypto.decrypt_private_key(private, "wrong")
