@@ -338,3 +338,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _STACK_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.stack)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Leave what the test process holds once collected (modules, classes, the collected tests)
+    out of every later garbage collection: it stays for the session anyway, and each full
+    collection after a command (``run_cli``) scanned it, 0.1 CPU-s each, 0.03 without it."""
+    gc.collect()
+    gc.freeze()

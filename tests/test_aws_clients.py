@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from botocore.loaders import JSONFileLoader
 
 from recstore.clients.aws import aws_client
 from recstore.clients.aws_errors import NoSuchBucket, aws_errors
@@ -386,3 +387,31 @@ async def test_a_delete_pinned_to_an_etag_spares_a_newer_version(s3: Any) -> Non
     with pytest.raises(RemoteError) as no_bucket:  # but not a bucket that is not there
         await store.delete("no-such-bucket", key, etag=second.etag)
     assert no_bucket.value.code == "NoSuchBucket"
+
+
+async def test_a_process_reads_botocores_models_once(
+    devstack: StackProcess, sqs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """recstore opens a client per use (each queue-depth poll, each job's S3 and SQS): the
+    clients after the first of a service read none of botocore's JSON models again (about
+    0.05-0.2 CPU-s each), yet each has a session, and credentials, of its own."""
+    settings = aws_settings_from_state(devstack.state)
+    async with aws_client(settings, "s3"):  # both services' models read once
+        pass
+    read: list[str] = []
+    load_file = JSONFileLoader.load_file
+
+    def counted(loader: JSONFileLoader, file_path: str) -> Any:
+        read.append(file_path)
+        return load_file(loader, file_path)
+
+    monkeypatch.setattr(JSONFileLoader, "load_file", counted)
+    other = settings.model_copy(update={"access_key_id": "someone-else"})
+    for service in ("s3", "sqs", "s3"):
+        async with aws_client(other, service) as client:  # type: ignore[arg-type]
+            credentials = client._request_signer._credentials
+            assert credentials.access_key == "someone-else"
+    assert read == []
+    # and the clients still work
+    queue = await sqs.get_queue_url(QueueName="recordings")
+    assert queue["QueueUrl"]

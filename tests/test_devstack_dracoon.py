@@ -19,6 +19,7 @@ from openapi_core.testing import MockRequest, MockResponse
 
 from recstore import crypto
 from recstore.clients.dracoon_wire import DracoonError, Node
+from recstore.devstack import seed_keys
 from recstore.devstack.dracoon import DracoonStandIn
 from recstore.devstack.dracoon_model import ALL_PERMISSIONS
 from recstore.devstack.stack import serving
@@ -534,3 +535,35 @@ async def test_malformed_requests_are_the_clients_error_not_a_500(tmp_path: Path
                 with pytest.raises(DracoonError) as caught:
                     await service.request("POST", urls, json=body, retry=False)
                 assert (caught.value.status, caught.value.error_code) == (400, -80000)
+
+
+def test_every_seeded_key_pair_has_a_key_of_its_own(tmp_path: Path) -> None:
+    """Seeded key pairs wrap RSA keys made ahead (``seed_keys``), which the stand-ins of a
+    process share (making them cost one to three seconds per stand-in), yet within a stand-in
+    no two key pairs share a key, past the keys made ahead too, so a file key granted to one
+    user opens for no other."""
+    DracoonStandIn(tmp_path / "before")  # another stand-in of the process, seeded
+    stand_in = DracoonStandIn(tmp_path / "now")
+    users = seed_keys.PER_VERSION  # with the three default ones: past the bundle
+    stand_in.apply_seed(
+        {
+            "users": [
+                {
+                    "login": f"user{n}",
+                    "password": f"pw{n}",
+                    "keyPairs": [
+                        {"version": version, "encryptionPassword": f"enc{n}"}
+                        for version in ("A", "RSA-4096")
+                    ],
+                }
+                for n in range(users)
+            ]
+        }
+    )
+    public_keys = [
+        public["publicKey"]
+        for user in stand_in.model.users.values()
+        for _, public in user.key_pairs.values()
+    ]
+    assert len(public_keys) == 3 + 2 * users
+    assert len(set(public_keys)) == len(public_keys)

@@ -1,14 +1,12 @@
-"""The ``recstore`` command line: one module per command group, all registered on :data:`main`.
+"""The ``recstore`` command line: one module per command group, all reachable from :data:`main`.
 
 ``main.py`` holds the group and the daemon, config, dev stack, queue and transfer commands;
-each other module adds one group (``kaltura``, ``vidyo``, ``ldap-status``) to it on import.
-Only this package imports click; the commands parse, call into the package, print and exit.
+each other module adds one group (``kaltura``, ``vidyo``, ``ldap-status``) to it on import,
+which ``main`` does when one of them is asked for (``_Recstore.ELSEWHERE``), so a command
+does not pay for the others' imports. Only this package imports click; the commands parse,
+call into the package, print and exit.
 """
 
-from recstore.cli import kaltura as _kaltura  # noqa: F401 (registers the group)
-from recstore.cli import kaltura_actions as _kaltura_actions  # noqa: F401 (its commands)
-from recstore.cli import ldap as _ldap  # noqa: F401 (the ldap-status command)
-from recstore.cli import vidyo as _vidyo  # noqa: F401 (registers the group)
 from recstore.cli.main import main
 
 __all__ = ["main"]

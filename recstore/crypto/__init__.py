@@ -24,6 +24,7 @@ from recstore.crypto.triplecrypt import (
     generate_file_key,
     generate_user_keypair,
     key_pair_of_file_key,
+    new_rsa_key,
 )
 
 __all__ = [
@@ -49,4 +50,5 @@ __all__ = [
     "generate_file_key",
     "generate_user_keypair",
     "key_pair_of_file_key",
+    "new_rsa_key",
 ]

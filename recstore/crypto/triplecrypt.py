@@ -232,16 +232,31 @@ class UserPrivateKey:
         return {"version": self.version, "publicKey": pem.decode("ascii")}
 
 
+def new_rsa_key(version: str) -> rsa.RSAPrivateKey:
+    """A fresh RSA key of the size key pair ``version`` takes (an RSA-4096 one costs about
+    half a second of CPU, some far more)."""
+    spec = _key_pair_version(version, "key pair")
+    return rsa.generate_private_key(public_exponent=65537, key_size=spec.bits)
+
+
 def generate_user_keypair(
-    version: str, password: str, *, iterations: int = PBKDF2_ITERATIONS
+    version: str,
+    password: str,
+    *,
+    iterations: int = PBKDF2_ITERATIONS,
+    key: rsa.RSAPrivateKey | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(privateKeyContainer, publicKeyContainer)`` as the API's JSON, as the SDKs make them.
 
     ``iterations`` exists for tests, which cannot spend a second per key; production keys
-    keep the SDKs' 1,300,000.
+    keep the SDKs' 1,300,000. ``key`` (from :func:`new_rsa_key`) is the RSA key to wrap
+    instead of a new one: the dev stack's stand-ins reuse the keys of their process.
     """
     spec = _key_pair_version(version, "key pair")
-    key = rsa.generate_private_key(public_exponent=65537, key_size=spec.bits)
+    if key is None:
+        key = new_rsa_key(version)
+    elif key.key_size != spec.bits:
+        raise KeyLengthError(f"key pair {version!r} needs RSA-{spec.bits}, not {key.key_size}")
     pkcs8 = key.private_bytes(
         serialization.Encoding.DER,
         serialization.PrivateFormat.PKCS8,

@@ -18,8 +18,10 @@ Seed document (``recstore devstack seed dracoon --file F``)::
                 "members": [{"login": "alice", "permissions": ["read", "create", "manage"]}]}]}
 
 Rooms on a path are created as needed (sub-rooms inherit their parent's members). Key pairs
-are generated with 10,000 PBKDF2 iterations (the SDKs' older count) so seeding is quick. The
-answer lists the ids of what was created. Other admin routes: ``GET /_devstack/state`` (users,
+are generated with 10,000 PBKDF2 iterations (the SDKs' older count) around RSA keys made
+ahead (:mod:`recstore.devstack.seed_keys`; distinct within a stand-in, shared by the
+stand-ins of a process), so seeding is quick. The answer lists the ids of what was created.
+Other admin routes: ``GET /_devstack/state`` (users,
 nodes, file keys, tokens granted per login, and each upload with its S3 steps in the order
 they arrived), ``POST /_devstack/settings`` (``useS3Storage``, ``tokenLifetime`` seconds,
 ``quotaBytes``, ``finishSeconds``: how long a completed S3 upload stays "finishing";
@@ -42,8 +44,10 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import BodyPartReader, web
+from cryptography.hazmat.primitives.asymmetric import rsa
 
-from recstore.crypto import generate_user_keypair
+from recstore.crypto import generate_user_keypair, new_rsa_key
+from recstore.devstack import seed_keys
 from recstore.devstack.dracoon_model import (
     ALL_PERMISSIONS,
     KEY_PAIR_OF,
@@ -59,6 +63,12 @@ CLIENT_ID = "recstore-devstack"
 CLIENT_SECRET = "devstack-client-secret"  # noqa: S105 (a stand-in's published test secret)
 SERVICE_LOGIN = "recstore-svc"
 SEED_ITERATIONS = 10_000
+#: The RSA keys of seeded key pairs in this process, by key pair version: the bundled ones
+#: (:mod:`recstore.devstack.seed_keys`), then those made here. The n-th key pair of a version
+#: seeded into a stand-in wraps the n-th key: distinct within a stand-in, made at most once
+#: per process (a test session starts a stand-in per test), as an RSA-4096 key costs 0.2-1.5
+#: CPU-s to make and the three default users took one to three seconds per stand-in.
+_SEED_KEYS: dict[str, list[rsa.RSAPrivateKey]] = {}
 MIN_PART = 5 * 1024 * 1024
 MAX_PAGE_MISSING_KEYS = 100
 #: Upload states of a channel still open (or still being finished); "done" and "error" end one.
@@ -171,6 +181,8 @@ class DracoonStandIn:
         self.refresh_tokens: dict[str, int] = {}
         self.download_tokens: dict[str, int] = {}
         self.passwords: dict[str, str] = {}
+        #: Key pairs seeded so far, by version: the index of the next one in ``_SEED_KEYS``.
+        self._seeded_keys: collections.Counter[str] = collections.Counter()
         self._seed_defaults()
 
     # -- contract with the dev stack --
@@ -300,6 +312,15 @@ class DracoonStandIn:
             }
         )
 
+    def _seed_key(self, version: str) -> rsa.RSAPrivateKey:
+        """The RSA key for this stand-in's next seeded key pair of ``version`` (``_SEED_KEYS``)."""
+        made = _SEED_KEYS.setdefault(version, list(seed_keys.bundled(version)))
+        index = self._seeded_keys[version]
+        self._seeded_keys[version] += 1
+        if index == len(made):
+            made.append(new_rsa_key(version))
+        return made[index]
+
     def apply_seed(self, document: dict[str, Any]) -> dict[str, Any]:
         created: dict[str, Any] = {"users": {}, "rooms": {}}
         for spec in document.get("users", []):
@@ -311,7 +332,10 @@ class DracoonStandIn:
             self.passwords[login] = spec["password"]
             for pair in spec.get("keyPairs", []):
                 private, public = generate_user_keypair(
-                    pair["version"], pair["encryptionPassword"], iterations=SEED_ITERATIONS
+                    pair["version"],
+                    pair["encryptionPassword"],
+                    iterations=SEED_ITERATIONS,
+                    key=self._seed_key(pair["version"]),
                 )
                 user.key_pairs[pair["version"]] = (private, public)
                 self.passwords[login + ":enc"] = pair["encryptionPassword"]
