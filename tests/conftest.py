@@ -51,6 +51,10 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+#: Fixtures that several modules share, beside the helpers they use (``setup``: a transfer
+#: test's queues and daemons).
+pytest_plugins = ["tests.transfer_helpers"]
+
 #: Its ``sitecustomize`` makes a child interpreter one without ``recstore[devstack]``.
 WITHOUT_DEVSTACK = ROOT / "tests" / "without_devstack"
 

@@ -13,10 +13,11 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from recstore.clients.aws import aws_client
@@ -24,8 +25,8 @@ from recstore.clients.s3 import S3Store
 from recstore.clients.sqs import SqsQueue
 from recstore.devstack.appconfig import app_config, instance_document
 from recstore.devstack.seed import aws_settings_from_state, seed_s3
-from tests.conftest import StackProcess, faults_injected, start_daemon
-from tests.dracoon_helpers import client, downloaded_sha256, stand_in_state
+from tests.conftest import StackProcess, faults_injected, set_faults, start_daemon
+from tests.dracoon_helpers import admin, client, downloaded_sha256, stand_in_state
 
 MiB = 1024 * 1024
 
@@ -206,6 +207,17 @@ class Setup:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@pytest.fixture
+def setup(devstack: StackProcess, tmp_path: Path) -> Iterator[Setup]:
+    """A work queue, its dead-letter queue and daemons to start on them; every fault the test
+    set is cleared after it (the dev stack is shared with the worker's next tests)."""
+    it = Setup(devstack, tmp_path)
+    yield it
+    it.stop_all()
+    asyncio.run(admin(devstack.state, "faults", {}))
+    asyncio.run(set_faults(devstack.state["s3_proxy_url"], {}))
 
 
 def files_in(state: dict[str, Any], path: str) -> list[dict[str, Any]]:
