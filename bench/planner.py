@@ -15,7 +15,7 @@ planner streams: messages go out in batches of ten as the listing pages arrive, 
 must not grow with the library; the last line extrapolates time to 1,000,000 entries.
 
     python bench/planner.py
-    BENCH_QUICK=1 python bench/planner.py      # 5,000 and 20,000 entries: a smoke run
+    BENCH_QUICK=1 python bench/planner.py      # 2,000 and 12,000 entries (past a 10,000 window)
 """
 
 from __future__ import annotations
@@ -209,7 +209,7 @@ class Planner:
 
 
 def main() -> None:
-    sizes = [int(s) for s in setting("BENCH_LIBRARY", "50000,200000", "5000,20000").split(",")]
+    sizes = [int(s) for s in setting("BENCH_LIBRARY", "50000,200000", "2000,12000").split(",")]
     work = work_dir("recstore-bench-planner-", need=2**30)
     planner = Planner(work)
     rows = []

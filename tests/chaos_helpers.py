@@ -34,6 +34,7 @@ import re
 import signal
 import subprocess
 import time
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -597,3 +598,18 @@ def verify_archive(setup: Setup, contents: dict[str, bytes]) -> list[str]:
     if len(used) != len(contents):
         problems.append(f"the placeholder was put in {len(used)} times for {len(contents)} entries")
     return problems
+
+
+def wait_for_line(log: Path, text: str, patience: float = 60) -> None:
+    deadline = time.monotonic() + patience
+    while not (log.exists() and text in log.read_text()):
+        assert time.monotonic() < deadline, f"{text!r} not in {log.name} after {patience} s"
+        time.sleep(0.1)
+
+
+def daemon_status(log: Path) -> dict[str, Any]:
+    port = re.search(r" 15000 .*http_port=(\d+)", log.read_text())
+    assert port is not None
+    with urllib.request.urlopen(f"http://127.0.0.1:{port.group(1)}/status.json") as answer:
+        result: dict[str, Any] = json.loads(answer.read())
+    return result

@@ -55,7 +55,7 @@ def test_archive_runs_quick_and_its_copy_is_whole(tmp_path: Path) -> None:
 
 def test_planner_runs_quick_and_sends_a_message_per_planned_action(tmp_path: Path) -> None:
     out = run_quick("planner.py", tmp_path)
-    rows = [line.split() for line in out.splitlines() if line.strip().startswith(("5,", "20,"))]
+    rows = [line.split() for line in out.splitlines() if line.strip().startswith(("2,", "12,"))]
     assert len(rows) == 2, out
     for row in rows:
         planned = sum(int(part.split(":")[1]) for part in row[-1].split(","))
