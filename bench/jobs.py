@@ -39,13 +39,13 @@ from pool_rss import wait_for_lines
 
 from recstore.clients.aws import aws_client
 from recstore.clients.dracoon import DracoonAccount, DracoonClient
+from recstore.clients.dracoon_rooms import DracoonDestination
 from recstore.clients.sqs import SqsQueue
 from recstore.crypto import FileEncryptor, encrypt_file_key, generate_file_key
 from recstore.devstack.appconfig import DEMO_INSTANCE, app_config
 from recstore.devstack.dracoon_model import ALL_PERMISSIONS
 from recstore.devstack.seed import aws_settings_from_state, dracoon_account_from_state, seed_s3
-from recstore.transfer.keys import share_missing_keys
-from recstore.workers.dracoon_destination import DracoonDestination
+from recstore.transfer.keys import AccountKeys, share_missing_keys
 
 BUCKET = "recordings"
 MiB = 2**20
@@ -192,9 +192,10 @@ class Run:
             for name in rooms:
                 node = await dracoon.child_named(parent, name, "room")
                 assert node is not None
-                room_ids[name] = int(node["id"])
-            own_key = dict(await dracoon.public_key_container())
-            await dracoon.private_key()  # the account unlocked once, as the daemon does
+                room_ids[name] = node.id
+            own_key = (await dracoon.public_key_container()).to_json()
+            account_keys = AccountKeys(dracoon)
+            await account_keys.private_key()  # the account unlocked once, as the daemon does
             queue_url = self.state["queue_url"]
             await self.counters.take()
             started = time.perf_counter()
@@ -225,9 +226,9 @@ class Run:
                     room_ids[room], "talk.mp4", len(data), chunks(), file_key=file_key
                 )
                 await share_missing_keys(
-                    DracoonDestination(dracoon),
-                    file_id=int(node["id"]),
-                    known_keys={int(node["id"]): plain[-1]},
+                    DracoonDestination(dracoon, account_keys.private_keys),
+                    file_id=node.id,
+                    known_keys={node.id: plain[-1]},
                 )
                 await s3.delete_object(Bucket=BUCKET, Key=source)
                 await sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])

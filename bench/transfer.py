@@ -106,10 +106,10 @@ class Bench(Stack):
     async def clear_uploads(self, room: int) -> None:
         """Remove what (b), (p) and (c) uploaded: the stand-in keeps bytes, in RAM here."""
         async with self.http() as http, DracoonClient(self.account(), http) as dracoon:
-            doomed = [node["id"] async for node in dracoon.nodes(room)]
+            doomed = [node.id async for node in dracoon.nodes(room)]
             e2e = await dracoon.child_named(self.state["dracoon_parent_room_id"], "Bench e2e")
             if e2e is not None:
-                doomed.append(e2e["id"])
+                doomed.append(e2e.id)
             for node_id in doomed:
                 await dracoon.remove_node(node_id)
 

@@ -10,8 +10,11 @@ import aiohttp
 
 from recstore import crypto
 from recstore.clients.dracoon import DracoonAccount, DracoonClient
+from recstore.clients.dracoon_rooms import DracoonDestination, RoomPaths
+from recstore.clients.dracoon_wire import Node
 from recstore.common.retry import RetryPolicy
 from recstore.devstack.seed import dracoon_account_from_state
+from recstore.transfer.keys import AccountKeys
 
 FAST = RetryPolicy(attempts=5, base_delay=0.01, max_delay=0.05, max_retry_after=2)
 
@@ -22,6 +25,13 @@ def account(state: dict[str, Any], login: str | None = None) -> DracoonAccount:
 
 def client(state: dict[str, Any], login: str | None = None) -> DracoonClient:
     return DracoonClient(account(state, login), policy=FAST, upload_poll_timeout=30)
+
+
+def destination(
+    dracoon: DracoonClient, rooms: RoomPaths | None = None
+) -> DracoonDestination[crypto.UserPrivateKey]:
+    """What a job of the daemon transfers into: the account's rooms, and its keys unlocked."""
+    return DracoonDestination(dracoon, AccountKeys(dracoon).private_keys, rooms=rooms)
 
 
 async def admin(state: dict[str, Any], route: str, body: dict[str, Any]) -> Any:
@@ -55,14 +65,14 @@ async def encrypted_upload(
     chunk: int,
     version: str | None = None,
     **kw: Any,
-) -> dict[str, Any]:
+) -> Node:
     """Encrypt ``data`` as recstore does and upload it with the uploader's file key, made for
     its key pair ``version`` (by default, the one the server gives without a version)."""
     encryptor = crypto.FileEncryptor(crypto.generate_file_key())
     own = (
-        await dracoon.public_key_container()
+        (await dracoon.public_key_container()).to_json()
         if version is None
-        else (await dracoon.private_key(version)).public_key_container()
+        else (await AccountKeys(dracoon).private_key(version)).public_key_container()
     )
 
     async def chunks() -> AsyncIterator[bytes]:
@@ -85,8 +95,9 @@ async def downloaded_sha256(dracoon: DracoonClient, file_id: int, encrypted: boo
     decryptor = None
     if encrypted:
         encrypted = await dracoon.user_file_key(file_id)
-        version = crypto.key_pair_of_file_key(str(encrypted["version"]))
-        file_key = crypto.decrypt_file_key(encrypted, await dracoon.private_key(version))
+        version = crypto.key_pair_of_file_key(encrypted.version)
+        private_key = await AccountKeys(dracoon).private_key(version)
+        file_key = crypto.decrypt_file_key(encrypted.to_json(), private_key)
         decryptor = crypto.FileDecryptor(file_key)
     async for piece in dracoon.download(file_id):
         digest.update(decryptor.update(piece) if decryptor else piece)

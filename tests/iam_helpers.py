@@ -79,7 +79,7 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
 NOT_IN_A_ROLE = {
     "cli/main.py": "enqueue, dlq: run by an operator with their own credentials",
     "runtime/dead_letters.py": "recstore dlq list/redrive",
-    "clients/dracoon.py": "S3's part-size rules for DRACOON's own S3 uploads; no AWS call",
+    "clients/dracoon_uploads.py": "S3's part-size rules for DRACOON's own S3 uploads; no AWS call",
     "archive/health.py": "reads ObjectInfo values it is handed",
 }
 #: What marks a module as one that handles S3 or SQS client objects.

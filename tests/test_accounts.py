@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from recstore.clients.dracoon import DracoonError
+from recstore.clients.dracoon_wire import DracoonError
 from recstore.settings import DracoonSettings, InstanceDracoon
 from recstore.workers.accounts import AccountPool
 from tests.conftest import StackProcess
@@ -51,7 +51,9 @@ async def test_jobs_of_one_account_share_its_client_and_its_unlocked_key(
         # Jobs arriving together, as a pool of workers would start them.
         clients = await asyncio.gather(*(pool.client(service) for _ in range(5)))
         assert all(c is clients[0] for c in clients)
-        keys = await asyncio.gather(*(c.private_key() for c in clients))
+        accounts = await asyncio.gather(*(pool.keys(service) for _ in range(5)))
+        assert all(a.client is clients[0] for a in accounts)
+        keys = await asyncio.gather(*(a.private_key() for a in accounts))
         assert all(k is keys[0] for k in keys)  # unlocked once, not once per job
 
         other = await pool.client(pool.account_for(instance(state, "alice")))
@@ -97,7 +99,7 @@ async def test_the_seeds_base_url_with_or_without_the_api_path_reaches_the_same_
     try:
         dracoon = await pool.client(pool.account_for(instance(state)))
         assert dracoon.account.base_url == state["dracoon_url"]
-        assert (await dracoon.key_pair())["publicKeyContainer"]
+        assert (await dracoon.key_pair()).public_key_container.public_key
         own = instance(state).model_copy(update={"base_url": None})
         on_instance = InstanceDracoon.model_validate(
             {**own.model_dump(by_alias=True), "base-url": state["dracoon_url"] + suffix}

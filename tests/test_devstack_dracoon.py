@@ -18,11 +18,11 @@ from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
 from recstore import crypto
-from recstore.clients.dracoon import DracoonError
+from recstore.clients.dracoon_wire import DracoonError, Node
 from recstore.devstack.dracoon import DracoonStandIn
 from recstore.devstack.dracoon_model import ALL_PERMISSIONS
 from recstore.devstack.stack import serving
-from recstore.transfer.keys import MissingKeyResolver
+from recstore.transfer.keys import AccountKeys, MissingKeyResolver
 from tests.conftest import DATA
 from tests.dracoon_helpers import client, downloaded_sha256, encrypted_upload
 
@@ -83,40 +83,40 @@ async def test_every_exchange_validates_against_the_openapi_description(
             room = await service.ensure_room_path(
                 state["dracoon_parent_room_id"], ["spec", "check"]
             )
-            await service.room_users(room["id"])
+            await service.room_users(room.id)
             for direct in (True, False):
                 stand_in.use_s3_storage = direct
                 service._system_info = None
                 data = os.urandom(6 * 1024 * 1024 + 7)
                 node = await encrypted_upload(
-                    service, room["id"], f"f{direct}.mp4", data, 6 * 1024 * 1024
+                    service, room.id, f"f{direct}.mp4", data, 6 * 1024 * 1024
                 )
-            resolver = MissingKeyResolver(await service.private_keys())
-            page = await service.missing_file_keys_page(room_id=room["id"])
+            resolver = MissingKeyResolver(await AccountKeys(service).private_keys())
+            page = await service.missing_file_keys_page(room_id=room.id)
             await service.set_file_keys(
                 [g.to_json() for g in resolver.grants_for_page(page).grants]
             )
             channel = await service.request(
                 "POST",
                 "/v4/nodes/files/uploads",
-                json={"parentId": room["id"], "name": "cancelled.bin"},
+                json={"parentId": room.id, "name": "cancelled.bin"},
             )
             await service.request("DELETE", f"/v4/nodes/files/uploads/{channel['uploadId']}")
             with pytest.raises(Exception, match="409"):
                 await service.request(
                     "POST",
                     "/v4/nodes/rooms",
-                    json={"name": "check", "parentId": room["parentId"]},
+                    json={"name": "check", "parentId": room.parent_id},
                     retry=False,
                 )
         async with client(state, "alice") as reader:
-            await downloaded_sha256(reader, node["id"], True)
+            await downloaded_sha256(reader, node.id, True)
             await reader.request("GET", "/v4/user/account")
             await reader.request("GET", "/v4/user/account/keypairs")
         async with client(state) as service:
-            await service.remove_node(node["id"])
+            await service.remove_node(node.id)
             with pytest.raises(Exception, match="404"):
-                await service.request("GET", f"/v4/nodes/{node['id']}", retry=False)
+                await service.request("GET", f"/v4/nodes/{node.id}", retry=False)
             # what an ordinary DRACOON client (the Python SDK's login) asks besides
             for path in ("defaults", "general", "infrastructure", "policies/algorithms"):
                 await service.request("GET", f"/v4/config/info/{path}")
@@ -227,21 +227,21 @@ async def test_removed_nodes_take_their_bytes_with_them(tmp_path: Path) -> None:
         async with client(state) as service:
             room = await service.ensure_room_path(state["dracoon_parent_room_id"], ["old", "inner"])
             data = os.urandom(6 * 1024 * 1024 + 1)
-            kept = await encrypted_upload(service, room["id"], "kept.mp4", data, 6 * 1024 * 1024)
-            gone = await encrypted_upload(service, room["id"], "gone.mp4", data, 6 * 1024 * 1024)
+            kept = await encrypted_upload(service, room.id, "kept.mp4", data, 6 * 1024 * 1024)
+            gone = await encrypted_upload(service, room.id, "gone.mp4", data, 6 * 1024 * 1024)
             stored = stored_bytes(tmp_path)
-            await service.remove_node(gone["id"])
-            await service.remove_node(gone["id"])  # gone already: done, not an error
-            assert stored_bytes(tmp_path) == stored - gone["size"]
-            assert await service.child_named(room["id"], "kept.mp4") is not None
-            assert await service.child_named(room["id"], "gone.mp4") is None
+            await service.remove_node(gone.id)
+            await service.remove_node(gone.id)  # gone already: done, not an error
+            assert stored_bytes(tmp_path) == stored - gone.size
+            assert await service.child_named(room.id, "kept.mp4") is not None
+            assert await service.child_named(room.id, "gone.mp4") is None
             async with client(state, "alice") as reader:  # a reader may not remove
                 with pytest.raises(DracoonError, match="403"):
-                    await reader.remove_node(kept["id"])
-            await service.remove_node(room["parentId"])  # all below too
-            assert stored_bytes(tmp_path) == stored - gone["size"] - kept["size"]
+                    await reader.remove_node(kept.id)
+            await service.remove_node(room.parent_id)  # all below too
+            assert stored_bytes(tmp_path) == stored - gone.size - kept.size
             with pytest.raises(DracoonError, match="404"):
-                await service.request("GET", f"/v4/nodes/{room['id']}", retry=False)
+                await service.request("GET", f"/v4/nodes/{room.id}", retry=False)
 
 
 async def test_uploads_finishing_together_under_one_name_get_unique_names(tmp_path: Path) -> None:
@@ -255,20 +255,20 @@ async def test_uploads_finishing_together_under_one_name_get_unique_names(tmp_pa
         async with client(state) as service:
             room = await service.ensure_room_path(state["dracoon_parent_room_id"], ["together"])
 
-            def upload(name: str, resolution: str) -> Awaitable[dict[str, Any]]:
+            def upload(name: str, resolution: str) -> Awaitable[Node]:
                 return encrypted_upload(
-                    service, room["id"], name, b"recording", 1024, resolution=resolution
+                    service, room.id, name, b"recording", 1024, resolution=resolution
                 )
 
             renamed = await asyncio.gather(*(upload("talk.mp4", "autorename") for _ in "ab"))
-            assert sorted(node["name"] for node in renamed) == ["talk (1).mp4", "talk.mp4"]
+            assert sorted(node.name for node in renamed) == ["talk (1).mp4", "talk.mp4"]
             outcomes = await asyncio.gather(
                 *(upload("other.mp4", "fail") for _ in "ab"), return_exceptions=True
             )
             refused = [o for o in outcomes if isinstance(o, DracoonError)]
-            assert [o["name"] for o in outcomes if isinstance(o, dict)] == ["other.mp4"]
+            assert [o.name for o in outcomes if isinstance(o, Node)] == ["other.mp4"]
             assert [error.status for error in refused] == [409]
-            names = [node["name"] async for node in service.nodes(room["id"])]
+            names = [node.name async for node in service.nodes(room.id)]
             assert sorted(names) == ["other.mp4", "talk (1).mp4", "talk.mp4"]
             assert not list(tmp_path.rglob("*.part*"))  # the refused upload's bytes are freed
 
@@ -282,7 +282,7 @@ async def test_a_part_url_takes_only_the_size_it_was_asked_for(tmp_path: Path) -
         async with client(state) as service, aiohttp.ClientSession() as http:
             room = await service.ensure_room_path(state["dracoon_parent_room_id"], ["signed"])
             upload = await service.request(
-                "POST", "/v4/nodes/files/uploads", json={"parentId": room["id"], "name": "s.bin"}
+                "POST", "/v4/nodes/files/uploads", json={"parentId": room.id, "name": "s.bin"}
             )
             urls = await service.request(
                 "POST",
@@ -306,7 +306,7 @@ async def test_a_completion_without_parts_is_refused(tmp_path: Path) -> None:
         async with client(state) as service:
             room = await service.ensure_room_path(state["dracoon_parent_room_id"], ["no parts"])
             upload = await service.request(
-                "POST", "/v4/nodes/files/uploads", json={"parentId": room["id"], "name": "e.bin"}
+                "POST", "/v4/nodes/files/uploads", json={"parentId": room.id, "name": "e.bin"}
             )
             with pytest.raises(DracoonError) as refused:
                 await service.request(
@@ -316,7 +316,7 @@ async def test_a_completion_without_parts_is_refused(tmp_path: Path) -> None:
                     retry=False,
                 )
             assert (refused.value.status, refused.value.code) == (400, -80000)
-            assert [node async for node in service.nodes(room["id"])] == []
+            assert [node async for node in service.nodes(room.id)] == []
 
 
 async def test_the_token_endpoint_takes_client_credentials_in_the_body(tmp_path: Path) -> None:
@@ -354,7 +354,7 @@ async def test_a_raw_chunk_goes_into_the_upload(tmp_path: Path, content_type: st
                 await service.request(
                     "POST",
                     "/v4/nodes/rooms",
-                    json={"name": "plain", "parentId": room["id"]},
+                    json={"name": "plain", "parentId": room.id},
                 )
             )["id"]
             stand_in.model.nodes[room_id].encrypted = False
@@ -386,11 +386,11 @@ async def test_node_filters_read_as_the_spec_writes_them(tmp_path: Path) -> None
         state = stand_in.state_entries()
         async with client(state) as service:
             top = await service.ensure_room_path(state["dracoon_parent_room_id"], ["filters"])
-            await service.ensure_room_path(top["id"], ["sub room"])
-            await encrypted_upload(service, top["id"], "talk.mp4", b"x", 1024)
+            await service.ensure_room_path(top.id, ["sub room"])
+            await encrypted_upload(service, top.id, "talk.mp4", b"x", 1024)
 
             async def names(expression: str) -> list[str]:
-                return [n["name"] async for n in service.nodes(top["id"], expression)]
+                return [n.name async for n in service.nodes(top.id, expression)]
 
             assert await names("type:eq:room:file") == ["sub room", "talk.mp4"]
             assert await names("type:eq:file|name:cn:TALK") == ["talk.mp4"]
@@ -469,20 +469,20 @@ async def test_rooms_listings_and_file_keys_are_checked_as_the_spec_says(tmp_pat
             listing = {"parent_id": parent, "offset": -1}
             assert await refused(service, "GET", "/v4/nodes", params=listing) == (400, -80024)
 
-            node = await encrypted_upload(service, room["id"], "k.mp4", b"k", 1024)
-            held = await service.user_file_key(node["id"])
+            node = await encrypted_upload(service, room.id, "k.mp4", b"k", 1024)
+            held = await service.user_file_key(node.id)
             encryptor = crypto.FileEncryptor(crypto.generate_file_key())
             encryptor.update(b"another file's key")
             other = crypto.encrypt_file_key(
-                encryptor.finalize(), await service.public_key_container()
+                encryptor.finalize(), (await service.public_key_container()).to_json()
             )
             me = next(u for u in stand_in.model.users.values() if u.login == state["dracoon_login"])
-            await service.set_file_keys([{"fileId": node["id"], "userId": me.id, "fileKey": other}])
-            assert await service.user_file_key(node["id"]) == held  # kept, not overwritten
+            await service.set_file_keys([{"fileId": node.id, "userId": me.id, "fileKey": other}])
+            assert await service.user_file_key(node.id) == held  # kept, not overwritten
 
-            stand_in.model.nodes[room["id"]].encrypted = False
-            stand_in.model.nodes[node["id"]].encrypted = False
-            item = {"fileId": node["id"], "userId": me.id, "fileKey": other}
+            stand_in.model.nodes[room.id].encrypted = False
+            stand_in.model.nodes[node.id].encrypted = False
+            item = {"fileId": node.id, "userId": me.id, "fileKey": other}
             keys = "/v4/nodes/files/keys"
             assert await refused(service, "POST", keys, json={"items": [item]}) == (400, -40001)
 
@@ -496,7 +496,7 @@ async def test_search_and_room_encryption_follow_the_spec(tmp_path: Path) -> Non
         async with client(state) as service:
             parent = state["dracoon_parent_room_id"]
             room = await service.ensure_room_path(parent, ["talks", "2026"])
-            await encrypted_upload(service, room["id"], "keynote.mp4", b"k", 1024)
+            await encrypted_upload(service, room.id, "keynote.mp4", b"k", 1024)
 
             async def search(text: str, depth: int) -> list[str]:
                 params = {"search_string": text, "depth_level": depth, "parent_id": parent}
@@ -507,7 +507,7 @@ async def test_search_and_room_encryption_follow_the_spec(tmp_path: Path) -> Non
             assert await search("note", -1) == ["keynote.mp4"]
             assert await search("*.mp4", -1) == ["keynote.mp4"]
             assert await search("2026", 1) == ["2026"]
-            for room_id, refusal in ((parent, -40008), (room["id"], -80000)):
+            for room_id, refusal in ((parent, -40008), (room.id, -80000)):
                 with pytest.raises(DracoonError) as caught:
                     await service.request(
                         "PUT",

@@ -16,9 +16,11 @@ import pytest
 from pydantic import SecretStr
 
 from recstore import crypto
-from recstore.clients.dracoon import DracoonAccount, DracoonClient, DracoonError
+from recstore.clients.dracoon import DracoonAccount, DracoonClient
+from recstore.clients.dracoon_wire import DracoonError, Node
+from recstore.common.errors import NotFound, QuotaExceeded, Unauthorised
 from recstore.common.retry import RetryPolicy
-from recstore.transfer.keys import MissingKeyResolver
+from recstore.transfer.keys import AccountKeys, MissingKeyResolver
 from tests.conftest import StackProcess, faults_injected
 from tests.dracoon_helpers import (
     FAST,
@@ -58,14 +60,14 @@ async def service(state: dict[str, Any]) -> AsyncIterator[DracoonClient]:
         yield dracoon
 
 
-async def fresh_room(service: DracoonClient, state: dict[str, Any]) -> dict[str, Any]:
+async def fresh_room(service: DracoonClient, state: dict[str, Any]) -> Node:
     return await service.ensure_room_path(
         state["dracoon_parent_room_id"], [f"t{next(_names)}-{os.getpid()}"]
     )
 
 
 async def share_all(service: DracoonClient, file_id: int) -> None:
-    resolver = MissingKeyResolver(await service.private_keys())
+    resolver = MissingKeyResolver(await AccountKeys(service).private_keys())
     page = await service.missing_file_keys_page(file_id=file_id)
     await service.set_file_keys([g.to_json() for g in resolver.grants_for_page(page).grants])
 
@@ -81,14 +83,13 @@ async def test_encrypted_uploads_decrypt_for_a_member(
     await admin(state, "settings", {"useS3Storage": direct_s3})
     room = await fresh_room(service, state)
     data = os.urandom(size)
-    node = await encrypted_upload(service, room["id"], "rec.mp4", data, 6 * MiB)
-    assert node["size"] == size
-    await share_all(service, node["id"])
+    node = await encrypted_upload(service, room.id, "rec.mp4", data, 6 * MiB)
+    assert node.size == size
+    await share_all(service, node.id)
     for member in ("alice", "bob"):  # RSA-2048 ("A") and RSA-4096 key pairs
         async with client(state, member) as reader:
             assert (
-                await downloaded_sha256(reader, node["id"], True)
-                == hashlib.sha256(data).hexdigest()
+                await downloaded_sha256(reader, node.id, True) == hashlib.sha256(data).hexdigest()
             )
 
 
@@ -111,11 +112,9 @@ async def test_plain_room_upload(
     room_id = await plain_room(state, "alice")
     data = os.urandom(7 * MiB + 3)
     node = await service.upload(room_id, "plain.bin", len(data), pieces(data, 2 * MiB))
-    assert node["isEncrypted"] is False
+    assert node.is_encrypted is False
     async with client(state, "alice") as reader:
-        assert (
-            await downloaded_sha256(reader, node["id"], False) == hashlib.sha256(data).hexdigest()
-        )
+        assert await downloaded_sha256(reader, node.id, False) == hashlib.sha256(data).hexdigest()
 
 
 async def test_an_encrypted_room_refuses_a_file_without_key(
@@ -124,7 +123,7 @@ async def test_an_encrypted_room_refuses_a_file_without_key(
     room = await fresh_room(service, state)
     open_before = (await stand_in_state(state))["openUploads"]  # other tests' interrupted ones
     with pytest.raises(DracoonError) as caught:
-        await service.upload(room["id"], "x", 3, pieces(b"abc", 3))
+        await service.upload(room.id, "x", 3, pieces(b"abc", 3))
     assert caught.value.error_code == -40763
     assert not caught.value.transient
     assert (await stand_in_state(state))["openUploads"] == open_before  # this one was cancelled
@@ -136,32 +135,32 @@ async def test_expiration_and_notes_are_stored(
     room = await fresh_room(service, state)
     expire = datetime(2031, 5, 15, 12, 0, tzinfo=UTC)
     node = await encrypted_upload(
-        service, room["id"], "exp.mp4", b"data", MiB, expire_at=expire, notes="recstore job=x"
+        service, room.id, "exp.mp4", b"data", MiB, expire_at=expire, notes="recstore job=x"
     )
     nodes = {n["id"]: n for n in (await stand_in_state(state))["nodes"]}
-    assert nodes[node["id"]]["expireAt"] == "2031-05-15T12:00:00Z"
-    assert nodes[node["id"]]["notes"] == "recstore job=x"
+    assert nodes[node.id]["expireAt"] == "2031-05-15T12:00:00Z"
+    assert nodes[node.id]["notes"] == "recstore job=x"
 
 
 async def test_resolution_strategies(state: dict[str, Any], service: DracoonClient) -> None:
     room = await fresh_room(service, state)
-    first = await encrypted_upload(service, room["id"], "a.mp4", b"one", MiB)
+    first = await encrypted_upload(service, room.id, "a.mp4", b"one", MiB)
     renamed = await encrypted_upload(
-        service, room["id"], "a.mp4", b"two", MiB, resolution="autorename"
+        service, room.id, "a.mp4", b"two", MiB, resolution="autorename"
     )
-    assert renamed["name"] == "a (1).mp4"
+    assert renamed.name == "a (1).mp4"
     with pytest.raises(DracoonError) as caught:
-        await encrypted_upload(service, room["id"], "a.mp4", b"three", MiB, resolution="fail")
+        await encrypted_upload(service, room.id, "a.mp4", b"three", MiB, resolution="fail")
     assert (caught.value.status, caught.value.error_code) == (409, -40010)
     replaced = await encrypted_upload(
-        service, room["id"], "a.mp4", b"four!", MiB, resolution="overwrite"
+        service, room.id, "a.mp4", b"four!", MiB, resolution="overwrite"
     )
     names = sorted(
-        n["name"] for n in (await stand_in_state(state))["nodes"] if n["parentId"] == room["id"]
+        n["name"] for n in (await stand_in_state(state))["nodes"] if n["parentId"] == room.id
     )
     assert names == ["a (1).mp4", "a.mp4"]
-    assert replaced["size"] == 5
-    assert first["id"] != replaced["id"]
+    assert replaced.size == 5
+    assert first.id != replaced.id
 
 
 async def test_room_paths_are_created_once_under_concurrency(state: dict[str, Any]) -> None:
@@ -178,12 +177,12 @@ async def test_room_paths_are_created_once_under_concurrency(state: dict[str, An
     finally:
         for c in clients:
             await c.close()
-    assert len({r["id"] for r in rooms}) == 1
+    assert len({r.id for r in rooms}) == 1
     nodes = (await stand_in_state(state))["nodes"]
     for depth in range(1, 4):
         wanted = "/Recordings/" + "/".join(path[:depth])
         assert sum(n["path"] == wanted for n in nodes) == 1
-    assert all(r["isEncrypted"] for r in rooms)  # sub-rooms of an encrypted room are encrypted
+    assert all(r.is_encrypted for r in rooms)  # sub-rooms of an encrypted room are encrypted
 
 
 @pytest.mark.parametrize("known", [True, False], ids=["size-known", "size-unknown"])
@@ -200,7 +199,7 @@ async def test_each_part_url_is_asked_for_while_the_part_before_uploads(
     name = f"early-urls-{known}.bin"
     data = os.urandom(3 * 6 * MiB + 1)  # three full parts and a 1-byte last one
     node = await service.upload(room_id, name, len(data) if known else None, pieces(data, 6 * MiB))
-    assert node["size"] == len(data)
+    assert node.size == len(data)
     steps = next(u for u in (await stand_in_state(state))["uploads"] if u["name"] == name)["steps"]
     assert [s for s in steps if s.startswith("part")] == ["part 1", "part 2", "part 3", "part 4"]
     for n in (1, 2, 3):
@@ -222,7 +221,7 @@ async def test_an_object_too_large_for_s3s_part_limit_goes_up_in_larger_parts(
     node = await service.upload(room_id, name, len(data), pieces(data, 6 * MiB))
     steps = next(u for u in (await stand_in_state(state))["uploads"] if u["name"] == name)["steps"]
     assert [s for s in steps if s.startswith("part")] == ["part 1", "part 2", "part 3"]
-    assert await downloaded_sha256(service, node["id"], False) == hashlib.sha256(data).hexdigest()
+    assert await downloaded_sha256(service, node.id, False) == hashlib.sha256(data).hexdigest()
 
 
 async def test_throttling_and_server_errors_are_survived(
@@ -241,7 +240,7 @@ async def test_throttling_and_server_errors_are_survived(
         },
     )
     started = asyncio.get_running_loop().time()
-    node = await encrypted_upload(service, room["id"], "busy.mp4", b"x" * 1000, MiB)
+    node = await encrypted_upload(service, room.id, "busy.mp4", b"x" * 1000, MiB)
     assert asyncio.get_running_loop().time() - started >= 2  # Retry-After honoured twice
     await admin(
         state,
@@ -249,11 +248,11 @@ async def test_throttling_and_server_errors_are_survived(
         {"error_rate": 0.3, "error_status": 503, "seed": 7, "path_pattern": "^/(api|_s3)/"},
     )
     data = os.urandom(11 * MiB)
-    node = await encrypted_upload(service, room["id"], "flaky.mp4", data, 6 * MiB)
+    node = await encrypted_upload(service, room.id, "flaky.mp4", data, 6 * MiB)
     await admin(state, "faults", {})
-    await share_all(service, node["id"])
+    await share_all(service, node.id)
     async with client(state, "alice") as reader:
-        assert await downloaded_sha256(reader, node["id"], True) == hashlib.sha256(data).hexdigest()
+        assert await downloaded_sha256(reader, node.id, True) == hashlib.sha256(data).hexdigest()
 
 
 async def test_dropped_connections_mid_upload_are_retried(
@@ -262,8 +261,8 @@ async def test_dropped_connections_mid_upload_are_retried(
     room = await fresh_room(service, state)
     await admin(state, "faults", {"drop_rate": 1, "count": 2, "path_pattern": "^/_s3/"})
     data = os.urandom(6 * MiB)
-    node = await encrypted_upload(service, room["id"], "dropped.mp4", data, 6 * MiB)
-    assert node["size"] == len(data)
+    node = await encrypted_upload(service, room.id, "dropped.mp4", data, 6 * MiB)
+    assert node.size == len(data)
 
 
 @pytest.mark.skipif(not hasattr(socket, "TCP_USER_TIMEOUT"), reason="a Linux socket option")
@@ -300,7 +299,8 @@ async def test_quota_exceeded_is_permanent(state: dict[str, Any], service: Draco
     room = await fresh_room(service, state)
     await admin(state, "settings", {"quotaBytes": 10})
     with pytest.raises(DracoonError) as caught:
-        await encrypted_upload(service, room["id"], "big.mp4", b"x" * 100, MiB)
+        await encrypted_upload(service, room.id, "big.mp4", b"x" * 100, MiB)
+    assert isinstance(caught.value, QuotaExceeded)
     assert (caught.value.status, caught.value.error_code, caught.value.transient) == (
         507,
         -40200,
@@ -336,6 +336,7 @@ async def test_an_account_without_key_pair_is_a_permanent_error(state: dict[str,
     async with client({**state, "dracoon_members": members}, login) as dracoon:
         with pytest.raises(DracoonError) as caught:
             await dracoon.public_key_container()
+    assert isinstance(caught.value, NotFound)
     assert caught.value.error_code == -70020
     assert not caught.value.transient
 
@@ -344,7 +345,7 @@ async def test_expired_tokens_are_renewed(state: dict[str, Any], service: Dracoo
     await service.system_info()
     await admin(state, "settings", {"expireTokens": True})  # every issued token is now invalid
     room = await fresh_room(service, state)
-    assert room["isEncrypted"]
+    assert room.is_encrypted
 
 
 async def test_requests_refused_together_log_in_again_once(
@@ -360,6 +361,36 @@ async def test_requests_refused_together_log_in_again_once(
     assert (await stand_in_state(state))["tokensIssued"][login] == before + 1
 
 
+async def test_a_login_that_keeps_failing_is_retried_only_by_the_call_that_needs_it(
+    state: dict[str, Any],
+) -> None:
+    """Every login's answer is lost (the stand-in issues the token, a 503 replaces the answer):
+    the call fails after its policy's attempts, one login each. A retry inside the token fetch
+    as well made attempts x attempts logins (36 with the default policy, ten minutes)."""
+    login = state["dracoon_login"]
+    before = (await stand_in_state(state))["tokensIssued"].get(login, 0)
+    lost = {"error_rate": 1, "error_status": 503, "after": True, "path_pattern": "^/oauth/token$"}
+    await admin(state, "faults", lost)
+    try:
+        async with client(state) as dracoon:
+            with pytest.raises(DracoonError) as caught:
+                await dracoon.request("GET", "/v4/user/account")
+    finally:
+        await admin(state, "faults", {})
+    assert (caught.value.status, caught.value.transient) == (503, True)
+    assert (await stand_in_state(state))["tokensIssued"][login] - before == FAST.attempts
+
+
+async def test_refused_credentials_are_unauthorised(state: dict[str, Any]) -> None:
+    """OAuth refuses a password with 400 invalid_grant: final, and of the kind a caller
+    catches for refused credentials whatever the remote."""
+    async with client({**state, "dracoon_password": "wrong-password-value"}) as bad:
+        with pytest.raises(Unauthorised) as caught:
+            await bad.system_info()
+    assert isinstance(caught.value, DracoonError)
+    assert (caught.value.code, caught.value.transient) == ("invalid_grant", False)
+
+
 async def test_a_failing_stream_cancels_its_upload(
     state: dict[str, Any], service: DracoonClient
 ) -> None:
@@ -371,7 +402,7 @@ async def test_a_failing_stream_cancels_its_upload(
         raise OSError("source vanished")
 
     with pytest.raises(OSError, match="source vanished"):
-        await service.upload(room["id"], "broken.mp4", 12 * MiB, broken(), file_key=lambda: {})
+        await service.upload(room.id, "broken.mp4", 12 * MiB, broken(), file_key=lambda: {})
     assert (await stand_in_state(state))["openUploads"] == open_before
 
 
@@ -393,16 +424,17 @@ async def test_missing_keys_page_through_more_than_a_hundred(
     state: dict[str, Any], service: DracoonClient
 ) -> None:
     room = await fresh_room(service, state)
-    files = [await encrypted_upload(service, room["id"], f"f{i}.mp4", b"k", MiB) for i in range(55)]
-    first = await service.missing_file_keys_page(room_id=room["id"])
-    assert first["range"]["total"] == 110  # 55 files x 2 readers
-    assert len(first["items"]) == 100  # the server's cap, whatever the limit asked
-    resolver = MissingKeyResolver(await service.private_keys())
-    while (page := await service.missing_file_keys_page(room_id=room["id"]))["items"]:
+    files = [await encrypted_upload(service, room.id, f"f{i}.mp4", b"k", MiB) for i in range(55)]
+    first = await service.missing_file_keys_page(room_id=room.id)
+    assert first.range.total == 110  # 55 files x 2 readers
+    assert len(first.items) == 100  # the server's cap, whatever the limit asked
+    resolver = MissingKeyResolver(await AccountKeys(service).private_keys())
+    while (page := await service.missing_file_keys_page(room_id=room.id)).items:
         await service.set_file_keys([g.to_json() for g in resolver.grants_for_page(page).grants])
     async with client(state, "bob") as reader:
-        key = await reader.user_file_key(files[-1]["id"])
-        assert crypto.decrypt_file_key(key, await reader.private_key()).tag is not None
+        key = await reader.user_file_key(files[-1].id)
+        private_key = await AccountKeys(reader).private_key()
+        assert crypto.decrypt_file_key(key.to_json(), private_key).tag is not None
 
 
 class _Answering:
@@ -464,6 +496,22 @@ async def test_a_success_page_that_is_not_json_is_not_taken_for_an_answer() -> N
     assert caught.value.transient
 
 
+async def test_an_answer_its_api_does_not_describe_is_a_dracoon_error() -> None:
+    """Something answers JSON that is not DRACOON's (here: ``items`` that is no list): the
+    caller gets a DracoonError naming the request and the field, worth another attempt, not
+    a KeyError or a TypeError from deep inside the caller."""
+    from aiohttp.test_utils import TestServer
+
+    body = '{"access_token": "t", "expires_in": 3600, "items": "none", "range": {"total": 1}}'
+    stranger = _Answering(200, body)
+    async with TestServer(stranger.app) as server:
+        account = stranger.account(str(server.make_url("")))
+        async with DracoonClient(account, policy=FAST) as dracoon:
+            with pytest.raises(DracoonError, match=r"GET /v4/nodes .*\(items\)") as caught:
+                await dracoon.child_named(1, "talks")
+    assert caught.value.transient
+
+
 async def test_an_upload_dracoon_is_finishing_is_not_cancelled(state: dict[str, Any]) -> None:
     from tests.dracoon_helpers import account
 
@@ -506,13 +554,13 @@ async def test_a_completion_whose_answer_is_lost_is_not_sent_again(
     plan = {**lost, "after": True, "count": 1, "methods": ["PUT"], "path_pattern": path}
     await admin(state, "faults", plan)
     data, name = os.urandom(MiB + 5), f"lost-{next(_names)}.mp4"
-    node = await encrypted_upload(service, room["id"], name, data, MiB)
+    node = await encrypted_upload(service, room.id, name, data, MiB)
     assert await faults_injected(state["dracoon_url"]) == 1
     await admin(state, "faults", {})
     uploads = [u for u in (await stand_in_state(state))["uploads"] if u["name"] == name]
     assert [u["status"] for u in uploads] == ["done"]
-    assert await downloaded_sha256(service, node["id"], True) == hashlib.sha256(data).hexdigest()
-    await service.remove_node(room["id"])  # no key left missing for the sharer's tests
+    assert await downloaded_sha256(service, node.id, True) == hashlib.sha256(data).hexdigest()
+    await service.remove_node(room.id)  # no key left missing for the sharer's tests
 
 
 @pytest.mark.parametrize("direct_s3", [True, False], ids=["s3-direct", "legacy"])
@@ -528,11 +576,11 @@ async def test_a_completion_that_never_arrived_is_sent_again(
     await admin(
         state, "faults", {"drop_rate": 1, "count": 1, "methods": ["PUT"], "path_pattern": path}
     )
-    node = await encrypted_upload(service, room["id"], "again.mp4", b"abc", MiB)
+    node = await encrypted_upload(service, room.id, "again.mp4", b"abc", MiB)
     assert await faults_injected(state["dracoon_url"]) == 1
     nodes = (await stand_in_state(state))["nodes"]
-    assert [n["id"] for n in nodes if n["parentId"] == room["id"]] == [node["id"]]
-    await service.remove_node(room["id"])
+    assert [n["id"] for n in nodes if n["parentId"] == room.id] == [node.id]
+    await service.remove_node(room.id)
 
 
 async def test_the_stand_in_refuses_a_second_completion_and_urls_for_a_closed_channel(
@@ -577,7 +625,7 @@ async def test_an_upload_dracoon_failed_to_finish_is_worth_redoing(
     assert (caught.value.status, caught.value.error_code) == (504, -90027)
     assert caught.value.transient
     node = await service.upload(room_id, "unlucky.bin", 3, pieces(b"abc", 3))  # redone
-    assert node["size"] == 3
+    assert node.size == 3
     await admin(state, "settings", {"finishSeconds": 0.5})
     first = service.upload(room_id, "taken.bin", 1, pieces(b"a", 1), resolution="fail")
     second = service.upload(room_id, "taken.bin", 1, pieces(b"b", 1), resolution="fail")

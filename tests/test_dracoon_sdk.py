@@ -26,9 +26,8 @@ from typing import Any
 import pytest
 
 from recstore.transfer.keys import share_missing_keys
-from recstore.workers.dracoon_destination import DracoonDestination
 from tests.conftest import ROOT, StackProcess
-from tests.dracoon_helpers import admin, client, downloaded_sha256, encrypted_upload
+from tests.dracoon_helpers import admin, client, destination, downloaded_sha256, encrypted_upload
 
 SDK_PYTHON = ROOT / ".venv-sdk" / "bin" / "python"
 SCRIPT = ROOT / "tests" / "dracoon_sdk_client.py"
@@ -108,7 +107,7 @@ async def test_files_the_sdk_uploads_are_shared_by_recstore(
         await admin(state, "settings", {"useS3Storage": True})
     joined = await late_joiners(state, path)
     async with client(joined, "bob") as bob:  # recstore's sharer, for the uploader's account
-        report = await share_missing_keys(DracoonDestination(bob), file_id=node_id)
+        report = await share_missing_keys(destination(bob), file_id=node_id)
     assert report.written >= 2  # carol (A) and dan (RSA-4096); the service account if legacy
     expected = hashlib.sha256(data).hexdigest()
     readers = [None, *(m["login"] for m in joined["dracoon_members"][-2:])]
@@ -123,8 +122,8 @@ async def test_the_sdk_opens_what_recstore_uploaded(devstack: StackProcess, tmp_
     data = os.urandom(3 * 1024 * 1024 + 1)
     async with client(state) as service:
         node = await encrypted_upload(service, room_id, "recstore.mp4", data, 1024 * 1024)
-        await share_missing_keys(DracoonDestination(service), file_id=int(node["id"]))
+        await share_missing_keys(destination(service), file_id=node.id)
     target = tmp_path / "downloaded"
     target.mkdir()
-    answer = await sdk(state, "bob", action="download", file_id=node["id"], target=str(target))
+    answer = await sdk(state, "bob", action="download", file_id=node.id, target=str(target))
     assert answer["sha256"] == hashlib.sha256(data).hexdigest()

@@ -78,7 +78,7 @@ async def room_with_files(
         for i in range(count):
             data = f"{name} recording {i}".encode()
             node = await encrypted_upload(service, room, f"r{i}.mp4", data, 1024)
-            files.append((int(node["id"]), data))
+            files.append((node.id, data))
     return room, files
 
 
@@ -377,7 +377,7 @@ def test_an_account_moving_to_rsa_4096_shares_the_files_of_both_its_key_pairs(
             for version in ("A", "RSA-4096"):
                 data = f"held under {version}".encode()
                 node = await encrypted_upload(dracoon, room_id, f"{version}.mp4", data, 64, version)
-                files.append((int(node["id"]), data))
+                files.append((node.id, data))
         return files
 
     files = asyncio.run(upload_under_each_version())

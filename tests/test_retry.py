@@ -117,9 +117,9 @@ def test_retry_after_is_read_in_both_its_forms() -> None:
 def test_a_dracoon_answer_with_an_http_date_retry_after_is_waited_for() -> None:
     from email.utils import format_datetime
 
-    from recstore.clients.dracoon import _error
+    from recstore.clients.dracoon_wire import error_of_answer
 
     later = format_datetime(datetime.now(UTC) + timedelta(seconds=40), usegmt=True)
-    error = _error(503, {"message": "busy"}, {"Retry-After": later}, "GET /v4/nodes")
+    error = error_of_answer(503, {"message": "busy"}, {"Retry-After": later}, "GET /v4/nodes")
     assert error.retry_after is not None
     assert 35 < error.retry_after <= 40

@@ -6,6 +6,7 @@ from functools import cache
 from typing import Any
 
 from recstore import crypto
+from recstore.clients.dracoon_wire import MissingKeys
 from recstore.transfer.keys import MissingKeyResolver, grants_for_users
 
 
@@ -57,18 +58,20 @@ def test_missing_keys_page_is_resolved_with_the_accounts_private_key() -> None:
     carol_public, carol_key = pair("carol", "A")
     ours, foreign = sealed_file_key(), sealed_file_key()
     stranger_public, _ = pair("stranger", "RSA-4096")
-    page = {
-        "items": [
-            {"userId": 3, "fileId": 10},
-            {"userId": 3, "fileId": 11},
-            {"userId": 4, "fileId": 10},
-        ],
-        "users": [{"id": 3, "publicKeyContainer": carol_public}],
-        "files": [
-            {"id": 10, "fileKeyContainer": crypto.encrypt_file_key(ours, service_public)},
-            {"id": 11, "fileKeyContainer": crypto.encrypt_file_key(foreign, stranger_public)},
-        ],
-    }
+    page = MissingKeys.model_validate(
+        {
+            "items": [
+                {"userId": 3, "fileId": 10},
+                {"userId": 3, "fileId": 11},
+                {"userId": 4, "fileId": 10},
+            ],
+            "users": [{"id": 3, "publicKeyContainer": carol_public}],
+            "files": [
+                {"id": 10, "fileKeyContainer": crypto.encrypt_file_key(ours, service_public)},
+                {"id": 11, "fileKeyContainer": crypto.encrypt_file_key(foreign, stranger_public)},
+            ],
+        }
+    )
     result = MissingKeyResolver({"RSA-4096": service_key}).grants_for_page(page)
     assert [(g.file_id, g.user_id) for g in result.grants] == [(10, 3)]
     assert crypto.decrypt_file_key(dict(result.grants[0].file_key), carol_key).key == ours.key
@@ -86,14 +89,16 @@ def test_a_file_listed_once_per_key_pair_opens_with_the_key_of_its_version() -> 
     rsa_public, rsa_key = pair("migrating", "RSA-4096")
     carol_public, carol_key = pair("carol", "RSA-4096")
     damaged = {**crypto.encrypt_file_key(plain, rsa_public), "key": "AAAA"}
-    page = {
-        "items": [{"userId": 3, "fileId": 10}],
-        "users": [{"id": 3, "publicKeyContainer": carol_public}],
-        "files": [
-            {"id": 10, "fileKeyContainer": crypto.encrypt_file_key(plain, a_public)},
-            {"id": 10, "fileKeyContainer": damaged},
-        ],
-    }
+    page = MissingKeys.model_validate(
+        {
+            "items": [{"userId": 3, "fileId": 10}],
+            "users": [{"id": 3, "publicKeyContainer": carol_public}],
+            "files": [
+                {"id": 10, "fileKeyContainer": crypto.encrypt_file_key(plain, a_public)},
+                {"id": 10, "fileKeyContainer": damaged},
+            ],
+        }
+    )
     keys = {"A": a_key, "RSA-4096": rsa_key}
     result = MissingKeyResolver(keys).grants_for_page(page)
     assert result.skipped == []

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
+from recstore.clients.dracoon_rooms import StoredFile
 from recstore.clients.s3 import ObjectInfo
-from recstore.transfer.transferer import (
-    MAX_NOTES,
-    StoredFile,
-    marker_for,
-    same_recording,
-    with_etag,
-)
+from recstore.transfer.transferer import MAX_NOTES, marker_for, same_recording, with_etag
 
 ETAG = '"9b2cf535f27731c974343645a3985328-12"'
 

@@ -15,20 +15,20 @@ import pytest
 
 from recstore.clients.aws import aws_client
 from recstore.clients.dracoon import DracoonClient
+from recstore.clients.dracoon_rooms import DracoonDestination, Room, RoomPaths, StoredFile
+from recstore.clients.dracoon_wire import Node
 from recstore.clients.s3 import ObjectInfo, S3Store
 from recstore.common.errors import PermanentJobError, RemoteError
 from recstore.devstack.seed import aws_settings_from_state, seed_s3
+from recstore.transfer.keys import AccountKeys
 from recstore.transfer.rooms import RoomPlan, Target, plan_targets
 from recstore.transfer.transferer import (
-    Room,
-    StoredFile,
     Transferer,
     TransferReport,
     TransferRequest,
 )
-from recstore.workers.dracoon_destination import DracoonDestination, RoomPaths
 from tests.conftest import ManualClock, StackProcess, until
-from tests.dracoon_helpers import admin, client, downloaded_sha256
+from tests.dracoon_helpers import admin, client, destination, downloaded_sha256
 
 MiB = 1024 * 1024
 
@@ -75,7 +75,7 @@ async def test_a_source_replaced_while_the_job_ran_is_kept(devstack: StackProces
     async with aws_client(aws_settings_from_state(state), "s3") as s3, client(state) as dracoon:
         request = job_request(tag, [key], f"Replaced {tag}", state["dracoon_parent_room_id"])
         transferer = Transferer(Replacing(s3), 8 * 1024 * 1024, remove_after_transferring=True)
-        report = await transferer.run(request, DracoonDestination(dracoon))
+        report = await transferer.run(request, destination(dracoon))
         assert [uploaded[0] for uploaded in report.uploaded] == [key]
         assert report.sources_removed == []
         kept = await S3Store(s3).head("recordings", key)
@@ -88,7 +88,7 @@ class AfterTheOther(DracoonDestination):
     once would, however the event loop happens to order them."""
 
     def __init__(self, client: DracoonClient, both: asyncio.Barrier) -> None:
-        super().__init__(client)
+        super().__init__(client, AccountKeys(client).private_keys)
         self._both = both
 
     async def upload(self, *args: Any, **kwargs: Any) -> StoredFile:
@@ -118,11 +118,11 @@ async def run_job(
         return list(await asyncio.gather(*(run() for _ in range(runs)), return_exceptions=True))
 
 
-async def files_in(state: dict[str, Any], parent: int, room_name: str) -> list[dict[str, Any]]:
+async def files_in(state: dict[str, Any], parent: int, room_name: str) -> list[Node]:
     async with client(state) as dracoon:
         room = await dracoon.child_named(parent, room_name, "room")
         assert room is not None
-        return [node async for node in dracoon.nodes(room["id"])]
+        return [node async for node in dracoon.nodes(room.id)]
 
 
 async def test_two_runs_of_one_job_at_once_keep_only_the_first_copy(
@@ -134,8 +134,8 @@ async def test_two_runs_of_one_job_at_once_keep_only_the_first_copy(
     reports = await run_job(state, job_request(tag, [key], f"Twins {tag}", parent), runs=2)
 
     files = await files_in(state, parent, f"Twins {tag}")
-    assert [f["name"] for f in files] == ["talk.mp4"]  # no "talk (1).mp4" beside it
-    kept = files[0]["id"]
+    assert [f.name for f in files] == ["talk.mp4"]  # no "talk (1).mp4" beside it
+    kept = files[0].id
     # both runs uploaded; the one that finished later removed its own copy
     assert sorted(len(report.uploaded) for report in reports) == [0, 1]
     (removed,) = [twin for report in reports for twin in report.twins_removed]
@@ -159,7 +159,7 @@ async def test_a_second_copy_that_cannot_be_removed_stays(
         reports = await run_job(state, job_request(tag, [key], f"Twins {tag}", parent), runs=2)
 
     files = await files_in(state, parent, f"Twins {tag}")
-    assert sorted(f["name"] for f in files) == ["talk (1).mp4", "talk.mp4"]
+    assert sorted(f.name for f in files) == ["talk (1).mp4", "talk.mp4"]
     assert [len(report.uploaded) for report in reports] == [1, 1]
     assert not any(report.twins_removed for report in reports)
     assert "is a second copy of" in caplog.text
@@ -185,7 +185,7 @@ async def test_a_removal_that_may_have_failed_leaves_the_report_to_a_retry(
     (failed,) = [o for o in outcomes if isinstance(o, RemoteError)]
     assert failed.transient
     assert failed.status == 503
-    files = sorted(f["id"] for f in await files_in(state, parent, f"Twins {tag}"))
+    files = sorted(f.id for f in await files_in(state, parent, f"Twins {tag}"))
     assert len(files) == 2  # the second copy stayed
 
     (retry,) = await run_job(state, request)
@@ -208,9 +208,9 @@ async def test_an_empty_recording_lands_as_an_empty_file_members_can_open(
             await S3Store(s3).head("recordings", key)
         assert gone.value.status == 404
     (stored,) = await files_in(state, parent, f"Empty {tag}")
-    assert (stored["name"], stored["size"]) == ("talk.mp4", 0)
+    assert (stored.name, stored.size) == ("talk.mp4", 0)
     async with client(state, "bob") as reader:
-        assert await downloaded_sha256(reader, stored["id"], True) == source["sha256"]
+        assert await downloaded_sha256(reader, stored.id, True) == source["sha256"]
 
 
 async def test_recordings_of_one_name_in_one_room_are_each_kept_once(
@@ -228,7 +228,7 @@ async def test_recordings_of_one_name_in_one_room_are_each_kept_once(
     (first,) = await run_job(state, request)
     (again,) = await run_job(state, request)
 
-    files = {f["id"]: f["name"] for f in await files_in(state, parent, f"Same {tag}")}
+    files = {f.id: f.name for f in await files_in(state, parent, f"Same {tag}")}
     assert sorted(files.values()) == ["talk (1).mp4", "talk.mp4"]
     assert again.uploaded == []
     assert again.already_there == first.uploaded
@@ -286,11 +286,9 @@ async def test_an_archived_source_is_refused_with_what_to_do(
         await until(restored)
     (done,) = await run_job(state, request)
     (stored,) = await files_in(state, parent, f"Cold {tag}")
-    assert done.uploaded == [(key, f"Cold {tag}", stored["id"])]
+    assert done.uploaded == [(key, f"Cold {tag}", stored.id)]
     async with client(state, "bob") as reader:
-        assert (
-            await downloaded_sha256(reader, stored["id"], True) == hashlib.sha256(data).hexdigest()
-        )
+        assert await downloaded_sha256(reader, stored.id, True) == hashlib.sha256(data).hexdigest()
 
 
 class ArchivedAfterHead(S3Store):
@@ -343,9 +341,9 @@ async def test_targets_that_name_one_room_get_one_file_kept_as_long_as_any_asks(
     (report,) = await run_job(state, request)
     assert len(report.uploaded) == 2
     (years,) = await files_in(state, parent, f"Years {tag}")
-    assert datetime.fromisoformat(years["expireAt"]) > before + timedelta(days=4 * 365 - 1)
+    assert datetime.fromisoformat(str(years.expire_at)) > before + timedelta(days=4 * 365 - 1)
     (kept,) = await files_in(state, parent, f"Kept {tag}")
-    assert kept.get("expireAt") is None
+    assert kept.expire_at is None
 
 
 class CountingLookups(DracoonDestination):
@@ -374,27 +372,28 @@ async def test_room_paths_are_looked_up_once_and_a_deleted_room_is_created_anew(
         async def job() -> TransferReport:
             tag, key, _ = await recording(state, "cached", 1000)
             request = job_request(tag, [key], room_name, parent)
-            return await transferer.run(request, CountingLookups(dracoon, rooms=rooms))
+            keys = AccountKeys(dracoon).private_keys
+            return await transferer.run(request, CountingLookups(dracoon, keys, rooms=rooms))
 
         first, second = await job(), await job()
         assert CountingLookups.lookups == 1  # the second job knew the room
         assert len(first.uploaded) == len(second.uploaded) == 1
         room = await dracoon.child_named(parent, room_name, "room")
         assert room is not None
-        await dracoon.remove_node(int(room["id"]))  # a user deletes the room
+        await dracoon.remove_node(room.id)  # a user deletes the room
 
         third = await job()
         assert len(third.uploaded) == 1
         assert CountingLookups.lookups == 2
         again = await dracoon.child_named(parent, room_name, "room")
         assert again is not None
-        assert again["id"] != room["id"]
-        assert [f["name"] for f in await files_in(state, parent, room_name)] == ["talk.mp4"]
+        assert again.id != room.id
+        assert [f.name for f in await files_in(state, parent, room_name)] == ["talk.mp4"]
         fourth = await job()  # the new room is remembered in turn
         assert len(fourth.uploaded) == 1
         assert CountingLookups.lookups == 2
         # no files left without keys for the users other modules' tests add to the parent
-        await dracoon.remove_node(int(again["id"]))
+        await dracoon.remove_node(again.id)
 
 
 def test_a_remembered_room_path_expires() -> None:

@@ -37,6 +37,7 @@ from recstore.common.secret_files import write_private
 from recstore.devstack.appconfig import DEMO_INSTANCE, instance_document, render
 from recstore.devstack.seed import aws_settings_from_state, dracoon_account_from_state, seed_s3
 from recstore.devstack.stack import DevStack
+from recstore.transfer.keys import AccountKeys
 
 Say = Callable[[str], None]
 MiB = 1024 * 1024
@@ -138,8 +139,9 @@ async def decrypted_sha256(state: dict[str, Any], file_id: int) -> str:
     account = dracoon_account_from_state(state, state["dracoon_members"][0]["login"])
     async with DracoonClient(account) as dracoon:
         encrypted = await dracoon.user_file_key(file_id)
-        version = crypto.key_pair_of_file_key(str(encrypted["version"]))
-        key = crypto.decrypt_file_key(encrypted, await dracoon.private_key(version))
+        version = crypto.key_pair_of_file_key(encrypted.version)
+        private_key = await AccountKeys(dracoon).private_key(version)
+        key = crypto.decrypt_file_key(encrypted.to_json(), private_key)
         decryptor, digest = crypto.FileDecryptor(key), hashlib.sha256()
         async for piece in dracoon.download(file_id):
             digest.update(decryptor.update(piece))

@@ -11,27 +11,99 @@ The account that hands keys out may hold several key pairs too (an ``A`` and an 
 one while its customer moves to 4096-bit keys): the server then lists a file once per file
 key the account holds, and each is opened with the private key of its own version (the Java
 SDK's ``FileKeyGenerator``: a list of encrypted file keys per file id, decrypted with the key
-pair of their version).
+pair of their version). :class:`AccountKeys` unlocks those private keys: the DRACOON client
+only fetches them, and the pages it returns are read here as its typed answers
+(:class:`~recstore.clients.dracoon_wire.MissingKeys`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from recstore.clients.dracoon import DracoonClient
+from recstore.clients.dracoon_wire import NO_KEY_PAIR, REMOTE, DracoonError, FileKey, MissingKeys
 from recstore.common import events
 from recstore.crypto import (
     CryptoError,
     PlainFileKey,
     UserPrivateKey,
     decrypt_file_key,
+    decrypt_private_key,
     encrypt_file_key,
     key_pair_of_file_key,
 )
 
 log = logging.getLogger(__name__)
+
+
+class AccountKeys:
+    """The private keys of one DRACOON account, unlocked once (the client only fetches them).
+
+    Unlocking costs about a second each (1.3M PBKDF2 iterations), off the event loop; one
+    :class:`AccountKeys` per account and process (:class:`~recstore.workers.accounts.
+    AccountPool` keeps them beside the clients) unlocks each pair once for every job.
+    """
+
+    def __init__(self, client: DracoonClient) -> None:
+        self.client = client
+        self._lock = asyncio.Lock()
+        self._unlocked: dict[str, UserPrivateKey] | None = None
+
+    async def private_keys(self) -> dict[str, UserPrivateKey]:
+        """Every private key of the account by key pair version. A pair the encryption
+        password does not open is left out (and logged); none opening is an error."""
+        async with self._lock:
+            if self._unlocked is None:
+                self._unlocked = await self._unlock()
+            return self._unlocked
+
+    async def _unlock(self) -> dict[str, UserPrivateKey]:
+        account = self.client.account
+        if account.encryption_password is None:
+            raise DracoonError(
+                f"no encryption password configured for {account.login!r}", remote=REMOTE
+            )
+        password = account.encryption_password.get_secret_value()
+        unlocked: dict[str, UserPrivateKey] = {}
+        failure: CryptoError | None = None
+        for pair in await self.client.key_pairs():
+            container = pair.private_key_container
+            try:
+                key = await asyncio.to_thread(decrypt_private_key, container.to_json(), password)
+            except CryptoError as exc:
+                failure = exc
+                events.emit(
+                    log,
+                    events.REST_CLIENT_ERROR,
+                    "key pair %s of %s cannot be unlocked: %s",
+                    container.version,
+                    account.login,
+                    exc,
+                )
+                continue
+            unlocked[key.version] = key
+        if not unlocked and failure is not None:
+            raise failure
+        return unlocked
+
+    async def private_key(self, version: str | None = None) -> UserPrivateKey:
+        """The unlocked private key of key pair ``version`` (by default, of the pair the
+        server gives without a version: :meth:`DracoonClient.key_pair`)."""
+        if version is None:
+            version = (await self.client.key_pair()).private_key_container.version
+        keys = await self.private_keys()
+        if version not in keys:
+            raise DracoonError(
+                f"DRACOON account {self.client.account.login!r} holds no usable key pair "
+                f"{version!r}",
+                remote=REMOTE,
+                code=NO_KEY_PAIR,
+            )
+        return keys[version]
 
 
 @dataclass(frozen=True)
@@ -95,7 +167,7 @@ class MissingKeyResolver:
         self.private_keys = private_keys
         self._plain: dict[int, PlainFileKey | str] = dict(known or {})
 
-    def needs_private_keys(self, page: Mapping[str, Any]) -> bool:
+    def needs_private_keys(self, page: MissingKeys) -> bool:
         """Whether the page lists a file whose key is not known yet (and no key is at hand).
 
         The transferer knows the plain key of the file it just uploaded, so sharing it needs
@@ -103,11 +175,9 @@ class MissingKeyResolver:
         """
         if self.private_keys is not None:
             return False
-        return any(int(f["id"]) not in self._plain for f in page.get("files", []))
+        return any(f.id not in self._plain for f in page.files)
 
-    def _file_key(
-        self, file_id: int, containers: Sequence[Mapping[str, Any]]
-    ) -> PlainFileKey | str:
+    def _file_key(self, file_id: int, containers: Sequence[FileKey]) -> PlainFileKey | str:
         known = self._plain.get(file_id)
         if known is not None:
             return known
@@ -115,14 +185,14 @@ class MissingKeyResolver:
             return "the server sent no file key for it"
         result: PlainFileKey | str = "no private key to decrypt its file key with"
         for container in containers:
-            version = key_pair_of_file_key(str(container.get("version")))
+            version = key_pair_of_file_key(container.version)
             key = (self.private_keys or {}).get(version or "")
             if key is None:
                 if self.private_keys is not None:
-                    result = f"no private key of key pair {version or container.get('version')!r}"
+                    result = f"no private key of key pair {version or container.version!r}"
                 continue
             try:
-                result = decrypt_file_key(dict(container), key)
+                result = decrypt_file_key(container.to_json(), key)
             except CryptoError as exc:
                 result = f"file key cannot be decrypted with this account's key: {exc}"
                 continue
@@ -130,17 +200,18 @@ class MissingKeyResolver:
         self._plain[file_id] = result
         return result
 
-    def grants_for_page(self, page: Mapping[str, Any]) -> Grants:
-        files: dict[int, list[Mapping[str, Any]]] = {}
-        for entry in page.get("files", []):
-            container = entry.get("fileKeyContainer")
-            files.setdefault(int(entry["id"]), []).extend([container] if container else [])
+    def grants_for_page(self, page: MissingKeys) -> Grants:
+        files: dict[int, list[FileKey]] = {}
+        for entry in page.files:
+            container = entry.file_key_container
+            files.setdefault(entry.id, []).extend([container] if container else [])
         keys_of: dict[int, list[Mapping[str, Any]]] = {}
-        for user in page.get("users", []):
-            keys_of.setdefault(int(user["id"]), []).append(user.get("publicKeyContainer") or {})
+        for user in page.users:
+            public = user.public_key_container
+            keys_of.setdefault(user.id, []).append(public.to_json() if public else {})
         result = Grants()
-        for item in page.get("items", []):
-            file_id, user_id = int(item["fileId"]), int(item["userId"])
+        for item in page.items:
+            file_id, user_id = item.file_id, item.user_id
             plain = self._file_key(file_id, files.get(file_id, []))
             if isinstance(plain, str):
                 result.skipped.append(Skipped(file_id, user_id, plain))
@@ -160,7 +231,7 @@ class KeyServer(Protocol):
 
     async def missing_file_keys_page(
         self, *, offset: int = 0, room_id: int | None = None, file_id: int | None = None
-    ) -> Mapping[str, Any]: ...
+    ) -> MissingKeys: ...
 
     async def set_file_keys(self, items: Sequence[Mapping[str, Any]]) -> None: ...
 
@@ -198,7 +269,7 @@ async def share_missing_keys(
         page = await server.missing_file_keys_page(
             offset=len(passed), room_id=room_id, file_id=file_id
         )
-        if not page.get("items"):
+        if not page.items:
             return report
         if resolver.needs_private_keys(page):
             resolver.private_keys = await server.private_keys()

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol
 
+from recstore.clients.dracoon_rooms import Room, RoomGone, StoredFile
 from recstore.clients.s3 import MIN_PART_SIZE, ObjectInfo
 from recstore.common import events, metrics
 from recstore.common.errors import ArchivedObject, PermanentJobError, RemoteError
@@ -40,30 +41,6 @@ from recstore.transfer.pipeline import EncryptedSource, RangeReader, stream_chun
 from recstore.transfer.rooms import RoomPlan
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Room:
-    id: int
-    encrypted: bool
-
-
-class RoomGone(RemoteError):
-    """A room known from an earlier job is gone (a user deleted it): the path is looked up
-    again, which creates it anew (:meth:`Transferer.run`)."""
-
-    def __init__(self, room_id: int) -> None:
-        super().__init__(
-            f"dracoon room {room_id} no longer exists", remote="dracoon", transient=True
-        )
-
-
-@dataclass(frozen=True)
-class StoredFile:
-    id: int
-    name: str
-    size: int
-    notes: str = ""
 
 
 class Source(RangeReader, Protocol):

@@ -1,7 +1,8 @@
 """One DRACOON client per account, shared by every job of the daemon.
 
 Unlocking a private key costs about a second, and every account needs one session; so clients
-are made on first use, keyed by server and login, and closed together at shutdown. Instance
+and their unlocked keys (:class:`~recstore.transfer.keys.AccountKeys`) are made on first use,
+keyed by server and login, and closed together at shutdown. Instance
 settings name the account; the global ``dracoon.*`` section supplies what instances leave out
 (server URL, OAuth client).
 """
@@ -22,6 +23,7 @@ from recstore.common.errors import PermanentJobError, RecstoreError
 from recstore.common.retry import RetryPolicy
 from recstore.settings import DracoonSettings, InstanceDracoon, Settings
 from recstore.transfer.instances import InstanceResolver
+from recstore.transfer.keys import AccountKeys
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,8 @@ class AccountPool:
         self._defaults = defaults
         self._session = session
         self._policy = policy
-        self._clients: dict[tuple[str, str], DracoonClient] = {}
+        #: By server and login: each account's client, and its keys once unlocked.
+        self._accounts: dict[tuple[str, str], AccountKeys] = {}
         self._lock = asyncio.Lock()
 
     def account_for(self, instance: InstanceDracoon) -> DracoonAccount:
@@ -71,29 +74,33 @@ class AccountPool:
         )
 
     async def client(self, account: DracoonAccount) -> DracoonClient:
+        return (await self.keys(account)).client
+
+    async def keys(self, account: DracoonAccount) -> AccountKeys:
+        """The account's client and its private keys, unlocked once for every job."""
         key = (account.base_url.rstrip("/"), account.login)
         async with self._lock:
-            existing = self._clients.get(key)
-            if existing is not None and existing.account != account:
-                await existing.close()  # the configurator changed the credentials
+            existing = self._accounts.get(key)
+            if existing is not None and existing.client.account != account:
+                await existing.client.close()  # the configurator changed the credentials
                 existing = None
             if existing is None:
-                existing = DracoonClient(
+                client = DracoonClient(
                     account,
                     self._session,
                     self._policy,
                     upload_poll_timeout=self._defaults.finish_timeout,
                 )
-                self._clients[key] = existing
+                existing = self._accounts[key] = AccountKeys(client)
             return existing
 
     def clients(self) -> list[DracoonClient]:
-        return list(self._clients.values())
+        return [keys.client for keys in self._accounts.values()]
 
     async def close(self) -> None:
-        for client in self._clients.values():
-            await client.close()
-        self._clients.clear()
+        for keys in self._accounts.values():
+            await keys.client.close()
+        self._accounts.clear()
 
 
 #: The served instances of this process, when no lease bucket is there to share them in.

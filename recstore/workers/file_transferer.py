@@ -19,8 +19,9 @@ from typing import Any
 
 from recstore.clients.configurator import REMOTE as CONFIGURATOR
 from recstore.clients.configurator import ConfiguratorClient
-from recstore.clients.dracoon import REMOTE as DRACOON
 from recstore.clients.dracoon import DracoonClient
+from recstore.clients.dracoon_rooms import DracoonDestination, RoomPaths
+from recstore.clients.dracoon_wire import REMOTE as DRACOON
 from recstore.clients.s3 import REMOTE as S3
 from recstore.clients.s3 import S3Store
 from recstore.clients.sqs import Message, SqsQueue
@@ -37,7 +38,6 @@ from recstore.transfer.sources import SourcePolicy
 from recstore.transfer.transferer import Transferer, TransferReport, TransferRequest
 from recstore.workers.accounts import AccountPool, ServedInstances
 from recstore.workers.base import Problem, WorkerHealth, WorkerSpec, unknown_queues
-from recstore.workers.dracoon_destination import DracoonDestination, RoomPaths
 from recstore.workers.queue_consumer import ConsumerSettings, QueueConsumer
 from recstore.workers.resources import Resources, opened
 
@@ -155,7 +155,8 @@ class TransferService:
             instance=domain,
             meeting_type=meeting_type.name,
         )
-        client = await self.accounts.client(self.accounts.account_for(dracoon))
+        keys = await self.accounts.keys(self.accounts.account_for(dracoon))
+        client = keys.client
         channels = await self._cancel_left_open(job.job_id, client)
         request = TransferRequest(
             job_id=job.job_id,
@@ -164,7 +165,8 @@ class TransferService:
             rooms=rooms,
             parent_room_id=dracoon.parent_room_id,
         )
-        return await self.transferer.run(request, DracoonDestination(client, channels, self.rooms))
+        destination = DracoonDestination(client, keys.private_keys, channels, self.rooms)
+        return await self.transferer.run(request, destination)
 
     async def _cancel_left_open(self, job_id: str, client: DracoonClient) -> ChannelLog | None:
         """Cancel the upload channels an earlier attempt of the job left open (it was killed

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from recstore.clients.dracoon import REMOTE as DRACOON
 from recstore.clients.dracoon import DracoonAccount
+from recstore.clients.dracoon_rooms import DracoonDestination
+from recstore.clients.dracoon_wire import REMOTE as DRACOON
 from recstore.clients.s3 import S3Store
 from recstore.common import events
 from recstore.common.errors import RecstoreError
@@ -27,7 +28,6 @@ from recstore.settings import Settings
 from recstore.transfer.keys import share_missing_keys
 from recstore.workers.accounts import AccountPool, ServedInstances, served_accounts
 from recstore.workers.base import Problem, WorkerHealth, WorkerSpec
-from recstore.workers.dracoon_destination import DracoonDestination
 from recstore.workers.periodic import PeriodicWorker, job_lease
 from recstore.workers.resources import Resources, opened
 
@@ -80,9 +80,9 @@ async def share_all(
     for account in accounts:
         report.accounts += 1
         try:
-            client = await pool.client(account)
+            keys = await pool.keys(account)
             shared = await share_missing_keys(
-                DracoonDestination(client), room_id=room_id, dry_run=dry_run
+                DracoonDestination(keys.client, keys.private_keys), room_id=room_id, dry_run=dry_run
             )
         except RecstoreError as exc:
             report.failed_accounts += 1

@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 
 from recstore.clients.aws import Service, aws_client
-from recstore.clients.dracoon import REMOTE as DRACOON
+from recstore.clients.dracoon_wire import REMOTE as DRACOON
 from recstore.clients.http import http_session
 from recstore.clients.kaltura import REMOTE as KALTURA
 from recstore.settings import Settings

@@ -1,25 +1,58 @@
 """The transfer's :class:`~recstore.transfer.transferer.Destination`, over the DRACOON client.
 
-Translation: DRACOON's node JSON into the transfer's small types, and the job's marker
+Translation: DRACOON's nodes into the transfer's small types (:class:`Room`,
+:class:`StoredFile`, defined here so that the transfer, above this layer, imports them and
+this adapter satisfies its Protocol without importing it), and the job's marker
 into the node's notes (searched among the room's files whose names start like the upload's,
 since a name conflict may have renamed it to ``name (1).ext``).
 
 Room paths are remembered across jobs (:class:`RoomPaths`): looking one up costs a request per
 level, every job, for rooms that rarely change. A room a user deleted is noticed at the first
 call on it (DRACOON answers 404 for a parent that is gone), forgotten, and looked up again,
-which creates it anew (:class:`~recstore.transfer.transferer.RoomGone`).
+which creates it anew (:class:`RoomGone`).
+
+The account's private keys are unlocked above this layer (:class:`~recstore.transfer.keys.
+AccountKeys`: the client only fetches them) and handed in as ``private_keys``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from recstore.clients.dracoon import ChannelRecord, DracoonClient, DracoonError
-from recstore.crypto import UserPrivateKey
-from recstore.transfer.transferer import Room, RoomGone, StoredFile
+from recstore.clients.dracoon import DracoonClient
+from recstore.clients.dracoon_uploads import ChannelRecord
+from recstore.clients.dracoon_wire import REMOTE, MissingKeys, Node
+from recstore.common.errors import NotFound, RemoteError
+
+#: An unlocked private key, of the type the caller unlocks it to (this layer decrypts nothing).
+KeyT = TypeVar("KeyT")
+
+
+@dataclass(frozen=True)
+class Room:
+    id: int
+    encrypted: bool
+
+
+class RoomGone(RemoteError):
+    """A room known from an earlier job is gone (a user deleted it): the path is looked up
+    again, which creates it anew (:meth:`~recstore.transfer.transferer.Transferer.run`)."""
+
+    def __init__(self, room_id: int) -> None:
+        super().__init__(f"dracoon room {room_id} no longer exists", remote=REMOTE, transient=True)
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    id: int
+    name: str
+    size: int
+    notes: str = ""
+
 
 #: Where a room path leads, per account: (server, login, parent room, names).
 _PathKey = tuple[str, str, int, tuple[str, ...]]
@@ -59,14 +92,18 @@ class RoomPaths:
         return bool(gone)
 
 
-class DracoonDestination:
+class DracoonDestination(Generic[KeyT]):
+    """One account's rooms, files and file keys, as a transfer and the sharer use them."""
+
     def __init__(
         self,
         client: DracoonClient,
+        private_keys: Callable[[], Awaitable[Mapping[str, KeyT]]],
         channels: ChannelRecord | None = None,
         rooms: RoomPaths | None = None,
     ) -> None:
         self.client = client
+        self._private_keys = private_keys
         #: Where the job's open upload channels are recorded (None: not recorded).
         self.channels = channels
         self.rooms = rooms if rooms is not None else RoomPaths()
@@ -80,7 +117,7 @@ class DracoonDestination:
         room = self.rooms.get(key)
         if room is None:
             node = await self.client.ensure_room_path(parent_id, names)
-            room = Room(int(node["id"]), bool(node.get("isEncrypted")))
+            room = Room(node.id, bool(node.is_encrypted))
             self.rooms.put(key, room)
         return room
 
@@ -91,15 +128,10 @@ class DracoonDestination:
         found = []
         try:
             async for node in self.client.nodes(room_id, f"type:eq:file|name:cn:{stem}"):
-                notes = str(node.get("notes") or "")
-                if notes.startswith(marker):
-                    found.append(
-                        StoredFile(
-                            int(node["id"]), str(node["name"]), int(node.get("size") or 0), notes
-                        )
-                    )
-        except DracoonError as exc:
-            if exc.status == 404 and self.rooms.forget_room(*self._account, room_id):
+                if (node.notes or "").startswith(marker):
+                    found.append(_stored(node))
+        except NotFound as exc:
+            if self.rooms.forget_room(*self._account, room_id):
                 raise RoomGone(room_id) from exc
             raise
         return found
@@ -125,23 +157,28 @@ class DracoonDestination:
             file_key=file_key,
             channels=self.channels,
         )
-        return StoredFile(int(node["id"]), str(node["name"]), int(node.get("size") or 0))
+        return _stored(node)
 
     async def remove_file(self, file_id: int) -> None:
         await self.client.remove_node(file_id)
 
     async def own_public_key(self) -> Mapping[str, Any]:
-        return await self.client.public_key_container()
+        """The account's public key, as :func:`recstore.crypto.encrypt_file_key` reads it."""
+        return (await self.client.public_key_container()).to_json()
 
-    async def private_keys(self) -> Mapping[str, UserPrivateKey]:
-        return await self.client.private_keys()
+    async def private_keys(self) -> Mapping[str, KeyT]:
+        return await self._private_keys()
 
     async def missing_file_keys_page(
         self, *, offset: int = 0, room_id: int | None = None, file_id: int | None = None
-    ) -> Mapping[str, Any]:
+    ) -> MissingKeys:
         return await self.client.missing_file_keys_page(
             offset=offset, room_id=room_id, file_id=file_id
         )
 
     async def set_file_keys(self, items: Sequence[Mapping[str, Any]]) -> None:
         await self.client.set_file_keys(items)
+
+
+def _stored(node: Node) -> StoredFile:
+    return StoredFile(node.id, node.name, node.size or 0, node.notes or "")
