@@ -7,6 +7,12 @@ its parts stored) until the server expires it. So each channel a job opens is re
 replica SQS gives it to, owns the job: it cancels what the record still lists, left by an
 attempt that died. Recording is best effort: when S3 refuses, the channel is left to
 DRACOON's expiry, as it was before.
+
+The record is read once, at the job's start (:meth:`ChannelLog.left_open`); each change after
+that writes what the job knows the record holds, without reading it again: one job runs its
+uploads one after the other, and only this attempt writes the record while it owns the job
+(reading it back before each write cost two S3 requests per upload, a third of a short job's
+S3 requests).
 """
 
 from __future__ import annotations
@@ -29,9 +35,15 @@ class ChannelLog:
         self._bucket = bucket
         digest = hashlib.sha256(job_id.encode()).hexdigest()[:32]
         self.key = f"{prefix}uploads/{digest}.json"
+        #: What the record holds, as this attempt last read or wrote it (None: not read yet).
+        self._known: list[str] | None = None
 
     async def left_open(self) -> list[str]:
         """The channels an earlier attempt of the job recorded and never closed."""
+        self._known = await self._read()
+        return list(self._known)
+
+    async def _read(self) -> list[str]:
         try:
             found = await self._store.get_small(self._bucket, self.key)
         except Exception as exc:
@@ -45,16 +57,21 @@ class ChannelLog:
             return []
         return [str(i) for i in ids] if isinstance(ids, list) else []
 
+    async def _held(self) -> list[str]:
+        return list(self._known) if self._known is not None else await self.left_open()
+
     async def opened(self, upload_id: str) -> None:
-        await self._write([*await self.left_open(), upload_id])
+        await self._write([*await self._held(), upload_id])
 
     async def closed(self, upload_id: str) -> None:
-        await self._write([i for i in await self.left_open() if i != upload_id])
+        await self._write([i for i in await self._held() if i != upload_id])
 
     async def forget(self) -> None:
         await self._write([])
 
     async def _write(self, ids: list[str]) -> None:
+        # Known even when the write fails: the next change writes the record whole again.
+        self._known = ids
         try:
             if ids:
                 await self._store.put_small(self._bucket, self.key, json.dumps(ids).encode())

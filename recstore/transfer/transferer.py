@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol
 
-from recstore.clients.dracoon_rooms import Room, RoomGone, StoredFile
+from recstore.clients.dracoon_rooms import Room, RoomGone, StoredFile, autorenamed
 from recstore.clients.s3 import MIN_PART_SIZE, ObjectInfo
 from recstore.common import events, metrics
 from recstore.common.errors import ArchivedObject, PermanentJobError, RemoteError
@@ -56,8 +56,8 @@ class Destination(KeyServer, Protocol):
 
     async def ensure_room_path(self, parent_id: int, names: Sequence[str]) -> Room: ...
 
-    async def files_marked(self, room_id: int, name: str, marker: str) -> list[StoredFile]:
-        """The files named like ``name`` whose notes start with ``marker``."""
+    async def files_named_like(self, room_id: int, name: str) -> list[StoredFile]:
+        """The room's files whose names contain ``name``'s stem (``name (1).ext`` too)."""
         ...
 
     async def remove_file(self, file_id: int) -> None: ...
@@ -207,7 +207,8 @@ class Transferer:
         """The room's copy of the recording: the one an earlier run stored, or a new one."""
         key, name, marker, info = recording
         path = "/".join(plan.segments)
-        copies = await _copies(destination, room, name, marker, info)
+        named_like = await destination.files_named_like(room.id, name)
+        copies = _copies(named_like, marker, info)
         if copies:
             report.already_there.append((key, path, copies[0].id))
             return copies[0]
@@ -239,7 +240,10 @@ class Transferer:
         if plain_key is not None:
             known_keys[stored.id] = plain_key
         report.bytes += stored.size
-        earlier = await _earlier_copy(destination, room, name, marker, info, stored)
+        if stored.name == autorenamed(name, {f.name for f in named_like}):
+            earlier = None  # the name the room's files left it: no twin came first (see below)
+        else:
+            earlier = await _earlier_copy(destination, room, name, marker, info, stored)
         if earlier is None:
             report.uploaded.append((key, path, stored.id))
             return stored
@@ -338,12 +342,10 @@ class Transferer:
         return stored, (None if encrypted is None else encrypted.file_key)
 
 
-async def _copies(
-    destination: Destination, room: Room, name: str, marker: str, info: ObjectInfo | None
-) -> list[StoredFile]:
-    """The room's copies of the recording ``marker`` and ``info`` name, the earliest first."""
-    found = await destination.files_marked(room.id, name, marker)
-    return sorted((f for f in found if same_recording(f, marker, info)), key=lambda f: f.id)
+def _copies(files: Sequence[StoredFile], marker: str, info: ObjectInfo | None) -> list[StoredFile]:
+    """The copies among ``files`` of the recording ``marker`` and ``info`` name, the earliest
+    first."""
+    return sorted((f for f in files if same_recording(f, marker, info)), key=lambda f: f.id)
 
 
 async def _earlier_copy(
@@ -359,7 +361,16 @@ async def _earlier_copy(
     A producer may send a job twice, and two daemons may then run it at once: both find
     nothing marked, and both upload. DRACOON numbers nodes as it creates them, so the run
     whose copy came later sees the other's lower id and removes its own, and the other
-    sees no earlier one and keeps its own. Only this run's own copy is ever removed, and
+    sees no earlier one and keeps its own.
+
+    The caller asks only when the room's files, as listed before the upload, do not explain
+    our copy's name. DRACOON names a file and numbers it in one step as it completes the
+    upload, renaming it (``autorename``) when the name is taken: a twin completed between
+    that listing and ours would hold the name ours was due, so ours got another. (Only a
+    similarly named file removed in those seconds could hide a twin: both copies then stay,
+    a duplicate, nothing lost.) A short recording's job so lists its room once, not twice.
+
+    Only this run's own copy is ever removed, and
     only in favour of a complete one of the same source version. When DRACOON refuses the
     removal (no ``delete`` permission) or the room cannot be listed, both copies stay (a
     duplicate, nothing lost) and the job succeeds. When the removal's outcome is unknown
@@ -367,9 +378,8 @@ async def _earlier_copy(
     marker and reports that one, so no report names a file that may be gone.
     """
     try:
-        earlier = [
-            c for c in await _copies(destination, room, name, marker, info) if c.id < stored.id
-        ]
+        named_like = await destination.files_named_like(room.id, name)
+        earlier = [c for c in _copies(named_like, marker, info) if c.id < stored.id]
     except RemoteError as exc:
         events.emit(
             log,

@@ -1,0 +1,88 @@
+"""The requests one job makes, counted at the stand-ins by endpoint, as ``bench/jobs.py`` counts
+them: a pool's time on short recordings goes to per-job round trips, so each avoidable one
+shows here (issue 32, "Many small recordings")."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from typing import Any
+
+import aiohttp
+
+from recstore.devstack.appconfig import DEMO_INSTANCE, app_config
+from recstore.devstack.seed import seed_s3
+from recstore.settings import Settings
+from recstore.transfer.job import parse_job
+from recstore.workers.file_transferer import TransferService
+from tests.conftest import StackProcess
+from tests.transfer_helpers import MiB, job
+
+
+async def counted(state: dict[str, Any]) -> Counter[str]:
+    """The requests since the last count at the S3 proxy (S3) and the DRACOON stand-in,
+    by ``<service> <endpoint>``; counting anew."""
+    counts: Counter[str] = Counter()
+    async with aiohttp.ClientSession() as session:
+        for url, prefix in ((state["s3_proxy_url"], ""), (state["dracoon_url"], "DRACOON ")):
+            async with session.post(f"{url}/_devstack/requests") as answer:
+                assert answer.status == 200, await answer.text()
+                for endpoint, n in (await answer.json()).items():
+                    counts[prefix + endpoint] += int(n)
+    return counts
+
+
+async def second_job(stack: StackProcess) -> Counter[str]:
+    """The requests of a 1 MiB job into an encrypted room an earlier job of the same daemon
+    used (its login, keys and room had by then), with its source removed after it."""
+    state = stack.state
+    tag = uuid.uuid4().hex[:8]
+    settings = Settings.model_validate(app_config(stack.through_s3_proxy(), http_port=0))
+    room = {"path": f"Counted {tag}"}
+    keys = [f"counted-{tag}/{n}/talk.mp4" for n in range(2)]
+    await seed_s3(state, {"objects": [{"key": key, "size": MiB} for key in keys]})
+    first, second = (
+        parse_job(json.dumps(job(DEMO_INSTANCE, [key], [room], meeting=n)))
+        for n, key in enumerate(keys)
+    )
+    async with TransferService(settings) as service:
+        await service.run_job(first)
+        await counted(state)
+        report = await service.run_job(second)
+        counts = await counted(state)
+    assert [u[0] for u in report.uploaded] == [keys[1]]
+    assert report.sources_removed == [keys[1]]
+    return counts
+
+
+async def test_a_job_reads_its_upload_channel_record_once(devstack: StackProcess) -> None:
+    """The record of the job's open upload channel is read once, at the start (a killed
+    earlier attempt's channels are cancelled), then written as the channel opens and dropped
+    as it closes. It was read again before each change: two more GETs per upload."""
+    counts = await second_job(devstack)
+    assert {label: n for label, n in counts.items() if label.startswith("S3 ")} == {
+        "S3 HeadObject": 1,
+        "S3 GetObject": 2,  # the source's one range, the channel record
+        "S3 PutObject": 1,  # the channel record, as the channel opens
+        "S3 DeleteObject": 2,  # the channel record as it closes, the source
+    }
+
+
+async def test_a_job_whose_file_kept_its_name_lists_the_room_once(devstack: StackProcess) -> None:
+    """The room is listed once, for the job's marked copy (a redelivered job finds its file).
+    A copy that kept the upload's name has no earlier twin to look for: the room was listed
+    again after every upload."""
+    counts = await second_job(devstack)
+    dracoon = {label: n for label, n in counts.items() if label.startswith("DRACOON ")}
+    polls = "DRACOON GET /api/v4/nodes/files/uploads/{id}"  # the completion's: DRACOON's pace
+    assert dracoon.pop(polls, 0) >= 1
+    assert dracoon == {
+        "DRACOON GET /api/v4/nodes": 1,
+        "DRACOON POST /api/v4/nodes/files/uploads": 1,
+        "DRACOON POST /api/v4/nodes/files/uploads/{id}/s3_urls": 1,
+        "DRACOON PUT /_s3/{id}/{id}": 1,
+        "DRACOON PUT /api/v4/nodes/files/uploads/{id}/s3": 1,
+        "DRACOON GET /api/v4/nodes/missingFileKeys": 2,
+        "DRACOON POST /api/v4/nodes/files/keys": 1,
+    }
