@@ -56,13 +56,16 @@ async def second_job(stack: StackProcess) -> Counter[str]:
     return counts
 
 
-async def test_a_job_reads_its_upload_channel_record_once(devstack: StackProcess) -> None:
-    """The record of the job's open upload channel is read once, at the start (a killed
-    earlier attempt's channels are cancelled), then written as the channel opens and dropped
-    as it closes. It was read again before each change: two more GETs per upload."""
+async def test_a_job_reads_its_source_once_and_its_channel_record_once(
+    devstack: StackProcess,
+) -> None:
+    """The source is read by one ranged GET, whose answer also describes it (size, ETag,
+    storage class): no HEAD before it. The record of the job's open upload channel is read
+    once, at the start (a killed earlier attempt's channels are cancelled), then written as
+    the channel opens and dropped as it closes. Before: a HEAD per source, and the record
+    read again before each change (two more GETs per upload)."""
     counts = await second_job(devstack)
     assert {label: n for label, n in counts.items() if label.startswith("S3 ")} == {
-        "S3 HeadObject": 1,
         "S3 GetObject": 2,  # the source's one range, the channel record
         "S3 PutObject": 1,  # the channel record, as the channel opens
         "S3 DeleteObject": 2,  # the channel record as it closes, the source

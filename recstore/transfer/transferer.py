@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol
 
 from recstore.clients.dracoon_rooms import Room, RoomGone, StoredFile, autorenamed
-from recstore.clients.s3 import MIN_PART_SIZE, ObjectInfo
+from recstore.clients.s3 import MIN_PART_SIZE, ObjectInfo, OpenedObject
 from recstore.common import events, metrics
 from recstore.common.errors import ArchivedObject, PermanentJobError, RemoteError
 from recstore.common.progress import PROGRESS
@@ -43,9 +43,10 @@ from recstore.transfer.rooms import RoomPlan
 log = logging.getLogger(__name__)
 
 
-class Source(RangeReader, Protocol):
-    async def find(self, bucket: str, key: str) -> ObjectInfo | None:
-        """The object's HEAD; None when it does not exist."""
+class Source(Protocol):
+    async def open(self, bucket: str, key: str, length: int) -> OpenedObject | None:
+        """The object as the answer to a GET of its first ``length`` bytes describes it, that
+        answer kept for the first read; None when it does not exist."""
         ...
 
     async def delete(self, bucket: str, key: str, etag: str | None = None) -> None: ...
@@ -157,6 +158,9 @@ class Transferer:
         self._chunk_size = chunk_size
         self._remove = remove_after_transferring
         self._clock = clock
+        #: The first range read of each source: the smallest S3 part, so the upload starts
+        #: soonest (or a whole chunk, if smaller); its GET describes the source.
+        self._first_chunk = min(chunk_size, MIN_PART_SIZE)
 
     async def run(self, request: TransferRequest, destination: Destination) -> TransferReport:
         report = TransferReport()
@@ -167,28 +171,35 @@ class Transferer:
         for key in request.keys:
             name = file_name(key)
             marker = marker_for(request.job_id, request.bucket, key)
-            # None: removed after an earlier, complete run; each target is checked for it
-            info = await self._source.find(request.bucket, key)
-            if info is not None:
-                present.append(info)
-            recording = _Recording(key, name, marker, info)
-            for plan, expire_at in plans:
-                room = await destination.ensure_room_path(request.parent_room_id, plan.segments)
-                args = (destination, request.bucket, recording, plan, expire_at)
-                try:
-                    stored = await self._into_room(*args, room, report, known_keys)
-                except RoomGone:  # once: a room gone again right after its creation fails the job
+            # None: removed after an earlier, complete run; each target is checked for it.
+            # Its first range is asked for now: the answer describes it (no HEAD first).
+            opened = await self._source.open(request.bucket, key, self._first_chunk)
+            if opened is not None:
+                present.append(opened.info)
+            recording = _Recording(key, name, marker, opened)
+            try:
+                for plan, expire_at in plans:
                     room = await destination.ensure_room_path(request.parent_room_id, plan.segments)
-                    stored = await self._into_room(*args, room, report, known_keys)
-                if room.encrypted:
-                    shared = await share_missing_keys(
-                        destination,
-                        file_id=stored.id,
-                        known_keys=known_keys,
-                        error_event=events.TRANSFER_ERROR,
-                    )
-                    report.keys_shared += shared.written
-                    report.keys_skipped += shared.skipped
+                    args = (destination, request.bucket, recording, plan, expire_at)
+                    try:
+                        stored = await self._into_room(*args, room, report, known_keys)
+                    except RoomGone:  # once: gone again right after its creation fails the job
+                        room = await destination.ensure_room_path(
+                            request.parent_room_id, plan.segments
+                        )
+                        stored = await self._into_room(*args, room, report, known_keys)
+                    if room.encrypted:
+                        shared = await share_missing_keys(
+                            destination,
+                            file_id=stored.id,
+                            known_keys=known_keys,
+                            error_event=events.TRANSFER_ERROR,
+                        )
+                        report.keys_shared += shared.written
+                        report.keys_skipped += shared.skipped
+            finally:
+                if opened is not None:
+                    opened.close()  # the first range's answer, if no upload read it
         if self._remove:
             await self._remove_sources(present, report)
         return report
@@ -205,7 +216,8 @@ class Transferer:
         known_keys: dict[int, PlainFileKey],
     ) -> StoredFile:
         """The room's copy of the recording: the one an earlier run stored, or a new one."""
-        key, name, marker, info = recording
+        key, name, marker, opened = recording
+        info = recording.info
         path = "/".join(plan.segments)
         named_like = await destination.files_named_like(room.id, name)
         copies = _copies(named_like, marker, info)
@@ -220,8 +232,9 @@ class Transferer:
         if not info.readable:
             raise PermanentJobError(_not_readable(info))
         try:
+            assert opened is not None  # info is opened's
             stored, plain_key = await self._upload(
-                destination, info, room, path, name, expire_at, with_etag(marker, info.etag)
+                destination, opened, room, path, name, expire_at, with_etag(marker, info.etag)
             )
         except Exception as exc:
             events.emit(
@@ -284,7 +297,7 @@ class Transferer:
     async def _upload(
         self,
         destination: Destination,
-        info: ObjectInfo,
+        opened: OpenedObject,
         room: Room,
         path: str,
         name: str,
@@ -293,11 +306,12 @@ class Transferer:
     ) -> tuple[StoredFile, PlainFileKey | None]:
         """Upload one object; the stored file, and its plain file key when it is encrypted."""
         started = time.monotonic()
-        reader: RangeReader = self._source
+        info = opened.info
+        reader: RangeReader = opened
         encrypted: EncryptedSource | None = None
         completed_file_key: Callable[[], Mapping[str, Any]] | None = None
         if room.encrypted:
-            reader = encrypted = EncryptedSource(self._source, FileEncryptor(generate_file_key()))
+            reader = encrypted = EncryptedSource(opened, FileEncryptor(generate_file_key()))
             own_key = dict(await destination.own_public_key())
 
             def completed_file_key() -> Mapping[str, Any]:
@@ -313,7 +327,7 @@ class Transferer:
                 info,
                 self._chunk_size,
                 progress=progress.advance,
-                first_chunk=MIN_PART_SIZE,  # the smallest S3 part: the upload starts soonest
+                first_chunk=self._first_chunk,
             )
             async with contextlib.aclosing(chunks):
                 stored = await destination.upload(
@@ -451,7 +465,8 @@ def _not_readable(info: ObjectInfo) -> str:
 
 def _archived_while_read(info: ObjectInfo, exc: Exception) -> str | None:
     """The reason for a read that S3 refused because the object went to an archive tier after
-    its HEAD (a lifecycle transition in between); None for any other failure."""
+    the job's first read of it (a lifecycle transition in between); None for any other
+    failure."""
     if not isinstance(exc, ArchivedObject):
         return None
     return (
@@ -461,9 +476,14 @@ def _archived_while_read(info: ObjectInfo, exc: Exception) -> str | None:
 
 
 class _Recording(NamedTuple):
-    """One key of a job: its file name, the marker of its copies, its HEAD (None: gone)."""
+    """One key of a job: its file name, the marker of its copies, the source as opened
+    (None: gone)."""
 
     key: str
     name: str
     marker: str
-    info: ObjectInfo | None
+    opened: OpenedObject | None
+
+    @property
+    def info(self) -> ObjectInfo | None:
+        return None if self.opened is None else self.opened.info
