@@ -4,6 +4,7 @@ shows here (issue 32, "Many small recordings")."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections import Counter
@@ -11,11 +12,14 @@ from typing import Any
 
 import aiohttp
 
+from recstore.clients.aws import aws_client
+from recstore.clients.s3 import S3Store
 from recstore.devstack.appconfig import DEMO_INSTANCE, app_config
-from recstore.devstack.seed import seed_s3
+from recstore.devstack.seed import aws_settings_from_state, seed_s3
 from recstore.settings import Settings
 from recstore.transfer.channels import ChannelLog
 from recstore.transfer.job import parse_job
+from recstore.workers.accounts import ServedInstances
 from recstore.workers.file_transferer import TransferService
 from tests.conftest import StackProcess
 from tests.dracoon_helpers import client, stand_in_state
@@ -137,4 +141,21 @@ async def test_a_job_whose_file_kept_its_name_lists_the_room_once(devstack: Stac
         "DRACOON PUT /api/v4/nodes/files/uploads/{id}/s3": 1,
         "DRACOON GET /api/v4/nodes/missingFileKeys": 2,
         "DRACOON POST /api/v4/nodes/files/keys": 1,
+    }
+
+
+async def test_a_pools_first_jobs_record_their_instance_once(devstack: StackProcess) -> None:
+    """The first jobs of a pool start together, all of one instance: the list of instances
+    served (for the DracoonGlobalSharer) is read and written once, not once per job."""
+    state = devstack.state
+    key = f"served-{uuid.uuid4().hex[:8]}.json"
+    async with aws_client(aws_settings_from_state(devstack.through_s3_proxy()), "s3") as s3:
+        served = ServedInstances(S3Store(s3), state["bucket"], key)
+        await counted(state)
+        await asyncio.gather(*(served.add("once.example.org") for _ in range(4)))
+        counts = await counted(state)
+        assert await served.domains() == {"once.example.org"}
+    assert {label: n for label, n in counts.items() if label.startswith("S3 ")} == {
+        "S3 GetObject": 1,
+        "S3 PutObject": 1,
     }
