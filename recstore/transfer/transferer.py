@@ -231,8 +231,8 @@ class Transferer:
             )
         if not info.readable:
             raise PermanentJobError(_not_readable(info))
+        assert opened is not None  # info is opened's
         try:
-            assert opened is not None  # info is opened's
             stored, plain_key = await self._upload(
                 destination, opened, room, path, name, expire_at, with_etag(marker, info.etag)
             )
