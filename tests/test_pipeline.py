@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from recstore.clients.aws import aws_client
 from recstore.clients.s3 import ObjectInfo, RangeCursor, RangeRequest, S3Store
-from recstore.common.errors import RemoteError
+from recstore.common.errors import PreconditionFailed, RemoteError
 from recstore.common.retry import RetryPolicy
 from recstore.crypto import FileEncryptor, PlainFileKey
 from recstore.devstack.seed import aws_settings_from_state, seed_s3, synthetic_chunks
@@ -265,3 +265,38 @@ def test_bad_arguments_are_refused() -> None:
     reader: Any = None
     with pytest.raises(ValueError, match="positive"):
         asyncio.run(anext(stream_chunks(reader, info, 0)))
+
+
+@pytest.mark.parametrize("size", [0, 1, MiB, MiB + 1, 3 * MiB + 5])
+async def test_an_object_opened_by_its_first_range_reads_as_its_head_describes_it(
+    devstack: StackProcess, store: S3Store, size: int
+) -> None:
+    """The first range's answer describes the object as its HEAD does (an empty one, which has
+    no range to send, by its HEAD), and the stream through it rebuilds the object."""
+    head, expected = await object_of(devstack, store, f"p/opened-{size}", size)
+    opened = await store.open("recordings", f"p/opened-{size}", MiB)
+    assert opened is not None
+    assert (opened.info.size, opened.info.etag, opened.info.readable) == (
+        head.size,
+        head.etag,
+        True,
+    )
+    pieces = [bytes(chunk) async for chunk in stream_chunks(opened, opened.info, MiB)]
+    opened.close()
+    assert b"".join(pieces) == expected
+    assert await store.open("recordings", f"p/opened-{size}-never-written", MiB) is None
+
+
+async def test_an_object_replaced_after_its_first_range_fails_the_read(
+    devstack: StackProcess, store: S3Store
+) -> None:
+    """The first range's ETag pins the ranges after it: a recording written anew under the
+    key once its first range was read is never stitched onto it."""
+    await object_of(devstack, store, "p/rewritten", 3 * MiB)
+    opened = await store.open("recordings", "p/rewritten", MiB)
+    assert opened is not None
+    await seed_s3(devstack.state, {"objects": [{"key": "p/rewritten", "size": 3 * MiB, "seed": 7}]})
+    with pytest.raises(PreconditionFailed):
+        async for _chunk in stream_chunks(opened, opened.info, MiB):
+            pass
+    opened.close()

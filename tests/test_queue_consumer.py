@@ -762,7 +762,9 @@ async def test_a_job_handed_back_at_the_end_of_the_grace_is_not_taken_by_our_own
     assert back.body == "interrupted"
 
 
-async def test_what_a_poll_brings_is_extended_to_the_window_at_once(queues: Queues) -> None:
+async def test_what_a_poll_brings_is_extended_to_the_window_before_its_claim_ends(
+    queues: Queues,
+) -> None:
     """The short claim of a poll never lets a running job's message go to another consumer."""
     starts: list[str] = []
 
@@ -877,3 +879,47 @@ async def test_the_file_transferers_probe_asks_the_configurator_afresh(
             await set_faults(configurator, {})
         assert await service.probe(domain, "configurator")
         assert not await service.probe(DEMO_INSTANCE, "configurator")  # configured locally
+
+
+async def test_a_job_done_within_half_the_claim_costs_no_visibility_change(
+    devstack: StackProcess,
+) -> None:
+    """Short jobs are most jobs: a message whose job ends before its claim needs extending
+    is received and deleted, two requests (counted at the dev stack's proxy). Each was
+    extended to the window as it came: a third request per job."""
+    import aiohttp
+
+    proxy = devstack.state["s3_proxy_url"]
+    counted = aws_settings_from_state({**devstack.state, "sqs_endpoint": proxy})
+
+    async def requests() -> dict[str, int]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{proxy}/_devstack/requests") as answer,
+        ):
+            counts: dict[str, int] = await answer.json()
+        return {label: n for label, n in counts.items() if label.startswith("SQS ")}
+
+    async with aws_client(counted, "sqs") as client:
+        n = next(_names)
+        work = await client.create_queue(QueueName=f"consumer-short-{n}")
+        dead = await client.create_queue(QueueName=f"consumer-short-dead-{n}")
+        queues = Queues(
+            client,
+            SqsQueue(client, work["QueueUrl"], FAST),
+            SqsQueue(client, dead["QueueUrl"], FAST),
+        )
+        for i in range(3):
+            await queues.work.send(f"short {i}")
+        seen: list[str] = []
+
+        async def quick(message: Message) -> None:
+            seen.append(message.body)
+
+        await requests()
+        await run_until(
+            consumer(queues, quick, concurrency=1, claim_seconds=10), lambda: len(seen) == 3
+        )
+        counts = await requests()
+    assert counts.get("SQS ChangeMessageVisibility", 0) == 0
+    assert counts["SQS DeleteMessage"] == 3

@@ -198,7 +198,7 @@ async def test_15011_s3_refusing_a_transfers_source(
     # (the refusal may also meet the record of served instances, which is S3's too: 15011)
     [line] = [line for line in lines_of(caplog, 15011) if line.startswith("job ")]
     assert line.startswith("job failed, retried in")
-    assert "403" in line
+    assert "AccessDenied" in line  # S3's refusal of the source's first read, named
     assert not lines_of(caplog, 15007)
 
 

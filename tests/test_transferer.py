@@ -17,7 +17,7 @@ from recstore.clients.aws import aws_client
 from recstore.clients.dracoon import DracoonClient
 from recstore.clients.dracoon_rooms import DracoonDestination, Room, RoomPaths, StoredFile
 from recstore.clients.dracoon_wire import Node
-from recstore.clients.s3 import ObjectInfo, S3Store
+from recstore.clients.s3 import OpenedObject, S3Store
 from recstore.common.errors import PermanentJobError, RemoteError
 from recstore.devstack.seed import aws_settings_from_state, seed_s3
 from recstore.transfer.keys import AccountKeys
@@ -291,17 +291,17 @@ async def test_an_archived_source_is_refused_with_what_to_do(
         assert await downloaded_sha256(reader, stored.id, True) == hashlib.sha256(data).hexdigest()
 
 
-class ArchivedAfterHead(S3Store):
+class ArchivedAfterOpen(S3Store):
     """The real store, and a lifecycle rule that moves each object to Glacier just after the
-    job's HEAD: the HEAD says readable, the GET is refused."""
+    job's first read of it: that read's answer says readable, the next range is refused."""
 
-    async def head(self, bucket: str, key: str) -> ObjectInfo:
-        info = await super().head(bucket, key)
+    async def open(self, bucket: str, key: str, length: int) -> OpenedObject | None:
+        opened = await super().open(bucket, key, length)
         source = {"Bucket": bucket, "Key": key}
         await self._client.copy_object(
             Bucket=bucket, Key=key, CopySource=source, StorageClass="GLACIER"
         )
-        return info
+        return opened
 
 
 async def test_a_source_archived_while_it_is_copied_is_refused_with_what_to_do(
@@ -311,7 +311,7 @@ async def test_a_source_archived_while_it_is_copied_is_refused_with_what_to_do(
     tag, key, _ = await recording(state, "cooling", 6 * MiB)
     parent = state["dracoon_parent_room_id"]
     request = job_request(tag, [key], f"Cooling {tag}", parent)
-    (refused,) = await run_job(state, request, remove=True, store=ArchivedAfterHead)
+    (refused,) = await run_job(state, request, remove=True, store=ArchivedAfterOpen)
     assert isinstance(refused, PermanentJobError)
     assert f"s3://recordings/{key} went to an archive tier while it was copied" in str(refused)
     assert "restore it (S3 restore-object), then redrive the job" in str(refused)

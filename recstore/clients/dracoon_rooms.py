@@ -3,8 +3,8 @@
 Translation: DRACOON's nodes into the transfer's small types (:class:`Room`,
 :class:`StoredFile`, defined here so that the transfer, above this layer, imports them and
 this adapter satisfies its Protocol without importing it), and the job's marker
-into the node's notes (searched among the room's files whose names start like the upload's,
-since a name conflict may have renamed it to ``name (1).ext``).
+into the node's notes (searched among the room's files whose names contain the upload's stem,
+since a name conflict may have renamed it to ``name (1).ext``: :func:`autorenamed`).
 
 Room paths are remembered across jobs (:class:`RoomPaths`): looking one up costs a request per
 level, every job, for rooms that rarely change. A room a user deleted is noticed at the first
@@ -18,7 +18,7 @@ AccountKeys`: the client only fetches them) and handed in as ``private_keys``.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -121,15 +121,14 @@ class DracoonDestination(Generic[KeyT]):
             self.rooms.put(key, room)
         return room
 
-    async def files_marked(self, room_id: int, name: str, marker: str) -> list[StoredFile]:
-        """The room's files carrying ``marker``; :class:`RoomGone` when the room, known from
-        an earlier job, no longer exists."""
-        stem = name.rsplit(".", 1)[0] if "." in name else name
+    async def files_named_like(self, room_id: int, name: str) -> list[StoredFile]:
+        """The room's files whose names contain ``name``'s stem: the file itself, the names
+        DRACOON gave copies it renamed (``name (1).ext``), and any other that matches;
+        :class:`RoomGone` when the room, known from an earlier job, no longer exists."""
         found = []
         try:
-            async for node in self.client.nodes(room_id, f"type:eq:file|name:cn:{stem}"):
-                if (node.notes or "").startswith(marker):
-                    found.append(_stored(node))
+            async for node in self.client.nodes(room_id, f"type:eq:file|name:cn:{_stem(name)}"):
+                found.append(_stored(node))
         except NotFound as exc:
             if self.rooms.forget_room(*self._account, room_id):
                 raise RoomGone(room_id) from exc
@@ -178,6 +177,24 @@ class DracoonDestination(Generic[KeyT]):
 
     async def set_file_keys(self, items: Sequence[Mapping[str, Any]]) -> None:
         await self.client.set_file_keys(items)
+
+
+def autorenamed(name: str, taken: Collection[str]) -> str:
+    """The name DRACOON gives a file uploaded as ``name`` (resolution ``autorename``) into a
+    room whose files have the names ``taken``: ``name`` if free, else ``stem (n).ext`` with the
+    smallest free ``n``."""
+    if name not in taken:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    stem, ext = (stem, dot + ext) if dot else (name, "")
+    counter = 1
+    while f"{stem} ({counter}){ext}" in taken:
+        counter += 1
+    return f"{stem} ({counter}){ext}"
+
+
+def _stem(name: str) -> str:
+    return name.rsplit(".", 1)[0] if "." in name else name
 
 
 def _stored(node: Node) -> StoredFile:

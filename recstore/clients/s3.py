@@ -30,12 +30,18 @@ import hashlib
 import logging
 import re
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from recstore.clients.aws_errors import NoSuchBucket, aws_errors
 from recstore.common import events
-from recstore.common.errors import Conflict, NotFound, PreconditionFailed, RemoteError
+from recstore.common.errors import (
+    ArchivedObject,
+    Conflict,
+    NotFound,
+    PreconditionFailed,
+    RemoteError,
+)
 from recstore.common.retry import RetryPolicy, call_with_retry
 
 log = logging.getLogger(__name__)
@@ -167,12 +173,15 @@ class RangeCursor:
     A read may send the GET for the range after it first (``next_length``), so S3's wait for
     that range's first byte passes while this one's bytes arrive; the next read takes that
     answer. Closing the cursor drops a GET sent for a range that is then never read.
+    ``first`` is an answer already had for the first range (:meth:`S3Store.open`).
     """
 
-    def __init__(self, store: S3Store, source: ObjectInfo) -> None:
+    def __init__(
+        self, store: S3Store, source: ObjectInfo, first: RangeRequest | None = None
+    ) -> None:
         self._store = store
         self._source = source
-        self._ahead: RangeRequest | None = None
+        self._ahead: RangeRequest | None = first
         #: Where the next read starts.
         self.offset = 0
 
@@ -199,6 +208,27 @@ class RangeCursor:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class OpenedObject:
+    """An object described by the answer to a GET of its first range, that answer kept for
+    the first read (:meth:`S3Store.open`): a reader of the object
+    (:class:`~recstore.transfer.pipeline.RangeReader`) whose first cursor starts with it.
+    Closing it drops the answer if no read took it."""
+
+    def __init__(self, store: S3Store, info: ObjectInfo, first: RangeRequest | None) -> None:
+        self._store = store
+        self.info = info
+        self._first = first
+
+    def ranges(self, source: ObjectInfo) -> RangeCursor:
+        first, self._first = (self._first, None) if source == self.info else (None, self._first)
+        return RangeCursor(self._store, source, first)
+
+    def close(self) -> None:
+        if self._first is not None:
+            self._first.discard()
+            self._first = None
 
 
 def part_digest(data: bytes | bytearray | memoryview) -> bytes:
@@ -264,6 +294,45 @@ class S3Store:
             return await self.head(bucket, key)
         except NotFound:
             return None
+
+    async def open(self, bucket: str, key: str, length: int) -> OpenedObject | None:
+        """The object, described by the answer to a GET of its first ``length`` bytes (its
+        size from ``Content-Range``, its ETag, storage class and restore state from the
+        headers); None when it does not exist. The answer's body waits for the first read.
+
+        A job's HEAD cost a round trip before every copy; the first GET is sent anyway. It
+        is the one read not pinned by ``If-Match``: its ETag is the one the later ranges are
+        pinned to. A HEAD describes the object where the GET cannot: an empty one (S3 has
+        no range of it to send: 416), an archived one (refused: ``InvalidObjectState``, and
+        only the HEAD tells whether a restore runs), and one from a server that ignored the
+        range (its reads then fail, as they would after a HEAD).
+        """
+
+        async def call() -> Any:
+            with aws_errors(REMOTE, f"read of s3://{bucket}/{key}"):
+                return await self._client.get_object(
+                    Bucket=bucket, Key=key, Range=f"bytes=0-{max(length, 1) - 1}"
+                )
+
+        try:
+            answer = await call_with_retry(call, remote=REMOTE, policy=self._policy)
+        except NotFound:
+            return None
+        except ArchivedObject:
+            return OpenedObject(self, await self.head(bucket, key), None)
+        except RemoteError as exc:
+            if exc.status != 416:
+                raise
+            return OpenedObject(self, await self.head(bucket, key), None)
+        total = str(answer.get("ContentRange") or "").rpartition("/")[2]
+        if not total.isdigit():
+            answer["Body"].close()
+            return OpenedObject(self, await self.head(bucket, key), None)
+        info = replace(_object_info(bucket, key, answer), size=int(total))
+        first = asyncio.get_running_loop().create_future()
+        first.set_result(answer)
+        end = min(max(length, 1), info.size)
+        return OpenedObject(self, info, RangeRequest(0, end, first))
 
     def ranges(self, source: ObjectInfo) -> RangeCursor:
         """A cursor reading ``source`` in consecutive ranges from its start."""

@@ -260,17 +260,23 @@ async def share_missing_keys(
     only the pairs that stay at its front: those that could not be served, and those already
     written (in a dry run, or by a server that keeps listing keys it accepted). Each round
     writes a pair not written before or ends the loop, so none of them can spin it.
+
+    For one file (a transfer's, ``file_id``), a page that held the rest of the list (its
+    ``range.total``) ends the loop once written: asking again only to hear "none" cost a
+    request per transfer job (a file's few members fit one page). The DracoonGlobalSharer's
+    runs, which ask again, still notice a server that keeps listing keys it accepted, and
+    serve keys that went missing meanwhile.
     """
     resolver = MissingKeyResolver(known=known_keys)
     report = ShareReport()
     passed: set[tuple[int, int]] = set()
     written: set[tuple[int, int]] = set()
     while True:
-        page = await server.missing_file_keys_page(
-            offset=len(passed), room_id=room_id, file_id=file_id
-        )
+        offset = len(passed)
+        page = await server.missing_file_keys_page(offset=offset, room_id=room_id, file_id=file_id)
         if not page.items:
             return report
+        last = file_id is not None and 0 < page.range.total <= offset + len(page.items)
         if resolver.needs_private_keys(page):
             resolver.private_keys = await server.private_keys()
         result = resolver.grants_for_page(page)
@@ -310,3 +316,5 @@ async def share_missing_keys(
         report.written += len(grants)
         report.files.update(g.file_id for g in grants)
         report.users.update(g.user_id for g in grants)
+        if last:
+            return report

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol
 
-from recstore.clients.dracoon_rooms import Room, RoomGone, StoredFile
-from recstore.clients.s3 import MIN_PART_SIZE, ObjectInfo
+from recstore.clients.dracoon_rooms import Room, RoomGone, StoredFile, autorenamed
+from recstore.clients.s3 import MIN_PART_SIZE, ObjectInfo, OpenedObject
 from recstore.common import events, metrics
 from recstore.common.errors import ArchivedObject, PermanentJobError, RemoteError
 from recstore.common.progress import PROGRESS
@@ -43,9 +43,10 @@ from recstore.transfer.rooms import RoomPlan
 log = logging.getLogger(__name__)
 
 
-class Source(RangeReader, Protocol):
-    async def find(self, bucket: str, key: str) -> ObjectInfo | None:
-        """The object's HEAD; None when it does not exist."""
+class Source(Protocol):
+    async def open(self, bucket: str, key: str, length: int) -> OpenedObject | None:
+        """The object as the answer to a GET of its first ``length`` bytes describes it, that
+        answer kept for the first read; None when it does not exist."""
         ...
 
     async def delete(self, bucket: str, key: str, etag: str | None = None) -> None: ...
@@ -56,8 +57,8 @@ class Destination(KeyServer, Protocol):
 
     async def ensure_room_path(self, parent_id: int, names: Sequence[str]) -> Room: ...
 
-    async def files_marked(self, room_id: int, name: str, marker: str) -> list[StoredFile]:
-        """The files named like ``name`` whose notes start with ``marker``."""
+    async def files_named_like(self, room_id: int, name: str) -> list[StoredFile]:
+        """The room's files whose names contain ``name``'s stem (``name (1).ext`` too)."""
         ...
 
     async def remove_file(self, file_id: int) -> None: ...
@@ -157,6 +158,9 @@ class Transferer:
         self._chunk_size = chunk_size
         self._remove = remove_after_transferring
         self._clock = clock
+        #: The first range read of each source: the smallest S3 part, so the upload starts
+        #: soonest (or a whole chunk, if smaller); its GET describes the source.
+        self._first_chunk = min(chunk_size, MIN_PART_SIZE)
 
     async def run(self, request: TransferRequest, destination: Destination) -> TransferReport:
         report = TransferReport()
@@ -167,28 +171,35 @@ class Transferer:
         for key in request.keys:
             name = file_name(key)
             marker = marker_for(request.job_id, request.bucket, key)
-            # None: removed after an earlier, complete run; each target is checked for it
-            info = await self._source.find(request.bucket, key)
-            if info is not None:
-                present.append(info)
-            recording = _Recording(key, name, marker, info)
-            for plan, expire_at in plans:
-                room = await destination.ensure_room_path(request.parent_room_id, plan.segments)
-                args = (destination, request.bucket, recording, plan, expire_at)
-                try:
-                    stored = await self._into_room(*args, room, report, known_keys)
-                except RoomGone:  # once: a room gone again right after its creation fails the job
+            # None: removed after an earlier, complete run; each target is checked for it.
+            # Its first range is asked for now: the answer describes it (no HEAD first).
+            opened = await self._source.open(request.bucket, key, self._first_chunk)
+            if opened is not None:
+                present.append(opened.info)
+            recording = _Recording(key, name, marker, opened)
+            try:
+                for plan, expire_at in plans:
                     room = await destination.ensure_room_path(request.parent_room_id, plan.segments)
-                    stored = await self._into_room(*args, room, report, known_keys)
-                if room.encrypted:
-                    shared = await share_missing_keys(
-                        destination,
-                        file_id=stored.id,
-                        known_keys=known_keys,
-                        error_event=events.TRANSFER_ERROR,
-                    )
-                    report.keys_shared += shared.written
-                    report.keys_skipped += shared.skipped
+                    args = (destination, request.bucket, recording, plan, expire_at)
+                    try:
+                        stored = await self._into_room(*args, room, report, known_keys)
+                    except RoomGone:  # once: gone again right after its creation fails the job
+                        room = await destination.ensure_room_path(
+                            request.parent_room_id, plan.segments
+                        )
+                        stored = await self._into_room(*args, room, report, known_keys)
+                    if room.encrypted:
+                        shared = await share_missing_keys(
+                            destination,
+                            file_id=stored.id,
+                            known_keys=known_keys,
+                            error_event=events.TRANSFER_ERROR,
+                        )
+                        report.keys_shared += shared.written
+                        report.keys_skipped += shared.skipped
+            finally:
+                if opened is not None:
+                    opened.close()  # the first range's answer, if no upload read it
         if self._remove:
             await self._remove_sources(present, report)
         return report
@@ -205,9 +216,11 @@ class Transferer:
         known_keys: dict[int, PlainFileKey],
     ) -> StoredFile:
         """The room's copy of the recording: the one an earlier run stored, or a new one."""
-        key, name, marker, info = recording
+        key, name, marker, opened = recording
+        info = recording.info
         path = "/".join(plan.segments)
-        copies = await _copies(destination, room, name, marker, info)
+        named_like = await destination.files_named_like(room.id, name)
+        copies = _copies(named_like, marker, info)
         if copies:
             report.already_there.append((key, path, copies[0].id))
             return copies[0]
@@ -218,9 +231,10 @@ class Transferer:
             )
         if not info.readable:
             raise PermanentJobError(_not_readable(info))
+        assert opened is not None  # info is opened's
         try:
             stored, plain_key = await self._upload(
-                destination, info, room, path, name, expire_at, with_etag(marker, info.etag)
+                destination, opened, room, path, name, expire_at, with_etag(marker, info.etag)
             )
         except Exception as exc:
             events.emit(
@@ -239,7 +253,10 @@ class Transferer:
         if plain_key is not None:
             known_keys[stored.id] = plain_key
         report.bytes += stored.size
-        earlier = await _earlier_copy(destination, room, name, marker, info, stored)
+        if stored.name == autorenamed(name, {f.name for f in named_like}):
+            earlier = None  # the name the room's files left it: no twin came first (see below)
+        else:
+            earlier = await _earlier_copy(destination, room, name, marker, info, stored)
         if earlier is None:
             report.uploaded.append((key, path, stored.id))
             return stored
@@ -280,7 +297,7 @@ class Transferer:
     async def _upload(
         self,
         destination: Destination,
-        info: ObjectInfo,
+        opened: OpenedObject,
         room: Room,
         path: str,
         name: str,
@@ -289,11 +306,12 @@ class Transferer:
     ) -> tuple[StoredFile, PlainFileKey | None]:
         """Upload one object; the stored file, and its plain file key when it is encrypted."""
         started = time.monotonic()
-        reader: RangeReader = self._source
+        info = opened.info
+        reader: RangeReader = opened
         encrypted: EncryptedSource | None = None
         completed_file_key: Callable[[], Mapping[str, Any]] | None = None
         if room.encrypted:
-            reader = encrypted = EncryptedSource(self._source, FileEncryptor(generate_file_key()))
+            reader = encrypted = EncryptedSource(opened, FileEncryptor(generate_file_key()))
             own_key = dict(await destination.own_public_key())
 
             def completed_file_key() -> Mapping[str, Any]:
@@ -309,7 +327,7 @@ class Transferer:
                 info,
                 self._chunk_size,
                 progress=progress.advance,
-                first_chunk=MIN_PART_SIZE,  # the smallest S3 part: the upload starts soonest
+                first_chunk=self._first_chunk,
             )
             async with contextlib.aclosing(chunks):
                 stored = await destination.upload(
@@ -338,12 +356,10 @@ class Transferer:
         return stored, (None if encrypted is None else encrypted.file_key)
 
 
-async def _copies(
-    destination: Destination, room: Room, name: str, marker: str, info: ObjectInfo | None
-) -> list[StoredFile]:
-    """The room's copies of the recording ``marker`` and ``info`` name, the earliest first."""
-    found = await destination.files_marked(room.id, name, marker)
-    return sorted((f for f in found if same_recording(f, marker, info)), key=lambda f: f.id)
+def _copies(files: Sequence[StoredFile], marker: str, info: ObjectInfo | None) -> list[StoredFile]:
+    """The copies among ``files`` of the recording ``marker`` and ``info`` name, the earliest
+    first."""
+    return sorted((f for f in files if same_recording(f, marker, info)), key=lambda f: f.id)
 
 
 async def _earlier_copy(
@@ -359,7 +375,16 @@ async def _earlier_copy(
     A producer may send a job twice, and two daemons may then run it at once: both find
     nothing marked, and both upload. DRACOON numbers nodes as it creates them, so the run
     whose copy came later sees the other's lower id and removes its own, and the other
-    sees no earlier one and keeps its own. Only this run's own copy is ever removed, and
+    sees no earlier one and keeps its own.
+
+    The caller asks only when the room's files, as listed before the upload, do not explain
+    our copy's name. DRACOON names a file and numbers it in one step as it completes the
+    upload, renaming it (``autorename``) when the name is taken: a twin completed between
+    that listing and ours would hold the name ours was due, so ours got another. (Only a
+    similarly named file removed in those seconds could hide a twin: both copies then stay,
+    a duplicate, nothing lost.) A short recording's job so lists its room once, not twice.
+
+    Only this run's own copy is ever removed, and
     only in favour of a complete one of the same source version. When DRACOON refuses the
     removal (no ``delete`` permission) or the room cannot be listed, both copies stay (a
     duplicate, nothing lost) and the job succeeds. When the removal's outcome is unknown
@@ -367,9 +392,8 @@ async def _earlier_copy(
     marker and reports that one, so no report names a file that may be gone.
     """
     try:
-        earlier = [
-            c for c in await _copies(destination, room, name, marker, info) if c.id < stored.id
-        ]
+        named_like = await destination.files_named_like(room.id, name)
+        earlier = [c for c in _copies(named_like, marker, info) if c.id < stored.id]
     except RemoteError as exc:
         events.emit(
             log,
@@ -441,7 +465,8 @@ def _not_readable(info: ObjectInfo) -> str:
 
 def _archived_while_read(info: ObjectInfo, exc: Exception) -> str | None:
     """The reason for a read that S3 refused because the object went to an archive tier after
-    its HEAD (a lifecycle transition in between); None for any other failure."""
+    the job's first read of it (a lifecycle transition in between); None for any other
+    failure."""
     if not isinstance(exc, ArchivedObject):
         return None
     return (
@@ -451,9 +476,14 @@ def _archived_while_read(info: ObjectInfo, exc: Exception) -> str | None:
 
 
 class _Recording(NamedTuple):
-    """One key of a job: its file name, the marker of its copies, its HEAD (None: gone)."""
+    """One key of a job: its file name, the marker of its copies, the source as opened
+    (None: gone)."""
 
     key: str
     name: str
     marker: str
-    info: ObjectInfo | None
+    opened: OpenedObject | None
+
+    @property
+    def info(self) -> ObjectInfo | None:
+        return None if self.opened is None else self.opened.info

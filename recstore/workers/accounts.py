@@ -127,6 +127,9 @@ class ServedInstances:
         self._bucket = bucket or ""
         self._key = key
         self._written: set[str] = set()  # already in the shared list: no write per job
+        # One domain recorded at a time: a pool's first jobs, which start together, would
+        # each read the list (and race to write it) for the domain the first one records.
+        self._adding = asyncio.Lock()
 
     @classmethod
     def of(cls, settings: Settings, store: S3Store | None) -> ServedInstances:
@@ -142,6 +145,12 @@ class ServedInstances:
             return
         if domain in self._written:
             return
+        async with self._adding:
+            if domain not in self._written:
+                await self._record(domain)
+
+    async def _record(self, domain: str) -> None:
+        assert self._store is not None
         try:
             for _ in range(5):  # another replica may write between our read and our write
                 current, etag = await self._read()

@@ -131,12 +131,14 @@ class TransferService:
         await client.request("GET", "/v4/user/account")
         return True
 
-    async def run_job(self, job: TransferJob) -> TransferReport:
+    async def run_job(self, job: TransferJob, first_delivery: bool = False) -> TransferReport:
+        """Run ``job``; ``first_delivery``: its message comes for the first time (SQS's
+        receive count), so no earlier attempt of it left upload channels to look for first."""
         lock = self._running.setdefault(job.job_id, asyncio.Lock())
         async with lock:
-            return await self._run_job(job)
+            return await self._run_job(job, first_delivery)
 
-    async def _run_job(self, job: TransferJob) -> TransferReport:
+    async def _run_job(self, job: TransferJob, first_delivery: bool) -> TransferReport:
         assert self.resolver is not None
         assert self.accounts is not None
         assert self.transferer is not None
@@ -157,7 +159,7 @@ class TransferService:
         )
         keys = await self.accounts.keys(self.accounts.account_for(dracoon))
         client = keys.client
-        channels = await self._cancel_left_open(job.job_id, client)
+        channels = await self._channels(job.job_id, client, first_delivery)
         request = TransferRequest(
             job_id=job.job_id,
             bucket=job.bucket,
@@ -168,24 +170,20 @@ class TransferService:
         destination = DracoonDestination(client, keys.private_keys, channels, self.rooms)
         return await self.transferer.run(request, destination)
 
-    async def _cancel_left_open(self, job_id: str, client: DracoonClient) -> ChannelLog | None:
-        """Cancel the upload channels an earlier attempt of the job left open (it was killed
-        mid-upload); this attempt owns the job now. None when leases are off (no bucket)."""
+    async def _channels(
+        self, job_id: str, client: DracoonClient, first_delivery: bool
+    ) -> ChannelLog | None:
+        """The record of the job's upload channels, those an earlier attempt of it left open
+        (it was killed mid-upload) cancelled: now, or on a first delivery only where the first
+        write finds a record (:class:`ChannelLog`). None when leases are off (no bucket)."""
         leases = self.settings.leases
         if self.s3 is None or not leases.shared or leases.bucket is None:
             return None
-        channels = ChannelLog(self.s3, leases.bucket, leases.prefix, job_id)
-        left = await channels.left_open()
-        for upload_id in left:
-            await client.cancel_upload(upload_id)
-        if left:
-            await channels.forget()
-            events.emit(
-                log,
-                events.TRANSFER_STATUS,
-                "cancelled %d upload channel(s) an earlier attempt left open",
-                len(left),
-            )
+        channels = ChannelLog(self.s3, leases.bucket, leases.prefix, job_id, client.cancel_upload)
+        if first_delivery:
+            channels.first_attempt()
+        else:
+            await channels.cancel_left_open()
         return channels
 
 
@@ -217,7 +215,7 @@ class FileTransferer:
             dead = SqsQueue(service.sqs, settings.queue_url(config.dead_letter_queue))
 
             async def handle(job: TransferJob, message: Message) -> None:
-                report = await service.run_job(job)
+                report = await service.run_job(job, first_delivery=message.receive_count == 1)
                 events.emit(
                     log,
                     events.TRANSFER_STATUS,

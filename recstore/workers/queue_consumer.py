@@ -7,7 +7,9 @@ Rules, in the order a message meets them:
 * Decode each message into the worker's typed job as it arrives, once. One that does not
   decode (:class:`~recstore.common.errors.PermanentJobError`) goes to the dead-letter queue
   with the reason at once and never takes a slot: the handler only ever sees decoded jobs.
-* While a job runs, a heartbeat extends the message's visibility every third of the window.
+* While a job runs, a heartbeat extends the message's visibility: first before the poll's
+  short claim ends (at half of it), then every third of the window. A job done within half
+  the claim (a short recording's) never needs an extension: a request per job saved.
 * Success: delete the message (shielded from cancellation, so a finished job is never redone
   because shutdown raced the delete).
 * :class:`~recstore.common.errors.PermanentJobError`: send the body to the dead-letter queue
@@ -21,8 +23,12 @@ Rules, in the order a message meets them:
 Stopping cancels an open long poll at once, so an idle worker returns in milliseconds. SQS
 keeps serving a poll whose caller went away and may hand it a message nobody will process, so
 every poll claims what it takes for ``claim_seconds`` only (a few seconds) and the consumer
-extends each message it really got to the full window right away: what an abandoned poll took
-is visible again after the claim, a message handed back at stop is never hidden for a window.
+extends each message it really got to the full window before that claim ends (the job's
+heartbeat): what an abandoned poll took is visible again after the claim, a message handed
+back at stop is never hidden for a window. An extension that fails is logged; the heartbeat
+tries again at its next beat, and should the claim lapse meanwhile, another consumer may
+run the job too: jobs are safe to run twice (a transfer finds its marked copy, and of two
+copies made at once the later removes itself).
 
 While SQS itself cannot be reached, the worker reports unhealthy and polls again with backoff.
 It also reports unhealthy while its jobs fail on a remote (S3, DRACOON, the configurator: a
@@ -90,8 +96,8 @@ class ConsumerSettings:
     wait_seconds: int = 20
     retry_delay_base: int = 30
     retry_delay_max: int = 900
-    #: How long a poll hides what it takes before the consumer extends it to the window: all
-    #: a message loses when the poll that took it was abandoned at stop.
+    #: How long a poll hides what it takes before the job's heartbeat extends it to the window
+    #: (at half of it): all a message loses when the poll that took it was abandoned at stop.
     claim_seconds: int = 5
     poll_backoff_initial: float = 1.0
     #: Short, so the first poll after an SQS outage comes seconds after SQS is back.
@@ -232,34 +238,13 @@ class QueueConsumer(Generic[J]):
             )
 
     async def _receive(self, free: int) -> list[Message]:
-        """Poll with a short claim, then extend what came to the full window.
-
-        A message whose extension failed is left alone: it is visible again once its claim
-        ends, for this consumer or another.
-        """
+        """Poll with a short claim; each job's heartbeat extends its message before the claim
+        ends (:meth:`_heartbeat`), so a job done sooner costs no extension."""
         messages = await self._queue.receive(
             free, self._settings.wait_seconds, self._settings.claim_seconds
         )
         metrics.SQS_RECEIVED.labels(queue=self._queue_label).inc(len(messages))
-        window = self._settings.visibility_timeout
-        extended = await asyncio.gather(
-            *(self._queue.change_visibility(message, window) for message in messages),
-            return_exceptions=True,
-        )
-        kept: list[Message] = []
-        for message, outcome in zip(messages, extended, strict=True):
-            if isinstance(outcome, BaseException):
-                events.emit(
-                    log,
-                    events.SQS_ERROR,
-                    "message %s received but not claimed (%s): it comes back in %d s",
-                    message.message_id,
-                    outcome,
-                    self._settings.claim_seconds,
-                )
-            else:
-                kept.append(message)
-        return kept
+        return messages
 
     async def _slot_freed(self) -> None:
         await asyncio.wait(list(self.in_flight.values()), return_when=asyncio.FIRST_COMPLETED)
@@ -490,9 +475,12 @@ class QueueConsumer(Generic[J]):
         metrics.SQS_DELETED.labels(queue=self._queue_label).inc()
 
     async def _heartbeat(self, message: Message, done: asyncio.Event) -> None:
-        """Extend visibility every third of the window until ``done``; never cut mid-request."""
+        """Extend visibility until ``done``: first at half the poll's claim, then every third
+        of the window; never cut mid-request."""
         window = self._settings.visibility_timeout
-        while not await sleep_unless(done, window / 3):
+        beat = min(self._settings.claim_seconds / 2, window / 3)
+        while not await sleep_unless(done, beat):
+            beat = window / 3
             try:
                 await self._queue.change_visibility(message, window)
             except RemoteError as exc:
