@@ -51,7 +51,7 @@ check: lint
 
 # Everything: lint, types, and every test (the dev stack and real processes included), on
 # PYTEST_WORKERS pytest-xdist workers (each with its own dev stack; docs/development.md).
-PYTEST_WORKERS ?= 4
+PYTEST_WORKERS ?= 6
 test: lint $(SDK_STAMP)
 	bash scripts/ensure-slapd
 	bash scripts/ensure-promtool

@@ -41,7 +41,15 @@ HOP_BY_HOP = {
     "proxy-authenticate",
     "host",
 }
-S3_CODES = {503: "ServiceUnavailable", 500: "InternalError", 429: "SlowDown", 403: "AccessDenied"}
+#: S3's error code for each status a fault injects (Amazon S3 API Reference, "Error responses":
+#: 501 is NotImplemented, which botocore and recstore do not retry; InternalError is retried).
+S3_CODES = {
+    503: "ServiceUnavailable",
+    501: "NotImplemented",
+    500: "InternalError",
+    429: "SlowDown",
+    403: "AccessDenied",
+}
 
 
 ARCHIVE_TIERS = ("ARCHIVE_ACCESS", "DEEP_ARCHIVE_ACCESS")
