@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -89,6 +90,18 @@ async def encrypted_upload(
     )
 
 
+#: Each client's unlocked key pairs, as a DRACOON client keeps them: checks that download many
+#: files as one member (the chaos runs) unlock the member's key once, not once a file (an
+#: RSA-4096 key costs a quarter CPU-second to load).
+_KEYS: weakref.WeakKeyDictionary[DracoonClient, AccountKeys] = weakref.WeakKeyDictionary()
+
+
+def _keys_of(dracoon: DracoonClient) -> AccountKeys:
+    if dracoon not in _KEYS:
+        _KEYS[dracoon] = AccountKeys(dracoon)
+    return _KEYS[dracoon]
+
+
 async def downloaded_sha256(dracoon: DracoonClient, file_id: int, encrypted: bool) -> str:
     """What a DRACOON client gets: download, and decrypt with its own key when encrypted."""
     digest = hashlib.sha256()
@@ -96,7 +109,7 @@ async def downloaded_sha256(dracoon: DracoonClient, file_id: int, encrypted: boo
     if encrypted:
         encrypted = await dracoon.user_file_key(file_id)
         version = crypto.key_pair_of_file_key(encrypted.version)
-        private_key = await AccountKeys(dracoon).private_key(version)
+        private_key = await _keys_of(dracoon).private_key(version)
         file_key = crypto.decrypt_file_key(encrypted.to_json(), private_key)
         decryptor = crypto.FileDecryptor(file_key)
     async for piece in dracoon.download(file_id):
