@@ -45,9 +45,15 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
+# Tests compile recstore once, and write bytecode even where the environment says not to
+# (PYTHONDONTWRITEBYTECODE, as this machine and some CI images set): the suite starts hundreds of
+# Python processes, and each would otherwise compile recstore from source again (measured on 2
+# cores: 163 s and 254 CPU-s without bytecode, 145 s and 214 CPU-s with it).
+PYC := PYTHONDONTWRITEBYTECODE=
+
 # The inner loop: lint, types and the tests that need neither the dev stack nor a process.
 check: lint
-	$(BIN)/pytest -m "not stack and not e2e" -q -n 2 --dist loadscope
+	$(PYC) $(BIN)/pytest -m "not stack and not e2e" -q -n 2 --dist loadscope
 
 # Everything: lint, types, and every test (the dev stack and real processes included), on
 # PYTEST_WORKERS pytest-xdist workers (each with its own dev stack; docs/development.md).
@@ -55,7 +61,8 @@ PYTEST_WORKERS ?= 6
 test: lint $(SDK_STAMP)
 	bash scripts/ensure-slapd
 	bash scripts/ensure-promtool
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadscope
+	$(BIN)/python -m compileall -q recstore
+	$(PYC) $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadscope
 
 bench: $(BENCH_STAMP)
 	@for script in $(filter-out bench/_%,$(wildcard bench/*.py)); do echo "== $$script"; $(BIN)/python $$script || exit 1; done

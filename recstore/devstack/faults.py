@@ -187,10 +187,20 @@ class FaultInjector:
             return response
         return done if done is not None else await handler(request)
 
-    def cut_point(self, request: web.Request) -> int | None:
-        """Body bytes to send before :meth:`cut`, when the plan cuts this answer short."""
+    def cut_point(self, request: web.Request, length: int | None = None) -> int | None:
+        """Body bytes to send before :meth:`cut`, when the plan cuts this answer short.
+
+        The fault is counted here, as the answer starts, not when the cut happens: answers
+        read at the same time (a client reading ahead) would otherwise all pass a ``count``
+        of faults before the first of them is cut. An answer of a known ``length`` that ends
+        before the cut point is not cut and not counted."""
         plan = self.plan
-        return plan.cut_after if plan.cut_after is not None and plan.applies_to(request) else None
+        if plan.cut_after is None or not plan.applies_to(request):
+            return None
+        if length is not None and length <= plan.cut_after:
+            return None
+        plan.injected += 1
+        return plan.cut_after
 
     def damage_point(self, request: web.Request) -> int | None:
         """The offset in the request's body of the byte to flip, when the plan damages it (one
@@ -202,8 +212,7 @@ class FaultInjector:
         return plan.damage_at
 
     def cut(self, request: web.Request) -> NoReturn:
-        """Drop the connection mid-answer (at the :meth:`cut_point`)."""
-        self.plan.injected += 1
+        """Drop the connection mid-answer (at the :meth:`cut_point`, which counted it)."""
         _drop(request)
 
     async def handle_set(self, request: web.Request) -> web.Response:

@@ -223,7 +223,7 @@ class S3FaultProxy:
             if upstream.content_length is not None:
                 response.content_length = upstream.content_length
             await response.prepare(request)
-            sent, cut = 0, self.faults.cut_point(request)
+            sent, cut = 0, self.faults.cut_point(request, upstream.content_length)
             async for piece in upstream.content.iter_chunked(1024 * 1024):
                 if cut is not None and sent + len(piece) >= cut:
                     await response.write(piece[: cut - sent])
