@@ -62,6 +62,7 @@ test: lint $(SDK_STAMP)
 	bash scripts/ensure-slapd
 	bash scripts/ensure-promtool
 	$(BIN)/python -m compileall -q recstore
+	$(PYC) $(BIN)/pytest --collect-only -q -p no:cacheprovider > /dev/null  # tests rewritten once
 	$(PYC) $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadscope
 
 bench: $(BENCH_STAMP)
