@@ -28,7 +28,9 @@ import argparse
 import random
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the suite's helpers: one way to check what landed
@@ -40,6 +42,18 @@ from tests.chaos_helpers import (  # noqa: E402
     run_chaos,
 )
 from tests.conftest import StackProcess  # noqa: E402
+
+T = TypeVar("T")
+
+
+def on_own_stack(prefix: str, run: Callable[[StackProcess, Path], T]) -> T:
+    """``run`` on a dev stack of its own, stopped afterwards, in a temporary folder."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        stack = StackProcess(Path(tmp))
+        try:
+            return run(stack, Path(tmp))
+        finally:
+            stack.stop()
 
 
 def main() -> None:
@@ -57,24 +71,16 @@ def main() -> None:
     broken = False
     if args.jobs:
         plan = ChaosPlan(replicas=args.replicas, jobs=args.jobs, kills=args.kills, seed=seed)
-        with tempfile.TemporaryDirectory(prefix="recstore-chaos-") as tmp:
-            stack = StackProcess(Path(tmp))
-            try:
-                result = run_chaos(stack, Path(tmp), plan)
-            finally:
-                stack.stop()
+        result = on_own_stack("recstore-chaos-", lambda stack, tmp: run_chaos(stack, tmp, plan))
         print(result.summary())
         broken = report(result.problems) or broken
     if args.archive:
         archive = ArchiveChaosPlan(
             replicas=args.replicas, entries=args.archive, kills=args.archive_kills, seed=seed
         )
-        with tempfile.TemporaryDirectory(prefix="recstore-chaos-archive-") as tmp:
-            stack = StackProcess(Path(tmp))
-            try:
-                outcome = run_archive_chaos(stack, Path(tmp), archive)
-            finally:
-                stack.stop()
+        outcome = on_own_stack(
+            "recstore-chaos-archive-", lambda stack, tmp: run_archive_chaos(stack, tmp, archive)
+        )
         print(outcome.summary())
         broken = report(outcome.problems) or broken
     sys.exit(1 if broken else 0)

@@ -240,7 +240,7 @@ class Run:
                 async def chunks(encrypted: bytes = encrypted) -> Any:
                     yield memoryview(encrypted)
 
-                node = await dracoon.upload(
+                node = await dracoon.uploads.upload(
                     room_ids[room], "talk.mp4", len(data), chunks(), file_key=file_key
                 )
                 await share_missing_keys(

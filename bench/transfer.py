@@ -144,7 +144,7 @@ class Bench(Stack):
 
         async with self.http() as http, DracoonClient(self.account(), http) as dracoon:
             started = time.perf_counter()
-            await dracoon.upload(room, f"raw-{path.name}", size, chunks())
+            await dracoon.uploads.upload(room, f"raw-{path.name}", size, chunks())
             return size / (time.perf_counter() - started) / MB
 
     # (p)
@@ -163,7 +163,7 @@ class Bench(Stack):
                     async for piece in body.iter_chunks(CHUNK):
                         yield piece
 
-            await dracoon.upload(room, f"pipe-{key}", size, chunks())
+            await dracoon.uploads.upload(room, f"pipe-{key}", size, chunks())
             return size / (time.perf_counter() - started) / MB
 
     # (c)

@@ -80,7 +80,7 @@ async def encrypted_upload(
         async for piece in pieces(data, chunk):
             yield encryptor.update(piece)
 
-    return await dracoon.upload(
+    return await dracoon.uploads.upload(
         room_id,
         name,
         len(data),

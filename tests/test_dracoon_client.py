@@ -111,7 +111,7 @@ async def test_plain_room_upload(
     await admin(state, "settings", {"useS3Storage": direct_s3})
     room_id = await plain_room(state, "alice")
     data = os.urandom(7 * MiB + 3)
-    node = await service.upload(room_id, "plain.bin", len(data), pieces(data, 2 * MiB))
+    node = await service.uploads.upload(room_id, "plain.bin", len(data), pieces(data, 2 * MiB))
     assert node.is_encrypted is False
     async with client(state, "alice") as reader:
         assert await downloaded_sha256(reader, node.id, False) == hashlib.sha256(data).hexdigest()
@@ -123,7 +123,7 @@ async def test_an_encrypted_room_refuses_a_file_without_key(
     room = await fresh_room(service, state)
     open_before = (await stand_in_state(state))["openUploads"]  # other tests' interrupted ones
     with pytest.raises(DracoonError) as caught:
-        await service.upload(room.id, "x", 3, pieces(b"abc", 3))
+        await service.uploads.upload(room.id, "x", 3, pieces(b"abc", 3))
     assert caught.value.error_code == -40763
     assert not caught.value.transient
     assert (await stand_in_state(state))["openUploads"] == open_before  # this one was cancelled
@@ -198,7 +198,9 @@ async def test_each_part_url_is_asked_for_while_the_part_before_uploads(
     await admin(state, "faults", {"latency_ms": 200, "methods": ["PUT"], "path_pattern": "^/_s3/"})
     name = f"early-urls-{known}.bin"
     data = os.urandom(3 * 6 * MiB + 1)  # three full parts and a 1-byte last one
-    node = await service.upload(room_id, name, len(data) if known else None, pieces(data, 6 * MiB))
+    node = await service.uploads.upload(
+        room_id, name, len(data) if known else None, pieces(data, 6 * MiB)
+    )
     assert node.size == len(data)
     steps = next(u for u in (await stand_in_state(state))["uploads"] if u["name"] == name)["steps"]
     assert [s for s in steps if s.startswith("part")] == ["part 1", "part 2", "part 3", "part 4"]
@@ -218,7 +220,7 @@ async def test_an_object_too_large_for_s3s_part_limit_goes_up_in_larger_parts(
     room_id = await plain_room(state)
     name = f"few-parts-{next(_names)}.bin"
     data = os.urandom(4 * 6 * MiB + 1)  # five parts at 6 MiB
-    node = await service.upload(room_id, name, len(data), pieces(data, 6 * MiB))
+    node = await service.uploads.upload(room_id, name, len(data), pieces(data, 6 * MiB))
     steps = next(u for u in (await stand_in_state(state))["uploads"] if u["name"] == name)["steps"]
     assert [s for s in steps if s.startswith("part")] == ["part 1", "part 2", "part 3"]
     assert await downloaded_sha256(service, node.id, False) == hashlib.sha256(data).hexdigest()
@@ -288,7 +290,7 @@ async def test_an_upload_the_server_stops_reading_fails_the_attempt(
     data = bytes(48 * MiB)
     async with impatient as dracoon:
         with pytest.raises(DracoonError, match="upload failed: ClientOSError") as caught:
-            await dracoon.upload(room_id, "stalled.bin", len(data), pieces(data, len(data)))
+            await dracoon.uploads.upload(room_id, "stalled.bin", len(data), pieces(data, len(data)))
     assert caught.value.transient
     await admin(state, "faults", {})
     nodes = (await stand_in_state(state))["nodes"]
@@ -402,7 +404,7 @@ async def test_a_failing_stream_cancels_its_upload(
         raise OSError("source vanished")
 
     with pytest.raises(OSError, match="source vanished"):
-        await service.upload(room.id, "broken.mp4", 12 * MiB, broken(), file_key=lambda: {})
+        await service.uploads.upload(room.id, "broken.mp4", 12 * MiB, broken(), file_key=lambda: {})
     assert (await stand_in_state(state))["openUploads"] == open_before
 
 
@@ -521,7 +523,7 @@ async def test_an_upload_dracoon_is_finishing_is_not_cancelled(state: dict[str, 
     impatient = DracoonClient(account(state), policy=FAST, upload_poll_timeout=0)
     async with impatient as dracoon:
         with pytest.raises(DracoonError, match="did not finish the upload in time"):
-            await dracoon.upload(room_id, "finishing.bin", len(data), pieces(data, 6 * MiB))
+            await dracoon.uploads.upload(room_id, "finishing.bin", len(data), pieces(data, 6 * MiB))
 
     async def landed() -> list[dict[str, Any]]:
         nodes = (await stand_in_state(state))["nodes"]
@@ -621,14 +623,14 @@ async def test_an_upload_dracoon_failed_to_finish_is_worth_redoing(
     room_id = await plain_room(state)
     await admin(state, "settings", {"failFinishing": ["unlucky.bin"]})
     with pytest.raises(DracoonError) as caught:
-        await service.upload(room_id, "unlucky.bin", 3, pieces(b"abc", 3))
+        await service.uploads.upload(room_id, "unlucky.bin", 3, pieces(b"abc", 3))
     assert (caught.value.status, caught.value.error_code) == (504, -90027)
     assert caught.value.transient
-    node = await service.upload(room_id, "unlucky.bin", 3, pieces(b"abc", 3))  # redone
+    node = await service.uploads.upload(room_id, "unlucky.bin", 3, pieces(b"abc", 3))  # redone
     assert node.size == 3
     await admin(state, "settings", {"finishSeconds": 0.5})
-    first = service.upload(room_id, "taken.bin", 1, pieces(b"a", 1), resolution="fail")
-    second = service.upload(room_id, "taken.bin", 1, pieces(b"b", 1), resolution="fail")
+    first = service.uploads.upload(room_id, "taken.bin", 1, pieces(b"a", 1), resolution="fail")
+    second = service.uploads.upload(room_id, "taken.bin", 1, pieces(b"b", 1), resolution="fail")
     outcomes = await asyncio.gather(first, second, return_exceptions=True)
     refused = [o for o in outcomes if isinstance(o, DracoonError)]
     assert [(e.status, e.error_code, e.transient) for e in refused] == [(409, -40010, False)]

@@ -27,15 +27,14 @@ import base64
 import contextlib
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import aiohttp
 from pydantic import SecretStr
 
-from recstore.clients.dracoon_uploads import ChannelRecord, UploadChannels
+from recstore.clients.dracoon_uploads import UploadChannels
 from recstore.clients.dracoon_wire import (
     NO_KEY_PAIR,
     REMOTE,
@@ -121,7 +120,8 @@ class DracoonClient:
         self._path_locks: weakref.WeakValueDictionary[tuple[int, str], asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
-        self._uploads = UploadChannels(self, policy, upload_poll_timeout)
+        #: Upload channels (S3 direct and legacy): ``client.uploads.upload(...)``.
+        self.uploads = UploadChannels(self, policy, upload_poll_timeout)
 
     def __repr__(self) -> str:
         return f"DracoonClient(url={self._base!r}, login={self.account.login!r})"
@@ -370,38 +370,6 @@ class DracoonClient:
             offset += len(page.items)
             if not page.items or offset >= page.range.total:
                 return users
-
-    # -- uploads (recstore.clients.dracoon_uploads) --
-
-    async def upload(
-        self,
-        parent_id: int,
-        name: str,
-        size: int | None,
-        chunks: AsyncIterator[bytes | bytearray | memoryview],
-        *,
-        expire_at: datetime | None = None,
-        notes: str | None = None,
-        file_key: Callable[[], Mapping[str, Any]] | None = None,
-        resolution: str = "autorename",
-        channels: ChannelRecord | None = None,
-    ) -> Node:
-        """Upload ``chunks`` as file ``name``; the new node (:meth:`UploadChannels.upload`)."""
-        return await self._uploads.upload(
-            parent_id,
-            name,
-            size,
-            chunks,
-            expire_at=expire_at,
-            notes=notes,
-            file_key=file_key,
-            resolution=resolution,
-            channels=channels,
-        )
-
-    async def cancel_upload(self, upload_id: str) -> None:
-        """Cancel an upload channel (its stored parts go); a failure is logged, not raised."""
-        await self._uploads.cancel(upload_id)
 
     # -- file keys --
 

@@ -146,7 +146,7 @@ class DracoonDestination(Generic[KeyT]):
         marker: str,
         file_key: Callable[[], Mapping[str, Any]] | None,
     ) -> StoredFile:
-        node = await self.client.upload(
+        node = await self.client.uploads.upload(
             room.id,
             name,
             size,

@@ -6,7 +6,7 @@ larger above S3's part count) and the legacy channel (chunks posted to its ``upl
 their ``Content-Range``). Each part or chunk is retried on its own; the completion is sent once
 and, when its answer is lost, the upload's status decides what follows (:meth:`UploadChannels.
 _complete`); a channel that failed before its completion is cancelled. Used through
-:meth:`DracoonClient.upload <recstore.clients.dracoon.DracoonClient.upload>`.
+:attr:`DracoonClient.uploads <recstore.clients.dracoon.DracoonClient.uploads>`.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 
 
 class ChannelRecord(Protocol):
-    """Hears of an upload channel while it is open (see :meth:`DracoonClient.upload`)."""
+    """Hears of an upload channel while it is open (see :meth:`UploadChannels.upload`)."""
 
     async def opened(self, upload_id: str) -> None: ...
 

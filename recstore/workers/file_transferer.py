@@ -179,7 +179,7 @@ class TransferService:
         leases = self.settings.leases
         if self.s3 is None or not leases.shared or leases.bucket is None:
             return None
-        channels = ChannelLog(self.s3, leases.bucket, leases.prefix, job_id, client.cancel_upload)
+        channels = ChannelLog(self.s3, leases.bucket, leases.prefix, job_id, client.uploads.cancel)
         if first_delivery:
             channels.first_attempt()
         else:
