@@ -512,26 +512,23 @@ def transfer(config_path: Path | None, job_file: Path) -> None:
 @click.option("--dry-run", is_flag=True, help="Count what would be written; write nothing.")
 def share_keys(config_path: Path | None, room_id: int | None, dry_run: bool) -> None:
     """One DracoonGlobalSharer run in the foreground: hand out every missing file key."""
-    from recstore.clients.aws import aws_client
-    from recstore.clients.http import http_session
+    from recstore.clients.dracoon_wire import REMOTE as DRACOON
     from recstore.clients.s3 import S3Store
-    from recstore.workers.accounts import AccountPool, ServedInstances
+    from recstore.workers.accounts import ServedInstances
     from recstore.workers.global_sharer import share_all
+    from recstore.workers.resources import Resources
 
     settings = _load(config_path)
     start_logging(settings)
 
     async def run() -> Any:
-        async with contextlib.AsyncExitStack() as stack:
-            session = await stack.enter_async_context(
-                http_session(settings.dracoon.timeout, ca_file=settings.dracoon.ca_file)
-            )
-            pool = AccountPool(settings.dracoon, session)
-            stack.push_async_callback(pool.close)
+        async with Resources(settings) as resources:  # what the daemon's sharer runs on
             store = None
             if settings.leases.shared:  # the daemon's list of served instances is there
-                store = S3Store(await stack.enter_async_context(aws_client(settings.aws, "s3")))
+                store = S3Store(await resources.s3())
             served = ServedInstances.of(settings, store)
+            pool = await resources.accounts()
+            session = await resources.http(DRACOON)
             return await share_all(settings, pool, room_id, dry_run, served, session)
 
     with reported_errors():
