@@ -756,13 +756,6 @@ def split_in_lists(flt: Mapping[str, Any]) -> list[dict[str, Any]]:
     return parts
 
 
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return None if value is None else int(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def _total(page: Mapping[str, Any]) -> int:
     try:
         return int(page.get("totalCount") or 0)
