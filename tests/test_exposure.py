@@ -271,11 +271,10 @@ def test_config_fetch_refuses_a_directory_another_user_made(
 
 
 @pytest.fixture
-def setup(devstack: StackProcess, tmp_path: Path) -> Iterator[Setup]:
-    it = Setup(devstack, tmp_path)
-    yield it
-    it.stop_all()
-    asyncio.run(admin(devstack.state, "faults", {}))
+def setup(setup: Setup, devstack: StackProcess) -> Iterator[Setup]:
+    """The transfer tests' set-up (tests/transfer_helpers.py), and the DRACOON stand-in back on
+    S3 storage after the tests here that take it off."""
+    yield setup
     asyncio.run(admin(devstack.state, "settings", {"useS3Storage": True}))
 
 

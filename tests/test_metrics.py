@@ -9,16 +9,12 @@ import json
 import re
 import time
 import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
 
 from recstore.common import metrics
 from recstore.devstack.appconfig import DEMO_INSTANCE
-from tests.conftest import StackProcess
 from tests.dracoon_helpers import admin
 from tests.transfer_helpers import Setup, job
 
@@ -40,14 +36,6 @@ def scrape(port: int) -> tuple[set[str], Samples]:
 
 def value(samples: Samples, name: str, **labels: str) -> float:
     return samples[(name, frozenset(labels.items()))]
-
-
-@pytest.fixture
-def setup(devstack: StackProcess, tmp_path: Path) -> Iterator[Setup]:
-    it = Setup(devstack, tmp_path)
-    yield it
-    it.stop_all()
-    asyncio.run(admin(devstack.state, "faults", {}))
 
 
 def test_metrics_after_a_transfer_a_dead_letter_and_a_periodic_run(setup: Setup) -> None:

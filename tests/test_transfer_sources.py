@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +16,6 @@ from recstore.common.source_rules import parse_rule
 from recstore.devstack.appconfig import DEMO_INSTANCE, instance_document
 from recstore.devstack.seed import aws_settings_from_state, seed_s3
 from recstore.transfer.sources import SourcePolicy, SourceRefused
-from tests.conftest import StackProcess
 from tests.transfer_helpers import Setup, files_in, job
 
 OWN = {"kaltura-archive": "archive.bucket", "recstore-leases": "leases.bucket"}
@@ -84,13 +81,6 @@ def test_an_instances_list_narrows_and_never_widens() -> None:
 def test_entries_are_checked_in_full(entry: str, why: str) -> None:
     with pytest.raises(ValueError, match=why):
         parse_rule(entry)
-
-
-@pytest.fixture
-def setup(devstack: StackProcess, tmp_path: Path) -> Iterator[Setup]:
-    it = Setup(devstack, tmp_path)
-    yield it
-    it.stop_all()
 
 
 def exists(state: dict[str, Any], bucket: str, key: str) -> bool:
