@@ -81,7 +81,7 @@ async def test_the_wait_for_dracoon_to_finish_an_upload_is_the_configured_one(
     try:
         dracoon = await pool.client(pool.account_for(instance(state)))
         with pytest.raises(DracoonError, match="did not finish the upload in time") as caught:
-            await dracoon.upload(room_id, "wait.bin", len(data), pieces(data, len(data)))
+            await dracoon.uploads.upload(room_id, "wait.bin", len(data), pieces(data, len(data)))
         assert caught.value.transient  # the job is retried, not dead-lettered
     finally:
         await pool.close()
