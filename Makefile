@@ -63,7 +63,7 @@ test: lint $(SDK_STAMP)
 	bash scripts/ensure-promtool
 	$(BIN)/python -m compileall -q recstore
 	$(PYC) $(BIN)/pytest --collect-only -q -p no:cacheprovider > /dev/null  # tests rewritten once
-	$(PYC) $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadscope
+	$(PYC) $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 bench: $(BENCH_STAMP)
 	@for script in $(filter-out bench/_%,$(wildcard bench/*.py)); do echo "== $$script"; $(BIN)/python $$script || exit 1; done

@@ -27,6 +27,7 @@ rclone read the whole object again.
     python bench/archive.py                     # 256 MiB and 1 GiB
     BENCH_SIZES=1GiB python bench/archive.py
     BENCH_QUICK=1 python bench/archive.py       # 64 MiB: a smoke run, no verdict on speed
+    BENCH_PART_SIZE=8MiB python bench/archive.py  # archive.partSize (default 32 MiB)
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ from recstore.devstack.appconfig import app_config
 from recstore.settings import KalturaSettings
 
 BUCKET = "kaltura-archive"
-PART = 32 * 1024 * 1024
+#: ``archive.partSize`` of the copies, and of the raw upload (u) beside them.
+PART = parse_size(setting("BENCH_PART_SIZE", "32MiB", "32MiB"))
 
 
 class Bench(Stack):

@@ -146,7 +146,10 @@ class Run:
 
     async def sources(self, count: int, size: int) -> list[str]:
         self.serial += 1
-        keys = [f"jobs-{self.serial}/{i}/talk.mp4" for i in range(count)]
+        # A name of its own per recording, as meetings' recordings have: one shared name made
+        # each job's look-up for its marked copy list every earlier copy in the room (pages
+        # of them once past 500), and DRACOON rename each new one.
+        keys = [f"jobs-{self.serial}/{i}/talk-{self.serial}-{i}.mp4" for i in range(count)]
         await seed_s3(self.state, {"objects": [{"key": k, "size": size} for k in keys]})
         return keys
 
@@ -241,7 +244,7 @@ class Run:
                     yield memoryview(encrypted)
 
                 node = await dracoon.uploads.upload(
-                    room_ids[room], "talk.mp4", len(data), chunks(), file_key=file_key
+                    room_ids[room], source.rsplit("/", 1)[1], len(data), chunks(), file_key=file_key
                 )
                 await share_missing_keys(
                     DracoonDestination(dracoon, account_keys.private_keys),

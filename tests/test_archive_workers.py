@@ -45,6 +45,8 @@ from tests.archive_helpers import (
 )
 from tests.conftest import ManualClock, StackProcess
 
+pytestmark = pytest.mark.long  # tens of seconds: xdist starts it early
+
 _serial = itertools.count()
 PLACEHOLDER = b"worker placeholder " * 150
 

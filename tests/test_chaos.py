@@ -24,7 +24,7 @@ from tests.conftest import StackProcess
 from tests.dracoon_helpers import admin
 from tests.transfer_helpers import MiB, Setup
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 
 def test_jobs_land_exactly_once_while_replicas_are_killed_at_random(

@@ -24,7 +24,7 @@ from tests.chaos_helpers import (
 from tests.conftest import StackProcess, set_faults
 from tests.transfer_helpers import Setup
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 
 @pytest.mark.stack

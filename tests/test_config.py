@@ -92,6 +92,11 @@ def test_seed_keys_load_with_their_types(tmp_path: Path) -> None:
         ({"logger": {"format": "xml"}}, "logger.format", "'text' or 'json'"),
         ({"daemon": {"gracePeriod": "soon"}}, "daemon.gracePeriod", "is not a duration"),
         (
+            {"workers": {"ArchiveActions": {"retryDelay": 60, "retryDelayMax": 30}}},
+            "workers.ArchiveActions.retryDelayMax",
+            "shorter than retryDelay (60)",
+        ),
+        (
             {"workers": {"FileTransferer": {"source": {"type": "ftp"}}}},
             "workers.FileTransferer.source.type",
             "'s3'",

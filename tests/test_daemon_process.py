@@ -19,7 +19,7 @@ from recstore.devstack.demo import free_port
 from tests.conftest import ROOT, LogLines, clean_env, run_cli, run_cli_process
 
 # Real daemon processes: signals, exit status, the probe as a container runs it.
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 
 def config(tmp_path: Path, http_port: int = 0, **daemon: object) -> Path:

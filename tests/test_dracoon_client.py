@@ -32,6 +32,8 @@ from tests.dracoon_helpers import (
     stand_in_state,
 )
 
+pytestmark = pytest.mark.long  # tens of seconds: xdist starts it early
+
 MiB = 1024 * 1024
 _names = itertools.count()
 

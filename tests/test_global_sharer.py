@@ -35,6 +35,8 @@ from tests.dracoon_helpers import (
     stand_in_state,
 )
 
+pytestmark = pytest.mark.long  # tens of seconds: xdist starts it early
+
 MEMBER_PASSWORD = "pw-member"
 ENCRYPTION = "enc-member"
 

@@ -39,16 +39,18 @@ async def counted(state: dict[str, Any]) -> Counter[str]:
     return counts
 
 
-async def second_job(stack: StackProcess, first_delivery: bool = True) -> Counter[str]:
-    """The requests of a 1 MiB job into an encrypted room an earlier job of the same daemon
-    used (its login, keys and room had by then), with its source removed after it; its
-    message delivered for the first time, or again."""
+async def second_job(
+    stack: StackProcess, first_delivery: bool = True, size: int = MiB
+) -> Counter[str]:
+    """The requests of a job (a 1 MiB source by default) into an encrypted room an earlier job
+    of the same daemon used (its login, keys and room had by then), with its source removed
+    after it; its message delivered for the first time, or again."""
     state = stack.state
     tag = uuid.uuid4().hex[:8]
     settings = Settings.model_validate(app_config(stack.through_s3_proxy(), http_port=0))
     room = {"path": f"Counted {tag}"}
     keys = [f"counted-{tag}/{n}/talk.mp4" for n in range(2)]
-    await seed_s3(state, {"objects": [{"key": key, "size": MiB} for key in keys]})
+    await seed_s3(state, {"objects": [{"key": key, "size": size} for key in keys]})
     first, second = (
         parse_job(json.dumps(job(DEMO_INSTANCE, [key], [room], meeting=n)))
         for n, key in enumerate(keys)
@@ -143,6 +145,18 @@ async def test_a_job_whose_file_kept_its_name_lists_the_room_once(devstack: Stac
         "DRACOON GET /api/v4/nodes/missingFileKeys": 1,  # the file's members fit one page
         "DRACOON POST /api/v4/nodes/files/keys": 1,
     }
+
+
+async def test_each_part_of_a_larger_recording_asks_for_its_url_once(
+    devstack: StackProcess,
+) -> None:
+    """A recording of two parts (the first the smallest S3 takes, 5 MiB, so the upload starts
+    soonest; then the rest, less than a chunk): the URL for the second part, asked for while
+    the first uploads, is for its real size, not the first part's (which cost a third
+    request)."""
+    counts = await second_job(devstack, size=11 * MiB)
+    assert counts["DRACOON PUT /_s3/{id}/{id}"] == 2
+    assert counts["DRACOON POST /api/v4/nodes/files/uploads/{id}/s3_urls"] == 2
 
 
 async def test_a_pools_first_jobs_record_their_instance_once(devstack: StackProcess) -> None:

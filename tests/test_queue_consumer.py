@@ -21,6 +21,8 @@ from recstore.workers.base import WorkerHealth
 from recstore.workers.queue_consumer import ConsumerSettings, QueueConsumer, retry_delay
 from tests.conftest import ManualClock, StackProcess
 
+pytestmark = pytest.mark.long  # tens of seconds: xdist starts it early
+
 FAST = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02)
 _names = itertools.count()
 

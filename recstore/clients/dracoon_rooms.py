@@ -145,6 +145,7 @@ class DracoonDestination(Generic[KeyT]):
         expire_at: datetime | None,
         marker: str,
         file_key: Callable[[], Mapping[str, Any]] | None,
+        part_size: int | None = None,
     ) -> StoredFile:
         node = await self.client.uploads.upload(
             room.id,
@@ -155,6 +156,7 @@ class DracoonDestination(Generic[KeyT]):
             notes=marker,
             file_key=file_key,
             channels=self.channels,
+            part_size=part_size,
         )
         return _stored(node)
 

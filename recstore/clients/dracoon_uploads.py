@@ -79,6 +79,7 @@ class UploadChannels:
         file_key: Callable[[], Mapping[str, Any]] | None = None,
         resolution: str = "autorename",
         channels: ChannelRecord | None = None,
+        part_size: int | None = None,
     ) -> Node:
         """Upload ``chunks`` as file ``name``; the new node. The upload is cancelled on failure.
 
@@ -86,6 +87,8 @@ class UploadChannels:
         the uploader's encrypted file key, needed in encrypted rooms. ``channels`` hears of the
         channel while it is open (opened, then closed once cancelled or handed over for
         completion), so that a later attempt can cancel one a killed process left open.
+        ``part_size``, when the caller knows it (its chunk size), is the size of the chunks
+        after the first: the next part's URL is asked for ahead at that size.
         """
         direct = (await self._client.system_info()).use_s3_storage
         body: dict[str, Any] = {"parentId": parent_id, "name": name, "directS3Upload": direct}
@@ -105,7 +108,7 @@ class UploadChannels:
             if channels is not None:
                 await channels.opened(upload_id)
             if direct:
-                parts = await self._upload_s3(upload_id, size, chunks)
+                parts = await self._upload_s3(upload_id, size, chunks, part_size)
                 url = f"/v4/nodes/files/uploads/{upload_id}/s3"
                 completion = {"parts": parts, **self._completion(name, file_key, resolution)}
             else:
@@ -202,12 +205,16 @@ class UploadChannels:
         upload_id: str,
         size: int | None,
         chunks: AsyncIterator[bytes | bytearray | memoryview],
+        part_size: int | None = None,
     ) -> list[dict[str, Any]]:
         """The parts, each through its presigned URL; what the completion lists of them."""
         parts: list[dict[str, Any]] = []
         pending = bytearray()
         smallest = smallest_part(size)  # above 52 GB, chunks are gathered (copied) into parts
-        with _PartUrls(functools.partial(self._part_url, upload_id), size) as urls:
+        # Gathered parts have no size known ahead: the guess is then the part before.
+        known = part_size if part_size is not None and part_size >= smallest else None
+        fetch = functools.partial(self._part_url, upload_id)
+        with _PartUrls(fetch, size, known) as urls:
             async for chunk in chunks:
                 if not pending and len(chunk) >= smallest:
                     parts.append(await self._put_part(urls, len(parts) + 1, chunk))
@@ -321,14 +328,22 @@ class _PartUrls:
 
     The round trip for a URL would otherwise stall the upload stream once per part (measured:
     1-7 ms per 20 MB part on loopback, a tenth of the part's time). The guess for the next
-    part is "as large as this one, or what is left of ``total``", right for a stream of equal
-    chunks; a wrong guess costs one more request, never a wrong URL (each is signed for a
-    size). With ``total`` known, nothing is asked for beyond the last part.
+    part is "``part_size``, or else as large as this one, or what is left of ``total``": right
+    for a stream of equal chunks after a smaller first one (a transfer's first part is the
+    smallest S3 takes, so that the upload starts soonest); a wrong guess costs one more
+    request, never a wrong URL (each is signed for a size). With ``total`` known, nothing is
+    asked for beyond the last part.
     """
 
-    def __init__(self, fetch: Callable[[int, int], Awaitable[str]], total: int | None) -> None:
+    def __init__(
+        self,
+        fetch: Callable[[int, int], Awaitable[str]],
+        total: int | None,
+        part_size: int | None = None,
+    ) -> None:
         self._fetch = fetch  # (part number, size) → URL
         self._left = total
+        self._part_size = part_size
         self._ahead: tuple[int, int, asyncio.Future[str]] | None = None
 
     async def get(self, number: int, size: int) -> str:
@@ -339,10 +354,10 @@ class _PartUrls:
         else:
             _discard(ahead)
             task = asyncio.ensure_future(self._fetch(number, size))
-        guess = size
+        guess = self._part_size or size
         if self._left is not None:
             self._left -= size
-            guess = min(size, self._left)
+            guess = min(guess, self._left)
         if guess > 0 and number < MAX_PARTS:
             self._ahead = (number + 1, guess, asyncio.ensure_future(self._fetch(number + 1, guess)))
         return await task

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import (
-    Field,
-)
+from pydantic import AfterValidator, Field, ValidationInfo
 
 from recstore.settings.fields import LogLevel, Section, SourceEntries
 
@@ -17,6 +15,48 @@ class SourceSettings(Section):
 
 class DestinationSettings(Section):
     type: Literal["dracoon"] = Field("dracoon", description="Destination; only `dracoon` exists.")
+
+
+#: The keys every worker that consumes an SQS work queue has (each its own default).
+WaitTimeSeconds = Annotated[
+    int,
+    Field(
+        alias="waitTimeSeconds",
+        ge=1,
+        le=20,
+        description="SQS long-poll wait; stopping cancels an open poll at once.",
+    ),
+]
+RetryDelay = Annotated[
+    int,
+    Field(
+        alias="retryDelay",
+        ge=1,
+        le=43200,
+        description="Seconds before a failed job is tried again; doubles with each further "
+        "failure of the same message, up to `retryDelayMax` (the queue's redrive policy "
+        "decides when it goes to the dead-letter queue).",
+    ),
+]
+
+
+def _not_below_retry_delay(value: int, info: ValidationInfo) -> int:
+    first = info.data.get("retry_delay")
+    if first is not None and value < first:
+        raise ValueError(f"is shorter than retryDelay ({first})")
+    return value
+
+
+RetryDelayMax = Annotated[
+    int,
+    Field(
+        alias="retryDelayMax",
+        ge=1,
+        le=43200,
+        description="Longest wait before a failed job is tried again (at least `retryDelay`).",
+    ),
+    AfterValidator(_not_below_retry_delay),
+]
 
 
 class FileTransfererSettings(Section):
@@ -48,13 +88,9 @@ class FileTransfererSettings(Section):
         le=43200,
         description="Seconds a received message stays hidden; renewed every third of it.",
     )
-    wait_time_seconds: int = Field(
-        20,
-        alias="waitTimeSeconds",
-        ge=1,
-        le=20,
-        description="SQS long-poll wait; stopping cancels an open poll at once.",
-    )
+    wait_time_seconds: WaitTimeSeconds = 20
+    retry_delay: RetryDelay = 30
+    retry_delay_max: RetryDelayMax = 900
     source_buckets: SourceEntries = Field(
         None,
         alias="sourceBuckets",
@@ -200,13 +236,9 @@ class ArchiveActionsSettings(Section):
         le=43200,
         description="Seconds a received message stays hidden; renewed every third of it.",
     )
-    wait_time_seconds: int = Field(
-        20,
-        alias="waitTimeSeconds",
-        ge=1,
-        le=20,
-        description="SQS long-poll wait; stopping cancels an open poll at once.",
-    )
+    wait_time_seconds: WaitTimeSeconds = 20
+    retry_delay: RetryDelay = 30
+    retry_delay_max: RetryDelayMax = 900
 
 
 class WorkersSettings(Section):

@@ -73,6 +73,7 @@ class Destination(KeyServer, Protocol):
         expire_at: datetime | None,
         marker: str,
         file_key: Callable[[], Mapping[str, Any]] | None,
+        part_size: int | None = None,
     ) -> StoredFile: ...
 
     async def own_public_key(self) -> Mapping[str, Any]: ...
@@ -338,6 +339,7 @@ class Transferer:
                     expire_at=expire_at,
                     marker=marker,
                     file_key=completed_file_key,
+                    part_size=self._chunk_size,
                 )
         seconds = time.monotonic() - started
         metrics.BYTES_TRANSFERRED.inc(info.size)

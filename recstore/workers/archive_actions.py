@@ -259,11 +259,7 @@ class ArchiveActions:
                 dead,
                 lambda message: parse_job(message.body),
                 handle,
-                ConsumerSettings(
-                    concurrency=config.count,
-                    visibility_timeout=config.visibility_timeout,
-                    wait_seconds=config.wait_time_seconds,
-                ),
+                ConsumerSettings.of(config),
                 self.health,
                 job_id=lambda job: job.job_id,
             )

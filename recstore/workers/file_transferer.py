@@ -235,11 +235,7 @@ class FileTransferer:
                 dead,
                 decode_job,
                 handle,
-                ConsumerSettings(
-                    concurrency=config.count,
-                    visibility_timeout=config.visibility_timeout,
-                    wait_seconds=config.wait_time_seconds,
-                ),
+                ConsumerSettings.of(config),
                 self.health,
                 job_id=lambda job: job.job_id,
                 scope=lambda job: job.instance.domain,

@@ -65,6 +65,7 @@ from recstore.common.errors import (
     PermanentJobError,
     RemoteError,
 )
+from recstore.settings.workers import ArchiveActionsSettings, FileTransfererSettings
 from recstore.workers.base import WorkerHealth
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,17 @@ class ConsumerSettings:
     poll_backoff_max: float = 5.0
     #: How often a remote that jobs failed on is probed while no job retries it.
     probe_interval: float = 30.0
+
+    @classmethod
+    def of(cls, section: FileTransfererSettings | ArchiveActionsSettings) -> ConsumerSettings:
+        """The consumer's part of a queue worker's configuration section."""
+        return cls(
+            concurrency=section.count,
+            visibility_timeout=section.visibility_timeout,
+            wait_seconds=section.wait_time_seconds,
+            retry_delay_base=section.retry_delay,
+            retry_delay_max=section.retry_delay_max,
+        )
 
 
 def retry_delay(receive_count: int, settings: ConsumerSettings) -> int:
