@@ -16,6 +16,10 @@ to be set). Its account's login, key pair and room ids are had once, before the 
 Targets (issue 32): requests per job at most the baseline's plus one; pool 8 at least 5x
 pool 1 in jobs/s; pool 1 at least 0.8x the baseline's jobs/s.
 
+Each row also says how many cores the dev stack and the daemon (or the baseline) kept busy
+while it ran: the dev stack answers S3, SQS and DRACOON from one Python process, so once it
+keeps one core busy no pool size goes faster on this machine.
+
 The daemon's own requests, made on its clock whatever the jobs (the queue-depth samples,
 ``daemon.queueDepthInterval``: SQS GetQueueAttributes), are counted apart from the jobs'
 and printed on their own line: over a run this short they would pass for per-job cost.
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import signal
 import sys
@@ -38,7 +43,7 @@ from typing import Any
 
 import aiohttp
 import yaml
-from _stack import QUICK, free_port, setting, start_daemon, start_devstack, work_dir
+from _stack import QUICK, cpu_seconds, free_port, setting, start_daemon, start_devstack, work_dir
 from pool_rss import wait_for_lines
 
 from recstore.clients.aws import aws_client
@@ -173,8 +178,11 @@ class Run:
                 await queue.send_batch(bodies[start : start + 10])
 
     # the daemon, one pool size
-    def daemon(self, pool: int, keys: list[str], rooms: list[str]) -> tuple[float, Counter[str]]:
-        """Seconds from the jobs' sending to the last "job done", and the requests made."""
+    def daemon(
+        self, pool: int, keys: list[str], rooms: list[str]
+    ) -> tuple[float, Counter[str], dict[str, float]]:
+        """Seconds from the jobs' sending to the last "job done", the requests made, and the
+        CPU seconds the dev stack and the daemon spent meanwhile."""
         doc = app_config(self.via_proxy, http_port=free_port())
         doc["workers"]["FileTransferer"]["count"] = pool
         self.serial += 1
@@ -189,18 +197,25 @@ class Run:
         try:
             wait_for_lines(log, " 15000 ", 1, patience=60)  # started
             asyncio.run(self.counters.take())
+            before = {"dev stack": cpu_seconds(self.proc.pid), "recstore": cpu_seconds(daemon.pid)}
             started = time.perf_counter()
             asyncio.run(self.send(keys, rooms, queue_url))
             wait_for_lines(log, "job done", len(keys))
             seconds = time.perf_counter() - started
+            cpu = {
+                "dev stack": cpu_seconds(self.proc.pid) - before["dev stack"],
+                "recstore": cpu_seconds(daemon.pid) - before["recstore"],
+            }
             counts = asyncio.run(self.counters.take())
         finally:
             daemon.send_signal(signal.SIGTERM)
             daemon.wait(timeout=60)
-        return seconds, counts
+        return seconds, counts, cpu
 
     # the baseline
-    async def baseline(self, keys: list[str], rooms: list[str]) -> tuple[float, Counter[str]]:
+    async def baseline(
+        self, keys: list[str], rooms: list[str]
+    ) -> tuple[float, Counter[str], dict[str, float]]:
         """The unavoidable calls of each job, one job after the other (see the docstring)."""
         settings = aws_settings_from_state(self.via_proxy)
         async with (
@@ -219,6 +234,7 @@ class Run:
             await account_keys.private_key()  # the account unlocked once, as the daemon does
             queue_url = self.state["queue_url"]
             await self.counters.take()
+            stack, own = cpu_seconds(self.proc.pid), os.times()
             started = time.perf_counter()
             await self.send(keys, rooms)
             for _ in keys:
@@ -254,10 +270,17 @@ class Run:
                 await s3.delete_object(Bucket=BUCKET, Key=source)
                 await sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
             seconds = time.perf_counter() - started
-            return seconds, await self.counters.take()
+            done = os.times()
+            cpu = {
+                "dev stack": cpu_seconds(self.proc.pid) - stack,
+                "baseline": done.user + done.system - own.user - own.system,
+            }
+            return seconds, await self.counters.take(), cpu
 
 
-def row(name: str, jobs: int, seconds: float, counts: Counter[str]) -> dict[str, Any]:
+def row(
+    name: str, jobs: int, seconds: float, counts: Counter[str], cpu: dict[str, float]
+) -> dict[str, Any]:
     own = Counter({label: n for label, n in counts.items() if label in DAEMON_OWN})
     counts = counts - own
     per = per_service(counts, jobs)
@@ -270,6 +293,9 @@ def row(name: str, jobs: int, seconds: float, counts: Counter[str]) -> dict[str,
         "total": sum(per.values()),
         "counts": counts,
         "jobs": jobs,
+        # cores each process kept busy: the dev stack serves S3, SQS and DRACOON from one
+        # Python process, so it can use one core at most
+        "cores": " + ".join(f"{who} {spent / seconds:.2f}" for who, spent in cpu.items()),
     }
 
 
@@ -301,11 +327,14 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     for count, size, rows in tables:
         print(f"{count} jobs of {size // MiB} MiB into {room_count} existing encrypted rooms")
-        print(f"{'':>10} {'jobs/s':>8} {'SQS/job':>8} {'S3/job':>7} {'DRACOON/job':>11} {'all':>6}")
+        print(
+            f"{'':>10} {'jobs/s':>8} {'SQS/job':>8} {'S3/job':>7} {'DRACOON/job':>11} {'all':>6}"
+            "  cores busy (of 2)"
+        )
         for r in rows:
             print(
                 f"{r['name']:>10} {r['jobs/s']:>8.2f} {r['SQS']:>8.2f} {r['S3']:>7.2f}"
-                f" {r['DRACOON']:>11.2f} {r['total']:>6.2f}"
+                f" {r['DRACOON']:>11.2f} {r['total']:>6.2f}  {r['cores']}"
             )
         base, by_pool = rows[0], {r["name"]: r for r in rows[1:]}
         print("  requests per job by endpoint (baseline | pools):")
