@@ -107,25 +107,35 @@ def run_cli(
     is put back afterwards. Called from inside a running event loop (an async test), the
     command runs in a thread of its own, since it starts its own loop.
     """
+    code, stdout, stderr = run_cli_bytes(*args, env=env, timeout=timeout)
+    text = stdout.decode("utf-8", "replace").replace("\r\n", "\n")  # as click's Result.stdout
+    return subprocess.CompletedProcess(args, code, text, stderr)
+
+
+def run_cli_bytes(
+    *args: str, stdin: bytes = b"", env: dict[str, str] | None = None, timeout: float = 60
+) -> tuple[int, bytes, str]:
+    """:func:`run_cli` for a command that reads and writes bytes (``ldap-status``): ``stdin``
+    as its standard input; its exit status, the exact bytes it wrote to stdout, its stderr."""
     environment = env if env is not None else clean_env()
     overrides: dict[str, str | None] = {k: None for k in os.environ if k not in environment}
     overrides.update(environment)
 
-    def invoke() -> subprocess.CompletedProcess[str]:
+    def invoke() -> tuple[int, bytes, str]:
         with _logging_restored(), contextlib.chdir(ROOT):
-            result = _Runner().invoke(cli_main, list(args), env=overrides)
+            result = _Runner().invoke(cli_main, list(args), input=stdin, env=overrides)
         _assert_nothing_left_open(args)
         stderr = result.stderr
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             assert result.exc_info is not None
             stderr += "".join(traceback.format_exception(*result.exc_info))
-        return subprocess.CompletedProcess(args, result.exit_code, result.stdout, stderr)
+        return result.exit_code, result.stdout_bytes, stderr
 
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         return invoke()
-    outcome: list[subprocess.CompletedProcess[str]] = []
+    outcome: list[tuple[int, bytes, str]] = []
     worker = threading.Thread(target=lambda: outcome.append(invoke()), daemon=True)
     worker.start()
     worker.join(timeout)

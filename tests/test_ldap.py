@@ -13,8 +13,6 @@ name with a tab and non-ASCII letters); "nobody" is missing. Decisions the tests
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,7 +32,7 @@ from recstore.clients.ldap import LdapDirectory, LdapError, escape_filter_value
 from recstore.common.errors import ConfigError, NotFound, RemoteError, Unauthorised
 from recstore.settings import LdapSettings
 from recstore.workers.registry import load_settings
-from tests.conftest import ROOT, clean_env, run_cli
+from tests.conftest import clean_env, run_cli, run_cli_bytes
 from tests.ldap_server import (
     BASE_DN,
     SERVICE_DN,
@@ -69,16 +67,9 @@ def write_config(tmp_path: Path, ldap: dict[str, Any]) -> Path:
 def run_ldap_status(
     config: Path, data: bytes, *args: str, env: dict[str, str] | None = None
 ) -> tuple[int, bytes, str]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "recstore", "ldap-status", "--config", str(config), *args],
-        input=data,
-        capture_output=True,
-        env=env if env is not None else clean_env(),
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
-    return proc.returncode, proc.stdout, proc.stderr.decode("utf-8", "replace")
+    """``recstore ldap-status`` with ``data`` on stdin (in this process: every byte it writes
+    to stdout is compared, which a process shows no differently)."""
+    return run_cli_bytes("ldap-status", "--config", str(config), *args, stdin=data, env=env)
 
 
 def list_line(creator: str, entry: str, extra: str = "") -> bytes:

@@ -31,11 +31,7 @@ from types import TracebackType
 from typing import Any
 
 import httpx
-import zeep
-import zeep.exceptions
 from lxml import etree
-from zeep.proxy import AsyncServiceProxy
-from zeep.transports import AsyncTransport
 
 from recstore.common.errors import (
     RemoteError,
@@ -297,6 +293,12 @@ class VidyoClient:
     def __init__(self, settings: VidyoSettings, policy: RetryPolicy | None = None) -> None:
         if not settings.url or not settings.user or settings.password is None:
             raise ValueError("vidyo.url, vidyo.user and vidyo.password are needed")
+        # zeep (and the requests stack its sync transport brings, ~60 ms) is imported by the
+        # first client: every daemon and CLI command imports this module, few talk to Vidyo.
+        import zeep
+        from zeep.proxy import AsyncServiceProxy
+        from zeep.transports import AsyncTransport
+
         self._settings = settings
         self._policy = policy
         self.server = settings.url.rstrip("/")
@@ -426,6 +428,7 @@ class VidyoClient:
         if self._closed:
             raise RuntimeError("this VidyoClient is closed")
         method = getattr(self._service, operation)
+        import zeep.exceptions  # loaded with the client (__init__)
 
         async def attempt() -> dict[str, Any]:
             try:
