@@ -65,8 +65,10 @@ test: lint $(SDK_STAMP)
 	$(PYC) $(BIN)/pytest --collect-only -q -p no:cacheprovider > /dev/null  # tests rewritten once
 	$(PYC) $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
+# Every script, then bench/transfer.py again over TLS (S3 and DRACOON on https).
 bench: $(BENCH_STAMP)
 	@for script in $(filter-out bench/_%,$(wildcard bench/*.py)); do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	@echo "== bench/transfer.py (BENCH_TLS=1)"; BENCH_TLS=1 $(BIN)/python bench/transfer.py
 
 # Refresh the locks from pyproject.toml's ranges (newest releases that fit); commit the result.
 # requirements/test.txt is the whole closure; the image's two are constrained to it, so every
