@@ -18,6 +18,7 @@ Prints the seed (replay a run's kill schedule with ``--seed``), jobs/min or entr
 the kill count; exits 1 when a guarantee broke.
 
     python bench/chaos.py                          # 300 jobs, then 120 entries; 3 replicas
+    BENCH_QUICK=1 python bench/chaos.py            # 60 jobs (6 kills), then 30 entries (4)
     python bench/chaos.py --replicas 4 --jobs 500 --kills 40 --seed 1234
     python bench/chaos.py --jobs 0 --archive 120   # the archive fan-out alone
 """
@@ -25,6 +26,7 @@ the kill count; exits 1 when a guarantee broke.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import tempfile
@@ -58,13 +60,22 @@ def on_own_stack(prefix: str, run: Callable[[StackProcess, Path], T]) -> T:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    quick = os.environ.get("BENCH_QUICK", "") not in ("", "0")  # the smoke run's sizes
     parser.add_argument("--replicas", type=int, default=3)
-    parser.add_argument("--jobs", type=int, default=300, help="transfer jobs (0: none)")
     parser.add_argument(
-        "--archive", type=int, default=120, metavar="ENTRIES", help="entries to archive (0: none)"
+        "--jobs", type=int, default=60 if quick else 300, help="transfer jobs (0: none)"
     )
-    parser.add_argument("--kills", type=int, default=20, help="kills in the transfer run")
-    parser.add_argument("--archive-kills", type=int, default=12)
+    parser.add_argument(
+        "--archive",
+        type=int,
+        default=30 if quick else 120,
+        metavar="ENTRIES",
+        help="entries to archive (0: none)",
+    )
+    parser.add_argument(
+        "--kills", type=int, default=6 if quick else 20, help="kills in the transfer run"
+    )
+    parser.add_argument("--archive-kills", type=int, default=4 if quick else 12)
     parser.add_argument("--seed", type=int, default=None, help="replay a run (default: random)")
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
