@@ -97,6 +97,11 @@ def test_seed_keys_load_with_their_types(tmp_path: Path) -> None:
             "shorter than retryDelay (60)",
         ),
         (
+            {"workers": {"FileTransferer": {"retryDelay": 1000}}},  # the default max is 900
+            "workers.FileTransferer.retryDelayMax",
+            "shorter than retryDelay (1000)",
+        ),
+        (
             {"workers": {"FileTransferer": {"source": {"type": "ftp"}}}},
             "workers.FileTransferer.source.type",
             "'s3'",

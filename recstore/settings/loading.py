@@ -309,12 +309,24 @@ def _resolve_files(node: dict[str, Any], prefix: str, problems: list[Any]) -> No
 def _problems_from(exc: ValidationError) -> list[tuple[str, str]]:
     problems = []
     for error in exc.errors(include_input=False, include_url=False):
-        key = ".".join(str(part) for part in error["loc"]) or "config"
+        key = _yaml_key(error["loc"])
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key (misspelled?)"
         problems.append((key, message))
     return problems
+
+
+def _yaml_key(loc: tuple[int | str, ...]) -> str:
+    """The YAML key an error is about. pydantic names a field by its alias where the input
+    had it, and by its Python name where it checked a default (``validate_default``)."""
+    model: type[BaseModel] | None = Settings
+    keys: list[str] = []
+    for part in loc:
+        key, inner = _find_field(model, part) if model and isinstance(part, str) else (None, None)
+        keys.append(key or str(part))
+        model = inner if key else None  # past a free mapping or a list: as pydantic wrote it
+    return ".".join(keys) or "config"
 
 
 def masked_dump(settings: Settings) -> dict[str, Any]:

@@ -54,6 +54,7 @@ RetryDelayMax = Annotated[
         ge=1,
         le=43200,
         description="Longest wait before a failed job is tried again (at least `retryDelay`).",
+        validate_default=True,  # a retryDelay set above the default is caught too
     ),
     AfterValidator(_not_below_retry_delay),
 ]
