@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.chaos_helpers import (
     ChaosPlan,
@@ -57,11 +56,10 @@ def test_the_singleton_survives_its_holder_killed_mid_run_and_does_not_run_twice
     dead one started, does not run the period's job again."""
     state = devstack.state
     setup = Setup(devstack, tmp_path)
-    config = setup.config()
-    doc = yaml.safe_load(config.read_text())
-    doc["workers"]["FileTransferer"]["enabled"] = False
-    doc["leases"].update({"prefix": f"chaos-{setup.tag}/", "ttl": "10s"})  # this test's alone
-    config.write_text(yaml.safe_dump(doc))
+    # the lease this test's alone
+    config = setup.config(
+        {"enabled": False}, leases={"prefix": f"chaos-{setup.tag}/", "ttl": "10s"}
+    )
     # A run that takes a while: the kill lands in it.
     asyncio.run(admin(state, "faults", {"latency_ms": 10000, "path_pattern": MISSING_KEYS}))
     try:

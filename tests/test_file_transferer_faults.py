@@ -7,7 +7,6 @@ import asyncio
 import json
 
 import pytest
-import yaml
 
 from tests.conftest import set_faults
 from tests.dracoon_helpers import admin
@@ -61,11 +60,7 @@ def test_jobs_survive_flaky_dracoon_and_s3_and_a_configurator_outage(setup: Setu
         )
     )
     # Failed jobs come back after 2 s, 4 s (not the default 30 s, 60 s): the test waits less.
-    config = setup.config(aws={"s3EndpointUrl": proxy})
-    doc = yaml.safe_load(config.read_text())
-    doc["workers"]["FileTransferer"].update({"retryDelay": 2, "retryDelayMax": 4})
-    config.write_text(yaml.safe_dump(doc))
-    setup.start(config)
+    setup.start(setup.config({"retryDelay": 2, "retryDelayMax": 4}, aws={"s3EndpointUrl": proxy}))
     # A loaded machine may take a while to start the daemon: wait until the outage was met.
     setup.wait(lambda: injected(state["configurator_url"]) > 0, patience=60)
     # The monitor sees it: the jobs' remote fails, though SQS answers.

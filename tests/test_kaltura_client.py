@@ -129,6 +129,12 @@ async def test_an_expired_session_is_renewed_once(stand_in: dict[str, Any]) -> N
     assert entry.id == "0_a"
 
 
+def wrong_secret_client(stand_in: dict[str, Any], session: aiohttp.ClientSession) -> KalturaClient:
+    """A client whose sessions Kaltura refuses: made with another admin secret."""
+    wrong = settings(stand_in).model_copy(update={"admin_secret": SecretStr("not-the-secret")})
+    return KalturaClient(wrong, session, FAST)
+
+
 async def test_errors_are_typed_and_the_secret_stays_out(stand_in: dict[str, Any]) -> None:
     async with aiohttp.ClientSession() as session:
         client = KalturaClient(settings(stand_in), session, FAST)
@@ -136,11 +142,7 @@ async def test_errors_are_typed_and_the_secret_stays_out(stand_in: dict[str, Any
             await client.get_entry("0_nothing")
         assert caught.value.code == "ENTRY_ID_NOT_FOUND"
         assert stand_in["kaltura_admin_secret"] not in repr(client)
-        wrong = KalturaClient(
-            settings(stand_in).model_copy(update={"admin_secret": SecretStr("not-the-secret")}),
-            session,
-            FAST,
-        )
+        wrong = wrong_secret_client(stand_in, session)
         with pytest.raises(KalturaError) as refused:
             await wrong.count({"objectType": "KalturaMediaEntryFilter"})
         assert refused.value.code == "INVALID_KS"
@@ -164,11 +166,7 @@ async def test_each_answer_is_raised_as_its_kind(stand_in: dict[str, Any]) -> No
             [Call("media", "count"), Call("media", "get", {"entryId": "0_nothing"})]
         )
         assert isinstance(failed, NotFound)  # in a multirequest, each failed element its kind
-        wrong = KalturaClient(
-            settings(stand_in).model_copy(update={"admin_secret": SecretStr("not-the-secret")}),
-            session,
-            FAST,
-        )
+        wrong = wrong_secret_client(stand_in, session)
         with pytest.raises(Unauthorised) as refused:
             await wrong.count({"objectType": "KalturaMediaEntryFilter"})
         assert isinstance(refused.value, KalturaError)

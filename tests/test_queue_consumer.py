@@ -17,6 +17,7 @@ from recstore.clients.sqs import Message, SqsQueue
 from recstore.common.errors import PermanentJobError, RemoteError
 from recstore.common.retry import RetryPolicy
 from recstore.devstack.seed import aws_settings_from_state
+from recstore.settings.workers import WorkersSettings
 from recstore.workers.base import WorkerHealth
 from recstore.workers.queue_consumer import ConsumerSettings, QueueConsumer, retry_delay
 from tests.conftest import ManualClock, StackProcess
@@ -696,6 +697,25 @@ async def test_a_done_job_whose_delete_failed_is_not_counted_as_deleted(
     assert "job done but its message could not be deleted" in caplog.text
     assert "job done" not in [record.getMessage() for record in caplog.records]
     assert await queues.work.depth() == (0, 1)  # still there: it comes back
+
+
+def test_each_queue_worker_takes_its_retry_delays_from_its_section() -> None:
+    """``retryDelay`` / ``retryDelayMax`` of the transfer and archive pools reach their
+    consumers (the defaults stay 30 s doubling up to 900 s)."""
+    workers = WorkersSettings.model_validate(
+        {
+            "FileTransferer": {"retryDelay": 2, "retryDelayMax": 5, "count": 3},
+            "ArchiveActions": {"retryDelay": 7, "visibilityTimeout": 60},
+        }
+    )
+    transfers = ConsumerSettings.of(workers.file_transferer)
+    assert [retry_delay(n, transfers) for n in (1, 2, 3)] == [2, 4, 5]
+    assert transfers.concurrency == 3
+    archive = ConsumerSettings.of(workers.archive_actions)
+    assert (archive.retry_delay_base, archive.retry_delay_max) == (7, 900)
+    assert archive.visibility_timeout == 60
+    default = ConsumerSettings.of(WorkersSettings().file_transferer)
+    assert (default.retry_delay_base, default.retry_delay_max) == (30, 900)
 
 
 def test_retry_delay_grows_and_is_capped() -> None:

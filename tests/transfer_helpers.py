@@ -88,10 +88,13 @@ class Setup:
             )
         return work["QueueUrl"], dead
 
-    def config(self, **overrides: Any) -> Path:
+    def config(self, transferer: dict[str, Any] | None = None, **overrides: Any) -> Path:
+        """The test's configuration file: ``transferer`` merged into
+        ``workers.FileTransferer``, each of ``overrides`` into its section."""
         doc = app_config(self.state, http_port=0)
         doc["queues"] = {"recordings": self.work_url, "recordings-dlq": self.dead_url}
         doc["workers"]["FileTransferer"].update({"count": 2, "visibilityTimeout": 10})
+        doc["workers"]["FileTransferer"].update(transferer or {})
         # Above S3's smallest part: a job's 5 MiB first part, then full chunks, go through
         # the whole daemon, and the decryption checks prove the uneven parts right.
         doc["s3"]["chunkSize"] = "6MiB"
@@ -103,11 +106,7 @@ class Setup:
         return path
 
     def config_with(self, transferer: dict[str, Any], **daemon: Any) -> Path:
-        path = self.config(daemon=daemon)
-        doc = yaml.safe_load(path.read_text())
-        doc["workers"]["FileTransferer"].update(transferer)
-        path.write_text(yaml.safe_dump(doc))
-        return path
+        return self.config(transferer, daemon=daemon)
 
     def start(self, config: Path) -> subprocess.Popen[str]:
         proc = start_daemon(config, self.tmp / f"daemon-{len(self.daemons)}.log")

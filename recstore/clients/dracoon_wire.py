@@ -53,9 +53,7 @@ class DracoonError(RemoteError):
 def dracoon_error(kind: type[RemoteError], message: str, **fields: Any) -> DracoonError:
     """A DracoonError that is also of ``kind`` (:func:`kind_of_status`: NotFound, Conflict,
     Throttled ...), so a caller catches whichever it decides by."""
-    error = remote_error(DracoonError, kind, message, remote=REMOTE, **fields)
-    assert isinstance(error, DracoonError)
-    return error
+    return remote_error(DracoonError, kind, message, remote=REMOTE, **fields)
 
 
 def unreachable(what: str) -> contextlib.AbstractContextManager[None]:

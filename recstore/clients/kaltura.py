@@ -123,9 +123,7 @@ def kaltura_error(
     message: str, *, kind: type[RemoteError] = RemoteError, **fields: Any
 ) -> KalturaError:
     """A :class:`KalturaError` that is also ``kind`` (:class:`NotFound` ...)."""
-    error = remote_error(KalturaError, kind, message, **fields)
-    assert isinstance(error, KalturaError)
-    return error
+    return remote_error(KalturaError, kind, message, **fields)
 
 
 def kind_of_code(code: str) -> type[RemoteError]:

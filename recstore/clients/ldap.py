@@ -385,7 +385,7 @@ def _result_error(url: str, step: str, result: dict[str, Any] | None) -> LdapErr
     description = result.get("description") or "no answer"
     message = result.get("message")
     detail = f"{description} ({message})" if message else str(description)
-    error = remote_error(
+    return remote_error(
         LdapError,
         KIND_OF_RESULT.get(code, RemoteError) if isinstance(code, int) else RemoteError,
         f"LDAP {url}: {step} failed: {detail}",
@@ -393,8 +393,6 @@ def _result_error(url: str, step: str, result: dict[str, Any] | None) -> LdapErr
         code=description if code is not None else None,
         transient=code is None or code in TRANSIENT_RESULTS,
     )
-    assert isinstance(error, LdapError)
-    return error
 
 
 def _translate(url: str, exc: LDAPException) -> LdapError:

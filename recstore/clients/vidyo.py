@@ -165,9 +165,7 @@ def vidyo_error(
     message: str, *, kind: type[RemoteError] = RemoteError, **fields: Any
 ) -> VidyoError:
     """A :class:`VidyoError` that is also ``kind`` (:class:`Unauthorised` ...)."""
-    error = remote_error(VidyoError, kind, message, **fields)
-    assert isinstance(error, VidyoError)
-    return error
+    return remote_error(VidyoError, kind, message, **fields)
 
 
 def _http_error(operation: str, status: int) -> VidyoError:

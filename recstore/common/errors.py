@@ -34,6 +34,8 @@ data.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 
 class RecstoreError(Exception):
     """Base class of every error recstore raises on purpose."""
@@ -150,13 +152,14 @@ def kind_of_status(status: int | None) -> type[RemoteError]:
     return _KIND_OF_STATUS.get(status, RemoteError) if status is not None else RemoteError
 
 
-def remote_error(
-    base: type[RemoteError], kind: type[RemoteError], message: str, **fields: object
-) -> RemoteError:
+E = TypeVar("E", bound=RemoteError)
+
+
+def remote_error(base: type[E], kind: type[RemoteError], message: str, **fields: object) -> E:
     """An error that is both a client's own class (``base``) and a ``kind``, so a caller may
     catch either: ``DracoonError`` for everything DRACOON, ``NotFound`` for a missing node."""
     if kind is RemoteError or issubclass(base, kind):
-        cls: type[RemoteError] = base
+        cls: type[E] = base
     elif issubclass(kind, base):
         cls = kind
     else:
@@ -167,11 +170,11 @@ def remote_error(
 _COMBINED: dict[tuple[type[RemoteError], type[RemoteError]], type[RemoteError]] = {}
 
 
-def _combined(base: type[RemoteError], kind: type[RemoteError]) -> type[RemoteError]:
+def _combined(base: type[E], kind: type[RemoteError]) -> type[E]:
     key = (base, kind)
     if key not in _COMBINED:
         _COMBINED[key] = type(f"{base.__name__}{kind.__name__}", (kind, base), {})
-    return _COMBINED[key]
+    return _COMBINED[key]  # type: ignore[return-value]  # made above as a subclass of base
 
 
 _KIND_OF_STATUS: dict[int, type[RemoteError]] = {
