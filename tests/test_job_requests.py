@@ -11,6 +11,7 @@ from collections import Counter
 from typing import Any
 
 import aiohttp
+import pytest
 
 from recstore.clients.aws import aws_client
 from recstore.clients.s3 import S3Store
@@ -49,7 +50,7 @@ async def second_job(
     tag = uuid.uuid4().hex[:8]
     settings = Settings.model_validate(app_config(stack.through_s3_proxy(), http_port=0))
     room = {"path": f"Counted {tag}"}
-    keys = [f"counted-{tag}/{n}/talk.mp4" for n in range(2)]
+    keys = [f"counted-{tag}/talk-{n}.mp4" for n in range(2)]  # each keeps its name
     await seed_s3(state, {"objects": [{"key": key, "size": size} for key in keys]})
     first, second = (
         parse_job(json.dumps(job(DEMO_INSTANCE, [key], [room], meeting=n)))
@@ -65,17 +66,33 @@ async def second_job(
     return counts
 
 
-async def test_a_job_reads_its_source_once_and_no_channel_record_on_first_delivery(
+def s3_requests(counts: Counter[str]) -> dict[str, int]:
+    return {label: n for label, n in counts.items() if label.startswith("S3 ")}
+
+
+async def test_a_short_recordings_job_reads_its_source_once_and_records_no_channel(
     devstack: StackProcess,
 ) -> None:
     """The source is read by one ranged GET, whose answer also describes it (size, ETag,
-    storage class): no HEAD before it. The record of the job's open upload channel is
-    written as the channel opens (created: nothing to read first on a message's first
-    delivery) and dropped as it closes. Before: a HEAD per source, and the record read at
-    the start and again before each change (three GETs per job)."""
+    storage class): no HEAD before it. An upload of at most one chunk is not recorded in the
+    lease bucket (two requests of fifteen before). Before that: a HEAD per source, and the
+    record read at the start and again before each change (three GETs per job)."""
     counts = await second_job(devstack)
-    assert {label: n for label, n in counts.items() if label.startswith("S3 ")} == {
+    assert s3_requests(counts) == {
         "S3 GetObject": 1,  # the source's one range
+        "S3 DeleteObject": 1,  # the source
+    }
+
+
+async def test_a_larger_recordings_channel_is_recorded_while_it_is_open(
+    devstack: StackProcess,
+) -> None:
+    """A recording above one chunk (8 MiB here): its channel's record is written as the
+    channel opens (created: nothing to read first on a message's first delivery) and dropped
+    as it closes."""
+    counts = await second_job(devstack, size=9 * MiB)
+    assert s3_requests(counts) == {
+        "S3 GetObject": 2,  # the source's first range (5 MiB), then the rest
         "S3 PutObject": 1,  # the channel record, as the channel opens
         "S3 DeleteObject": 2,  # the channel record as it closes, the source
     }
@@ -84,9 +101,9 @@ async def test_a_job_reads_its_source_once_and_no_channel_record_on_first_delive
 async def test_a_redelivered_job_reads_its_channel_record_once(devstack: StackProcess) -> None:
     """A message that comes again may have had an attempt killed mid-upload: the record is
     read at the start (its channels cancelled), and not again before each change."""
-    counts = await second_job(devstack, first_delivery=False)
-    assert {label: n for label, n in counts.items() if label.startswith("S3 ")} == {
-        "S3 GetObject": 2,  # the source's one range, the channel record
+    counts = await second_job(devstack, first_delivery=False, size=9 * MiB)
+    assert s3_requests(counts) == {
+        "S3 GetObject": 3,  # the channel record, the source's two ranges
         "S3 PutObject": 1,
         "S3 DeleteObject": 2,
     }
@@ -102,7 +119,7 @@ async def test_a_resent_jobs_first_delivery_cancels_what_a_dead_attempt_left_ope
     tag = uuid.uuid4().hex[:8]
     settings = Settings.model_validate(app_config(devstack.through_s3_proxy(), http_port=0))
     key = f"resent-{tag}/talk.mp4"
-    await seed_s3(state, {"objects": [{"key": key, "size": MiB}]})
+    await seed_s3(state, {"objects": [{"key": key, "size": 9 * MiB}]})  # above one chunk
     transfer = parse_job(json.dumps(job(DEMO_INSTANCE, [key], [{"path": f"Resent {tag}"}])))
     before = int((await stand_in_state(state))["openUploads"])
     async with TransferService(settings) as service, client(state) as dracoon:
@@ -127,17 +144,21 @@ async def _never(upload_id: str) -> None:
     raise AssertionError(f"the dead attempt cancels nothing ({upload_id})")
 
 
-async def test_a_job_whose_file_kept_its_name_lists_the_room_once(devstack: StackProcess) -> None:
-    """The room is listed once, for the job's marked copy (a redelivered job finds its file).
-    A copy that kept the upload's name has no earlier twin to look for: the room was listed
-    again after every upload. The file's missing keys come in one page, written at once: the
-    list was asked for again to hear "none"."""
-    counts = await second_job(devstack)
+@pytest.mark.parametrize(("first_delivery", "listings"), [(True, 0), (False, 1)])
+async def test_a_job_whose_file_kept_its_name_lists_the_room_at_most_once(
+    devstack: StackProcess, first_delivery: bool, listings: int
+) -> None:
+    """A redelivered job lists the room once, for its marked copy (an earlier attempt may have
+    stored it); a first delivery does not list it at all. A copy that kept the upload's name
+    has no earlier twin to look for: the room was listed again after every upload. The file's
+    missing keys come in one page, written at once: the list was asked for again to hear
+    "none"."""
+    counts = await second_job(devstack, first_delivery=first_delivery)
     dracoon = {label: n for label, n in counts.items() if label.startswith("DRACOON ")}
     polls = "DRACOON GET /api/v4/nodes/files/uploads/{id}"  # the completion's: DRACOON's pace
     assert dracoon.pop(polls, 0) >= 1
+    assert dracoon.pop("DRACOON GET /api/v4/nodes", 0) == listings
     assert dracoon == {
-        "DRACOON GET /api/v4/nodes": 1,
         "DRACOON POST /api/v4/nodes/files/uploads": 1,
         "DRACOON POST /api/v4/nodes/files/uploads/{id}/s3_urls": 1,
         "DRACOON PUT /_s3/{id}/{id}": 1,

@@ -125,13 +125,20 @@ async def files_in(state: dict[str, Any], parent: int, room_name: str) -> list[N
         return [node async for node in dracoon.nodes(room.id)]
 
 
+#: A job's message delivered for the first time (no look-up of a marked copy before the
+#: upload), or again (the room listed first).
+DELIVERIES = pytest.mark.parametrize("first_delivery", [False, True], ids=["again", "first"])
+
+
+@DELIVERIES
 async def test_two_runs_of_one_job_at_once_keep_only_the_first_copy(
-    devstack: StackProcess,
+    devstack: StackProcess, first_delivery: bool
 ) -> None:
     state: dict[str, Any] = devstack.state
     tag, key, source = await recording(state, "twins", 12 * MiB + 5)
     parent = state["dracoon_parent_room_id"]
-    reports = await run_job(state, job_request(tag, [key], f"Twins {tag}", parent), runs=2)
+    request = job_request(tag, [key], f"Twins {tag}", parent)
+    reports = await run_job(state, replace(request, first_delivery=first_delivery), runs=2)
 
     files = await files_in(state, parent, f"Twins {tag}")
     assert [f.name for f in files] == ["talk.mp4"]  # no "talk (1).mp4" beside it
@@ -144,6 +151,27 @@ async def test_two_runs_of_one_job_at_once_keep_only_the_first_copy(
         assert [found[2] for found in report.uploaded + report.already_there] == [kept]
     async with client(state, "bob") as reader:  # and its key reached the room's members
         assert await downloaded_sha256(reader, kept, True) == source["sha256"]
+
+
+async def test_a_resent_jobs_first_delivery_after_a_finished_copy_keeps_that_copy(
+    devstack: StackProcess,
+) -> None:
+    """A producer re-sends a job that an earlier message finished, its source kept
+    (``removeAfterTransferring: false``). The re-sent message comes for the first time, so it
+    looks for no marked copy and uploads; DRACOON renames its copy (the name is taken), which
+    shows it a twin: it removes its own and reports the earlier one."""
+    state: dict[str, Any] = devstack.state
+    tag, key, _ = await recording(state, "resent", MiB)
+    parent = state["dracoon_parent_room_id"]
+    request = job_request(tag, [key], f"Resent {tag}", parent)
+    (first,) = await run_job(state, request)
+    (resent,) = await run_job(state, replace(request, first_delivery=True))
+    files = await files_in(state, parent, f"Resent {tag}")
+    assert [(f.id, f.name) for f in files] == [(first.uploaded[0][2], "talk.mp4")]
+    assert resent.uploaded == []
+    assert resent.already_there == first.uploaded
+    (removed,) = resent.twins_removed
+    assert removed[2] > files[0].id  # its own, later copy
 
 
 async def test_a_second_copy_that_cannot_be_removed_stays(
@@ -213,20 +241,23 @@ async def test_an_empty_recording_lands_as_an_empty_file_members_can_open(
         assert await downloaded_sha256(reader, stored.id, True) == source["sha256"]
 
 
+@DELIVERIES
 async def test_recordings_of_one_name_in_one_room_are_each_kept_once(
-    devstack: StackProcess,
+    devstack: StackProcess, first_delivery: bool
 ) -> None:
     """Two keys of a job end in the same file name (``morning/talk.mp4``, ``evening/talk.mp4``):
-    DRACOON renames the second, and a redelivered job still finds each by its own marker
-    instead of uploading the renamed one again."""
+    DRACOON renames the second (on a first delivery, no twin: the other key's copy took the
+    name), and a redelivered job still finds each by its own marker instead of uploading the
+    renamed one again."""
     state: dict[str, Any] = devstack.state
     tag = uuid.uuid4().hex[:8]
     keys = [f"same-{tag}/morning/talk.mp4", f"same-{tag}/evening/talk.mp4"]
     sources = await seed_s3(state, {"objects": [{"key": k, "size": MiB + 3} for k in keys]})
     parent = state["dracoon_parent_room_id"]
     request = job_request(tag, keys, f"Same {tag}", parent)
-    (first,) = await run_job(state, request)
+    (first,) = await run_job(state, replace(request, first_delivery=first_delivery))
     (again,) = await run_job(state, request)
+    assert first.twins_removed == []
 
     files = {f.id: f.name for f in await files_in(state, parent, f"Same {tag}")}
     assert sorted(files.values()) == ["talk (1).mp4", "talk.mp4"]
@@ -358,9 +389,12 @@ class CountingLookups(DracoonDestination):
         return await super().ensure_room_path(parent_id, names)
 
 
+@DELIVERIES
 async def test_room_paths_are_looked_up_once_and_a_deleted_room_is_created_anew(
-    devstack: StackProcess,
+    devstack: StackProcess, first_delivery: bool
 ) -> None:
+    """A room a user deleted shows at the first call on it: the listing for a marked copy, or
+    on a first delivery the upload channel's creation (DRACOON: 404 for the parent)."""
     state: dict[str, Any] = devstack.state
     parent = state["dracoon_parent_room_id"]
     room_name = f"Cached {uuid.uuid4().hex[:8]}"
@@ -372,6 +406,7 @@ async def test_room_paths_are_looked_up_once_and_a_deleted_room_is_created_anew(
         async def job() -> TransferReport:
             tag, key, _ = await recording(state, "cached", 1000)
             request = job_request(tag, [key], room_name, parent)
+            request = replace(request, first_delivery=first_delivery)
             keys = AccountKeys(dracoon).private_keys
             return await transferer.run(request, CountingLookups(dracoon, keys, rooms=rooms))
 

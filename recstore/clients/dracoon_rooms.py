@@ -9,7 +9,8 @@ since a name conflict may have renamed it to ``name (1).ext``: :func:`autorename
 Room paths are remembered across jobs (:class:`RoomPaths`): looking one up costs a request per
 level, every job, for rooms that rarely change. A room a user deleted is noticed at the first
 call on it (DRACOON answers 404 for a parent that is gone), forgotten, and looked up again,
-which creates it anew (:class:`RoomGone`).
+which creates it anew (:class:`RoomGone`); on a message's first delivery that call is the
+upload channel's creation.
 
 The account's private keys are unlocked above this layer (:class:`~recstore.transfer.keys.
 AccountKeys`: the client only fetches them) and handed in as ``private_keys``.
@@ -21,10 +22,10 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar
 
 from recstore.clients.dracoon import DracoonClient
-from recstore.clients.dracoon_uploads import ChannelRecord
+from recstore.clients.dracoon_uploads import ChannelRecord, ParentNotFound
 from recstore.clients.dracoon_wire import REMOTE, MissingKeys, Node
 from recstore.common.errors import NotFound, RemoteError
 
@@ -130,9 +131,7 @@ class DracoonDestination(Generic[KeyT]):
             async for node in self.client.nodes(room_id, f"type:eq:file|name:cn:{_stem(name)}"):
                 found.append(_stored(node))
         except NotFound as exc:
-            if self.rooms.forget_room(*self._account, room_id):
-                raise RoomGone(room_id) from exc
-            raise
+            self._gone(room_id, exc)
         return found
 
     async def upload(
@@ -147,18 +146,29 @@ class DracoonDestination(Generic[KeyT]):
         file_key: Callable[[], Mapping[str, Any]] | None,
         part_size: int | None = None,
     ) -> StoredFile:
-        node = await self.client.uploads.upload(
-            room.id,
-            name,
-            size,
-            chunks,
-            expire_at=expire_at,
-            notes=marker,
-            file_key=file_key,
-            channels=self.channels,
-            part_size=part_size,
-        )
+        """The new file; :class:`RoomGone` when DRACOON refuses the upload channel because the
+        room, known from an earlier job, no longer exists (nothing was read or sent)."""
+        try:
+            node = await self.client.uploads.upload(
+                room.id,
+                name,
+                size,
+                chunks,
+                expire_at=expire_at,
+                notes=marker,
+                file_key=file_key,
+                channels=self.channels,
+                part_size=part_size,
+            )
+        except ParentNotFound as exc:
+            self._gone(room.id, exc)
         return _stored(node)
+
+    def _gone(self, room_id: int, exc: NotFound) -> NoReturn:
+        """Raise :class:`RoomGone` for a room a job knew (forgotten now), else ``exc``."""
+        if self.rooms.forget_room(*self._account, room_id):
+            raise RoomGone(room_id) from exc
+        raise exc
 
     async def remove_file(self, file_id: int) -> None:
         await self.client.remove_node(file_id)

@@ -40,7 +40,7 @@ from recstore.clients.dracoon_wire import (
 )
 from recstore.clients.s3 import MAX_PARTS, smallest_part  # direct uploads are S3 multipart
 from recstore.common import events
-from recstore.common.errors import kind_of_status, transient_status
+from recstore.common.errors import NotFound, kind_of_status, transient_status
 from recstore.common.retry import RetryPolicy, call_with_retry
 
 if TYPE_CHECKING:
@@ -52,9 +52,24 @@ log = logging.getLogger(__name__)
 class ChannelRecord(Protocol):
     """Hears of an upload channel while it is open (see :meth:`UploadChannels.upload`)."""
 
-    async def opened(self, upload_id: str) -> None: ...
+    async def opened(self, upload_id: str, size: int | None = None) -> None: ...
 
     async def closed(self, upload_id: str) -> None: ...
+
+
+class ParentNotFound(DracoonError, NotFound):
+    """DRACOON refused to open the upload channel: its parent room or folder does not exist
+    (404, -40000 "Container not found" or -41000 "Node not found"). Nothing was read or sent,
+    so the caller may find or create the room and upload again."""
+
+    def __init__(self, parent_id: int, refused: NotFound) -> None:
+        super().__init__(
+            f"{refused} (parent {parent_id})",
+            remote=REMOTE,
+            status=refused.status,
+            code=refused.code,
+        )
+        self.parent_id = parent_id
 
 
 class UploadChannels:
@@ -102,11 +117,14 @@ class UploadChannels:
                 "expireAt": expire_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
             }
         path = "/v4/nodes/files/uploads"
-        channel = await self._client.call(UploadChannel, "POST", path, json=body)
+        try:
+            channel = await self._client.call(UploadChannel, "POST", path, json=body)
+        except NotFound as exc:
+            raise ParentNotFound(parent_id, exc) from exc
         upload_id = channel.upload_id
         try:
             if channels is not None:
-                await channels.opened(upload_id)
+                await channels.opened(upload_id, size)
             if direct:
                 parts = await self._upload_s3(upload_id, size, chunks, part_size)
                 url = f"/v4/nodes/files/uploads/{upload_id}/s3"

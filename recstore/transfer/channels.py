@@ -14,6 +14,11 @@ uploads one after the other, and only this attempt writes the record while it ow
 (reading it back before each write cost two S3 requests per upload, a third of a short job's
 S3 requests).
 
+An upload of at most one chunk (``s3.chunkSize``, 20 MB by default: most meetings) is not
+recorded. Its channel is open only while its one or two parts upload, and a kill then leaves
+at most that chunk to DRACOON's expiry; recording it cost two S3 requests (the record's write
+and its removal) of a short recording's fifteen.
+
 A job's first delivery reads nothing at its start (:meth:`ChannelLog.first_attempt`): no
 attempt of its message came before. Its first write creates the record only where none exists
 (``If-None-Match``); where one does, another message of the same job (a producer's re-send)
@@ -43,8 +48,14 @@ class ChannelLog:
         prefix: str,
         job_id: str,
         cancel: Callable[[str], Awaitable[None]],
+        unrecorded_up_to: int = 0,
     ) -> None:
+        """``unrecorded_up_to``: the size in bytes up to which an upload's channel is not
+        recorded (the chunk size; 0: every channel is)."""
         self._store = store
+        self._unrecorded_up_to = unrecorded_up_to
+        #: Channels of small uploads, open now and not recorded.
+        self._unrecorded: set[str] = set()
         self._bucket = bucket
         self._cancel = cancel
         digest = hashlib.sha256(job_id.encode()).hexdigest()[:32]
@@ -97,10 +108,16 @@ class ChannelLog:
     async def _held(self) -> list[str]:
         return list(self._known) if self._known is not None else await self.left_open()
 
-    async def opened(self, upload_id: str) -> None:
+    async def opened(self, upload_id: str, size: int | None = None) -> None:
+        if size is not None and size <= self._unrecorded_up_to:
+            self._unrecorded.add(upload_id)
+            return
         await self._write([*await self._held(), upload_id])
 
     async def closed(self, upload_id: str) -> None:
+        if upload_id in self._unrecorded:
+            self._unrecorded.discard(upload_id)
+            return
         await self._write([i for i in await self._held() if i != upload_id])
 
     async def forget(self) -> None:

@@ -6,6 +6,8 @@ The order is what makes it safe to kill at any point:
    carries this job's marker (recorded in the file's notes at upload), it is done — a
    redelivered message never makes a second copy. Otherwise stream, encrypt and upload it;
    if another run of the same job stored it meanwhile, keep the copy that was stored first.
+   (A message's first delivery skips the look-up while its source exists: see
+   :meth:`Transferer._into_room`.)
 2. Give the file key to every room member who lacks it (the same code the
    DracoonGlobalSharer runs, restricted to this file).
 3. Only when every key is in every target: delete the S3 sources (when configured).
@@ -89,6 +91,9 @@ class TransferRequest:
     keys: Sequence[str]
     rooms: Sequence[RoomPlan]
     parent_room_id: int
+    #: The job's message comes for the first time (SQS's receive count): no earlier attempt
+    #: of it can have stored a copy, so none is looked for before the upload.
+    first_delivery: bool = False
 
 
 @dataclass
@@ -181,7 +186,7 @@ class Transferer:
             try:
                 for plan, expire_at in plans:
                     room = await destination.ensure_room_path(request.parent_room_id, plan.segments)
-                    args = (destination, request.bucket, recording, plan, expire_at)
+                    args = (destination, request, recording, plan, expire_at)
                     try:
                         stored = await self._into_room(*args, room, report, known_keys)
                     except RoomGone:  # once: gone again right after its creation fails the job
@@ -208,7 +213,7 @@ class Transferer:
     async def _into_room(
         self,
         destination: Destination,
-        bucket: str,
+        request: TransferRequest,
         recording: _Recording,
         plan: RoomPlan,
         expire_at: datetime | None,
@@ -216,15 +221,26 @@ class Transferer:
         report: TransferReport,
         known_keys: dict[int, PlainFileKey],
     ) -> StoredFile:
-        """The room's copy of the recording: the one an earlier run stored, or a new one."""
+        """The room's copy of the recording: the one an earlier run stored, or a new one.
+
+        The room is listed for a marked copy first, except on the message's first delivery
+        while the source exists: no attempt of this message came before, and what another
+        message of the same job (a producer's re-send) stored shows after the upload, as a
+        twin (:func:`_earlier_copy`). That saves a short recording's job one request in
+        thirteen. A room deleted by a user then shows at the upload channel's creation
+        (:class:`RoomGone`), not at the listing.
+        """
         key, name, marker, opened = recording
+        bucket = request.bucket
         info = recording.info
         path = "/".join(plan.segments)
-        named_like = await destination.files_named_like(room.id, name)
-        copies = _copies(named_like, marker, info)
-        if copies:
-            report.already_there.append((key, path, copies[0].id))
-            return copies[0]
+        named_like: list[StoredFile] | None = None
+        if not (request.first_delivery and info is not None):
+            named_like = await destination.files_named_like(room.id, name)
+            copies = _copies(named_like, marker, info)
+            if copies:
+                report.already_there.append((key, path, copies[0].id))
+                return copies[0]
         if info is None:
             raise PermanentJobError(
                 f"source s3://{bucket}/{key} does not exist and target "
@@ -237,6 +253,8 @@ class Transferer:
             stored, plain_key = await self._upload(
                 destination, opened, room, path, name, expire_at, with_etag(marker, info.etag)
             )
+        except RoomGone:
+            raise  # nothing was read or sent: the caller finds or creates the room again
         except Exception as exc:
             events.emit(
                 log,
@@ -254,7 +272,8 @@ class Transferer:
         if plain_key is not None:
             known_keys[stored.id] = plain_key
         report.bytes += stored.size
-        if stored.name == autorenamed(name, {f.name for f in named_like}):
+        taken = set() if named_like is None else {f.name for f in named_like}
+        if stored.name == autorenamed(name, taken):
             earlier = None  # the name the room's files left it: no twin came first (see below)
         else:
             earlier = await _earlier_copy(destination, room, name, marker, info, stored)
@@ -379,12 +398,13 @@ async def _earlier_copy(
     whose copy came later sees the other's lower id and removes its own, and the other
     sees no earlier one and keeps its own.
 
-    The caller asks only when the room's files, as listed before the upload, do not explain
-    our copy's name. DRACOON names a file and numbers it in one step as it completes the
-    upload, renaming it (``autorename``) when the name is taken: a twin completed between
-    that listing and ours would hold the name ours was due, so ours got another. (Only a
-    similarly named file removed in those seconds could hide a twin: both copies then stay,
-    a duplicate, nothing lost.) A short recording's job so lists its room once, not twice.
+    The caller asks only when the room's files, as listed before the upload (or, on a first
+    delivery, none), do not explain our copy's name. DRACOON names a file and numbers it in
+    one step as it completes the upload, renaming it (``autorename``) when the name is taken:
+    a twin completed before ours would hold the name ours was due, so ours got another.
+    (Only a similarly named file removed in those seconds could hide a twin: both copies then
+    stay, a duplicate, nothing lost.) A short recording's job so lists its room once on a
+    redelivery, and not at all on a first delivery whose file kept its name.
 
     Only this run's own copy is ever removed, and
     only in favour of a complete one of the same source version. When DRACOON refuses the

@@ -166,6 +166,7 @@ class TransferService:
             keys=job.keys,
             rooms=rooms,
             parent_room_id=dracoon.parent_room_id,
+            first_delivery=first_delivery,
         )
         destination = DracoonDestination(client, keys.private_keys, channels, self.rooms)
         return await self.transferer.run(request, destination)
@@ -179,7 +180,14 @@ class TransferService:
         leases = self.settings.leases
         if self.s3 is None or not leases.shared or leases.bucket is None:
             return None
-        channels = ChannelLog(self.s3, leases.bucket, leases.prefix, job_id, client.uploads.cancel)
+        channels = ChannelLog(
+            self.s3,
+            leases.bucket,
+            leases.prefix,
+            job_id,
+            client.uploads.cancel,
+            unrecorded_up_to=self.settings.s3.chunk_size,
+        )
         if first_delivery:
             channels.first_attempt()
         else:
