@@ -54,7 +54,7 @@ def test_archive_runs_quick_and_its_copy_is_whole(tmp_path: Path) -> None:
     """The script itself refuses a copy of another size than the original and needs each
     recstore command's row to say DONE."""
     out = run_quick("archive.py", tmp_path, BENCH_SIZES="12MiB", BENCH_PART_SIZE="5MiB")
-    assert "targets at 12 MiB: b/p" in out
+    assert "targets at 12 MiB (best rounds): b/p" in out
 
 
 def test_planner_runs_quick_and_sends_a_message_per_planned_action(tmp_path: Path) -> None:
