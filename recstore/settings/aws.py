@@ -63,7 +63,11 @@ class S3Settings(Section):
         alias="chunkSize",
         ge=1024 * 1024,
         le=5 * 1024**3,
-        description="Bytes per ranged GET (`20MB`, `32MiB`, or bytes); memory scales with it.",
+        description=(
+            "Bytes per ranged GET (`20MB`, `32MiB`, or bytes); memory scales with it. A "
+            "recording no larger is uploaded without a record of its upload channel in the "
+            "lease bucket: a kill leaves at most this much to DRACOON's expiry."
+        ),
     )
     remove_after_transferring: bool = Field(
         True,
