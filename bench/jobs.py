@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import signal
 import sys
@@ -43,7 +42,15 @@ from typing import Any
 
 import aiohttp
 import yaml
-from _stack import QUICK, cpu_seconds, free_port, setting, start_daemon, start_devstack, work_dir
+from _stack import (
+    QUICK,
+    CpuMeter,
+    free_port,
+    setting,
+    start_daemon,
+    start_devstack,
+    work_dir,
+)
 from pool_rss import wait_for_lines
 
 from recstore.clients.aws import aws_client
@@ -197,15 +204,13 @@ class Run:
         try:
             wait_for_lines(log, " 15000 ", 1, patience=60)  # started
             asyncio.run(self.counters.take())
-            before = {"dev stack": cpu_seconds(self.proc.pid), "recstore": cpu_seconds(daemon.pid)}
-            started = time.perf_counter()
-            asyncio.run(self.send(keys, rooms, queue_url))
-            wait_for_lines(log, "job done", len(keys))
-            seconds = time.perf_counter() - started
-            cpu = {
-                "dev stack": cpu_seconds(self.proc.pid) - before["dev stack"],
-                "recstore": cpu_seconds(daemon.pid) - before["recstore"],
-            }
+            meter = CpuMeter({"dev stack": self.proc.pid, "recstore": daemon.pid})
+            with meter.measure():
+                started = time.perf_counter()
+                asyncio.run(self.send(keys, rooms, queue_url))
+                wait_for_lines(log, "job done", len(keys))
+                seconds = time.perf_counter() - started
+            cpu = {name: meter.spent[name] for name in ("dev stack", "recstore")}
             counts = asyncio.run(self.counters.take())
         finally:
             daemon.send_signal(signal.SIGTERM)
@@ -234,47 +239,50 @@ class Run:
             await account_keys.private_key()  # the account unlocked once, as the daemon does
             queue_url = self.state["queue_url"]
             await self.counters.take()
-            stack, own = cpu_seconds(self.proc.pid), os.times()
-            started = time.perf_counter()
-            await self.send(keys, rooms)
-            for _ in keys:
-                answer = await sqs.receive_message(
-                    QueueUrl=queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=1
-                )
-                [message] = answer["Messages"]
-                body = json.loads(message["Body"])
-                source = body["storage"]["extra"]["aws.s3"]["keys"][0]
-                room = body["storage"]["extra"]["dracoon"]["targets"][0]["path"]
-                got = await s3.get_object(Bucket=BUCKET, Key=source)
-                async with got["Body"] as stream:
-                    data = await stream.read()
-                cipher = FileEncryptor(generate_file_key())
-                encrypted = cipher.update(data)
-                plain: list[Any] = []
+            meter = CpuMeter({"dev stack": self.proc.pid})  # and this process: the baseline
+            with meter.measure():
+                started = time.perf_counter()
+                await self.send(keys, rooms)
+                for _ in keys:
+                    answer = await sqs.receive_message(
+                        QueueUrl=queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=1
+                    )
+                    [message] = answer["Messages"]
+                    body = json.loads(message["Body"])
+                    source = body["storage"]["extra"]["aws.s3"]["keys"][0]
+                    room = body["storage"]["extra"]["dracoon"]["targets"][0]["path"]
+                    got = await s3.get_object(Bucket=BUCKET, Key=source)
+                    async with got["Body"] as stream:
+                        data = await stream.read()
+                    cipher = FileEncryptor(generate_file_key())
+                    encrypted = cipher.update(data)
+                    plain: list[Any] = []
 
-                def file_key(cipher: FileEncryptor = cipher, plain: list[Any] = plain) -> Any:
-                    plain.append(cipher.finalize())
-                    return encrypt_file_key(plain[-1], own_key)
+                    def file_key(cipher: FileEncryptor = cipher, plain: list[Any] = plain) -> Any:
+                        plain.append(cipher.finalize())
+                        return encrypt_file_key(plain[-1], own_key)
 
-                async def chunks(encrypted: bytes = encrypted) -> Any:
-                    yield memoryview(encrypted)
+                    async def chunks(encrypted: bytes = encrypted) -> Any:
+                        yield memoryview(encrypted)
 
-                node = await dracoon.uploads.upload(
-                    room_ids[room], source.rsplit("/", 1)[1], len(data), chunks(), file_key=file_key
-                )
-                await share_missing_keys(
-                    DracoonDestination(dracoon, account_keys.private_keys),
-                    file_id=node.id,
-                    known_keys={node.id: plain[-1]},
-                )
-                await s3.delete_object(Bucket=BUCKET, Key=source)
-                await sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-            seconds = time.perf_counter() - started
-            done = os.times()
-            cpu = {
-                "dev stack": cpu_seconds(self.proc.pid) - stack,
-                "baseline": done.user + done.system - own.user - own.system,
-            }
+                    node = await dracoon.uploads.upload(
+                        room_ids[room],
+                        source.rsplit("/", 1)[1],
+                        len(data),
+                        chunks(),
+                        file_key=file_key,
+                    )
+                    await share_missing_keys(
+                        DracoonDestination(dracoon, account_keys.private_keys),
+                        file_id=node.id,
+                        known_keys={node.id: plain[-1]},
+                    )
+                    await s3.delete_object(Bucket=BUCKET, Key=source)
+                    await sqs.delete_message(
+                        QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"]
+                    )
+                seconds = time.perf_counter() - started
+            cpu = {"dev stack": meter.spent["dev stack"], "baseline": meter.spent["bench"]}
             return seconds, await self.counters.take(), cpu
 
 

@@ -41,7 +41,7 @@ def test_a_killed_daemon_resumes_without_duplicates(setup: Setup) -> None:
     assert setup.source_exists(key)
     assert files_in(state, f"/Recordings/{target}") == []
     asyncio.run(admin(state, "faults", {}))
-    quiet = setup.config_with({"reportLevel": "error"})  # failures only, no status lines
+    quiet = setup.config({"reportLevel": "error"})  # failures only, no status lines
     setup.start(quiet)
     setup.wait(
         lambda: setup.depth() == (0, 0) and len(files_in(state, f"/Recordings/{target}")) == 1
@@ -67,7 +67,7 @@ def test_sigterm_hands_the_job_back_and_another_daemon_finishes_it(setup: Setup)
     asyncio.run(admin(state, "faults", {"latency_ms": 1500, "path_pattern": "^/_s3/"}))
     before = open_uploads(state)
     short_polls = {"waitTimeSeconds": 1}
-    first = setup.start(setup.config_with(short_polls, gracePeriod="3s"))
+    first = setup.start(setup.config(short_polls, daemon={"gracePeriod": "3s"}))
     setup.wait(lambda: open_uploads(state) > before)
     started = time.monotonic()
     first.send_signal(signal.SIGTERM)

@@ -143,7 +143,7 @@ def test_the_daemon_refuses_each_source_it_may_not_touch_and_leaves_it_in_place(
     document = instance_document(state, [])
     document["recordings"]["source-buckets"] = [f"recordings/{tag}/in/a/"]
     seed_configurator(state, narrow, document)
-    config = setup.config_with({"sourceBuckets": [f"recordings/{tag}/in/", other]})
+    config = setup.config({"sourceBuckets": [f"recordings/{tag}/in/", other]})
 
     def body(domain: str, bucket: str, key: str, meeting: int) -> str:
         doc = job(domain, [key], [{"path": f"src-{tag}"}], meeting=meeting)

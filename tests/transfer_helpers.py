@@ -105,9 +105,6 @@ class Setup:
         path.write_text(yaml.safe_dump(doc))
         return path
 
-    def config_with(self, transferer: dict[str, Any], **daemon: Any) -> Path:
-        return self.config(transferer, daemon=daemon)
-
     def start(self, config: Path) -> subprocess.Popen[str]:
         proc = start_daemon(config, self.tmp / f"daemon-{len(self.daemons)}.log")
         self.daemons.append(proc)

@@ -69,7 +69,6 @@ class ParentNotFound(DracoonError, NotFound):
             status=refused.status,
             code=refused.code,
         )
-        self.parent_id = parent_id
 
 
 class UploadChannels:

@@ -54,8 +54,6 @@ class ChannelLog:
         recorded (the chunk size; 0: every channel is)."""
         self._store = store
         self._unrecorded_up_to = unrecorded_up_to
-        #: Channels of small uploads, open now and not recorded.
-        self._unrecorded: set[str] = set()
         self._bucket = bucket
         self._cancel = cancel
         digest = hashlib.sha256(job_id.encode()).hexdigest()[:32]
@@ -110,15 +108,13 @@ class ChannelLog:
 
     async def opened(self, upload_id: str, size: int | None = None) -> None:
         if size is not None and size <= self._unrecorded_up_to:
-            self._unrecorded.add(upload_id)
-            return
+            return  # a small upload's channel is left out (see the module docstring)
         await self._write([*await self._held(), upload_id])
 
     async def closed(self, upload_id: str) -> None:
-        if upload_id in self._unrecorded:
-            self._unrecorded.discard(upload_id)
-            return
-        await self._write([i for i in await self._held() if i != upload_id])
+        held = await self._held()
+        if upload_id in held:  # else never recorded: nothing to write
+            await self._write([i for i in held if i != upload_id])
 
     async def forget(self) -> None:
         await self._write([])
